@@ -1,0 +1,77 @@
+"""The append-only audit trail. Rows are inserted by `audit.services.audit_record` only; database
+triggers reject UPDATE, DELETE and TRUNCATE (see migration 0002)."""
+
+from django.db import models
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "User"
+    SERVICE = "service", "Service account"
+    SYSTEM = "system", "System"
+
+
+class AppendOnlyModel(models.Model):
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise PermissionError(f"{type(self).__name__} rows are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionError(f"{type(self).__name__} rows are append-only.")
+
+
+class AuditEvent(AppendOnlyModel):
+    """One event of the chain. `body` is the canonical JSON the hash covers; the other columns are
+    queryable copies that the verifier checks against it. No foreign keys: events outlive their
+    subjects and actors."""
+
+    seq = models.BigIntegerField(primary_key=True)
+    occurred_at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=150)
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=100, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    environment = models.CharField(max_length=100, blank=True)
+    data = models.JSONField(default=dict)
+    request_id = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    body = models.TextField()
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            models.Index(fields=["occurred_at"], name="audit_event_time"),
+            models.Index(fields=["action", "seq"], name="audit_event_action"),
+            models.Index(fields=["actor_name", "seq"], name="audit_event_actor"),
+            models.Index(fields=["object_type", "object_id", "seq"], name="audit_event_object"),
+            models.Index(fields=["environment", "seq"], name="audit_event_environment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_name}"
+
+
+class AuditCheckpoint(AppendOnlyModel):
+    """A signed statement that the chain held `size` events ending in `tip_hash`."""
+
+    size = models.BigIntegerField()
+    tip_hash = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)
+    key_id = models.CharField(max_length=32)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-size", "-id"]
+        get_latest_by = "created_at"
+
+    def __str__(self) -> str:
+        return f"checkpoint at {self.size} ({self.created_at:%Y-%m-%d %H:%M})"

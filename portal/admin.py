@@ -1,0 +1,154 @@
+"""The Django admin for organisation data. Every save goes through the services, so the admin
+writes the same audit events as any other path."""
+
+from django.contrib import admin, messages
+
+from portal import services
+from portal.models import Membership, ServiceAccount, ServiceToken, Team
+
+
+class ServiceBackedAdmin(admin.ModelAdmin):
+    """Bulk deletion would skip the services; one object at a time instead."""
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "is_approver", "is_emergency_approver", "joined_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Team)
+class TeamAdmin(ServiceBackedAdmin):
+    list_display = ("name", "slug")
+    search_fields = ("name", "slug")
+    inlines = [MembershipInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("slug",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = services.team_update(
+                actor=request.user, team=obj, name=obj.name, description=obj.description
+            )
+        else:
+            saved = services.team_create(
+                actor=request.user, name=obj.name, slug=obj.slug, description=obj.description
+            )
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Membership)
+class MembershipAdmin(ServiceBackedAdmin):
+    list_display = ("user", "team", "is_approver", "is_emergency_approver")
+    list_filter = ("team", "is_approver", "is_emergency_approver")
+    search_fields = ("user__username", "team__name")
+    autocomplete_fields = ("user", "team")
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("user", "team") if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        saved = services.membership_set(
+            actor=request.user,
+            user=obj.user,
+            team=obj.team,
+            is_approver=obj.is_approver,
+            is_emergency_approver=obj.is_emergency_approver,
+        )
+        obj.pk = saved.pk
+
+    def delete_model(self, request, obj):
+        services.membership_remove(actor=request.user, membership=obj)
+
+
+class ServiceTokenInline(admin.TabularInline):
+    model = ServiceToken
+    extra = 0
+    fields = ("prefix", "created_at", "revoked_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(ServiceBackedAdmin):
+    list_display = ("name", "team", "scopes", "is_active")
+    list_filter = ("team", "is_active")
+    search_fields = ("name",)
+    inlines = [ServiceTokenInline]
+    actions = ["issue_token"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "team") if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = services.service_account_update(
+                actor=request.user,
+                service_account=obj,
+                scopes=obj.scopes,
+                is_active=obj.is_active,
+            )
+        else:
+            saved, issued = services.service_account_create(
+                actor=request.user, name=obj.name, team=obj.team, scopes=obj.scopes
+            )
+            self._show_secret(request, issued)
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Issue a new token (shown once)")
+    def issue_token(self, request, queryset):
+        for account in queryset:
+            self._show_secret(
+                request, services.service_token_issue(actor=request.user, service_account=account)
+            )
+
+    def _show_secret(self, request, issued):
+        self.message_user(
+            request,
+            f"Token for {issued.token.service_account.name} (copy it now, it is not shown again): "
+            f"{issued.secret}",
+            messages.WARNING,
+        )
+
+
+@admin.register(ServiceToken)
+class ServiceTokenAdmin(ServiceBackedAdmin):
+    list_display = ("service_account", "prefix", "created_at", "revoked_at")
+    list_filter = ("service_account",)
+    readonly_fields = ("service_account", "prefix", "created_at", "revoked_at")
+    exclude = ("token_hash",)
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        for token in queryset:
+            services.service_token_revoke(actor=request.user, token=token)

@@ -1,0 +1,56 @@
+"""Domain errors and the one place that turns them into API responses."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError, InterfaceError, OperationalError
+from rest_framework import status
+from rest_framework.exceptions import ValidationError as DRFValidationError
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    """A rule said no. `code` is stable and machine-readable; the message is for people."""
+
+    code = "domain_error"
+    status_code = status.HTTP_409_CONFLICT
+
+    def __init__(self, detail: str, *, code: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class RuleDenied(DomainError):
+    """The actor is not allowed to do this, whatever the state of things."""
+
+    code = "forbidden"
+    status_code = status.HTTP_403_FORBIDDEN
+
+
+class Conflict(DomainError):
+    """The request clashes with what is recorded (a different payload under the same key, a
+    move the state does not allow)."""
+
+    code = "conflict"
+    status_code = status.HTTP_409_CONFLICT
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status_code = status.HTTP_404_NOT_FOUND
+
+
+def api_exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        exc = DRFValidationError(
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+    if isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError:
+        return Response(
+            {"code": "database_unavailable", "detail": "The database cannot be reached; retry."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+    return exception_handler(exc, context)

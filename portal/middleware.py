@@ -1,0 +1,34 @@
+"""Request ids for the audit trail, and sign-in required on every page."""
+
+import re
+import uuid
+
+from django.contrib.auth.middleware import LoginRequiredMiddleware
+
+REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class RequestIdMiddleware:
+    """Keeps the proxy's X-Request-ID when it is sane, else makes one; echoes it back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request.id = incoming if REQUEST_ID_PATTERN.match(incoming) else uuid.uuid4().hex
+        response = self.get_response(request)
+        response["X-Request-ID"] = request.id
+        return response
+
+
+class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
+    """Every page needs a signed-in user. The API authenticates on its own (tokens answer 401, not
+    a redirect), the admin has its own sign-in, and probes must answer anonymously."""
+
+    open_prefixes = ("/api/", "/admin/", "/static/", "/healthz", "/readyz")
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.path.startswith(self.open_prefixes):
+            return None
+        return super().process_view(request, view_func, view_args, view_kwargs)

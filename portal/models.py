@@ -1,0 +1,115 @@
+"""Organisation: teams, who holds which role in them, and the service accounts CI uses."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    MEMBER = "member", "Member"
+    APPROVER = "approver", "Approver"
+    EMERGENCY_APPROVER = "emergency_approver", "Emergency approver"
+
+
+class Membership(models.Model):
+    """A user's place in a team. Every member may peer-review; the flags add sign-off rights."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    is_approver = models.BooleanField(default=False)
+    is_emergency_approver = models.BooleanField(default=False)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "team"], name="membership_unique_user_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team}"
+
+    @property
+    def roles(self) -> list[str]:
+        roles = [Role.MEMBER.value]
+        if self.is_approver:
+            roles.append(Role.APPROVER.value)
+        if self.is_emergency_approver:
+            roles.append(Role.EMERGENCY_APPROVER.value)
+        return roles
+
+    @property
+    def role_labels(self) -> list[str]:
+        return [Role(role).label for role in self.roles]
+
+
+class Scope(models.TextChoices):
+    REGISTRY_WRITE = "registry:write", "Register datasets, models and builds"
+    DEPLOYMENTS_WRITE = "deployments:write", "Report deployments and roll back"
+    GATE_READ = "gate:read", "Ask the deployment gate"
+    AUDIT_READ = "audit:read", "Read the audit trail"
+
+
+class ServiceAccount(models.Model):
+    """A non-human caller such as a CI/CD pipeline; it acts through bearer tokens."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="service_accounts")
+    scopes = models.JSONField(default=list)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    is_authenticated = True
+    is_anonymous = False
+    is_service_account = True
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def has_scope(self, scope: str) -> bool:
+        return self.is_active and scope in self.scopes
+
+
+class ServiceToken(models.Model):
+    """A bearer token. Only its sha256 is stored; the prefix finds the row without the secret."""
+
+    service_account = models.ForeignKey(
+        ServiceAccount, on_delete=models.CASCADE, related_name="tokens"
+    )
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),  # noqa: S106
+                name="service_token_hash_hex",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service_account.name} token {self.prefix}…"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
