@@ -1,0 +1,135 @@
+"""The model registry: every version tied to one commit, one build, one artifact digest, its
+training data and its environment lock. Versions and dataset versions never change once
+registered (see the services, and the database guard in the migrations)."""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from portal.models import ServiceAccount, Team
+
+SHA1_HEX = r"^[0-9a-f]{40}$"
+SHA256_HEX = r"^[0-9a-f]{64}$"
+
+
+class Repository(models.Model):
+    """A git repository, named by its URL. A local bare mirror and a GitLab project are optional
+    and set by an administrator."""
+
+    url = models.CharField(max_length=500, unique=True)
+    mirror_path = models.CharField(max_length=500, blank=True)
+    gitlab_url = models.URLField(blank=True)
+    gitlab_project_id = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["url"]
+        verbose_name_plural = "repositories"
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class RegisteredModel(models.Model):
+    name = models.SlugField(max_length=100, unique=True)
+    owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="models")
+    description = models.TextField(blank=True)
+    risk_tier = models.PositiveSmallIntegerField(
+        default=2, validators=[MinValueValidator(1), MaxValueValidator(3)]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(risk_tier__gte=1, risk_tier__lte=3), name="registered_model_risk_tier"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetVersion(models.Model):
+    name = models.CharField(max_length=200)
+    version = models.CharField(max_length=100)
+    uri = models.CharField(max_length=1000)
+    sha256 = models.CharField(max_length=64)
+    rows = models.BigIntegerField(null=True, blank=True)
+    schema_sha256 = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["name", "version"], name="dataset_version_unique"),
+            models.CheckConstraint(condition=Q(sha256__regex=SHA256_HEX), name="dataset_sha256"),
+            models.CheckConstraint(
+                condition=Q(schema_sha256="") | Q(schema_sha256__regex=SHA256_HEX),
+                name="dataset_schema_sha256",
+            ),
+            models.CheckConstraint(
+                condition=Q(rows__isnull=True) | Q(rows__gte=0), name="dataset_rows"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+class ModelVersion(models.Model):
+    """One build of a model. Immutable once registered."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
+    version = models.CharField(max_length=100)
+    repository = models.ForeignKey(Repository, on_delete=models.PROTECT, related_name="versions")
+    commit_sha = models.CharField(max_length=40)
+    ref = models.CharField(max_length=255, blank=True)
+    build_id = models.CharField(max_length=200)
+    build_url = models.URLField(max_length=500, blank=True)
+    artifact_uri = models.CharField(max_length=1000)
+    artifact_sha256 = models.CharField(max_length=64)
+    framework = models.CharField(max_length=100, blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    datasets = models.ManyToManyField(DatasetVersion, related_name="model_versions", blank=True)
+    env_lock_sha256 = models.CharField(max_length=64, blank=True)
+    created_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_by_service = models.ForeignKey(
+        ServiceAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_by_name = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="model_version_unique"),
+            models.CheckConstraint(condition=Q(commit_sha__regex=SHA1_HEX), name="mv_commit_sha"),
+            models.CheckConstraint(
+                condition=Q(artifact_sha256__regex=SHA256_HEX), name="mv_artifact_sha256"
+            ),
+            models.CheckConstraint(
+                condition=Q(env_lock_sha256="") | Q(env_lock_sha256__regex=SHA256_HEX),
+                name="mv_env_lock_sha256",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["model", "artifact_sha256"], name="mv_model_artifact"),
+            models.Index(fields=["commit_sha"], name="mv_commit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name} {self.version}"
+
+    @property
+    def short_sha(self) -> str:
+        return self.commit_sha[:10]

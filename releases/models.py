@@ -1,0 +1,277 @@
+"""Environments and their versioned policies, change requests, sign-offs and deployments.
+
+State never changes on save: the services in `releases/services/` own every transition.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from portal.models import ServiceAccount, Team
+from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
+from releases.states import Kind, State
+
+
+class Environment(models.Model):
+    name = models.SlugField(max_length=50, unique=True)
+    rank = models.PositiveSmallIntegerField(help_text="Position in the promotion path (dev=1).")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["rank", "name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EnvironmentPolicy(models.Model):
+    """One version of an environment's rules. Never edited: a change writes the next version,
+    and sign-offs and gate decisions point at the version they were given under."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="policies")
+    version = models.PositiveIntegerField()
+    needs_change_request = models.BooleanField(default=True)
+    needs_peer_review = models.BooleanField(default=True)
+    approval_teams = models.ManyToManyField(Team, blank=True, related_name="+")
+    soak_source = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    soak_days = models.PositiveSmallIntegerField(default=0)
+    emergency_allowed = models.BooleanField(default=True)
+    exclude_commit_authors = models.BooleanField(default=False)
+    retrospective_hours = models.PositiveSmallIntegerField(default=72)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["environment", "-version"]
+        get_latest_by = "version"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "version"], name="environment_policy_version_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name} policy v{self.version}"
+
+
+class FreezeWindow(models.Model):
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="freezes")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    reason = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="freeze_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.environment.name} freeze {self.starts_at:%Y-%m-%d} to {self.ends_at:%Y-%m-%d}"
+        )
+
+
+class ChangeRequest(models.Model):
+    """A request to put one exact model version into one environment. Its human number is
+    `CR-<id>`."""
+
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.NORMAL)
+    state = models.CharField(max_length=32, choices=State.choices, default=State.DRAFT)
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="change_requests"
+    )
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="change_requests"
+    )
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="change_requests"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="change_requests")
+    title = models.CharField(max_length=200)
+    justification = models.TextField()
+    risk_impact = models.TextField(blank=True)
+    test_evidence = models.TextField(blank=True)
+    rollback_plan = models.TextField()
+    window_start = models.DateTimeField(null=True, blank=True)
+    window_end = models.DateTimeField(null=True, blank=True)
+    incident_ref = models.CharField(max_length=100, blank=True)
+    content_digest = models.CharField(max_length=64)
+    policy = models.ForeignKey(
+        EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    retrospective_due_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["state", "environment"], name="cr_state_env"),
+            models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(window_start__isnull=True)
+                | Q(window_end__isnull=True)
+                | Q(window_end__gt=models.F("window_start")),
+                name="cr_window_order",
+            ),
+            models.CheckConstraint(
+                condition=Q(content_digest="") | Q(content_digest__regex=SHA256_HEX),
+                name="cr_content_digest",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number} {self.title}"
+
+    @property
+    def number(self) -> str:
+        return f"CR-{self.pk}"
+
+
+class SignOffKind(models.TextChoices):
+    PEER_REVIEW = "peer_review", "Peer review"
+    APPROVAL = "approval", "Approval"
+    EMERGENCY_AUTHORISATION = "emergency_authorisation", "Emergency authorisation"
+    RETROSPECTIVE = "retrospective", "Retrospective review"
+
+
+class Decision(models.TextChoices):
+    APPROVE = "approve", "Approve"
+    REJECT = "reject", "Reject"
+
+
+class SignOff(models.Model):
+    """An electronic signature: who, for which team, what they decided, what it means, and the
+    digest of the content they saw. Voided, never deleted, when the request is edited."""
+
+    change_request = models.ForeignKey(
+        ChangeRequest, on_delete=models.PROTECT, related_name="sign_offs"
+    )
+    kind = models.CharField(max_length=32, choices=SignOffKind.choices)
+    team = models.ForeignKey(
+        Team, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    signer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sign_offs"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    meaning = models.CharField(max_length=300)
+    content_digest = models.CharField(max_length=64)
+    policy = models.ForeignKey(EnvironmentPolicy, on_delete=models.PROTECT, related_name="+")
+    reauthenticated = models.BooleanField(default=False)
+    signed_at = models.DateTimeField()
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["signed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["change_request", "signer"],
+                condition=Q(voided_at__isnull=True) & ~Q(kind="retrospective"),
+                name="signoff_one_per_person",
+            ),
+            models.UniqueConstraint(
+                fields=["change_request", "kind", "team"],
+                condition=Q(voided_at__isnull=True),
+                name="signoff_one_per_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} of {self.change_request.number} by {self.signer}"
+
+
+class DeploymentKind(models.TextChoices):
+    DEPLOY = "deploy", "Deploy"
+    ROLLBACK = "rollback", "Rollback"
+
+
+class DeploymentStatus(models.TextChoices):
+    STARTED = "started", "Started"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    ROLLED_BACK = "rolled_back", "Rolled back"
+
+
+class Deployment(models.Model):
+    """One attempt to put a model version into an environment. What is live is the latest
+    deployment there with a `succeeded_at`; a later rollback keeps that time, so the past stays
+    answerable."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="deployments"
+    )
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="deployments")
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="deployments"
+    )
+    change_request = models.ForeignKey(
+        ChangeRequest, on_delete=models.PROTECT, null=True, blank=True, related_name="deployments"
+    )
+    kind = models.CharField(max_length=16, choices=DeploymentKind.choices)
+    rollback_of = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="rollbacks"
+    )
+    status = models.CharField(
+        max_length=16, choices=DeploymentStatus.choices, default=DeploymentStatus.STARTED
+    )
+    started_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started_by_service = models.ForeignKey(
+        ServiceAccount, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    started_by_name = models.CharField(max_length=150)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    pipeline_url = models.URLField(max_length=500, blank=True)
+    health_url = models.URLField(max_length=500, blank=True)
+    detail = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            models.Index(
+                fields=["environment", "model", "-succeeded_at"],
+                condition=Q(succeeded_at__isnull=False),
+                name="deployment_live",
+            ),
+            models.Index(fields=["change_request", "status"], name="deployment_change"),
+            models.Index(fields=["model", "environment", "-started_at"], name="deployment_history"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.model_version} to {self.environment}"
+
+
+class HealthCheck(models.Model):
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.CASCADE, related_name="health_checks"
+    )
+    checked_at = models.DateTimeField()
+    ok = models.BooleanField()
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    reported_sha256 = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-checked_at"]
+        indexes = [models.Index(fields=["deployment", "-checked_at"], name="healthcheck_latest")]
+
+    def __str__(self) -> str:
+        return f"{'ok' if self.ok else 'down'} at {self.checked_at:%Y-%m-%d %H:%M}"
