@@ -275,3 +275,92 @@ class HealthCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{'ok' if self.ok else 'down'} at {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class GatePurpose(models.TextChoices):
+    CHECK = "check", "Gate check"
+    DEPLOYMENT = "deployment", "Deployment start"
+
+
+class GateDecision(models.Model):
+    """One answer of the deployment gate, kept with the policy version it applied (rule 13), so
+    an auditor can see why a deployment was let through or refused."""
+
+    purpose = models.CharField(max_length=16, choices=GatePurpose.choices)
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    model = models.ForeignKey(
+        RegisteredModel, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    change_request = models.ForeignKey(
+        ChangeRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="gate_decisions",
+    )
+    policy = models.ForeignKey(
+        EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    deployment = models.OneToOneField(
+        Deployment, on_delete=models.PROTECT, null=True, blank=True, related_name="gate_decision"
+    )
+    allowed = models.BooleanField()
+    reasons = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    question = models.JSONField(default=dict, blank=True)
+    asked_by_name = models.CharField(max_length=150)
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        indexes = [models.Index(fields=["environment", "-decided_at"], name="gate_decision_env")]
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else "denied"
+        return f"Gate {verdict} at {self.decided_at:%Y-%m-%d %H:%M}"
+
+
+class UnauthorisedChange(models.Model):
+    """Rule 14: a live deployment reported serving an artifact digest that the ledger did not put
+    there. It stays flagged until someone reviews it."""
+
+    deployment = models.ForeignKey(
+        Deployment, on_delete=models.PROTECT, related_name="unauthorised_changes"
+    )
+    health_check = models.ForeignKey(HealthCheck, on_delete=models.PROTECT, related_name="+")
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    expected_sha256 = models.CharField(max_length=64)
+    reported_sha256 = models.CharField(max_length=64)
+    detected_at = models.DateTimeField()
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reviewed_by_name = models.CharField(max_length=150, blank=True)
+    review_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        indexes = [
+            models.Index(
+                fields=["environment", "model"],
+                condition=Q(reviewed_at__isnull=True),
+                name="unauthorised_open",
+            )
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["deployment", "reported_sha256"],
+                condition=Q(reviewed_at__isnull=True),
+                name="unauthorised_one_open_per_digest",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Unauthorised digest {self.reported_sha256[:12]} in {self.environment}"

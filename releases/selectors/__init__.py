@@ -1,0 +1,1 @@
+"""Reads of the releases domain, several of them depending on who asks."""

@@ -1,0 +1,478 @@
+"""Deployments: start (behind the gate), result, rollback, health checks and the unauthorised
+change flag (DESIGN.md rules 9, 10 and 14). Every write here is one service function."""
+
+from datetime import datetime
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from audit.services import audit_record, describe_actor
+from portal.authentication import is_service_account
+from portal.exceptions import Conflict, RuleDenied
+from portal.models import Membership, Scope
+from registry.models import ModelVersion, RegisteredModel
+from releases.models import (
+    ChangeRequest,
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    Environment,
+    GatePurpose,
+    HealthCheck,
+    UnauthorisedChange,
+)
+from releases.services.gate import (
+    GateAnswer,
+    current_policy,
+    decision_data,
+    gate_decision_record,
+    gate_evaluate,
+)
+
+
+class GateDenied(RuleDenied):
+    """The gate refused a deployment start; `reasons` lists every failing rule."""
+
+    code = "gate_denied"
+
+    def __init__(self, answer: GateAnswer):
+        codes = ", ".join(answer.codes())
+        super().__init__(f"The gate refused this deployment: {codes}.")
+        self.answer = answer
+        self.reasons = answer.reasons
+
+
+def _started_by(actor: Any) -> dict[str, Any]:
+    return {
+        "started_by_user": None if actor is None or is_service_account(actor) else actor,
+        "started_by_service": actor if is_service_account(actor) else None,
+        "started_by_name": describe_actor(actor)[2],
+    }
+
+
+def _require_scope(actor: Any) -> None:
+    if is_service_account(actor) and not actor.has_scope(Scope.DEPLOYMENTS_WRITE):
+        raise RuleDenied(
+            f"This token lacks the '{Scope.DEPLOYMENTS_WRITE}' scope.", code="missing_scope"
+        )
+
+
+def _may_deploy(actor: Any, model: RegisteredModel, change_request: ChangeRequest | None) -> None:
+    """People deploy their own team's models or their own changes; pipelines need the scope."""
+    _require_scope(actor)
+    if actor is None or is_service_account(actor):
+        return
+    if change_request is not None and change_request.requester_id == actor.pk:
+        return
+    if Membership.objects.filter(user=actor, team_id=model.owner_team_id).exists():
+        return
+    raise RuleDenied(
+        f"Only {model.owner_team.name}, the requester of the change or the pipeline may deploy "
+        f"{model.name}.",
+        code="not_allowed_to_deploy",
+    )
+
+
+def deployment_start(
+    *,
+    actor: Any,
+    environment: Environment,
+    model_version: ModelVersion,
+    change_request: ChangeRequest | None = None,
+    pipeline_url: str = "",
+    health_url: str = "",
+    request: Any = None,
+    now: datetime | None = None,
+) -> tuple[Deployment, bool]:
+    """Record that CD starts a deployment, if the gate allows it now (rules 7 to 9 and 11).
+
+    The gate runs again inside this transaction with the change request row locked, so two starts
+    under one change cannot both pass. A refusal is itself a record (rule 13): it is committed
+    with its audit event before `GateDenied` is raised. A retry with the same pipeline URL returns
+    the deployment already recorded, with `created` False.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        _may_deploy(actor, model_version.model, change_request)
+        if pipeline_url:
+            existing = _same_pipeline(environment, model_version, change_request, pipeline_url)
+            if existing is not None:
+                return existing, False
+        answer = gate_evaluate(
+            environment=environment,
+            model=model_version.model,
+            version=model_version.version,
+            change_request=change_request,
+            now=now,
+            lock=True,
+        )
+        question = {
+            "environment": environment.name,
+            "model": model_version.model.name,
+            "version": model_version.version,
+            "change_request": change_request.number if change_request else "",
+            "pipeline_url": pipeline_url,
+        }
+        deployment = None
+        if answer.allowed:
+            deployment = Deployment(
+                environment=environment,
+                model=model_version.model,
+                model_version=model_version,
+                change_request=answer.change_request,
+                kind=DeploymentKind.DEPLOY,
+                status=DeploymentStatus.STARTED,
+                started_at=now,
+                pipeline_url=pipeline_url,
+                health_url=health_url,
+                **_started_by(actor),
+            )
+            deployment.full_clean()
+            deployment.save()
+        decision = gate_decision_record(
+            actor=actor,
+            answer=answer,
+            purpose=GatePurpose.DEPLOYMENT,
+            question=question,
+            deployment=deployment,
+        )
+        audit_record(
+            actor=actor,
+            action="deployment.started" if deployment else "deployment.refused",
+            target=deployment or model_version,
+            environment=environment,
+            data={**question, **decision_data(answer, decision)},
+            request=request,
+        )
+    if deployment is None:
+        raise GateDenied(answer)
+    return deployment, True
+
+
+def _same_pipeline(
+    environment: Environment,
+    model_version: ModelVersion,
+    change_request: ChangeRequest | None,
+    pipeline_url: str,
+) -> Deployment | None:
+    existing = Deployment.objects.filter(
+        environment=environment, model=model_version.model, pipeline_url=pipeline_url
+    ).first()
+    if existing is None:
+        return None
+    same = existing.model_version_id == model_version.pk and (
+        change_request is None or existing.change_request_id == change_request.pk
+    )
+    if not same:
+        raise Conflict(
+            f"Pipeline {pipeline_url} already reported a different deployment.",
+            code="pipeline_url_reused",
+        )
+    return existing
+
+
+@transaction.atomic
+def deployment_record_result(
+    *,
+    actor: Any,
+    deployment: Deployment,
+    status: str,
+    detail: str = "",
+    request: Any = None,
+    now: datetime | None = None,
+) -> Deployment:
+    """CD reports how a deployment ended. Success makes it live and uses up its change (rule 9);
+    a failure leaves the change usable for a retry inside its window. Reporting the same result
+    twice changes nothing."""
+    now = now or timezone.now()
+    if status not in (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED):
+        raise ValidationError({"status": "A result is 'succeeded' or 'failed'."})
+    _require_scope(actor)
+    deployment = (
+        Deployment.objects.select_for_update(of=("self",))
+        .select_related("environment", "model", "change_request")
+        .get(pk=deployment.pk)
+    )
+    if (
+        actor is not None
+        and not is_service_account(actor)
+        and deployment.started_by_user_id != actor.pk
+    ):
+        raise RuleDenied(
+            "Only the pipeline or the person who started a deployment reports its result.",
+            code="not_allowed_to_report",
+        )
+    if deployment.status != DeploymentStatus.STARTED:
+        if deployment.status == status:
+            return deployment
+        raise Conflict(
+            f"This deployment already ended as {deployment.get_status_display().lower()}.",
+            code="deployment_finished",
+        )
+    deployment.status = status
+    deployment.finished_at = now
+    deployment.detail = detail
+    if status == DeploymentStatus.SUCCEEDED:
+        deployment.succeeded_at = now
+    deployment.full_clean()
+    deployment.save()
+    if status == DeploymentStatus.SUCCEEDED and deployment.change_request is not None:
+        _mark_change_deployed(deployment)
+    audit_record(
+        actor=actor,
+        action=f"deployment.{status}",
+        target=deployment,
+        environment=deployment.environment,
+        data={
+            "deployment": deployment.pk,
+            "model": deployment.model.name,
+            "version": deployment.model_version.version,
+            "change_request": (
+                deployment.change_request.number if deployment.change_request else None
+            ),
+            "status": status,
+            "detail": detail,
+        },
+        request=request,
+    )
+    return deployment
+
+
+def _mark_change_deployed(deployment: Deployment) -> None:
+    from releases.services.change_requests import change_request_mark_deployed
+
+    change_request_mark_deployed(change_request=deployment.change_request, deployment=deployment)
+
+
+def _is_environment_approver(user: Any, environment: Environment) -> bool:
+    policy = current_policy(environment)
+    if policy is None:
+        return False
+    return Membership.objects.filter(
+        user=user, is_approver=True, team__in=policy.approval_teams.all()
+    ).exists()
+
+
+def rollback_allowed(*, actor: Any, environment: Environment, replaced: Deployment) -> bool:
+    """Rule 10: the change's owner, an approver of one of the environment's approval teams, or a
+    token with `deployments:write` may roll back."""
+    if actor is None:
+        return True
+    if is_service_account(actor):
+        return actor.has_scope(Scope.DEPLOYMENTS_WRITE)
+    if not actor.is_authenticated:
+        return False
+    owners = {replaced.started_by_user_id}
+    if replaced.change_request is not None:
+        owners.add(replaced.change_request.requester_id)
+    return actor.pk in owners or _is_environment_approver(actor, environment)
+
+
+def rollback_plan(
+    *, environment: Environment, model: RegisteredModel, lock: bool = False
+) -> tuple[Deployment, Deployment]:
+    """(the deployment a rollback replaces, the deployment whose version it puts back).
+
+    The replaced one is the latest attempt. If it failed or never finished, the version to put
+    back is what is live; if it succeeded, it is the latest earlier live version that was not
+    itself rolled back and differs from it.
+    """
+    history = Deployment.objects.filter(environment=environment, model=model).select_related(
+        "model_version", "change_request"
+    )
+    if lock:
+        history = history.select_for_update(of=("self",))
+    replaced = history.order_by("-started_at", "-pk").first()
+    if replaced is None or replaced.status == DeploymentStatus.ROLLED_BACK:
+        raise Conflict(
+            f"There is nothing to roll back for {model.name} in {environment.name}.",
+            code="nothing_to_roll_back",
+        )
+    earlier = history.filter(succeeded_at__isnull=False).exclude(pk=replaced.pk)
+    if replaced.succeeded_at is not None:
+        earlier = earlier.filter(
+            Q(succeeded_at__lt=replaced.succeeded_at), status=DeploymentStatus.SUCCEEDED
+        ).exclude(model_version=replaced.model_version)
+    target = earlier.order_by("-succeeded_at", "-pk").first()
+    if target is None:
+        raise Conflict(
+            f"No earlier version of {model.name} was live in {environment.name}, so there is "
+            "nothing to roll back to.",
+            code="no_previous_version",
+        )
+    return replaced, target
+
+
+@transaction.atomic
+def deployment_rollback(
+    *,
+    actor: Any,
+    environment: Environment,
+    model: RegisteredModel,
+    reason: str,
+    request: Any = None,
+    now: datetime | None = None,
+) -> Deployment:
+    """Rule 10: put back the version that was live before the latest attempt, with a reason and
+    no new approval. Recorded as a deployment of kind rollback that is live at once; the
+    deployment it replaces is marked rolled back and keeps its `succeeded_at`, so the past stays
+    answerable."""
+    now = now or timezone.now()
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "A rollback needs a reason."})
+    replaced, target = rollback_plan(environment=environment, model=model, lock=True)
+    if not rollback_allowed(actor=actor, environment=environment, replaced=replaced):
+        raise RuleDenied(
+            "Only the change's owner, an approver of this environment or the pipeline may roll "
+            f"back {model.name} in {environment.name}.",
+            code="not_allowed_to_roll_back",
+        )
+    rollback = Deployment(
+        environment=environment,
+        model=model,
+        model_version=target.model_version,
+        # The version goes back under the change that approved it there; no new approval.
+        change_request=target.change_request,
+        kind=DeploymentKind.ROLLBACK,
+        rollback_of=replaced,
+        status=DeploymentStatus.SUCCEEDED,
+        started_at=now,
+        finished_at=now,
+        succeeded_at=now,
+        reason=reason,
+        health_url=target.health_url,
+        **_started_by(actor),
+    )
+    rollback.full_clean()
+    rollback.save()
+    replaced.status = DeploymentStatus.ROLLED_BACK
+    replaced.finished_at = replaced.finished_at or now
+    replaced.save(update_fields=["status", "finished_at"])
+    audit_record(
+        actor=actor,
+        action="deployment.rolled_back",
+        target=rollback,
+        environment=environment,
+        data={
+            "deployment": rollback.pk,
+            "model": model.name,
+            "rolled_back": replaced.pk,
+            "from_version": replaced.model_version.version,
+            "to_version": target.model_version.version,
+            "change_request": (replaced.change_request.number if replaced.change_request else None),
+            "reason": reason,
+        },
+        request=request,
+    )
+    return rollback
+
+
+@transaction.atomic
+def health_check_record(
+    *,
+    deployment: Deployment,
+    ok: bool,
+    latency_ms: int | None = None,
+    status_code: int | None = None,
+    reported_sha256: str = "",
+    detail: str = "",
+    actor: Any = None,
+    now: datetime | None = None,
+) -> HealthCheck:
+    """Keep one probe of a live deployment. Plain probes are observations and write no audit
+    event; a digest the ledger did not put there (rule 14) raises a flag and is audited."""
+    now = now or timezone.now()
+    deployment = Deployment.objects.select_related("environment", "model", "model_version").get(
+        pk=deployment.pk
+    )
+    check = HealthCheck(
+        deployment=deployment,
+        checked_at=now,
+        ok=ok,
+        latency_ms=latency_ms,
+        status_code=status_code,
+        reported_sha256=reported_sha256.lower(),
+        detail=detail[:500],
+    )
+    check.full_clean()
+    check.save()
+    expected = deployment.model_version.artifact_sha256
+    if not check.reported_sha256 or check.reported_sha256 == expected:
+        return check
+    already = UnauthorisedChange.objects.filter(
+        deployment=deployment, reported_sha256=check.reported_sha256, reviewed_at__isnull=True
+    ).exists()
+    if already:
+        return check
+    flag = UnauthorisedChange(
+        deployment=deployment,
+        health_check=check,
+        environment=deployment.environment,
+        model=deployment.model,
+        expected_sha256=expected,
+        reported_sha256=check.reported_sha256,
+        detected_at=now,
+    )
+    flag.full_clean()
+    flag.save()
+    audit_record(
+        actor=actor,
+        action="deployment.unauthorised_change_detected",
+        target=deployment,
+        environment=deployment.environment,
+        data={
+            "flag": flag.pk,
+            "model": deployment.model.name,
+            "expected_sha256": expected,
+            "reported_sha256": check.reported_sha256,
+        },
+    )
+    return check
+
+
+@transaction.atomic
+def unauthorised_change_review(
+    *,
+    actor: Any,
+    flag: UnauthorisedChange,
+    note: str,
+    request: Any = None,
+    now: datetime | None = None,
+) -> UnauthorisedChange:
+    """Clear a rule 14 flag once an approver of the environment (or an administrator) has looked
+    into it and says what they found."""
+    now = now or timezone.now()
+    flag = (
+        UnauthorisedChange.objects.select_for_update(of=("self",))
+        .select_related("environment", "model")
+        .get(pk=flag.pk)
+    )
+    if flag.reviewed_at is not None:
+        raise Conflict("This flag has been reviewed already.", code="already_reviewed")
+    note = note.strip()
+    if not note:
+        raise ValidationError({"note": "Say what the review found."})
+    if not (getattr(actor, "is_staff", False) or _is_environment_approver(actor, flag.environment)):
+        raise RuleDenied(
+            f"Only an approver of {flag.environment.name} may clear this flag.",
+            code="not_allowed_to_review",
+        )
+    flag.reviewed_at = now
+    flag.reviewed_by = actor
+    flag.reviewed_by_name = describe_actor(actor)[2]
+    flag.review_note = note
+    flag.full_clean()
+    flag.save()
+    audit_record(
+        actor=actor,
+        action="deployment.unauthorised_change_reviewed",
+        target=flag.deployment,
+        environment=flag.environment,
+        data={"flag": flag.pk, "model": flag.model.name, "note": note},
+        request=request,
+    )
+    return flag
