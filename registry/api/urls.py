@@ -1,1 +1,18 @@
-urlpatterns: list = []
+from django.urls import path
+
+from registry.api import views
+
+urlpatterns = [
+    path("datasets/", views.DatasetVersionsView.as_view(), name="api-datasets"),
+    path("models/", views.ModelsView.as_view(), name="api-models"),
+    path(
+        "models/<slug:name>/versions/",
+        views.ModelVersionsView.as_view(),
+        name="api-model-versions",
+    ),
+    path(
+        "models/<slug:name>/versions/<str:version>/",
+        views.ModelVersionView.as_view(),
+        name="api-model-version",
+    ),
+]

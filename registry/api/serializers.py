@@ -1,0 +1,116 @@
+"""Input and output shapes of the registry API. Inputs check types only; the services check the
+rules (formats, known datasets, teams) so every path gets the same answers."""
+
+from rest_framework import serializers
+
+from registry.models import DatasetVersion, ModelVersion, RegisteredModel
+from registry.reproducibility import reproducibility
+
+
+class DatasetVersionInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    version = serializers.CharField(max_length=100)
+    uri = serializers.CharField(max_length=1000)
+    sha256 = serializers.CharField(max_length=64)
+    rows = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+    schema_sha256 = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default=""
+    )
+
+
+class DatasetVersionOutput(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetVersion
+        fields = ["id", "name", "version", "uri", "sha256", "rows", "schema_sha256", "created_at"]
+
+
+class ModelInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    owner_team = serializers.CharField(max_length=100, help_text="The owning team's slug.")
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    risk_tier = serializers.IntegerField(required=False, default=2)
+
+
+class ModelOutput(serializers.ModelSerializer):
+    owner_team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = ["id", "name", "owner_team", "description", "risk_tier", "created_at"]
+
+
+class DatasetRef(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    version = serializers.CharField(max_length=100)
+
+
+class ModelVersionInput(serializers.Serializer):
+    version = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Omit to number the build: the same commit and build id find the same version.",
+    )
+    repository = serializers.CharField(max_length=500, help_text="The repository's URL.")
+    commit_sha = serializers.CharField(max_length=40)
+    ref = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+    build_id = serializers.CharField(max_length=200)
+    build_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    artifact_uri = serializers.CharField(max_length=1000)
+    artifact_sha256 = serializers.CharField(max_length=64)
+    framework = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    params = serializers.DictField(required=False, default=dict)
+    metrics = serializers.DictField(required=False, default=dict)
+    datasets = DatasetRef(many=True, required=False, default=list)
+    env_lock_sha256 = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default=""
+    )
+
+
+class DatasetOfVersion(serializers.ModelSerializer):
+    class Meta:
+        model = DatasetVersion
+        fields = ["id", "name", "version", "uri", "sha256"]
+
+
+class ModelVersionOutput(serializers.ModelSerializer):
+    """A version as CI and tools see it, with whether it can be rebuilt and what is missing."""
+
+    model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    repository = serializers.SlugRelatedField(slug_field="url", read_only=True)
+    datasets = DatasetOfVersion(many=True, read_only=True)
+    created_by = serializers.CharField(source="created_by_name", read_only=True)
+    reproducible = serializers.SerializerMethodField()
+    missing = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "model",
+            "version",
+            "repository",
+            "commit_sha",
+            "ref",
+            "build_id",
+            "build_url",
+            "artifact_uri",
+            "artifact_sha256",
+            "framework",
+            "params",
+            "metrics",
+            "datasets",
+            "env_lock_sha256",
+            "created_by",
+            "created_at",
+            "reproducible",
+            "missing",
+        ]
+
+    def get_reproducible(self, version: ModelVersion) -> bool:
+        return reproducibility(version).reproducible
+
+    def get_missing(self, version: ModelVersion) -> list[str]:
+        """Keys: code, build, artifact, data, dataset:<name>@<version>, environment_lock."""
+        return reproducibility(version).missing

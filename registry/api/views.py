@@ -1,0 +1,161 @@
+"""The registry's REST endpoints (DESIGN.md, REST contract v1). Registrations answer 201 when
+they record something and 200 when the same payload was recorded before, so CI can retry."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.authentication import TokenScopes, is_service_account
+from portal.models import Scope
+from registry import selectors, services
+from registry.api import serializers as s
+
+ERRORS = {
+    400: OpenApiResponse(description="Validation errors: field → messages."),
+    403: OpenApiResponse(
+        description="The token lacks `registry:write`, or the caller is a person."
+    ),
+    409: OpenApiResponse(
+        description="A different payload is recorded under the same key: `{code, detail}`."
+    ),
+}
+
+
+class RegistryWrites(permissions.BasePermission):
+    """Registrations come from CI with a token; people signed in with a session read only."""
+
+    message = "Registering is done by CI with a token that has the 'registry:write' scope."
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in permissions.SAFE_METHODS or is_service_account(request.user)
+
+
+class RegistryView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes, RegistryWrites]
+    required_scopes = {"POST": Scope.REGISTRY_WRITE}
+
+    def register(self, request: Request, input_class, register, output_class, **extra):
+        payload = input_class(data=request.data)
+        payload.is_valid(raise_exception=True)
+        # The services raise field → messages errors named as the payload names its fields;
+        # the project's exception handler answers them as DRF's 400.
+        record, created = register(
+            actor=request.user, request=request, **extra, **payload.validated_data
+        )
+        return Response(
+            output_class(record).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DatasetVersionsView(RegistryView):
+    @extend_schema(
+        parameters=[OpenApiParameter("name", str, description="Only this dataset's versions.")],
+        responses=s.DatasetVersionOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        datasets = selectors.dataset_list()
+        if request.query_params.get("name"):
+            datasets = datasets.filter(name=request.query_params["name"])
+        return Response(s.DatasetVersionOutput(datasets, many=True).data)
+
+    @extend_schema(
+        request=s.DatasetVersionInput,
+        responses={
+            201: s.DatasetVersionOutput,
+            200: OpenApiResponse(s.DatasetVersionOutput, description="Recorded before."),
+            **ERRORS,
+        },
+        description="Register a dataset version. Idempotent on (name, version).",
+    )
+    def post(self, request: Request) -> Response:
+        return self.register(
+            request,
+            s.DatasetVersionInput,
+            services.dataset_version_register,
+            s.DatasetVersionOutput,
+        )
+
+
+class ModelsView(RegistryView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("q", str, description="Search in names and descriptions."),
+            OpenApiParameter("owner_team", str, description="The owner team's slug."),
+            OpenApiParameter("risk_tier", int, enum=[1, 2, 3]),
+        ],
+        responses=s.ModelOutput(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        tier = request.query_params.get("risk_tier", "")
+        models = selectors.model_list(
+            q=request.query_params.get("q", ""),
+            owner_team=request.query_params.get("owner_team", ""),
+            risk_tier=int(tier) if tier.isdigit() else None,
+        )
+        return Response(s.ModelOutput(models, many=True).data)
+
+    @extend_schema(
+        request=s.ModelInput,
+        responses={
+            201: s.ModelOutput,
+            200: OpenApiResponse(s.ModelOutput, description="Recorded before."),
+            **ERRORS,
+        },
+        description="Register a model. Idempotent on its name.",
+    )
+    def post(self, request: Request) -> Response:
+        return self.register(request, s.ModelInput, services.model_register, s.ModelOutput)
+
+
+class ModelVersionsView(RegistryView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("commit_sha", str, description="Versions built from this commit."),
+            OpenApiParameter("version", str),
+            OpenApiParameter("artifact_sha256", str),
+        ],
+        responses={200: s.ModelVersionOutput(many=True), 404: OpenApiResponse()},
+    )
+    def get(self, request: Request, name: str) -> Response:
+        versions = selectors.model_versions(
+            model=selectors.model_get(name=name),
+            commit_sha=request.query_params.get("commit_sha", ""),
+            version=request.query_params.get("version", ""),
+            artifact_sha256=request.query_params.get("artifact_sha256", ""),
+        )
+        return Response(s.ModelVersionOutput(versions, many=True).data)
+
+    @extend_schema(
+        request=s.ModelVersionInput,
+        responses={
+            201: s.ModelVersionOutput,
+            200: OpenApiResponse(s.ModelVersionOutput, description="Recorded before."),
+            **ERRORS,
+        },
+        description=(
+            "CI registers a build. Idempotent on (model, version), or on (model, commit, build "
+            "id) when `version` is omitted. `unknown_commit` (409) when the repository has a "
+            "mirror that lacks the commit."
+        ),
+    )
+    def post(self, request: Request, name: str) -> Response:
+        selectors.model_get(name=name)
+        return self.register(
+            request,
+            s.ModelVersionInput,
+            services.model_version_register,
+            lambda version: s.ModelVersionOutput(
+                selectors.model_version_get(model_name=name, version=version.version)
+            ),
+            model=name,
+        )
+
+
+class ModelVersionView(APIView):
+    @extend_schema(responses={200: s.ModelVersionOutput, 404: OpenApiResponse()})
+    def get(self, request: Request, name: str, version: str) -> Response:
+        found = selectors.model_version_get(model_name=name, version=version)
+        return Response(s.ModelVersionOutput(found).data)

@@ -1,0 +1,483 @@
+"""Writes to the model registry. CI calls these over REST and retries, so each registration is
+idempotent on its natural key: the same payload again returns the recorded row (`created` is
+False), a different payload under the same key is a conflict. Nothing here updates a version or a
+dataset version: they are evidence, and the database refuses edits too (migration 0002)."""
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Model
+
+from audit.models import ActorKind
+from audit.services import audit_record, describe_actor
+from portal.exceptions import Conflict
+from portal.models import ServiceAccount, Team
+from registry import git
+from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
+
+Actor = AbstractBaseUser | ServiceAccount | None
+Record = TypeVar("Record", bound=Model)
+
+SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+HTTP_URL_RE = re.compile(r"^https?://[^\s/?#@]+(?::\d+)?(?:/[^\s]*)?$")
+REPOSITORY_URL_RE = re.compile(
+    r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::\d+)?/[^\s]+"
+    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
+)
+DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][^\s@]*$")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+class Errors:
+    """Collects field → messages so one response names every problem at once."""
+
+    def __init__(self) -> None:
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, field: str, message: str) -> None:
+        self.fields.setdefault(field, []).append(message)
+
+    def raise_any(self) -> None:
+        if self.fields:
+            raise ValidationError(self.fields)
+
+
+def _check_sha1(errors: Errors, field: str, value: str) -> None:
+    if not SHA1_RE.match(value or ""):
+        errors.add(field, "Must be a full git commit SHA: 40 lowercase hexadecimal characters.")
+
+
+def _check_sha256(errors: Errors, field: str, value: str, *, required: bool = True) -> None:
+    if not value and not required:
+        return
+    if not SHA256_RE.match(value or ""):
+        errors.add(field, "Must be a sha256 digest: 64 lowercase hexadecimal characters.")
+
+
+def _check_http_url(errors: Errors, field: str, value: str) -> None:
+    if value and not HTTP_URL_RE.match(value):
+        errors.add(field, "Must be an http:// or https:// URL.")
+
+
+def _check_version(errors: Errors, field: str, value: str) -> None:
+    if not VERSION_RE.match(value or "") or len(value) > 100:
+        errors.add(
+            field,
+            "Must be 1-100 characters: letters, digits, '.', '_', '+' or '-', "
+            "starting with a letter or digit.",
+        )
+
+
+def normalise_repository_url(url: str) -> str:
+    """One repository, one name: `https://host/group/repo.git/` and `https://host/group/repo`
+    are the same repository, as GitLab CI and Jenkins spell it differently."""
+    url = (url or "").strip().rstrip("/")
+    return url.removesuffix(".git")
+
+
+def _differences(record: Model, wanted: dict[str, Any]) -> list[str]:
+    return sorted(field for field, value in wanted.items() if getattr(record, field) != value)
+
+
+def _create_once(
+    model: type[Record], lookup: dict[str, Any], build: Callable[[], Record]
+) -> tuple[Record, bool]:
+    """Insert, or return the row a concurrent request inserted first under the same key.
+
+    The unique constraint decides the race; the savepoint keeps the outer transaction usable
+    after the losing INSERT.
+    """
+    existing = model.objects.select_for_update().filter(**lookup).first()
+    if existing is not None:
+        return existing, False
+    record = build()
+    try:
+        with transaction.atomic():
+            record.save()
+    except IntegrityError:
+        existing = model.objects.select_for_update().filter(**lookup).first()
+        if existing is None:
+            raise
+        return existing, False
+    return record, True
+
+
+@transaction.atomic
+def repository_register(*, actor: Actor, url: str, request: Any = None) -> tuple[Repository, bool]:
+    """The repository named by `url`, registered on first use. A new one has no mirror and no
+    GitLab project: only an administrator adds those (`repository_configure`)."""
+    url = normalise_repository_url(url)
+    errors = Errors()
+    if not REPOSITORY_URL_RE.match(url) or len(url) > 500:
+        errors.add(
+            "repository",
+            "Must be a git repository URL: https://, http://, ssh:// or git@host:path.",
+        )
+    errors.raise_any()
+
+    def build() -> Repository:
+        repository = Repository(url=url)
+        repository.full_clean(validate_unique=False, validate_constraints=False)
+        return repository
+
+    repository, created = _create_once(Repository, {"url": url}, build)
+    if created:
+        audit_record(
+            actor=actor,
+            action="repository.registered",
+            target=repository,
+            data={"url": url},
+            request=request,
+        )
+    return repository, created
+
+
+@transaction.atomic
+def repository_configure(
+    *,
+    actor: Actor,
+    repository: Repository,
+    mirror_path: str,
+    gitlab_url: str,
+    gitlab_project_id: int | None,
+    request: Any = None,
+) -> Repository:
+    """An administrator points a repository at its local mirror and its GitLab project. These
+    decide which commits registration accepts and where commit statuses go, so they are audited."""
+    repository = Repository.objects.select_for_update().get(pk=repository.pk)
+    errors = Errors()
+    gitlab_url = (gitlab_url or "").strip().rstrip("/")
+    _check_http_url(errors, "gitlab_url", gitlab_url)
+    if bool(gitlab_url) != (gitlab_project_id is not None):
+        errors.add("gitlab_project_id", "A GitLab project needs both its URL and its project id.")
+    errors.raise_any()
+    fields = ("mirror_path", "gitlab_url", "gitlab_project_id")
+    before = {field: getattr(repository, field) for field in fields}
+    repository.mirror_path = (mirror_path or "").strip()
+    repository.gitlab_url = gitlab_url
+    repository.gitlab_project_id = gitlab_project_id
+    after = {field: getattr(repository, field) for field in fields}
+    if before == after:
+        return repository
+    repository.full_clean()
+    repository.save()
+    audit_record(
+        actor=actor,
+        action="repository.configured",
+        target=repository,
+        data={"before": before, "after": after},
+        request=request,
+    )
+    return repository
+
+
+@transaction.atomic
+def model_register(
+    *,
+    actor: Actor,
+    name: str,
+    owner_team: str,
+    description: str = "",
+    risk_tier: int = 2,
+    request: Any = None,
+) -> tuple[RegisteredModel, bool]:
+    """Register a model under its name, owned by the team with slug `owner_team`."""
+    errors = Errors()
+    team = Team.objects.filter(slug=owner_team).first()
+    if team is None:
+        errors.add("owner_team", f"No team has the slug '{owner_team}'.")
+    if not isinstance(risk_tier, int) or not 1 <= risk_tier <= 3:
+        errors.add("risk_tier", "Must be 1, 2 or 3.")
+    candidate = RegisteredModel(
+        name=name, owner_team=team, description=description or "", risk_tier=risk_tier
+    )
+
+    def build() -> RegisteredModel:
+        candidate.full_clean(validate_unique=False, validate_constraints=False)
+        return candidate
+
+    try:
+        candidate.clean_fields(exclude=["owner_team", "risk_tier"])
+    except ValidationError as error:
+        for field, messages in error.message_dict.items():
+            for message in messages:
+                errors.add(field, message)
+    errors.raise_any()
+
+    model, created = _create_once(RegisteredModel, {"name": name}, build)
+    if not created:
+        changed = _differences(
+            model,
+            {
+                "owner_team_id": team.pk,
+                "description": candidate.description,
+                "risk_tier": risk_tier,
+            },
+        )
+        if changed:
+            raise Conflict(
+                f"Model '{name}' is registered already with a different "
+                f"{', '.join(f.removesuffix('_id') for f in changed)}.",
+                code="model_conflict",
+            )
+        return model, False
+    audit_record(
+        actor=actor,
+        action="model.registered",
+        target=model,
+        data={
+            "name": name,
+            "owner_team": owner_team,
+            "description": model.description,
+            "risk_tier": risk_tier,
+        },
+        request=request,
+    )
+    return model, True
+
+
+@transaction.atomic
+def dataset_version_register(
+    *,
+    actor: Actor,
+    name: str,
+    version: str,
+    uri: str,
+    sha256: str,
+    rows: int | None = None,
+    schema_sha256: str = "",
+    request: Any = None,
+) -> tuple[DatasetVersion, bool]:
+    """Record one immutable version of a dataset: where it is and the digest of its content.
+    "Not versioning data means not versioning your code": versions name these as training data."""
+    errors = Errors()
+    if not DATASET_NAME_RE.match(name or "") or len(name) > 200:
+        errors.add(
+            "name",
+            "Must be 1-200 characters without spaces or '@', starting with a letter or digit.",
+        )
+    _check_version(errors, "version", version)
+    if not (uri or "").strip() or len(uri) > 1000:
+        errors.add("uri", "Must be 1-1000 characters.")
+    _check_sha256(errors, "sha256", sha256)
+    _check_sha256(errors, "schema_sha256", schema_sha256 or "", required=False)
+    if rows is not None and (not isinstance(rows, int) or rows < 0):
+        errors.add("rows", "Must be zero or more.")
+    errors.raise_any()
+
+    wanted = {"uri": uri, "sha256": sha256, "rows": rows, "schema_sha256": schema_sha256 or ""}
+
+    def build() -> DatasetVersion:
+        dataset = DatasetVersion(name=name, version=version, **wanted)
+        dataset.full_clean(validate_unique=False, validate_constraints=False)
+        return dataset
+
+    dataset, created = _create_once(DatasetVersion, {"name": name, "version": version}, build)
+    if not created:
+        changed = _differences(dataset, wanted)
+        if changed:
+            raise Conflict(
+                f"Dataset {name}@{version} is registered already with a different "
+                f"{', '.join(changed)}.",
+                code="dataset_version_conflict",
+            )
+        return dataset, False
+    audit_record(
+        actor=actor,
+        action="dataset_version.registered",
+        target=dataset,
+        data={"name": name, "version": version, **wanted},
+        request=request,
+    )
+    return dataset, True
+
+
+def _dataset_keys(errors: Errors, datasets: Iterable[Any]) -> list[tuple[str, str]]:
+    keys = []
+    for item in datasets or []:
+        if not isinstance(item, dict) or not item.get("name") or not item.get("version"):
+            errors.add("datasets", "Each dataset is {name, version}.")
+            continue
+        keys.append((str(item["name"]), str(item["version"])))
+    if len(set(keys)) != len(keys):
+        errors.add("datasets", "A dataset version is named twice.")
+    return sorted(set(keys))
+
+
+def _known_datasets(errors: Errors, keys: list[tuple[str, str]]) -> list[DatasetVersion]:
+    if not keys:
+        return []
+    names = {name for name, _ in keys}
+    found = {
+        (d.name, d.version): d
+        for d in DatasetVersion.objects.filter(name__in=names)
+        if (d.name, d.version) in set(keys)
+    }
+    unknown = [f"{name}@{version}" for name, version in keys if (name, version) not in found]
+    if unknown:
+        errors.add(
+            "datasets",
+            f"Unknown dataset version(s): {', '.join(unknown)}. Register them first "
+            "(POST /api/v1/datasets/).",
+        )
+    return [found[key] for key in keys if key in found]
+
+
+def _next_version_number(model: RegisteredModel) -> str:
+    taken = set(model.versions.values_list("version", flat=True))
+    number = len(taken) + 1
+    while str(number) in taken:
+        number += 1
+    return str(number)
+
+
+def model_version_register(
+    *,
+    actor: Actor,
+    model: str,
+    repository: str,
+    commit_sha: str,
+    build_id: str,
+    artifact_uri: str,
+    artifact_sha256: str,
+    version: str = "",
+    ref: str = "",
+    build_url: str = "",
+    framework: str = "",
+    params: dict | None = None,
+    metrics: dict | None = None,
+    datasets: list[dict] | None = None,
+    env_lock_sha256: str = "",
+    request: Any = None,
+) -> tuple[ModelVersion, bool]:
+    """Register one build of `model` (rule 1, exact build): one commit, one CI build, one
+    artifact digest, its training data and environment lock, never changed afterwards.
+
+    Without `version`, the build (commit and build id) names it: a retry finds the same version,
+    a new build gets the next number. When the repository has a mirror, the commit must be in it
+    (`unknown_commit`).
+    """
+    errors = Errors()
+    _check_sha1(errors, "commit_sha", commit_sha)
+    _check_sha256(errors, "artifact_sha256", artifact_sha256)
+    _check_sha256(errors, "env_lock_sha256", env_lock_sha256 or "", required=False)
+    _check_http_url(errors, "build_url", build_url)
+    if version:
+        _check_version(errors, "version", version)
+    if not (build_id or "").strip() or len(build_id) > 200:
+        errors.add("build_id", "Must be 1-200 characters.")
+    if not (artifact_uri or "").strip() or len(artifact_uri) > 1000:
+        errors.add("artifact_uri", "Must be 1-1000 characters.")
+    for field, value in (("params", params), ("metrics", metrics)):
+        if value is not None and not isinstance(value, dict):
+            errors.add(field, "Must be a JSON object.")
+    dataset_keys = _dataset_keys(errors, datasets)
+    if not REPOSITORY_URL_RE.match(normalise_repository_url(repository)):
+        errors.add(
+            "repository",
+            "Must be a git repository URL: https://, http://, ssh:// or git@host:path.",
+        )
+    registered_model = RegisteredModel.objects.filter(name=model).first()
+    if registered_model is None:
+        errors.add("model", f"No model is registered as '{model}'.")
+    errors.raise_any()
+
+    # Git may fetch over the network: do it before any database lock is taken.
+    known = Repository.objects.filter(url=normalise_repository_url(repository)).first()
+    if known is not None and known.mirror_path and not git.commit_exists(known, commit_sha):
+        raise Conflict(
+            f"Commit {commit_sha} is not in the mirror of {known.url}. Push it, or wait for "
+            "the mirror to fetch, then retry.",
+            code="unknown_commit",
+        )
+    return _model_version_insert(
+        actor=actor,
+        model=registered_model,
+        repository_url=repository,
+        wanted={
+            "commit_sha": commit_sha,
+            "ref": ref or "",
+            "build_id": build_id,
+            "build_url": build_url or "",
+            "artifact_uri": artifact_uri,
+            "artifact_sha256": artifact_sha256,
+            "framework": framework or "",
+            "params": params or {},
+            "metrics": metrics or {},
+            "env_lock_sha256": env_lock_sha256 or "",
+        },
+        version=version,
+        dataset_keys=dataset_keys,
+        request=request,
+    )
+
+
+@transaction.atomic
+def _model_version_insert(
+    *,
+    actor: Actor,
+    model: RegisteredModel,
+    repository_url: str,
+    wanted: dict[str, Any],
+    version: str,
+    dataset_keys: list[tuple[str, str]],
+    request: Any,
+) -> tuple[ModelVersion, bool]:
+    # The model row is the lock: registrations of one model (and version numbering) take turns.
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    errors = Errors()
+    dataset_rows = _known_datasets(errors, dataset_keys)
+    errors.raise_any()
+    repository, _ = repository_register(actor=actor, url=repository_url, request=request)
+
+    if version:
+        existing = ModelVersion.objects.filter(model=model, version=version).first()
+    else:
+        existing = ModelVersion.objects.filter(
+            model=model, commit_sha=wanted["commit_sha"], build_id=wanted["build_id"]
+        ).first()
+    if existing is not None:
+        changed = _differences(existing, {**wanted, "repository_id": repository.pk})
+        if sorted(existing.datasets.values_list("name", "version")) != dataset_keys:
+            changed.append("datasets")
+        if changed:
+            raise Conflict(
+                f"{model.name} version {existing.version} is registered already with a "
+                f"different {', '.join(f.removesuffix('_id') for f in sorted(changed))}. A "
+                "registered version never changes: register a new version.",
+                code="model_version_conflict",
+            )
+        return existing, False
+
+    actor_kind, _, actor_name = describe_actor(actor)
+    model_version = ModelVersion(
+        model=model,
+        version=version or _next_version_number(model),
+        repository=repository,
+        created_by_user=actor if actor_kind == ActorKind.USER else None,
+        created_by_service=actor if actor_kind == ActorKind.SERVICE else None,
+        created_by_name=actor_name,
+        **wanted,
+    )
+    model_version.full_clean()
+    model_version.save()
+    model_version.datasets.add(*dataset_rows)
+    audit_record(
+        actor=actor,
+        action="model_version.registered",
+        target=model_version,
+        data={
+            "model": model.name,
+            "version": model_version.version,
+            "repository": repository.url,
+            **wanted,
+            "datasets": [f"{name}@{version}" for name, version in dataset_keys],
+        },
+        request=request,
+    )
+    return model_version, True
