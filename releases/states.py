@@ -28,7 +28,8 @@ class State(models.TextChoices):
 S = State
 TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
     Kind.NORMAL: {
-        S.DRAFT: frozenset({S.IN_REVIEW, S.IN_APPROVAL, S.CANCELLED}),
+        # Straight to approved when the policy asks for neither peer review nor approval teams.
+        S.DRAFT: frozenset({S.IN_REVIEW, S.IN_APPROVAL, S.APPROVED, S.CANCELLED}),
         S.IN_REVIEW: frozenset({S.IN_APPROVAL, S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
         S.IN_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
         S.APPROVED: frozenset({S.DEPLOYED, S.EXPIRED, S.DRAFT}),
@@ -36,7 +37,7 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
     },
     Kind.EMERGENCY: {
         S.DRAFT: frozenset({S.AWAITING_AUTHORISATION, S.CANCELLED}),
-        S.AWAITING_AUTHORISATION: frozenset({S.AUTHORISED, S.REJECTED, S.CANCELLED}),
+        S.AWAITING_AUTHORISATION: frozenset({S.AUTHORISED, S.REJECTED, S.CANCELLED, S.DRAFT}),
         S.AUTHORISED: frozenset({S.DEPLOYED, S.EXPIRED}),
         S.DEPLOYED: frozenset({S.RETRO_REVIEW, S.ROLLED_BACK}),
         S.RETRO_REVIEW: frozenset({S.CLOSED}),
@@ -46,7 +47,7 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
 # States in which the content may still be edited (a submitted request returns to draft).
 EDITABLE = {
     Kind.NORMAL: frozenset({S.DRAFT, S.IN_REVIEW, S.IN_APPROVAL, S.APPROVED}),
-    Kind.EMERGENCY: frozenset({S.DRAFT}),
+    Kind.EMERGENCY: frozenset({S.DRAFT, S.AWAITING_AUTHORISATION}),
 }
 # States that no move leaves.
 FINAL = frozenset({S.ROLLED_BACK, S.CANCELLED, S.REJECTED, S.EXPIRED, S.CLOSED})

@@ -1,0 +1,665 @@
+"""Change requests from filing to closing: one function per move. Each locks the request row
+(`select_for_update`) before it reads the state, so two last signatures arriving together give
+exactly one move, and refuses with a stable code what DESIGN.md rules 1-6, 8 and 11 forbid."""
+
+import hashlib
+from datetime import datetime, timedelta
+
+import rfc8785
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from portal.exceptions import Conflict, NotFound, RuleDenied
+from portal.models import Membership, Team
+from registry.models import ModelVersion
+from releases.models import (
+    ChangeRequest,
+    Decision,
+    Deployment,
+    Environment,
+    EnvironmentPolicy,
+    FreezeWindow,
+    SignOff,
+    SignOffKind,
+)
+from releases.selectors.commits import release_commits
+from releases.selectors.policy import environment_policy_current
+from releases.signing import (
+    SIGN_OFF_KIND_BY_STATE,
+    Slot,
+    open_slots,
+    signature_meaning,
+    signer_denial,
+)
+from releases.states import EDITABLE, Kind, State, can_move
+
+# A window may start a few minutes before the request is filed: the form takes time to fill in.
+WINDOW_GRACE = timedelta(minutes=5)
+EMERGENCY_VALIDITY = timedelta(hours=24)
+EDITABLE_FIELDS = (
+    "model_version",
+    "title",
+    "justification",
+    "risk_impact",
+    "test_evidence",
+    "rollback_plan",
+    "window_start",
+    "window_end",
+    "incident_ref",
+)
+
+
+def content_digest(change_request: ChangeRequest) -> str:
+    """sha256 of the canonical JSON (RFC 8785) of what a signer reads: rule 5 binds each
+    sign-off to it."""
+    version = change_request.model_version
+    body = {
+        "kind": change_request.kind,
+        "model": version.model.name,
+        "version": version.version,
+        "model_version_id": version.pk,
+        "commit_sha": version.commit_sha,
+        "artifact_sha256": version.artifact_sha256,
+        "environment": change_request.environment.name,
+        "team": change_request.team.slug,
+        "title": change_request.title,
+        "justification": change_request.justification,
+        "risk_impact": change_request.risk_impact,
+        "test_evidence": change_request.test_evidence,
+        "rollback_plan": change_request.rollback_plan,
+        "incident_ref": change_request.incident_ref,
+    }
+    # An emergency change's window is set by its authorisation, not written by the requester.
+    if change_request.kind == Kind.NORMAL:
+        body["window_start"] = _iso(change_request.window_start)
+        body["window_end"] = _iso(change_request.window_end)
+    return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def _content(change_request: ChangeRequest) -> dict:
+    data = {name: getattr(change_request, name) for name in EDITABLE_FIELDS[1:]}
+    data["model_version"] = str(change_request.model_version)
+    data["content_digest"] = change_request.content_digest
+    return data
+
+
+def _lock(change_request: ChangeRequest) -> ChangeRequest:
+    return ChangeRequest.objects.select_for_update().get(pk=change_request.pk)
+
+
+def _move(change_request: ChangeRequest, target: str) -> str:
+    """Change the state if states.py allows it; returns the state left."""
+    before = change_request.state
+    if not can_move(change_request.kind, before, target):
+        raise Conflict(
+            f"{change_request.number} is {change_request.get_state_display().lower()}; "
+            f"it cannot become {State(target).label.lower()}.",
+            code="invalid_transition",
+        )
+    change_request.state = target
+    return before
+
+
+def _require_person(actor) -> None:
+    if actor is None or getattr(actor, "is_service_account", False):
+        raise RuleDenied(
+            "Change requests are filed and signed by people, who answer for them.",
+            code="people_only",
+        )
+
+
+def _require_requester(actor, change_request: ChangeRequest) -> None:
+    _require_person(actor)
+    if actor.pk != change_request.requester_id:
+        raise RuleDenied(
+            f"Only the requester of {change_request.number} may do this.", code="not_the_requester"
+        )
+
+
+def _policy(environment: Environment) -> EnvironmentPolicy:
+    policy = environment_policy_current(environment=environment)
+    if policy is None:
+        raise Conflict(f"{environment.name} has no policy yet.", code="no_policy")
+    return policy
+
+
+def _requester_team(actor, model_version: ModelVersion, team: Team | None) -> Team:
+    memberships = list(Membership.objects.filter(user=actor).select_related("team"))
+    teams = {m.team_id: m.team for m in memberships}
+    if team is not None:
+        if team.pk not in teams:
+            raise RuleDenied(f"You are not a member of {team.name}.", code="not_a_member")
+        return team
+    if not teams:
+        raise RuleDenied(
+            "You are in no team, so nobody can peer-review your change.", code="no_team"
+        )
+    return teams.get(model_version.model.owner_team_id) or memberships[0].team
+
+
+def _check_build(model_version: ModelVersion) -> ModelVersion:
+    """Rule 1: the request names one registered build, read back from the registry."""
+    found = (
+        ModelVersion.objects.select_related("model", "repository")
+        .filter(pk=model_version.pk)
+        .first()
+        if model_version.pk
+        else None
+    )
+    if found is None:
+        raise NotFound("This model version is not registered.", code="unknown_build")
+    return found
+
+
+def _check_window(
+    *, kind: str, environment: Environment, start: datetime | None, end: datetime | None
+) -> None:
+    """Rule 8: a normal change names a future window that no freeze overlaps. An emergency
+    change gets its window when it is authorised."""
+    if kind == Kind.EMERGENCY:
+        return
+    if start is None or end is None:
+        raise RuleDenied("A normal change needs a planned window.", code="window_required")
+    if end <= start:
+        raise RuleDenied("The window must end after it starts.", code="window_order")
+    if start < timezone.now() - WINDOW_GRACE:
+        raise RuleDenied("The window must be in the future.", code="window_in_past")
+    freeze = (
+        FreezeWindow.objects.filter(
+            environment=environment,
+            cancelled_at__isnull=True,
+            starts_at__lt=end,
+            ends_at__gt=start,
+        )
+        .order_by("starts_at")
+        .first()
+    )
+    if freeze is not None:
+        raise RuleDenied(
+            f"The window falls in the {environment.name} freeze from "
+            f"{freeze.starts_at:%Y-%m-%d %H:%M} to {freeze.ends_at:%Y-%m-%d %H:%M} "
+            f"({freeze.reason}).",
+            code="freeze_in_effect",
+        )
+
+
+def _check_emergency(
+    *, policy: EnvironmentPolicy, model_version: ModelVersion, incident_ref: str, justification
+) -> None:
+    """Rule 11: an incident and a reason; none while a retrospective for the model is overdue."""
+    if not policy.emergency_allowed:
+        raise RuleDenied(
+            f"The {policy.environment.name} policy does not allow emergency changes.",
+            code="emergency_not_allowed",
+        )
+    if not incident_ref.strip() or not justification.strip():
+        raise RuleDenied(
+            "An emergency change needs an incident reference and a justification.",
+            code="incident_required",
+        )
+    overdue = (
+        ChangeRequest.objects.filter(
+            kind=Kind.EMERGENCY,
+            state=State.RETRO_REVIEW,
+            model_version__model_id=model_version.model_id,
+            retrospective_due_at__lt=timezone.now(),
+        )
+        .order_by("retrospective_due_at")
+        .first()
+    )
+    if overdue is not None:
+        raise RuleDenied(
+            f"The retrospective of emergency change {overdue.number} for "
+            f"{model_version.model.name} is overdue; no new emergency change until it is done.",
+            code="retrospective_overdue",
+        )
+
+
+def _check_content(change_request: ChangeRequest, policy: EnvironmentPolicy) -> None:
+    if change_request.kind == Kind.EMERGENCY:
+        _check_emergency(
+            policy=policy,
+            model_version=change_request.model_version,
+            incident_ref=change_request.incident_ref,
+            justification=change_request.justification,
+        )
+    elif not policy.needs_change_request:
+        raise RuleDenied(
+            f"{change_request.environment.name} needs no change request.",
+            code="change_request_not_needed",
+        )
+    _check_window(
+        kind=change_request.kind,
+        environment=change_request.environment,
+        start=change_request.window_start,
+        end=change_request.window_end,
+    )
+
+
+@transaction.atomic
+def change_request_create(
+    *,
+    actor: AbstractBaseUser,
+    model_version: ModelVersion,
+    environment: Environment,
+    title: str,
+    justification: str,
+    rollback_plan: str,
+    risk_impact: str = "",
+    test_evidence: str = "",
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    kind: str = Kind.NORMAL,
+    incident_ref: str = "",
+    team: Team | None = None,
+    request=None,
+) -> ChangeRequest:
+    """A draft for one exact build (rule 1) to one environment, on behalf of the requester's
+    team (whose members give the peer review)."""
+    _require_person(actor)
+    model_version = _check_build(model_version)
+    policy = _policy(environment)
+    change_request = ChangeRequest(
+        kind=kind,
+        state=State.DRAFT,
+        model_version=model_version,
+        environment=environment,
+        requester=actor,
+        team=_requester_team(actor, model_version, team),
+        title=title,
+        justification=justification,
+        risk_impact=risk_impact,
+        test_evidence=test_evidence,
+        rollback_plan=rollback_plan,
+        window_start=window_start if kind == Kind.NORMAL else None,
+        window_end=window_end if kind == Kind.NORMAL else None,
+        incident_ref=incident_ref,
+        policy=policy,
+    )
+    _check_content(change_request, policy)
+    change_request.content_digest = content_digest(change_request)
+    change_request.full_clean()
+    change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.created",
+        target=change_request,
+        environment=environment,
+        data={"kind": kind, "policy_version": policy.version, **_content(change_request)},
+        request=request,
+    )
+    return change_request
+
+
+@transaction.atomic
+def change_request_edit(
+    *, actor: AbstractBaseUser, change_request: ChangeRequest, request=None, **changes
+) -> ChangeRequest:
+    """Rule 5: editing a submitted request sends it back to draft and voids its sign-offs, so
+    nobody's signature stands under content they did not see."""
+    unknown = set(changes) - set(EDITABLE_FIELDS)
+    if unknown:
+        raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
+    change_request = _lock(change_request)
+    _require_requester(actor, change_request)
+    if change_request.state not in EDITABLE[change_request.kind]:
+        raise Conflict(
+            f"{change_request.number} is {change_request.get_state_display().lower()} and can no "
+            "longer be edited.",
+            code="invalid_transition",
+        )
+    before = _content(change_request)
+    if "model_version" in changes:
+        changes["model_version"] = _check_build(changes["model_version"])
+    for name, value in changes.items():
+        setattr(change_request, name, value)
+    policy = _policy(change_request.environment)
+    _check_content(change_request, policy)
+    change_request.content_digest = content_digest(change_request)
+    if change_request.content_digest == before["content_digest"]:
+        return change_request
+    state_before = change_request.state
+    if state_before != State.DRAFT:
+        _move(change_request, State.DRAFT)
+        change_request.submitted_at = None
+    now = timezone.now()
+    voided = list(
+        change_request.sign_offs.filter(voided_at__isnull=True).values_list("pk", flat=True)
+    )
+    SignOff.objects.filter(pk__in=voided).update(
+        voided_at=now, voided_reason="The change request was edited after this sign-off."
+    )
+    change_request.policy = policy
+    change_request.full_clean()
+    change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.edited",
+        target=change_request,
+        environment=change_request.environment,
+        data={
+            "before": before,
+            "after": _content(change_request),
+            "state_before": state_before,
+            "state_after": change_request.state,
+            "voided_sign_offs": voided,
+        },
+        request=request,
+    )
+    return change_request
+
+
+@transaction.atomic
+def change_request_submit(
+    *, actor: AbstractBaseUser, change_request: ChangeRequest, request=None
+) -> ChangeRequest:
+    """Send a draft to its first signers: the peer reviewer where the policy asks (rule 2), else
+    the approval teams, else it is approved; an emergency change goes to the emergency
+    approvers."""
+    change_request = _lock(change_request)
+    _require_requester(actor, change_request)
+    policy = _policy(change_request.environment)
+    _check_content(change_request, policy)
+    if change_request.kind == Kind.EMERGENCY:
+        target = State.AWAITING_AUTHORISATION
+    elif policy.needs_peer_review:
+        target = State.IN_REVIEW
+    elif policy.approval_teams.all():
+        target = State.IN_APPROVAL
+    else:
+        target = State.APPROVED
+    state_before = _move(change_request, target)
+    change_request.policy = policy
+    change_request.submitted_at = timezone.now()
+    change_request.full_clean()
+    change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.submitted",
+        target=change_request,
+        environment=change_request.environment,
+        data={
+            "state_before": state_before,
+            "state_after": change_request.state,
+            "policy_version": policy.version,
+            "content_digest": change_request.content_digest,
+        },
+        request=request,
+    )
+    return change_request
+
+
+@transaction.atomic
+def change_request_file(*, actor: AbstractBaseUser, request=None, **fields) -> ChangeRequest:
+    """Create and submit in one transaction: what the form's "file" button and the API do."""
+    change_request = change_request_create(actor=actor, request=request, **fields)
+    return change_request_submit(actor=actor, change_request=change_request, request=request)
+
+
+def _choose_slot(
+    *, actor, change_request: ChangeRequest, slots: list[Slot], team: Team | None, memberships
+) -> Slot:
+    kind = SIGN_OFF_KIND_BY_STATE[change_request.state]
+    if kind in (SignOffKind.PEER_REVIEW, SignOffKind.EMERGENCY_AUTHORISATION):
+        return slots[0]
+    if team is not None:
+        for slot in slots:
+            if slot.team.pk == team.pk:
+                return slot
+        policy_team_ids = {t.pk for t in change_request.policy.approval_teams.all()}
+        if team.pk not in policy_team_ids:
+            raise RuleDenied(
+                f"{team.name} is not an approval team of the {change_request.environment.name} "
+                "policy.",
+                code="team_not_required",
+            )
+        raise Conflict(f"{team.name} has already signed.", code="team_already_signed")
+    mine = [s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)]
+    if len(mine) > 1:
+        raise RuleDenied("Say for which team you sign.", code="team_required")
+    return mine[0] if mine else slots[0]
+
+
+@transaction.atomic
+def change_request_sign(
+    *,
+    actor: AbstractBaseUser,
+    change_request: ChangeRequest,
+    decision: str,
+    password: str,
+    content_digest: str,
+    team: Team | None = None,
+    comment: str = "",
+    request=None,
+) -> SignOff:
+    """Give the signature the request waits for in its state: peer review, team approval,
+    emergency authorisation or retrospective review.
+
+    Rule 6: the signer re-enters their password (checked, never stored) and the meaning, the
+    digest of the content they saw (rule 5) and the policy version (rule 13) are stored on the
+    sign-off and in the audit event. Rule 4 is checked against the rows read under the lock.
+    """
+    _require_person(actor)
+    change_request = _lock(change_request)
+    kind = SIGN_OFF_KIND_BY_STATE.get(change_request.state)
+    if kind is None:
+        raise Conflict(
+            f"{change_request.number} is {change_request.get_state_display().lower()}; it waits "
+            "for no signature.",
+            code="invalid_transition",
+        )
+    if decision not in Decision.values:
+        raise RuleDenied("Approve or reject.", code="invalid_decision")
+    if decision == Decision.REJECT and not comment.strip():
+        raise RuleDenied("Say why you reject.", code="comment_required")
+    if not password or not actor.check_password(password):
+        raise RuleDenied("The password is not right; nothing was signed.", code="reauth_failed")
+    if content_digest != change_request.content_digest:
+        raise Conflict(
+            f"{change_request.number} changed since you read it; read it again before signing.",
+            code="content_changed",
+        )
+    policy = _policy(change_request.environment)
+    change_request.policy = policy
+    approval_teams = list(policy.approval_teams.all())
+    sign_offs = list(change_request.sign_offs.filter(voided_at__isnull=True))
+    slots = open_slots(change_request, approval_teams, sign_offs)
+    if not slots:
+        raise Conflict(f"{change_request.number} has all its signatures.", code="complete")
+    memberships = list(Membership.objects.filter(user=actor))
+    slot = _choose_slot(
+        actor=actor,
+        change_request=change_request,
+        slots=slots,
+        team=team,
+        memberships=memberships,
+    )
+    commit_authors = None
+    if policy.exclude_commit_authors:
+        commits = release_commits(
+            model_version=change_request.model_version, environment=change_request.environment
+        )
+        if not commits.known:
+            raise RuleDenied(
+                f"The commits of this release cannot be read ({commits.note}); the policy "
+                "excludes their authors, so nobody can sign yet.",
+                code="commits_unknown",
+            )
+        commit_authors = commits.author_emails
+    denial = signer_denial(
+        user=actor,
+        change_request=change_request,
+        slot=slot,
+        memberships=memberships,
+        sign_offs=sign_offs,
+        commit_author_emails=commit_authors,
+    )
+    if denial is not None:
+        raise denial
+    signing_team = slot.team
+    if kind == SignOffKind.EMERGENCY_AUTHORISATION:
+        signing_team = next(m.team for m in memberships if m.is_emergency_approver)
+    now = timezone.now()
+    sign_off = SignOff(
+        change_request=change_request,
+        kind=kind,
+        team=signing_team,
+        signer=actor,
+        decision=decision,
+        comment=comment,
+        meaning=signature_meaning(change_request=change_request, slot=slot, decision=decision),
+        content_digest=change_request.content_digest,
+        policy=policy,
+        reauthenticated=True,
+        signed_at=now,
+    )
+    sign_off.full_clean()
+    sign_off.save()
+    state_before = change_request.state
+    remaining = [s for s in slots if s != slot]
+    if decision == Decision.REJECT and kind != SignOffKind.RETROSPECTIVE:
+        _move(change_request, State.REJECTED)
+    elif kind == SignOffKind.PEER_REVIEW:
+        _move(change_request, State.IN_APPROVAL if approval_teams else State.APPROVED)
+    elif kind == SignOffKind.EMERGENCY_AUTHORISATION:
+        _move(change_request, State.AUTHORISED)
+        change_request.window_start, change_request.window_end = now, now + EMERGENCY_VALIDITY
+    elif not remaining:
+        _move(
+            change_request,
+            State.CLOSED if kind == SignOffKind.RETROSPECTIVE else State.APPROVED,
+        )
+    change_request.full_clean()
+    change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.signed",
+        target=change_request,
+        environment=change_request.environment,
+        data={
+            "sign_off": sign_off.pk,
+            "kind": kind,
+            "team": signing_team.slug if signing_team else None,
+            "decision": decision,
+            "comment": comment,
+            "meaning": sign_off.meaning,
+            "content_digest": sign_off.content_digest,
+            "policy_version": policy.version,
+            "reauthenticated": True,
+            "state_before": state_before,
+            "state_after": change_request.state,
+        },
+        request=request,
+    )
+    return sign_off
+
+
+@transaction.atomic
+def change_request_cancel(
+    *, actor: AbstractBaseUser, change_request: ChangeRequest, reason: str = "", request=None
+) -> ChangeRequest:
+    change_request = _lock(change_request)
+    _require_requester(actor, change_request)
+    state_before = _move(change_request, State.CANCELLED)
+    change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.cancelled",
+        target=change_request,
+        environment=change_request.environment,
+        data={"state_before": state_before, "reason": reason},
+        request=request,
+    )
+    return change_request
+
+
+@transaction.atomic
+def change_request_expire(
+    *, actor: AbstractBaseUser | None, change_request: ChangeRequest, request=None
+) -> ChangeRequest:
+    """An approved (or authorised) change whose window passed unused authorises nothing more."""
+    change_request = _lock(change_request)
+    if change_request.window_end is None or change_request.window_end > timezone.now():
+        raise Conflict(
+            f"The window of {change_request.number} is not over.", code="window_not_over"
+        )
+    state_before = _move(change_request, State.EXPIRED)
+    change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.expired",
+        target=change_request,
+        environment=change_request.environment,
+        data={"state_before": state_before, "window_end": change_request.window_end},
+        request=request,
+    )
+    return change_request
+
+
+@transaction.atomic
+def change_request_mark_deployed(
+    *, change_request: ChangeRequest, deployment: Deployment, actor=None, request=None
+) -> ChangeRequest:
+    """Called by the deployment service when `deployment` of this change succeeded (rule 9).
+    A normal change becomes deployed; an emergency change goes on to its retrospective review,
+    due `retrospective_hours` after the deployment (rule 11). `actor` is whoever reported the
+    deployment (None for the system)."""
+    change_request = _lock(change_request)
+    state_before = _move(change_request, State.DEPLOYED)
+    if change_request.kind == Kind.EMERGENCY:
+        policy = _policy(change_request.environment)
+        _move(change_request, State.RETRO_REVIEW)
+        deployed_at = deployment.succeeded_at or deployment.finished_at or timezone.now()
+        change_request.retrospective_due_at = deployed_at + timedelta(
+            hours=policy.retrospective_hours
+        )
+        change_request.policy = policy
+    change_request.full_clean()
+    change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.deployed",
+        target=change_request,
+        environment=change_request.environment,
+        data={
+            "deployment": deployment.pk,
+            "state_before": state_before,
+            "state_after": change_request.state,
+            "retrospective_due_at": change_request.retrospective_due_at,
+        },
+        request=request,
+    )
+    return change_request
+
+
+@transaction.atomic
+def change_request_mark_rolled_back(
+    *, change_request: ChangeRequest, deployment: Deployment, actor=None, request=None
+) -> ChangeRequest:
+    """Called by the rollback service. A deployed normal change becomes rolled back; an
+    emergency change keeps owing its retrospective, so its state stays and only the event is
+    recorded."""
+    change_request = _lock(change_request)
+    state_before = change_request.state
+    if not (change_request.kind == Kind.EMERGENCY and state_before == State.RETRO_REVIEW):
+        _move(change_request, State.ROLLED_BACK)
+        change_request.save()
+    audit_record(
+        actor=actor,
+        action="change_request.rolled_back",
+        target=change_request,
+        environment=change_request.environment,
+        data={
+            "rollback": deployment.pk,
+            "state_before": state_before,
+            "state_after": change_request.state,
+        },
+        request=request,
+    )
+    return change_request

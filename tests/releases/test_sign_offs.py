@@ -1,0 +1,257 @@
+"""Sign-offs: rules 2, 3, 4, 5, 6 and 13, each allowed once and denied with its code."""
+
+import pytest
+
+from audit.models import AuditEvent
+from portal import services as org_services
+from portal.exceptions import Conflict, RuleDenied
+from releases.models import SignOff
+from releases.services import policy
+from releases.states import State
+from tests.releases import helpers
+
+pytestmark = pytest.mark.django_db
+
+
+def denied(call, code, kind=RuleDenied):
+    with pytest.raises(kind) as error:
+        call()
+    assert error.value.code == code
+    return error.value
+
+
+def test_peer_review_then_one_approval_per_team_then_approved(
+    file_change, sign, peer, model_risk_approver, release_approver, platform_approver
+):
+    change_request = file_change()
+    review = sign(peer, change_request)
+    assert review.kind == "peer_review" and review.team.slug == "data-science"
+    change_request.refresh_from_db()
+    assert change_request.state == State.IN_APPROVAL
+    for signer in (model_risk_approver, release_approver):
+        sign(signer, change_request)
+        change_request.refresh_from_db()
+        assert change_request.state == State.IN_APPROVAL
+    last = sign(platform_approver, change_request)
+    change_request.refresh_from_db()
+    assert change_request.state == State.APPROVED
+    assert last.team.slug == "platform-operations"
+    assert last.reauthenticated is True
+    assert last.policy.version == 1
+    assert last.content_digest == change_request.content_digest
+    assert last.meaning == (
+        f"I approve {change_request.number} for prod on behalf of Platform Operations"
+    )
+
+
+def test_test_environment_needs_only_the_peer_review(file_change, sign, peer):
+    change_request = file_change("test")
+    sign(peer, change_request)
+    change_request.refresh_from_db()
+    assert change_request.state == State.APPROVED
+
+
+def test_approvers_wait_for_the_peer_review(file_change, sign, model_risk_approver):
+    change_request = file_change()
+    # In peer review only a member of the requester's team can sign.
+    denied(lambda: sign(model_risk_approver, change_request), "not_a_peer")
+
+
+def test_peer_review_by_someone_outside_the_team_is_refused(
+    org, file_change, sign, model_risk_approver
+):
+    change_request = file_change()
+    denied(lambda: sign(model_risk_approver, change_request), "not_a_peer")
+    org_services.membership_set(actor=None, user=model_risk_approver, team=org["data-science"])
+    assert sign(model_risk_approver, change_request).kind == "peer_review"
+
+
+def test_nobody_signs_their_own_change(file_change, sign, requester, peer):
+    change_request = file_change()
+    denied(lambda: sign(requester, change_request), "own_change")
+    sign(peer, change_request)
+    denied(lambda: sign(requester, change_request), "own_change")
+
+
+def test_one_sign_off_per_person_even_for_another_team(
+    org, file_change, sign, peer, model_risk_approver, release_approver
+):
+    org_services.membership_set(
+        actor=None, user=model_risk_approver, team=org["release-management"], is_approver=True
+    )
+    change_request = file_change()
+    sign(peer, change_request)
+    sign(model_risk_approver, change_request, team=org["model-risk"])
+    error = denied(
+        lambda: sign(model_risk_approver, change_request, team=org["release-management"]),
+        "already_signed",
+    )
+    assert "one sign-off per person" in error.detail
+    assert sign(release_approver, change_request).team == org["release-management"]
+
+
+def test_the_peer_reviewer_cannot_also_approve(org, file_change, sign, peer):
+    org_services.membership_set(actor=None, user=peer, team=org["model-risk"], is_approver=True)
+    change_request = file_change()
+    sign(peer, change_request)
+    denied(lambda: sign(peer, change_request, team=org["model-risk"]), "already_signed")
+
+
+def test_the_approver_role_is_checked_at_the_moment_of_signing(
+    org, file_change, sign, peer, model_risk_approver
+):
+    change_request = file_change()
+    sign(peer, change_request)
+    org_services.membership_set(
+        actor=None, user=model_risk_approver, team=org["model-risk"], is_approver=False
+    )
+    denied(lambda: sign(model_risk_approver, change_request), "not_an_approver")
+    org_services.membership_set(
+        actor=None, user=model_risk_approver, team=org["model-risk"], is_approver=True
+    )
+    assert sign(model_risk_approver, change_request).team == org["model-risk"]
+
+
+def test_a_non_approver_cannot_sign_for_a_team(org, file_change, sign, peer, auditor):
+    change_request = file_change()
+    sign(peer, change_request)
+    denied(lambda: sign(auditor, change_request, team=org["model-risk"]), "not_an_approver")
+    denied(lambda: sign(auditor, change_request), "not_an_approver")
+
+
+def test_a_team_outside_the_policy_or_already_signed_is_refused(
+    org, file_change, sign, peer, model_risk_approver
+):
+    change_request = file_change()
+    sign(peer, change_request)
+    denied(
+        lambda: sign(model_risk_approver, change_request, team=org["data-science"]),
+        "team_not_required",
+    )
+    sign(model_risk_approver, change_request)
+    denied(
+        lambda: sign(model_risk_approver, change_request, team=org["model-risk"]),
+        "team_already_signed",
+        Conflict,
+    )
+
+
+def test_any_rejection_ends_the_request(file_change, sign, peer, model_risk_approver):
+    change_request = file_change()
+    sign(peer, change_request)
+    rejection = sign(model_risk_approver, change_request, decision="reject", comment="No backtest")
+    change_request.refresh_from_db()
+    assert change_request.state == State.REJECTED
+    assert rejection.meaning.startswith(f"I reject {change_request.number} for prod")
+    denied(lambda: sign(peer, change_request), "invalid_transition", Conflict)
+
+
+def test_a_rejection_needs_a_reason(file_change, sign, peer, password):
+    change_request = file_change()
+    denied(lambda: sign(peer, change_request, decision="reject", comment=" "), "comment_required")
+
+
+def test_a_wrong_password_signs_nothing(file_change, sign, peer):
+    change_request = file_change()
+    denied(lambda: sign(peer, change_request, password="guess"), "reauth_failed")
+    assert not SignOff.objects.filter(change_request=change_request).exists()
+
+
+def test_a_sign_off_binds_to_the_content_the_signer_saw(file_change, sign, peer):
+    change_request = file_change()
+    denied(
+        lambda: sign(peer, change_request, content_digest=helpers.digest("older content")),
+        "content_changed",
+        Conflict,
+    )
+    assert sign(peer, change_request).content_digest == change_request.content_digest
+
+
+def test_the_audit_event_carries_meaning_digest_policy_version_and_no_password(
+    file_change, sign, peer, password
+):
+    change_request = file_change()
+    sign_off = sign(peer, change_request)
+    event = AuditEvent.objects.filter(action="change_request.signed").order_by("-seq")[0]
+    assert event.data["meaning"] == sign_off.meaning
+    assert event.data["content_digest"] == change_request.content_digest
+    assert event.data["policy_version"] == 1
+    assert event.data["reauthenticated"] is True
+    assert event.data["state_after"] == State.IN_APPROVAL
+    assert password not in event.body
+
+
+def test_a_sign_off_records_the_policy_version_in_force_when_given(
+    org, envs, file_change, sign, peer, model_risk_approver
+):
+    change_request = file_change()
+    sign(peer, change_request)
+    policy.environment_policy_change(
+        actor=None,
+        environment=envs["prod"],
+        approval_teams=[org["model-risk"]],
+        soak_source=envs["test"],
+        soak_days=7,
+    )
+    sign_off = sign(model_risk_approver, change_request)
+    assert sign_off.policy.version == 2
+    change_request.refresh_from_db()
+    # Version 2 asks for Model Risk only, so that one signature completes the request.
+    assert change_request.state == State.APPROVED
+
+
+class TestCommitAuthors:
+    """Rule 4, last part: with `exclude_commit_authors`, nobody who wrote a commit between what
+    is live and the candidate signs."""
+
+    @pytest.fixture
+    def release(self, org, envs, tmp_path, requester, peer, model_risk_approver):
+        peer.email = "per@bank.example"
+        peer.save(update_fields=["email"])
+        source, shas = helpers.grow_repository(
+            tmp_path / "src",
+            [("Rhea Quinn", "rhea@bank.example"), ("Per Eriksen", "PER@bank.example")],
+        )
+        mirror = tmp_path / "mirror.git"
+        source.clone(str(mirror), bare=True)
+        version = helpers.make_model_version(
+            org, version="2.0.0", commit_sha=shas[-1], mirror_path=str(mirror)
+        )
+        policy.environment_policy_change(
+            actor=None,
+            environment=envs["test"],
+            approval_teams=[],
+            exclude_commit_authors=True,
+        )
+        return version
+
+    def test_a_commit_author_may_not_sign(self, org, release, envs, requester, peer, sign):
+        from releases.services import change_requests as services
+
+        change_request = services.change_request_file(
+            actor=requester, **helpers.change_fields(release, envs["test"])
+        )
+        denied(lambda: sign(peer, change_request), "commit_author")
+
+    def test_someone_who_wrote_no_commit_may_sign(
+        self, org, release, envs, requester, model_risk_approver, sign
+    ):
+        from releases.services import change_requests as services
+
+        org_services.membership_set(actor=None, user=model_risk_approver, team=org["data-science"])
+        change_request = services.change_request_file(
+            actor=requester, **helpers.change_fields(release, envs["test"])
+        )
+        assert sign(model_risk_approver, change_request).kind == "peer_review"
+
+    def test_unknown_commits_refuse_rather_than_guess(self, org, envs, requester, peer, sign):
+        from releases.services import change_requests as services
+
+        policy.environment_policy_change(
+            actor=None, environment=envs["test"], approval_teams=[], exclude_commit_authors=True
+        )
+        version = helpers.make_model_version(org, version="3.0.0")
+        change_request = services.change_request_file(
+            actor=requester, **helpers.change_fields(version, envs["test"])
+        )
+        denied(lambda: sign(peer, change_request), "commits_unknown")
