@@ -1,5 +1,5 @@
 """Builders for the change request tests (shared with tests/api): environments through the policy
-services, model versions straight into the registry tables, and real git repositories."""
+services, model versions through the registry services, and real git repositories."""
 
 import hashlib
 from datetime import UTC, datetime, timedelta
@@ -9,7 +9,8 @@ from django.utils import timezone
 from git import Actor, Repo
 
 from portal.models import Team
-from registry.models import ModelVersion, RegisteredModel, Repository
+from registry import services as registry
+from registry.models import ModelVersion
 from releases.models import Environment
 from releases.services import policy
 
@@ -60,25 +61,30 @@ def make_model_version(
     commit_sha: str | None = None,
     mirror_path: str = "",
 ) -> ModelVersion:
-    registered, _ = RegisteredModel.objects.get_or_create(
-        name=model, defaults={"owner_team": org["data-science"]}
-    )
-    repository, _ = Repository.objects.get_or_create(url=REPOSITORY_URL)
-    if mirror_path and repository.mirror_path != mirror_path:
-        repository.mirror_path = mirror_path
-        repository.save(update_fields=["mirror_path"])
-    return ModelVersion.objects.create(
-        model=registered,
+    """Register a build through the registry's services (and a mirror, when given, first: the
+    registry then checks the commit is in it)."""
+    registry.model_register(actor=None, name=model, owner_team="data-science")
+    repository, _ = registry.repository_register(actor=None, url=REPOSITORY_URL)
+    if mirror_path:
+        registry.repository_configure(
+            actor=None,
+            repository=repository,
+            mirror_path=mirror_path,
+            gitlab_url="",
+            gitlab_project_id=None,
+        )
+    return registry.model_version_register(
+        actor=None,
+        model=model,
         version=version,
-        repository=repository,
+        repository=REPOSITORY_URL,
         commit_sha=commit_sha or sha1(f"{model} {version}"),
         build_id=f"build-{version}",
         build_url=f"https://ci.example.com/builds/{version}",
         artifact_uri=f"s3://models/{model}/{version}/model.pkl",
         artifact_sha256=digest(f"{model} {version}"),
         env_lock_sha256=digest("uv.lock"),
-        created_by_name="ci-pipeline",
-    )
+    )[0]
 
 
 def window(days: int = 2, hours: int = 4) -> tuple[datetime, datetime]:
