@@ -25,3 +25,39 @@ def event_hash(prev_hash: str, seq: int, occurred_at: str, body: str) -> str:
 def checkpoint_message(size: int, tip_hash: str) -> bytes:
     """What a checkpoint signs: how many events the chain held and the hash of the last one."""
     return f"{CHECKPOINT_DOMAIN}\n{size}\n{tip_hash}".encode()
+
+
+class ChainWalk:
+    """Checks events in sequence order: gapless numbering, each link to the previous hash, and
+    each hash recomputed from the stored text. Shared by `audit_verify` and the offline verifier
+    so both judge a chain by the same rules.
+
+    A walk may start in the middle of the chain (an export of a time range): it then trusts the
+    first event's link, which only a signed checkpoint can vouch for.
+    """
+
+    def __init__(self, *, start_seq: int | None = 1, prev_hash: str | None = GENESIS_HASH):
+        self.expected_seq = start_seq
+        self.tip_hash = prev_hash
+        self.count = 0
+        self.bad_seq: int | None = None
+
+    def add(self, seq: int, occurred_at: str, prev_hash: str, stored_hash: str, body: str) -> str:
+        """The problem with this event, or "" when it fits the chain. On a problem, `bad_seq` is
+        the first sequence number that is wrong (for a gap, the first missing one)."""
+        expected = self.expected_seq
+        if expected is not None and seq != expected:
+            self.bad_seq = min(seq, expected)
+            if seq > expected:
+                return f"events {expected}..{seq - 1} are missing"
+            return f"sequence number {seq} where {expected} was expected"
+        self.bad_seq = seq
+        if self.tip_hash is not None and prev_hash != self.tip_hash:
+            return "prev_hash does not match the hash of the event before"
+        if event_hash(prev_hash, seq, occurred_at, body) != stored_hash:
+            return "hash does not match the event's contents"
+        self.bad_seq = None
+        self.expected_seq = seq + 1
+        self.tip_hash = stored_hash
+        self.count += 1
+        return ""

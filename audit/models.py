@@ -53,6 +53,7 @@ class AuditEvent(AppendOnlyModel):
             models.Index(fields=["action", "seq"], name="audit_event_action"),
             models.Index(fields=["actor_name", "seq"], name="audit_event_actor"),
             models.Index(fields=["object_type", "object_id", "seq"], name="audit_event_object"),
+            models.Index(fields=["object_type", "seq"], name="audit_event_object_type"),
             models.Index(fields=["environment", "seq"], name="audit_event_environment"),
         ]
 
@@ -68,6 +69,7 @@ class AuditCheckpoint(AppendOnlyModel):
     signature = models.CharField(max_length=128)
     key_id = models.CharField(max_length=32)
     created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150, default="system")
 
     class Meta:
         ordering = ["-size", "-id"]
@@ -75,3 +77,28 @@ class AuditCheckpoint(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"checkpoint at {self.size} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class AuditVerification(AppendOnlyModel):
+    """One run of the verifier and what it found, so the portal can show the last verification.
+    `first_bad_seq` names the first event that is wrong (or, for a rewrite only a checkpoint
+    reveals, the first event after the last checkpoint that still holds)."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    run_by = models.CharField(max_length=150)
+    ok = models.BooleanField()
+    events_checked = models.BigIntegerField()
+    checkpoints_checked = models.IntegerField()
+    tip_seq = models.BigIntegerField()
+    first_bad_seq = models.BigIntegerField(null=True, blank=True)
+    problem = models.TextField(blank=True)
+    events_per_second = models.FloatField()
+
+    class Meta:
+        ordering = ["-finished_at", "-id"]
+        get_latest_by = ["finished_at", "id"]
+
+    def __str__(self) -> str:
+        verdict = "intact" if self.ok else f"broken at {self.first_bad_seq}"
+        return f"verification {self.finished_at:%Y-%m-%d %H:%M}: {verdict}"

@@ -1,15 +1,29 @@
-"""The one writer of the audit trail."""
+"""The one writer of the audit trail, and the trail's own bookkeeping: signed checkpoints and
+verification runs.
 
+Checkpoints and verification runs are not themselves chain events: they are append-only rows that
+name who made them, and recording them as events would leave every checkpoint one event stale.
+"""
+
+import ipaddress
 import json
+import logging
 from typing import Any
 
 import rfc8785
+from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from audit.chain import GENESIS_HASH, event_hash, format_timestamp
-from audit.models import ActorKind, AuditEvent
+from audit import signing
+from audit.chain import GENESIS_HASH, checkpoint_message, event_hash, format_timestamp
+from audit.models import ActorKind, AuditCheckpoint, AuditEvent, AuditVerification
+from audit.selectors import AUDITORS_GROUP
+from audit.verification import Report, verify_chain
+from portal.exceptions import Conflict
+
+logger = logging.getLogger(__name__)
 
 # Any constant shared by every writer; it names the chain's append lock on PostgreSQL.
 AUDIT_APPEND_LOCK_KEY = 0x6761746568
@@ -50,13 +64,25 @@ def describe_target(target: models.Model | None) -> tuple[str, str, str]:
     return target._meta.label_lower, str(target.pk), str(target)[:300]
 
 
+def normalise_ip(address: str | None) -> str | None:
+    """The form the database gives back, so the column and the hashed body agree: IPv6 compressed
+    and lower case, IPv4-mapped addresses as IPv4, anything unparsable dropped."""
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip)
+
+
 def describe_request(request: Any) -> tuple[str, str | None, str]:
     if request is None:
         return "", None, ""
     meta = getattr(request, "META", {})
     return (
         getattr(request, "id", "") or "",
-        meta.get("REMOTE_ADDR") or None,
+        normalise_ip(meta.get("REMOTE_ADDR")),
         (meta.get("HTTP_USER_AGENT") or "")[:300],
     )
 
@@ -127,3 +153,83 @@ def audit_record(
         prev_hash=tail_hash,
         hash=event_hash(tail_hash, seq, stamp, body),
     )
+
+
+@transaction.atomic
+def audit_checkpoint_create(*, actor: Any) -> AuditCheckpoint:
+    """Sign the chain's current tip with the portal's Ed25519 key.
+
+    Refuses (`chain_broken`) when the events since the latest checkpoint do not verify: a
+    signature must never vouch for a trail that was rewritten. Only those events are walked, so a
+    checkpoint stays cheap however long the trail grows. When no event came since the latest
+    checkpoint, that one still speaks for the tip and is returned.
+    """
+    latest = AuditCheckpoint.objects.order_by("-size", "-id").first()
+    report = verify_chain(after=latest)
+    if report.tip_seq == 0:
+        raise Conflict("The trail is empty: there is nothing to sign yet.", code="empty_trail")
+    if report.ok and latest is not None and latest.size == report.tip_seq:
+        return latest
+    if not report.ok:
+        raise Conflict(
+            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}",
+            code="chain_broken",
+        )
+    checkpoint = AuditCheckpoint(
+        size=report.tip_seq,
+        tip_hash=report.tip_hash,
+        signature=signing.sign(checkpoint_message(report.tip_seq, report.tip_hash)),
+        key_id=signing.current_key_id(),
+        created_at=timezone.now(),
+        created_by=describe_actor(actor)[2],
+    )
+    checkpoint.full_clean()
+    checkpoint.save()
+    return checkpoint
+
+
+def audit_verify(*, actor: Any) -> tuple[AuditVerification, Report]:
+    """Verify the whole chain and record the result for the portal's banner.
+
+    Deliberately outside one transaction: the walk only reads, and on SQLite a transaction would
+    hold the write lock and stall every service for the length of the walk.
+    """
+    started_at = timezone.now()
+    report = verify_chain()
+    if not report.ok:
+        logger.error(
+            "Audit trail verification failed at event %s: %s", report.first_bad_seq, report.problem
+        )
+    run = AuditVerification(
+        started_at=started_at,
+        finished_at=timezone.now(),
+        run_by=describe_actor(actor)[2],
+        ok=report.ok,
+        events_checked=report.events,
+        checkpoints_checked=report.checkpoints,
+        tip_seq=report.tip_seq,
+        first_bad_seq=report.first_bad_seq,
+        problem=report.problem,
+        events_per_second=report.events_per_second,
+    )
+    run.full_clean()
+    with transaction.atomic():
+        run.save()
+    return run, report
+
+
+@transaction.atomic
+def auditor_add(*, actor: Any, user: AbstractBaseUser) -> bool:
+    """Give a person read access to the trail through the Auditors group. Who can read the
+    evidence is itself evidence, so it is audited; adding someone twice records nothing."""
+    group, _created = Group.objects.get_or_create(name=AUDITORS_GROUP)
+    if group.user_set.filter(pk=user.pk).exists():
+        return False
+    group.user_set.add(user)
+    audit_record(
+        actor=actor,
+        action="audit.reader_added",
+        target=user,
+        data={"user": user.get_username(), "group": AUDITORS_GROUP},
+    )
+    return True

@@ -1,0 +1,92 @@
+from rest_framework import serializers
+
+from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
+from audit.selectors import MAX_PAGE_SIZE, PAGE_SIZE, EventFilters
+
+
+class EventQuerySerializer(serializers.Serializer):
+    """Query parameters of the event list: the auditor page's filters plus the cursor."""
+
+    actor = serializers.CharField(required=False, max_length=150)
+    action = serializers.CharField(required=False, max_length=100)
+    object_type = serializers.CharField(required=False, max_length=100)
+    object_id = serializers.CharField(required=False, max_length=100)
+    environment = serializers.CharField(required=False, max_length=100)
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)
+    cursor = serializers.IntegerField(required=False, min_value=1)
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=PAGE_SIZE
+    )
+
+    def filters(self) -> EventFilters:
+        return EventFilters.from_data(self.validated_data)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    id = serializers.IntegerField(source="seq")
+    body = serializers.SerializerMethodField()
+
+    class Meta:
+        model = AuditEvent
+        fields = [
+            "id",
+            "seq",
+            "occurred_at",
+            "actor_kind",
+            "actor_id",
+            "actor_name",
+            "action",
+            "object_type",
+            "object_id",
+            "object_repr",
+            "environment",
+            "data",
+            "request_id",
+            "ip",
+            "user_agent",
+            "body",
+            "prev_hash",
+            "hash",
+        ]
+
+    def get_body(self, event: AuditEvent) -> str:
+        """The exact canonical JSON text the hash covers."""
+        return event.body
+
+
+class EventPageSerializer(serializers.Serializer):
+    results = AuditEventSerializer(many=True)
+    next_cursor = serializers.IntegerField(allow_null=True)
+    next = serializers.URLField(allow_null=True)
+
+
+class VerificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditVerification
+        fields = [
+            "id",
+            "started_at",
+            "finished_at",
+            "run_by",
+            "ok",
+            "events_checked",
+            "checkpoints_checked",
+            "tip_seq",
+            "first_bad_seq",
+            "problem",
+            "events_per_second",
+        ]
+
+
+class CheckpointSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditCheckpoint
+        fields = ["id", "size", "tip_hash", "signature", "key_id", "created_at", "created_by"]
+
+
+class VerifyStatusSerializer(serializers.Serializer):
+    last_verification = VerificationSerializer(allow_null=True)
+    latest_checkpoint = CheckpointSerializer(allow_null=True)
+    key_id = serializers.CharField()
+    public_key = serializers.CharField()

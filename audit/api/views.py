@@ -1,0 +1,72 @@
+from django.utils.http import urlencode
+from drf_spectacular.utils import extend_schema
+from rest_framework import permissions
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from audit import selectors, signing
+from audit.api.serializers import (
+    EventPageSerializer,
+    EventQuerySerializer,
+    VerifyStatusSerializer,
+)
+from portal.authentication import TokenScopes
+from portal.models import Scope
+
+
+class CanReadAudit(permissions.BasePermission):
+    message = "Only auditors, change managers, administrators and audit:read tokens."
+
+    def has_permission(self, request, view) -> bool:
+        return selectors.can_read_audit(request.user)
+
+
+class AuditReadView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes, CanReadAudit]
+    required_scopes = {"*": Scope.AUDIT_READ.value}
+
+
+class AuditEventListView(AuditReadView):
+    """Audit events, newest first, filtered; follow `next` (keyset on the sequence number)."""
+
+    @extend_schema(parameters=[EventQuerySerializer], responses=EventPageSerializer)
+    def get(self, request):
+        query = EventQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = query.filters()
+        page = selectors.audit_event_page(
+            user=request.user,
+            filters=filters,
+            cursor=query.validated_data.get("cursor"),
+            limit=query.validated_data["limit"],
+        )
+        next_url = None
+        if page.next_cursor is not None:
+            params = {
+                **filters.as_query(),
+                "limit": query.validated_data["limit"],
+                "cursor": page.next_cursor,
+            }
+            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(params)}")
+        return Response(
+            EventPageSerializer(
+                {"results": page.events, "next_cursor": page.next_cursor, "next": next_url}
+            ).data
+        )
+
+
+class AuditVerifyStatusView(AuditReadView):
+    """The last verification's result, the latest signed checkpoint and the public key."""
+
+    @extend_schema(responses=VerifyStatusSerializer)
+    def get(self, request):
+        return Response(
+            VerifyStatusSerializer(
+                {
+                    "last_verification": selectors.audit_last_verification(user=request.user),
+                    "latest_checkpoint": selectors.audit_latest_checkpoint(user=request.user),
+                    "key_id": signing.current_key_id(),
+                    "public_key": signing.public_key_pem(),
+                }
+            ).data
+        )

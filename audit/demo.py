@@ -1,0 +1,16 @@
+"""The audit part of the demo: the Auditors group with the `auditor` persona in it, and a first
+signed checkpoint so the public key and the verifier have something to show."""
+
+from django.contrib.auth import get_user_model
+
+from audit.models import AuditCheckpoint
+from audit.services import audit_checkpoint_create, auditor_add
+
+
+def seed(stdout) -> None:
+    auditor = get_user_model().objects.filter(username="auditor").first()
+    if auditor is not None:
+        auditor_add(actor=None, user=auditor)
+    if not AuditCheckpoint.objects.exists():
+        checkpoint = audit_checkpoint_create(actor=None)
+        stdout.write(f"Audit: signed checkpoint at {checkpoint.size} events.")

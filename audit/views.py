@@ -1,0 +1,173 @@
+"""Auditor pages: read-only, for people who can read the audit trail (`can_read_audit`)."""
+
+import csv
+import json
+from collections.abc import Iterable, Iterator
+
+from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils.http import urlencode
+
+from audit import selectors, signing
+from audit.chain import format_timestamp
+from audit.forms import EventFilterForm
+from audit.models import AuditEvent
+from audit.selectors import EventFilters
+
+CSV_COLUMNS = [
+    "seq",
+    "occurred_at",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "action",
+    "object_type",
+    "object_id",
+    "object_repr",
+    "environment",
+    "data",
+    "request_id",
+    "ip",
+    "user_agent",
+    "prev_hash",
+    "hash",
+]
+# Spreadsheets run cells that start with these as formulas; evidence must never execute.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _require_reader(request: HttpRequest) -> None:
+    if not selectors.can_read_audit(request.user):
+        raise PermissionDenied("Only auditors, change managers and administrators.")
+
+
+def _filter_form(request: HttpRequest) -> tuple[EventFilterForm, EventFilters, int | None]:
+    form = EventFilterForm(request.GET or None)
+    if form.is_bound and form.is_valid():
+        return form, form.filters(), form.cleaned_data["cursor"]
+    return form, EventFilters(), None
+
+
+def _banner_context(user) -> dict:
+    return {
+        "last_verification": selectors.audit_last_verification(user=user),
+        "latest_checkpoint": selectors.audit_latest_checkpoint(user=user),
+    }
+
+
+def event_list(request: HttpRequest) -> HttpResponse:
+    _require_reader(request)
+    form, filters, cursor = _filter_form(request)
+    page = selectors.audit_event_page(user=request.user, filters=filters, cursor=cursor)
+    query = filters.as_query()
+    next_url = f"?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else ""
+    return render(
+        request,
+        "audit/event_list.html",
+        {
+            "form": form,
+            "page": page,
+            "next_url": next_url,
+            "first_url": f"?{urlencode(query)}" if cursor else "",
+            "export_query": urlencode(query),
+            **_banner_context(request.user),
+        },
+    )
+
+
+def object_timeline(request: HttpRequest, object_type: str, object_id: str) -> HttpResponse:
+    """Everything that happened to one object, newest first, even after the object is gone."""
+    _require_reader(request)
+    cursor = request.GET.get("cursor", "")
+    filters = EventFilters(object_type=object_type, object_id=object_id)
+    page = selectors.audit_event_page(
+        user=request.user, filters=filters, cursor=int(cursor) if cursor.isdigit() else None
+    )
+    return render(
+        request,
+        "audit/object_timeline.html",
+        {
+            "object_type": object_type,
+            "object_id": object_id,
+            "object_repr": page.events[0].object_repr if page.events else "",
+            "page": page,
+            "next_url": f"?cursor={page.next_cursor}" if page.next_cursor else "",
+            "export_query": urlencode(filters.as_query()),
+            **_banner_context(request.user),
+        },
+    )
+
+
+def _row(event: AuditEvent) -> list[str]:
+    values = {
+        **{column: getattr(event, column) for column in CSV_COLUMNS},
+        "occurred_at": format_timestamp(event.occurred_at),
+        "data": json.dumps(event.data, ensure_ascii=False, sort_keys=True),
+        "ip": event.ip or "",
+    }
+    cells = [str(values[column]) for column in CSV_COLUMNS]
+    return [f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell for cell in cells]
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for event in events:
+        yield writer.writerow(_row(event))
+
+
+def _jsonl_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
+    for event in events:
+        record = {
+            "seq": event.seq,
+            "occurred_at": format_timestamp(event.occurred_at),
+            "prev_hash": event.prev_hash,
+            "hash": event.hash,
+            "body": json.loads(event.body),
+        }
+        yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def _export(request: HttpRequest, kind: str) -> StreamingHttpResponse:
+    _require_reader(request)
+    _form, filters, _cursor = _filter_form(request)
+    events = selectors.audit_events_stream(user=request.user, filters=filters)
+    if kind == "csv":
+        lines, content_type = _csv_lines(events), "text/csv; charset=utf-8"
+    else:
+        lines, content_type = _jsonl_lines(events), "application/x-ndjson; charset=utf-8"
+    response = StreamingHttpResponse(lines, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="audit-events.{kind}"'
+    return response
+
+
+def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    return _export(request, "csv")
+
+
+def export_jsonl(request: HttpRequest) -> StreamingHttpResponse:
+    return _export(request, "jsonl")
+
+
+@login_not_required
+def public_key(request: HttpRequest) -> HttpResponse:
+    """Published so anyone holding an export can check its checkpoints against the portal's key."""
+    return render(
+        request,
+        "audit/public_key.html",
+        {"public_key_pem": signing.public_key_pem(), "key_id": signing.current_key_id()},
+    )
+
+
+@login_not_required
+def public_key_pem(request: HttpRequest) -> HttpResponse:
+    response = HttpResponse(signing.public_key_pem(), content_type="application/x-pem-file")
+    response["Content-Disposition"] = 'inline; filename="gatehouse-audit-public-key.pem"'
+    return response

@@ -1,0 +1,114 @@
+"""The database itself refuses to rewrite the trail, whatever the application does."""
+
+import pytest
+from django.db import DatabaseError, IntegrityError, connection, transaction
+
+from audit.models import AuditCheckpoint, AuditEvent
+from audit.services import audit_checkpoint_create
+
+pytestmark = pytest.mark.django_db
+
+on_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="PostgreSQL only (TRUNCATE, replication role)"
+)
+
+
+@pytest.fixture
+def trail(record_events):
+    events = record_events(3)
+    checkpoint = audit_checkpoint_create(actor=None)
+    return events, checkpoint
+
+
+def _rejected(sql: str, params=()):
+    with pytest.raises(DatabaseError) as caught, transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditevent SET action = 'forged' WHERE seq = %s",
+        "UPDATE audit_auditevent SET hash = hash WHERE seq = %s",
+        "DELETE FROM audit_auditevent WHERE seq = %s",
+        "DELETE FROM audit_auditevent WHERE seq >= %s",
+    ],
+)
+def test_raw_sql_update_and_delete_of_events_are_rejected(trail, sql):
+    events, _checkpoint = trail
+    before = list(AuditEvent.objects.filter(seq__gte=events[0].seq).values_list("seq", "action"))
+    assert "append-only" in _rejected(sql, [events[1].seq])
+    after = list(AuditEvent.objects.filter(seq__gte=events[0].seq).values_list("seq", "action"))
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditcheckpoint SET tip_hash = 'x' WHERE id = %s",
+        "DELETE FROM audit_auditcheckpoint WHERE id = %s",
+    ],
+)
+def test_raw_sql_update_and_delete_of_checkpoints_are_rejected(trail, sql):
+    _events, checkpoint = trail
+    assert "append-only" in _rejected(sql, [checkpoint.pk])
+    assert AuditCheckpoint.objects.get(pk=checkpoint.pk).tip_hash == checkpoint.tip_hash
+
+
+def test_the_orm_refuses_too(trail):
+    events, checkpoint = trail
+    with pytest.raises(PermissionError):
+        events[0].save()
+    with pytest.raises(PermissionError):
+        events[0].delete()
+    with pytest.raises(PermissionError):
+        checkpoint.delete()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(seq=events[0].seq).update(action="forged")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        AuditEvent.objects.filter(seq=events[0].seq).delete()
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's INSERT OR REPLACE")
+def test_sqlite_insert_or_replace_cannot_overwrite_an_event(trail):
+    events, _checkpoint = trail
+    target = events[1]
+    with pytest.raises(IntegrityError), transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT OR REPLACE INTO audit_auditevent (seq, occurred_at, actor_kind, actor_id,"
+                " actor_name, action, object_type, object_id, object_repr, environment, data,"
+                " request_id, ip, user_agent, body, prev_hash, hash) VALUES (%s, %s, 'system', '',"
+                " 'system', 'forged', '', '', '', '', '{}', '', NULL, '', '{}', %s, %s)",
+                [target.seq, target.occurred_at, target.prev_hash, "f" * 64],
+            )
+    assert AuditEvent.objects.get(seq=target.seq).action == target.action
+
+
+@on_postgres
+def test_truncate_is_rejected(trail):
+    for table in ("audit_auditevent", "audit_auditcheckpoint"):
+        assert "append-only" in _rejected(f"TRUNCATE {table}")
+    assert AuditEvent.objects.filter(seq=trail[0][0].seq).exists()
+
+
+@on_postgres
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE audit_auditevent SET action = 'forged' WHERE seq = {seq}",
+        "DELETE FROM audit_auditevent WHERE seq = {seq}",
+        "TRUNCATE audit_auditevent",
+        "TRUNCATE audit_auditcheckpoint",
+    ],
+)
+def test_replica_replication_role_does_not_switch_the_guard_off(trail, sql):
+    events, _checkpoint = trail
+    with pytest.raises(DatabaseError) as caught, transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            cursor.execute(sql.format(seq=events[1].seq))
+    assert "append-only" in str(caught.value)
+    assert AuditEvent.objects.get(seq=events[1].seq).action == events[1].action
