@@ -32,7 +32,7 @@ def record_events():
                         action=action,
                         target=target,
                         environment=environment,
-                        data={"number": number, "note": "Zoë’s test ✓"},
+                        data={"number": number, "note": "Zoë's test ✓"},
                     )
                 )
         return events

@@ -21,9 +21,12 @@ def trail(record_events):
 
 
 def _rejected(sql: str, params=()):
-    with pytest.raises(DatabaseError) as caught, transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    with (
+        pytest.raises(DatabaseError) as caught,
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql, params)
     return str(caught.value)
 
 
@@ -75,15 +78,14 @@ def test_the_orm_refuses_too(trail):
 def test_sqlite_insert_or_replace_cannot_overwrite_an_event(trail):
     events, _checkpoint = trail
     target = events[1]
-    with pytest.raises(IntegrityError), transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "INSERT OR REPLACE INTO audit_auditevent (seq, occurred_at, actor_kind, actor_id,"
-                " actor_name, action, object_type, object_id, object_repr, environment, data,"
-                " request_id, ip, user_agent, body, prev_hash, hash) VALUES (%s, %s, 'system', '',"
-                " 'system', 'forged', '', '', '', '', '{}', '', NULL, '', '{}', %s, %s)",
-                [target.seq, target.occurred_at, target.prev_hash, "f" * 64],
-            )
+    with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT OR REPLACE INTO audit_auditevent (seq, occurred_at, actor_kind, actor_id,"
+            " actor_name, action, object_type, object_id, object_repr, environment, data,"
+            " request_id, ip, user_agent, body, prev_hash, hash) VALUES (%s, %s, 'system', '',"
+            " 'system', 'forged', '', '', '', '', '{}', '', NULL, '', '{}', %s, %s)",
+            [target.seq, target.occurred_at, target.prev_hash, "f" * 64],
+        )
     assert AuditEvent.objects.get(seq=target.seq).action == target.action
 
 
@@ -106,9 +108,12 @@ def test_truncate_is_rejected(trail):
 )
 def test_replica_replication_role_does_not_switch_the_guard_off(trail, sql):
     events, _checkpoint = trail
-    with pytest.raises(DatabaseError) as caught, transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL session_replication_role = replica")
-            cursor.execute(sql.format(seq=events[1].seq))
+    with (
+        pytest.raises(DatabaseError) as caught,
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute(sql.format(seq=events[1].seq))
     assert "append-only" in str(caught.value)
     assert AuditEvent.objects.get(seq=events[1].seq).action == events[1].action
