@@ -24,13 +24,18 @@ from releases.models import (
     HealthCheck,
     UnauthorisedChange,
 )
+from releases.selectors.policy import environment_policy_current
+from releases.services.change_requests import (
+    change_request_mark_deployed,
+    change_request_mark_rolled_back,
+)
 from releases.services.gate import (
     GateAnswer,
-    current_policy,
     decision_data,
     gate_decision_record,
     gate_evaluate,
 )
+from releases.states import State
 
 
 class GateDenied(RuleDenied):
@@ -220,7 +225,12 @@ def deployment_record_result(
     deployment.full_clean()
     deployment.save()
     if status == DeploymentStatus.SUCCEEDED and deployment.change_request is not None:
-        _mark_change_deployed(deployment)
+        change_request_mark_deployed(
+            actor=actor,
+            change_request=deployment.change_request,
+            deployment=deployment,
+            request=request,
+        )
     audit_record(
         actor=actor,
         action=f"deployment.{status}",
@@ -241,14 +251,8 @@ def deployment_record_result(
     return deployment
 
 
-def _mark_change_deployed(deployment: Deployment) -> None:
-    from releases.services.change_requests import change_request_mark_deployed
-
-    change_request_mark_deployed(change_request=deployment.change_request, deployment=deployment)
-
-
 def _is_environment_approver(user: Any, environment: Environment) -> bool:
-    policy = current_policy(environment)
+    policy = environment_policy_current(environment=environment)
     if policy is None:
         return False
     return Membership.objects.filter(
@@ -352,6 +356,21 @@ def deployment_rollback(
     replaced.status = DeploymentStatus.ROLLED_BACK
     replaced.finished_at = replaced.finished_at or now
     replaced.save(update_fields=["status", "finished_at"])
+    undone = replaced.change_request
+    if (
+        replaced.kind == DeploymentKind.DEPLOY
+        and replaced.succeeded_at is not None
+        and undone is not None
+        and undone.state in (State.DEPLOYED, State.RETRO_REVIEW)
+    ):
+        # The release this change authorised is undone; a failed attempt leaves its change as
+        # it was, still usable inside its window (rule 9).
+        change_request_mark_rolled_back(
+            actor=actor,
+            change_request=replaced.change_request,
+            deployment=rollback,
+            request=request,
+        )
     audit_record(
         actor=actor,
         action="deployment.rolled_back",

@@ -27,10 +27,9 @@ from releases.models import (
     GatePurpose,
     SignOffKind,
 )
+from releases.selectors.policy import environment_policy_current
+from releases.services.change_requests import EMERGENCY_VALIDITY
 from releases.states import Kind, State
-
-# Rule 11: an authorised emergency change may be deployed for this long after its authorisation.
-EMERGENCY_VALIDITY = timedelta(hours=24)
 
 # The states in which a change request authorises a deployment.
 USABLE_STATES = {Kind.NORMAL: State.APPROVED, Kind.EMERGENCY: State.AUTHORISED}
@@ -92,10 +91,6 @@ class GateAnswer:
 
     def codes(self) -> list[str]:
         return [reason.code for reason in self.reasons]
-
-
-def current_policy(environment: Environment) -> EnvironmentPolicy | None:
-    return environment.policies.order_by("-version").first()
 
 
 def _when(moment: datetime) -> str:
@@ -253,17 +248,18 @@ def _check_change_request(answer: GateAnswer, cr: ChangeRequest) -> None:
             f"it is now {_when(now)}.",
         )
 
-    attempts = set(
+    attempts = list(
         Deployment.objects.filter(change_request=cr, kind=DeploymentKind.DEPLOY).values_list(
-            "status", flat=True
+            "status", "succeeded_at"
         )
     )
-    if DeploymentStatus.STARTED in attempts:
+    if any(status == DeploymentStatus.STARTED for status, _ in attempts):
         answer.deny(
             "deployment_in_progress",
             f"A deployment under {cr.number} has started and not reported its result yet.",
         )
-    if attempts & {DeploymentStatus.SUCCEEDED, DeploymentStatus.ROLLED_BACK}:
+    # A failed attempt leaves the change usable (rule 9), even once it has been rolled back.
+    if any(succeeded_at is not None for _, succeeded_at in attempts):
         answer.deny(
             "change_already_used",
             f"{cr.number} has already been deployed; one change authorises one release.",
@@ -274,6 +270,7 @@ def _check_freeze(answer: GateAnswer) -> None:
     freeze = (
         FreezeWindow.objects.filter(
             environment=answer.environment,
+            cancelled_at__isnull=True,
             starts_at__lte=answer.decided_at,
             ends_at__gt=answer.decided_at,
         )
@@ -379,7 +376,7 @@ def gate_evaluate(
     if answer.environment is None:
         answer.deny("unknown_environment", f"There is no environment named '{environment}'.")
     else:
-        answer.policy = current_policy(answer.environment)
+        answer.policy = environment_policy_current(environment=answer.environment)
         if answer.policy is None:
             answer.deny(
                 "policy_missing",

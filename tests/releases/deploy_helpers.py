@@ -1,22 +1,20 @@
-"""Builders for the gate, deployment, rollback and live tests: environments, builds, approved
-change requests, a controlled clock and a deploy-and-report shortcut."""
+"""Builders for the gate, deployment, rollback and live tests, all through the services: builds
+registered in the registry, change requests filed and signed, deployments started and reported,
+with a controlled clock."""
 
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.models import Team
-from registry.models import ModelVersion, RegisteredModel, Repository
-from releases.models import (
-    ChangeRequest,
-    Decision,
-    Environment,
-    EnvironmentPolicy,
-    SignOff,
-    SignOffKind,
-)
+from portal.demo import DEMO_PASSWORD
+from registry import services as registry
+from registry.models import ModelVersion, RegisteredModel
+from releases.models import ChangeRequest, Deployment, Environment
+from releases.services import change_requests
 from releases.services.deployments import deployment_record_result, deployment_start
-from releases.states import Kind, State
+from releases.states import Kind
+
+REPOSITORY = "https://git.example.com/data-science/models"
 
 
 def digest(text: str) -> str:
@@ -33,101 +31,81 @@ class Clock:
         self.now += timedelta(**delta)
         return self.now
 
-
-def make_environment(
-    name: str,
-    rank: int,
-    *,
-    needs_change_request: bool,
-    teams: list[Team] = (),
-    soak_source: Environment | None = None,
-    soak_days: int = 0,
-    needs_peer_review: bool = True,
-) -> Environment:
-    environment = Environment.objects.create(name=name, rank=rank)
-    policy = EnvironmentPolicy.objects.create(
-        environment=environment,
-        version=1,
-        needs_change_request=needs_change_request,
-        needs_peer_review=needs_peer_review,
-        soak_source=soak_source,
-        soak_days=soak_days,
-        created_by_name="system",
-    )
-    policy.approval_teams.set(teams)
-    return environment
+    def at(self, **delta: float) -> "Clock":
+        """Another clock, this far from this one."""
+        return Clock(self.now + timedelta(**delta))
 
 
-def make_model(name: str, team: Team) -> RegisteredModel:
-    return RegisteredModel.objects.create(name=name, owner_team=team)
+def make_model(name: str, team_slug: str = "data-science") -> RegisteredModel:
+    return registry.model_register(actor=None, name=name, owner_team=team_slug)[0]
 
 
-def make_build(model: RegisteredModel, version: str) -> ModelVersion:
-    repository, _ = Repository.objects.get_or_create(url=f"https://git.example/{model.name}.git")
-    return ModelVersion.objects.create(
-        model=model,
+def make_build(model: RegisteredModel, version: str, *, artifact_sha256: str = "") -> ModelVersion:
+    return registry.model_version_register(
+        actor=None,
+        model=model.name,
         version=version,
-        repository=repository,
+        repository=REPOSITORY,
         commit_sha=hashlib.sha1(f"{model.name}{version}".encode()).hexdigest(),  # noqa: S324
-        build_id=f"build-{version}",
+        build_id=f"build-{model.name}-{version}",
         artifact_uri=f"s3://models/{model.name}/{version}.tar.gz",
-        artifact_sha256=digest(f"{model.name}:{version}"),
-        created_by_name="ci-pipeline",
+        artifact_sha256=artifact_sha256 or digest(f"{model.name}:{version}"),
+    )[0]
+
+
+def sign(signer, change_request: ChangeRequest, decision: str = "approve") -> None:
+    change_request.refresh_from_db()
+    change_requests.change_request_sign(
+        actor=signer,
+        change_request=change_request,
+        decision=decision,
+        comment="" if decision == "approve" else "Not like this.",
+        password=DEMO_PASSWORD,
+        content_digest=change_request.content_digest,
     )
 
 
-def approved_change(
+def file_change(
     *,
     model_version: ModelVersion,
     environment: Environment,
     requester,
     signers: list = (),
-    window_start: datetime,
+    window_start: datetime | None = None,
     hours: float = 48,
     kind: str = Kind.NORMAL,
-    state: str | None = None,
 ) -> ChangeRequest:
-    """A change request in its usable state, built directly; the change request services
-    build the same thing in the lifecycle tests."""
-    policy = environment.policies.order_by("-version").first()
-    change = ChangeRequest.objects.create(
-        kind=kind,
-        state=state or (State.APPROVED if kind == Kind.NORMAL else State.AUTHORISED),
+    """File a change request and have `signers` sign it in order (peer first, then the
+    approval teams; for an emergency, the emergency approver)."""
+    emergency = kind == Kind.EMERGENCY
+    change = change_requests.change_request_file(
+        actor=requester,
         model_version=model_version,
         environment=environment,
-        requester=requester,
-        team=requester.memberships.first().team,
+        kind=kind,
         title=f"Release {model_version}",
-        justification="Better recall.",
+        justification="Fraud losses since the scheme change." if emergency else "Better recall.",
         rollback_plan="Roll back to the previous version.",
-        window_start=window_start,
-        window_end=window_start + timedelta(hours=hours),
-        incident_ref="INC-1" if kind == Kind.EMERGENCY else "",
-        content_digest=digest(f"{model_version.pk}:{environment.pk}"),
-        policy=policy,
+        window_start=None if emergency else window_start,
+        window_end=None if emergency else window_start + timedelta(hours=hours),
+        incident_ref="INC-4711" if emergency else "",
     )
     for signer in signers:
-        membership = signer.memberships.first()
-        SignOff.objects.create(
-            change_request=change,
-            kind=(
-                SignOffKind.EMERGENCY_AUTHORISATION
-                if kind == Kind.EMERGENCY
-                else SignOffKind.APPROVAL
-            ),
-            team=membership.team,
-            signer=signer,
-            decision=Decision.APPROVE,
-            meaning=f"I approve {change.number} on behalf of {membership.team.name}",
-            content_digest=change.content_digest,
-            policy=policy,
-            signed_at=window_start,
-        )
+        sign(signer, change)
+    change.refresh_from_db()
     return change
 
 
-def deploy(*, actor, environment, model_version, clock: Clock, change_request=None, succeed=True):
-    """Start a deployment and report its result one minute later."""
+def deploy(
+    *,
+    actor,
+    environment: Environment,
+    model_version: ModelVersion,
+    clock: Clock,
+    change_request: ChangeRequest | None = None,
+    succeed: bool = True,
+) -> Deployment:
+    """Start a deployment now and report its result one minute later."""
     deployment, _ = deployment_start(
         actor=actor,
         environment=environment,

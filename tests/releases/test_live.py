@@ -50,7 +50,7 @@ def test_live_and_as_of_follow_the_successes(envs, builds, ci, clock, fraud):
 
 
 def test_live_lists_each_model_once_per_environment(envs, org, ci, clock):
-    models = [make_model(f"model-{n}", org["data-science"]) for n in range(3)]
+    models = [make_model(f"model-{n}") for n in range(3)]
     for model in models:
         for version in ("1", "2"):
             deploy(
@@ -66,7 +66,7 @@ def test_live_lists_each_model_once_per_environment(envs, org, ci, clock):
 
 def test_live_queries_stay_flat(envs, org, ci, clock):
     for n in range(3):
-        model = make_model(f"m-{n}", org["data-science"])
+        model = make_model(f"m-{n}")
         deploy(
             actor=ci.account,
             environment=envs["dev"],
@@ -76,7 +76,7 @@ def test_live_queries_stay_flat(envs, org, ci, clock):
     with CaptureQueriesContext(connection) as few:
         list(live_in_environment(environment=envs["dev"]))
     for n in range(3, 12):
-        model = make_model(f"m-{n}", org["data-science"])
+        model = make_model(f"m-{n}")
         deploy(
             actor=ci.account,
             environment=envs["dev"],
