@@ -1,0 +1,167 @@
+"""Input and output shapes of the change request API. The input names things as the REST
+contract does (model and environment by name, team by slug) and turns them into rows; the
+services check the rules."""
+
+from rest_framework import serializers
+
+from portal.models import Team
+from registry.models import ModelVersion
+from releases.models import ChangeRequest, Environment, SignOff
+from releases.states import Kind
+
+
+class ChangeRequestInput(serializers.Serializer):
+    model = serializers.CharField(max_length=100, help_text="The registered model's name.")
+    version = serializers.CharField(max_length=100, help_text="The registered version.")
+    environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
+    kind = serializers.ChoiceField(Kind.choices, required=False, default=Kind.NORMAL)
+    title = serializers.CharField(max_length=200)
+    justification = serializers.CharField()
+    risk = serializers.CharField(required=False, allow_blank=True, default="")
+    test_evidence = serializers.CharField(required=False, allow_blank=True, default="")
+    rollback_plan = serializers.CharField()
+    window_start = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="Required for a normal change."
+    )
+    window_end = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, help_text="Required for a normal change."
+    )
+    incident_ref = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Required for an emergency change.",
+    )
+    team = serializers.CharField(
+        max_length=100,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Slug of the requester's team that reviews it; by default the model owner's "
+        "team if the requester is in it, else their first team.",
+    )
+    submit = serializers.BooleanField(
+        required=False, default=True, help_text="False keeps it as a draft."
+    )
+
+    def validate(self, data: dict) -> dict:
+        errors: dict[str, list[str]] = {}
+        model_version = (
+            ModelVersion.objects.select_related("model")
+            .filter(model__name=data["model"], version=data["version"])
+            .first()
+        )
+        if model_version is None:
+            errors["version"] = [f"{data['model']} has no registered version '{data['version']}'."]
+        environment = Environment.objects.filter(name=data["environment"]).first()
+        if environment is None:
+            errors["environment"] = [f"No environment is named '{data['environment']}'."]
+        team = None
+        if data["team"]:
+            team = Team.objects.filter(slug=data["team"]).first()
+            if team is None:
+                errors["team"] = [f"No team has the slug '{data['team']}'."]
+        if data["kind"] == Kind.NORMAL:
+            for name in ("window_start", "window_end"):
+                if data[name] is None:
+                    errors[name] = ["Required for a normal change."]
+            start, end = data["window_start"], data["window_end"]
+            if start and end and end <= start:
+                errors["window_end"] = ["Must be after window_start."]
+        elif not data["incident_ref"].strip():
+            errors["incident_ref"] = ["Required for an emergency change."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return {
+            "model_version": model_version,
+            "environment": environment,
+            "team": team,
+            "kind": data["kind"],
+            "title": data["title"],
+            "justification": data["justification"],
+            "risk_impact": data["risk"],
+            "test_evidence": data["test_evidence"],
+            "rollback_plan": data["rollback_plan"],
+            "window_start": data["window_start"],
+            "window_end": data["window_end"],
+            "incident_ref": data["incident_ref"],
+            "submit": data["submit"],
+        }
+
+
+class SignOffOutput(serializers.ModelSerializer):
+    # Plain text rather than a second enum called "kind" in the schema.
+    kind = serializers.CharField(
+        read_only=True,
+        help_text="peer_review, approval, emergency_authorisation or retrospective.",
+    )
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    signer = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    policy_version = serializers.IntegerField(source="policy.version", read_only=True)
+
+    class Meta:
+        model = SignOff
+        fields = [
+            "id",
+            "kind",
+            "team",
+            "signer",
+            "decision",
+            "comment",
+            "meaning",
+            "content_digest",
+            "policy_version",
+            "reauthenticated",
+            "signed_at",
+            "voided_at",
+            "voided_reason",
+        ]
+
+
+class ChangeRequestOutput(serializers.ModelSerializer):
+    number = serializers.CharField(read_only=True)
+    model = serializers.CharField(source="model_version.model.name", read_only=True)
+    version = serializers.CharField(source="model_version.version", read_only=True)
+    model_version_id = serializers.IntegerField(read_only=True)
+    commit_sha = serializers.CharField(source="model_version.commit_sha", read_only=True)
+    artifact_sha256 = serializers.CharField(source="model_version.artifact_sha256", read_only=True)
+    environment = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    requester = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    risk = serializers.CharField(source="risk_impact", read_only=True)
+    policy_version = serializers.IntegerField(
+        source="policy.version", read_only=True, allow_null=True, default=None
+    )
+    sign_offs = SignOffOutput(many=True, read_only=True)
+
+    class Meta:
+        model = ChangeRequest
+        fields = [
+            "id",
+            "number",
+            "kind",
+            "state",
+            "model",
+            "version",
+            "model_version_id",
+            "commit_sha",
+            "artifact_sha256",
+            "environment",
+            "requester",
+            "team",
+            "title",
+            "justification",
+            "risk",
+            "test_evidence",
+            "rollback_plan",
+            "window_start",
+            "window_end",
+            "incident_ref",
+            "content_digest",
+            "policy_version",
+            "created_at",
+            "submitted_at",
+            "retrospective_due_at",
+            "sign_offs",
+        ]

@@ -1,0 +1,87 @@
+"""File and read change requests over REST (DESIGN.md, REST contract v1).
+
+People file change requests: a request names its requester, who answers for it and whose team
+reviews it, so a service account (whatever its scopes, `deployments:write` included) cannot
+file one. Any caller, a token with any scope included, may read one."""
+
+from django.db.models import Prefetch
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import permissions, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.authentication import TokenScopes, is_service_account
+from releases.api.change_request_serializers import ChangeRequestInput, ChangeRequestOutput
+from releases.models import SignOff
+from releases.selectors.change_requests import change_request_get, change_requests
+from releases.services import change_requests as services
+
+
+class PeopleFile(permissions.BasePermission):
+    message = "Change requests are filed by people signed in to the portal, not by tokens."
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in permissions.SAFE_METHODS or not is_service_account(request.user)
+
+
+def _detailed():
+    return change_requests().prefetch_related(
+        Prefetch(
+            "sign_offs",
+            queryset=SignOff.objects.select_related("team", "signer", "policy").order_by(
+                "signed_at", "id"
+            ),
+        )
+    )
+
+
+class ChangeRequestsView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes, PeopleFile]
+    required_scopes: dict = {}
+
+    @extend_schema(
+        request=ChangeRequestInput,
+        responses={
+            201: ChangeRequestOutput,
+            400: OpenApiResponse(description="Validation errors: field → messages."),
+            403: OpenApiResponse(
+                description="A token (people file change requests), or a rule denial "
+                "`{code, detail}`: window_in_past, freeze_in_effect, emergency_not_allowed, "
+                "retrospective_overdue, not_a_member, …"
+            ),
+            404: OpenApiResponse(description="unknown_build"),
+            409: OpenApiResponse(description="`{code, detail}`, e.g. no_policy."),
+        },
+        description=(
+            "File a change request for one registered build to one environment. By default it "
+            "is submitted at once (to peer review, the approval teams or, for an emergency, the "
+            "emergency approvers); `submit: false` keeps a draft."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        payload = ChangeRequestInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        fields = dict(payload.validated_data)
+        file = (
+            services.change_request_file
+            if fields.pop("submit")
+            else (services.change_request_create)
+        )
+        change_request = file(actor=request.user, request=request, **fields)
+        found = change_request_get(number=change_request.number, queryset=_detailed())
+        return Response(ChangeRequestOutput(found).data, status=status.HTTP_201_CREATED)
+
+
+class ChangeRequestView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes: dict = {}
+
+    @extend_schema(
+        responses={200: ChangeRequestOutput, 404: OpenApiResponse(description="Unknown number.")},
+        description="A change request by its number (`CR-42`), with every sign-off, voided "
+        "ones included.",
+    )
+    def get(self, request: Request, number: str) -> Response:
+        found = change_request_get(number=number, queryset=_detailed())
+        return Response(ChangeRequestOutput(found).data)

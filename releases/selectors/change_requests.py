@@ -1,0 +1,288 @@
+"""Reads about change requests, several of them depending on who asks: what waits for me, the
+filtered list, and the change request page with the buttons the asker may press.
+
+Who may sign what is decided by `releases.signing`, the same functions the services refuse with,
+so a button is shown exactly when the service would accept the click (the commit-author rule is
+checked on the page and at signing, not in the "waiting for me" list, where it would need git
+per row)."""
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from portal.exceptions import NotFound, RuleDenied
+from portal.models import Membership, Team
+from registry.reproducibility import Reproducibility, reproducibility
+from releases.models import ChangeRequest, EnvironmentPolicy, SignOff, SignOffKind
+from releases.selectors.commits import ReleaseCommits, release_commits
+from releases.selectors.policy import environment_policies_current, environment_policy_current
+from releases.signing import Slot, open_slots, signer_denial
+from releases.states import EDITABLE, FINAL, Kind, State, can_move
+
+NUMBER = re.compile(r"^CR-(\d{1,18})$", re.IGNORECASE)
+
+
+def change_requests() -> QuerySet[ChangeRequest]:
+    return ChangeRequest.objects.select_related(
+        "model_version__model",
+        "model_version__repository",
+        "environment",
+        "requester",
+        "team",
+        "policy",
+    )
+
+
+def change_request_get(
+    *, number: str, queryset: QuerySet[ChangeRequest] | None = None
+) -> ChangeRequest:
+    """The request called `CR-42` (the number is its id)."""
+    match = NUMBER.match(number.strip())
+    queryset = change_requests() if queryset is None else queryset
+    found = queryset.filter(pk=int(match.group(1))).first() if match else None
+    if found is None:
+        raise NotFound(f"No change request is numbered '{number}'.", code="unknown_change_request")
+    return found
+
+
+@dataclass(frozen=True)
+class ChangeRequestFilters:
+    state: str = ""
+    environment: str = ""
+    model: str = ""
+    requester: str = ""
+    team: str = ""
+    kind: str = ""
+
+
+def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
+    """Every signed-in person may read every change request: the office works in the open. `team`
+    keeps requests filed by that team or waiting for, or signed by, that team."""
+    queryset = change_requests()
+    exact = {
+        "state": filters.state,
+        "environment__name": filters.environment,
+        "model_version__model__name": filters.model,
+        "requester__username": filters.requester,
+        "kind": filters.kind,
+    }
+    queryset = queryset.filter(**{key: value for key, value in exact.items() if value})
+    if filters.team:
+        queryset = queryset.filter(
+            Q(team__slug=filters.team)
+            | Q(sign_offs__team__slug=filters.team, sign_offs__voided_at__isnull=True)
+        ).distinct()
+    return queryset.order_by("-id")
+
+
+@dataclass(frozen=True)
+class WaitingItem:
+    change_request: ChangeRequest
+    slot: Slot
+    waiting_since: datetime
+
+    @property
+    def age(self) -> timedelta:
+        return timezone.now() - self.waiting_since
+
+
+def _active_sign_offs() -> Prefetch:
+    return Prefetch(
+        "sign_offs", queryset=SignOff.objects.filter(voided_at__isnull=True), to_attr="active"
+    )
+
+
+def change_requests_waiting_for(*, user) -> list[WaitingItem]:
+    """What `user` can sign now, oldest first: peer reviews for their teams, approvals and
+    retrospectives for teams where they hold the approver role, emergency authorisations if they
+    are an emergency approver. A fixed number of queries however long the list."""
+    memberships = list(Membership.objects.filter(user=user).select_related("team"))
+    if not memberships:
+        return []
+    wanted = Q(state=State.IN_REVIEW, team_id__in=[m.team_id for m in memberships])
+    if any(m.is_approver for m in memberships):
+        wanted |= Q(state__in=[State.IN_APPROVAL, State.RETRO_REVIEW])
+    if any(m.is_emergency_approver for m in memberships):
+        wanted |= Q(state=State.AWAITING_AUTHORISATION)
+    candidates = (
+        change_requests()
+        .filter(wanted)
+        .exclude(requester=user)
+        .prefetch_related(_active_sign_offs())
+    ).order_by("submitted_at", "id")
+    policies = environment_policies_current()
+    items = []
+    for change_request in candidates:
+        policy = policies.get(change_request.environment_id)
+        teams = list(policy.approval_teams.all()) if policy else []
+        for slot in open_slots(change_request, teams, change_request.active):
+            denial = signer_denial(
+                user=user,
+                change_request=change_request,
+                slot=slot,
+                memberships=memberships,
+                sign_offs=change_request.active,
+            )
+            if denial is None:
+                since = change_request.submitted_at or change_request.created_at
+                items.append(WaitingItem(change_request, slot, since))
+    return sorted(items, key=lambda item: (item.waiting_since, item.change_request.pk))
+
+
+@dataclass
+class Panel:
+    """One signature the request needs (or got): who signed what, when, under which policy."""
+
+    slot: Slot
+    sign_offs: list[SignOff]
+    open: bool
+    can_sign: bool
+    denial: str = ""
+
+    @property
+    def active(self) -> SignOff | None:
+        return next((s for s in self.sign_offs if s.voided_at is None), None)
+
+    @property
+    def voided(self) -> list[SignOff]:
+        return [s for s in self.sign_offs if s.voided_at is not None]
+
+
+@dataclass
+class ChangeRequestPage:
+    change_request: ChangeRequest
+    policy: EnvironmentPolicy | None
+    panels: list[Panel]
+    events: list[AuditEvent]
+    commits: ReleaseCommits
+    reproducibility: Reproducibility
+    can_edit: bool
+    can_submit: bool
+    can_cancel: bool
+    sign_slots: list[Slot] = field(default_factory=list)
+
+
+def _panels(
+    change_request: ChangeRequest,
+    policy: EnvironmentPolicy | None,
+    sign_offs: list[SignOff],
+) -> list[tuple[Slot, list[SignOff]]]:
+    teams = list(policy.approval_teams.all()) if policy else []
+    by_team: dict[tuple[str, int | None], list[SignOff]] = {}
+    for sign_off in sign_offs:
+        team_id = None if sign_off.kind == SignOffKind.EMERGENCY_AUTHORISATION else sign_off.team_id
+        by_team.setdefault((sign_off.kind, team_id), []).append(sign_off)
+    # Teams that signed under an earlier policy version still get their panel.
+    for sign_off in sign_offs:
+        extra = sign_off.team
+        team_kinds = (SignOffKind.APPROVAL, SignOffKind.RETROSPECTIVE)
+        if sign_off.kind in team_kinds and extra is not None and extra not in teams:
+            teams.append(extra)
+    slots: list[Slot] = []
+    if change_request.kind == Kind.EMERGENCY:
+        slots.append(Slot(SignOffKind.EMERGENCY_AUTHORISATION, None))
+        slots += [Slot(SignOffKind.RETROSPECTIVE, team) for team in teams]
+    else:
+        if (policy and policy.needs_peer_review) or (
+            SignOffKind.PEER_REVIEW,
+            change_request.team_id,
+        ) in by_team:
+            slots.append(Slot(SignOffKind.PEER_REVIEW, change_request.team))
+        slots += [Slot(SignOffKind.APPROVAL, team) for team in teams]
+    return [
+        (slot, by_team.get((slot.kind, slot.team.pk if slot.team else None), [])) for slot in slots
+    ]
+
+
+def change_request_page(*, user, number: str) -> ChangeRequestPage:
+    """Everything the change request page shows, in a fixed number of queries whatever the
+    number of sign-offs and audit events."""
+    change_request = change_request_get(
+        number=number, queryset=change_requests().prefetch_related("model_version__datasets")
+    )
+    version = change_request.model_version
+    sign_offs = list(
+        change_request.sign_offs.select_related("signer", "team", "policy").order_by(
+            "signed_at", "id"
+        )
+    )
+    active = [s for s in sign_offs if s.voided_at is None]
+    policy = environment_policy_current(environment=change_request.environment)
+    memberships = list(Membership.objects.filter(user=user)) if user.is_authenticated else []
+    commits = release_commits(model_version=version, environment=change_request.environment)
+    authors = None
+    if policy is not None and policy.exclude_commit_authors:
+        authors = commits.author_emails if commits.known else None
+    open_now = open_slots(
+        change_request, list(policy.approval_teams.all()) if policy else [], active
+    )
+    panels, sign_slots = [], []
+    for slot, given in _panels(change_request, policy, sign_offs):
+        is_open = slot in open_now
+        denial = None
+        if is_open:
+            denial = signer_denial(
+                user=user,
+                change_request=change_request,
+                slot=slot,
+                memberships=memberships,
+                sign_offs=active,
+                commit_author_emails=authors,
+            )
+            if denial is None and authors is None and policy and policy.exclude_commit_authors:
+                denial = RuleDenied(
+                    f"The commits of this release cannot be read ({commits.note}).",
+                    code="commits_unknown",
+                )
+        can_sign = is_open and denial is None
+        if can_sign:
+            sign_slots.append(slot)
+        panels.append(
+            Panel(
+                slot=slot,
+                sign_offs=given,
+                open=is_open,
+                can_sign=can_sign,
+                denial=denial.detail if denial is not None else "",
+            )
+        )
+    is_requester = user.pk == change_request.requester_id
+    events = list(
+        AuditEvent.objects.filter(
+            object_type="releases.changerequest", object_id=str(change_request.pk)
+        ).order_by("seq")
+    )
+    return ChangeRequestPage(
+        change_request=change_request,
+        policy=policy,
+        panels=panels,
+        events=events,
+        commits=commits,
+        reproducibility=reproducibility(version),
+        can_edit=is_requester and change_request.state in EDITABLE[change_request.kind],
+        can_submit=is_requester and change_request.state == State.DRAFT,
+        can_cancel=is_requester
+        and can_move(change_request.kind, change_request.state, State.CANCELLED),
+        sign_slots=sign_slots,
+    )
+
+
+def change_request_sign_slot(*, user, change_request: ChangeRequest, team: Team | None) -> Slot:
+    """The slot the sign form is for: `team`'s, or the only one the user may fill."""
+    page = change_request_page(user=user, number=change_request.number)
+    for slot in page.sign_slots:
+        if team is None or (slot.team is not None and slot.team.pk == team.pk):
+            return slot
+    raise NotFound("There is nothing for you to sign here.", code="nothing_to_sign")
+
+
+def emergency_changes(*, include_final: bool = False) -> QuerySet[ChangeRequest]:
+    """Emergency changes, the open ones first by retrospective deadline."""
+    queryset = change_requests().filter(kind=Kind.EMERGENCY)
+    if not include_final:
+        queryset = queryset.exclude(state__in=FINAL)
+    return queryset.prefetch_related(_active_sign_offs()).order_by("retrospective_due_at", "-id")
