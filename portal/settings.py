@@ -214,6 +214,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ChangeRequestKindEnum": "releases.states.Kind",
+        "ChangeRequestStateEnum": "releases.states.State",
+        "DeploymentKindEnum": "releases.models.DeploymentKind",
+        "DeploymentStatusEnum": "releases.models.DeploymentStatus",
+        "SignOffKindEnum": "releases.models.SignOffKind",
+        "ActorKindEnum": "audit.models.ActorKind",
+    },
 }
 
 LOGGING = {
