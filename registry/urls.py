@@ -1,3 +1,13 @@
+from django.urls import path
+
+from registry import views
+
 app_name = "registry"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.model_list, name="models"),
+    path("models/<slug:name>/", views.model_detail, name="model"),
+    path("models/<slug:name>/versions/<str:version>/", views.version_detail, name="version"),
+    path("datasets/", views.dataset_list, name="datasets"),
+    path("ci/gatehouse_ci.py", views.ci_helper, name="ci-helper"),
+]

@@ -21,6 +21,19 @@ $$;
 """
 
 
+def sqlite_create(table):
+    return [
+        f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, 'registered versions never change: "
+        f"{operation} on {table} is not allowed'); END"
+        for operation in ("UPDATE", "DELETE")
+    ]
+
+
+def sqlite_drop(table):
+    return [f"DROP TRIGGER IF EXISTS {table}_no_{operation}" for operation in ("update", "delete")]
+
+
 def create_triggers(apps, schema_editor):
     vendor = schema_editor.connection.vendor
     statements = []
@@ -33,13 +46,7 @@ def create_triggers(apps, schema_editor):
                 f"ALTER TABLE {table} ENABLE ALWAYS TRIGGER {table}_immutable",
             ]
     elif vendor == "sqlite":
-        for table in TABLES:
-            for operation in ("UPDATE", "DELETE"):
-                statements.append(
-                    f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'registered versions never change: "
-                    f"{operation} on {table} is not allowed'); END"
-                )
+        statements = [statement for table in TABLES for statement in sqlite_create(table)]
     else:
         raise RuntimeError(f"No immutability guard for the {vendor} database.")
     for statement in statements:
@@ -53,11 +60,7 @@ def drop_triggers(apps, schema_editor):
         statements = [f"DROP TRIGGER IF EXISTS {table}_immutable ON {table}" for table in TABLES]
         statements.append("DROP FUNCTION IF EXISTS registry_reject_rewrite()")
     elif vendor == "sqlite":
-        statements = [
-            f"DROP TRIGGER IF EXISTS {table}_no_{operation}"
-            for table in TABLES
-            for operation in ("update", "delete")
-        ]
+        statements = [statement for table in TABLES for statement in sqlite_drop(table)]
     for statement in statements:
         schema_editor.execute(statement, params=None)
 
