@@ -6,7 +6,6 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import audit_record, describe_actor
@@ -281,8 +280,8 @@ def rollback_plan(
     """(the deployment a rollback replaces, the deployment whose version it puts back).
 
     The replaced one is the latest attempt. If it failed or never finished, the version to put
-    back is what is live; if it succeeded, it is the latest earlier live version that was not
-    itself rolled back and differs from it.
+    back is what is live. If it succeeded, walk back through what was live before it and take
+    the first other version whose latest time there was not itself rolled back.
     """
     history = Deployment.objects.filter(environment=environment, model=model).select_related(
         "model_version", "change_request"
@@ -297,10 +296,15 @@ def rollback_plan(
         )
     earlier = history.filter(succeeded_at__isnull=False).exclude(pk=replaced.pk)
     if replaced.succeeded_at is not None:
-        earlier = earlier.filter(
-            Q(succeeded_at__lt=replaced.succeeded_at), status=DeploymentStatus.SUCCEEDED
-        ).exclude(model_version=replaced.model_version)
-    target = earlier.order_by("-succeeded_at", "-pk").first()
+        earlier = earlier.filter(succeeded_at__lt=replaced.succeeded_at)
+    target, seen = None, {replaced.model_version_id} if replaced.succeeded_at else set()
+    for candidate in earlier.order_by("-succeeded_at", "-pk").iterator(chunk_size=20):
+        if candidate.model_version_id in seen:
+            continue
+        seen.add(candidate.model_version_id)
+        if candidate.status != DeploymentStatus.ROLLED_BACK:
+            target = candidate
+            break
     if target is None:
         raise Conflict(
             f"No earlier version of {model.name} was live in {environment.name}, so there is "
