@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import change_requests
+from releases.api import change_requests, deployments
 
 urlpatterns: list = [
     # Change requests (releases/api/change_requests.py)
@@ -15,4 +15,21 @@ urlpatterns: list = [
         name="api-change-request",
     ),
     # Gate, deployments, rollback, live (releases/api/deployments.py)
+    path("gate/", deployments.GateView.as_view(), name="api-gate"),
+    path("deployments/", deployments.DeploymentsView.as_view(), name="api-deployments"),
+    path(
+        "deployments/<int:pk>/result/",
+        deployments.DeploymentResultView.as_view(),
+        name="api-deployment-result",
+    ),
+    path(
+        "environments/<str:environment>/models/<str:name>/rollback/",
+        deployments.RollbackView.as_view(),
+        name="api-rollback",
+    ),
+    path(
+        "environments/<str:environment>/live/",
+        deployments.LiveView.as_view(),
+        name="api-live",
+    ),
 ]

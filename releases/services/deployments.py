@@ -86,6 +86,7 @@ def deployment_start(
     environment: Environment,
     model_version: ModelVersion,
     change_request: ChangeRequest | None = None,
+    artifact_sha256: str = "",
     pipeline_url: str = "",
     health_url: str = "",
     request: Any = None,
@@ -96,7 +97,8 @@ def deployment_start(
     The gate runs again inside this transaction with the change request row locked, so two starts
     under one change cannot both pass. A refusal is itself a record (rule 13): it is committed
     with its audit event before `GateDenied` is raised. A retry with the same pipeline URL returns
-    the deployment already recorded, with `created` False.
+    the deployment already recorded, with `created` False. `artifact_sha256`, when CD sends
+    it, must be the version's digest (rule 1).
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -109,6 +111,7 @@ def deployment_start(
             environment=environment,
             model=model_version.model,
             version=model_version.version,
+            artifact_sha256=artifact_sha256,
             change_request=change_request,
             now=now,
             lock=True,
@@ -118,6 +121,7 @@ def deployment_start(
             "model": model_version.model.name,
             "version": model_version.version,
             "change_request": change_request.number if change_request else "",
+            "artifact_sha256": artifact_sha256,
             "pipeline_url": pipeline_url,
         }
         deployment = None
@@ -288,7 +292,8 @@ def rollback_plan(
     )
     if lock:
         history = history.select_for_update(of=("self",))
-    replaced = history.order_by("-started_at", "-pk").first()
+    # The latest recorded attempt, whatever clock its reporter keeps.
+    replaced = history.order_by("-pk").first()
     if replaced is None or replaced.status == DeploymentStatus.ROLLED_BACK:
         raise Conflict(
             f"There is nothing to roll back for {model.name} in {environment.name}.",

@@ -1,0 +1,155 @@
+"""Input and output shapes of the gate, deployment, rollback and live endpoints. Inputs name
+things as the REST contract does (environment and model by name, change request by number)."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from releases.models import Deployment, DeploymentStatus, SignOff
+from releases.selectors.live import signers_of
+
+SHA256 = r"^[0-9a-f]{64}$"
+
+
+class BuildQuestion(serializers.Serializer):
+    environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
+    model = serializers.CharField(max_length=100, help_text="The registered model's name.")
+    version = serializers.CharField(
+        max_length=100, required=False, default="", help_text="The registered version."
+    )
+    artifact_sha256 = serializers.RegexField(
+        SHA256,
+        required=False,
+        default="",
+        help_text="The artifact digest; alone, it finds the version.",
+    )
+    change_request = serializers.CharField(
+        max_length=20,
+        required=False,
+        default="",
+        help_text="CR-42. Without it the gate finds the approved change for this build.",
+    )
+
+    def validate(self, attrs):
+        if not attrs["version"] and not attrs["artifact_sha256"]:
+            raise serializers.ValidationError(
+                {"version": "Name the version or give the artifact_sha256."}
+            )
+        return attrs
+
+
+class GateInput(BuildQuestion):
+    pass
+
+
+class ReasonOutput(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class SoakOutput(serializers.Serializer):
+    source = serializers.CharField()
+    days = serializers.IntegerField()
+    deployment = serializers.IntegerField(allow_null=True)
+    succeeded_at = serializers.DateTimeField(allow_null=True)
+    earliest_allowed_at = serializers.DateTimeField(allow_null=True)
+    holds = serializers.BooleanField()
+
+
+class GateOutput(serializers.Serializer):
+    allowed = serializers.BooleanField()
+    change_request = serializers.CharField(allow_null=True, help_text="CR-42 or null.")
+    reasons = ReasonOutput(many=True)
+    warnings = ReasonOutput(many=True)
+    policy_version = serializers.IntegerField(allow_null=True)
+    soak = SoakOutput(allow_null=True)
+    decided_at = serializers.DateTimeField()
+
+
+class DeploymentInput(BuildQuestion):
+    pipeline_url = serializers.URLField(
+        max_length=500,
+        required=False,
+        default="",
+        help_text="The CD run; a retry with the same URL returns the same deployment.",
+    )
+    health_url = serializers.URLField(max_length=500, required=False, default="")
+
+
+class ResultInput(serializers.Serializer):
+    status = serializers.ChoiceField([DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED])
+    detail = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class RollbackInput(serializers.Serializer):
+    reason = serializers.CharField(help_text="Why; kept on the rollback and in the audit trail.")
+
+
+class SignerOutput(serializers.ModelSerializer):
+    username = serializers.CharField(source="signer.username")
+    name = serializers.CharField(source="signer.get_full_name")
+    team = serializers.CharField(source="team.slug", allow_null=True)
+
+    class Meta:
+        model = SignOff
+        fields = ["id", "kind", "username", "name", "team", "meaning", "signed_at"]
+
+
+class DeploymentOutput(serializers.ModelSerializer):
+    environment = serializers.CharField(source="environment.name")
+    model = serializers.CharField(source="model.name")
+    version = serializers.CharField(source="model_version.version")
+    commit_sha = serializers.CharField(source="model_version.commit_sha")
+    artifact_sha256 = serializers.CharField(source="model_version.artifact_sha256")
+    change_request = serializers.CharField(
+        source="change_request.number", allow_null=True, default=None
+    )
+    started_by = serializers.CharField(source="started_by_name")
+
+    class Meta:
+        model = Deployment
+        fields = [
+            "id",
+            "environment",
+            "model",
+            "version",
+            "commit_sha",
+            "artifact_sha256",
+            "kind",
+            "status",
+            "rollback_of",
+            "change_request",
+            "started_by",
+            "started_at",
+            "finished_at",
+            "succeeded_at",
+            "pipeline_url",
+            "health_url",
+            "detail",
+            "reason",
+        ]
+
+
+class LiveModelOutput(serializers.Serializer):
+    deployment = serializers.IntegerField(source="pk")
+    model = serializers.CharField(source="model.name")
+    version = serializers.CharField(source="model_version.version")
+    commit_sha = serializers.CharField(source="model_version.commit_sha")
+    artifact_sha256 = serializers.CharField(source="model_version.artifact_sha256")
+    since = serializers.DateTimeField(source="succeeded_at")
+    kind = serializers.CharField()
+    status = serializers.CharField()
+    deployed_by = serializers.CharField(source="started_by_name")
+    change_request = serializers.CharField(
+        source="change_request.number", allow_null=True, default=None
+    )
+    signers = serializers.SerializerMethodField()
+
+    @extend_schema_field(SignerOutput(many=True))
+    def get_signers(self, deployment: Deployment) -> list[dict]:
+        return SignerOutput(signers_of(deployment), many=True).data
+
+
+class LiveOutput(serializers.Serializer):
+    environment = serializers.CharField()
+    at = serializers.DateTimeField(allow_null=True, help_text="null: now.")
+    models = LiveModelOutput(many=True)

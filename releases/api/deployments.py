@@ -1,0 +1,225 @@
+"""The gate, deployments, rollback and live endpoints (DESIGN.md, REST contract v1).
+
+The gate answers 200 whatever it decides; a deployment start that the gate refuses is 403 with
+every reason. All of them call the same services as the pages."""
+
+from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.authentication import TokenScopes
+from portal.models import Scope
+from registry.models import ModelVersion, RegisteredModel
+from releases.api import deployment_serializers as s
+from releases.models import ChangeRequest, Deployment, Environment
+from releases.selectors.live import live_in_environment
+from releases.services import deployments, gate
+
+ERRORS = {
+    400: OpenApiResponse(description="Validation errors: field → messages."),
+    403: OpenApiResponse(description="The token lacks the scope, or a rule denial."),
+    404: OpenApiResponse(description="No such environment, model or deployment."),
+    409: OpenApiResponse(description="`{code, detail}`, e.g. deployment_finished."),
+}
+GATE_DENIED = OpenApiResponse(
+    s.GateOutput,
+    description="The gate refused: `{code: gate_denied, detail, reasons: [{code, message}]}`.",
+)
+
+
+def gate_answer_data(answer: gate.GateAnswer) -> dict:
+    return {
+        "allowed": answer.allowed,
+        "change_request": answer.change_request.number if answer.change_request else None,
+        "reasons": [reason.as_dict() for reason in answer.reasons],
+        "warnings": [reason.as_dict() for reason in answer.warnings],
+        "policy_version": answer.policy.version if answer.policy else None,
+        "soak": answer.soak.as_dict() if answer.soak else None,
+        "decided_at": answer.decided_at,
+    }
+
+
+class GateView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes = {"POST": Scope.GATE_READ}
+
+    @extend_schema(
+        request=s.GateInput,
+        responses={200: s.GateOutput, 400: ERRORS[400], 403: ERRORS[403]},
+        description=(
+            "May this build go into this environment now? Always 200: `allowed`, the change "
+            "request it would go under, and every failing rule with a stable `code` and a "
+            "`message`. The decision is recorded with the policy version it applied."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        question = s.GateInput(data=request.data)
+        question.is_valid(raise_exception=True)
+        answer = gate.gate_check(actor=request.user, request=request, **question.validated_data)
+        return Response(s.GateOutput(gate_answer_data(answer)).data)
+
+
+def _resolve(data: dict) -> tuple[Environment, ModelVersion, ChangeRequest | None]:
+    """Rows for the names of a deployment start; unknown names are 400s on their field."""
+    errors = {}
+    environment = Environment.objects.filter(name=data["environment"]).first()
+    if environment is None:
+        errors["environment"] = [f"There is no environment named '{data['environment']}'."]
+    model = RegisteredModel.objects.filter(name=data["model"]).first()
+    version = None
+    if model is None:
+        errors["model"] = [f"There is no registered model named '{data['model']}'."]
+    else:
+        versions = ModelVersion.objects.select_related("model").filter(model=model)
+        if data["version"]:
+            version = versions.filter(version=data["version"]).first()
+        else:
+            version = versions.filter(artifact_sha256=data["artifact_sha256"]).first()
+        if version is None:
+            errors["version"] = [f"{model.name} has no such registered version."]
+    change_request = None
+    if data["change_request"]:
+        number = data["change_request"].upper().removeprefix("CR-")
+        change_request = (
+            ChangeRequest.objects.filter(pk=int(number)).first() if number.isdigit() else None
+        )
+        if change_request is None:
+            errors["change_request"] = [f"There is no change request {data['change_request']}."]
+    if errors:
+        raise serializers.ValidationError(errors)
+    return environment, version, change_request
+
+
+class DeploymentsView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes = {"POST": Scope.DEPLOYMENTS_WRITE}
+
+    @extend_schema(
+        request=s.DeploymentInput,
+        responses={
+            201: s.DeploymentOutput,
+            200: OpenApiResponse(s.DeploymentOutput, description="A retry of the same start."),
+            403: GATE_DENIED,
+            400: ERRORS[400],
+            409: ERRORS[409],
+        },
+        description=(
+            "CD reports that it starts a deployment. The gate runs again in the same "
+            "transaction, under a lock on the change request; a refusal is 403 with every "
+            "reason. A retry with the same `pipeline_url` returns the same deployment (200)."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        payload = s.DeploymentInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        data = payload.validated_data
+        environment, version, change_request = _resolve(data)
+        try:
+            deployment, created = deployments.deployment_start(
+                actor=request.user,
+                environment=environment,
+                model_version=version,
+                change_request=change_request,
+                artifact_sha256=data["artifact_sha256"],
+                pipeline_url=data["pipeline_url"],
+                health_url=data["health_url"],
+                request=request,
+            )
+        except deployments.GateDenied as denied:
+            return Response(
+                {
+                    "code": denied.code,
+                    "detail": denied.detail,
+                    "reasons": [reason.as_dict() for reason in denied.reasons],
+                },
+                status=status.HTTP_403_FORBIDDEN,
+            )
+        return Response(
+            s.DeploymentOutput(deployment).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class DeploymentResultView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes = {"POST": Scope.DEPLOYMENTS_WRITE}
+
+    @extend_schema(
+        request=s.ResultInput,
+        responses={200: s.DeploymentOutput, **ERRORS},
+        description=(
+            "How the deployment ended. `succeeded` makes it live and uses up its change request; "
+            "`failed` leaves the change usable for a retry inside its window. Reporting the same "
+            "result again changes nothing."
+        ),
+    )
+    def post(self, request: Request, pk: int) -> Response:
+        deployment = get_object_or_404(Deployment, pk=pk)
+        payload = s.ResultInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        deployment = deployments.deployment_record_result(
+            actor=request.user, deployment=deployment, request=request, **payload.validated_data
+        )
+        return Response(s.DeploymentOutput(deployment).data)
+
+
+class RollbackView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes = {"POST": Scope.DEPLOYMENTS_WRITE}
+
+    @extend_schema(
+        request=s.RollbackInput,
+        responses={201: s.DeploymentOutput, **ERRORS},
+        description=(
+            "Put back the version that was live before the latest deployment of this model in "
+            "this environment. Needs a reason and no new approval; allowed to the change's "
+            "owner, an approver of the environment, or a token with `deployments:write`."
+        ),
+    )
+    def post(self, request: Request, environment: str, name: str) -> Response:
+        env = get_object_or_404(Environment, name=environment)
+        model = get_object_or_404(RegisteredModel, name=name)
+        payload = s.RollbackInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        rollback = deployments.deployment_rollback(
+            actor=request.user,
+            environment=env,
+            model=model,
+            reason=payload.validated_data["reason"],
+            request=request,
+        )
+        return Response(s.DeploymentOutput(rollback).data, status=status.HTTP_201_CREATED)
+
+
+class LiveView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes: dict = {}
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "at", str, description="ISO-8601 moment; what was live then. Default: now."
+            )
+        ],
+        responses={200: s.LiveOutput, 400: ERRORS[400], 404: ERRORS[404]},
+        description=(
+            "What is live in the environment, per model (or what was live at `at`): version, "
+            "commit, digest, since when, who deployed it, through which change request, and "
+            "who signed it."
+        ),
+    )
+    def get(self, request: Request, environment: str) -> Response:
+        env = get_object_or_404(Environment, name=environment)
+        at = None
+        if request.query_params.get("at"):
+            at = parse_datetime(request.query_params["at"])
+            if at is None or at.tzinfo is None:
+                raise serializers.ValidationError(
+                    {"at": ["An ISO-8601 date and time with its offset, e.g. 2026-11-26T09:00Z."]}
+                )
+        live = live_in_environment(environment=env, at=at)
+        return Response(s.LiveOutput({"environment": env.name, "at": at, "models": live}).data)
