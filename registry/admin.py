@@ -3,12 +3,17 @@ as everywhere. Models are added through the registration service; a repository's
 GitLab project are set by an administrator through `repository_configure`, which audits it."""
 
 from django.contrib import admin
+from django.db import models
 
 from registry import services
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
 
+URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
+
 
 class ReadOnlyAdmin(admin.ModelAdmin):
+    formfield_overrides = URL_FIELDS
+
     def has_add_permission(self, request, obj=None):
         return False
 
@@ -24,6 +29,7 @@ class RepositoryAdmin(admin.ModelAdmin):
     list_display = ("url", "mirror_path", "gitlab_url", "gitlab_project_id", "created_at")
     search_fields = ("url",)
     fields = ("url", "mirror_path", "gitlab_url", "gitlab_project_id")
+    formfield_overrides = URL_FIELDS
 
     def get_readonly_fields(self, request, obj=None):
         return ("url",) if obj else ()

@@ -1,13 +1,6 @@
 import pytest
 
 from tests.registry import helpers
-from tests.registry.flush import lift_guard_during_flush
-
-
-@pytest.fixture(scope="session", autouse=True)
-def registry_flushable():
-    """Transactional tests here register versions; let their SQLite flush through the guard."""
-    lift_guard_during_flush()
 
 
 @pytest.fixture

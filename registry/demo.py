@@ -1,0 +1,252 @@
+"""The registry part of the demo: a real git repository grown with GitPython under `VAR_DIR`
+(a working copy and its bare mirror), three models of the Data Science team, their datasets and
+ten builds registered through the services, as CI would. Running it again changes nothing: the
+commits have fixed authors and dates, so they get the same SHAs, and registrations are
+idempotent."""
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from git import Actor, Repo
+
+from registry import git, services
+
+REPOSITORY_URL = "https://gitlab.example.com/data-science/credit-models"
+MIRROR = "demo-repos/credit-models.git"
+WORKING_COPY = "demo-repos/credit-models"
+PIPELINES = f"{REPOSITORY_URL}/-/pipelines"
+
+AUTHORS = {
+    "rhea": Actor("Rhea Quinn", "rhea.quinn@bank.example"),
+    "per": Actor("Per Eriksen", "per.eriksen@bank.example"),
+    "mia": Actor("Mia Chen", "mia.chen@bank.example"),
+}
+
+# (author, path, subject, body)
+COMMITS = [
+    ("rhea", "credit_scoring/train.py", "Credit scoring: baseline logistic regression", ""),
+    (
+        "per",
+        "credit_scoring/train.py",
+        "Credit scoring: gradient boosting with monotone constraints",
+        "Monotone in income and days past due, as Model Risk asked in the last validation.",
+    ),
+    ("mia", "fraud_detection/train.py", "Fraud detection: isolation forest on card payments", ""),
+    ("rhea", "churn_forecast/train.py", "Churn forecast: survival model for retail deposits", ""),
+    (
+        "per",
+        "credit_scoring/calibrate.py",
+        "Credit scoring: recalibrate on 2026-Q3 defaults",
+        "Isotonic calibration on the September snapshot; Brier score 0.071 -> 0.064.",
+    ),
+    ("mia", "fraud_detection/features.py", "Fraud detection: merchant category features", ""),
+    ("per", "churn_forecast/features.py", "Churn forecast: add product holdings", ""),
+    (
+        "rhea",
+        "credit_scoring/features.py",
+        "Credit scoring: fix leakage in the days-past-due feature",
+        "The feature was computed after the observation date. Found in peer review.",
+    ),
+    ("mia", "fraud_detection/threshold.py", "Fraud detection: tune threshold to 0.1% alerts", ""),
+]
+
+MODELS = [
+    ("credit-scoring", "Probability of default for retail loans (IRB).", 1),
+    ("fraud-detection", "Scores card payments for fraud in real time.", 1),
+    ("churn-forecast", "Forecasts deposit churn for the retention team.", 3),
+]
+
+DATASETS = [
+    ("loans", "2026-06", 1_184_220),
+    ("loans", "2026-09", 1_231_870),
+    ("loans", "2026-10", 1_240_102),
+    ("card-payments", "2026-08", 48_310_554),
+    ("card-payments", "2026-10", 51_002_917),
+    ("deposits", "2026-07", 310_442),
+]
+
+# (model, version, commit index, pipeline, framework, datasets, env lock, metrics)
+VERSIONS = [
+    (
+        "credit-scoring",
+        "1.0.0",
+        0,
+        1201,
+        "scikit-learn 1.7",
+        ["loans@2026-06"],
+        True,
+        {"auc": 0.78, "gini": 0.56},
+    ),
+    (
+        "credit-scoring",
+        "1.1.0",
+        1,
+        1244,
+        "xgboost 3.0",
+        ["loans@2026-06"],
+        True,
+        {"auc": 0.81, "gini": 0.62},
+    ),
+    (
+        "credit-scoring",
+        "1.2.0",
+        4,
+        1302,
+        "xgboost 3.0",
+        ["loans@2026-09"],
+        True,
+        {"auc": 0.82, "gini": 0.64, "brier": 0.064},
+    ),
+    (
+        "credit-scoring",
+        "1.2.1",
+        7,
+        1350,
+        "xgboost 3.0",
+        ["loans@2026-10"],
+        True,
+        {"auc": 0.815, "gini": 0.63, "brier": 0.066},
+    ),
+    (
+        "fraud-detection",
+        "0.9.0",
+        2,
+        1220,
+        "scikit-learn 1.7",
+        ["card-payments@2026-08"],
+        False,
+        {"precision_at_0.1pct": 0.41},
+    ),
+    (
+        "fraud-detection",
+        "1.0.0",
+        5,
+        1310,
+        "lightgbm 4.6",
+        ["card-payments@2026-08"],
+        True,
+        {"precision_at_0.1pct": 0.52},
+    ),
+    (
+        "fraud-detection",
+        "1.1.0",
+        8,
+        1361,
+        "lightgbm 4.6",
+        ["card-payments@2026-10"],
+        True,
+        {"precision_at_0.1pct": 0.55},
+    ),
+    ("churn-forecast", "0.1.0", 3, 1231, "lifelines 0.30", [], False, {"c_index": 0.69}),
+    (
+        "churn-forecast",
+        "0.2.0",
+        6,
+        1322,
+        "lifelines 0.30",
+        ["deposits@2026-07"],
+        True,
+        {"c_index": 0.72},
+    ),
+    (
+        "churn-forecast",
+        "0.2.1",
+        6,
+        1340,
+        "lifelines 0.30",
+        ["deposits@2026-07"],
+        True,
+        {"c_index": 0.72},
+    ),
+]
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def grow_repository(working: Path) -> dict[int, str]:
+    """The demo commits, made once; returns commit index -> SHA."""
+    if (working / ".git").exists():
+        repo = Repo(working)
+    else:
+        repo = Repo.init(working, initial_branch="main")
+    subjects = (
+        {commit.summary: commit.hexsha for commit in repo.iter_commits()}
+        if repo.head.is_valid()
+        else {}
+    )
+    start = datetime(2026, 9, 1, 9, 30, tzinfo=UTC)
+    for index, (author, path, subject, body) in enumerate(COMMITS):
+        if subject in subjects:
+            continue
+        target = working / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(f"# {subject}\nSTEP = {index}\n")
+        repo.index.add([path])
+        when = start + timedelta(days=4 * index, hours=index)
+        commit = repo.index.commit(
+            f"{subject}\n\n{body}".strip() + "\n",
+            author=AUTHORS[author],
+            committer=AUTHORS[author],
+            author_date=when,
+            commit_date=when,
+        )
+        subjects[subject] = commit.hexsha
+    return {index: subjects[subject] for index, (_, _, subject, _) in enumerate(COMMITS)}
+
+
+def seed(stdout) -> None:
+    shas = grow_repository(Path(settings.VAR_DIR) / WORKING_COPY)
+    repository, _ = services.repository_register(actor=None, url=REPOSITORY_URL)
+    repository = services.repository_configure(
+        actor=None, repository=repository, mirror_path=MIRROR, gitlab_url="", gitlab_project_id=None
+    )
+    mirror = git.mirror_path(repository)
+    if git.open_mirror(repository) is None:
+        Repo.clone_from(str(Path(settings.VAR_DIR) / WORKING_COPY), str(mirror), mirror=True)
+    else:
+        git.fetch_mirror(repository)
+
+    for name, description, tier in MODELS:
+        services.model_register(
+            actor=None,
+            name=name,
+            owner_team="data-science",
+            description=description,
+            risk_tier=tier,
+        )
+    for name, version, rows in DATASETS:
+        services.dataset_version_register(
+            actor=None,
+            name=name,
+            version=version,
+            uri=f"s3://bank-ml-data/{name}/{version}.parquet",
+            sha256=_digest(f"{name}@{version}"),
+            rows=rows,
+            schema_sha256=_digest(f"{name} schema"),
+        )
+    for model, version, commit, pipeline, framework, datasets, locked, metrics in VERSIONS:
+        services.model_version_register(
+            actor=None,
+            model=model,
+            version=version,
+            repository=REPOSITORY_URL,
+            commit_sha=shas[commit],
+            ref="main",
+            build_id=str(pipeline),
+            build_url=f"{PIPELINES}/{pipeline}",
+            artifact_uri=f"s3://bank-ml-models/{model}/{version}/model.bin",
+            artifact_sha256=_digest(f"{model}:{version}:{pipeline}"),
+            framework=framework,
+            params={"seed": 42, "max_depth": 4 + commit % 3, "training_window_months": 24},
+            metrics=metrics,
+            datasets=[dict(zip(("name", "version"), d.split("@"), strict=True)) for d in datasets],
+            env_lock_sha256=_digest(f"uv.lock {framework}") if locked else "",
+        )
+    stdout.write(
+        f"Registry: {len(MODELS)} models, {len(VERSIONS)} versions, git mirror at "
+        f"{Path(settings.VAR_DIR) / MIRROR}."
+    )
