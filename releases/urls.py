@@ -1,8 +1,54 @@
-from django.urls import path  # noqa: F401 - used as the sections below fill in
+from django.urls import path
+
+from releases.views import change_requests, environments
 
 app_name = "releases"
 
 urlpatterns: list = [
     # Change requests, sign-offs, freezes, emergencies (releases/views/change_requests.py)
+    path("waiting/", change_requests.waiting, name="waiting"),
+    path("change-requests/", change_requests.change_request_list, name="change-requests"),
+    path("change-requests/new/", change_requests.change_request_new, name="change-request-new"),
+    path(
+        "change-requests/<str:number>/",
+        change_requests.change_request_detail,
+        name="change-request",
+    ),
+    path(
+        "change-requests/<str:number>/edit/",
+        change_requests.change_request_edit,
+        name="change-request-edit",
+    ),
+    path(
+        "change-requests/<str:number>/submit/",
+        change_requests.change_request_submit,
+        name="change-request-submit",
+    ),
+    path(
+        "change-requests/<str:number>/cancel/",
+        change_requests.change_request_cancel,
+        name="change-request-cancel",
+    ),
+    path(
+        "change-requests/<str:number>/sign/",
+        change_requests.change_request_sign,
+        name="change-request-sign",
+    ),
+    path("freezes/", change_requests.freeze_list, name="freezes"),
+    path("emergencies/", change_requests.emergency_list, name="emergencies"),
+    path("emergencies/new/", change_requests.emergency_new, name="emergency-new"),
     # Environments, live and as-of views, deployments, rollback (releases/views/environments.py)
+    path("environments/", environments.environment_list, name="environments"),
+    path("environments/<str:name>/", environments.environment_detail, name="environment"),
+    path(
+        "environments/<str:name>/models/<str:model>/rollback/",
+        environments.environment_rollback,
+        name="environment-rollback",
+    ),
+    path(
+        "unauthorised-changes/<int:pk>/review/",
+        environments.unauthorised_change_review,
+        name="unauthorised-change-review",
+    ),
+    path("deployments/<int:pk>/", environments.deployment_detail, name="deployment"),
 ]

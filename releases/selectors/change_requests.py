@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -280,9 +280,35 @@ def change_request_sign_slot(*, user, change_request: ChangeRequest, team: Team 
     raise NotFound("There is nothing for you to sign here.", code="nothing_to_sign")
 
 
-def emergency_changes(*, include_final: bool = False) -> QuerySet[ChangeRequest]:
-    """Emergency changes, the open ones first by retrospective deadline."""
+@dataclass(frozen=True)
+class EmergencyRow:
+    change_request: ChangeRequest
+    owed: list[Team]
+    overdue: bool
+
+
+def emergency_overview(*, include_final: bool = False) -> list[EmergencyRow]:
+    """Emergency changes with the retrospective reviews each still owes (rule 11), those due
+    first; in a fixed number of queries."""
     queryset = change_requests().filter(kind=Kind.EMERGENCY)
     if not include_final:
         queryset = queryset.exclude(state__in=FINAL)
-    return queryset.prefetch_related(_active_sign_offs()).order_by("retrospective_due_at", "-id")
+    queryset = queryset.prefetch_related(_active_sign_offs()).order_by(
+        F("retrospective_due_at").asc(nulls_last=True), "-id"
+    )
+    policies = environment_policies_current()
+    now = timezone.now()
+    rows = []
+    for change_request in queryset:
+        policy = policies.get(change_request.environment_id)
+        owed = []
+        if change_request.state == State.RETRO_REVIEW and policy is not None:
+            owed = [
+                slot.team
+                for slot in open_slots(
+                    change_request, policy.approval_teams.all(), change_request.active
+                )
+            ]
+        due = change_request.retrospective_due_at
+        rows.append(EmergencyRow(change_request, owed, bool(owed and due and due < now)))
+    return rows

@@ -1,0 +1,104 @@
+"""Forms of the change request pages. They check shapes; the services check the rules."""
+
+from django import forms
+from django.conf import settings
+
+from registry.models import ModelVersion
+from releases.models import ChangeRequest, Decision, Environment
+
+WINDOW_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+class WindowInput(forms.DateTimeInput):
+    input_type = "datetime-local"
+
+    def __init__(self, **kwargs):
+        super().__init__(format=WINDOW_FORMAT, **kwargs)
+
+
+class ModelVersionChoice(forms.ModelChoiceField):
+    def label_from_instance(self, obj: ModelVersion) -> str:
+        return f"{obj.model.name} {obj.version} · {obj.short_sha} · build {obj.build_id}"
+
+
+def _versions():
+    return ModelVersion.objects.select_related("model").order_by("model__name", "-created_at")
+
+
+class ChangeRequestForm(forms.Form):
+    """A normal change: an exact build, an environment, the evidence and a planned window."""
+
+    model_version = ModelVersionChoice(queryset=_versions(), label="Model and version")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("rank"))
+    title = forms.CharField(max_length=200)
+    justification = forms.CharField(widget=forms.Textarea)
+    risk_impact = forms.CharField(widget=forms.Textarea, required=False, label="Risk and impact")
+    test_evidence = forms.CharField(widget=forms.Textarea, required=False)
+    rollback_plan = forms.CharField(widget=forms.Textarea)
+    window_start = forms.DateTimeField(
+        widget=WindowInput(),
+        input_formats=[WINDOW_FORMAT],
+        label=f"Window starts ({settings.TIME_ZONE})",
+    )
+    window_end = forms.DateTimeField(
+        widget=WindowInput(),
+        input_formats=[WINDOW_FORMAT],
+        label=f"Window ends ({settings.TIME_ZONE})",
+    )
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("window_start"), data.get("window_end")
+        if start and end and end <= start:
+            self.add_error("window_end", "The window must end after it starts.")
+        return data
+
+
+class EmergencyForm(forms.Form):
+    """An emergency change: an incident and a reason instead of a window (it gets 24 hours from
+    its authorisation)."""
+
+    model_version = ModelVersionChoice(queryset=_versions(), label="Model and version")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("-rank"))
+    incident_ref = forms.CharField(max_length=100, label="Incident reference")
+    title = forms.CharField(max_length=200)
+    justification = forms.CharField(widget=forms.Textarea, help_text="Why it cannot wait.")
+    risk_impact = forms.CharField(widget=forms.Textarea, required=False, label="Risk and impact")
+    test_evidence = forms.CharField(widget=forms.Textarea, required=False)
+    rollback_plan = forms.CharField(widget=forms.Textarea)
+
+
+def edit_form_class(change_request: ChangeRequest) -> type[forms.Form]:
+    """The filing form of the request's kind, without the environment (which fixes the policy)."""
+    base = EmergencyForm if change_request.kind == "emergency" else ChangeRequestForm
+
+    class EditForm(base):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            del self.fields["environment"]
+
+    return EditForm
+
+
+class SignForm(forms.Form):
+    decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect)
+    comment = forms.CharField(
+        widget=forms.Textarea, required=False, help_text="Required when you reject."
+    )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        label="Your password, to sign",
+        strip=False,
+    )
+    content_digest = forms.CharField(widget=forms.HiddenInput, max_length=64)
+    team = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == Decision.REJECT and not data.get("comment", "").strip():
+            self.add_error("comment", "Say why you reject.")
+        return data
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(max_length=300, required=False)

@@ -1,0 +1,1 @@
+"""The releases pages: change requests (change_requests.py) and environments."""

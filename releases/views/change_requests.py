@@ -1,0 +1,314 @@
+"""The change request pages. Thin: forms check shapes, services check rules, selectors decide
+what each person sees. A rule's refusal is shown on the page with the service's sentence and
+answered with its status (403 or 409), so a bypassed button gets the same answer as the API."""
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.exceptions import DomainError, NotFound
+from portal.models import Team
+from registry.models import ModelVersion
+from releases.forms import (
+    CancelForm,
+    ChangeRequestForm,
+    EmergencyForm,
+    SignForm,
+    edit_form_class,
+)
+from releases.models import Decision, Environment
+from releases.selectors import change_requests as selectors
+from releases.selectors.commits import release_commits
+from releases.selectors.policy import environment_policies_current, freeze_windows_active
+from releases.services import change_requests as services
+from releases.signing import signature_meaning
+from releases.states import Kind, State
+
+
+def _get(number: str):
+    try:
+        return selectors.change_request_get(number=number)
+    except NotFound as error:
+        raise Http404(error.detail) from error
+
+
+def _page(request: HttpRequest, number: str) -> selectors.ChangeRequestPage:
+    try:
+        return selectors.change_request_page(user=request.user, number=number)
+    except NotFound as error:
+        raise Http404(error.detail) from error
+
+
+def _detail(change_request) -> HttpResponse:
+    return redirect("releases:change-request", number=change_request.number)
+
+
+@require_GET
+def waiting(request: HttpRequest) -> HttpResponse:
+    items = selectors.change_requests_waiting_for(user=request.user)
+    return render(request, "releases/waiting.html", {"items": items})
+
+
+@require_GET
+def change_request_list(request: HttpRequest) -> HttpResponse:
+    filters = selectors.ChangeRequestFilters(
+        **{
+            name: request.GET.get(name, "").strip()
+            for name in ("state", "environment", "model", "requester", "team", "kind")
+        }
+    )
+    change_requests = selectors.change_request_list(user=request.user, filters=filters)[:200]
+    return render(
+        request,
+        "releases/change_request_list.html",
+        {
+            "change_requests": change_requests,
+            "filters": filters,
+            "states": State.choices,
+            "environments": Environment.objects.order_by("rank"),
+            "teams": Team.objects.order_by("name"),
+        },
+    )
+
+
+def _preview(form) -> dict:
+    """The commits the chosen build brings to the chosen environment, once both are chosen."""
+    version = form.cleaned_data.get("model_version") if form.is_bound else None
+    environment = form.cleaned_data.get("environment") if form.is_bound else None
+    if not form.is_bound:
+        version, environment = form.initial.get("model_version"), form.initial.get("environment")
+    if isinstance(version, ModelVersion) and isinstance(environment, Environment):
+        return {
+            "preview_version": version,
+            "preview_environment": environment,
+            "preview_commits": release_commits(model_version=version, environment=environment),
+        }
+    return {}
+
+
+def _initial(request: HttpRequest) -> dict:
+    initial = {}
+    version = request.GET.get("model_version", "")
+    if version.isdigit():
+        initial["model_version"] = (
+            ModelVersion.objects.select_related("model").filter(pk=int(version)).first()
+        )
+    environment = request.GET.get("environment", "")
+    if environment:
+        initial["environment"] = Environment.objects.filter(name=environment).first()
+    return {key: value for key, value in initial.items() if value is not None}
+
+
+def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> HttpResponse:
+    """The filing form of either kind: preview the commits, keep a draft, or file."""
+    status = 200
+    if request.method == "POST":
+        form = form_class(request.POST)
+        action = request.POST.get("action", "file")
+        if form.is_valid() and action in {"draft", "file"}:
+            create = (
+                services.change_request_file if action == "file" else services.change_request_create
+            )
+            try:
+                change_request = create(
+                    actor=request.user, request=request, kind=kind, **form.cleaned_data
+                )
+            except DomainError as error:
+                form.add_error(None, error.detail)
+                status = error.status_code
+            else:
+                verb = "filed" if action == "file" else "saved as a draft"
+                messages.success(request, f"{change_request.number} {verb}.")
+                return _detail(change_request)
+    else:
+        form = form_class(initial=_initial(request))
+    return render(
+        request,
+        "releases/change_request_form.html",
+        {"form": form, "heading": template_title, "kind": kind, **_preview(form)},
+        status=status,
+    )
+
+
+def change_request_new(request: HttpRequest) -> HttpResponse:
+    return _file(request, ChangeRequestForm, Kind.NORMAL, "Request a change")
+
+
+def emergency_new(request: HttpRequest) -> HttpResponse:
+    return _file(request, EmergencyForm, Kind.EMERGENCY, "File an emergency change")
+
+
+@require_GET
+def change_request_detail(request: HttpRequest, number: str) -> HttpResponse:
+    page = _page(request, number)
+    return render(request, "releases/change_request_detail.html", {"page": page})
+
+
+def change_request_edit(request: HttpRequest, number: str) -> HttpResponse:
+    change_request = _get(number)
+    form_class = edit_form_class(change_request)
+    status = 200
+    if request.method == "POST":
+        form = form_class(request.POST)
+        if form.is_valid():
+            try:
+                services.change_request_edit(
+                    actor=request.user,
+                    change_request=change_request,
+                    request=request,
+                    **form.cleaned_data,
+                )
+            except DomainError as error:
+                form.add_error(None, error.detail)
+                status = error.status_code
+            else:
+                messages.success(
+                    request,
+                    f"{change_request.number} saved. It is a draft again: submit it when ready.",
+                )
+                return _detail(change_request)
+    else:
+        form = form_class(
+            initial={name: getattr(change_request, name) for name in services.EDITABLE_FIELDS}
+        )
+    return render(
+        request,
+        "releases/change_request_form.html",
+        {
+            "form": form,
+            "heading": f"Edit {change_request.number}",
+            "change_request": change_request,
+            "kind": change_request.kind,
+        },
+        status=status,
+    )
+
+
+def _act(request: HttpRequest, number: str, action) -> HttpResponse:
+    change_request = _get(number)
+    try:
+        action(change_request)
+    except DomainError as error:
+        messages.error(request, error.detail)
+    return _detail(change_request)
+
+
+@require_POST
+def change_request_submit(request: HttpRequest, number: str) -> HttpResponse:
+    return _act(
+        request,
+        number,
+        lambda cr: services.change_request_submit(
+            actor=request.user, change_request=cr, request=request
+        ),
+    )
+
+
+@require_POST
+def change_request_cancel(request: HttpRequest, number: str) -> HttpResponse:
+    form = CancelForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    return _act(
+        request,
+        number,
+        lambda cr: services.change_request_cancel(
+            actor=request.user, change_request=cr, reason=reason, request=request
+        ),
+    )
+
+
+def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
+    """The electronic signature: the meaning is shown, the password asked again. A POST always
+    goes to the service, which decides; the page is only offered to those who may sign."""
+    page = _page(request, number)
+    change_request = page.change_request
+    wanted = request.POST.get("team") if request.method == "POST" else request.GET.get("team")
+    team = Team.objects.filter(slug=wanted).first() if wanted else None
+    slot = next(
+        (
+            s
+            for s in page.sign_slots
+            if team is None or (s.team is not None and s.team.pk == team.pk)
+        ),
+        None,
+    )
+    status = 200
+    if request.method == "POST":
+        form = SignForm(request.POST)
+        if form.is_valid():
+            try:
+                sign_off = services.change_request_sign(
+                    actor=request.user,
+                    change_request=change_request,
+                    decision=form.cleaned_data["decision"],
+                    comment=form.cleaned_data["comment"],
+                    password=form.cleaned_data["password"],
+                    content_digest=form.cleaned_data["content_digest"],
+                    team=team,
+                    request=request,
+                )
+            except DomainError as error:
+                form.add_error(None, error.detail)
+                status = error.status_code
+            else:
+                messages.success(request, f"Signed: “{sign_off.meaning}”.")
+                return _detail(change_request)
+        else:
+            status = 400
+    else:
+        if slot is None:
+            messages.error(request, f"There is nothing for you to sign on {number}.")
+            return _detail(change_request)
+        form = SignForm(
+            initial={
+                "content_digest": change_request.content_digest,
+                "team": slot.team.slug if slot.team else "",
+                "decision": Decision.APPROVE,
+            }
+        )
+    meanings = (
+        {
+            decision: signature_meaning(change_request=change_request, slot=slot, decision=decision)
+            for decision in Decision.values
+        }
+        if slot
+        else {}
+    )
+    return render(
+        request,
+        "releases/change_request_sign.html",
+        {"page": page, "form": form, "slot": slot, "meanings": meanings},
+        status=status,
+    )
+
+
+@require_GET
+def freeze_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    return render(
+        request,
+        "releases/freeze_list.html",
+        {
+            "freezes": freeze_windows_active().filter(ends_at__gte=now).order_by("starts_at"),
+            "now": now,
+            "policies": sorted(
+                environment_policies_current().values(), key=lambda p: p.environment.rank
+            ),
+        },
+    )
+
+
+@require_GET
+def emergency_list(request: HttpRequest) -> HttpResponse:
+    include_final = request.GET.get("all") == "1"
+    return render(
+        request,
+        "releases/emergency_list.html",
+        {
+            "rows": selectors.emergency_overview(include_final=include_final),
+            "include_final": include_final,
+            "now": timezone.now(),
+        },
+    )
