@@ -154,3 +154,27 @@ def test_no_checkpoint_is_signed_over_a_broken_trail(trail, tamper):
     assert caught.value.code == "chain_broken"
     run, _report = audit_verify(actor=None)
     assert not run.ok and run.first_bad_seq == victim.seq
+
+
+def test_awkward_text_verifies_and_its_copies_are_still_checked(record_events, tamper):
+    from django.db import transaction
+
+    from audit.services import audit_record
+
+    with transaction.atomic():
+        event = audit_record(
+            actor=None,
+            action='test."quoted"\\action',
+            environment="tab\there\nnewline",
+            data={"float": 1.5, "big": 2**40, "text": 'q"b\\s\t\u0001 ünï ✓ 𝄞', "list": [None]},
+        )
+    report = verify_chain()
+    assert report.ok, report.problem
+    with tamper() as cursor:
+        cursor.execute(
+            "UPDATE audit_auditevent SET environment = %s WHERE seq = %s",
+            ["tab\there\nnewline!", event.seq],
+        )
+    report = verify_chain()
+    assert report.first_bad_seq == event.seq
+    assert "environment" in report.problem
