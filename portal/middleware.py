@@ -32,3 +32,20 @@ class PagesLoginRequiredMiddleware(LoginRequiredMiddleware):
         if request.path.startswith(self.open_prefixes):
             return None
         return super().process_view(request, view_func, view_args, view_kwargs)
+
+
+class ContentSecurityPolicyMiddleware:
+    """Sends `settings.CONTENT_SECURITY_POLICY` on every HTML response: banks run air-gapped and
+    the pages must never pull in anything but their own files."""
+
+    def __init__(self, get_response):
+        from django.conf import settings
+
+        self.policy = settings.CONTENT_SECURITY_POLICY
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if self.policy and response.get("Content-Type", "").startswith("text/html"):
+            response.setdefault("Content-Security-Policy", self.policy)
+        return response

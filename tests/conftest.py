@@ -1,31 +1,59 @@
 """Shared fixtures: the personas of the product, built the way the demo builds them.
 
-Audit rows are append-only, so a transactional test cannot flush the audit tables. Such tests
-use `@pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)` and compare
-audit sequence numbers relative to where they started, never absolute ones.
+Audit rows are append-only, so the flush that ends a transactional test leaves the audit tables
+alone (see `flush_keeps_the_audit_trail`): such tests compare audit sequence numbers relative to
+where they started, never absolute ones. Mark them
+`@pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)`.
 """
 
 from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from rest_framework.test import APIClient
 
 from portal import services
 from portal.demo import DEMO_PASSWORD, seed_organisation
 from portal.models import Scope, ServiceAccount, Team
 
-TRANSACTIONAL_APPS = [
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "django_celery_beat",
-    "portal",
-    "registry",
-    "releases",
-]
+# Every app stays available (None), so template tags and content types of all apps work in
+# transactional tests; the name says what the marker is for.
+TRANSACTIONAL_APPS = None
+APPEND_ONLY_TABLES = frozenset({"audit_auditevent", "audit_auditcheckpoint"})
+
+
+@pytest.fixture(scope="session", autouse=True)
+def flush_keeps_the_audit_trail():
+    """Transactional tests end with a flush. The audit tables are left out of it (their triggers
+    would rightly refuse), and on SQLite the registry's immutability triggers are lifted for the
+    flush only and put back as they were. Test harness only: the product never deletes."""
+    operations = type(connection.ops)
+    original = operations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        tables = [table for table in tables if table not in APPEND_ONLY_TABLES]
+        statements = original(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+        if self.connection.vendor != "sqlite" or not statements:
+            return statements
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN "
+                f"({', '.join(['%s'] * len(tables))})",
+                tables,
+            )
+            triggers = cursor.fetchall()
+        lifted = [f'DROP TRIGGER IF EXISTS "{name}"' for name, _ in triggers]
+        restored = [
+            sql.replace("CREATE TRIGGER", "CREATE TRIGGER IF NOT EXISTS", 1) for _, sql in triggers
+        ]
+        return lifted + list(statements) + restored
+
+    operations.sql_flush = sql_flush
+    yield
+    operations.sql_flush = original
 
 
 @pytest.fixture(autouse=True)
