@@ -1,0 +1,183 @@
+"""The Django admin for environments, policies and freezes, through the services: saving a policy
+writes its next version (never edits one), and every change is audited like any other path.
+Change requests and sign-offs are read-only here: they move only through their services."""
+
+from django.contrib import admin, messages
+
+from portal.admin import ServiceBackedAdmin
+from releases.models import ChangeRequest, Environment, EnvironmentPolicy, FreezeWindow, SignOff
+from releases.services import policy as services
+
+POLICY_FIELDS = (
+    "environment",
+    "needs_change_request",
+    "needs_peer_review",
+    "approval_teams",
+    "soak_source",
+    "soak_days",
+    "emergency_allowed",
+    "exclude_commit_authors",
+    "retrospective_hours",
+)
+
+
+class ReadOnlyAdmin(ServiceBackedAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class PolicyInline(admin.TabularInline):
+    model = EnvironmentPolicy
+    fk_name = "environment"
+    fields = ("version", "needs_change_request", "needs_peer_review", "soak_days", "created_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Environment)
+class EnvironmentAdmin(ServiceBackedAdmin):
+    list_display = ("name", "rank", "description")
+    inlines = [PolicyInline]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            saved = services.environment_update(
+                actor=request.user,
+                environment=obj,
+                rank=obj.rank,
+                description=obj.description,
+                request=request,
+            )
+        else:
+            saved = services.environment_create(
+                actor=request.user,
+                name=obj.name,
+                rank=obj.rank,
+                description=obj.description,
+                request=request,
+            )
+            self.message_user(
+                request,
+                f"{saved.name} has no policy yet: add its first version under Environment "
+                "policies.",
+                messages.WARNING,
+            )
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EnvironmentPolicy)
+class EnvironmentPolicyAdmin(ServiceBackedAdmin):
+    """Editing a version and saving writes the next version with the form's values."""
+
+    list_display = ("environment", "version", "needs_peer_review", "created_at", "created_by_name")
+    list_filter = ("environment",)
+    fields = (*POLICY_FIELDS, "version", "created_at", "created_by_name")
+    readonly_fields = ("version", "created_at", "created_by_name")
+    filter_horizontal = ("approval_teams",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "environment") if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        saved = services.environment_policy_change(
+            actor=request.user,
+            environment=obj.environment,
+            approval_teams=data["approval_teams"],
+            needs_change_request=data["needs_change_request"],
+            needs_peer_review=data["needs_peer_review"],
+            soak_source=data["soak_source"],
+            soak_days=data["soak_days"],
+            emergency_allowed=data["emergency_allowed"],
+            exclude_commit_authors=data["exclude_commit_authors"],
+            retrospective_hours=data["retrospective_hours"],
+            request=request,
+        )
+        self.message_user(request, f"Saved as {saved}; earlier versions are kept unchanged.")
+        obj.pk, obj.version = saved.pk, saved.version
+
+    def save_related(self, request, form, formsets, change):
+        """The service set the approval teams on the new version; the old one stays as it was."""
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FreezeWindow)
+class FreezeWindowAdmin(ServiceBackedAdmin):
+    list_display = ("environment", "starts_at", "ends_at", "reason", "cancelled_at")
+    list_filter = ("environment",)
+    fields = ("environment", "starts_at", "ends_at", "reason")
+    actions = ["cancel"]
+
+    def save_model(self, request, obj, form, change):
+        saved = services.freeze_window_create(
+            actor=request.user,
+            environment=obj.environment,
+            starts_at=obj.starts_at,
+            ends_at=obj.ends_at,
+            reason=obj.reason,
+            request=request,
+        )
+        obj.pk = saved.pk
+
+    def has_change_permission(self, request, obj=None):
+        # A freeze is created or cancelled, never edited: the refusals it caused must stay true.
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the selected freezes")
+    def cancel(self, request, queryset):
+        for freeze in queryset.filter(cancelled_at__isnull=True):
+            services.freeze_window_cancel(
+                actor=request.user,
+                freeze_window=freeze,
+                reason=f"Cancelled in the admin by {request.user.get_username()}",
+                request=request,
+            )
+
+
+class SignOffInline(admin.TabularInline):
+    model = SignOff
+    fields = ("kind", "team", "signer", "decision", "meaning", "signed_at", "voided_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "kind", "state", "environment", "requester", "created_at")
+    list_filter = ("state", "kind", "environment")
+    search_fields = ("title", "model_version__model__name")
+    list_select_related = ("environment", "requester")
+    inlines = [SignOffInline]
+
+
+@admin.register(SignOff)
+class SignOffAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "kind", "team", "decision", "signed_at", "voided_at")
+    list_filter = ("kind", "decision")
+    list_select_related = ("change_request", "signer", "team")
