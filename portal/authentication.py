@@ -7,7 +7,7 @@ from rest_framework import authentication, exceptions, permissions
 
 from portal.models import ServiceToken
 
-TOKEN_PREFIX = "gh"  # noqa: S105 - a label, not a secret
+TOKEN_PREFIX = "gh"  # noqa: S105  # nosec B105 - a label, not a secret
 
 
 def hash_token(token: str) -> str:

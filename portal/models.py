@@ -102,7 +102,7 @@ class ServiceToken(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),  # noqa: S106
+                condition=Q(token_hash__regex=r"^[0-9a-f]{64}$"),  # noqa: S106  # nosec B106
                 name="service_token_hash_hex",
             ),
         ]
