@@ -406,6 +406,7 @@ def verdict(ok: bool) -> str:
 
 def main() -> None:
     started = time.perf_counter()
+    load_before = os.getloadavg()[0]
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("bench_audit needs DATABASE_URL pointing at a PostgreSQL server")
@@ -450,6 +451,7 @@ def main() -> None:
         connections.close_all()
         recreate(url, drop_only=True)
     total = time.perf_counter() - started
+    load_after = os.getloadavg()[0]
 
     one = appends[("chained", 1)] / appends[("plain", 1)]
     eight = appends[("chained", 8)] / appends[("plain", 8)]
@@ -458,7 +460,9 @@ def main() -> None:
         "## Audit trail (`bench/bench_audit.py`)",
         "",
         f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {total / 60:.1f} minutes "
-        f"in all, database `{BENCH_DB}` created and dropped by the run.",
+        f"in all, database `{BENCH_DB}` created and dropped by the run. Load average "
+        f"{load_before:.1f} at the start and {load_after:.1f} at the end: other work shared "
+        "the machine, which the same-run baselines absorb better than the absolute figures.",
         "",
         "| measure | audit | baseline (same run) | ratio | goal |",
         "|---|---|---|---|---|",
