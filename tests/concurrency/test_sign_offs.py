@@ -1,0 +1,131 @@
+"""Rules 3 and 4 under a race. Every sign-off locks the change request row first, so two last
+signatures arriving together give exactly one move to approved, and two approvers of one team
+signing together give one sign-off for that team."""
+
+import threading
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection, connections
+
+from audit.models import AuditEvent
+from portal import services as org_services
+from portal.demo import DEMO_PASSWORD, seed_organisation
+from portal.exceptions import DomainError
+from portal.models import Team
+from releases.models import ChangeRequest, SignOff
+from releases.services import change_requests as services
+from releases.services import policy
+from releases.states import State
+from tests.conftest import TRANSACTIONAL_APPS
+from tests.releases import helpers
+
+pytestmark = [
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL"),
+    pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS),
+]
+
+
+def _user(username):
+    return get_user_model().objects.get(username=username)
+
+
+def _sign(username, change_request, team=None):
+    return services.change_request_sign(
+        actor=_user(username),
+        change_request=change_request,
+        decision="approve",
+        password=DEMO_PASSWORD,
+        content_digest=change_request.content_digest,
+        team=team,
+    )
+
+
+def _race(calls) -> tuple[list, list[BaseException]]:
+    barrier = threading.Barrier(len(calls))
+    results, errors = [], []
+
+    def run(call):
+        try:
+            barrier.wait()
+            results.append(call())
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results, errors
+
+
+@pytest.fixture
+def in_approval(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    seed_organisation()
+    org = {team.slug: team for team in Team.objects.all()}
+    suffix = str(ChangeRequest.objects.count())
+    environments = {
+        name: policy.environment_create(actor=None, name=f"{name}-{suffix}", rank=rank)
+        for rank, name in enumerate(["test", "prod"], start=1)
+    }
+    policy.environment_policy_change(
+        actor=None,
+        environment=environments["prod"],
+        approval_teams=[org["model-risk"], org["release-management"], org["platform-operations"]],
+    )
+    version = helpers.make_model_version(org, version=f"race-{suffix}")
+    change_request = services.change_request_file(
+        actor=_user("requester"), **helpers.change_fields(version, environments["prod"])
+    )
+    _sign("peer", change_request)
+    change_request.refresh_from_db()
+    return org, change_request
+
+
+def test_two_last_sign_offs_give_exactly_one_move_to_approved(in_approval):
+    _, change_request = in_approval
+    _sign("risk", change_request)
+    change_request.refresh_from_db()
+    start = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+
+    results, errors = _race(
+        [lambda: _sign("release", change_request), lambda: _sign("platform", change_request)]
+    )
+
+    assert errors == [] and len(results) == 2
+    change_request.refresh_from_db()
+    assert change_request.state == State.APPROVED
+    moves = [
+        (e.data["state_before"], e.data["state_after"])
+        for e in AuditEvent.objects.filter(seq__gt=start, action="change_request.signed")
+    ]
+    assert sorted(moves) == [
+        (State.IN_APPROVAL, State.APPROVED),
+        (State.IN_APPROVAL, State.IN_APPROVAL),
+    ]
+
+
+def test_two_approvers_of_one_team_give_one_sign_off_for_it(in_approval):
+    org, change_request = in_approval
+    second = _user("auditor")
+    org_services.membership_set(actor=None, user=second, team=org["model-risk"], is_approver=True)
+
+    results, errors = _race(
+        [
+            lambda: _sign("risk", change_request, team=org["model-risk"]),
+            lambda: _sign("auditor", change_request, team=org["model-risk"]),
+        ]
+    )
+
+    assert len(results) == 1 and len(errors) == 1
+    assert isinstance(errors[0], DomainError) and errors[0].code == "team_already_signed"
+    assert (
+        SignOff.objects.filter(
+            change_request=change_request, team=org["model-risk"], voided_at__isnull=True
+        ).count()
+        == 1
+    )
