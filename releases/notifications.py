@@ -1,0 +1,185 @@
+"""Who is told what about a change, and why. Called inside the services' transactions: the
+notification rows commit with the change, and the mails go out after commit (portal.queue)."""
+
+from datetime import datetime
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from portal.models import Membership
+from portal.notifications import notify
+from releases.models import ChangeRequest, Deployment, SignOff, SignOffKind
+from releases.selectors.policy import environment_policy_current
+from releases.states import State
+
+User = get_user_model()
+
+
+def _link(change_request: ChangeRequest) -> str:
+    return reverse("releases:change-request", kwargs={"number": change_request.number})
+
+
+def _active_signers(change_request: ChangeRequest) -> set[int]:
+    return set(
+        change_request.sign_offs.filter(voided_at__isnull=True).values_list("signer_id", flat=True)
+    )
+
+
+def _people(*, exclude: set[int], **membership_filter) -> QuerySet:
+    user_ids = Membership.objects.filter(**membership_filter).values("user_id")
+    return User.objects.filter(pk__in=user_ids, is_active=True).exclude(pk__in=exclude)
+
+
+def _waiting_groups(cr: ChangeRequest) -> tuple[str, list[tuple[QuerySet, str]]]:
+    """The step a change waits for, and who may sign it now (never the requester, never someone
+    who signed already), grouped by why they may."""
+    exclude = {cr.requester_id} | _active_signers(cr)
+    if cr.state == State.IN_REVIEW:
+        return "peer review", [
+            (
+                _people(exclude=exclude, team=cr.team),
+                f"You are in {cr.team.name}, the requester's team.",
+            )
+        ]
+    if cr.state == State.AWAITING_AUTHORISATION:
+        return "emergency authorisation", [
+            (
+                _people(exclude=exclude, is_emergency_approver=True),
+                "You are an emergency approver (change manager).",
+            )
+        ]
+    if cr.state != State.IN_APPROVAL:
+        return "", []
+    policy = environment_policy_current(environment=cr.environment)
+    signed_teams = set(
+        cr.sign_offs.filter(voided_at__isnull=True, kind=SignOffKind.APPROVAL).values_list(
+            "team_id", flat=True
+        )
+    )
+    return "approval", [
+        (
+            _people(exclude=exclude, team=team, is_approver=True),
+            f"You approve for {team.name}, which {cr.environment.name} requires.",
+        )
+        for team in policy.approval_teams.all()
+        if team.pk not in signed_teams
+    ]
+
+
+def change_request_waiting(*, change_request: ChangeRequest) -> None:
+    """Tell everyone who may sign the next step of `change_request` that it waits for them."""
+    cr = change_request
+    step, groups = _waiting_groups(cr)
+    for recipients, reason in groups:
+        notify(
+            recipients=recipients,
+            key=f"cr:{cr.pk}:waiting:{cr.state}:{cr.content_digest[:12]}",
+            subject=f"{cr.number} {cr.title} waits for your {step}",
+            body=(
+                f"{cr.requester.get_full_name() or cr.requester.get_username()} asks to deploy "
+                f"{cr.model_version} to {cr.environment.name}."
+            ),
+            reason=reason,
+            link=_link(cr),
+        )
+
+
+def change_request_decided(*, change_request: ChangeRequest, sign_off: SignOff) -> None:
+    """Tell the requester about every decision on their change."""
+    cr = change_request
+    signer = sign_off.signer.get_full_name() or sign_off.signer.get_username()
+    verb = "approved" if sign_off.decision == "approve" else "rejected"
+    on_behalf = f" for {sign_off.team.name}" if sign_off.team else ""
+    notify(
+        recipients=[cr.requester],
+        key=f"signoff:{sign_off.pk}",
+        subject=f"{cr.number}: {signer} {verb}{on_behalf} ({sign_off.get_kind_display()})",
+        body=f"{sign_off.comment or 'No comment.'}\nThe change is now {cr.get_state_display()}.",
+        reason="You requested this change.",
+        link=_link(cr),
+    )
+
+
+def _owner_and_approvers(deployment: Deployment) -> list[tuple[QuerySet, str]]:
+    groups = []
+    if deployment.change_request_id:
+        groups.append(
+            (
+                User.objects.filter(pk=deployment.change_request.requester_id),
+                "You requested the change behind this deployment.",
+            )
+        )
+    policy = environment_policy_current(environment=deployment.environment)
+    if policy is not None:
+        for team in policy.approval_teams.all():
+            groups.append(
+                (
+                    _people(exclude=set(), team=team, is_approver=True),
+                    f"You approve for {team.name} in {deployment.environment.name}.",
+                )
+            )
+    owners = _people(exclude=set(), team_id=deployment.model.owner_team_id)
+    groups.append(
+        (owners, f"Your team {deployment.model.owner_team.name} owns {deployment.model}.")
+    )
+    return groups
+
+
+def deployment_failed(*, deployment: Deployment) -> None:
+    link = reverse("releases:environment", kwargs={"name": deployment.environment.name})
+    for recipients, reason in _owner_and_approvers(deployment):
+        notify(
+            recipients=recipients,
+            key=f"deployment:{deployment.pk}:failed",
+            subject=f"Deployment of {deployment.model_version} to {deployment.environment} failed",
+            body=deployment.detail or "The pipeline reported a failure.",
+            reason=reason,
+            link=link,
+        )
+
+
+def deployment_unhealthy(*, deployment: Deployment, since: datetime, detail: str) -> None:
+    link = reverse("releases:environment", kwargs={"name": deployment.environment.name})
+    for recipients, reason in _owner_and_approvers(deployment):
+        notify(
+            recipients=recipients,
+            key=f"deployment:{deployment.pk}:down:{since:%Y%m%d%H%M}",
+            subject=f"{deployment.model_version} in {deployment.environment} is not healthy",
+            body=detail or "The health endpoint did not answer as expected.",
+            reason=reason,
+            link=link,
+        )
+
+
+def retrospective_escalation(*, change_request: ChangeRequest, overdue: bool) -> list:
+    """Escalate an emergency change's retrospective to the change managers, once when it is
+    near its deadline and once when it is past it."""
+    cr = change_request
+    stage = "overdue" if overdue else "due-soon"
+    due = f"{cr.retrospective_due_at:%Y-%m-%d %H:%M %Z}"
+    return notify(
+        recipients=_people(exclude=set(), is_emergency_approver=True),
+        key=f"cr:{cr.pk}:retrospective:{stage}",
+        subject=(
+            f"{cr.number}: retrospective review {'OVERDUE' if overdue else 'due soon'} ({due})"
+        ),
+        body=f"The emergency change {cr.number} {cr.title} still lacks retrospective sign-offs.",
+        reason="You are an emergency approver (change manager).",
+        link=_link(cr),
+    )
+
+
+def sign_off_reminder(*, change_request: ChangeRequest, day: str) -> None:
+    """The daily nudge, once per day, for a change that has waited more than a day."""
+    cr = change_request
+    step, groups = _waiting_groups(cr)
+    for recipients, reason in groups:
+        notify(
+            recipients=recipients,
+            key=f"cr:{cr.pk}:reminder:{day}",
+            subject=f"Reminder: {cr.number} {cr.title} still waits for your {step}",
+            body=f"It has waited since {cr.submitted_at:%Y-%m-%d %H:%M %Z}.",
+            reason=reason,
+            link=_link(cr),
+        )

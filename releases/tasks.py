@@ -1,0 +1,126 @@
+"""Periodic and follow-up work for releases. Tasks load ids and call services or selectors;
+the rules stay in the services."""
+
+from datetime import datetime, timedelta
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import audit_record
+from releases import notifications
+from releases.health import probe
+from releases.models import ChangeRequest, Deployment, Environment
+from releases.selectors.live import live_in_environment
+from releases.services.change_requests import change_request_expire
+from releases.services.deployments import health_check_record
+from releases.states import Kind, State
+
+HEALTH_TIMEOUT_SECONDS = float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 5))
+RETROSPECTIVE_WARNING = timedelta(hours=12)
+
+
+@shared_task
+def poll_health() -> int:
+    """Fan out one probe per live deployment that has a health URL."""
+    ids = [
+        deployment.pk
+        for environment in Environment.objects.all()
+        for deployment in live_in_environment(environment=environment).exclude(health_url="")
+    ]
+    for deployment_id in ids:
+        check_deployment_health.delay(deployment_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def check_deployment_health(deployment_id: int) -> bool | None:
+    deployment = (
+        Deployment.objects.select_related(
+            "environment", "model", "model_version", "model__owner_team"
+        )
+        .filter(pk=deployment_id)
+        .first()
+    )
+    if deployment is None or not deployment.health_url:
+        return None
+    result = probe(deployment.health_url, timeout=HEALTH_TIMEOUT_SECONDS)
+    with transaction.atomic():
+        was_ok = deployment.health_checks.values_list("ok", flat=True).first()
+        check = health_check_record(
+            deployment=deployment,
+            ok=result.ok,
+            latency_ms=result.latency_ms,
+            status_code=result.status_code,
+            reported_sha256=result.reported_sha256,
+            detail=result.detail,
+        )
+        if not result.ok and was_ok is not False:
+            notifications.deployment_unhealthy(
+                deployment=deployment, since=check.checked_at, detail=result.detail
+            )
+    return result.ok
+
+
+@shared_task
+def expire_change_requests() -> int:
+    """Approved or authorised changes whose window passed unused authorise nothing more."""
+    now = timezone.now()
+    stale = ChangeRequest.objects.filter(
+        state__in=[State.APPROVED, State.AUTHORISED], window_end__lt=now
+    ).values_list("pk", flat=True)
+    expired = 0
+    for change_request in ChangeRequest.objects.filter(pk__in=list(stale)):
+        change_request_expire(actor=None, change_request=change_request)
+        expired += 1
+    return expired
+
+
+@shared_task
+def remind_stale_sign_offs() -> int:
+    """Once a day, nudge the people who can sign a change that has waited more than a day."""
+    now = timezone.now()
+    waiting = ChangeRequest.objects.filter(
+        state__in=[State.IN_REVIEW, State.IN_APPROVAL, State.AWAITING_AUTHORISATION],
+        submitted_at__lt=now - timedelta(days=1),
+    ).select_related("team", "environment", "requester", "model_version__model")
+    count = 0
+    for change_request in waiting:
+        with transaction.atomic():
+            notifications.sign_off_reminder(change_request=change_request, day=f"{now:%Y-%m-%d}")
+        count += 1
+    return count
+
+
+@shared_task
+def escalate_retrospectives(now_iso: str = "") -> int:
+    """Emergency changes whose retrospective is near or past its deadline go to the change
+    managers; the first escalation past the deadline is also an audit event. Runs are
+    idempotent: each stage is told once."""
+    now = datetime.fromisoformat(now_iso) if now_iso else timezone.now()
+    due = ChangeRequest.objects.filter(
+        kind=Kind.EMERGENCY,
+        state=State.RETRO_REVIEW,
+        retrospective_due_at__lt=now + RETROSPECTIVE_WARNING,
+    ).select_related("environment")
+    escalated = 0
+    for change_request in due:
+        overdue = change_request.retrospective_due_at <= now
+        with transaction.atomic():
+            told = notifications.retrospective_escalation(
+                change_request=change_request, overdue=overdue
+            )
+            if told and overdue:
+                audit_record(
+                    actor=None,
+                    action="change_request.retrospective_escalated",
+                    target=change_request,
+                    environment=change_request.environment,
+                    data={
+                        "due_at": change_request.retrospective_due_at,
+                        "told": sorted(n.recipient.get_username() for n in told),
+                    },
+                )
+        escalated += bool(told)
+    return escalated
