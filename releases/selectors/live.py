@@ -8,7 +8,7 @@ related rows the pages show come with it (joins) or in a fixed number of prefetc
 
 from datetime import datetime
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
 from registry.models import RegisteredModel
 from releases.models import (
@@ -18,6 +18,7 @@ from releases.models import (
     Environment,
     HealthCheck,
     SignOff,
+    SignOffKind,
     UnauthorisedChange,
 )
 from releases.states import Kind, State
@@ -118,15 +119,85 @@ def signers_of(deployment: Deployment) -> list[SignOff]:
     return approvals
 
 
-def overdue_retrospectives(
-    *, environment: Environment | None = None, now: datetime
-) -> QuerySet[ChangeRequest]:
-    """Rule 11: deployed emergency changes whose retrospective reviews are past due."""
-    queryset = ChangeRequest.objects.filter(
-        kind=Kind.EMERGENCY,
-        state__in=[State.DEPLOYED, State.RETRO_REVIEW],
-        retrospective_due_at__lt=now,
+def latest_attempts(*, environment: Environment) -> dict[int, Deployment]:
+    """The latest recorded deployment of each model in the environment (what a rollback would
+    replace), by model id, in one query."""
+    latest = (
+        Deployment.objects.filter(environment=environment, model=OuterRef("model"))
+        .order_by("-pk")
+        .values("pk")[:1]
     )
-    if environment is not None:
-        queryset = queryset.filter(environment=environment)
-    return queryset.select_related("model_version__model", "requester")
+    attempts = Deployment.objects.filter(environment=environment, pk=Subquery(latest))
+    return {d.model_id: d for d in attempts.select_related("change_request", "model_version")}
+
+
+def live_version_counts(*, environment: Environment) -> dict[int, int]:
+    """How many versions of each model have ever been live in the environment: with fewer than
+    two there is nothing to roll back to."""
+    rows = (
+        Deployment.objects.filter(environment=environment, succeeded_at__isnull=False)
+        .values("model")
+        .annotate(versions=Count("model_version", distinct=True))
+    )
+    return {row["model"]: row["versions"] for row in rows}
+
+
+def environments_overview(*, now: datetime) -> QuerySet[Environment]:
+    """Every environment with how many models run there, open unauthorised change flags and
+    overdue emergency retrospectives, in one query."""
+    return Environment.objects.annotate(
+        live_models=Count(
+            "deployments__model",
+            filter=Q(deployments__succeeded_at__isnull=False),
+            distinct=True,
+        ),
+        open_flags=Subquery(
+            UnauthorisedChange.objects.filter(environment=OuterRef("pk"), reviewed_at__isnull=True)
+            .values("environment")
+            .annotate(n=Count("pk"))
+            .values("n")[:1]
+        ),
+        overdue=Subquery(
+            ChangeRequest.objects.filter(
+                environment=OuterRef("pk"),
+                kind=Kind.EMERGENCY,
+                state__in=[State.DEPLOYED, State.RETRO_REVIEW],
+                retrospective_due_at__lt=now,
+            )
+            .values("environment")
+            .annotate(n=Count("pk"))
+            .values("n")[:1]
+        ),
+    ).order_by("rank", "name")
+
+
+def emergency_changes(*, environment: Environment) -> QuerySet[ChangeRequest]:
+    """Rule 11: the environment's emergency changes still open, with their retrospective
+    deadlines and who has signed the retrospective so far."""
+    return (
+        ChangeRequest.objects.filter(
+            environment=environment,
+            kind=Kind.EMERGENCY,
+            state__in=[State.AUTHORISED, State.DEPLOYED, State.RETRO_REVIEW],
+        )
+        .select_related("model_version__model", "requester")
+        .prefetch_related(
+            Prefetch(
+                "sign_offs",
+                queryset=SignOff.objects.filter(
+                    voided_at__isnull=True, kind=SignOffKind.RETROSPECTIVE
+                ).select_related("signer", "team"),
+                to_attr="retrospectives",
+            )
+        )
+        .order_by("retrospective_due_at", "-pk")
+    )
+
+
+def unauthorised_changes_open(*, environment: Environment) -> QuerySet[UnauthorisedChange]:
+    """Rule 14: flags nobody has reviewed yet."""
+    return (
+        UnauthorisedChange.objects.filter(environment=environment, reviewed_at__isnull=True)
+        .select_related("model", "deployment__model_version")
+        .order_by("-detected_at")
+    )

@@ -254,7 +254,10 @@ def deployment_record_result(
     return deployment
 
 
-def _is_environment_approver(user: Any, environment: Environment) -> bool:
+def is_environment_approver(user: Any, environment: Environment) -> bool:
+    """An approver of one of the approval teams of the environment's current policy."""
+    if user is None or is_service_account(user) or not user.is_authenticated:
+        return False
     policy = environment_policy_current(environment=environment)
     if policy is None:
         return False
@@ -263,9 +266,10 @@ def _is_environment_approver(user: Any, environment: Environment) -> bool:
     ).exists()
 
 
-def rollback_allowed(*, actor: Any, environment: Environment, replaced: Deployment) -> bool:
-    """Rule 10: the change's owner, an approver of one of the environment's approval teams, or a
-    token with `deployments:write` may roll back."""
+def may_roll_back(*, actor: Any, replaced: Deployment, environment_approver: bool) -> bool:
+    """Rule 10: the change's owner (its requester, or whoever started the deployment), an
+    approver of one of the environment's approval teams, or a token with `deployments:write`.
+    Pages pass `environment_approver` once for all their rows."""
     if actor is None:
         return True
     if is_service_account(actor):
@@ -275,7 +279,7 @@ def rollback_allowed(*, actor: Any, environment: Environment, replaced: Deployme
     owners = {replaced.started_by_user_id}
     if replaced.change_request is not None:
         owners.add(replaced.change_request.requester_id)
-    return actor.pk in owners or _is_environment_approver(actor, environment)
+    return actor.pk in owners or environment_approver
 
 
 def rollback_plan(
@@ -338,7 +342,11 @@ def deployment_rollback(
     if not reason:
         raise ValidationError({"reason": "A rollback needs a reason."})
     replaced, target = rollback_plan(environment=environment, model=model, lock=True)
-    if not rollback_allowed(actor=actor, environment=environment, replaced=replaced):
+    if not may_roll_back(
+        actor=actor,
+        replaced=replaced,
+        environment_approver=is_environment_approver(actor, environment),
+    ):
         raise RuleDenied(
             "Only the change's owner, an approver of this environment or the pipeline may roll "
             f"back {model.name} in {environment.name}.",
@@ -484,7 +492,7 @@ def unauthorised_change_review(
     note = note.strip()
     if not note:
         raise ValidationError({"note": "Say what the review found."})
-    if not (getattr(actor, "is_staff", False) or _is_environment_approver(actor, flag.environment)):
+    if not (getattr(actor, "is_staff", False) or is_environment_approver(actor, flag.environment)):
         raise RuleDenied(
             f"Only an approver of {flag.environment.name} may clear this flag.",
             code="not_allowed_to_review",

@@ -4,7 +4,6 @@ them."""
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
@@ -47,13 +46,6 @@ def prod_ready(envs, builds, ci, clock, requester, peer, prod_signers):
         signers=prod_signers,
         window_start=clock.now,
     )
-
-
-@pytest.fixture
-def django_clock(monkeypatch, clock):
-    """The API takes no time from its caller, so API tests that move time move Django's."""
-    monkeypatch.setattr(timezone, "now", lambda: clock.now)
-    return clock
 
 
 def test_gate_answers_200_with_every_reason(envs, builds, ci):

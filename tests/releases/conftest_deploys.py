@@ -18,6 +18,14 @@ def clock() -> Clock:
 
 
 @pytest.fixture
+def django_clock(monkeypatch, clock) -> Clock:
+    """Pages and the API take no time from their caller, so tests that move time through them
+    move Django's clock with the test clock."""
+    monkeypatch.setattr(timezone, "now", lambda: clock.now)
+    return clock
+
+
+@pytest.fixture
 def envs(org) -> dict[str, Environment]:
     """dev (no change request), test (peer review only), prod (peer review, three teams, seven
     days of soak in test)."""

@@ -1,0 +1,164 @@
+"""The environment pages: what runs where, who put it there and who signed it, now or at any
+past moment; rollback and the review of unauthorised changes for those allowed. Thin: the
+selectors read, the services decide."""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_GET, require_POST
+
+from portal.exceptions import DomainError
+from registry.models import RegisteredModel
+from releases.models import Deployment, Environment, UnauthorisedChange
+from releases.selectors import live as selectors
+from releases.selectors.policy import environment_policy_current
+from releases.services import deployments as services
+
+
+@dataclass
+class LiveRow:
+    deployment: Deployment
+    signers: list
+    health: object
+    flags: list
+    can_roll_back: bool
+
+
+def _moment(raw: str) -> datetime | None:
+    """`?at=` from the date-time picker (local, no offset) or ISO-8601 with an offset."""
+    if not raw:
+        return None
+    moment = parse_datetime(raw)
+    if moment is None:
+        raise ValidationError("Give a date and time such as 2026-11-26T09:00.")
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment)
+    return moment
+
+
+@require_GET
+def environment_list(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "releases/environment_list.html",
+        {"environments": selectors.environments_overview(now=timezone.now())},
+    )
+
+
+@require_GET
+def environment_detail(request: HttpRequest, name: str) -> HttpResponse:
+    return _environment_page(request, get_object_or_404(Environment, name=name))
+
+
+def _environment_page(
+    request: HttpRequest, environment: Environment, status: int = 200
+) -> HttpResponse:
+    error = ""
+    try:
+        at = _moment(request.GET.get("at", ""))
+    except ValidationError as invalid:
+        at, error = None, invalid.messages[0]
+    live = list(selectors.live_in_environment(environment=environment, at=at))
+    now = timezone.now()
+    rows = []
+    if at is None:
+        attempts = selectors.latest_attempts(environment=environment)
+        versions = selectors.live_version_counts(environment=environment)
+        approver = services.is_environment_approver(request.user, environment)
+    for deployment in live:
+        can_roll_back = False
+        if at is None:
+            replaced = attempts.get(deployment.model_id, deployment)
+            has_target = versions.get(deployment.model_id, 0) > 1 or replaced != deployment
+            can_roll_back = has_target and services.may_roll_back(
+                actor=request.user, replaced=replaced, environment_approver=approver
+            )
+        rows.append(
+            LiveRow(
+                deployment=deployment,
+                signers=selectors.signers_of(deployment),
+                health=deployment.latest_health[0] if deployment.latest_health else None,
+                flags=deployment.open_flags,
+                can_roll_back=can_roll_back,
+            )
+        )
+    context = {
+        "environment": environment,
+        "policy": environment_policy_current(environment=environment),
+        "rows": rows,
+        "at": at,
+        "at_error": error,
+        "now": now,
+        "emergencies": selectors.emergency_changes(environment=environment),
+        "flags": selectors.unauthorised_changes_open(environment=environment),
+        "can_review_flags": request.user.is_staff
+        or services.is_environment_approver(request.user, environment),
+    }
+    return render(request, "releases/environment_detail.html", context, status=status)
+
+
+@require_POST
+def environment_rollback(request: HttpRequest, name: str, model: str) -> HttpResponse:
+    environment = get_object_or_404(Environment, name=name)
+    registered = get_object_or_404(RegisteredModel, name=model)
+    try:
+        rollback = services.deployment_rollback(
+            actor=request.user,
+            environment=environment,
+            model=registered,
+            reason=request.POST.get("reason", ""),
+            request=request,
+        )
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+        return _environment_page(request, environment, status=400)
+    except DomainError as denied:
+        messages.error(request, denied.detail)
+        return _environment_page(request, environment, status=denied.status_code)
+    messages.success(
+        request,
+        f"{registered.name} is back on {rollback.model_version.version} in {environment.name}.",
+    )
+    return redirect("releases:environment", name=environment.name)
+
+
+@require_POST
+def unauthorised_change_review(request: HttpRequest, pk: int) -> HttpResponse:
+    flag = get_object_or_404(UnauthorisedChange, pk=pk)
+    try:
+        services.unauthorised_change_review(
+            actor=request.user, flag=flag, note=request.POST.get("note", ""), request=request
+        )
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+        return _environment_page(request, flag.environment, status=400)
+    except DomainError as denied:
+        messages.error(request, denied.detail)
+        return _environment_page(request, flag.environment, status=denied.status_code)
+    messages.success(request, "The flag is cleared; your note is in the audit trail.")
+    return redirect("releases:environment", name=flag.environment.name)
+
+
+@require_GET
+def deployment_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    deployment = (
+        selectors.with_provenance(Deployment.objects.filter(pk=pk)).select_related("rollback_of")
+    ).first()
+    if deployment is None:
+        raise Http404("No such deployment.")
+    return render(
+        request,
+        "releases/deployment_detail.html",
+        {
+            "deployment": deployment,
+            "signers": selectors.signers_of(deployment),
+            "health_checks": deployment.health_checks.order_by("-checked_at")[:20],
+            "gate_decision": getattr(deployment, "gate_decision", None),
+        },
+    )

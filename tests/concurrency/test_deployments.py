@@ -1,0 +1,67 @@
+"""Rule 9 under a race: starts under one change request, from several connections at once,
+give exactly one deployment. The gate runs again inside each start with the change request row
+locked, so the losers see the winner's deployment."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from releases.models import Deployment, GateDecision, GatePurpose
+from releases.services.deployments import GateDenied, deployment_start
+from tests.conftest import TRANSACTIONAL_APPS
+from tests.releases.deploy_helpers import file_change
+
+THREADS = 8
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL"
+)
+pytest_plugins = ["tests.releases.conftest_deploys"]
+
+
+@pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
+def test_two_starts_under_one_change_cannot_both_win(envs, builds, ci, clock, requester, peer):
+    change = file_change(
+        model_version=builds["1.0"],
+        environment=envs["test"],
+        requester=requester,
+        signers=[peer],
+        window_start=clock.now,
+    )
+    barrier = threading.Barrier(THREADS)
+    won: list[Deployment] = []
+    refused: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            barrier.wait()
+            deployment, _ = deployment_start(
+                actor=ci.account,
+                environment=envs["test"],
+                model_version=builds["1.0"],
+                change_request=change,
+                now=clock.now,
+            )
+            won.append(deployment)
+        except GateDenied as denied:
+            refused.append(denied.answer.codes())
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=start) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert len(won) == 1
+    assert refused == [["deployment_in_progress"]] * (THREADS - 1)
+    assert Deployment.objects.filter(change_request=change).count() == 1
+    decisions = GateDecision.objects.filter(purpose=GatePurpose.DEPLOYMENT, change_request=change)
+    assert decisions.filter(allowed=True).count() == 1
+    assert decisions.filter(allowed=False).count() == THREADS - 1

@@ -1,0 +1,154 @@
+"""The environment pages: what runs where and who put it there, as of any moment; rollback for
+those allowed; query counts that do not grow with the number of models."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from releases.models import DeploymentKind, UnauthorisedChange
+from releases.selectors.live import live_deployment
+from releases.services.deployments import health_check_record
+from tests.releases.deploy_helpers import deploy, file_change, make_build, make_model
+
+pytestmark = pytest.mark.django_db
+pytest_plugins = ["tests.releases.conftest_deploys"]
+
+
+def release_to_test(envs, version, ci, clock, requester, peer):
+    change = file_change(
+        model_version=version,
+        environment=envs["test"],
+        requester=requester,
+        signers=[peer],
+        window_start=clock.now,
+    )
+    deployment = deploy(
+        actor=ci.account,
+        environment=envs["test"],
+        model_version=version,
+        change_request=change,
+        clock=clock,
+    )
+    clock.advance(hours=1)
+    return deployment
+
+
+@pytest.fixture
+def history(envs, builds, ci, clock, requester, peer):
+    first = release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
+    second = release_to_test(envs, builds["1.1"], ci, clock, requester, peer)
+    health_check_record(deployment=second, ok=True, latency_ms=42, status_code=200)
+    return first, second
+
+
+def test_the_list_shows_each_environment(login, auditor, history):
+    page = login(auditor).get("/releases/environments/").content.decode()
+    for name in ("dev", "test", "prod"):
+        assert f"/releases/environments/{name}/" in page
+
+
+def test_the_page_shows_what_is_live_and_who_put_it_there(login, auditor, history):
+    _, second = history
+    page = login(auditor).get("/releases/environments/test/").content.decode()
+    version = second.model_version
+    assert "fraud-score" in page
+    assert version.short_sha in page
+    assert version.artifact_sha256[:12] in page
+    assert "ci-pipeline" in page
+    assert second.change_request.number in page
+    assert "Per Eriksen" in page  # the peer reviewer who signed it
+    assert "42 ms" in page
+    assert "Roll back" not in page  # an auditor may not
+
+
+def test_the_page_answers_for_a_past_moment(login, auditor, history):
+    first, second = history
+    client = login(auditor)
+    moment = (second.succeeded_at - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M")
+    page = client.get("/releases/environments/test/", {"at": moment}).content.decode()
+    assert first.model_version.short_sha in page
+    assert second.model_version.short_sha not in page
+    before = (first.started_at - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+    page = client.get("/releases/environments/test/", {"at": before}).content.decode()
+    assert "Nothing was live in test at that moment" in page
+    page = client.get("/releases/environments/test/", {"at": "soon"}).content.decode()
+    assert "Give a date and time" in page
+
+
+def test_rollback_from_the_page(login, requester, history, envs, fraud, django_clock):
+    first, _ = history
+    client = login(requester)
+    page = client.get("/releases/environments/test/").content.decode()
+    assert "Roll back" in page
+    url = "/releases/environments/test/models/fraud-score/rollback/"
+    assert client.post(url, {"reason": ""}).status_code == 400
+    response = client.post(url, {"reason": "Scores drift."})
+    assert response.status_code == 302
+    live = live_deployment(environment=envs["test"], model=fraud)
+    assert live.kind == DeploymentKind.ROLLBACK and live.model_version == first.model_version
+
+
+def test_a_rollback_post_by_someone_not_allowed_is_403(login, auditor, history, envs, fraud):
+    _, second = history
+    response = login(auditor).post(
+        "/releases/environments/test/models/fraud-score/rollback/", {"reason": "Because."}
+    )
+    assert response.status_code == 403
+    assert b"Only the change&#x27;s owner" in response.content
+    assert live_deployment(environment=envs["test"], model=fraud) == second
+
+
+def test_unauthorised_changes_are_flagged_and_reviewed(login, administrator, auditor, history):
+    _, second = history
+    health_check_record(
+        deployment=second, ok=True, reported_sha256="f" * 64, detail="served digest"
+    )
+    page = login(auditor).get("/releases/environments/test/").content.decode()
+    assert "unauthorised digest" in page and "Clear the flag" not in page
+    flag = UnauthorisedChange.objects.get()
+    client = login(administrator)
+    assert "Clear the flag" in client.get("/releases/environments/test/").content.decode()
+    response = client.post(
+        f"/releases/unauthorised-changes/{flag.pk}/review/", {"note": "Platform hotfix."}
+    )
+    assert response.status_code == 302
+    flag.refresh_from_db()
+    assert flag.reviewed_by == administrator
+
+
+def test_the_deployment_page(login, auditor, history):
+    _, second = history
+    page = login(auditor).get(f"/releases/deployments/{second.pk}/").content.decode()
+    assert second.model_version.commit_sha in page
+    assert "policy v1" in page
+
+
+def fill(envs, ci, clock, requester, peer, start, count):
+    for n in range(start, start + count):
+        model = make_model(f"model-{n:02d}")
+        version = make_build(model, "1.0")
+        release_to_test(envs, version, ci, clock, requester, peer)
+        deployment = release_to_test(envs, make_build(model, "1.1"), ci, clock, requester, peer)
+        health_check_record(deployment=deployment, ok=n % 2 == 0, latency_ms=n)
+
+
+def test_the_page_costs_the_same_with_3_and_30_models(
+    login, requester, envs, ci, clock, peer, monkeypatch
+):
+    client = login(requester)
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get("/releases/environments/test/")
+        assert response.status_code == 200
+        return len(captured.captured_queries)
+
+    fill(envs, ci, clock, requester, peer, 0, 3)
+    few = queries()
+    fill(envs, ci, clock, requester, peer, 3, 27)
+    many = queries()
+    page = client.get("/releases/environments/test/").content.decode()
+    assert page.count("Roll back") == 30
+    assert few == many
