@@ -263,6 +263,8 @@ def command_deploy_start(portal, args, context):
     pipeline_url = args.pipeline_url or context["build_url"]
     if pipeline_url:
         body["pipeline_url"] = pipeline_url
+    if args.health_url:
+        body["health_url"] = args.health_url
     return expect(*portal.post("/api/v1/deployments/", body), 200, 201)
 
 
@@ -342,6 +344,7 @@ def parser():
     start.add_argument("--version", required=True)
     start.add_argument("--change-request", help="CR-42")
     start.add_argument("--pipeline-url", help="default: the CI pipeline or run URL")
+    start.add_argument("--health-url", help="where the portal checks the deployment is alive")
 
     result = commands.add_parser("deploy-result", help="report how a deployment ended")
     result.add_argument("--deployment", required=True, help="the id deploy-start printed")

@@ -14,8 +14,10 @@ from django.test import Client
 from django.urls import reverse
 
 from registry.models import DatasetVersion, ModelVersion, Repository
+from releases.models import Deployment
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
+from tests.releases.helpers import make_environments
 
 PIPELINE = "https://gitlab.example.com/data-science/credit-models/-/pipelines/9001"
 GITLAB_CI = {
@@ -333,3 +335,86 @@ def test_gate_and_deployment_requests(run, files, releases_stub):
         "/api/v1/deployments/31/result/",
         {"status": "failed", "detail": "OOM"},
     )
+
+
+@pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
+def test_gate_and_deployment_against_the_portal(live_server, org, ci, run, files):
+    make_environments(org)
+    portal = {"url": live_server.url, "token": ci.secret}
+    model = run("model", "--name", "credit-scoring", "--owner-team", "data-science", **portal)
+    assert model.returncode == 0, model.stderr
+    built = run(
+        "build",
+        "--model",
+        "credit-scoring",
+        "--version",
+        "2.0.0",
+        "--artifact",
+        str(files["model.pkl"]),
+        "--artifact-uri",
+        "s3://models/cs/2.0.0.pkl",
+        **portal,
+    )
+    assert built.returncode == 0, built.stderr
+
+    allowed = run(
+        "gate",
+        "--environment",
+        "dev",
+        "--model",
+        "credit-scoring",
+        "--artifact",
+        str(files["model.pkl"]),
+        **portal,
+    )
+    assert allowed.returncode == 0, allowed.stderr
+    assert json.loads(allowed.stdout)["allowed"] is True
+
+    started = run(
+        "--field",
+        "id",
+        "deploy-start",
+        "--environment",
+        "dev",
+        "--model",
+        "credit-scoring",
+        "--version",
+        "2.0.0",
+        **portal,
+    )
+    assert started.returncode == 0, started.stderr
+    deployment = Deployment.objects.get(pk=int(started.stdout))
+    assert deployment.pipeline_url == PIPELINE
+    finished = run(
+        "deploy-result", "--deployment", started.stdout.strip(), "--status", "succeeded", **portal
+    )
+    assert finished.returncode == 0, finished.stderr
+    deployment.refresh_from_db()
+    assert deployment.status == "succeeded"
+
+    denied = run(
+        "gate",
+        "--environment",
+        "prod",
+        "--model",
+        "credit-scoring",
+        "--version",
+        "2.0.0",
+        **portal,
+    )
+    assert denied.returncode == 1
+    assert "gate: denied" in denied.stderr
+    assert "no_approved_change" in denied.stderr
+    refused = run(
+        "deploy-start",
+        "--environment",
+        "prod",
+        "--model",
+        "credit-scoring",
+        "--version",
+        "2.0.0",
+        **portal,
+    )
+    assert refused.returncode == 1
+    assert "no_approved_change" in refused.stderr
+    assert Deployment.objects.count() == 1
