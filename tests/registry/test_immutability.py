@@ -1,17 +1,10 @@
 """A registered version never changes: the database refuses it even when code tries."""
 
-import threading
-
 import pytest
-from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, transaction
 
-from registry import services
 from registry.models import DatasetVersion, ModelVersion
-from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
-
-ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 
 @pytest.fixture
@@ -55,44 +48,3 @@ def test_database_refuses_to_relink_training_data(version, dataset):
         )
     )
     assert list(version.datasets.all()) == [dataset]
-
-
-@pytest.mark.skipif(not ON_POSTGRES, reason="row locks and parallel writers need PostgreSQL")
-@pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
-def test_concurrent_identical_registrations_end_with_one_record(org):
-    helpers.register_model()
-    results, errors = [], []
-    barrier = threading.Barrier(6)
-
-    def register(kind):
-        try:
-            barrier.wait()
-            if kind == "dataset":
-                results.append(
-                    services.dataset_version_register(actor=None, **helpers.dataset_payload())
-                )
-            else:
-                results.append(
-                    services.model_version_register(
-                        actor=None,
-                        model="credit-scoring",
-                        **helpers.version_payload(datasets=[], version=""),
-                    )
-                )
-        except Exception as error:  # reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
-
-    threads = [
-        threading.Thread(target=register, args=(kind,))
-        for kind in ["dataset"] * 3 + ["version"] * 3
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert DatasetVersion.objects.count() == 1
-    assert ModelVersion.objects.count() == 1
-    assert sorted(created for _, created in results) == [False, False, False, False, True, True]
