@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.views import change_requests, environments
+from releases.views import change_requests, environments, metrics
 
 app_name = "releases"
 
@@ -51,4 +51,6 @@ urlpatterns: list = [
         name="unauthorised-change-review",
     ),
     path("deployments/<int:pk>/", environments.deployment_detail, name="deployment"),
+    # Delivery metrics and the live-version timeline (releases/views/metrics.py)
+    path("metrics/", metrics.delivery_metrics, name="metrics"),
 ]
