@@ -476,7 +476,7 @@ def _model_version_insert(
             "version": model_version.version,
             "repository": repository.url,
             **wanted,
-            "datasets": [f"{name}@{version}" for name, version in dataset_keys],
+            "datasets": [f"{name}@{number}" for name, number in dataset_keys],
         },
         request=request,
     )
