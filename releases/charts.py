@@ -53,6 +53,14 @@ def _moment(moment: datetime) -> str:
     return f"{timezone.localtime(moment):%Y-%m-%d %H:%M %Z}"
 
 
+def _nice(value: float) -> float:
+    """The smallest round number at or above `value`, so that axis ticks read well."""
+    if value <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(value))
+    return next(m * power for m in (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10) if m * power >= value)
+
+
 def _n(value: float) -> str:
     return f"{value:.1f}".removesuffix(".0")
 
@@ -98,7 +106,7 @@ def deployments_per_week_chart(weeks: list[WeekCount], *, ident: str = "weekly")
     (hatched), each with its count written above it."""
     left, right, top, bottom, height = 36, 10, 30, 34, 240
     plot_w, plot_h = WIDTH - left - right, height - top - bottom
-    peak = max([1] + [max(w.succeeded, w.failed) for w in weeks])
+    peak = math.ceil(_nice(max([1] + [max(w.succeeded, w.failed) for w in weeks])))
     slot = plot_w / max(len(weeks), 1)
     bar = min(slot * 0.38, 28)
     label_every = max(1, math.ceil(len(weeks) / 10))
@@ -181,7 +189,7 @@ def lead_time_chart(
     hours = [lead.duration / timedelta(hours=1) for lead in lead_times]
     in_days = max(hours, default=0) >= 48
     unit, scale = ("days", 24) if in_days else ("hours", 1)
-    peak = max(math.ceil(max(hours, default=1) / scale), 1)
+    peak = _nice(max(hours, default=1) / scale)
     body = _legend(
         left, 14, [(OK_FILL, "commit time from git"), ("#ffffff", "from registration time")]
     )
