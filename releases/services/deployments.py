@@ -80,6 +80,15 @@ def _may_deploy(actor: Any, model: RegisteredModel, change_request: ChangeReques
     )
 
 
+def _lock_history(model_id: int) -> None:
+    """Serialise every write to a model's deployment history (start, result, rollback) on its
+    registry row, taken first so the locks always come in one order: model, deployment, change
+    request. Without it a rollback can miss a start committed meanwhile and replace an older
+    attempt, or read the change request of the deployment it replaces as it was before a
+    concurrent success moved it to deployed."""
+    RegisteredModel.objects.select_for_update().filter(pk=model_id).values_list("pk").first()
+
+
 def deployment_start(
     *,
     actor: Any,
@@ -103,6 +112,7 @@ def deployment_start(
     now = now or timezone.now()
     with transaction.atomic():
         _may_deploy(actor, model_version.model, change_request)
+        _lock_history(model_version.model_id)
         if pipeline_url:
             existing = _same_pipeline(environment, model_version, change_request, pipeline_url)
             if existing is not None:
@@ -199,6 +209,7 @@ def deployment_record_result(
     if status not in (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED):
         raise ValidationError({"status": "A result is 'succeeded' or 'failed'."})
     _require_scope(actor)
+    _lock_history(deployment.model_id)
     deployment = (
         Deployment.objects.select_for_update(of=("self",))
         .select_related("environment", "model", "change_request")
@@ -341,6 +352,7 @@ def deployment_rollback(
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "A rollback needs a reason."})
+    _lock_history(model.pk)
     replaced, target = rollback_plan(environment=environment, model=model, lock=True)
     if not may_roll_back(
         actor=actor,
