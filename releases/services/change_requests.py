@@ -14,6 +14,7 @@ from audit.services import audit_record
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Team
 from registry.models import ModelVersion
+from releases import notifications
 from releases.models import (
     ChangeRequest,
     Decision,
@@ -379,6 +380,7 @@ def change_request_submit(
     change_request.submitted_at = timezone.now()
     change_request.full_clean()
     change_request.save()
+    notifications.change_request_waiting(change_request=change_request)
     audit_record(
         actor=actor,
         action="change_request.submitted",
@@ -537,6 +539,8 @@ def change_request_sign(
         )
     change_request.full_clean()
     change_request.save()
+    notifications.change_request_decided(change_request=change_request, sign_off=sign_off)
+    notifications.change_request_waiting(change_request=change_request)
     audit_record(
         actor=actor,
         action="change_request.signed",

@@ -5,6 +5,7 @@ import pytest
 from audit.models import AuditEvent
 from portal import services as org_services
 from portal.exceptions import Conflict, RuleDenied
+from portal.models import Notification
 from releases.models import SignOff
 from releases.services import policy
 from releases.states import State
@@ -255,3 +256,14 @@ class TestCommitAuthors:
             actor=requester, **helpers.change_fields(version, envs["test"])
         )
         denied(lambda: sign(peer, change_request), "commits_unknown")
+
+
+def test_the_next_signers_and_the_requester_are_told(file_change, sign, peer, requester):
+    change_request = file_change()
+    waiting = Notification.objects.filter(key__startswith=f"cr:{change_request.pk}:waiting")
+    assert set(waiting.values_list("recipient__username", flat=True)) == {"peer"}
+    sign(peer, change_request)
+    assert Notification.objects.filter(recipient=requester, key__startswith="signoff:").exists()
+    assert {"risk", "release", "platform"} <= set(
+        waiting.values_list("recipient__username", flat=True)
+    )
