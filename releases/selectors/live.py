@@ -6,11 +6,12 @@ the moments before its rollback. Each answer is one query on the `deployment_liv
 related rows the pages show come with it (joins) or in a fixed number of prefetches.
 """
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
 
-from registry.models import RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 from releases.models import (
     ChangeRequest,
     Decision,
@@ -201,3 +202,31 @@ def unauthorised_changes_open(*, environment: Environment) -> QuerySet[Unauthori
         .select_related("model", "deployment__model_version")
         .order_by("-detected_at")
     )
+
+
+def live_environments_of_versions(versions: Sequence[ModelVersion]) -> dict[int, list[str]]:
+    """The registry's "where is each version live" hook: `{version_id: [environment names]}`
+    for the given versions, in one query, environments in promotion order."""
+    latest = (
+        Deployment.objects.filter(
+            environment=OuterRef("environment"),
+            model=OuterRef("model"),
+            succeeded_at__isnull=False,
+        )
+        .order_by("-succeeded_at", "-pk")
+        .values("pk")[:1]
+    )
+    rows = (
+        Deployment.objects.filter(
+            model_id__in={version.model_id for version in versions},
+            model_version__in=[version.pk for version in versions],
+            succeeded_at__isnull=False,
+            pk=Subquery(latest),
+        )
+        .order_by("environment__rank", "environment__name")
+        .values_list("model_version_id", "environment__name")
+    )
+    where: dict[int, list[str]] = {}
+    for version_id, name in rows:
+        where.setdefault(version_id, []).append(name)
+    return where

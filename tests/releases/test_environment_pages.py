@@ -152,3 +152,31 @@ def test_the_page_costs_the_same_with_3_and_30_models(
     page = client.get("/releases/environments/test/").content.decode()
     assert page.count("Roll back") == 30
     assert few == many
+
+
+def test_the_change_request_page_shows_the_gate_and_the_soak(
+    login, requester, envs, builds, ci, clock, peer, prod_signers
+):
+    in_test = release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
+    earliest = in_test.succeeded_at + timedelta(days=7)
+    change = file_change(
+        model_version=builds["1.0"],
+        environment=envs["prod"],
+        requester=requester,
+        signers=prod_signers,
+        window_start=clock.now + timedelta(days=8),
+    )
+    page = login(requester).get(f"/releases/change-requests/{change.number}/").content.decode()
+    assert "Deployment gate" in page
+    assert "outside_window" in page and "soak_not_met" in page
+    assert earliest.strftime("%Y-%m-%d %H:%M") in page
+    assert f"/releases/deployments/{in_test.pk}/" in page
+
+
+def test_the_filing_form_shows_the_soak_evidence(login, requester, envs, builds):
+    client = login(requester)
+    page = client.get(
+        "/releases/change-requests/new/",
+        {"model_version": builds["1.1"].pk, "environment": "prod"},
+    ).content.decode()
+    assert "not yet deployed successfully to test" in page

@@ -93,3 +93,15 @@ def test_where_each_version_is_live(envs, builds, ci, clock, fraud):
     deploy(actor=ci.account, environment=envs["dev"], model_version=builds["1.1"], clock=clock)
     rows = list(live_for_model(model=fraud))
     assert [(d.environment.name, d.model_version.version) for d in rows] == [("dev", "1.1")]
+
+
+def test_the_registry_hook_says_where_each_version_is_live(envs, builds, ci, clock, fraud):
+    from registry import hooks
+
+    deploy(actor=ci.account, environment=envs["dev"], model_version=builds["1.0"], clock=clock)
+    deploy(actor=ci.account, environment=envs["dev"], model_version=builds["1.1"], clock=clock)
+    versions = list(fraud.versions.all())
+    with CaptureQueriesContext(connection) as captured:
+        where = hooks.live_environments(versions)
+    assert where == {builds["1.1"].pk: ["dev"]}
+    assert len(captured.captured_queries) == 1
