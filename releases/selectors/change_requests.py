@@ -14,6 +14,7 @@ from django.db.models import F, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.selectors import can_read_audit
 from portal.exceptions import NotFound, RuleDenied
 from portal.models import Membership, Team
 from registry.reproducibility import Reproducibility, reproducibility
@@ -164,6 +165,7 @@ class ChangeRequestPage:
     can_submit: bool
     can_cancel: bool
     sign_slots: list[Slot] = field(default_factory=list)
+    can_read_audit: bool = False
 
 
 def _panels(
@@ -251,6 +253,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
             )
         )
     is_requester = user.pk == change_request.requester_id
+    # The request's own history is part of reading it; the whole trail stays for auditors.
     events = list(
         AuditEvent.objects.filter(
             object_type="releases.changerequest", object_id=str(change_request.pk)
@@ -268,6 +271,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         can_cancel=is_requester
         and can_move(change_request.kind, change_request.state, State.CANCELLED),
         sign_slots=sign_slots,
+        can_read_audit=can_read_audit(user),
     )
 
 

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -351,3 +352,11 @@ def test_the_page_costs_the_same_queries_with_2_or_40_sign_offs_and_events(
     _page_queries(client, small)
     assert _page_queries(client, small) == _page_queries(client, large)
     assert large.sign_offs.count() == 40
+
+
+def test_auditors_get_a_link_to_the_audit_trail_of_the_request(login, auditor, peer, file_change):
+    change_request = file_change()
+    link = f"/audit/objects/releases.changerequest/{change_request.pk}/"
+    assert link not in login(peer).get(url(change_request)).content.decode()
+    Group.objects.get_or_create(name="Auditors")[0].user_set.add(auditor)
+    assert link in login(auditor).get(url(change_request)).content.decode()
