@@ -275,15 +275,6 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
     )
 
 
-def change_request_sign_slot(*, user, change_request: ChangeRequest, team: Team | None) -> Slot:
-    """The slot the sign form is for: `team`'s, or the only one the user may fill."""
-    page = change_request_page(user=user, number=change_request.number)
-    for slot in page.sign_slots:
-        if team is None or (slot.team is not None and slot.team.pk == team.pk):
-            return slot
-    raise NotFound("There is nothing for you to sign here.", code="nothing_to_sign")
-
-
 @dataclass(frozen=True)
 class EmergencyRow:
     change_request: ChangeRequest
