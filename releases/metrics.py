@@ -6,7 +6,8 @@ period) control the clock. Every number is read from `Deployment` rows as the se
 them; nothing is stored. Two queries answer any period and any history size: the deployments
 that started, finished or succeeded in the period, and the deployment that was live in each
 (environment, model) when the period began. Commit times come from the git mirrors, which are
-not database queries.
+not database queries. Statuses are read as the ledger holds them now: a report whose period
+ended in the past still sees a rollback made after that end.
 
 Definitions (also in docs/metrics.md, and shown on the page):
 
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from git.exc import GitError
 from gitdb.exc import ODBError
 
 from registry import git
@@ -263,7 +265,8 @@ def commit_times(versions: Iterable[ModelVersion]) -> dict[int, CommitTime]:
             if repo is not None:
                 try:
                     committed = repo.commit(version.commit_sha).committed_datetime
-                except (ValueError, ODBError):
+                # A commit the mirror lacks, or a damaged mirror, must not take the page down.
+                except (ValueError, ODBError, GitError):
                     committed = None
             times[version.pk] = (
                 CommitTime(at=committed, from_git=True)

@@ -33,7 +33,14 @@ from django.utils import timezone
 from git import Actor, Repo
 
 from registry import services as registry
-from releases.metrics import Period, commit_times, delivery_report, median, nearest_rank
+from releases.metrics import (
+    CommitTime,
+    Period,
+    commit_times,
+    delivery_report,
+    median,
+    nearest_rank,
+)
 from releases.models import Deployment, DeploymentKind, DeploymentStatus
 from releases.services.deployments import (
     deployment_record_result,
@@ -446,3 +453,21 @@ def test_the_page_queries_do_not_grow_with_the_history(
     few = count()
     _ledger(envs["dev"], fraud_versions["v3"], 45)
     assert count() == few
+
+
+def test_a_commit_the_mirror_lacks_falls_back_to_the_registration_time(
+    fraud_versions, churn_versions, tmp_path
+):
+    """A mirror configured after registration, that does not hold the version's commit."""
+    churn = churn_versions["w1"]
+    registry.repository_configure(
+        actor=None,
+        repository=churn.repository,
+        mirror_path=str(tmp_path / "fraud-score"),
+        gitlab_url="",
+        gitlab_project_id=None,
+    )
+    churn.repository.refresh_from_db()
+    times = commit_times([churn, fraud_versions["v1"]])
+    assert times[churn.pk] == CommitTime(at=at(11, 14, 9), from_git=False)
+    assert times[fraud_versions["v1"].pk] == CommitTime(at=at(10, 1, 9), from_git=True)
