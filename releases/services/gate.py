@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from audit.services import audit_record, describe_actor
@@ -27,7 +28,6 @@ from releases.models import (
     GatePurpose,
     SignOffKind,
 )
-from releases.selectors.policy import environment_policy_current
 from releases.services.change_requests import EMERGENCY_VALIDITY
 from releases.states import Kind, State
 
@@ -103,10 +103,39 @@ def _environment(value: Environment | str) -> Environment | None:
     return Environment.objects.filter(name=value).first()
 
 
+def _environment_and_policy(
+    value: Environment | str,
+) -> tuple[Environment | None, EnvironmentPolicy | None]:
+    """The environment and the policy in force (its latest version, rule 13) in one query; the
+    gate needs neither the policy's approval teams nor a second round trip."""
+    lookup = (
+        {"environment": value} if isinstance(value, Environment) else {"environment__name": value}
+    )
+    policy = (
+        EnvironmentPolicy.objects.select_related("environment", "soak_source")
+        .filter(**lookup)
+        .order_by("-version")
+        .first()
+    )
+    if policy is None:
+        return _environment(value), None
+    return (value if isinstance(value, Environment) else policy.environment), policy
+
+
 def _model(value: RegisteredModel | str) -> RegisteredModel | None:
     if isinstance(value, RegisteredModel):
         return value
     return RegisteredModel.objects.filter(name=value).first()
+
+
+def _change_requests():
+    """Change requests with what the gate reads about them, and whether a deployment under each
+    is in progress or has succeeded (rule 9), in the same query."""
+    attempts = Deployment.objects.filter(change_request=OuterRef("pk"), kind=DeploymentKind.DEPLOY)
+    return ChangeRequest.objects.select_related("model_version__model", "environment").annotate(
+        attempt_in_progress=Exists(attempts.filter(status=DeploymentStatus.STARTED)),
+        attempt_succeeded=Exists(attempts.filter(succeeded_at__isnull=False)),
+    )
 
 
 def _change_request(value: ChangeRequest | str | int, *, lock: bool) -> ChangeRequest | None:
@@ -117,18 +146,20 @@ def _change_request(value: ChangeRequest | str | int, *, lock: bool) -> ChangeRe
         if not text.isdigit():
             return None
         pk = int(text)
-    queryset = ChangeRequest.objects.select_related("model_version__model", "environment")
+    queryset = _change_requests()
     if lock:
         # Lock only the change request row: it serialises every start under one change.
         queryset = queryset.select_for_update(of=("self",))
     return queryset.filter(pk=pk).first()
 
 
-def _resolve_version(answer: GateAnswer, version: str, artifact_sha256: str) -> None:
+def _resolve_version(
+    answer: GateAnswer, version: str, artifact_sha256: str, *, found: ModelVersion | None = None
+) -> None:
     model = answer.model
     candidates = ModelVersion.objects.select_related("model").filter(model=model)
     if version:
-        answer.model_version = candidates.filter(version=version).first()
+        answer.model_version = found or candidates.filter(version=version).first()
         if answer.model_version is None:
             answer.deny("unknown_version", f"{model.name} has no registered version '{version}'.")
         elif artifact_sha256 and answer.model_version.artifact_sha256 != artifact_sha256:
@@ -154,14 +185,18 @@ def _resolve_version(answer: GateAnswer, version: str, artifact_sha256: str) -> 
 def _find_change_request(answer: GateAnswer, *, lock: bool) -> ChangeRequest | None:
     """The change under which this build would go: a usable one first, else the latest one that
     is not dead, so the answer can say what is missing."""
-    candidates = ChangeRequest.objects.filter(
-        environment=answer.environment, model_version=answer.model_version
-    ).exclude(state__in=DEAD_STATES | {State.DRAFT})
+    candidates = (
+        _change_requests()
+        .filter(environment=answer.environment, model_version=answer.model_version)
+        .exclude(state__in=DEAD_STATES | {State.DRAFT})
+    )
     found = (
         candidates.filter(state__in=list(USABLE_STATES.values())).order_by("-pk").first()
         or candidates.order_by("-pk").first()
     )
-    return _change_request(found, lock=lock) if found else None
+    if found is None or not lock:
+        return found
+    return _change_request(found, lock=True)
 
 
 def _check_change_request(answer: GateAnswer, cr: ChangeRequest) -> None:
@@ -248,18 +283,13 @@ def _check_change_request(answer: GateAnswer, cr: ChangeRequest) -> None:
             f"it is now {_when(now)}.",
         )
 
-    attempts = list(
-        Deployment.objects.filter(change_request=cr, kind=DeploymentKind.DEPLOY).values_list(
-            "status", "succeeded_at"
-        )
-    )
-    if any(status == DeploymentStatus.STARTED for status, _ in attempts):
+    if cr.attempt_in_progress:
         answer.deny(
             "deployment_in_progress",
             f"A deployment under {cr.number} has started and not reported its result yet.",
         )
     # A failed attempt leaves the change usable (rule 9), even once it has been rolled back.
-    if any(succeeded_at is not None for _, succeeded_at in attempts):
+    if cr.attempt_succeeded:
         answer.deny(
             "change_already_used",
             f"{cr.number} has already been deployed; one change authorises one release.",
@@ -372,21 +402,27 @@ def gate_evaluate(
     """Judge one deployment without recording anything. With `lock`, the change request row is
     locked for the caller's transaction (deployment start)."""
     answer = GateAnswer(decided_at=now or timezone.now())
-    answer.environment = _environment(environment)
+    answer.environment, answer.policy = _environment_and_policy(environment)
     if answer.environment is None:
         answer.deny("unknown_environment", f"There is no environment named '{environment}'.")
     else:
-        answer.policy = environment_policy_current(environment=answer.environment)
         if answer.policy is None:
             answer.deny(
                 "policy_missing",
                 f"{answer.environment.name} has no policy yet, so nothing may be deployed there.",
             )
-    answer.model = _model(model)
+    named = None
+    if version and not isinstance(model, RegisteredModel):
+        named = (
+            ModelVersion.objects.select_related("model")
+            .filter(model__name=model, version=version)
+            .first()
+        )
+    answer.model = named.model if named else _model(model)
     if answer.model is None:
         answer.deny("unknown_model", f"There is no registered model named '{model}'.")
     else:
-        _resolve_version(answer, version, artifact_sha256)
+        _resolve_version(answer, version, artifact_sha256, found=named)
 
     if change_request not in (None, ""):
         answer.change_request = _change_request(change_request, lock=lock)
@@ -440,7 +476,11 @@ def gate_decision_record(
         asked_by_name=describe_actor(actor)[2],
         decided_at=answer.decided_at,
     )
-    decision.full_clean()
+    # The related rows were read in this transaction a moment ago: validating each foreign key
+    # again would cost five queries per gate check and prove nothing new.
+    decision.full_clean(
+        exclude=["environment", "model", "model_version", "change_request", "policy"]
+    )
     decision.save()
     return decision
 
