@@ -1,0 +1,1 @@
+"""Benchmarks behind `make bench`; nothing here is imported by the product."""

@@ -1,0 +1,744 @@
+"""Platform benchmark at bank scale: `make bench` runs it against the PostgreSQL server at
+DATABASE_URL, after the audit benchmark.
+
+It creates its own database (`gatehouse_bench_platform`), drops it at the end and never touches
+another one. The data set (see `bench/platform_data.py`) grows in three steps, and each figure is
+measured at the sizes the goals name, against a baseline from the same run:
+
+1. the gate check and the build registration over HTTP (gunicorn, two workers, on a free port of
+   127.0.0.1, loaded by wrk on the same machine) against a no-op DRF endpoint in the same server
+   (`bench/urls.py`), and their database queries per request, counted in-process, at 1,000 and at
+   1,000,000 deployments;
+2. "what was live at T" and filtered audit pages at 10 thousand and at 1 million rows;
+3. the change request, environment and dashboard pages at 10 and at 10,000 change requests.
+
+The figures replace the platform section of docs/benchmarks.md. BENCH_PLATFORM_SCALE shrinks the
+big step for a quick trial run (the report then says so).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_audit import admin_connection, database_url, machine  # noqa: E402
+
+BENCH_DB = "gatehouse_bench_platform"
+SCALE = float(os.environ.get("BENCH_PLATFORM_SCALE", "1"))
+MODELS = 200
+SMALL_DEPLOYMENTS = 1_000
+MEDIUM_DEPLOYMENTS = 10_000
+BIG_DEPLOYMENTS = max(int(1_000_000 * SCALE), 20_000)
+FEW_CHANGES = 10
+MANY_CHANGES = 10_000
+LOAD_SECONDS = int(os.environ.get("BENCH_PLATFORM_LOAD_SECONDS", "15"))
+LOAD_CONNECTIONS = 4
+REPORT = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- platform:start -->", "<!-- platform:end -->"
+GOAL_QUERIES = 10
+
+
+class Out:
+    @staticmethod
+    def write(text: str) -> None:
+        print(text.rstrip("\n"), flush=True)
+
+
+def recreate(url: str, *, drop_only: bool = False) -> None:
+    connection = admin_connection(url)
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+        if not drop_only:
+            cursor.execute(f'CREATE DATABASE "{BENCH_DB}"')
+    connection.close()
+
+
+def timed(fn, *, runs: int = 15, budget: float = 8.0) -> float:
+    """Median seconds of `fn` after one warm-up call, at most `runs` calls or `budget` seconds."""
+    fn()
+    samples = []
+    deadline = time.perf_counter() + budget
+    while len(samples) < runs and (len(samples) < 3 or time.perf_counter() < deadline):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def queries_of(fn) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        fn()
+    return len(captured.captured_queries)
+
+
+# -- the data set ---------------------------------------------------------------------------------
+
+
+def seed(stdout) -> dict:
+    """The part built through the services; returns what the measurements need."""
+    from django.core.management import call_command
+
+    from bench.platform_data import CI_NAME, REPOSITORY, model_name
+    from portal.models import Scope, Team
+    from portal.services import service_account_create
+    from registry import services as registry
+
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    account, issued = service_account_create(
+        actor=None,
+        name=CI_NAME,
+        team=Team.objects.get(slug="data-science"),
+        scopes=[scope.value for scope in Scope],
+    )
+    registry.repository_register(actor=None, url=REPOSITORY)
+    for index in range(MODELS):
+        registry.model_register(actor=None, name=model_name(index), owner_team="data-science")
+    stdout.write(f"  seeded the demo, {MODELS} models and the service account {account.name}")
+    return {"token": issued.secret, "account": account}
+
+
+def approved_change(*, account) -> dict:
+    """The question the gate is asked: a build registered by CI, soaked eight days in test (a
+    bulk row, since the soak cannot be waited for), with a production change filed and signed
+    through the services by the demo personas with their passwords."""
+    from django.contrib.auth import get_user_model
+    from django.utils import timezone
+
+    from bench.platform_data import REPOSITORY, copy_rows, digest, sha1
+    from portal.demo import DEMO_PASSWORD
+    from registry import services as registry
+    from releases.models import Deployment, Environment
+    from releases.services import change_requests
+    from releases.services.gate import gate_evaluate
+
+    name, version = "bench-model-000", "99.0.0"
+    build, _ = registry.model_version_register(
+        actor=account,
+        model=name,
+        version=version,
+        repository=REPOSITORY,
+        commit_sha=sha1("gate build"),
+        build_id="pipeline-gate",
+        artifact_uri=f"s3://bank-ml-models/{name}/{version}/model.pkl",
+        artifact_sha256=digest("gate build"),
+        env_lock_sha256=digest("uv.lock gate"),
+    )
+    environments = {e.name: e for e in Environment.objects.all()}
+    now = timezone.now()
+    soaked = now - timedelta(days=8)
+    copy_rows(
+        Deployment,
+        [
+            {
+                "environment_id": environments["test"].pk,
+                "model_id": build.model_id,
+                "model_version_id": build.pk,
+                "kind": "deploy",
+                "status": "succeeded",
+                "started_by_service_id": account.pk,
+                "started_by_name": account.name,
+                "started_at": soaked - timedelta(minutes=2),
+                "finished_at": soaked,
+                "succeeded_at": soaked,
+                "pipeline_url": "https://gitlab.example.com/bench/models/-/pipelines/soak",
+                "health_url": "",
+                "detail": "",
+                "reason": "",
+            }
+        ],
+    )
+    users = {u.username: u for u in get_user_model().objects.all()}
+    change = change_requests.change_request_file(
+        actor=users["requester"],
+        model_version=build,
+        environment=environments["prod"],
+        title=f"Release {name} {version}",
+        justification="Better recall on card-not-present fraud.",
+        risk_impact="Scores shift for 2% of transactions.",
+        test_evidence="Backtest on October: recall +4 points.",
+        rollback_plan="Roll back to the previous version.",
+        window_start=now - timedelta(minutes=4),
+        window_end=now + timedelta(hours=6),
+    )
+    for signer in ("peer", "risk", "release", "platform"):
+        change.refresh_from_db()
+        change_requests.change_request_sign(
+            actor=users[signer],
+            change_request=change,
+            decision="approve",
+            comment="",
+            password=DEMO_PASSWORD,
+            content_digest=change.content_digest,
+        )
+    answer = gate_evaluate(environment="prod", model=name, version=version)
+    if not answer.allowed:
+        raise SystemExit(f"the benchmark's change should pass the gate: {answer.codes()}")
+    return {
+        "question": {"environment": "prod", "model": name, "version": version},
+        "change": answer.change_request.number,
+    }
+
+
+# -- in-process measurements ---------------------------------------------------------------------
+
+
+class Registrations:
+    """Unique build registrations, spread over the models like many CI pipelines."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix, self.count = prefix, 0
+
+    def payload(self) -> tuple[str, dict]:
+        from bench.platform_data import REPOSITORY, digest, model_name, sha1
+
+        self.count += 1
+        key = f"{self.prefix} {self.count}"
+        return model_name(self.count % MODELS), {
+            "version": f"{self.prefix}.{self.count}",
+            "repository": REPOSITORY,
+            "commit_sha": sha1(key),
+            "build_id": f"pipeline-{self.prefix}-{self.count}",
+            "build_url": f"https://gitlab.example.com/bench/models/-/pipelines/{self.count}",
+            "artifact_uri": f"s3://bank-ml-models/{key}/model.pkl",
+            "artifact_sha256": digest(key),
+            "framework": "lightgbm 4.5",
+            "metrics": {"auc": 0.91},
+            "datasets": [],
+            "env_lock_sha256": digest("uv.lock"),
+        }
+
+
+def api_queries(*, token: str, gate: dict, label: str) -> dict:
+    """Database queries of one request of each endpoint, in-process with the same URLconf."""
+    from rest_framework.test import APIClient
+
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    registrations = Registrations(f"q{label}")
+
+    def check(response, expected=(200, 201)):
+        if response.status_code not in expected:
+            raise SystemExit(f"{response.status_code} {response.content[:300]!r}")
+        return response
+
+    def gate_call():
+        response = check(client.post("/api/v1/gate/", gate["question"], format="json"))
+        if not response.json()["allowed"]:
+            raise SystemExit(f"the gate denied the benchmark's change: {response.json()}")
+
+    def register():
+        model, payload = registrations.payload()
+        check(client.post(f"/api/v1/models/{model}/versions/", payload, format="json"))
+
+    def noop():
+        check(client.post("/api/v1/bench/noop/", {}, format="json"))
+
+    for fn in (gate_call, register, noop):
+        fn()
+    return {
+        "gate": queries_of(gate_call),
+        "register": queries_of(register),
+        "noop": queries_of(noop),
+    }
+
+
+def history_reads(*, at_fraction: float, reader) -> dict:
+    """ "What was live in prod at T" (T inside the loaded history) and filtered audit pages."""
+    from django.db.models import Max
+    from django.test import Client
+
+    from releases.models import Deployment, Environment
+    from releases.selectors.live import live_in_environment
+
+    prod = Environment.objects.get(name="prod")
+    first, last = (
+        Deployment.objects.filter(pipeline_url="").order_by("started_at").first().started_at,
+        Deployment.objects.filter(pipeline_url="").order_by("-started_at").first().started_at,
+    )
+    at = first + (last - first) * at_fraction
+    client = Client()
+    client.force_login(reader)
+    middle = Deployment.objects.filter(pipeline_url="").aggregate(Max("pk"))["pk__max"] // 2
+    audit_queries = {
+        "environment and action": "environment=prod&action=deployment.failed",
+        "action": "action=model_version.registered",
+        "object": f"object_type=releases.deployment&object_id={middle}",
+    }
+
+    def live():
+        rows = list(live_in_environment(environment=prod, at=at))
+        if not rows:
+            raise SystemExit("nothing was live in prod at the benchmark's moment")
+        return rows
+
+    def live_api():
+        response = client.get(
+            f"/api/v1/environments/prod/live/?{urlencode({'at': at.isoformat()})}"
+        )
+        if response.status_code != 200:
+            raise SystemExit(f"live API: {response.status_code} {response.content[:300]!r}")
+
+    results = {
+        "live, selector": (timed(live), queries_of(live)),
+        "live, API": (timed(live_api), queries_of(live_api)),
+    }
+    for label, query in audit_queries.items():
+
+        def page(query=query):
+            response = client.get(f"/api/v1/audit/events/?{query}")
+            if response.status_code != 200 or not response.json().get("results"):
+                raise SystemExit(f"audit API {query}: {response.status_code}")
+
+        results[f"audit page, {label}"] = (timed(page), queries_of(page))
+    return results
+
+
+def page_reads(*, user, change: str) -> dict:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    pages = {
+        "dashboard": "/",
+        "change requests waiting for me": "/releases/waiting/",
+        "change request list": "/releases/change-requests/",
+        "change request page": f"/releases/change-requests/{change}/",
+        "environment list": "/releases/environments/",
+        "environment page (prod)": "/releases/environments/prod/",
+    }
+    results = {}
+    for label, url in pages.items():
+
+        def get(url=url):
+            response = client.get(url)
+            if response.status_code != 200:
+                raise SystemExit(f"{url}: {response.status_code}")
+
+        results[label] = (timed(get, runs=11), queries_of(get))
+    return results
+
+
+# -- over HTTP ----------------------------------------------------------------------------------
+
+LUA = """
+local body_fixed = %(body)s
+local prefix = "%(prefix)s"
+local counter = 0
+local thread_id = 0
+local models = %(models)d
+local id_source = 0
+function setup(thread)
+  id_source = id_source + 1
+  thread:set("thread_id", id_source)
+end
+local function hex(n, width)
+  return string.format("%%0" .. width .. "x", n)
+end
+request = function()
+  if body_fixed then
+    return wrk.format("POST", nil, nil, body_fixed)
+  end
+  counter = counter + 1
+  local key = thread_id * 100000000 + counter
+  local model = string.format("bench-model-%%03d", counter %% models)
+  local body = '{"version":"' .. prefix .. '.' .. thread_id .. '.' .. counter .. '",'
+    .. '"repository":"https://gitlab.example.com/bench/models",'
+    .. '"commit_sha":"' .. hex(thread_id, 8) .. hex(key, 32) .. '",'
+    .. '"build_id":"pipeline-' .. prefix .. '-' .. key .. '",'
+    .. '"artifact_uri":"s3://bank-ml-models/' .. prefix .. '/' .. key .. '/model.pkl",'
+    .. '"artifact_sha256":"' .. hex(thread_id, 32) .. hex(key, 32) .. '",'
+    .. '"framework":"lightgbm 4.5","metrics":{"auc":0.91},"datasets":[]}'
+  return wrk.format("POST", "/api/v1/models/" .. model .. "/versions/", nil, body)
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    '\\nRESULT {"requests": %%d, "duration_us": %%d, "status_errors": %%d, '
+    .. '"socket_errors": %%d, "p50_us": %%d, "p99_us": %%d}\\n',
+    summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(port: int, workdir: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "DJANGO_DEBUG": "0",
+        # Persistent connections, as production runs (docs/deploy.md).
+        "DATABASE_CONN_MAX_AGE": "60",
+        "LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("gunicorn")),
+            "portal.wsgi:application",
+            "--workers",
+            "2",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=open(Path(workdir) / "gunicorn.log", "w"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return server
+        except OSError:
+            if server.poll() is not None:
+                raise SystemExit("gunicorn did not start; see gunicorn.log") from None
+            time.sleep(0.3)
+    raise SystemExit("gunicorn did not listen within a minute")
+
+
+def wrk(*, url: str, token: str, body: dict | None, prefix: str, workdir: str) -> dict:
+    script = Path(workdir) / f"{prefix}.lua"
+    fixed = json.dumps(json.dumps(body)) if body is not None else "nil"
+    script.write_text(
+        "wrk.method = 'POST'\n"
+        f"wrk.headers['Authorization'] = 'Bearer {token}'\n"
+        "wrk.headers['Content-Type'] = 'application/json'\n"
+        + LUA
+        % {"body": fixed, "prefix": prefix, "models": MODELS}
+    )
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            f"-c{LOAD_CONNECTIONS}",
+            f"-d{LOAD_SECONDS}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result = json.loads(output.split("RESULT ", 1)[1])
+    if result["status_errors"] or result["socket_errors"]:
+        raise SystemExit(f"wrk saw errors on {url}: {result}")
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def http_load(*, token: str, gate: dict, workdir: str) -> dict:
+    port = free_port()
+    server = start_server(port, workdir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        runs = {}
+        common = {"token": token, "workdir": workdir}
+        # A short warm-up, then the baseline before and after the endpoints it is compared with.
+        wrk(url=f"{base}/api/v1/bench/noop/", body={}, prefix="warm", **common)
+        runs["noop"] = wrk(url=f"{base}/api/v1/bench/noop/", body={}, prefix="noop1", **common)
+        runs["gate"] = wrk(
+            url=f"{base}/api/v1/gate/", body=gate["question"], prefix="gate", **common
+        )
+        runs["register"] = wrk(url=f"{base}/api/v1/models/", body=None, prefix="reg", **common)
+        runs["noop2"] = wrk(url=f"{base}/api/v1/bench/noop/", body={}, prefix="noop2", **common)
+        for label, run in runs.items():
+            print(
+                f"  {label}: {run['rps']:,.0f}/s, p50 {run['p50_us'] / 1000:.1f} ms, "
+                f"p99 {run['p99_us'] / 1000:.1f} ms",
+                flush=True,
+            )
+        return runs
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+# -- the report -----------------------------------------------------------------------------------
+
+
+def write_section(header: str, section: str) -> None:
+    text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
+    if not text:
+        text = (
+            "# Benchmarks\n\n"
+            "Written by `make bench` (bin/bench runs every `bench/bench_*.py` on PostgreSQL). "
+            "Each figure is compared with a baseline measured in the same run on the same "
+            "machine, so ratios matter more than absolute numbers.\n\n"
+            f"{header}\n"
+        )
+    block = f"{START}\n{section.rstrip()}\n{END}\n"
+    if START in text and END in text:
+        before, rest = text.split(START, 1)
+        text = before + block + rest.split(END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    REPORT.write_text(text, encoding="utf-8")
+
+
+def verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def report(figures: dict) -> str:
+    http, small_q, big_q = figures["http"], figures["queries_small"], figures["queries_big"]
+    noop_rps = (http["noop"]["rps"] + http["noop2"]["rps"]) / 2
+    noop_p50 = (http["noop"]["p50_us"] + http["noop2"]["p50_us"]) / 2
+    noop_p99 = (http["noop"]["p99_us"] + http["noop2"]["p99_us"]) / 2
+    sizes = figures["sizes"]
+    lines = [
+        "## Platform at bank scale (`bench/bench_platform.py`)",
+        "",
+        f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {figures['minutes']:.1f} "
+        f"minutes in all (loading {figures['load_minutes']:.1f}), database `{BENCH_DB}` created "
+        f"and dropped by the run. Load average {figures['load'][0]:.1f} at the start and "
+        f"{figures['load'][1]:.1f} at the end. Data set at its largest: "
+        f"{sizes['models']:,} registered models, {sizes['versions']:,} model versions, "
+        f"{sizes['deployments']:,} deployments, {sizes['events']:,} audit events (the chain "
+        f"verified: {sizes['verified']}), {sizes['changes']:,} change requests with "
+        f"{sizes['sign_offs']:,} sign-offs.",
+    ]
+    if SCALE != 1:
+        lines += ["", f"**Trial run at scale {SCALE}: not the figures of the issue.**"]
+    lines += [
+        "",
+        "### 1. Gate check and build registration over HTTP",
+        "",
+        f"gunicorn with two sync workers on 127.0.0.1 (`bench.settings`: the product plus a no-op "
+        f'DRF endpoint that authenticates the bearer token and returns `{{"ok": true}}`), '
+        f"persistent database connections; wrk with {LOAD_CONNECTIONS} connections for "
+        f"{LOAD_SECONDS} s per endpoint on the same two CPUs, at {sizes['deployments']:,} "
+        "deployments. The no-op ran before and after the others; its figures are the mean of "
+        "both runs. Every gate check records its decision and an audit event; every "
+        "registration is a new build of one of the 200 models.",
+        "",
+        "| endpoint | requests/s | ratio to no-op | p50 | p99 | goal |",
+        "|---|---|---|---|---|---|",
+        f"| no-op (baseline) | {noop_rps:,.0f} | 100% | {noop_p50 / 1000:.1f} ms "
+        f"| {noop_p99 / 1000:.1f} ms | — |",
+    ]
+    for key, label, goal in (
+        ("gate", "`POST /api/v1/gate/` (allowed)", 0.5),
+        ("register", "`POST /api/v1/models/{name}/versions/`", None),
+    ):
+        run = http[key]
+        ratio = run["rps"] / noop_rps
+        lines.append(
+            f"| {label} | {run['rps']:,.0f} | {ratio:.0%} | {run['p50_us'] / 1000:.1f} ms "
+            f"({run['p50_us'] / noop_p50:.1f} times) | {run['p99_us'] / 1000:.1f} ms "
+            f"({run['p99_us'] / noop_p99:.1f} times) | "
+            + (f"≥ 50% of no-op: {verdict(ratio >= goal)}" if goal else "—")
+            + " |"
+        )
+    lines += [
+        "",
+        "Database queries per request (`CaptureQueriesContext`, in-process, same URLconf):",
+        "",
+        f"| endpoint | at {SMALL_DEPLOYMENTS:,} deployments | at {sizes['deployments']:,} "
+        "deployments | goal |",
+        "|---|---|---|---|",
+    ]
+    for key, label in (("noop", "no-op"), ("gate", "gate check"), ("register", "registration")):
+        goal = "—"
+        if key == "gate":
+            ok = big_q["gate"] <= GOAL_QUERIES and big_q["gate"] == small_q["gate"]
+            goal = f"≤ {GOAL_QUERIES} and the same: {verdict(ok)}"
+        lines.append(f"| {label} | {small_q[key]} | {big_q[key]} | {goal} |")
+
+    lines += [
+        "",
+        "### 2. History at 10 thousand and at 1 million rows",
+        "",
+        f'"What was live in prod at T" (`releases.selectors.live.live_in_environment`, with the '
+        f"provenance the pages show, and the live API with `?at=`), T in the middle of the "
+        f"history, at {MEDIUM_DEPLOYMENTS:,} and {sizes['deployments']:,} deployments; audit "
+        f"pages through `GET /api/v1/audit/events/` (50 events, newest first) at "
+        f"{figures['events_medium']:,} and {sizes['events']:,} events. Median of up to 15 runs "
+        f"in-process.",
+        "",
+        "| read | small | large | ratio | queries (small / large) | goal ≤ 2 times |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, (small, small_n) in figures["history_small"].items():
+        big, big_n = figures["history_big"][label]
+        ratio = big / small
+        lines.append(
+            f"| {label} | {ms(small)} | {ms(big)} | {ratio:.2f} times | {small_n} / {big_n} "
+            f"| {verdict(ratio <= 2)} |"
+        )
+    lines += [
+        "",
+        f"### 3. Pages at {FEW_CHANGES} and at {sizes['changes']:,} change requests",
+        "",
+        f"Signed in as `release` (an approver of Release Management), Django's test client "
+        f"in-process, at {sizes['deployments']:,} deployments both times. Median of up to 11 "
+        f"runs.",
+        "",
+        f"| page | {FEW_CHANGES} changes | {sizes['changes']:,} changes | ratio | queries "
+        "(few / many) | goal: same queries, ≤ 2 times |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, (few, few_n) in figures["pages_few"].items():
+        many, many_n = figures["pages_many"][label]
+        ratio = many / few
+        lines.append(
+            f"| {label} | {ms(few)} | {ms(many)} | {ratio:.2f} times | {few_n} / {many_n} "
+            f"| {verdict(ratio <= 2 and few_n == many_n)} |"
+        )
+    lines += ["", figures["notes"]]
+    return "\n".join(lines)
+
+
+NOTES_FILE = ROOT / "bench" / "platform_notes.md"
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+
+def sizes() -> dict:
+    from audit.models import AuditEvent
+    from registry.models import ModelVersion, RegisteredModel
+    from releases.models import ChangeRequest, Deployment, SignOff
+
+    return {
+        "models": RegisteredModel.objects.count(),
+        "versions": ModelVersion.objects.count(),
+        "deployments": Deployment.objects.count(),
+        "events": AuditEvent.objects.count(),
+        "changes": ChangeRequest.objects.count(),
+        "sign_offs": SignOff.objects.count(),
+    }
+
+
+def analyze() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
+def main() -> None:
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise SystemExit("bench_platform needs DATABASE_URL pointing at a PostgreSQL server")
+    recreate(url)
+    workdir = tempfile.mkdtemp(prefix="gatehouse-bench-platform-")
+    os.environ["DATABASE_URL"] = database_url(url, BENCH_DB)
+    os.environ["GATEHOUSE_VAR_DIR"] = workdir
+    os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+    os.environ.setdefault("LOG_LEVEL", "ERROR")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection, connections
+    from django.utils import timezone
+
+    from audit.services import audit_verify
+    from bench.platform_data import Loader, Timeline, indexes_deferred, load_change_requests
+    from releases.models import ChangeRequest
+
+    out = Out()
+    figures: dict = {}
+    try:
+        call_command("migrate", verbosity=0)
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW server_version")
+            server_version = cursor.fetchone()[0].split()[0]
+        load_seconds = 0.0
+        mark = time.perf_counter()
+        seeded = seed(out)
+        timeline = Timeline(versions=BIG_DEPLOYMENTS // 10, now=timezone.now())
+        loader = Loader(timeline=timeline, stdout=out)
+        gate = approved_change(account=seeded["account"])
+        loader.grow_to(deployments=SMALL_DEPLOYMENTS)
+        analyze()
+        load_seconds += time.perf_counter() - mark
+        users = {u.username: u for u in get_user_model().objects.all()}
+        figures["queries_small"] = api_queries(token=seeded["token"], gate=gate, label="small")
+        print(f"queries at {SMALL_DEPLOYMENTS:,}: {figures['queries_small']}", flush=True)
+
+        mark = time.perf_counter()
+        loader.grow_to(deployments=MEDIUM_DEPLOYMENTS)
+        analyze()
+        load_seconds += time.perf_counter() - mark
+        figures["events_medium"] = sizes()["events"]
+        figures["history_small"] = history_reads(at_fraction=0.5, reader=users["auditor"])
+        print(f"history at {MEDIUM_DEPLOYMENTS:,}: {figures['history_small']}", flush=True)
+
+        mark = time.perf_counter()
+        with indexes_deferred():
+            loader.grow_to(deployments=BIG_DEPLOYMENTS)
+        analyze()
+        load_seconds += time.perf_counter() - mark
+        print(f"grown in {load_seconds / 60:.1f} minutes so far: {sizes()}", flush=True)
+        figures["queries_big"] = api_queries(token=seeded["token"], gate=gate, label="big")
+        print(f"queries at {BIG_DEPLOYMENTS:,}: {figures['queries_big']}", flush=True)
+        figures["history_big"] = history_reads(at_fraction=0.5, reader=users["auditor"])
+        print(f"history at {BIG_DEPLOYMENTS:,}: {figures['history_big']}", flush=True)
+
+        mark = time.perf_counter()
+        load_change_requests(count=FEW_CHANGES - ChangeRequest.objects.count(), stdout=out)
+        analyze()
+        load_seconds += time.perf_counter() - mark
+        figures["pages_few"] = page_reads(user=users["release"], change=gate["change"])
+        print(f"pages at {FEW_CHANGES}: {figures['pages_few']}", flush=True)
+        mark = time.perf_counter()
+        load_change_requests(count=MANY_CHANGES - ChangeRequest.objects.count(), stdout=out)
+        analyze()
+        load_seconds += time.perf_counter() - mark
+        figures["pages_many"] = page_reads(user=users["release"], change=gate["change"])
+        print(f"pages at {MANY_CHANGES:,}: {figures['pages_many']}", flush=True)
+
+        figures["http"] = http_load(token=seeded["token"], gate=gate, workdir=workdir)
+        run, _ = audit_verify(actor=None)
+        figures["sizes"] = {**sizes(), "verified": "yes" if run.ok else f"no: {run.problem}"}
+        if not run.ok:
+            raise SystemExit(f"the benchmark chain does not verify: {run.problem}")
+    finally:
+        connections.close_all()
+        recreate(url, drop_only=True)
+        shutil.rmtree(workdir, ignore_errors=True)
+    figures["minutes"] = (time.perf_counter() - started) / 60
+    figures["load_minutes"] = load_seconds / 60
+    figures["load"] = (load_before, os.getloadavg()[0])
+    figures["notes"] = NOTES_FILE.read_text(encoding="utf-8").strip()
+    section = report(figures)
+    write_section(machine(server_version), section)
+    print(section)
+
+
+if __name__ == "__main__":
+    main()
