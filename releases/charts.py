@@ -203,7 +203,7 @@ def lead_time_chart(
             f'<line x1="{x0}" y1="{_n(y)}" x2="{x1}" y2="{_n(y)}" stroke="{INK}" '
             'stroke-dasharray="5 4"/>'
         )
-        body.append(_text(x1, y - 4, f"median {format_duration(median)}", anchor="end"))
+        body.append(_text(x0 + 4, y - 4, f"median {format_duration(median)}"))
     for lead, value in zip(lead_times, hours, strict=True):
         deployment = lead.deployment
         x = _x(deployment.succeeded_at, period, x0, x1)
