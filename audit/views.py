@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
 
@@ -43,11 +43,14 @@ def _require_reader(request: HttpRequest) -> None:
         raise PermissionDenied("Only auditors, change managers and administrators.")
 
 
-def _filter_form(request: HttpRequest) -> tuple[EventFilterForm, EventFilters, int | None]:
+def _filter_form(request: HttpRequest) -> tuple[EventFilterForm, EventFilters | None, int | None]:
+    """The filters, or None when they do not parse: then nothing is shown rather than everything."""
     form = EventFilterForm(request.GET or None)
-    if form.is_bound and form.is_valid():
+    if not form.is_bound:
+        return form, EventFilters(), None
+    if form.is_valid():
         return form, form.filters(), form.cleaned_data["cursor"]
-    return form, EventFilters(), None
+    return form, None, None
 
 
 def _banner_context(user) -> dict:
@@ -60,8 +63,11 @@ def _banner_context(user) -> dict:
 def event_list(request: HttpRequest) -> HttpResponse:
     _require_reader(request)
     form, filters, cursor = _filter_form(request)
-    page = selectors.audit_event_page(user=request.user, filters=filters, cursor=cursor)
-    query = filters.as_query()
+    if filters is None:
+        page, query = selectors.EventPage(events=[], next_cursor=None), {}
+    else:
+        page = selectors.audit_event_page(user=request.user, filters=filters, cursor=cursor)
+        query = filters.as_query()
     next_url = f"?{urlencode({**query, 'cursor': page.next_cursor})}" if page.next_cursor else ""
     return render(
         request,
@@ -135,9 +141,11 @@ def _jsonl_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
         yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _export(request: HttpRequest, kind: str) -> StreamingHttpResponse:
+def _export(request: HttpRequest, kind: str) -> HttpResponse:
     _require_reader(request)
-    _form, filters, _cursor = _filter_form(request)
+    form, filters, _cursor = _filter_form(request)
+    if filters is None:
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
     events = selectors.audit_events_stream(user=request.user, filters=filters)
     if kind == "csv":
         lines, content_type = _csv_lines(events), "text/csv; charset=utf-8"
@@ -148,11 +156,11 @@ def _export(request: HttpRequest, kind: str) -> StreamingHttpResponse:
     return response
 
 
-def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponse:
     return _export(request, "csv")
 
 
-def export_jsonl(request: HttpRequest) -> StreamingHttpResponse:
+def export_jsonl(request: HttpRequest) -> HttpResponse:
     return _export(request, "jsonl")
 
 

@@ -67,9 +67,12 @@ def test_filters_and_cursor_on_the_page(login, auditor, org, record_events, even
 
 
 def test_bad_filter_values_show_errors_not_a_crash(login, auditor, events):
-    response = login(auditor).get(reverse("audit:events"), {"since": "not a date"})
+    client = login(auditor)
+    response = client.get(reverse("audit:events"), {"since": "not a date"})
     assert response.status_code == 200
     assert response.context["form"].errors["since"]
+    assert response.context["page"].events == []
+    assert client.get(reverse("audit:export-csv"), {"until": "nope"}).status_code == 400
 
 
 def test_object_timeline(login, auditor, org, record_events, events):
