@@ -1,10 +1,11 @@
 """The audit part of the demo: the Auditors group with the `auditor` persona in it, and a first
-signed checkpoint so the public key and the verifier have something to show."""
+signed checkpoint and verification so the auditor pages have something to show. (The hourly
+verification is scheduled for every installation by `portal.schedules`.)"""
 
 from django.contrib.auth import get_user_model
 
-from audit.models import AuditCheckpoint
-from audit.services import audit_checkpoint_create, auditor_add
+from audit.models import AuditCheckpoint, AuditVerification
+from audit.services import audit_checkpoint_create, audit_verify, auditor_add
 
 
 def seed(stdout) -> None:
@@ -14,3 +15,5 @@ def seed(stdout) -> None:
     if not AuditCheckpoint.objects.exists():
         checkpoint = audit_checkpoint_create(actor=None)
         stdout.write(f"Audit: signed checkpoint at {checkpoint.size} events.")
+    if not AuditVerification.objects.exists():
+        audit_verify(actor=None)
