@@ -159,7 +159,12 @@ def _check_build(model_version: ModelVersion) -> ModelVersion:
 
 
 def _check_window(
-    *, kind: str, environment: Environment, start: datetime | None, end: datetime | None
+    *,
+    kind: str,
+    environment: Environment,
+    start: datetime | None,
+    end: datetime | None,
+    now: datetime,
 ) -> None:
     """Rule 8: a normal change names a future window that no freeze overlaps. An emergency
     change gets its window when it is authorised."""
@@ -169,7 +174,7 @@ def _check_window(
         raise RuleDenied("A normal change needs a planned window.", code="window_required")
     if end <= start:
         raise RuleDenied("The window must end after it starts.", code="window_order")
-    if start < timezone.now() - WINDOW_GRACE:
+    if start < now - WINDOW_GRACE:
         raise RuleDenied("The window must be in the future.", code="window_in_past")
     freeze = (
         FreezeWindow.objects.filter(
@@ -191,7 +196,12 @@ def _check_window(
 
 
 def _check_emergency(
-    *, policy: EnvironmentPolicy, model_version: ModelVersion, incident_ref: str, justification
+    *,
+    policy: EnvironmentPolicy,
+    model_version: ModelVersion,
+    incident_ref: str,
+    justification,
+    now: datetime,
 ) -> None:
     """Rule 11: an incident and a reason; none while a retrospective for the model is overdue."""
     if not policy.emergency_allowed:
@@ -209,7 +219,7 @@ def _check_emergency(
             kind=Kind.EMERGENCY,
             state=State.RETRO_REVIEW,
             model_version__model_id=model_version.model_id,
-            retrospective_due_at__lt=timezone.now(),
+            retrospective_due_at__lt=now,
         )
         .order_by("retrospective_due_at")
         .first()
@@ -222,13 +232,17 @@ def _check_emergency(
         )
 
 
-def _check_content(change_request: ChangeRequest, policy: EnvironmentPolicy) -> None:
+def _check_content(
+    change_request: ChangeRequest, policy: EnvironmentPolicy, now: datetime | None = None
+) -> None:
+    now = now or timezone.now()
     if change_request.kind == Kind.EMERGENCY:
         _check_emergency(
             policy=policy,
             model_version=change_request.model_version,
             incident_ref=change_request.incident_ref,
             justification=change_request.justification,
+            now=now,
         )
     elif not policy.needs_change_request:
         raise RuleDenied(
@@ -240,6 +254,7 @@ def _check_content(change_request: ChangeRequest, policy: EnvironmentPolicy) -> 
         environment=change_request.environment,
         start=change_request.window_start,
         end=change_request.window_end,
+        now=now,
     )
 
 
@@ -260,6 +275,7 @@ def change_request_create(
     incident_ref: str = "",
     team: Team | None = None,
     request=None,
+    now: datetime | None = None,
 ) -> ChangeRequest:
     """A draft for one exact build (rule 1) to one environment, on behalf of the requester's
     team (whose members give the peer review)."""
@@ -283,7 +299,7 @@ def change_request_create(
         incident_ref=incident_ref,
         policy=policy,
     )
-    _check_content(change_request, policy)
+    _check_content(change_request, policy, now)
     change_request.content_digest = content_digest(change_request)
     change_request.full_clean()
     change_request.save()
@@ -358,7 +374,11 @@ def change_request_edit(
 
 @transaction.atomic
 def change_request_submit(
-    *, actor: AbstractBaseUser, change_request: ChangeRequest, request=None
+    *,
+    actor: AbstractBaseUser,
+    change_request: ChangeRequest,
+    request=None,
+    now: datetime | None = None,
 ) -> ChangeRequest:
     """Send a draft to its first signers: the peer reviewer where the policy asks (rule 2), else
     the approval teams, else it is approved; an emergency change goes to the emergency
@@ -366,7 +386,7 @@ def change_request_submit(
     change_request = _lock(change_request)
     _require_requester(actor, change_request)
     policy = _policy(change_request.environment)
-    _check_content(change_request, policy)
+    _check_content(change_request, policy, now)
     if change_request.kind == Kind.EMERGENCY:
         target = State.AWAITING_AUTHORISATION
     elif policy.needs_peer_review:
@@ -377,7 +397,7 @@ def change_request_submit(
         target = State.APPROVED
     state_before = _move(change_request, target)
     change_request.policy = policy
-    change_request.submitted_at = timezone.now()
+    change_request.submitted_at = now or timezone.now()
     change_request.full_clean()
     change_request.save()
     notifications.change_request_waiting(change_request=change_request)
@@ -398,10 +418,14 @@ def change_request_submit(
 
 
 @transaction.atomic
-def change_request_file(*, actor: AbstractBaseUser, request=None, **fields) -> ChangeRequest:
+def change_request_file(
+    *, actor: AbstractBaseUser, request=None, now: datetime | None = None, **fields
+) -> ChangeRequest:
     """Create and submit in one transaction: what the form's "file" button and the API do."""
-    change_request = change_request_create(actor=actor, request=request, **fields)
-    return change_request_submit(actor=actor, change_request=change_request, request=request)
+    change_request = change_request_create(actor=actor, request=request, now=now, **fields)
+    return change_request_submit(
+        actor=actor, change_request=change_request, request=request, now=now
+    )
 
 
 def _choose_slot(
@@ -439,6 +463,7 @@ def change_request_sign(
     team: Team | None = None,
     comment: str = "",
     request=None,
+    now: datetime | None = None,
 ) -> SignOff:
     """Give the signature the request waits for in its state: peer review, team approval,
     emergency authorisation or retrospective review.
@@ -507,7 +532,7 @@ def change_request_sign(
     signing_team = slot.team
     if kind == SignOffKind.EMERGENCY_AUTHORISATION:
         signing_team = next(m.team for m in memberships if m.is_emergency_approver)
-    now = timezone.now()
+    now = now or timezone.now()
     sign_off = SignOff(
         change_request=change_request,
         kind=kind,
