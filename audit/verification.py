@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from audit import signing
 from audit.chain import GENESIS_HASH, checkpoint_message, format_timestamp
@@ -90,12 +90,12 @@ def _copy_unescape(field: bytes) -> bytes:
     return COPY_ESCAPE.sub(lambda m: COPY_UNESCAPED.get(m.group(1), m.group(1)), field)
 
 
-def _postgres_rows(low: int, high: int) -> Iterator[list[bytes]]:
+def _postgres_rows(alias: str, low: int, high: int) -> Iterator[list[bytes]]:
     """Rows as lists of UTF-8 fields, streamed by COPY in chunks of sequence numbers."""
     for start in range(low, high + 1, CHUNK):
         lines: list[bytes] = []
         sink = type("Sink", (), {"write": staticmethod(lines.append)})()
-        with connection.cursor() as cursor:
+        with connections[alias].cursor() as cursor:
             cursor.copy_expert(
                 POSTGRES_COPY.format(low=int(start), high=int(min(start + CHUNK - 1, high))),
                 sink,
@@ -107,9 +107,10 @@ def _postgres_rows(low: int, high: int) -> Iterator[list[bytes]]:
             yield fields
 
 
-def _orm_rows(low: int, high: int) -> Iterator[list[bytes]]:
+def _orm_rows(alias: str, low: int, high: int) -> Iterator[list[bytes]]:
     rows = (
-        AuditEvent.objects.filter(seq__gte=low, seq__lte=high)
+        AuditEvent.objects.using(alias)
+        .filter(seq__gte=low, seq__lte=high)
         .order_by("seq")
         .values_list(*COLUMNS)
         .iterator(chunk_size=5000)
@@ -204,14 +205,19 @@ def _check_checkpoint(checkpoint: AuditCheckpoint, key_id: str, public_key) -> s
 
 def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
     """Verify the whole chain, or only the events after a checkpoint (whose own signature and tip
-    are checked first). Stops at the first problem."""
+    are checked first). Stops at the first problem.
+
+    Every read goes to one database, the one the router picks for audit reads (a replica outside
+    a transaction, the primary inside one), so the walk sees one consistent trail."""
     started = time.monotonic()
+    alias = router.db_for_read(AuditEvent) or DEFAULT_DB_ALIAS
+    events = AuditEvent.objects.using(alias)
     public_key = signing.public_key()
     key_id = signing.key_id_of(public_key)
     # Checkpoints first, then the tail: a checkpoint beyond the tail then proves a truncation,
     # not a race with a checkpoint written while we read.
-    checkpoints = list(AuditCheckpoint.objects.order_by("size", "id"))
-    tail = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first() or (0, "")
+    checkpoints = list(AuditCheckpoint.objects.using(alias).order_by("size", "id"))
+    tail = events.order_by("-seq").values_list("seq", "hash").first() or (0, "")
     expected, tip = 1, GENESIS_HASH.encode()
     verified_size = 0
     checked = 0
@@ -219,7 +225,7 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
     try:
         if after is not None:
             problem = _check_checkpoint(after, key_id, public_key)
-            anchor = AuditEvent.objects.filter(seq=after.size).values_list("hash", flat=True)
+            anchor = events.filter(seq=after.size).values_list("hash", flat=True)
             if not problem and list(anchor) != [after.tip_hash]:
                 problem = f"checkpoint #{after.pk} no longer matches event {after.size}"
             if problem:
@@ -231,9 +237,9 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
         pending: dict[int, list[AuditCheckpoint]] = {}
         for checkpoint in checkpoints:
             pending.setdefault(checkpoint.size, []).append(checkpoint)
-        rows = _postgres_rows if connection.vendor == "postgresql" else _orm_rows
+        rows = _postgres_rows if connections[alias].vendor == "postgresql" else _orm_rows
         sha256 = hashlib.sha256
-        for fields in rows(expected, tail[0]):
+        for fields in rows(alias, expected, tail[0]):
             seq = int(fields[0])
             if seq != expected:
                 raise Broken(
