@@ -13,3 +13,52 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A service account token: `Authorization: Bearer gh_…`.",
         }
+
+
+ERROR_BODY = {
+    "type": "object",
+    "properties": {
+        "code": {"type": "string", "description": "Stable machine-readable reason."},
+        "detail": {"type": "string"},
+    },
+    "required": ["detail"],
+}
+VALIDATION_BODY = {
+    "type": "object",
+    "description": "Field → messages, as DRF gives them.",
+    "additionalProperties": True,
+}
+WRITE_METHODS = {"post", "put", "patch", "delete"}
+
+
+def _error(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def document_error_answers(result, generator, request, public):
+    """Every operation documents the errors the authentication, the scope check and the
+    project's exception handler can answer with, so the schema (and the fuzzing that checks
+    answers against it) knows them all. What a view already documents is kept."""
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            parameters = operation.get("parameters", [])
+            answers = {
+                "401": _error("No credentials, or a token that is unknown or revoked.", ERROR_BODY),
+                "403": _error("Not allowed: a missing scope or a rule said no.", ERROR_BODY),
+                "503": _error(
+                    "The database cannot be reached: `database_unavailable`.", ERROR_BODY
+                ),
+            }
+            if parameters or "requestBody" in operation:
+                answers["400"] = _error("Validation errors: field → messages.", VALIDATION_BODY)
+            if any(parameter.get("in") == "path" for parameter in parameters):
+                answers["404"] = _error("No such resource.", ERROR_BODY)
+            if method in WRITE_METHODS:
+                answers["409"] = _error(
+                    "Clashes with what is recorded: `{code, detail}`.", ERROR_BODY
+                )
+            for status, answer in answers.items():
+                operation["responses"].setdefault(status, answer)
+    return result

@@ -239,6 +239,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.schema.document_error_answers",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "ChangeRequestKindEnum": "releases.states.Kind",
         "ChangeRequestStateEnum": "releases.states.State",

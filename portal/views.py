@@ -1,4 +1,6 @@
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.http import require_POST
 
 from portal.notifications import notifications_for, notifications_mark_read
@@ -25,3 +27,20 @@ def notification_list(request):
 def notifications_read(request):
     notifications_mark_read(actor=request.user)
     return redirect("notifications")
+
+
+def not_found(request, exception=None):
+    """A URL that matches nothing: JSON under /api/ (tools parse it), the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "No such API resource."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """An unexpected error: JSON under /api/, never a stack trace anywhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {"code": "server_error", "detail": "Something went wrong; it has been logged."},
+            status=500,
+        )
+    return defaults.server_error(request)

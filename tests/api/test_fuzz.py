@@ -1,0 +1,80 @@
+"""Schemathesis against `/api/schema/`: every operation, with generated valid and invalid input,
+called with a token that has every scope on the demo's data. No answer may be a server error,
+and every answer must match what the schema documents for it (status code, content type,
+body). Bounded so that the whole run stays under about three minutes."""
+
+import io
+
+import pytest
+import schemathesis
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.management import call_command
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis.checks import (
+    content_type_conformance,
+    not_a_server_error,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from portal.models import Scope, Team
+from tests.conftest import make_service_caller
+
+pytestmark = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="fuzzed once, on PostgreSQL, to bound the time"
+)
+EXAMPLES_PER_OPERATION = 60
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+
+@pytest.fixture
+def application():
+    """Django's WSGI handler, called in this thread on the test's connection: like the test
+    client, it must not close that connection at the start and end of each request."""
+    signals = (request_started, request_finished)
+    for signal in signals:
+        signal.disconnect(close_old_connections)
+    yield WSGIHandler()
+    for signal in signals:
+        signal.connect(close_old_connections)
+
+
+@pytest.fixture
+def token(db) -> str:
+    """The demo's data, and a token with every scope."""
+    call_command("seed_demo", stdout=io.StringIO())
+    team = Team.objects.get(slug="platform-operations")
+    return make_service_caller(team, "fuzzer", list(Scope.values)).secret
+
+
+def test_every_operation_answers_as_documented(application, token):
+    # Read from the running application, so the fuzzing covers exactly what is served.
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) >= 14
+    failures = {}
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        )
+        def call(case):
+            case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
+
+        try:
+            call()
+        except Exception as failure:
+            failures[operation.label] = str(failure)[:2000]
+    assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
