@@ -9,7 +9,7 @@ related rows the pages show come with it (joins) or in a fixed number of prefetc
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, Func, OuterRef, Prefetch, QuerySet, Subquery
 
 from registry.models import ModelVersion, RegisteredModel
 from releases.models import (
@@ -62,20 +62,35 @@ def with_provenance(queryset: QuerySet[Deployment]) -> QuerySet[Deployment]:
     )
 
 
-def live_in_environment(
-    *, environment: Environment, at: datetime | None = None
-) -> QuerySet[Deployment]:
-    """One row per model that is (or was at `at`) live in the environment, by model name."""
+def _live_per_model(*, environment: Environment, at: datetime | None) -> QuerySet:
+    """The id of the deployment live in the environment (at `at`) for each registered model:
+    one probe of the `deployment_live` index per model, so the cost follows the number of
+    models, not the length of the history."""
     latest = (
         Deployment.objects.filter(
-            environment=environment, model=OuterRef("model"), **_succeeded_by(at)
+            environment=environment, model=OuterRef("pk"), **_succeeded_by(at)
         )
         .order_by("-succeeded_at", "-pk")
         .values("pk")[:1]
     )
-    queryset = Deployment.objects.filter(
-        environment=environment, pk=Subquery(latest), **_succeeded_by(at)
-    ).order_by("model__name")
+    return (
+        RegisteredModel.objects.annotate(live=Subquery(latest))
+        .filter(live__isnull=False)
+        .values("live")
+    )
+
+
+def live_in_environment(
+    *, environment: Environment, at: datetime | None = None
+) -> QuerySet[Deployment]:
+    """One row per model that is (or was at `at`) live in the environment, by model name.
+
+    The ids are read first: inside one statement with the provenance joins, PostgreSQL hashed
+    the whole deployment history to find 200 rows by primary key (docs/benchmarks.md)."""
+    ids = list(_live_per_model(environment=environment, at=at))
+    queryset = Deployment.objects.filter(pk__in=[row["live"] for row in ids]).order_by(
+        "model__name"
+    )
     return with_provenance(queryset)
 
 
@@ -122,35 +137,58 @@ def signers_of(deployment: Deployment) -> list[SignOff]:
 
 def latest_attempts(*, environment: Environment) -> dict[int, Deployment]:
     """The latest recorded deployment of each model in the environment (what a rollback would
-    replace), by model id, in one query."""
+    replace), by model id, in one query: one probe of `deployment_history` per registered
+    model, however long the history. Recorded means started: a start is recorded as it happens."""
     latest = (
-        Deployment.objects.filter(environment=environment, model=OuterRef("model"))
-        .order_by("-pk")
+        Deployment.objects.filter(environment=environment, model=OuterRef("pk"))
+        .order_by("-started_at", "-pk")
         .values("pk")[:1]
     )
-    attempts = Deployment.objects.filter(environment=environment, pk=Subquery(latest))
+    per_model = RegisteredModel.objects.annotate(latest=Subquery(latest)).filter(
+        latest__isnull=False
+    )
+    attempts = Deployment.objects.filter(pk__in=per_model.values("latest"))
     return {d.model_id: d for d in attempts.select_related("change_request", "model_version")}
 
 
 def live_version_counts(*, environment: Environment) -> dict[int, int]:
-    """How many versions of each model have ever been live in the environment: with fewer than
-    two there is nothing to roll back to."""
-    rows = (
-        Deployment.objects.filter(environment=environment, succeeded_at__isnull=False)
-        .values("model")
-        .annotate(versions=Count("model_version", distinct=True))
+    """How many versions of each model have ever been live in the environment, counted up to
+    two: with fewer than two there is nothing to roll back to. Two index probes per registered
+    model instead of counting the whole history."""
+    succeeded = Deployment.objects.filter(
+        environment=environment, model=OuterRef("pk"), succeeded_at__isnull=False
     )
-    return {row["model"]: row["versions"] for row in rows}
+    rows = (
+        RegisteredModel.objects.annotate(
+            live_version=Subquery(
+                succeeded.order_by("-succeeded_at", "-pk").values("model_version")[:1]
+            )
+        )
+        .filter(live_version__isnull=False)
+        .annotate(another=Exists(succeeded.exclude(model_version=OuterRef("live_version"))))
+        .values_list("pk", "another")
+    )
+    return {pk: 2 if another else 1 for pk, another in rows}
 
 
 def environments_overview(*, now: datetime) -> QuerySet[Environment]:
     """Every environment with how many models run there, open unauthorised change flags and
     overdue emergency retrospectives, in one query."""
     return Environment.objects.annotate(
-        live_models=Count(
-            "deployments__model",
-            filter=Q(deployments__succeeded_at__isnull=False),
-            distinct=True,
+        # Counted over the registered models (one index probe each), not over the history.
+        live_models=Subquery(
+            RegisteredModel.objects.filter(
+                Exists(
+                    Deployment.objects.filter(
+                        environment=OuterRef(OuterRef("pk")),
+                        model=OuterRef("pk"),
+                        succeeded_at__isnull=False,
+                    )
+                )
+            )
+            .order_by()
+            .annotate(n=Func("pk", function="COUNT"))
+            .values("n")
         ),
         open_flags=Subquery(
             UnauthorisedChange.objects.filter(environment=OuterRef("pk"), reviewed_at__isnull=True)
