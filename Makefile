@@ -27,6 +27,7 @@ run: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/bandit -q -r portal audit registry releases -x '*/migrations/*'
 
 test: lint
 	$(BIN)/python manage.py makemigrations --check --dry-run
