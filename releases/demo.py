@@ -3,16 +3,25 @@ prod, and change requests in different states so that every demo approver finds 
 waiting. Everything goes through the services; running it again changes nothing (environments,
 freezes and change requests are found by name, reason and title)."""
 
+import hashlib
 from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from portal import services as portal_services
 from portal.demo import DEMO_PASSWORD
-from portal.models import Team
+from portal.models import Scope, ServiceAccount, Team
 from registry.models import ModelVersion
-from releases.models import ChangeRequest, Environment, EnvironmentPolicy, FreezeWindow
-from releases.services import change_requests, policy
+from releases.models import (
+    ChangeRequest,
+    Deployment,
+    Environment,
+    EnvironmentPolicy,
+    FreezeWindow,
+)
+from releases.selectors.live import live_in_environment
+from releases.services import change_requests, deployments, policy
 from releases.states import Kind
 
 APPROVAL_TEAMS = ["model-risk", "release-management", "platform-operations"]
@@ -22,10 +31,11 @@ YEAR_END = "Year-end close: no normal change to production"
 def seed(stdout) -> None:
     environments = seed_environments()
     seed_freezes(environments)
+    deployments = seed_deployment_history(environments)
     filed = seed_change_requests(environments)
     stdout.write(
         f"Releases: environments {', '.join(environments)}; year-end freeze on prod; "
-        f"{filed} demo change requests."
+        f"{filed} demo change requests; {deployments} deployments over six weeks."
     )
 
 
@@ -198,3 +208,160 @@ def seed_change_requests(environments: dict[str, Environment]) -> int:
                 content_digest=change_request.content_digest,
             )
     return ChangeRequest.objects.filter(title__in=[change[0] for change in CHANGES]).count()
+
+
+# Deployment history (the deployments area): six weeks of releases across dev, test and prod,
+# through the change request and deployment services on a controlled clock.
+
+HISTORY_DAYS = 42
+HISTORY_PIPELINES = "https://gitlab.example.com/data-science/credit-models/-/pipelines"
+HISTORY_ROLLBACK_REASON = "False positives doubled on the new merchant features; back to 0.9.0."
+
+# (day from the start, model, version, environment, outcome): "ok", or "fail" then a retry the
+# same day, or "rollback" the next day. Prod always comes at least seven days after test.
+HISTORY = [
+    (0, "credit-scoring", "1.0.0", "dev", "ok"),
+    (1, "credit-scoring", "1.0.0", "test", "ok"),
+    (2, "fraud-detection", "0.9.0", "dev", "ok"),
+    (3, "fraud-detection", "0.9.0", "test", "ok"),
+    (4, "churn-forecast", "0.1.0", "dev", "ok"),
+    (5, "churn-forecast", "0.1.0", "test", "ok"),
+    (9, "credit-scoring", "1.0.0", "prod", "ok"),
+    (11, "fraud-detection", "0.9.0", "prod", "ok"),
+    (13, "churn-forecast", "0.1.0", "prod", "ok"),
+    (14, "credit-scoring", "1.1.0", "dev", "ok"),
+    (15, "credit-scoring", "1.1.0", "test", "ok"),
+    (16, "fraud-detection", "1.0.0", "dev", "ok"),
+    (17, "fraud-detection", "1.0.0", "test", "ok"),
+    (20, "churn-forecast", "0.2.0", "dev", "ok"),
+    (21, "churn-forecast", "0.2.0", "test", "ok"),
+    (23, "credit-scoring", "1.1.0", "prod", "fail"),
+    (26, "fraud-detection", "1.0.0", "prod", "rollback"),
+    (30, "credit-scoring", "1.2.0", "dev", "ok"),
+    (31, "credit-scoring", "1.2.0", "test", "ok"),
+    (36, "fraud-detection", "1.1.0", "dev", "ok"),
+    (37, "fraud-detection", "1.1.0", "test", "ok"),
+    (38, "credit-scoring", "1.2.1", "dev", "ok"),
+    (39, "churn-forecast", "0.2.1", "dev", "ok"),
+]
+PROD_SIGNERS = ["peer", "risk", "release", "platform"]
+
+
+def seed_deployment_history(environments: dict[str, Environment]) -> int:
+    """Every release goes through the same services as in real life, each step at its own past
+    moment: the change request filed and signed, the gate asked at deployment start, the result
+    reported. Written once: when the demo's history exists, nothing is added."""
+    if Deployment.objects.filter(pipeline_url__startswith=HISTORY_PIPELINES).exists():
+        return Deployment.objects.count()
+    users = {user.username: user for user in get_user_model().objects.all()}
+    pipeline = _history_pipeline()
+    start = (timezone.localtime() - timedelta(days=HISTORY_DAYS)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    runs = iter(range(2000, 3000))
+    for day, model, version, name, outcome in HISTORY:
+        build = ModelVersion.objects.filter(model__name=model, version=version).first()
+        if build is None:
+            continue
+        environment = environments[name]
+        moment = start + timedelta(days=day, hours=1)
+        change = _history_change(users, build, environment, moment)
+        attempts = ["failed", "succeeded"] if outcome == "fail" else ["succeeded"]
+        for attempt, status in enumerate(attempts):
+            at = moment + timedelta(hours=4 * attempt)
+            deployment, _ = deployments.deployment_start(
+                actor=pipeline,
+                environment=environment,
+                model_version=build,
+                change_request=change,
+                pipeline_url=f"{HISTORY_PIPELINES}/{next(runs)}",
+                now=at,
+            )
+            deployments.deployment_record_result(
+                actor=pipeline,
+                deployment=deployment,
+                status=status,
+                detail="Readiness probe timed out after 120 s." if status == "failed" else "",
+                now=at + timedelta(minutes=12),
+            )
+        if outcome == "rollback":
+            deployments.deployment_rollback(
+                actor=users["release"],
+                environment=environment,
+                model=build.model,
+                reason=HISTORY_ROLLBACK_REASON,
+                now=moment + timedelta(days=1),
+            )
+    _history_health(environments)
+    return Deployment.objects.count()
+
+
+def _history_pipeline() -> ServiceAccount:
+    """The CD pipeline's service account (its token is issued in the admin when needed)."""
+    account = ServiceAccount.objects.filter(name="cd-pipeline").first()
+    if account is None:
+        account, _ = portal_services.service_account_create(
+            actor=None,
+            name="cd-pipeline",
+            team=Team.objects.get(slug="platform-operations"),
+            scopes=[Scope.DEPLOYMENTS_WRITE, Scope.GATE_READ],
+        )
+    return account
+
+
+def _history_change(
+    users: dict, build: ModelVersion, environment: Environment, moment: datetime
+) -> ChangeRequest | None:
+    """The change the release goes under, filed two days before (a day for test) and signed
+    by the peer and, for prod, one approver per team. dev needs none."""
+    policy_now = environment.policies.order_by("-version").first()
+    if not policy_now.needs_change_request:
+        return None
+    filed_at = moment - timedelta(days=2 if environment.name == "prod" else 1)
+    change = change_requests.change_request_file(
+        actor=users["requester"],
+        model_version=build,
+        environment=environment,
+        title=f"{build.model.name} {build.version} to {environment.name}",
+        justification=f"Promote {build.model.name} {build.version}: better metrics in backtest.",
+        risk_impact="Scores shift for about 1% of customers; monitored for a week.",
+        test_evidence=f"Backtest report attached to build {build.build_id}.",
+        rollback_plan="Roll back to the version live before, through the portal.",
+        window_start=moment - timedelta(hours=1),
+        window_end=moment + timedelta(hours=8),
+        now=filed_at,
+    )
+    signers = PROD_SIGNERS if environment.name == "prod" else ["peer"]
+    for index, username in enumerate(signers):
+        change.refresh_from_db()
+        change_requests.change_request_sign(
+            actor=users[username],
+            change_request=change,
+            decision="approve",
+            password=DEMO_PASSWORD,
+            content_digest=change.content_digest,
+            now=filed_at + timedelta(hours=2 + index),
+        )
+    change.refresh_from_db()
+    return change
+
+
+def _history_health(environments: dict[str, Environment]) -> None:
+    """A recent probe of everything live; churn-forecast in dev reports a digest the ledger did
+    not put there (rule 14), so the flag shows on the dev page."""
+    probe_at = timezone.now() - timedelta(minutes=5)
+    for environment in environments.values():
+        for deployment in live_in_environment(environment=environment):
+            stray = environment.name == "dev" and deployment.model.name == "churn-forecast"
+            deployments.health_check_record(
+                deployment=deployment,
+                ok=True,
+                latency_ms=40 + deployment.pk % 60,
+                status_code=200,
+                reported_sha256=(
+                    hashlib.sha256(b"hand-copied hotfix").hexdigest()
+                    if stray
+                    else deployment.model_version.artifact_sha256
+                ),
+                now=probe_at,
+            )
