@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from audit.services import audit_record, describe_actor
@@ -103,16 +103,32 @@ def _environment(value: Environment | str) -> Environment | None:
     return Environment.objects.filter(name=value).first()
 
 
+def _standing_freezes(environment: Any, now: datetime):
+    """Rule 8: the freezes of the environment in effect at `now`, the one ending first first."""
+    return FreezeWindow.objects.filter(
+        environment=environment,
+        cancelled_at__isnull=True,
+        starts_at__lte=now,
+        ends_at__gt=now,
+    ).order_by("ends_at")
+
+
 def _environment_and_policy(
-    value: Environment | str,
+    value: Environment | str, now: datetime
 ) -> tuple[Environment | None, EnvironmentPolicy | None]:
-    """The environment and the policy in force (its latest version, rule 13) in one query; the
-    gate needs neither the policy's approval teams nor a second round trip."""
+    """The environment, the policy in force (its latest version, rule 13) and the freeze in
+    effect, in one query; the gate needs neither the policy's approval teams nor more round
+    trips."""
     lookup = (
         {"environment": value} if isinstance(value, Environment) else {"environment__name": value}
     )
+    freeze = _standing_freezes(OuterRef("environment"), now)
     policy = (
         EnvironmentPolicy.objects.select_related("environment", "soak_source")
+        .annotate(
+            freeze_ends_at=Subquery(freeze.values("ends_at")[:1]),
+            freeze_reason=Subquery(freeze.values("reason")[:1]),
+        )
         .filter(**lookup)
         .order_by("-version")
         .first()
@@ -297,20 +313,15 @@ def _check_change_request(answer: GateAnswer, cr: ChangeRequest) -> None:
 
 
 def _check_freeze(answer: GateAnswer) -> None:
-    freeze = (
-        FreezeWindow.objects.filter(
-            environment=answer.environment,
-            cancelled_at__isnull=True,
-            starts_at__lte=answer.decided_at,
-            ends_at__gt=answer.decided_at,
-        )
-        .order_by("ends_at")
-        .first()
-    )
-    if freeze is not None:
+    if answer.policy is not None:
+        ends_at, reason = answer.policy.freeze_ends_at, answer.policy.freeze_reason
+    else:
+        freeze = _standing_freezes(answer.environment, answer.decided_at).first()
+        ends_at, reason = (freeze.ends_at, freeze.reason) if freeze else (None, "")
+    if ends_at is not None:
         answer.deny(
             "freeze_in_effect",
-            f"{answer.environment.name} is frozen until {_when(freeze.ends_at)}: {freeze.reason}.",
+            f"{answer.environment.name} is frozen until {_when(ends_at)}: {reason}.",
         )
 
 
@@ -402,7 +413,7 @@ def gate_evaluate(
     """Judge one deployment without recording anything. With `lock`, the change request row is
     locked for the caller's transaction (deployment start)."""
     answer = GateAnswer(decided_at=now or timezone.now())
-    answer.environment, answer.policy = _environment_and_policy(environment)
+    answer.environment, answer.policy = _environment_and_policy(environment, answer.decided_at)
     if answer.environment is None:
         answer.deny("unknown_environment", f"There is no environment named '{environment}'.")
     else:
