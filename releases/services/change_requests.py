@@ -6,10 +6,12 @@ import hashlib
 from datetime import datetime, timedelta
 
 import rfc8785
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Team
@@ -39,6 +41,10 @@ from releases.states import EDITABLE, Kind, State, can_move
 # A window may start a few minutes before the request is filed: the form takes time to fill in.
 WINDOW_GRACE = timedelta(minutes=5)
 EMERGENCY_VALIDITY = timedelta(hours=24)
+# Wrong passwords on the sign form count like wrong passwords at sign-in (django-axes).
+REAUTH_FAILED = "change_request.reauth_failed"
+REAUTH_LIMIT = getattr(settings, "AXES_FAILURE_LIMIT", 5)
+REAUTH_COOLOFF = timedelta(hours=getattr(settings, "AXES_COOLOFF_TIME", 0.25))
 EDITABLE_FIELDS = (
     "model_version",
     "title",
@@ -452,7 +458,27 @@ def _choose_slot(
     return mine[0] if mine else slots[0]
 
 
+def _reauth_failures(actor: AbstractBaseUser, now: datetime) -> int:
+    return AuditEvent.objects.filter(
+        action=REAUTH_FAILED,
+        actor_kind=ActorKind.USER,
+        actor_id=str(actor.pk),
+        occurred_at__gte=now - REAUTH_COOLOFF,
+    ).count()
+
+
 @transaction.atomic
+def _reauth_failure_record(*, actor, change_request: ChangeRequest, request) -> None:
+    audit_record(
+        actor=actor,
+        action=REAUTH_FAILED,
+        target=change_request,
+        environment=change_request.environment,
+        data={"reason": "wrong password"},
+        request=request,
+    )
+
+
 def change_request_sign(
     *,
     actor: AbstractBaseUser,
@@ -471,8 +497,49 @@ def change_request_sign(
     Rule 6: the signer re-enters their password (checked, never stored) and the meaning, the
     digest of the content they saw (rule 5) and the policy version (rule 13) are stored on the
     sign-off and in the audit event. Rule 4 is checked against the rows read under the lock.
+
+    A wrong password is recorded after the refused signature rolled back, so the attempt stays
+    on record, and after `REAUTH_LIMIT` of them in `REAUTH_COOLOFF` signing is refused: the sign
+    form must not become a password oracle that the sign-in throttling does not see.
     """
+    try:
+        return _sign(
+            actor=actor,
+            change_request=change_request,
+            decision=decision,
+            password=password,
+            content_digest=content_digest,
+            team=team,
+            comment=comment,
+            request=request,
+            now=now,
+        )
+    except RuleDenied as error:
+        if error.code == "reauth_failed":
+            _reauth_failure_record(actor=actor, change_request=change_request, request=request)
+        raise
+
+
+@transaction.atomic
+def _sign(
+    *,
+    actor: AbstractBaseUser,
+    change_request: ChangeRequest,
+    decision: str,
+    password: str,
+    content_digest: str,
+    team: Team | None,
+    comment: str,
+    request,
+    now: datetime | None,
+) -> SignOff:
     _require_person(actor)
+    if _reauth_failures(actor, now or timezone.now()) >= REAUTH_LIMIT:
+        raise RuleDenied(
+            "Too many wrong passwords: signing is locked for a while. Ask an administrator if "
+            "it was not you.",
+            code="reauth_locked",
+        )
     change_request = _lock(change_request)
     kind = SIGN_OFF_KIND_BY_STATE.get(change_request.state)
     if kind is None:

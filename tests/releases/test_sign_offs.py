@@ -7,6 +7,7 @@ from portal import services as org_services
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Notification
 from releases.models import SignOff
+from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import State
 from tests.releases import helpers
@@ -227,8 +228,6 @@ class TestCommitAuthors:
         return version
 
     def test_a_commit_author_may_not_sign(self, org, release, envs, requester, peer, sign):
-        from releases.services import change_requests as services
-
         change_request = services.change_request_file(
             actor=requester, **helpers.change_fields(release, envs["test"])
         )
@@ -237,8 +236,6 @@ class TestCommitAuthors:
     def test_someone_who_wrote_no_commit_may_sign(
         self, org, release, envs, requester, model_risk_approver, sign
     ):
-        from releases.services import change_requests as services
-
         org_services.membership_set(actor=None, user=model_risk_approver, team=org["data-science"])
         change_request = services.change_request_file(
             actor=requester, **helpers.change_fields(release, envs["test"])
@@ -246,8 +243,6 @@ class TestCommitAuthors:
         assert sign(model_risk_approver, change_request).kind == "peer_review"
 
     def test_unknown_commits_refuse_rather_than_guess(self, org, envs, requester, peer, sign):
-        from releases.services import change_requests as services
-
         policy.environment_policy_change(
             actor=None, environment=envs["test"], approval_teams=[], exclude_commit_authors=True
         )
@@ -267,3 +262,19 @@ def test_the_next_signers_and_the_requester_are_told(file_change, sign, peer, re
     assert {"risk", "release", "platform"} <= set(
         waiting.values_list("recipient__username", flat=True)
     )
+
+
+def test_wrong_passwords_are_recorded_and_repeated_ones_lock_signing(
+    file_change, sign, peer, model_risk_approver, org
+):
+    change_request = file_change()
+    for attempt in range(services.REAUTH_LIMIT):
+        guess = f"guess-{attempt}"
+        denied(lambda guess=guess: sign(peer, change_request, password=guess), "reauth_failed")
+    failures = AuditEvent.objects.filter(action="change_request.reauth_failed", actor_name="peer")
+    assert failures.count() == services.REAUTH_LIMIT
+    assert all("guess" not in event.body for event in failures)
+    denied(lambda: sign(peer, change_request), "reauth_locked")
+    assert not SignOff.objects.filter(change_request=change_request).exists()
+    org_services.membership_set(actor=None, user=model_risk_approver, team=org["data-science"])
+    assert sign(model_risk_approver, change_request).kind == "peer_review"
