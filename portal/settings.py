@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from portal.ldap_settings import directory_settings
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GATEHOUSE_VAR_DIR", BASE_DIR / "var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
@@ -136,6 +138,12 @@ AUTHENTICATION_BACKENDS = [
     "portal.backends.ThrottledLoginBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# Optional sign-in through the bank's directory: on when LDAP_SERVER_URI is set (the LDAP_*
+# variables are read in portal/ldap_settings.py). Local accounts keep working after it.
+_directory = directory_settings(os.environ)
+globals().update(_directory)
+if _directory:
+    AUTHENTICATION_BACKENDS.insert(1, "portal.ldap_backend.DirectoryBackend")
 # Sign-in throttling (django-axes): five failures for one username from one address lock that
 # pair out for a quarter of an hour.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
