@@ -165,3 +165,27 @@ def test_an_overdue_retrospective_blocks_a_new_emergency_for_that_model(
 
     other = helpers.make_model_version(org, model="churn-model")
     assert file_emergency(model_version=other).state == State.AWAITING_AUTHORISATION
+
+
+def test_pages_show_the_retrospective_owed_and_overdue(
+    file_emergency, sign, change_manager, model_risk_approver, login
+):
+    change_request = file_emergency()
+    client = login(change_manager)
+    page = client.get(f"/releases/change-requests/{change_request.number}/").content.decode()
+    assert "Sign: Emergency authorisation" in page
+    sign(change_manager, change_request)
+    deploy(change_request)
+    sign(model_risk_approver, change_request)
+    ChangeRequest.objects.filter(pk=change_request.pk).update(
+        retrospective_due_at=timezone.now() - timedelta(hours=1)
+    )
+    listing = client.get("/releases/emergencies/").content.decode()
+    assert change_request.number in listing and "Overdue" in listing
+    assert "Platform Operations" in listing and "Release Management" in listing
+    page = (
+        login(model_risk_approver)
+        .get(f"/releases/change-requests/{change_request.number}/")
+        .content.decode()
+    )
+    assert "Retrospective (Model Risk)" in page and "after the fact" in page
