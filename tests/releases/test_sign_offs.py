@@ -1,12 +1,13 @@
 """Sign-offs: rules 2, 3, 4, 5, 6 and 13, each allowed once and denied with its code."""
 
 import pytest
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from portal import services as org_services
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Notification
-from releases.models import SignOff
+from releases.models import Deployment, DeploymentKind, DeploymentStatus, SignOff
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import State
@@ -241,6 +242,42 @@ class TestCommitAuthors:
             actor=requester, **helpers.change_fields(release, envs["test"])
         )
         assert sign(model_risk_approver, change_request).kind == "peer_review"
+
+    def test_commits_already_live_do_not_count(self, org, envs, tmp_path, requester, peer, sign):
+        peer.email = "per@bank.example"
+        peer.save(update_fields=["email"])
+        source, shas = helpers.grow_repository(
+            tmp_path / "src",
+            [("Per Eriksen", "per@bank.example"), ("Rhea Quinn", "rhea@bank.example")],
+        )
+        source.clone(str(tmp_path / "mirror.git"), bare=True)
+        mirror = str(tmp_path / "mirror.git")
+        live = helpers.make_model_version(
+            org, version="4.0.0", commit_sha=shas[0], mirror_path=mirror
+        )
+        candidate = helpers.make_model_version(
+            org, version="4.1.0", commit_sha=shas[1], mirror_path=mirror
+        )
+        now = timezone.now()
+        Deployment.objects.create(
+            environment=envs["test"],
+            model=live.model,
+            model_version=live,
+            kind=DeploymentKind.DEPLOY,
+            status=DeploymentStatus.SUCCEEDED,
+            started_by_name="ci-pipeline",
+            started_at=now,
+            finished_at=now,
+            succeeded_at=now,
+        )
+        policy.environment_policy_change(
+            actor=None, environment=envs["test"], approval_teams=[], exclude_commit_authors=True
+        )
+        change_request = services.change_request_file(
+            actor=requester, **helpers.change_fields(candidate, envs["test"])
+        )
+        # Per's commit is already live there; only Rhea's is in this release.
+        assert sign(peer, change_request).kind == "peer_review"
 
     def test_unknown_commits_refuse_rather_than_guess(self, org, envs, requester, peer, sign):
         policy.environment_policy_change(
