@@ -162,11 +162,13 @@ def _change_request(value: ChangeRequest | str | int, *, lock: bool) -> ChangeRe
         if not text.isdigit():
             return None
         pk = int(text)
-    queryset = _change_requests()
     if lock:
-        # Lock only the change request row: it serialises every start under one change.
-        queryset = queryset.select_for_update(of=("self",))
-    return queryset.filter(pk=pk).first()
+        # Lock the row in a statement of its own; it serialises every start under one change. A
+        # statement that waits for a lock still reads other tables as they were when it began,
+        # so the attempts under the change are read by the next statement, once the lock is
+        # held and the winner's deployment is visible (rule 9 under a race).
+        list(ChangeRequest.objects.select_for_update().filter(pk=pk).values_list("pk"))
+    return _change_requests().filter(pk=pk).first()
 
 
 def _resolve_version(

@@ -3,12 +3,20 @@ give exactly one deployment. The gate runs again inside each start with the chan
 locked, so the losers see the winner's deployment."""
 
 import threading
+import time
 
 import pytest
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 
-from releases.models import Deployment, GateDecision, GatePurpose
+from releases.models import (
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    GateDecision,
+    GatePurpose,
+)
 from releases.services.deployments import GateDenied, deployment_start
+from releases.services.gate import gate_evaluate
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.releases.deploy_helpers import file_change
 
@@ -65,3 +73,66 @@ def test_two_starts_under_one_change_cannot_both_win(envs, builds, ci, clock, re
     decisions = GateDecision.objects.filter(purpose=GatePurpose.DEPLOYMENT, change_request=change)
     assert decisions.filter(allowed=True).count() == 1
     assert decisions.filter(allowed=False).count() == THREADS - 1
+
+
+@pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
+def test_a_gate_that_waited_for_the_lock_sees_what_the_holder_recorded(
+    envs, builds, ci, clock, requester, peer
+):
+    """The same race, made certain: the holder of the change's lock records an attempt and
+    commits only once the second evaluation is waiting for the lock. A statement that waited
+    must not answer from what it saw before it waited."""
+    change = file_change(
+        model_version=builds["1.0"],
+        environment=envs["test"],
+        requester=requester,
+        signers=[peer],
+        window_start=clock.now,
+    )
+    holding = threading.Event()
+    codes: list[str] = []
+
+    def ask():
+        return gate_evaluate(
+            environment=envs["test"],
+            model=builds["1.0"].model,
+            version="1.0",
+            change_request=change,
+            now=clock.now,
+            lock=True,
+        )
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                assert ask().allowed
+                Deployment.objects.create(
+                    environment=envs["test"],
+                    model=builds["1.0"].model,
+                    model_version=builds["1.0"],
+                    change_request=change,
+                    kind=DeploymentKind.DEPLOY,
+                    status=DeploymentStatus.STARTED,
+                    started_by_name="ci-pipeline",
+                    started_at=clock.now,
+                )
+                holding.set()
+                # Long enough for the second evaluation to be waiting on the row lock.
+                time.sleep(1)
+        finally:
+            connections.close_all()
+
+    def waiter() -> None:
+        try:
+            holding.wait()
+            with transaction.atomic():
+                codes.extend(ask().codes())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=holder), threading.Thread(target=waiter)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert codes == ["deployment_in_progress"]
