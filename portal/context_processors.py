@@ -1,9 +1,11 @@
+from portal.authentication import is_service_account
 from portal.models import Notification
 
 
 def unread_notifications(request):
     user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    # A token on an HTML page (Swagger UI opened with one) is a service account: no inbox.
+    if user is None or not user.is_authenticated or is_service_account(user):
         return {}
     return {
         "unread_notifications": Notification.objects.filter(
