@@ -3,6 +3,7 @@ what each person sees. A rule's refusal is shown on the page with the service's 
 answered with its status (403 or 409), so a bypassed button gets the same answer as the API."""
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -148,6 +149,9 @@ def change_request_detail(request: HttpRequest, number: str) -> HttpResponse:
 
 def change_request_edit(request: HttpRequest, number: str) -> HttpResponse:
     change_request = _get(number)
+    if change_request.requester_id != request.user.pk:
+        # The service refuses anyone else's edit; the form is not offered to them either.
+        raise PermissionDenied("Only the requester edits a change request.")
     form_class = edit_form_class(change_request)
     status = 200
     if request.method == "POST":
