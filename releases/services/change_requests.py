@@ -14,6 +14,7 @@ from django.utils import timezone
 from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
 from portal.exceptions import Conflict, NotFound, RuleDenied
+from portal.ldap_backend import password_confirms
 from portal.models import Membership, Team
 from registry.models import ModelVersion
 from releases import notifications
@@ -552,7 +553,7 @@ def _sign(
         raise RuleDenied("Approve or reject.", code="invalid_decision")
     if decision == Decision.REJECT and not comment.strip():
         raise RuleDenied("Say why you reject.", code="comment_required")
-    if not password or not actor.check_password(password):
+    if not password or not password_confirms(actor, password):
         raise RuleDenied("The password is not right; nothing was signed.", code="reauth_failed")
     if content_digest != change_request.content_digest:
         raise Conflict(

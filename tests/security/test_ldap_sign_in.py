@@ -7,8 +7,12 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from audit.models import AuditEvent
+from portal.exceptions import RuleDenied
 from portal.ldap_settings import TeamGroup, directory_settings, parse_team_groups
 from portal.models import Membership
+from releases.services import change_requests
+from tests.releases import helpers
+from tests.releases.deploy_helpers import sign
 from tests.security.conftest import ADMIN_DN, SUFFIX
 
 PASSWORD = "correct horse battery staple"
@@ -103,3 +107,32 @@ def test_team_groups_are_read_with_dns_that_contain_equals_signs():
     ]
     with pytest.raises(ValueError, match="cannot read"):
         parse_team_groups("risk:owner=cn=a")
+
+
+def test_a_directory_approver_signs_with_their_directory_password(client, bank, org):
+    """Rule 6 for directory accounts: the password typed again is checked by the directory."""
+    environments = helpers.make_environments(org)
+    version = helpers.make_model_version(org)
+    change_request = change_requests.change_request_file(
+        actor=get_user_model().objects.get(username="requester"),
+        **helpers.change_fields(version, environments["prod"]),
+    )
+    sign(get_user_model().objects.get(username="peer"), change_request)
+    _sign_in(client, "alma", PASSWORD)
+    alma = get_user_model().objects.get(username="alma")
+    change_request.refresh_from_db()
+
+    def alma_signs(password):
+        return change_requests.change_request_sign(
+            actor=alma,
+            change_request=change_request,
+            decision="approve",
+            password=password,
+            content_digest=change_request.content_digest,
+        )
+
+    with pytest.raises(RuleDenied) as refused:
+        alma_signs("not her password")
+    assert refused.value.code == "reauth_failed"
+    sign_off = alma_signs(PASSWORD)
+    assert sign_off.team == org["model-risk"] and sign_off.reauthenticated
