@@ -3,6 +3,7 @@
 The gate answers 200 whatever it decides; a deployment start that the gate refuses is 403 with
 every reason. All of them call the same services as the pages."""
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -29,6 +30,13 @@ GATE_DENIED = OpenApiResponse(
     s.GateOutput,
     description="The gate refused: `{code: gate_denied, detail, reasons: [{code, message}]}`.",
 )
+
+
+def _named(model, name: str):
+    """The row named so in the URL; a name no row could have (a NUL byte) is simply not found."""
+    if "\x00" in name:
+        raise Http404
+    return get_object_or_404(model, name=name)
 
 
 def gate_answer_data(answer: gate.GateAnswer) -> dict:
@@ -85,7 +93,9 @@ def _resolve(data: dict) -> tuple[Environment, ModelVersion, ChangeRequest | Non
     if data["change_request"]:
         number = data["change_request"].upper().removeprefix("CR-")
         change_request = (
-            ChangeRequest.objects.filter(pk=int(number)).first() if number.isdigit() else None
+            ChangeRequest.objects.filter(pk=int(number)).first()
+            if number.isascii() and number.isdigit()
+            else None
         )
         if change_request is None:
             errors["change_request"] = [f"There is no change request {data['change_request']}."]
@@ -181,8 +191,8 @@ class RollbackView(APIView):
         ),
     )
     def post(self, request: Request, environment: str, name: str) -> Response:
-        env = get_object_or_404(Environment, name=environment)
-        model = get_object_or_404(RegisteredModel, name=name)
+        env = _named(Environment, environment)
+        model = _named(RegisteredModel, name)
         payload = s.RollbackInput(data=request.data)
         payload.is_valid(raise_exception=True)
         rollback = deployments.deployment_rollback(
@@ -213,7 +223,7 @@ class LiveView(APIView):
         ),
     )
     def get(self, request: Request, environment: str) -> Response:
-        env = get_object_or_404(Environment, name=environment)
+        env = _named(Environment, environment)
         at = None
         if request.query_params.get("at"):
             at = parse_datetime(request.query_params["at"])

@@ -159,7 +159,8 @@ def _change_request(value: ChangeRequest | str | int, *, lock: bool) -> ChangeRe
         pk: Any = value.pk
     else:
         text = str(value).strip().upper().removeprefix("CR-")
-        if not text.isdigit():
+        # isdigit() alone admits digits like "³" that int() refuses.
+        if not (text.isascii() and text.isdigit()):
             return None
         pk = int(text)
     if lock:

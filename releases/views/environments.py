@@ -30,6 +30,13 @@ class LiveRow:
     can_roll_back: bool
 
 
+def _named(model, name: str):
+    """The row named so in the URL; a name no row could have (a NUL byte) is simply not found."""
+    if "\x00" in name:
+        raise Http404
+    return get_object_or_404(model, name=name)
+
+
 def _moment(raw: str) -> datetime | None:
     """`?at=` from the date-time picker (local, no offset) or ISO-8601 with an offset."""
     if not raw:
@@ -53,7 +60,7 @@ def environment_list(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 def environment_detail(request: HttpRequest, name: str) -> HttpResponse:
-    return _environment_page(request, get_object_or_404(Environment, name=name))
+    return _environment_page(request, _named(Environment, name))
 
 
 def _environment_page(
@@ -105,8 +112,8 @@ def _environment_page(
 
 @require_POST
 def environment_rollback(request: HttpRequest, name: str, model: str) -> HttpResponse:
-    environment = get_object_or_404(Environment, name=name)
-    registered = get_object_or_404(RegisteredModel, name=model)
+    environment = _named(Environment, name)
+    registered = _named(RegisteredModel, model)
     try:
         rollback = services.deployment_rollback(
             actor=request.user,

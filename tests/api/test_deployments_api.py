@@ -355,3 +355,20 @@ def test_full_lifecycle(
     for moment, expected_test, expected_prod in seen:
         assert live_versions(pipeline, "test", at=moment) == expected_test, moment
         assert live_versions(pipeline, "prod", at=moment) == expected_prod, moment
+
+
+def test_odd_names_are_answered_not_crashed_on(envs, builds, ci):
+    client = ci.client()
+    response = client.post(
+        "/api/v1/deployments/",
+        {"environment": "dev", "model": "fraud-score", "version": "1.0", "change_request": "³"},
+    )
+    assert response.status_code == 400 and "change_request" in response.json()
+    answer = client.post(
+        "/api/v1/gate/",
+        {"environment": "dev", "model": "fraud-score", "version": "1.0", "change_request": "CR-³"},
+    ).json()
+    assert [r["code"] for r in answer["reasons"]] == ["unknown_change_request"]
+    assert client.get("/api/v1/environments/d%00ev/live/").status_code == 404
+    rollback = "/api/v1/environments/dev/models/fr%00aud/rollback/"
+    assert client.post(rollback, {"reason": "x"}).status_code == 404

@@ -180,3 +180,9 @@ def test_the_filing_form_shows_the_soak_evidence(login, requester, envs, builds)
         {"model_version": builds["1.1"].pk, "environment": "prod"},
     ).content.decode()
     assert "not yet deployed successfully to test" in page
+
+
+def test_an_unknown_environment_is_404(login, auditor, envs):
+    client = login(auditor)
+    assert client.get("/releases/environments/staging/").status_code == 404
+    assert client.get("/releases/environments/d%00ev/").status_code == 404
