@@ -2,8 +2,9 @@
 
 What was live in (environment, model) at T is the latest deployment there with `succeeded_at`
 at or before T. A deployment later rolled back keeps its `succeeded_at`, so it still answers for
-the moments before its rollback. Each answer is one query on the `deployment_live` index; the
-related rows the pages show come with it (joins) or in a fixed number of prefetches.
+the moments before its rollback. Which deployments answer is one statement probing the
+`deployment_live` index (once per model for a whole environment); the related rows the pages
+show come with them (joins) or in a fixed number of prefetches.
 """
 
 from collections.abc import Sequence
@@ -104,22 +105,6 @@ def live_deployment(
         )
         .order_by("-succeeded_at", "-pk")
         .first()
-    )
-
-
-def live_for_model(*, model: RegisteredModel, at: datetime | None = None) -> QuerySet[Deployment]:
-    """Where each version of one model is (or was at `at`) live: one row per environment."""
-    latest = (
-        Deployment.objects.filter(
-            environment=OuterRef("environment"), model=model, **_succeeded_by(at)
-        )
-        .order_by("-succeeded_at", "-pk")
-        .values("pk")[:1]
-    )
-    return (
-        Deployment.objects.filter(model=model, pk=Subquery(latest), **_succeeded_by(at))
-        .select_related("environment", "model_version")
-        .order_by("environment__rank")
     )
 
 

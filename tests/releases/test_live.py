@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from releases.selectors.live import live_deployment, live_for_model, live_in_environment
+from releases.selectors.live import live_deployment, live_in_environment
 from tests.releases.deploy_helpers import deploy, make_build, make_model
 
 pytestmark = pytest.mark.django_db
@@ -86,13 +86,6 @@ def test_live_queries_stay_flat(envs, org, ci, clock):
     with CaptureQueriesContext(connection) as many:
         assert len(list(live_in_environment(environment=envs["dev"]))) == 12
     assert len(few.captured_queries) == len(many.captured_queries)
-
-
-def test_where_each_version_is_live(envs, builds, ci, clock, fraud):
-    deploy(actor=ci.account, environment=envs["dev"], model_version=builds["1.0"], clock=clock)
-    deploy(actor=ci.account, environment=envs["dev"], model_version=builds["1.1"], clock=clock)
-    rows = list(live_for_model(model=fraud))
-    assert [(d.environment.name, d.model_version.version) for d in rows] == [("dev", "1.1")]
 
 
 def test_the_registry_hook_says_where_each_version_is_live(envs, builds, ci, clock, fraud):
