@@ -1,0 +1,50 @@
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from releases.services.deployments import health_check_record
+from releases.states import Kind
+from tests.releases.deploy_helpers import Clock, deploy, file_change, make_build, make_model
+
+pytestmark = pytest.mark.django_db
+pytest_plugins = ["tests.releases.conftest_deploys"]
+
+
+def test_an_overdue_retrospective_is_flagged_on_everyones_dashboard(
+    envs, ci, requester, change_manager, auditor, login
+):
+    long_ago = Clock(now=timezone.now().replace(microsecond=0) - timedelta(days=5))
+    build = make_build(make_model("payments"), "9.9")
+    emergency = file_change(
+        model_version=build,
+        environment=envs["prod"],
+        requester=requester,
+        signers=[change_manager],
+        kind=Kind.EMERGENCY,
+    )
+    deploy(
+        actor=ci.account,
+        environment=envs["prod"],
+        model_version=build,
+        change_request=emergency,
+        clock=long_ago,
+    )
+    page = login(auditor).get("/").content.decode()
+    assert "Needs attention" in page
+    assert "retrospective overdue" in page
+    assert emergency.number in page
+    assert "Model Risk" in page
+
+
+def test_an_unreviewed_unauthorised_change_is_flagged(envs, ci, clock, auditor, login):
+    build = make_build(make_model("churn"), "1.0")
+    live = deploy(actor=ci.account, environment=envs["dev"], model_version=build, clock=clock)
+    health_check_record(deployment=live, ok=True, reported_sha256="e" * 64)
+    page = login(auditor).get("/").content.decode()
+    assert "unauthorised change" in page
+    assert "churn in dev" in page
+
+
+def test_a_quiet_day_shows_no_attention_panel(org, auditor, login):
+    assert "Needs attention" not in login(auditor).get("/").content.decode()
