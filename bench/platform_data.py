@@ -36,6 +36,7 @@ REPOSITORY = "https://gitlab.example.com/bench/models"
 CI_NAME = "bench-ci"
 CI_USER_AGENT = "gatehouse-ci/1.0 (bench)"
 BATCH = 20_000
+OPEN_CHANGES = 24
 # Six to dev, three to test, one to prod, in that order.
 ENVIRONMENT_OF_ATTEMPT = ["dev"] * 6 + ["test"] * 3 + ["prod"]
 
@@ -324,9 +325,9 @@ def append_events(columns: list[dict]) -> None:
 def change_request_rows(
     *, count: int, now: datetime, users: dict, teams: dict, environments: dict, versions: list
 ) -> Iterator[tuple[dict, list[dict]]]:
-    """`count` historical change requests with their sign-offs: most deployed or closed long
-    ago, one in fifty still open (in review, in approval or approved), so the pages that list open
-    work grow with the history as they would in a bank."""
+    """`count` change requests with their sign-offs: the first `OPEN_CHANGES` still open (in
+    review, in approval or approved: a busy week's work in flight), the rest history, deployed
+    or closed over the last 1,000 days. The history grows; the work in flight does not."""
     from releases.models import EnvironmentPolicy
 
     policies = {
@@ -338,13 +339,10 @@ def change_request_rows(
         ("release", "release-management"),
         ("platform", "platform-operations"),
     ]
-    cycle = (
-        ["deployed"] * 30
-        + ["expired", "cancelled", "rejected"] * 5
-        + ["in_review", "in_approval", "approved"]
-    )
+    history = ["deployed"] * 30 + ["expired", "cancelled", "rejected"] * 5
+    in_flight = ["in_review", "in_approval", "approved"]
     for n in range(count):
-        state = cycle[n % len(cycle)]
+        state = in_flight[n % 3] if n < OPEN_CHANGES else history[n % len(history)]
         environment = "prod" if n % 3 else "test"
         version_id, version_label = versions[n % len(versions)]
         filed = now - timedelta(days=SPAN_DAYS) + timedelta(days=SPAN_DAYS) * n / count
