@@ -31,11 +31,17 @@ YEAR_END = "Year-end close: no normal change to production"
 def seed(stdout) -> None:
     environments = seed_environments()
     seed_freezes(environments)
-    deployments = seed_deployment_history(environments)
+    seed_deployment_history(environments)
+    emergency = seed_emergency_history(environments)
     filed = seed_change_requests(environments)
+    draft = seed_requester_work(environments)
     stdout.write(
         f"Releases: environments {', '.join(environments)}; year-end freeze on prod; "
-        f"{filed} demo change requests; {deployments} deployments over six weeks."
+        f"{filed} demo change requests; {Deployment.objects.count()} deployments over six weeks."
+    )
+    stdout.write(
+        f"Releases: emergency {emergency} with its retrospective overdue; "
+        f"draft {draft} for the requester."
     )
 
 
@@ -365,3 +371,105 @@ def _history_health(environments: dict[str, Environment]) -> None:
                 ),
                 now=probe_at,
             )
+
+
+# The lived-in demo (issue 8): an emergency change whose retrospective is overdue, and a draft the
+# requester still has to file, so the change manager, Model Risk and the requester each find work.
+
+EMERGENCY_TITLE = "Churn forecast 0.2.0: retention scores frozen since the product table move"
+EMERGENCY_DAY = 33
+DRAFT_TITLE = "Credit scoring 1.2.1 to test: fix leakage in days past due"
+
+
+def seed_emergency_history(environments: dict[str, Environment]) -> str:
+    """Nine days ago churn-forecast 0.1.0 stopped scoring; the change manager authorised 0.2.0 as
+    an emergency and the pipeline deployed it. Release Management and Platform Operations signed
+    their retrospectives; Model Risk's is overdue (rule 11), so it stays flagged."""
+    existing = ChangeRequest.objects.filter(title=EMERGENCY_TITLE).first()
+    if existing is not None:
+        return existing.number
+    build = ModelVersion.objects.filter(model__name="churn-forecast", version="0.2.0").first()
+    if build is None:
+        return "none"
+    users = {user.username: user for user in get_user_model().objects.all()}
+    prod = environments["prod"]
+    filed_at = (timezone.localtime() - timedelta(days=HISTORY_DAYS - EMERGENCY_DAY)).replace(
+        hour=7, minute=40, second=0, microsecond=0
+    )
+    change = change_requests.change_request_file(
+        actor=users["requester"],
+        kind=Kind.EMERGENCY,
+        model_version=build,
+        environment=prod,
+        title=EMERGENCY_TITLE,
+        justification=(
+            "0.1.0 reads the retired product table and has scored every customer as stable "
+            "since Monday; the retention campaign starts tomorrow."
+        ),
+        risk_impact="Retention offers only; no credit decision reads this model.",
+        test_evidence="0.2.0 ran in test for twelve days on the new product table.",
+        rollback_plan="Roll back to 0.1.0 through the portal.",
+        incident_ref="INC-2026-1098",
+        now=filed_at,
+    )
+    _sign_as(users["changemgr"], change, filed_at + timedelta(minutes=20))
+    deployment, _ = deployments.deployment_start(
+        actor=_history_pipeline(),
+        environment=prod,
+        model_version=build,
+        change_request=change,
+        pipeline_url=f"{HISTORY_PIPELINES}/3100",
+        now=filed_at + timedelta(hours=1),
+    )
+    deployments.deployment_record_result(
+        actor=_history_pipeline(),
+        deployment=deployment,
+        status="succeeded",
+        now=filed_at + timedelta(hours=1, minutes=9),
+    )
+    _sign_as(users["release"], change, filed_at + timedelta(days=1, hours=2))
+    _sign_as(users["platform"], change, filed_at + timedelta(days=2, hours=3))
+    deployments.health_check_record(
+        deployment=deployment,
+        ok=True,
+        latency_ms=61,
+        status_code=200,
+        reported_sha256=build.artifact_sha256,
+        now=timezone.now() - timedelta(minutes=5),
+    )
+    return change.number
+
+
+def _sign_as(user, change: ChangeRequest, at: datetime) -> None:
+    change.refresh_from_db()
+    change_requests.change_request_sign(
+        actor=user,
+        change_request=change,
+        decision="approve",
+        password=DEMO_PASSWORD,
+        content_digest=change.content_digest,
+        now=at,
+    )
+
+
+def seed_requester_work(environments: dict[str, Environment]) -> str:
+    """A draft the requester has not filed yet: the leakage fix on its way to test."""
+    existing = ChangeRequest.objects.filter(title=DRAFT_TITLE).first()
+    if existing is not None:
+        return existing.number
+    build = ModelVersion.objects.filter(model__name="credit-scoring", version="1.2.1").first()
+    if build is None:
+        return "none"
+    start, end = _window(environments["test"], 3)
+    return change_requests.change_request_create(
+        actor=get_user_model().objects.get(username="requester"),
+        model_version=build,
+        environment=environments["test"],
+        title=DRAFT_TITLE,
+        justification="The days-past-due feature was computed after the observation date.",
+        risk_impact="Scores fall for about 3% of customers with recent arrears.",
+        test_evidence="Backtest on the September snapshot: Gini unchanged, leakage gone.",
+        rollback_plan="Roll back to 1.2.0 through the portal.",
+        window_start=start,
+        window_end=end,
+    ).number
