@@ -1,0 +1,42 @@
+"""Times as people read them and as auditors quote them: "3 days ago · 2026-11-23 14:02 UTC",
+the exact instant with its offset in the `datetime` attribute and, to the second, in the tooltip."""
+
+from datetime import datetime
+
+from django import template
+from django.utils import timezone
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince, timeuntil
+
+register = template.Library()
+
+JUST_NOW_SECONDS = 60
+
+
+def relative(value: datetime, now: datetime) -> str:
+    """The largest unit only ("3 days ago", "in 2 hours"): the absolute time sits beside it."""
+    seconds = (now - value).total_seconds()
+    if abs(seconds) < JUST_NOW_SECONDS:
+        return "just now"
+    if seconds > 0:
+        return f"{timesince(value, now, depth=1)} ago"
+    return f"in {timeuntil(value, now, depth=1)}"
+
+
+@register.filter(expects_localtime=False)
+def when(value: datetime | None, now: datetime | None = None) -> SafeString | str:
+    """`{{ deployment.succeeded_at|when }}`; an empty value renders as nothing."""
+    if not isinstance(value, datetime):
+        return ""
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value)
+    local = timezone.localtime(value)
+    return format_html(
+        '<time datetime="{}" title="{}">{} · {}</time>',
+        value.isoformat(timespec="seconds"),
+        date_format(local, "Y-m-d H:i:s T (l)"),
+        relative(value, now or timezone.now()),
+        date_format(local, "Y-m-d H:i T"),
+    )

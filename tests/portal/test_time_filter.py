@@ -1,0 +1,38 @@
+"""Relative and absolute times side by side, with the time zone, on every main page."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.template import Context, Template
+
+from portal.templatetags.gatehouse_time import when
+
+NOW = datetime(2026, 11, 26, 14, 2, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (NOW - timedelta(days=3, hours=2), "3\xa0days ago · 2026-11-23 12:02 UTC"),
+        (NOW + timedelta(hours=5, minutes=1), "in 5\xa0hours · 2026-11-26 19:03 UTC"),
+        (NOW - timedelta(seconds=20), "just now · 2026-11-26 14:02 UTC"),
+    ],
+)
+def test_relative_then_absolute_with_the_zone(moment, text):
+    html = when(moment, NOW)
+    assert f">{text}</time>" in html
+    assert f'datetime="{moment.isoformat(timespec="seconds")}"' in html
+    assert 'title="2026-11-' in html
+
+
+def test_the_display_time_zone_is_named(settings):
+    settings.TIME_ZONE = "Europe/Zurich"
+    html = Template("{% load gatehouse_time %}{{ moment|when }}").render(
+        Context({"moment": NOW - timedelta(days=400)})
+    )
+    assert "· 2025-10-22 16:02 CEST</time>" in html
+    assert 'datetime="2025-10-22T14:02:30+00:00"' in html
+
+
+def test_nothing_for_no_time():
+    assert Template("{% load gatehouse_time %}[{{ missing|when }}]").render(Context({})) == "[]"
