@@ -15,6 +15,7 @@ SCHEDULES = [
         3600,
     ),
     ("Fetch git mirrors", "registry.tasks.fetch_mirrors", 900),
+    ("Refresh GitLab pipeline statuses", "registry.tasks.refresh_pipeline_statuses", 300),
     ("Remind stale sign-offs", "releases.tasks.remind_stale_sign_offs", "daily@08"),
 ]
 

@@ -133,3 +133,29 @@ class ModelVersion(models.Model):
     @property
     def short_sha(self) -> str:
         return self.commit_sha[:10]
+
+
+class PipelineStatus(models.Model):
+    """What the CI system last said about a commit's pipeline. Refreshed by a periodic task and
+    after each registration; the gate reads it for repositories linked to GitLab."""
+
+    repository = models.ForeignKey(
+        Repository, on_delete=models.CASCADE, related_name="pipeline_statuses"
+    )
+    commit_sha = models.CharField(max_length=40)
+    status = models.CharField(max_length=32, help_text="success, failed, running, … or none")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["repository", "commit_sha"], name="pipeline_status_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.commit_sha[:10]}: {self.status}"
+
+    @property
+    def green(self) -> bool:
+        return self.status == "success"

@@ -16,8 +16,11 @@ from audit.models import ActorKind
 from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
+from portal.queue import enqueue_on_commit
 from registry import git
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
+from registry.pipelines import linked_to_gitlab
+from registry.tasks import refresh_pipeline_status
 
 Actor = AbstractBaseUser | ServiceAccount | None
 Record = TypeVar("Record", bound=Model)
@@ -480,4 +483,6 @@ def _model_version_insert(
         },
         request=request,
     )
+    if linked_to_gitlab(repository):
+        enqueue_on_commit(refresh_pipeline_status, repository.pk, model_version.commit_sha)
     return model_version, True

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from registry import git, gitlab
+from registry import git, gitlab, pipelines
 from registry.models import Repository
 
 
@@ -31,3 +31,21 @@ def post_commit_status(
         target_url=gitlab.portal_url(target_path),
         description=description,
     )
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=True, max_retries=5, ignore_result=True)
+def refresh_pipeline_status(repository_id: int, commit_sha: str) -> str | None:
+    repository = Repository.objects.filter(pk=repository_id).first()
+    if repository is None:
+        return None
+    record = pipelines.pipeline_status_refresh(repository=repository, commit_sha=commit_sha)
+    return record.status if record else None
+
+
+@shared_task(ignore_result=True)
+def refresh_pipeline_statuses() -> int:
+    """Periodic: refresh every recent commit whose pipeline has not reached a final state."""
+    pairs = pipelines.commits_to_refresh()
+    for repository_id, commit_sha in pairs:
+        refresh_pipeline_status.delay(repository_id, commit_sha)
+    return len(pairs)

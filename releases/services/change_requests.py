@@ -18,6 +18,7 @@ from portal.ldap_backend import password_confirms
 from portal.models import Membership, Team
 from registry.models import ModelVersion
 from releases import notifications
+from releases.commit_status import change_request_status_post
 from releases.models import (
     ChangeRequest,
     Decision,
@@ -111,6 +112,7 @@ def _move(change_request: ChangeRequest, target: str) -> str:
             code="invalid_transition",
         )
     change_request.state = target
+    change_request_status_post(change_request=change_request)
     return before
 
 

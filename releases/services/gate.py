@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from audit.services import audit_record, describe_actor
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion, PipelineStatus, RegisteredModel, Repository
 from releases.models import (
     ChangeRequest,
     Decision,
@@ -403,6 +403,35 @@ def _check_overdue_retrospectives(answer: GateAnswer) -> None:
         answer.warnings.append(reason)
 
 
+def _check_pipeline(answer: GateAnswer) -> None:
+    """A build from a repository linked to GitLab goes nowhere while its commit's pipeline is
+    not green there (as last refreshed by `registry.tasks.refresh_pipeline_status`)."""
+    version = answer.model_version
+    repository = (
+        Repository.objects.filter(pk=version.repository_id)
+        .annotate(
+            pipeline=Subquery(
+                PipelineStatus.objects.filter(
+                    repository=OuterRef("pk"), commit_sha=version.commit_sha
+                ).values("status")[:1]
+            )
+        )
+        .values("gitlab_url", "gitlab_project_id", "pipeline")
+        .first()
+    )
+    if not repository or not repository["gitlab_url"] or repository["gitlab_project_id"] is None:
+        return
+    status = repository["pipeline"]
+    if status == "success":
+        return
+    answer.deny(
+        "pipeline_not_green",
+        f"The GitLab pipeline of commit {version.commit_sha[:10]} is {status}."
+        if status
+        else f"No GitLab pipeline result has been recorded for commit {version.commit_sha[:10]}.",
+    )
+
+
 def gate_evaluate(
     *,
     environment: Environment | str,
@@ -460,6 +489,8 @@ def gate_evaluate(
         _check_freeze(answer)
     if answer.policy is not None and answer.model_version is not None and not emergency:
         _check_soak(answer)
+    if answer.model_version is not None:
+        _check_pipeline(answer)
     if answer.model is not None:
         _check_overdue_retrospectives(answer)
     return answer
