@@ -4,6 +4,7 @@ import re
 import uuid
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
+from django.http import HttpResponseBadRequest, JsonResponse
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -49,3 +50,23 @@ class ContentSecurityPolicyMiddleware:
         if self.policy and response.get("Content-Type", "").startswith("text/html"):
             response.setdefault("Content-Security-Policy", self.policy)
         return response
+
+
+class RejectNulCharactersMiddleware:
+    """A NUL character in the path or the query string is never meaningful, and PostgreSQL
+    refuses it in a query (a 500 where a filter or a lookup passes it on): answer 400 before
+    any view sees it. Request bodies are checked by their forms and serializers."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        query = request.GET
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in query.getlist(key)) for key in query
+        ):
+            detail = "The address contains a NUL character."
+            if request.path.startswith("/api/"):
+                return JsonResponse({"code": "invalid_characters", "detail": detail}, status=400)
+            return HttpResponseBadRequest(detail, content_type="text/plain")
+        return self.get_response(request)

@@ -45,3 +45,24 @@ def test_an_unexpected_error_never_shows_a_stack_trace(requester):
         assert b"secret internals" not in answer.content
         assert b"Traceback" not in answer.content
     assert page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/datasets/?name=a%00b",
+        "/api/v1/environments/pr%00d/live/",
+        "/api/v1/change-requests/CR-1%00/",
+    ],
+)
+def test_a_nul_character_in_the_address_is_a_400_not_a_500(ci, url):
+    """Found by the fuzzing: PostgreSQL refuses NUL in a query, so a filter passing it on
+    answered 500."""
+    response = ci.client().get(url)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_characters"
+
+
+def test_a_nul_character_in_a_page_address_is_a_400(client):
+    assert client.get("/registry/?q=%00").status_code == 400
