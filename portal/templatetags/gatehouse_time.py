@@ -40,3 +40,9 @@ def when(value: datetime | None, now: datetime | None = None) -> SafeString | st
         relative(value, now or timezone.now()),
         date_format(local, "Y-m-d H:i T"),
     )
+
+
+@register.filter(expects_localtime=False)
+def is_past(value: datetime | None) -> bool:
+    """`{% if change.retrospective_due_at|is_past %}`: deadlines compare with the real now."""
+    return isinstance(value, datetime) and value < timezone.now()

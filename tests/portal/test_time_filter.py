@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.template import Context, Template
+from django.utils import timezone
 
 from portal.templatetags.gatehouse_time import when
 
@@ -36,3 +37,10 @@ def test_the_display_time_zone_is_named(settings):
 
 def test_nothing_for_no_time():
     assert Template("{% load gatehouse_time %}[{{ missing|when }}]").render(Context({})) == "[]"
+
+
+def test_a_deadline_is_past_once_now_is_after_it():
+    template = Template("{% load gatehouse_time %}{{ due|is_past }}")
+    assert template.render(Context({"due": timezone.now() - timedelta(seconds=1)})) == "True"
+    assert template.render(Context({"due": timezone.now() + timedelta(hours=1)})) == "False"
+    assert template.render(Context({"due": None})) == "False"
