@@ -128,7 +128,14 @@ def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> H
     return render(
         request,
         "releases/change_request_form.html",
-        {"form": form, "heading": template_title, "kind": kind, **_preview(form)},
+        {
+            "form": form,
+            "heading": template_title,
+            "kind": kind,
+            # A preview of a half-filled form is not a failed filing: no "required" errors.
+            "previewing": request.method == "POST" and request.POST.get("action") == "preview",
+            **_preview(form),
+        },
         status=status,
     )
 
