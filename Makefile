@@ -38,3 +38,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) var staticfiles
+
+# Full-page PNGs of the main pages, taken by the browser journeys (tests/browser/screenshots.py).
+.PHONY: screenshots
+screenshots: install
+	GATEHOUSE_SCREENSHOTS=docs/screenshots CELERY_BROKER_URL=memory:// GATEHOUSE_VAR_DIR="$(CURDIR)/var/test" \
+		env -u DATABASE_URL $(BIN)/pytest tests/browser/test_journeys.py -q

@@ -34,7 +34,7 @@ def when(value: datetime | None, now: datetime | None = None) -> SafeString | st
         value = timezone.make_aware(value)
     local = timezone.localtime(value)
     return format_html(
-        '<time datetime="{}" title="{}">{} · {}</time>',
+        '<time datetime="{}" title="{}">{} · <span class="absolute">{}</span></time>',
         value.isoformat(timespec="seconds"),
         date_format(local, "Y-m-d H:i:s T (l)"),
         relative(value, now or timezone.now()),

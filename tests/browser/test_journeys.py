@@ -170,10 +170,12 @@ def test_production_change_from_filing_to_the_auditors_csv(
     in_test(ci=ci, build=build, envs=envs, requester=requester, peer=peer, days_ago=8)
 
     sign_in(requester)
-    snap(page, "dashboard-requester")
     number = file_in_browser(page, build=build, environment="prod", title="Fraud score 2.0 live")
     expect(page.get_by_role("heading", level=1)).to_contain_text(f"{number} · Fraud score 2.0")
     expect(page.locator("h1 + p .badge").first).to_have_text("In peer review")
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_label("My change requests")).to_contain_text("Waiting for a peer review")
+    snap(page, "dashboard-requester")
 
     sign_from_waiting(
         page,
@@ -226,6 +228,12 @@ def test_production_change_from_filing_to_the_auditors_csv(
     for name in ["Per Eriksen", "Rita Kovacs", "Rel Martins", "Pat Okafor"]:
         expect(row).to_contain_text(name)
     snap(page, "environment-prod")
+    page.get_by_role("link", name="Metrics").first.click()
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    snap(page, "metrics")
+    page.goto("/registry/models/fraud-score/")
+    expect(page.get_by_role("main")).to_contain_text("2.0")
+    snap(page, "registry-model")
 
     sign_in(auditor)
     page.goto("/audit/")
