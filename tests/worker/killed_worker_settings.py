@@ -5,4 +5,5 @@ unacknowledged is handed out again within seconds instead of an hour."""
 from portal.settings import *  # noqa: F403
 
 EMAIL_BACKEND = "tests.worker.holding_mail.EmailBackend"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3}
+VISIBILITY_TIMEOUT = 3
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": VISIBILITY_TIMEOUT}

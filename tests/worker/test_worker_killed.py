@@ -19,6 +19,7 @@ from portal.models import Notification
 from portal.notifications import notify
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.worker.conftest import redis_answers, wait_for
+from tests.worker.killed_worker_settings import VISIBILITY_TIMEOUT
 
 ROOT = Path(__file__).resolve().parents[2]
 # A database of its own on the Redis server: the in-thread worker tests flush theirs.
@@ -140,6 +141,10 @@ def test_a_task_whose_worker_is_killed_is_redelivered_and_mails_once(workers, re
     (mail / "hold").unlink()
     notification.refresh_from_db()
     assert notification.emailed_at is None
+    # A worker hands unacknowledged messages out again once they are older than the visibility
+    # timeout, checking at its start and then only every few minutes: start the second one
+    # after that age is reached.
+    time.sleep(VISIBILITY_TIMEOUT + 1)
 
     workers.start("second")
     try:
