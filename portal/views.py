@@ -1,4 +1,7 @@
-from django.http import JsonResponse
+import sys
+
+from django.db import InterfaceError, OperationalError
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_POST
@@ -37,7 +40,14 @@ def not_found(request, exception=None):
 
 
 def server_error(request):
-    """An unexpected error: JSON under /api/, never a stack trace anywhere."""
+    """An unexpected error: JSON under /api/, never a stack trace anywhere. The database out of
+    reach (the middleware met it before any view) is a 503, so a load balancer retries
+    elsewhere; that answer renders no template, as templates would ask the database again."""
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        detail = "The database cannot be reached; retry."
+        if request.path.startswith("/api/"):
+            return JsonResponse({"code": "database_unavailable", "detail": detail}, status=503)
+        return HttpResponse(detail, status=503, content_type="text/plain")
     if request.path.startswith("/api/"):
         return JsonResponse(
             {"code": "server_error", "detail": "Something went wrong; it has been logged."},

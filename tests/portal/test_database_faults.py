@@ -1,6 +1,6 @@
-"""The database going away: the API answers 503 with `{"code", "detail"}` JSON, never an HTML
-stack trace, and a service that fails half way through leaves nothing behind, neither its
-change nor any of its audit events."""
+"""The database going away: the API answers 503 with `{"code", "detail"}` JSON and the pages a
+plain 503, never a stack trace, and a service that fails half way through leaves nothing
+behind, neither its change nor any of its audit events."""
 
 import json
 import os
@@ -27,7 +27,7 @@ UNREACHABLE_CLIENT = """
 import django, json
 django.setup()
 from django.test import Client
-client = Client()
+client = Client(raise_request_exception=False)
 token = "Bearer gh_abcdefgh_" + "s" * 40
 answers = {
     "token read": client.get("/api/v1/models/", HTTP_AUTHORIZATION=token),
@@ -40,6 +40,7 @@ answers = {
 }
 client.cookies["sessionid"] = "a" * 32
 answers["session read"] = client.get("/api/v1/change-requests/CR-1/")
+answers["page"] = client.get("/releases/change-requests/")
 print(json.dumps({
     name: [r.status_code, r["Content-Type"], r.content.decode()] for name, r in answers.items()
 }))
@@ -53,6 +54,8 @@ def test_the_api_answers_503_json_when_the_database_is_unreachable(tmp_path):
         "DATABASE_URL": "postgres://postgres@127.0.0.1:9/unreachable",
         "CELERY_BROKER_URL": "memory://",
         "GATEHOUSE_VAR_DIR": str(tmp_path),
+        # Debug pages (development) show the stack trace by design; production does not.
+        "DJANGO_DEBUG": "false",
     }
     result = subprocess.run(
         [sys.executable, "-c", UNREACHABLE_CLIENT],
@@ -64,6 +67,9 @@ def test_the_api_answers_503_json_when_the_database_is_unreachable(tmp_path):
         check=True,
     )
     answers = json.loads(result.stdout.strip().splitlines()[-1])
+    page_status, page_type, page_body = answers.pop("page")
+    assert (page_status, page_type) == (503, "text/plain")
+    assert page_body == "The database cannot be reached; retry."
     assert set(answers) == {"token read", "token write", "gate", "session read"}
     for name, (status, content_type, body) in answers.items():
         assert status == 503, (name, status, body)
