@@ -2,24 +2,32 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.installed-runtime
+DEV := $(VENV)/.installed-dev
 PG_URL ?= postgres://postgres@127.0.0.1:5432/gatehouse
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test test-postgres test-sqlite lint bench clean
+.PHONY: install run test lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+# The portal itself needs only the runtime packages; the suite also needs the test tools, the
+# optional directory sign-in (python-ldap builds against libldap) and Debian's Chromium and slapd.
+$(RUNTIME): requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(DEV): requirements.txt requirements-ldap.txt requirements-dev.txt | $(BIN)/python
+	@bin/system-packages
 	$(BIN)/pip install --quiet -r requirements-dev.txt
-	touch $(STAMP)
+	touch $@
 
-install: $(STAMP)
+install: $(DEV)
 
-run: install
+run: $(RUNTIME)
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo
 	@bin/run-demo "$(BIN)" "$(HOST)" "$(PORT)"
