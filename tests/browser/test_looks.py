@@ -1,0 +1,64 @@
+"""Looks and ease (issue 8) in Chromium: the keyboard reaches the content and shows where it
+is, and the main pages fit a narrow window without scrolling sideways."""
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from playwright.sync_api import expect
+
+from releases.services import change_requests
+from tests.conftest import TRANSACTIONAL_APPS
+from tests.releases import helpers
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS),
+]
+
+
+@pytest.fixture
+def change(org, requester):
+    environments = helpers.make_environments(org)
+    version = helpers.make_model_version(org)
+    start = timezone.now() + timedelta(days=2)
+    return change_requests.change_request_file(
+        actor=requester,
+        **helpers.change_fields(
+            version, environments["prod"], window_start=start, window_end=start + timedelta(hours=4)
+        ),
+    )
+
+
+def test_the_keyboard_skips_to_the_content_and_shows_its_focus(page, sign_in, peer):
+    sign_in(peer)
+    page.keyboard.press("Tab")
+    skip = page.get_by_role("link", name="Skip to the content")
+    expect(skip).to_be_focused()
+    assert skip.bounding_box()["x"] >= 0
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#main$"))
+    page.keyboard.press("Tab")
+    focused = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert focused != "none"
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_the_main_pages_fit_the_window(page, sign_in, peer, change, width):
+    page.set_viewport_size({"width": width, "height": 800})
+    sign_in(peer)
+    for path in [
+        "/",
+        "/releases/waiting/",
+        f"/releases/change-requests/{change.number}/",
+        f"/releases/change-requests/{change.number}/sign/",
+        "/releases/environments/prod/",
+        "/releases/change-requests/",
+    ]:
+        page.goto(path)
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
+    expect(page.get_by_role("heading", level=1)).to_be_visible()
