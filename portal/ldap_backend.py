@@ -47,18 +47,3 @@ def memberships_follow_groups(*, user, group_dns, mapping) -> None:
         membership = Membership.objects.filter(user=user, team=team).first()
         if membership is not None:
             services.membership_remove(actor=None, membership=membership)
-
-
-def password_confirms(user, password: str) -> bool:
-    """Rule 6's re-authentication: the password the signer types again is checked where their
-    sign-in is checked. Local accounts against their hash; directory accounts (no local
-    password) by binding to the directory, which also brings their team roles up to date at
-    the moment of signing."""
-    if user.has_usable_password():
-        return user.check_password(password)
-    if not getattr(settings, "AUTH_LDAP_SERVER_URI", ""):
-        return False
-    confirmed = DirectoryBackend().authenticate(
-        None, username=user.get_username(), password=password
-    )
-    return confirmed is not None and confirmed.pk == user.pk

@@ -14,8 +14,8 @@ from django.utils import timezone
 from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
 from portal.exceptions import Conflict, NotFound, RuleDenied
-from portal.ldap_backend import password_confirms
 from portal.models import Membership, Team
+from portal.reauthentication import password_confirms
 from registry.models import ModelVersion
 from releases import notifications
 from releases.commit_status import change_request_status_post
