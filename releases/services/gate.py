@@ -14,7 +14,7 @@ from django.db.models import Exists, OuterRef, Subquery
 from django.utils import timezone
 
 from audit.services import audit_record, describe_actor
-from registry.models import ModelVersion, PipelineStatus, RegisteredModel, Repository
+from registry.models import ModelVersion, PipelineStatus, RegisteredModel
 from releases.models import (
     ChangeRequest,
     Decision,
@@ -172,11 +172,23 @@ def _change_request(value: ChangeRequest | str | int, *, lock: bool) -> ChangeRe
     return _change_requests().filter(pk=pk).first()
 
 
+def _versions():
+    """Model versions with their repository and the pipeline status of their commit, so the
+    pipeline rule costs no query of its own."""
+    return ModelVersion.objects.select_related("model", "repository").annotate(
+        pipeline_status=Subquery(
+            PipelineStatus.objects.filter(
+                repository=OuterRef("repository"), commit_sha=OuterRef("commit_sha")
+            ).values("status")[:1]
+        )
+    )
+
+
 def _resolve_version(
     answer: GateAnswer, version: str, artifact_sha256: str, *, found: ModelVersion | None = None
 ) -> None:
     model = answer.model
-    candidates = ModelVersion.objects.select_related("model").filter(model=model)
+    candidates = _versions().filter(model=model)
     if version:
         answer.model_version = found or candidates.filter(version=version).first()
         if answer.model_version is None:
@@ -407,21 +419,10 @@ def _check_pipeline(answer: GateAnswer) -> None:
     """A build from a repository linked to GitLab goes nowhere while its commit's pipeline is
     not green there (as last refreshed by `registry.tasks.refresh_pipeline_status`)."""
     version = answer.model_version
-    repository = (
-        Repository.objects.filter(pk=version.repository_id)
-        .annotate(
-            pipeline=Subquery(
-                PipelineStatus.objects.filter(
-                    repository=OuterRef("pk"), commit_sha=version.commit_sha
-                ).values("status")[:1]
-            )
-        )
-        .values("gitlab_url", "gitlab_project_id", "pipeline")
-        .first()
-    )
-    if not repository or not repository["gitlab_url"] or repository["gitlab_project_id"] is None:
+    repository = version.repository
+    if not repository.gitlab_url or repository.gitlab_project_id is None:
         return
-    status = repository["pipeline"]
+    status = version.pipeline_status
     if status == "success":
         return
     answer.deny(
@@ -456,11 +457,7 @@ def gate_evaluate(
             )
     named = None
     if version and not isinstance(model, RegisteredModel):
-        named = (
-            ModelVersion.objects.select_related("model")
-            .filter(model__name=model, version=version)
-            .first()
-        )
+        named = _versions().filter(model__name=model, version=version).first()
     answer.model = named.model if named else _model(model)
     if answer.model is None:
         answer.deny("unknown_model", f"There is no registered model named '{model}'.")
