@@ -4,7 +4,7 @@ import re
 import uuid
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponseBadRequest, JsonResponse
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -53,19 +53,20 @@ class ContentSecurityPolicyMiddleware:
 
 
 class RejectNulCharactersMiddleware:
-    """A NUL character in the path or the query string is never meaningful, and PostgreSQL
-    refuses it in a query (a 500 where a filter or a lookup passes it on): answer 400 before
-    any view sees it. Request bodies are checked by their forms and serializers."""
+    """A NUL character in an address is never meaningful, and PostgreSQL refuses it in a query
+    (a 500 where a filter or a lookup passes it on). In the path it names nothing that exists:
+    404, as the project's 404 handler answers it (JSON under /api/). In the query string: 400.
+    Request bodies are checked by their forms and serializers."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if "\x00" in request.path:
+            raise Http404("No such address.")
         query = request.GET
-        if "\x00" in request.path or any(
-            "\x00" in key or any("\x00" in value for value in query.getlist(key)) for key in query
-        ):
-            detail = "The address contains a NUL character."
+        if any("\x00" in key or any("\x00" in v for v in query.getlist(key)) for key in query):
+            detail = "The query string contains a NUL character."
             if request.path.startswith("/api/"):
                 return JsonResponse({"code": "invalid_characters", "detail": detail}, status=400)
             return HttpResponseBadRequest(detail, content_type="text/plain")

@@ -48,21 +48,26 @@ def test_an_unexpected_error_never_shows_a_stack_trace(requester):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    "url",
-    [
-        "/api/v1/datasets/?name=a%00b",
-        "/api/v1/environments/pr%00d/live/",
-        "/api/v1/change-requests/CR-1%00/",
-    ],
-)
-def test_a_nul_character_in_the_address_is_a_400_not_a_500(ci, url):
+def test_a_nul_character_in_a_query_string_is_a_400_not_a_500(ci):
     """Found by the fuzzing: PostgreSQL refuses NUL in a query, so a filter passing it on
     answered 500."""
-    response = ci.client().get(url)
+    response = ci.client().get("/api/v1/datasets/?name=a%00b")
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_characters"
 
 
-def test_a_nul_character_in_a_page_address_is_a_400(client):
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "url", ["/api/v1/environments/pr%00d/live/", "/api/v1/change-requests/CR-1%00/"]
+)
+def test_a_nul_character_in_a_path_names_nothing(ci, url):
+    response = ci.client().get(url)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_a_nul_character_in_a_page_address(login, requester):
+    client = login(requester)
     assert client.get("/registry/?q=%00").status_code == 400
+    assert client.get("/registry/models/fr%00aud/").status_code == 404
