@@ -62,3 +62,12 @@ def test_the_main_pages_fit_the_window(page, sign_in, peer, change, width):
         )
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at {width}px"
     expect(page.get_by_role("heading", level=1)).to_be_visible()
+
+
+def test_the_top_bar_marks_where_you_are(page, sign_in, peer):
+    sign_in(peer)
+    nav = page.get_by_role("navigation", name="Main")
+    expect(nav.get_by_role("link", name="Dashboard")).to_have_attribute("aria-current", "page")
+    nav.get_by_role("link", name="Waiting for me").click()
+    expect(nav.get_by_role("link", name="Waiting for me")).to_have_attribute("aria-current", "page")
+    expect(nav.locator("[aria-current]")).to_have_count(1)
