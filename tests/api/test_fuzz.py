@@ -7,10 +7,12 @@ import io
 
 import pytest
 import schemathesis
+from django.contrib.auth import get_user_model
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
+from django.test import Client
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import (
@@ -35,11 +37,15 @@ CHECKS = [
     response_schema_conformance,
 ]
 
+# Operations only people may call (a token gets 403 before its input is read).
+AS_A_PERSON = {"POST /api/v1/change-requests/"}
+
 
 @pytest.fixture
-def application():
+def application(requester_session):
     """Django's WSGI handler, called in this thread on the test's connection: like the test
-    client, it must not close that connection at the start and end of each request."""
+    client, it must not close that connection at the start and end of each request. (After
+    the session is made: the test client puts those signal handlers back when it is done.)"""
     signals = (request_started, request_finished)
     for signal in signals:
         signal.disconnect(close_old_connections)
@@ -70,37 +76,52 @@ def demo_paths(token) -> dict[str, str]:
     }
 
 
-def test_every_operation_answers_as_documented(application, token, demo_paths):
+@pytest.fixture
+def requester_session(token) -> dict:
+    """The requester's browser session, with its CSRF token: filing a change request is for
+    people, so that operation is fuzzed as one."""
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(get_user_model().objects.get(username="requester"))
+    client.get("/releases/change-requests/new/")
+    cookies = {name: morsel.value for name, morsel in client.cookies.items()}
+    return {"cookies": cookies, "headers": {"X-CSRFToken": cookies["csrftoken"]}}
+
+
+def test_every_operation_answers_as_documented(application, token, demo_paths, requester_session):
     # Read from the running application, so the fuzzing covers exactly what is served.
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 14
+    token_header = {"headers": {"Authorization": f"Bearer {token}"}}
     failures = {}
     for operation in operations:
-
-        def on_demo_records(case):
-            if case.path_parameters:
-                case.path_parameters = {
-                    name: demo_paths.get(name, value)
-                    for name, value in case.path_parameters.items()
-                }
-            return case
-
-        generated = operation.as_strategy()
-
-        @given(case=st.one_of(generated, generated.map(on_demo_records)))
-        @settings(
-            max_examples=EXAMPLES_PER_OPERATION,
-            deadline=None,
-            phases=[Phase.explicit, Phase.generate],
-            suppress_health_check=list(HealthCheck),
-            database=None,
-        )
-        def call(case):
-            case.call_and_validate(headers={"Authorization": f"Bearer {token}"}, checks=CHECKS)
-
+        credentials = requester_session if operation.label in AS_A_PERSON else token_header
         try:
-            call()
+            _fuzz(operation, credentials, demo_paths)
         except Exception as failure:
             failures[operation.label] = str(failure)[:2000]
     assert not failures, "\n\n".join(f"{label}:\n{text}" for label, text in failures.items())
+
+
+def _fuzz(operation, credentials: dict, demo_paths: dict[str, str]) -> None:
+    def on_demo_records(case):
+        if case.path_parameters:
+            case.path_parameters = {
+                name: demo_paths.get(name, value) for name, value in case.path_parameters.items()
+            }
+        return case
+
+    generated = operation.as_strategy()
+
+    @given(case=st.one_of(generated, generated.map(on_demo_records)))
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    def call(case):
+        case.call_and_validate(**credentials, checks=CHECKS)
+
+    call()
