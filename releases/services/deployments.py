@@ -13,6 +13,7 @@ from portal.authentication import is_service_account
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Membership, Scope
 from registry.models import ModelVersion, RegisteredModel
+from releases import notifications
 from releases.models import (
     ChangeRequest,
     Deployment,
@@ -245,6 +246,8 @@ def deployment_record_result(
             deployment=deployment,
             request=request,
         )
+    if status == DeploymentStatus.FAILED:
+        notifications.deployment_failed(deployment=deployment)
     audit_record(
         actor=actor,
         action=f"deployment.{status}",

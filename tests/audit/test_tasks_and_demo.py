@@ -27,6 +27,8 @@ def test_task_signs_nothing_over_a_broken_trail(record_events, tamper):
     result = tasks.audit_verify_and_checkpoint.apply().get()
     assert result == {"ok": False, "first_bad_event": events[0].seq}
     assert AuditCheckpoint.objects.count() == checkpoints
+    recorded = AuditVerification.objects.latest()
+    assert (recorded.ok, recorded.first_bad_seq) == (False, events[0].seq)
 
 
 def test_demo_seed_is_idempotent(org):

@@ -15,7 +15,7 @@ from portal.celery import app as celery_app
 from portal.models import Notification
 from releases import tasks
 from releases.models import HealthCheck, UnauthorisedChange
-from releases.services.deployments import deployment_start
+from releases.services.deployments import deployment_record_result, deployment_start
 from releases.states import Kind, State
 from tests.releases.deploy_helpers import deploy, file_change, make_build, make_model
 
@@ -80,8 +80,6 @@ def live_with_health_url(ci, environment, name, url, clock):
         health_url=url,
         now=clock.now,
     )
-    from releases.services.deployments import deployment_record_result
-
     return deployment_record_result(
         actor=ci.account, deployment=deployment, status="succeeded", now=clock.now
     )
@@ -184,3 +182,16 @@ def test_overdue_retrospective_escalates_once_with_a_controlled_clock(
 
     assert tasks.escalate_retrospectives((due + timedelta(hours=5)).isoformat()) == 0
     assert escalations.count() == 1
+
+
+def test_a_failed_deployment_tells_the_owner_team(envs, ci):
+    build = make_build(make_model("scoring"), "1.0")
+    started, _ = deployment_start(actor=ci.account, environment=envs["dev"], model_version=build)
+    failed = deployment_record_result(
+        actor=ci.account, deployment=started, status="failed", detail="Readiness probe failed."
+    )
+    told = Notification.objects.filter(key=f"deployment:{failed.pk}:failed")
+    reasons = {n.recipient.username: n.reason for n in told}
+    assert set(reasons) == {"requester", "peer"}
+    assert "owns scoring" in reasons["requester"]
+    assert all("Readiness probe failed." in n.body for n in told)
