@@ -42,7 +42,6 @@ BULK_BATCH = 5000
 CHECKPOINT_EVERY = 250_000
 PAGE_RUNS = 100
 REPORT = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- audit:start -->", "<!-- audit:end -->"
 
 ACTIONS = [
     f"{thing}.{verb}"
@@ -390,7 +389,10 @@ def bench_verify() -> tuple[float, float, int]:
     return report.events_per_second, hashed / seconds, report.events
 
 
-def write_report(header: str, section: str) -> None:
+def write_report(header: str, section: str, *, area: str = "audit") -> None:
+    """Replace this area's section of docs/benchmarks.md, between its markers, and leave the
+    other benchmarks' sections as they are."""
+    start, end = f"<!-- {area}:start -->", f"<!-- {area}:end -->"
     text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
     if not text:
         text = (
@@ -400,10 +402,10 @@ def write_report(header: str, section: str) -> None:
             "machine, so ratios matter more than absolute numbers.\n\n"
             f"{header}\n"
         )
-    block = f"{START}\n{section.rstrip()}\n{END}\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + block + rest.split(END, 1)[1].lstrip("\n")
+    block = f"{start}\n{section.rstrip()}\n{end}\n"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1].lstrip("\n")
     else:
         text = text.rstrip("\n") + "\n\n" + block
     REPORT.parent.mkdir(parents=True, exist_ok=True)

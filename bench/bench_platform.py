@@ -32,7 +32,12 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_audit import admin_connection, database_url, machine  # noqa: E402
+from bench.bench_audit import (  # noqa: E402
+    admin_connection,
+    database_url,
+    machine,
+    write_report,
+)
 
 BENCH_DB = "gatehouse_bench_platform"
 SCALE = float(os.environ.get("BENCH_PLATFORM_SCALE", "1"))
@@ -46,8 +51,6 @@ LOAD_SECONDS = int(os.environ.get("BENCH_PLATFORM_LOAD_SECONDS", "15"))
 LOAD_CONNECTIONS = 4
 # Keep the database for profiling after a run (never in `make bench`).
 KEEP = os.environ.get("BENCH_PLATFORM_KEEP") == "1"
-REPORT = ROOT / "docs" / "benchmarks.md"
-START, END = "<!-- platform:start -->", "<!-- platform:end -->"
 GOAL_QUERIES = 10
 
 
@@ -499,25 +502,6 @@ def http_load(*, token: str, gate: dict, workdir: str) -> dict:
 # -- the report -----------------------------------------------------------------------------------
 
 
-def write_section(header: str, section: str) -> None:
-    text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
-    if not text:
-        text = (
-            "# Benchmarks\n\n"
-            "Written by `make bench` (bin/bench runs every `bench/bench_*.py` on PostgreSQL). "
-            "Each figure is compared with a baseline measured in the same run on the same "
-            "machine, so ratios matter more than absolute numbers.\n\n"
-            f"{header}\n"
-        )
-    block = f"{START}\n{section.rstrip()}\n{END}\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + block + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    REPORT.write_text(text, encoding="utf-8")
-
-
 def verdict(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
@@ -759,7 +743,7 @@ def main() -> None:
     figures["load"] = (load_before, os.getloadavg()[0])
     figures["notes"] = NOTES_FILE.read_text(encoding="utf-8").strip()
     section = report(figures)
-    write_section(machine(server_version), section)
+    write_report(machine(server_version), section, area="platform")
     print(section)
 
 
