@@ -11,6 +11,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
@@ -27,7 +28,7 @@ from releases.services.deployments import (
 )
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases.deploy_helpers import deploy, file_change
+from tests.releases.deploy_helpers import file_change, release_to_test
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL"),
@@ -39,30 +40,15 @@ pytest_plugins = ["tests.releases.conftest_deploys"]
 HOLD_SECONDS = 0.5
 
 
-def _release(envs, version, ci, clock, requester, peer):
-    change = file_change(
-        model_version=version,
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
-    deployment = deploy(
-        actor=ci.account,
-        environment=envs["test"],
-        model_version=version,
-        change_request=change,
-        clock=clock,
-    )
-    clock.advance(minutes=5)
-    return deployment
-
-
 @pytest.fixture
 def two_live(envs, builds, ci, clock, requester, peer):
     """1.0 then 1.1 released to test; 1.2 approved there and not deployed yet."""
-    first = _release(envs, builds["1.0"], ci, clock, requester, peer)
-    second = _release(envs, builds["1.1"], ci, clock, requester, peer)
+    first = release_to_test(
+        envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(minutes=5)
+    )
+    second = release_to_test(
+        envs, builds["1.1"], ci, clock, requester, peer, pause=timedelta(minutes=5)
+    )
     third = file_change(
         model_version=builds["1.2"],
         environment=envs["test"],

@@ -120,3 +120,35 @@ def deploy(
         status="succeeded" if succeed else "failed",
         now=clock.now,
     )
+
+
+def release_to_test(
+    envs: dict[str, Environment],
+    version: ModelVersion,
+    ci,
+    clock: Clock,
+    requester,
+    peer,
+    succeed: bool = True,
+    *,
+    pause: timedelta = timedelta(hours=1),
+) -> Deployment:
+    """File a change for `version` in test, have the peer approve it, deploy it through the
+    pipeline, then let `pause` pass."""
+    change = file_change(
+        model_version=version,
+        environment=envs["test"],
+        requester=requester,
+        signers=[peer],
+        window_start=clock.now,
+    )
+    deployment = deploy(
+        actor=ci.account,
+        environment=envs["test"],
+        model_version=version,
+        change_request=change,
+        clock=clock,
+        succeed=succeed,
+    )
+    clock.advance(seconds=pause.total_seconds())
+    return deployment

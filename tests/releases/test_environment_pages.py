@@ -10,29 +10,15 @@ from django.test.utils import CaptureQueriesContext
 from releases.models import DeploymentKind, UnauthorisedChange
 from releases.selectors.live import live_deployment
 from releases.services.deployments import health_check_record
-from tests.releases.deploy_helpers import deploy, file_change, make_build, make_model
+from tests.releases.deploy_helpers import (
+    file_change,
+    make_build,
+    make_model,
+    release_to_test,
+)
 
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.releases.conftest_deploys"]
-
-
-def release_to_test(envs, version, ci, clock, requester, peer):
-    change = file_change(
-        model_version=version,
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
-    deployment = deploy(
-        actor=ci.account,
-        environment=envs["test"],
-        model_version=version,
-        change_request=change,
-        clock=clock,
-    )
-    clock.advance(hours=1)
-    return deployment
 
 
 @pytest.fixture

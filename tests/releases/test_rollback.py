@@ -12,30 +12,10 @@ from releases.models import DeploymentKind, DeploymentStatus
 from releases.selectors.live import live_deployment
 from releases.services.deployments import deployment_rollback
 from releases.states import State
-from tests.releases.deploy_helpers import deploy, file_change
+from tests.releases.deploy_helpers import deploy, file_change, release_to_test
 
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.releases.conftest_deploys"]
-
-
-def release_to_test(envs, version, ci, clock, requester, peer, succeed=True):
-    change = file_change(
-        model_version=version,
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
-    deployment = deploy(
-        actor=ci.account,
-        environment=envs["test"],
-        model_version=version,
-        change_request=change,
-        clock=clock,
-        succeed=succeed,
-    )
-    clock.advance(hours=1)
-    return deployment
 
 
 @pytest.fixture
