@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from releases.models import ChangeRequest, Deployment, DeploymentStatus
 from releases.states import State
-from tests.releases.deploy_helpers import deploy, file_change, sign
+from tests.releases.deploy_helpers import deploy, file_change, release_to_test, sign
 
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.releases.conftest_deploys"]
@@ -24,21 +24,7 @@ def person(user) -> APIClient:
 @pytest.fixture
 def prod_ready(envs, builds, ci, clock, requester, peer, prod_signers):
     """1.0 soaked in test for eight days and approved for prod, its window open now."""
-    in_test = file_change(
-        model_version=builds["1.0"],
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
-    deploy(
-        actor=ci.account,
-        environment=envs["test"],
-        model_version=builds["1.0"],
-        change_request=in_test,
-        clock=clock,
-    )
-    clock.advance(days=8)
+    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(days=8))
     return file_change(
         model_version=builds["1.0"],
         environment=envs["prod"],

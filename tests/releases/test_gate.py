@@ -14,7 +14,13 @@ from releases.services.deployments import (
 )
 from releases.services.gate import gate_check, gate_evaluate
 from releases.states import Kind, State
-from tests.releases.deploy_helpers import deploy, file_change, make_build, make_model
+from tests.releases.deploy_helpers import (
+    deploy,
+    file_change,
+    make_build,
+    make_model,
+    release_to_test,
+)
 
 pytestmark = pytest.mark.django_db
 pytest_plugins = ["tests.releases.conftest_deploys"]
@@ -23,21 +29,7 @@ pytest_plugins = ["tests.releases.conftest_deploys"]
 @pytest.fixture
 def soaked(envs, builds, ci, clock, requester, peer):
     """Build 1.0 ran in test (under its own change) and has soaked there for eight days."""
-    in_test = file_change(
-        model_version=builds["1.0"],
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
-    deploy(
-        actor=ci.account,
-        environment=envs["test"],
-        model_version=builds["1.0"],
-        change_request=in_test,
-        clock=clock,
-    )
-    clock.advance(days=8)
+    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(days=8))
     return builds["1.0"]
 
 
