@@ -12,7 +12,7 @@ from datetime import datetime
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from audit import signing
+from audit import keys
 from audit.chain import format_timestamp
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.offline_verify import EXPORT_FORMAT
@@ -39,8 +39,8 @@ def export_lines(*, since: datetime | None = None, until: datetime | None = None
             "exported_at": format_timestamp(timezone.now()),
             "since": format_timestamp(since) if since else None,
             "until": format_timestamp(until) if until else None,
-            "key_id": signing.current_key_id(),
-            "public_key": signing.public_key_pem(),
+            "key_id": keys.current_key_id(),
+            "public_key": keys.public_key_pem(),
         }
     )
     counts = {"events": 0, "checkpoints": 0}

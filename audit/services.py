@@ -17,7 +17,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
-from audit import signing
+from audit import keys
 from audit.chain import GENESIS_HASH, checkpoint_message, event_hash, format_timestamp
 from audit.models import ActorKind, AuditCheckpoint, AuditEvent, AuditVerification
 from audit.selectors import AUDITORS_GROUP
@@ -205,8 +205,8 @@ def audit_checkpoint_create(*, actor: Any) -> AuditCheckpoint:
     checkpoint = AuditCheckpoint(
         size=report.tip_seq,
         tip_hash=report.tip_hash,
-        signature=signing.sign(checkpoint_message(report.tip_seq, report.tip_hash)),
-        key_id=signing.current_key_id(),
+        signature=keys.sign(checkpoint_message(report.tip_seq, report.tip_hash)),
+        key_id=keys.current_key_id(),
         created_at=timezone.now(),
         created_by=describe_actor(actor)[2],
     )

@@ -19,7 +19,7 @@ from json.encoder import encode_basestring
 
 from django.db import DEFAULT_DB_ALIAS, connections, router
 
-from audit import signing
+from audit import keys
 from audit.chain import GENESIS_HASH, checkpoint_message, format_timestamp
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.offline_verify import signature_valid
@@ -212,8 +212,8 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
     started = time.monotonic()
     alias = router.db_for_read(AuditEvent) or DEFAULT_DB_ALIAS
     events = AuditEvent.objects.using(alias)
-    public_key = signing.public_key()
-    key_id = signing.key_id_of(public_key)
+    public_key = keys.public_key()
+    key_id = keys.key_id_of(public_key)
     # Checkpoints first, then the tail: a checkpoint beyond the tail then proves a truncation,
     # not a race with a checkpoint written while we read.
     checkpoints = list(AuditCheckpoint.objects.using(alias).order_by("size", "id"))

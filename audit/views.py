@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, Strea
 from django.shortcuts import render
 from django.utils.http import urlencode
 
-from audit import selectors, signing
+from audit import keys, selectors
 from audit.chain import format_timestamp
 from audit.forms import EventFilterForm
 from audit.models import AuditEvent
@@ -170,12 +170,12 @@ def public_key(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "audit/public_key.html",
-        {"public_key_pem": signing.public_key_pem(), "key_id": signing.current_key_id()},
+        {"public_key_pem": keys.public_key_pem(), "key_id": keys.current_key_id()},
     )
 
 
 @login_not_required
 def public_key_pem(request: HttpRequest) -> HttpResponse:
-    response = HttpResponse(signing.public_key_pem(), content_type="application/x-pem-file")
+    response = HttpResponse(keys.public_key_pem(), content_type="application/x-pem-file")
     response["Content-Disposition"] = 'inline; filename="gatehouse-audit-public-key.pem"'
     return response

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from releases.metrics import Band, Lane, LeadTime, Period, WeekCount
+from releases.delivery_metrics import Band, Lane, LeadTime, Period, WeekCount
 from releases.models import DeploymentKind
 
 SVG_NS = "http://www.w3.org/2000/svg"

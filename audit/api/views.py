@@ -4,7 +4,7 @@ from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from audit import selectors, signing
+from audit import keys, selectors
 from audit.api.serializers import (
     EventPageSerializer,
     EventQuerySerializer,
@@ -65,8 +65,8 @@ class AuditVerifyStatusView(AuditReadView):
                 {
                     "last_verification": selectors.audit_last_verification(user=request.user),
                     "latest_checkpoint": selectors.audit_latest_checkpoint(user=request.user),
-                    "key_id": signing.current_key_id(),
-                    "public_key": signing.public_key_pem(),
+                    "key_id": keys.current_key_id(),
+                    "public_key": keys.public_key_pem(),
                 }
             ).data
         )

@@ -1,7 +1,7 @@
 """Reads about change requests, several of them depending on who asks: what waits for me, the
 filtered list, and the change request page with the buttons the asker may press.
 
-Who may sign what is decided by `releases.signing`, the same functions the services refuse with,
+Who may sign what is decided by `releases.permissions`, the same functions the services refuse with,
 so a button is shown exactly when the service would accept the click (the commit-author rule is
 checked on the page and at signing, not in the "waiting for me" list, where it would need git
 per row)."""
@@ -19,9 +19,9 @@ from portal.exceptions import NotFound, RuleDenied
 from portal.models import Membership, Team
 from registry.reproducibility import Reproducibility, reproducibility
 from releases.models import ChangeRequest, EnvironmentPolicy, SignOff, SignOffKind
+from releases.permissions import Slot, open_slots, signer_denial
 from releases.selectors.commits import ReleaseCommits, release_commits
 from releases.selectors.policy import environment_policies_current, environment_policy_current
-from releases.signing import Slot, open_slots, signer_denial
 from releases.states import EDITABLE, FINAL, Kind, State, can_move
 
 NUMBER = re.compile(r"^CR-(\d{1,18})$", re.IGNORECASE)

@@ -29,15 +29,15 @@ from releases.models import (
     SignOff,
     SignOffKind,
 )
-from releases.selectors.commits import release_commits
-from releases.selectors.policy import environment_policy_current
-from releases.signing import (
+from releases.permissions import (
     SIGN_OFF_KIND_BY_STATE,
     Slot,
     open_slots,
     signature_meaning,
     signer_denial,
 )
+from releases.selectors.commits import release_commits
+from releases.selectors.policy import environment_policy_current
 from releases.states import EDITABLE, Kind, State, can_move
 
 # A window may start a few minutes before the request is filed: the form takes time to fill in.

@@ -20,11 +20,11 @@ from releases.forms import (
     edit_form_class,
 )
 from releases.models import Decision, Environment
+from releases.permissions import signature_meaning
 from releases.selectors import change_requests as selectors
 from releases.selectors.commits import release_commits
 from releases.selectors.policy import environment_policies_current, freeze_windows_active
 from releases.services import change_requests as services
-from releases.signing import signature_meaning
 from releases.states import Kind, State
 
 

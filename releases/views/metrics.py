@@ -1,6 +1,6 @@
 """The delivery metrics page: the four DORA measures for an environment and model over the last
 30, 90 or 365 days, their charts and the timeline of which version was live when. Read-only;
-`releases.metrics` computes, `releases.charts` draws."""
+`releases.delivery_metrics` computes, `releases.charts` draws."""
 
 from dataclasses import dataclass
 
@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET
 
 from registry.models import RegisteredModel
 from releases import charts
-from releases.metrics import DEFAULT_PERIOD_DAYS, PERIOD_DAYS, delivery_report
+from releases.delivery_metrics import DEFAULT_PERIOD_DAYS, PERIOD_DAYS, delivery_report
 from releases.models import Environment
 
 ALL = "all"

@@ -7,7 +7,7 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from audit import signing
+from audit import keys
 from audit.chain import (
     GENESIS_HASH,
     ChainWalk,
@@ -66,8 +66,8 @@ def test_checkpoint_message_signature_and_key_id_vectors(settings):
     settings.AUDIT_SIGNING_KEY = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
-    assert signing.current_key_id() == "56475aa75463474c"
-    assert signing.sign(message) == (
+    assert keys.current_key_id() == "56475aa75463474c"
+    assert keys.sign(message) == (
         "29539526bb8e6250054bf4e3cfdcf2b7e1089ca7b5c0d6818a8fc2ebba024845"
         "c0117c1cfce043bbc9c2c8b9e20abf941b3ed57b120e8e49560a7facb3ae2001"
     )

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from audit import signing
+from audit import keys
 from audit.services import audit_checkpoint_create
 
 pytestmark = pytest.mark.django_db
@@ -55,14 +55,14 @@ def test_an_export_verifies_offline(export, tmp_path):
     kinds = [json.loads(line)["type"] for line in lines]
     assert kinds[0] == "header" and kinds[-1] == "end"
     assert "checkpoint" in kinds
-    assert json.loads(lines[0])["public_key"] == signing.public_key_pem()
+    assert json.loads(lines[0])["public_key"] == keys.public_key_pem()
 
     result = offline_verify(export)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("intact")
 
     key = tmp_path / "public.pem"
-    key.write_text(signing.public_key_pem())
+    key.write_text(keys.public_key_pem())
     assert offline_verify(export, "--public-key", str(key)).returncode == 0
 
 

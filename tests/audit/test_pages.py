@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from audit import signing
+from audit import keys
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import audit_checkpoint_create, audit_verify
 
@@ -46,10 +46,10 @@ def test_signed_out_visitors_are_sent_to_sign_in(client, events):
 
 
 def test_public_key_is_reachable_without_sign_in(client):
-    pem = signing.public_key_pem()
+    pem = keys.public_key_pem()
     page = client.get(reverse("audit:public-key"))
     assert page.status_code == 200
-    assert signing.current_key_id() in page.content.decode()
+    assert keys.current_key_id() in page.content.decode()
     file = client.get(reverse("audit:public-key-pem"))
     assert file.status_code == 200
     assert file.content.decode() == pem

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.test import RequestFactory
 
-from audit import signing
+from audit import keys
 from audit.chain import checkpoint_message
 from audit.models import ActorKind, AuditEvent
 from audit.offline_verify import signature_valid
@@ -84,10 +84,10 @@ def test_checkpoint_signs_the_tip_with_the_portal_key(record_events, administrat
     checkpoint = audit_checkpoint_create(actor=administrator)
     assert checkpoint.size == events[-1].seq
     assert checkpoint.tip_hash == events[-1].hash
-    assert checkpoint.key_id == signing.current_key_id()
+    assert checkpoint.key_id == keys.current_key_id()
     assert checkpoint.created_by == "admin"
     assert signature_valid(
-        signing.public_key(),
+        keys.public_key(),
         checkpoint_message(checkpoint.size, checkpoint.tip_hash),
         checkpoint.signature,
     )
@@ -116,15 +116,15 @@ def test_verification_runs_are_recorded(record_events, auditor):
 def test_signing_key_is_generated_on_first_use_with_a_warning(settings, tmp_path, caplog):
     settings.AUDIT_SIGNING_KEY = ""
     settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "keys" / "audit.pem"
-    with caplog.at_level(logging.WARNING, logger="audit.signing"):
-        first = signing.current_key_id()
+    with caplog.at_level(logging.WARNING, logger="audit.keys"):
+        first = keys.current_key_id()
     assert settings.AUDIT_SIGNING_KEY_FILE.exists()
     assert oct(settings.AUDIT_SIGNING_KEY_FILE.stat().st_mode & 0o777) == "0o600"
     assert "Generated a new audit signing key" in caplog.text
-    signing._private_key.cache_clear()
+    keys._private_key.cache_clear()
     caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="audit.signing"):
-        assert signing.current_key_id() == first
+    with caplog.at_level(logging.WARNING, logger="audit.keys"):
+        assert keys.current_key_id() == first
     assert caplog.text == ""
 
 
@@ -142,7 +142,7 @@ def test_signing_key_from_settings_must_be_ed25519(settings):
         .decode()
     )
     with pytest.raises(ValueError):
-        signing.private_key()
+        keys.private_key()
 
 
 def test_auditor_add_is_audited_once(requester):

@@ -9,7 +9,7 @@ import pytest
 
 from registry.models import ModelVersion, RegisteredModel
 from releases import charts
-from releases.metrics import Band, Lane, LeadTime, Measures, Period, WeekCount
+from releases.delivery_metrics import Band, Lane, LeadTime, Measures, Period, WeekCount
 from releases.models import Deployment, DeploymentKind, DeploymentStatus, Environment
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -33,7 +33,7 @@ from django.utils import timezone
 from git import Actor, Repo
 
 from registry import services as registry
-from releases.metrics import (
+from releases.delivery_metrics import (
     CommitTime,
     Period,
     commit_times,

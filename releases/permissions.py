@@ -1,6 +1,7 @@
-"""The sign-off rules as pure functions over loaded rows, shared by the services (which refuse)
-and the selectors (which choose the buttons), so the page can never offer what the service
-refuses. Rules 2, 3, 4 and 6 of DESIGN.md."""
+"""Who may do what to a change request or a deployment: pure functions over loaded rows, asked by
+the services (which refuse) and by the selectors, views and templates (which choose the
+buttons), so a page can never offer what the service refuses. Rules 2, 3, 4, 6 and 10 of
+DESIGN.md."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
