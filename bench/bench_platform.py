@@ -108,9 +108,9 @@ def seed(stdout) -> dict:
     """The part built through the services; returns what the measurements need."""
     from audit import demo as audit_demo
     from bench.platform_data import CI_NAME, REPOSITORY, model_name
-    from portal.demo import seed_organisation
+    from organisation.demo import seed_organisation
+    from organisation.services import service_account_create
     from portal.models import Scope, Team
-    from portal.services import service_account_create
     from registry import services as registry
     from releases.demo import seed_environments, seed_freezes
 
@@ -140,7 +140,7 @@ def approved_change(*, account) -> dict:
     from django.utils import timezone
 
     from bench.platform_data import REPOSITORY, copy_rows, digest, sha1
-    from portal.demo import DEMO_PASSWORD
+    from organisation.demo import DEMO_PASSWORD
     from registry import services as registry
     from releases.models import Deployment, Environment
     from releases.services import change_requests

@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "axes",
     "portal",
     "audit",
+    "organisation",
     "registry",
     "releases",
 ]
@@ -144,7 +145,7 @@ AUTHENTICATION_BACKENDS = [
 _directory = directory_settings(os.environ)
 globals().update(_directory)
 if _directory:
-    AUTHENTICATION_BACKENDS.insert(1, "portal.ldap_backend.DirectoryBackend")
+    AUTHENTICATION_BACKENDS.insert(1, "organisation.ldap_backend.DirectoryBackend")
 # Sign-in throttling (django-axes): five failures for one username from one address lock that
 # pair out for a quarter of an hour.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)

@@ -4,7 +4,7 @@ Change requests and sign-offs are read-only here: they move only through their s
 
 from django.contrib import admin, messages
 
-from portal.admin import ServiceBackedAdmin
+from organisation.admin import ServiceBackedAdmin
 from releases.models import ChangeRequest, Environment, EnvironmentPolicy, FreezeWindow, SignOff
 from releases.services import policy as services
 

@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from portal import services as portal_services
-from portal.demo import DEMO_PASSWORD
+from organisation import services as portal_services
+from organisation.demo import DEMO_PASSWORD
 from portal.models import Scope, ServiceAccount, Team
 from registry.models import ModelVersion
 from releases.models import (

@@ -13,8 +13,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.test import APIClient
 
-from portal import services
-from portal.demo import DEMO_PASSWORD, seed_organisation
+from organisation import services
+from organisation.demo import DEMO_PASSWORD, seed_organisation
 from portal.models import Scope, ServiceAccount, Team
 
 # Every app stays available (None), so template tags and content types of all apps work in

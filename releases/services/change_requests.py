@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
+from organisation.reauthentication import password_confirms
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Team
-from portal.reauthentication import password_confirms
 from registry.models import ModelVersion
 from releases import notifications
 from releases.commit_status import change_request_status_post

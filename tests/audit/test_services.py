@@ -14,7 +14,7 @@ from audit.models import ActorKind, AuditEvent
 from audit.offline_verify import signature_valid
 from audit.selectors import AUDITORS_GROUP
 from audit.services import audit_checkpoint_create, audit_record, audit_verify, auditor_add
-from portal import services as portal_services
+from organisation import services as portal_services
 from portal.exceptions import Conflict
 from portal.models import Team
 from tests.conftest import TRANSACTIONAL_APPS

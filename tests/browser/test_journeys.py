@@ -11,7 +11,7 @@ from django.utils import timezone
 from playwright.sync_api import Page, expect
 
 from audit.services import auditor_add
-from portal.demo import DEMO_PASSWORD
+from organisation.demo import DEMO_PASSWORD
 from registry.models import ModelVersion
 from releases.models import ChangeRequest, Deployment, Environment, SignOff
 from releases.selectors.change_requests import change_request_get

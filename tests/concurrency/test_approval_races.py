@@ -12,8 +12,8 @@ from django.db import connection, connections
 
 from audit.models import AuditEvent
 from audit.verification import verify_chain
-from portal import services as org_services
-from portal.demo import DEMO_PASSWORD
+from organisation import services as org_services
+from organisation.demo import DEMO_PASSWORD
 from portal.exceptions import DomainError
 from releases.models import SignOff
 from releases.services import change_requests as services

@@ -9,8 +9,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection, connections
 
 from audit.models import AuditEvent
-from portal import services as org_services
-from portal.demo import DEMO_PASSWORD, seed_organisation
+from organisation import services as org_services
+from organisation.demo import DEMO_PASSWORD, seed_organisation
 from portal.exceptions import DomainError
 from portal.models import Team
 from releases.models import ChangeRequest, SignOff

@@ -4,7 +4,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent
-from portal import services
+from organisation import services
 from portal.authentication import TokenScopes
 from portal.models import Scope
 

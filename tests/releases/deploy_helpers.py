@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from portal.demo import DEMO_PASSWORD
+from organisation.demo import DEMO_PASSWORD
 from registry import services as registry
 from registry.models import ModelVersion, RegisteredModel
 from releases.models import ChangeRequest, Deployment, Environment

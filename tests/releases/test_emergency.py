@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from portal import services as org_services
+from organisation import services as org_services
 from portal.exceptions import RuleDenied
 from releases.models import ChangeRequest, Deployment, DeploymentKind, DeploymentStatus
 from releases.services import change_requests as services

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from audit.services import audit_record
-from portal import services as org_services
+from organisation import services as org_services
 from releases.models import ChangeRequest, SignOff
 from releases.services import policy
 from releases.states import State

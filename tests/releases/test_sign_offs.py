@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from portal import services as org_services
+from organisation import services as org_services
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Notification
 from releases.models import Deployment, DeploymentKind, DeploymentStatus, SignOff

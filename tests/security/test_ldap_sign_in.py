@@ -16,7 +16,7 @@ from tests.releases.deploy_helpers import sign
 from tests.security.conftest import ADMIN_DN, SUFFIX
 
 PASSWORD = "correct horse battery staple"
-BACKEND = "portal.ldap_backend.DirectoryBackend"
+BACKEND = "organisation.ldap_backend.DirectoryBackend"
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from django.db import connections
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from portal import services
+from organisation import services
 from portal.models import ServiceToken
 
 

@@ -3,7 +3,7 @@ import importlib
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from portal.demo import DEMO_PASSWORD, seed_organisation
+from organisation.demo import DEMO_PASSWORD, seed_organisation
 
 # Apps that add to the demo expose `demo.seed(stdout)`; they run in dependency order.
 DEMO_APPS = ["audit", "registry", "releases"]

@@ -12,7 +12,7 @@ def password_confirms(user, password: str) -> bool:
         return user.check_password(password)
     if not getattr(settings, "AUTH_LDAP_SERVER_URI", ""):
         return False
-    from portal.ldap_backend import DirectoryBackend
+    from organisation.ldap_backend import DirectoryBackend
 
     confirmed = DirectoryBackend().authenticate(
         None, username=user.get_username(), password=password

@@ -1,7 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from portal import services
+from organisation import services
 from portal.exceptions import DomainError
 from portal.models import Team
 

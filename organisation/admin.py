@@ -3,7 +3,7 @@ writes the same audit events as any other path."""
 
 from django.contrib import admin, messages
 
-from portal import services
+from organisation import services
 from portal.models import Membership, ServiceAccount, ServiceToken, Team
 
 

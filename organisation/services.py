@@ -1,5 +1,6 @@
 """Writes to the organisation: teams, memberships and service accounts. Who may approve is
-itself governed, so every change here is audited."""
+itself governed, so every change here is audited: these services sit above `audit`, while the
+models they write stay at the bottom in `portal` (see `organisation/__init__.py`)."""
 
 import secrets
 from dataclasses import dataclass

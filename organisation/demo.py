@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 
-from portal import services
+from organisation import services
 from portal.models import Team
 
 DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105  # nosec B105 - the published demo login

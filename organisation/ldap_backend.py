@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import transaction
 from django_auth_ldap.backend import LDAPBackend
 
-from portal import services
+from organisation import services
 from portal.models import Membership, Team
 
 
