@@ -6,6 +6,7 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_POST
 
+from portal.dashboard import dashboard_panels_for
 from portal.notifications import notifications_for, notifications_mark_read
 from portal.selectors import memberships_of
 
@@ -14,7 +15,10 @@ def dashboard(request):
     return render(
         request,
         "portal/dashboard.html",
-        {"memberships": memberships_of(user=request.user)},
+        {
+            "panels": dashboard_panels_for(user=request.user),
+            "memberships": memberships_of(user=request.user),
+        },
     )
 
 

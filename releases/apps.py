@@ -11,3 +11,19 @@ class ReleasesConfig(AppConfig):
         from releases.selectors.live import live_environments_of_versions
 
         hooks.register_live_environments_provider(live_environments_of_versions)
+
+        # Nor does the dashboard: it shows these panels, in this order, before the person's teams.
+        from portal.dashboard import register_dashboard_panel
+        from releases import dashboard
+
+        register_dashboard_panel(
+            position=10, template="releases/attention_panel.html", context=dashboard.needs_attention
+        )
+        register_dashboard_panel(
+            position=20,
+            template="releases/change_request_waiting_panel.html",
+            context=dashboard.waiting_for_me,
+        )
+        register_dashboard_panel(
+            position=30, template="releases/my_changes_panel.html", context=dashboard.my_changes
+        )
