@@ -260,6 +260,7 @@ SPECTACULAR_SETTINGS = {
         "DeploymentStatusEnum": "releases.models.DeploymentStatus",
         "SignOffKindEnum": "releases.models.SignOffKind",
         "ActorKindEnum": "audit.models.ActorKind",
+        "GateCodeEnum": "releases.services.gate.GateCode",
     },
 }
 

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from releases.models import Deployment, DeploymentStatus, SignOff
 from releases.selectors.live import signers_of
+from releases.services.gate import GateCode
 
 SHA256 = r"^[0-9a-f]{64}$"
 
@@ -42,7 +43,7 @@ class GateInput(BuildQuestion):
 
 
 class ReasonOutput(serializers.Serializer):
-    code = serializers.CharField()
+    code = serializers.ChoiceField(GateCode.choices, help_text="A stable code; see GateCode.")
     message = serializers.CharField()
 
 

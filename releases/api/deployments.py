@@ -14,9 +14,9 @@ from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes
 from portal.models import Scope
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import RegisteredModel
 from releases.api import deployment_serializers as s
-from releases.models import ChangeRequest, Deployment, Environment
+from releases.models import Deployment, Environment
 from releases.selectors.live import live_in_environment
 from releases.services import deployments, gate
 
@@ -39,18 +39,6 @@ def _named(model, name: str):
     return get_object_or_404(model, name=name)
 
 
-def gate_answer_data(answer: gate.GateAnswer) -> dict:
-    return {
-        "allowed": answer.allowed,
-        "change_request": answer.change_request.number if answer.change_request else None,
-        "reasons": [reason.as_dict() for reason in answer.reasons],
-        "warnings": [reason.as_dict() for reason in answer.warnings],
-        "policy_version": answer.policy.version if answer.policy else None,
-        "soak": answer.soak.as_dict() if answer.soak else None,
-        "decided_at": answer.decided_at,
-    }
-
-
 class GateView(APIView):
     permission_classes = [permissions.IsAuthenticated, TokenScopes]
     required_scopes = {"POST": Scope.GATE_READ}
@@ -67,41 +55,8 @@ class GateView(APIView):
     def post(self, request: Request) -> Response:
         question = s.GateInput(data=request.data)
         question.is_valid(raise_exception=True)
-        answer = gate.gate_check(actor=request.user, request=request, **question.validated_data)
-        return Response(s.GateOutput(gate_answer_data(answer)).data)
-
-
-def _resolve(data: dict) -> tuple[Environment, ModelVersion, ChangeRequest | None]:
-    """Rows for the names of a deployment start; unknown names are 400s on their field."""
-    errors = {}
-    environment = Environment.objects.filter(name=data["environment"]).first()
-    if environment is None:
-        errors["environment"] = [f"There is no environment named '{data['environment']}'."]
-    model = RegisteredModel.objects.filter(name=data["model"]).first()
-    version = None
-    if model is None:
-        errors["model"] = [f"There is no registered model named '{data['model']}'."]
-    else:
-        versions = ModelVersion.objects.select_related("model").filter(model=model)
-        if data["version"]:
-            version = versions.filter(version=data["version"]).first()
-        else:
-            version = versions.filter(artifact_sha256=data["artifact_sha256"]).first()
-        if version is None:
-            errors["version"] = [f"{model.name} has no such registered version."]
-    change_request = None
-    if data["change_request"]:
-        number = data["change_request"].upper().removeprefix("CR-")
-        change_request = (
-            ChangeRequest.objects.filter(pk=int(number)).first()
-            if number.isascii() and number.isdigit()
-            else None
-        )
-        if change_request is None:
-            errors["change_request"] = [f"There is no change request {data['change_request']}."]
-    if errors:
-        raise serializers.ValidationError(errors)
-    return environment, version, change_request
+        answer = gate.gate_decide(actor=request.user, request=request, **question.validated_data)
+        return Response(s.GateOutput(answer.as_dict()).data)
 
 
 class DeploymentsView(APIView):
@@ -126,25 +81,16 @@ class DeploymentsView(APIView):
     def post(self, request: Request) -> Response:
         payload = s.DeploymentInput(data=request.data)
         payload.is_valid(raise_exception=True)
-        data = payload.validated_data
-        environment, version, change_request = _resolve(data)
         try:
             deployment, created = deployments.deployment_start(
-                actor=request.user,
-                environment=environment,
-                model_version=version,
-                change_request=change_request,
-                artifact_sha256=data["artifact_sha256"],
-                pipeline_url=data["pipeline_url"],
-                health_url=data["health_url"],
-                request=request,
+                actor=request.user, request=request, **payload.validated_data
             )
         except deployments.GateDenied as denied:
             return Response(
                 {
                     "code": denied.code,
                     "detail": denied.detail,
-                    "reasons": [reason.as_dict() for reason in denied.reasons],
+                    "reasons": denied.answer.as_dict()["reasons"],
                 },
                 status=status.HTTP_403_FORBIDDEN,
             )

@@ -30,9 +30,10 @@ from releases.services.change_requests import (
     change_request_mark_rolled_back,
 )
 from releases.services.gate import (
+    UNKNOWN_NAME_FIELDS,
     GateAnswer,
     decision_data,
-    gate_decision_record,
+    gate_decision_save,
     gate_evaluate,
 )
 from releases.states import State
@@ -90,12 +91,33 @@ def _lock_history(model_id: int) -> None:
     RegisteredModel.objects.select_for_update().filter(pk=model_id).values_list("pk").first()
 
 
+def _lock_history_by_name(model: RegisteredModel | str) -> None:
+    if isinstance(model, RegisteredModel):
+        _lock_history(model.pk)
+    elif "\x00" not in model:
+        RegisteredModel.objects.select_for_update().filter(name=model).values_list("pk").first()
+
+
+def _refuse_unknown_names(answer: GateAnswer) -> None:
+    """A start that names something that does not exist is bad input (400 on that field), not a
+    gate decision: there is nothing to decide about."""
+    errors = {
+        UNKNOWN_NAME_FIELDS[reason.code]: [reason.message]
+        for reason in answer.reasons
+        if reason.code in UNKNOWN_NAME_FIELDS
+    }
+    if errors:
+        raise ValidationError(errors)
+
+
 def deployment_start(
     *,
     actor: Any,
-    environment: Environment,
-    model_version: ModelVersion,
-    change_request: ChangeRequest | None = None,
+    environment: Environment | str,
+    model_version: ModelVersion | None = None,
+    model: RegisteredModel | str = "",
+    version: str = "",
+    change_request: ChangeRequest | str | None = None,
     artifact_sha256: str = "",
     pipeline_url: str = "",
     health_url: str = "",
@@ -104,42 +126,42 @@ def deployment_start(
 ) -> tuple[Deployment, bool]:
     """Record that CD starts a deployment, if the gate allows it now (rules 7 to 9 and 11).
 
-    The gate runs again inside this transaction with the change request row locked, so two starts
-    under one change cannot both pass. A refusal is itself a record (rule 13): it is committed
-    with its audit event before `GateDenied` is raised. A retry with the same pipeline URL returns
-    the deployment already recorded, with `created` False. `artifact_sha256`, when CD sends
-    it, must be the version's digest (rule 1).
+    The build is named by `model_version`, or by `model` with `version` or `artifact_sha256`,
+    exactly as the gate API is asked. The gate runs again inside this transaction with the
+    model's history and the change request row locked, so two starts under one change cannot
+    both pass. A refusal is itself a record (rule 13): it is committed with its audit event
+    before `GateDenied` is raised. A retry with the same pipeline URL returns the deployment
+    already recorded, with `created` False. `artifact_sha256`, when CD sends it, must be the
+    version's digest (rule 1).
     """
     now = now or timezone.now()
+    if model_version is not None:
+        model, version = model_version.model, model_version.version
     with transaction.atomic():
-        _may_deploy(actor, model_version.model, change_request)
-        _lock_history(model_version.model_id)
-        if pipeline_url:
-            existing = _same_pipeline(environment, model_version, change_request, pipeline_url)
-            if existing is not None:
-                return existing, False
+        _lock_history_by_name(model)
         answer = gate_evaluate(
             environment=environment,
-            model=model_version.model,
-            version=model_version.version,
+            model=model,
+            version=version,
             artifact_sha256=artifact_sha256,
             change_request=change_request,
             now=now,
             lock=True,
         )
-        question = {
-            "environment": environment.name,
-            "model": model_version.model.name,
-            "version": model_version.version,
-            "change_request": change_request.number if change_request else "",
-            "artifact_sha256": artifact_sha256,
-            "pipeline_url": pipeline_url,
-        }
+        _refuse_unknown_names(answer)
+        environment, model_version = answer.environment, answer.model_version
+        _may_deploy(actor, answer.model, answer.change_request)
+        if pipeline_url:
+            named = answer.change_request if change_request not in (None, "") else None
+            existing = _same_pipeline(environment, model_version, named, pipeline_url)
+            if existing is not None:
+                return existing, False
+        question = {**answer.question.asked, "pipeline_url": pipeline_url}
         deployment = None
         if answer.allowed:
             deployment = Deployment(
                 environment=environment,
-                model=model_version.model,
+                model=answer.model,
                 model_version=model_version,
                 change_request=answer.change_request,
                 kind=DeploymentKind.DEPLOY,
@@ -149,9 +171,9 @@ def deployment_start(
                 health_url=health_url,
                 **_started_by(actor),
             )
-            deployment.full_clean()
+            deployment.full_clean(exclude=["environment", "model", "model_version"])
             deployment.save()
-        decision = gate_decision_record(
+        decision = gate_decision_save(
             actor=actor,
             answer=answer,
             purpose=GatePurpose.DEPLOYMENT,

@@ -5,8 +5,8 @@ from django import template
 from django.utils import timezone
 
 from releases.models import ChangeRequest, DeploymentKind, Environment
-from releases.selectors.policy import environment_policy_current
-from releases.services.gate import gate_evaluate, soak_evidence
+from releases.selectors.gate import gate_question_resolve
+from releases.services.gate import gate_judge
 
 register = template.Library()
 
@@ -17,12 +17,14 @@ def deployment_gate(change_request=None, model_version=None, environment=None) -
     a build and an environment (the filing form): the soak evidence alone."""
     now = timezone.now()
     if isinstance(change_request, ChangeRequest):
-        answer = gate_evaluate(
-            environment=change_request.environment,
-            model=change_request.model_version.model,
-            version=change_request.model_version.version,
-            change_request=change_request,
-            now=now,
+        answer = gate_judge(
+            gate_question_resolve(
+                environment=change_request.environment,
+                model=change_request.model_version.model,
+                version=change_request.model_version.version,
+                change_request=change_request,
+                now=now,
+            )
         )
         attempts = change_request.deployments.filter(kind=DeploymentKind.DEPLOY).order_by("pk")
         return {
@@ -33,9 +35,17 @@ def deployment_gate(change_request=None, model_version=None, environment=None) -
             "now": now,
         }
     if model_version and isinstance(environment, Environment):
-        policy = environment_policy_current(environment=environment)
-        soak = (
-            soak_evidence(policy=policy, model_version=model_version, now=now) if policy else None
+        question = gate_question_resolve(
+            environment=environment,
+            model=model_version.model,
+            version=model_version.version,
+            now=now,
         )
-        return {"answer": None, "soak": soak, "policy": policy, "attempts": [], "now": now}
+        return {
+            "answer": None,
+            "soak": question.soak,
+            "policy": question.policy,
+            "attempts": [],
+            "now": now,
+        }
     return {"answer": None, "soak": None, "policy": None, "attempts": [], "now": now}

@@ -12,7 +12,7 @@ from releases.services.deployments import (
     deployment_rollback,
     deployment_start,
 )
-from releases.services.gate import gate_check, gate_evaluate
+from releases.services.gate import gate_decide, gate_evaluate
 from releases.states import Kind, State
 from tests.releases.deploy_helpers import (
     deploy,
@@ -154,7 +154,7 @@ def test_soak_not_met_gives_the_earliest_date(
     )
     never = ask(envs, builds["1.1"], clock)
     assert never.codes() == ["soak_not_met"]
-    assert never.soak.deployment is None and never.soak.earliest_allowed_at is None
+    assert never.soak.deployment_id is None and never.soak.earliest_allowed_at is None
 
     ran = deploy(
         actor=ci.account,
@@ -167,7 +167,7 @@ def test_soak_not_met_gives_the_earliest_date(
     clock.advance(days=6)
     waiting = ask(envs, builds["1.1"], clock)
     assert waiting.codes() == ["soak_not_met"]
-    assert waiting.soak.deployment == ran
+    assert waiting.soak.deployment_id == ran.pk
     assert waiting.soak.earliest_allowed_at == earliest
     assert earliest.strftime("%Y-%m-%d %H:%M") in waiting.reasons[0].message
     clock.now = earliest
@@ -206,13 +206,13 @@ def test_soak_does_not_count_a_deployment_rolled_back_in_test(
     )
     answer = ask(envs, builds["1.2"], clock)
     assert answer.codes() == ["soak_not_met"]
-    assert answer.soak.deployment is None
+    assert answer.soak.deployment_id is None
 
 
 def test_soak_needs_the_same_model(envs, prod_change, clock, org):
     other = make_build(make_model("other-model"), "1.0")
-    assert ask(envs, prod_change.model_version, clock).soak.deployment is not None
-    assert ask(envs, other, clock).soak.deployment is None
+    assert ask(envs, prod_change.model_version, clock).soak.deployment_id is not None
+    assert ask(envs, other, clock).soak.deployment_id is None
 
 
 def test_digest_mismatch(envs, prod_change, builds, clock):
@@ -377,9 +377,9 @@ def test_every_failing_rule_is_listed(envs, builds, clock):
     assert all(reason.message for reason in answer.reasons)
 
 
-def test_gate_check_records_the_decision_with_the_policy_version(envs, prod_change, ci, clock):
+def test_gate_decide_records_the_decision_with_the_policy_version(envs, prod_change, ci, clock):
     before = AuditEvent.objects.count()
-    answer = gate_check(
+    answer = gate_decide(
         actor=ci.account,
         environment="prod",
         model=prod_change.model_version.model.name,
