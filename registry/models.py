@@ -38,6 +38,13 @@ class RegisteredModel(models.Model):
     risk_tier = models.PositiveSmallIntegerField(
         default=2, validators=[MinValueValidator(1), MaxValueValidator(3)]
     )
+    # Kept by the registration service under the model's row lock, so numbering the next build
+    # reads this row instead of every version of the model.
+    highest_version_number = models.PositiveBigIntegerField(
+        default=0,
+        editable=False,
+        help_text="The highest plain-number version (1, 2, 3 …) registered for this model.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -34,6 +34,8 @@ REPOSITORY_URL_RE = re.compile(
 )
 DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][^\s@]*$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+# "7" is a plain number; "07", "7.0" and "v7" are names.
+PLAIN_NUMBER_RE = re.compile(r"^[1-9][0-9]{0,17}$")
 
 
 class Errors:
@@ -331,10 +333,17 @@ def _known_datasets(errors: Errors, keys: list[tuple[str, str]]) -> list[Dataset
     return [found[key] for key in keys if key in found]
 
 
+def _plain_number(version: str) -> int | None:
+    return int(version) if PLAIN_NUMBER_RE.match(version) else None
+
+
 def _next_version_number(model: RegisteredModel) -> str:
-    taken = set(model.versions.values_list("version", flat=True))
-    number = len(taken) + 1
-    while str(number) in taken:
+    """The number after the model's highest plain-number version, read from the model's row
+    (locked by the caller, so two builds never get the same number) whatever the length of its
+    history. The probe skips a number that a row loaded outside the services (a restore, a bulk
+    load) holds without having moved the model's count."""
+    number = model.highest_version_number + 1
+    while ModelVersion.objects.filter(model=model, version=str(number)).exists():
         number += 1
     return str(number)
 
@@ -362,8 +371,9 @@ def model_version_register(
     artifact digest, its training data and environment lock, never changed afterwards.
 
     Without `version`, the build (commit and build id) names it: a retry finds the same version,
-    a new build gets the next number. When the repository has a mirror, the commit must be in it
-    (`unknown_commit`).
+    a new build gets the number after the model's highest plain-number version (1, 2, 3 …;
+    versions such as "1.4.0" are names and do not count). When the repository has a mirror, the
+    commit must be in it (`unknown_commit`).
     """
     errors = Errors()
     _check_sha1(errors, "commit_sha", commit_sha)
@@ -469,6 +479,9 @@ def _model_version_insert(
     )
     model_version.full_clean()
     model_version.save()
+    number = _plain_number(model_version.version)
+    if number is not None and number > model.highest_version_number:
+        RegisteredModel.objects.filter(pk=model.pk).update(highest_version_number=number)
     model_version.datasets.add(*dataset_rows)
     audit_record(
         actor=actor,
