@@ -14,7 +14,6 @@ from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes
 from portal.models import Scope
-from registry.models import RegisteredModel
 from releases.api import deployment_serializers as s
 from releases.models import Deployment, Environment
 from releases.selectors.live import live_in_environment
@@ -137,14 +136,12 @@ class RollbackView(APIView):
         ),
     )
     def post(self, request: Request, environment: str, name: str) -> Response:
-        env = _named(Environment, environment)
-        model = _named(RegisteredModel, name)
         payload = s.RollbackInput(data=request.data)
         payload.is_valid(raise_exception=True)
         rollback = deployments.deployment_rollback(
             actor=request.user,
-            environment=env,
-            model=model,
+            environment=environment,
+            model=name,
             reason=payload.validated_data["reason"],
             request=request,
         )

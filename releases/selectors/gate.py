@@ -102,10 +102,11 @@ class GateQuestion:
 
 
 def _moment(value: Any) -> datetime | None:
-    """A timestamp column as an aware datetime: SQLite hands back text, PostgreSQL a datetime."""
-    if value is None or isinstance(value, datetime):
-        return value
-    moment = parse_datetime(value)
+    """A timestamp column as an aware datetime: SQLite hands back naive UTC (as a datetime or
+    as text), PostgreSQL an aware datetime."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else parse_datetime(value)
     return moment.replace(tzinfo=UTC) if timezone.is_naive(moment) else moment
 
 

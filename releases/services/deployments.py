@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.services import audit_record, describe_actor
 from portal.authentication import is_service_account
-from portal.exceptions import Conflict, RuleDenied
+from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Scope
 from registry.models import ModelVersion, RegisteredModel
 from releases import notifications
@@ -24,17 +24,20 @@ from releases.models import (
     HealthCheck,
     UnauthorisedChange,
 )
-from releases.selectors.policy import environment_policy_current
+from releases.permissions import is_environment_approver, may_roll_back
+from releases.selectors.gate import gate_question_resolve
 from releases.services.change_requests import (
     change_request_mark_deployed,
     change_request_mark_rolled_back,
 )
 from releases.services.gate import (
+    ROLLBACK,
     UNKNOWN_NAME_FIELDS,
     GateAnswer,
     decision_data,
     gate_decision_save,
     gate_evaluate,
+    gate_judge,
 )
 from releases.states import State
 
@@ -290,34 +293,6 @@ def deployment_record_result(
     return deployment
 
 
-def is_environment_approver(user: Any, environment: Environment) -> bool:
-    """An approver of one of the approval teams of the environment's current policy."""
-    if user is None or is_service_account(user) or not user.is_authenticated:
-        return False
-    policy = environment_policy_current(environment=environment)
-    if policy is None:
-        return False
-    return Membership.objects.filter(
-        user=user, is_approver=True, team__in=policy.approval_teams.all()
-    ).exists()
-
-
-def may_roll_back(*, actor: Any, replaced: Deployment, environment_approver: bool) -> bool:
-    """Rule 10: the change's owner (its requester, or whoever started the deployment), an
-    approver of one of the environment's approval teams, or a token with `deployments:write`.
-    Pages pass `environment_approver` once for all their rows."""
-    if actor is None:
-        return True
-    if is_service_account(actor):
-        return actor.has_scope(Scope.DEPLOYMENTS_WRITE)
-    if not actor.is_authenticated:
-        return False
-    owners = {replaced.started_by_user_id}
-    if replaced.change_request is not None:
-        owners.add(replaced.change_request.requester_id)
-    return actor.pk in owners or environment_approver
-
-
 def rollback_plan(
     *, environment: Environment, model: RegisteredModel, lock: bool = False
 ) -> tuple[Deployment, Deployment]:
@@ -363,8 +338,8 @@ def rollback_plan(
 def deployment_rollback(
     *,
     actor: Any,
-    environment: Environment,
-    model: RegisteredModel,
+    environment: Environment | str,
+    model: RegisteredModel | str,
     reason: str,
     request: Any = None,
     now: datetime | None = None,
@@ -372,12 +347,21 @@ def deployment_rollback(
     """Rule 10: put back the version that was live before the latest attempt, with a reason and
     no new approval. Recorded as a deployment of kind rollback that is live at once; the
     deployment it replaces is marked rolled back and keeps its `succeeded_at`, so the past stays
-    answerable."""
+    answerable. The environment and model are resolved and judged by the gate's rules for a
+    rollback, like any other deployment."""
     now = now or timezone.now()
     reason = reason.strip()
     if not reason:
         raise ValidationError({"reason": "A rollback needs a reason."})
-    _lock_history(model.pk)
+    _lock_history_by_name(model)
+    answer = gate_judge(
+        gate_question_resolve(environment=environment, model=model, now=now), kind=ROLLBACK
+    )
+    for refusal in answer.reasons:
+        if refusal.code in UNKNOWN_NAME_FIELDS:
+            raise NotFound(refusal.message, code=refusal.code)
+        raise RuleDenied(refusal.message, code=refusal.code)
+    environment, model = answer.environment, answer.model
     replaced, target = rollback_plan(environment=environment, model=model, lock=True)
     if not may_roll_back(
         actor=actor,

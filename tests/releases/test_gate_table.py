@@ -13,8 +13,9 @@ from django.test.utils import CaptureQueriesContext
 
 from releases.models import Deployment, GateDecision
 from releases.selectors.gate import gate_question_resolve
+from releases.services import policy
 from releases.services.deployments import deployment_record_result, deployment_start
-from releases.services.gate import RULES, GateCode, gate_evaluate
+from releases.services.gate import ROLLBACK, RULES, GateCode, gate_evaluate
 from tests.releases.deploy_helpers import file_change, make_build, release_to_test
 
 pytestmark = pytest.mark.django_db
@@ -91,9 +92,7 @@ def test_the_api_the_deployment_start_and_the_page_give_one_answer(
     gate = client.post("/api/v1/gate/", question, format="json").json()
     start = client.post("/api/v1/deployments/", question, format="json")
     assert start.status_code == 403
-    page = login(release_approver).get(
-        f"/releases/change-requests/{pending_prod_change.number}/"
-    )
+    page = login(release_approver).get(f"/releases/change-requests/{pending_prod_change.number}/")
     text = re.sub(r"\s+", " ", page.content.decode())
 
     assert gate["allowed"] is False and gate["change_request"] == pending_prod_change.number
@@ -142,3 +141,35 @@ def release_to_test_quickly(build, ci, clock):
         actor=ci.account, environment="dev", model_version=build, now=clock.now
     )
     deployment_record_result(actor=ci.account, deployment=started, status="succeeded")
+
+
+def test_a_rollback_is_judged_by_the_rollback_rows_of_the_table(
+    envs, builds, ci, clock, requester, peer, django_clock
+):
+    """A freeze refuses normal changes, not the way back; an unknown model is a 404 naming the
+    rule, as for any path parameter."""
+    for version in ("1.0", "1.1"):
+        release_to_test(envs, builds[version], ci, clock, requester, peer)
+    policy.freeze_window_create(
+        actor=None,
+        environment=envs["test"],
+        starts_at=clock.now - timedelta(hours=1),
+        ends_at=clock.now + timedelta(hours=1),
+        reason="Quarter close",
+    )
+    client = ci.client()
+    question = {"environment": "test", "model": "fraud-score", "version": "1.0"}
+    assert "freeze_in_effect" in [
+        reason["code"] for reason in client.post("/api/v1/gate/", question).json()["reasons"]
+    ]
+    back = client.post(
+        "/api/v1/environments/test/models/fraud-score/rollback/", {"reason": "Scores drift"}
+    )
+    assert back.status_code == 201 and back.json()["version"] == "1.0"
+    unknown = client.post(
+        "/api/v1/environments/test/models/no-such-model/rollback/", {"reason": "Scores drift"}
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "unknown_model"
+    rollback_rows = {rule.code for rule in RULES if ROLLBACK in rule.blocks}
+    assert GateCode.FREEZE_IN_EFFECT not in rollback_rows
+    assert GateCode.UNKNOWN_MODEL in rollback_rows
