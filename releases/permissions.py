@@ -1,15 +1,41 @@
-"""Who may do what to a change request or a deployment: pure functions over loaded rows, asked by
-the services (which refuse) and by the selectors, views and templates (which choose the
-buttons), so a page can never offer what the service refuses. Rules 2, 3, 4, 6 and 10 of
-DESIGN.md."""
+"""Who may do what in releases: one home, asked by the services (which refuse) and by the
+selectors and views (which choose the buttons), so a page never offers what the service refuses.
+Rules 2, 3, 4, 6, 10 and 14 of DESIGN.md.
+
+`denial(user, action, obj)` says why not, as the domain error the service raises (a stable code);
+`may` is its yes or no. The sign-off rules take the loaded rows they judge (`signer_denial`);
+the rest read at most the environment's policy."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
-from portal.exceptions import DomainError, RuleDenied
-from portal.models import Membership, Team
-from releases.models import ChangeRequest, Decision, SignOff, SignOffKind
-from releases.states import State
+from portal.authentication import is_service_account
+from portal.exceptions import Conflict, DomainError, RuleDenied
+from portal.models import Membership, Scope, Team
+from releases.models import (
+    ChangeRequest,
+    Decision,
+    Deployment,
+    Environment,
+    SignOff,
+    SignOffKind,
+    UnauthorisedChange,
+)
+from releases.selectors.policy import environment_policy_current
+from releases.states import EDITABLE, State, can_move
+
+
+class Action(StrEnum):
+    """What a person or a pipeline asks to do; each has a button somewhere."""
+
+    EDIT = "edit"
+    SUBMIT = "submit"
+    CANCEL = "cancel"
+    ROLL_BACK = "roll_back"
+    REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
+
 
 # The only states in which a signature is asked for, and which kind of signature that is.
 SIGN_OFF_KIND_BY_STATE = {
@@ -125,3 +151,122 @@ def signature_meaning(*, change_request: ChangeRequest, slot: Slot, decision: st
         )
     verb = "approve" if approve else "reject"
     return f"I {verb} {number} for {environment} on behalf of {slot.team.name}"
+
+
+def person_denial(user: Any) -> DomainError | None:
+    """Rule 2: people file and sign, and answer for it; a token or the system does not."""
+    if user is None or is_service_account(user) or not user.is_authenticated:
+        return RuleDenied(
+            "Change requests are filed and signed by people, who answer for them.",
+            code="people_only",
+        )
+    return None
+
+
+def _requester_denial(user, change_request: ChangeRequest) -> DomainError | None:
+    """Rule 2: the requester answers for their change, so only they edit, submit or cancel it."""
+    denial = person_denial(user)
+    if denial is None and user.pk != change_request.requester_id:
+        denial = RuleDenied(
+            f"Only the requester of {change_request.number} may do this.", code="not_the_requester"
+        )
+    return denial
+
+
+def _state_denial(action: Action, change_request: ChangeRequest) -> DomainError | None:
+    """Which states each move of the requester leaves (states.py holds the table)."""
+    number, state = change_request.number, change_request.get_state_display().lower()
+    if action == Action.EDIT and change_request.state not in EDITABLE[change_request.kind]:
+        return Conflict(
+            f"{number} is {state} and can no longer be edited.", code="invalid_transition"
+        )
+    if action == Action.SUBMIT and change_request.state != State.DRAFT:
+        return Conflict(
+            f"{number} is {state}; only a draft is submitted.", code="invalid_transition"
+        )
+    if action == Action.CANCEL and not can_move(
+        change_request.kind, change_request.state, State.CANCELLED
+    ):
+        return Conflict(
+            f"{number} is {state}; it cannot become cancelled.", code="invalid_transition"
+        )
+    return None
+
+
+def is_environment_approver(user: Any, environment: Environment) -> bool:
+    """An approver of one of the approval teams of the environment's current policy."""
+    if user is None or is_service_account(user) or not user.is_authenticated:
+        return False
+    policy = environment_policy_current(environment=environment)
+    if policy is None:
+        return False
+    return Membership.objects.filter(
+        user=user, is_approver=True, team__in=policy.approval_teams.all()
+    ).exists()
+
+
+def may_roll_back(*, actor: Any, replaced: Deployment, environment_approver: bool) -> bool:
+    """Rule 10: the change's owner (its requester, or whoever started the deployment), an
+    approver of one of the environment's approval teams, or a token with `deployments:write`.
+    Pages pass `environment_approver` once for all their rows."""
+    if actor is None:
+        return True
+    if is_service_account(actor):
+        return actor.has_scope(Scope.DEPLOYMENTS_WRITE)
+    if not actor.is_authenticated:
+        return False
+    owners = {replaced.started_by_user_id}
+    if replaced.change_request is not None:
+        owners.add(replaced.change_request.requester_id)
+    return actor.pk in owners or environment_approver
+
+
+def may_review_unauthorised_change(
+    user: Any, environment: Environment, *, environment_approver: bool | None = None
+) -> bool:
+    """Rule 14: an approver of the flag's environment or an administrator clears a flag."""
+    if environment_approver is None:
+        environment_approver = is_environment_approver(user, environment)
+    return bool(getattr(user, "is_staff", False)) or environment_approver
+
+
+def denial(
+    user: Any, action: Action, obj: Any, *, environment_approver: bool | None = None
+) -> DomainError | None:
+    """Why `user` may not do `action` to `obj` now, or None. `obj` is the change request (edit,
+    submit, cancel), the deployment a rollback replaces, or the unauthorised change flag.
+    `environment_approver` lets a page that asks for many rows read it once."""
+    if action in (Action.EDIT, Action.SUBMIT, Action.CANCEL):
+        return _requester_denial(user, obj) or _state_denial(action, obj)
+    if action == Action.ROLL_BACK:
+        if environment_approver is None:
+            environment_approver = is_environment_approver(user, obj.environment)
+        if may_roll_back(actor=user, replaced=obj, environment_approver=environment_approver):
+            return None
+        return RuleDenied(
+            "Only the change's owner, an approver of this environment or the pipeline may roll "
+            f"back {obj.model.name} in {obj.environment.name}.",
+            code="not_allowed_to_roll_back",
+        )
+    if action == Action.REVIEW_UNAUTHORISED_CHANGE:
+        flag: UnauthorisedChange = obj
+        if may_review_unauthorised_change(
+            user, flag.environment, environment_approver=environment_approver
+        ):
+            return None
+        return RuleDenied(
+            f"Only an approver of {flag.environment.name} may clear this flag.",
+            code="not_allowed_to_review",
+        )
+    raise ValueError(f"Unknown action {action!r}")
+
+
+def may(user: Any, action: Action, obj: Any, **facts: Any) -> bool:
+    return denial(user, action, obj, **facts) is None
+
+
+def refuse(user: Any, action: Action, obj: Any, **facts: Any) -> None:
+    """Raise the denial, if any: what a service calls before it acts."""
+    found = denial(user, action, obj, **facts)
+    if found is not None:
+        raise found
