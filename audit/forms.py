@@ -1,5 +1,6 @@
 from django import forms
 
+from audit.actions import AuditAction
 from audit.selectors import EventFilters
 
 
@@ -7,7 +8,9 @@ class EventFilterForm(forms.Form):
     """The auditor's filters; the same fields as the API's query parameters."""
 
     actor = forms.CharField(required=False, max_length=150, label="Actor")
-    action = forms.CharField(required=False, max_length=100, label="Action")
+    action = forms.ChoiceField(
+        required=False, choices=[("", "Any action"), *AuditAction.choices], label="Action"
+    )
     object_type = forms.CharField(required=False, max_length=100, label="Object type")
     object_id = forms.CharField(required=False, max_length=100, label="Object id")
     environment = forms.CharField(required=False, max_length=100, label="Environment")

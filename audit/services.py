@@ -8,6 +8,7 @@ name who made them, and recording them as events would leave every checkpoint on
 import ipaddress
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit import keys
+from audit.actions import AuditAction
 from audit.chain import GENESIS_HASH, checkpoint_message, event_hash, format_timestamp
 from audit.models import ActorKind, AuditCheckpoint, AuditEvent, AuditVerification
 from audit.selectors import AUDITORS_GROUP
@@ -48,14 +50,23 @@ def _redact(value: Any) -> Any:
     return value
 
 
-def describe_actor(actor: Any) -> tuple[str, str, str]:
-    """(kind, id, name) of who acts: a user, a service account, or None for the system."""
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, as the trail names them: kind, id and the name they had at that moment."""
+
+    kind: ActorKind
+    id: str
+    name: str
+
+
+def describe_actor(actor: Any) -> Actor:
+    """A user, a service account, or None for the system."""
     if actor is None:
-        return ActorKind.SYSTEM, "", "system"
+        return Actor(ActorKind.SYSTEM, "", "system")
     if getattr(actor, "is_service_account", False):
-        return ActorKind.SERVICE, str(actor.pk), actor.name
+        return Actor(ActorKind.SERVICE, str(actor.pk), actor.name)
     if getattr(actor, "is_authenticated", False) and actor.pk is not None:
-        return ActorKind.USER, str(actor.pk), actor.get_username()
+        return Actor(ActorKind.USER, str(actor.pk), actor.get_username())
     raise ValueError("An audit event needs a signed-in user, a service account or None.")
 
 
@@ -100,7 +111,7 @@ def _lock_tail() -> tuple[int, str]:
 def audit_record(
     *,
     actor: Any,
-    action: str,
+    action: AuditAction,
     target: models.Model | None = None,
     environment: Any = None,
     data: dict | None = None,
@@ -109,11 +120,14 @@ def audit_record(
     """Append one event to the chain inside the caller's transaction.
 
     Never durable on its own: the event commits or rolls back with the change it records. Call it
-    last in a service so the append lock is held briefly.
+    last in a service so the append lock is held briefly. `action` is an `AuditAction`: a name
+    made up elsewhere would be an event no filter lists.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the service's transaction.")
-    actor_kind, actor_id, actor_name = describe_actor(actor)
+    if action not in AuditAction.values:
+        raise ValueError(f"{action!r} is not an audit action: add it to AuditAction first.")
+    who = describe_actor(actor)
     object_type, object_id, object_repr = describe_target(target)
     environment_name = getattr(environment, "name", environment) or ""
     request_id, ip, user_agent = describe_request(request)
@@ -124,10 +138,10 @@ def audit_record(
         seq=tail_seq + 1,
         prev_hash=tail_hash,
         occurred_at=timezone.now(),
-        actor_kind=actor_kind,
-        actor_id=actor_id,
-        actor_name=actor_name,
-        action=action,
+        actor_kind=who.kind,
+        actor_id=who.id,
+        actor_name=who.name,
+        action=AuditAction(action).value,
         object_type=object_type,
         object_id=object_id,
         object_repr=object_repr,
@@ -208,7 +222,7 @@ def audit_checkpoint_create(*, actor: Any) -> AuditCheckpoint:
         signature=keys.sign(checkpoint_message(report.tip_seq, report.tip_hash)),
         key_id=keys.current_key_id(),
         created_at=timezone.now(),
-        created_by=describe_actor(actor)[2],
+        created_by=describe_actor(actor).name,
     )
     checkpoint.full_clean()
     checkpoint.save()
@@ -230,7 +244,7 @@ def audit_verify(*, actor: Any) -> tuple[AuditVerification, Report]:
     run = AuditVerification(
         started_at=started_at,
         finished_at=timezone.now(),
-        run_by=describe_actor(actor)[2],
+        run_by=describe_actor(actor).name,
         ok=report.ok,
         events_checked=report.events,
         checkpoints_checked=report.checkpoints,
@@ -255,7 +269,7 @@ def auditor_add(*, actor: Any, user: AbstractBaseUser) -> bool:
     group.user_set.add(user)
     audit_record(
         actor=actor,
-        action="audit.reader_added",
+        action=AuditAction.AUDIT_READER_ADDED,
         target=user,
         data={"user": user.get_username(), "group": AUDITORS_GROUP},
     )

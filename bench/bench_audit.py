@@ -250,6 +250,7 @@ def bench_appends() -> dict:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from audit.actions import AuditAction
     from audit.services import audit_record, chain_event, to_json_value
 
     with connection.cursor() as cursor:
@@ -263,7 +264,7 @@ def bench_appends() -> dict:
         with transaction.atomic():
             audit_record(
                 actor=None,
-                action=columns["action"],
+                action=AuditAction.GATE_CHECKED,
                 environment=columns["environment"],
                 data=columns["data"],
             )

@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from audit.actions import AuditAction
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.selectors import MAX_PAGE_SIZE, PAGE_SIZE, EventFilters
 
@@ -8,7 +9,7 @@ class EventQuerySerializer(serializers.Serializer):
     """Query parameters of the event list: the auditor page's filters plus the cursor."""
 
     actor = serializers.CharField(required=False, max_length=150)
-    action = serializers.CharField(required=False, max_length=100)
+    action = serializers.ChoiceField(required=False, choices=AuditAction.choices)
     object_type = serializers.CharField(required=False, max_length=100)
     object_id = serializers.CharField(required=False, max_length=100)
     environment = serializers.CharField(required=False, max_length=100)

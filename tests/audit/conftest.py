@@ -6,6 +6,7 @@ from contextlib import contextmanager
 import pytest
 from django.db import connection, transaction
 
+from audit.actions import AuditAction
 from audit.services import audit_record, auditor_add
 
 
@@ -21,7 +22,12 @@ def record_events():
     """Append `count` events, one transaction each like real services; returns them in order."""
 
     def record(
-        count: int, *, action: str = "test.happened", target=None, environment="", actor=None
+        count: int,
+        *,
+        action: AuditAction = AuditAction.GATE_CHECKED,
+        target=None,
+        environment="",
+        actor=None,
     ):
         events = []
         for number in range(count):

@@ -10,22 +10,25 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from audit import keys
+from audit.actions import AuditAction
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import audit_checkpoint_create, audit_verify
 
 pytestmark = pytest.mark.django_db
 
+SIGNED, OTHER = AuditAction.CHANGE_REQUEST_SIGNED, AuditAction.DEPLOYMENT_FAILED
+
 
 @pytest.fixture
 def events(org, record_events):
-    return record_events(3, action="test.signed", target=org["model-risk"], environment="prod")
+    return record_events(3, action=SIGNED, target=org["model-risk"], environment="prod")
 
 
 @pytest.mark.parametrize("persona", ["auditor", "change_manager", "administrator"])
 def test_readers_see_the_event_list(request, login, events, persona):
     response = login(request.getfixturevalue(persona)).get(reverse("audit:events"))
     assert response.status_code == 200
-    assert b"test.signed" in response.content
+    assert SIGNED.encode() in response.content
     assert b'href="/audit/">Audit trail</a>' in response.content
 
 
@@ -56,13 +59,13 @@ def test_public_key_is_reachable_without_sign_in(client):
 
 
 def test_filters_and_cursor_on_the_page(login, auditor, org, record_events, events):
-    record_events(2, action="test.other", target=org["platform-operations"])
+    record_events(2, action=OTHER, target=org["platform-operations"])
     client = login(auditor)
-    page = client.get(reverse("audit:events"), {"action": "test.signed"})
+    page = client.get(reverse("audit:events"), {"action": SIGNED})
     listed = [e.seq for e in page.context["page"].events]
     assert listed[:3] == [e.seq for e in reversed(events)]
-    assert all(AuditEvent.objects.get(seq=seq).action == "test.signed" for seq in listed)
-    second = client.get(reverse("audit:events"), {"action": "test.signed", "cursor": events[1].seq})
+    assert all(AuditEvent.objects.get(seq=seq).action == SIGNED for seq in listed)
+    second = client.get(reverse("audit:events"), {"action": SIGNED, "cursor": events[1].seq})
     assert second.context["page"].events[0].seq == events[0].seq
 
 
@@ -76,7 +79,7 @@ def test_bad_filter_values_show_errors_not_a_crash(login, auditor, events):
 
 
 def test_object_timeline(login, auditor, org, record_events, events):
-    record_events(1, action="test.other", target=org["platform-operations"])
+    record_events(1, action=OTHER, target=org["platform-operations"])
     team = org["model-risk"]
     response = login(auditor).get(reverse("audit:timeline", args=["portal.team", str(team.pk)]))
     assert response.status_code == 200
@@ -87,22 +90,22 @@ def test_object_timeline(login, auditor, org, record_events, events):
 
 def test_event_list_query_count_stays_flat(login, auditor, org, record_events):
     client = login(auditor)
-    record_events(2, action="test.flat", target=org["model-risk"])
+    record_events(2, action=AuditAction.ENVIRONMENT_UPDATED, target=org["model-risk"])
     with CaptureQueriesContext(connection) as few:
-        client.get(reverse("audit:events"), {"action": "test.flat"})
-    record_events(20, action="test.flat", target=org["model-risk"])
+        client.get(reverse("audit:events"), {"action": AuditAction.ENVIRONMENT_UPDATED})
+    record_events(20, action=AuditAction.ENVIRONMENT_UPDATED, target=org["model-risk"])
     with CaptureQueriesContext(connection) as many:
-        client.get(reverse("audit:events"), {"action": "test.flat"})
+        client.get(reverse("audit:events"), {"action": AuditAction.ENVIRONMENT_UPDATED})
     assert len(many) == len(few)
 
 
 def test_csv_export_streams_the_filtered_set(login, auditor, org, record_events, events):
-    record_events(2, action="test.other")
-    response = login(auditor).get(reverse("audit:export-csv"), {"action": "test.signed"})
+    record_events(2, action=OTHER)
+    response = login(auditor).get(reverse("audit:export-csv"), {"action": SIGNED})
     assert response.status_code == 200
     assert response.streaming
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert {row["action"] for row in rows} == {"test.signed"}
+    assert {row["action"] for row in rows} == {SIGNED}
     assert [int(row["seq"]) for row in rows][:3] == [e.seq for e in reversed(events)]
     assert rows[0]["hash"] == events[-1].hash
 
@@ -113,10 +116,10 @@ def test_csv_export_defuses_spreadsheet_formulas(login, auditor, record_events):
     from audit.services import audit_record
 
     with transaction.atomic():
-        audit_record(actor=None, action="=HYPERLINK(1)")
-    response = login(auditor).get(reverse("audit:export-csv"), {"action": "=HYPERLINK(1)"})
+        audit_record(actor=None, action=AuditAction.GATE_CHECKED, environment="=HYPERLINK(1)")
+    response = login(auditor).get(reverse("audit:export-csv"), {"environment": "=HYPERLINK(1)"})
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[1][5] == "'=HYPERLINK(1)"
+    assert rows[1][9] == "'=HYPERLINK(1)"
 
 
 def test_jsonl_export_streams_the_filtered_set(login, auditor, events):

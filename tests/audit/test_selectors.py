@@ -5,6 +5,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
+from audit.actions import AuditAction
 from audit.selectors import (
     EventFilters,
     audit_event_page,
@@ -14,6 +15,8 @@ from audit.selectors import (
 from portal.exceptions import RuleDenied
 
 pytestmark = pytest.mark.django_db
+
+SIGNED = AuditAction.CHANGE_REQUEST_SIGNED
 
 
 def test_who_can_read_the_trail(
@@ -41,12 +44,20 @@ def test_reads_refuse_people_without_audit_rights(requester):
 def mixed(org, record_events, requester, change_manager):
     risk, ops = org["model-risk"], org["platform-operations"]
     return {
-        "risk_prod": record_events(3, action="test.signed", target=risk, environment="prod"),
+        "risk_prod": record_events(3, action=SIGNED, target=risk, environment="prod"),
         "ops_test": record_events(
-            2, action="test.deployed", target=ops, environment="test", actor=requester
+            2,
+            action=AuditAction.DEPLOYMENT_SUCCEEDED,
+            target=ops,
+            environment="test",
+            actor=requester,
         ),
         "risk_test": record_events(
-            2, action="test.signed", target=risk, environment="test", actor=change_manager
+            2,
+            action=SIGNED,
+            target=risk,
+            environment="test",
+            actor=change_manager,
         ),
     }
 
@@ -58,11 +69,11 @@ def _seqs(page) -> list[int]:
 @pytest.mark.parametrize(
     ("filters", "groups"),
     [
-        ({"action": "test.signed"}, ["risk_prod", "risk_test"]),
+        ({"action": SIGNED}, ["risk_prod", "risk_test"]),
         ({"environment": "test"}, ["ops_test", "risk_test"]),
         ({"actor": "requester"}, ["ops_test"]),
         ({"object_type": "portal.team", "environment": "prod"}, ["risk_prod"]),
-        ({"action": "test.signed", "actor": "changemgr"}, ["risk_test"]),
+        ({"action": SIGNED, "actor": "changemgr"}, ["risk_test"]),
     ],
 )
 def test_filters(auditor, mixed, filters, groups):
@@ -94,7 +105,7 @@ def test_time_range(auditor, mixed):
 
 def test_cursor_pages_cover_everything_once_newest_first(auditor, mixed):
     expected = sorted((e.seq for g in ("risk_prod", "risk_test") for e in mixed[g]), reverse=True)
-    filters = EventFilters(action="test.signed")
+    filters = EventFilters(action=SIGNED)
     seen, cursor = [], None
     while True:
         page = audit_event_page(user=auditor, filters=filters, cursor=cursor, limit=2)

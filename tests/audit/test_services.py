@@ -9,6 +9,7 @@ from django.db import transaction
 from django.test import RequestFactory
 
 from audit import keys
+from audit.actions import AuditAction
 from audit.chain import checkpoint_message
 from audit.models import ActorKind, AuditEvent
 from audit.offline_verify import signature_valid
@@ -33,7 +34,7 @@ def test_an_event_copies_names_so_it_outlives_its_actor_and_object(org, requeste
     with transaction.atomic():
         event = audit_record(
             actor=requester,
-            action="team.inspected",
+            action=AuditAction.TEAM_UPDATED,
             target=team,
             environment="prod",
             data={"password": "hunter2", "nested": {"token": "t"}, "kept": 1},

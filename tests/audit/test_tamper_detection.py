@@ -6,6 +6,7 @@ import json
 import pytest
 from django.core.management import call_command
 
+from audit.actions import AuditAction
 from audit.chain import event_hash, format_timestamp
 from audit.models import AuditEvent, AuditVerification
 from audit.services import audit_checkpoint_create, audit_verify
@@ -164,8 +165,8 @@ def test_awkward_text_verifies_and_its_copies_are_still_checked(record_events, t
     with transaction.atomic():
         event = audit_record(
             actor=None,
-            action='test."quoted"\\action',
-            environment="tab\there\nnewline",
+            action=AuditAction.GATE_CHECKED,
+            environment='tab\there\nnew"line\\',
             data={"float": 1.5, "big": 2**40, "text": 'q"b\\s\t\u0001 ünï ✓ 𝄞', "list": [None]},
         )
     report = verify_chain()
@@ -173,7 +174,7 @@ def test_awkward_text_verifies_and_its_copies_are_still_checked(record_events, t
     with tamper() as cursor:
         cursor.execute(
             "UPDATE audit_auditevent SET environment = %s WHERE seq = %s",
-            ["tab\there\nnewline!", event.seq],
+            ['tab\there\nnew"line\\!', event.seq],
         )
     report = verify_chain()
     assert report.first_bad_seq == event.seq

@@ -5,6 +5,7 @@ import threading
 import pytest
 from django.db import connection, connections, transaction
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.verification import verify_chain
@@ -35,7 +36,7 @@ def test_sixteen_writers_make_one_gapless_valid_chain():
                 with transaction.atomic():
                     audit_record(
                         actor=None,
-                        action="concurrency.appended",
+                        action=AuditAction.GATE_CHECKED,
                         data={"writer": number, "append": append},
                     )
         except BaseException as error:

@@ -4,6 +4,7 @@ apps and the audit append (lock, tail read, insert) stay on the primary."""
 import pytest
 from django.db import connection, transaction
 
+from audit.actions import AuditAction
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.services import audit_record
 from portal.db_router import AuditReplicaRouter
@@ -48,7 +49,7 @@ def test_the_audit_append_reads_its_tail_on_the_primary(replica):
 
     with CaptureQueriesContext(connection) as primary, transaction.atomic():
         assert AuditEvent.objects.all().db == "default"
-        event = audit_record(actor=None, action="bench.router_checked", data={"ok": True})
+        event = audit_record(actor=None, action=AuditAction.GATE_CHECKED, data={"ok": True})
     statements = [query["sql"] for query in primary.captured_queries]
     assert any('FROM "audit_auditevent"' in sql and "SELECT" in sql for sql in statements)
     assert any(sql.startswith('INSERT INTO "audit_auditevent"') for sql in statements)

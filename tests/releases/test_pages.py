@@ -8,6 +8,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from organisation import services as org_services
@@ -337,7 +338,10 @@ def _pad(change_request, signers, count):
     with transaction.atomic():
         for index in range(count):
             audit_record(
-                actor=None, action="change_request.noted", target=change_request, data={"n": index}
+                actor=None,
+                action=AuditAction.CHANGE_REQUEST_EDITED,
+                target=change_request,
+                data={"n": index},
             )
 
 

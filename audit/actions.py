@@ -1,0 +1,69 @@
+"""Every action the audit trail records, named in one place.
+
+`audit` sits below the apps that write events, so it may know all their names. Values are
+`entity.verb` and are stored in hash-chained events: a value never changes once written, or the
+filters would stop finding the events that carry it. A new action is a new member.
+"""
+
+from django.db import models
+
+
+class AuditAction(models.TextChoices):
+    # The trail itself
+    AUDIT_READER_ADDED = "audit.reader_added", "Auditor added"
+
+    # Organisation
+    TEAM_CREATED = "team.created", "Team created"
+    TEAM_UPDATED = "team.updated", "Team updated"
+    MEMBERSHIP_CHANGED = "membership.changed", "Membership changed"
+    MEMBERSHIP_REMOVED = "membership.removed", "Membership removed"
+    SERVICE_ACCOUNT_CREATED = "service_account.created", "Service account created"
+    SERVICE_ACCOUNT_UPDATED = "service_account.updated", "Service account updated"
+    SERVICE_TOKEN_ISSUED = "service_token.issued", "Service token issued"
+    SERVICE_TOKEN_REVOKED = "service_token.revoked", "Service token revoked"
+
+    # Registry
+    REPOSITORY_REGISTERED = "repository.registered", "Repository registered"
+    REPOSITORY_CONFIGURED = "repository.configured", "Repository configured"
+    MODEL_REGISTERED = "model.registered", "Model registered"
+    MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"
+    DATASET_VERSION_REGISTERED = "dataset_version.registered", "Dataset version registered"
+    PIPELINE_STATUS_CHANGED = "registry.pipeline_status_changed", "Pipeline status changed"
+
+    # Environments and their policies
+    ENVIRONMENT_CREATED = "environment.created", "Environment created"
+    ENVIRONMENT_UPDATED = "environment.updated", "Environment updated"
+    ENVIRONMENT_POLICY_CHANGED = "environment_policy.changed", "Approval policy changed"
+    FREEZE_WINDOW_CREATED = "freeze_window.created", "Freeze window created"
+    FREEZE_WINDOW_CANCELLED = "freeze_window.cancelled", "Freeze window cancelled"
+
+    # Change requests
+    CHANGE_REQUEST_CREATED = "change_request.created", "Change request created"
+    CHANGE_REQUEST_EDITED = "change_request.edited", "Change request edited"
+    CHANGE_REQUEST_SUBMITTED = "change_request.submitted", "Change request submitted"
+    CHANGE_REQUEST_SIGNED = "change_request.signed", "Change request signed"
+    CHANGE_REQUEST_REAUTH_FAILED = "change_request.reauth_failed", "Signature password refused"
+    CHANGE_REQUEST_CANCELLED = "change_request.cancelled", "Change request cancelled"
+    CHANGE_REQUEST_EXPIRED = "change_request.expired", "Change request expired"
+    CHANGE_REQUEST_DEPLOYED = "change_request.deployed", "Change request deployed"
+    CHANGE_REQUEST_ROLLED_BACK = "change_request.rolled_back", "Change request rolled back"
+    CHANGE_REQUEST_RETROSPECTIVE_ESCALATED = (
+        "change_request.retrospective_escalated",
+        "Retrospective review escalated",
+    )
+
+    # The gate and deployments
+    GATE_CHECKED = "gate.checked", "Gate checked"
+    DEPLOYMENT_STARTED = "deployment.started", "Deployment started"
+    DEPLOYMENT_REFUSED = "deployment.refused", "Deployment refused"
+    DEPLOYMENT_SUCCEEDED = "deployment.succeeded", "Deployment succeeded"
+    DEPLOYMENT_FAILED = "deployment.failed", "Deployment failed"
+    DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back", "Deployment rolled back"
+    DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED = (
+        "deployment.unauthorised_change_detected",
+        "Unauthorised change detected",
+    )
+    DEPLOYMENT_UNAUTHORISED_CHANGE_REVIEWED = (
+        "deployment.unauthorised_change_reviewed",
+        "Unauthorised change reviewed",
+    )
