@@ -10,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from portal.authentication import TOKEN_PREFIX, hash_token
 from portal.exceptions import Conflict
@@ -33,7 +34,7 @@ def team_create(*, actor: Actor, name: str, slug: str = "", description: str = "
     team.save()
     audit_record(
         actor=actor,
-        action="team.created",
+        action=AuditAction.TEAM_CREATED,
         target=team,
         data={"name": team.name, "slug": team.slug, "description": team.description},
     )
@@ -49,7 +50,7 @@ def team_update(*, actor: Actor, team: Team, name: str, description: str) -> Tea
     team.save()
     audit_record(
         actor=actor,
-        action="team.updated",
+        action=AuditAction.TEAM_UPDATED,
         target=team,
         data={"before": before, "after": {"name": name, "description": description}},
     )
@@ -78,7 +79,7 @@ def membership_set(
     membership.save()
     audit_record(
         actor=actor,
-        action="membership.changed",
+        action=AuditAction.MEMBERSHIP_CHANGED,
         target=membership,
         data={
             "user": user.get_username(),
@@ -100,7 +101,7 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
     }
     target_repr = Membership(pk=membership.pk, user=membership.user, team=membership.team)
     membership.delete()
-    audit_record(actor=actor, action="membership.removed", target=target_repr, data=data)
+    audit_record(actor=actor, action=AuditAction.MEMBERSHIP_REMOVED, target=target_repr, data=data)
 
 
 def _validate_scopes(scopes: list[str]) -> list[str]:
@@ -125,7 +126,7 @@ def service_account_create(
     account.save()
     audit_record(
         actor=actor,
-        action="service_account.created",
+        action=AuditAction.SERVICE_ACCOUNT_CREATED,
         target=account,
         data={"name": name, "team": team.slug, "scopes": account.scopes},
     )
@@ -143,7 +144,7 @@ def service_account_update(
     account.save()
     audit_record(
         actor=actor,
-        action="service_account.updated",
+        action=AuditAction.SERVICE_ACCOUNT_UPDATED,
         target=account,
         data={"before": before, "after": {"scopes": account.scopes, "is_active": is_active}},
     )
@@ -159,7 +160,7 @@ def service_token_issue(*, actor: Actor, service_account: ServiceAccount) -> Iss
     )
     audit_record(
         actor=actor,
-        action="service_token.issued",
+        action=AuditAction.SERVICE_TOKEN_ISSUED,
         target=service_account,
         data={"token_prefix": prefix},
     )
@@ -175,7 +176,7 @@ def service_token_revoke(*, actor: Actor, token: ServiceToken) -> ServiceToken:
     token.save(update_fields=["revoked_at"])
     audit_record(
         actor=actor,
-        action="service_token.revoked",
+        action=AuditAction.SERVICE_TOKEN_REVOKED,
         target=token.service_account,
         data={"token_prefix": token.prefix},
     )
