@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.db.models import F, Prefetch, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -62,7 +62,7 @@ class ChangeRequestFilters:
 
 def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
     """Every signed-in person may read every change request: the office works in the open. `team`
-    keeps requests filed by that team or waiting for, or signed by, that team."""
+    keeps requests filed by that team or waiting for, or signed by, that team. Newest first."""
     queryset = change_requests()
     exact = {
         "state": filters.state,
@@ -73,11 +73,59 @@ def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[Chan
     }
     queryset = queryset.filter(**{key: value for key, value in exact.items() if value})
     if filters.team:
-        queryset = queryset.filter(
-            Q(team__slug=filters.team)
-            | Q(sign_offs__team__slug=filters.team, sign_offs__voided_at__isnull=True)
-        ).distinct()
+        # EXISTS rather than a join: no DISTINCT, so a page is read by walking the id index.
+        signed = SignOff.objects.filter(
+            change_request=OuterRef("pk"), team__slug=filters.team, voided_at__isnull=True
+        )
+        queryset = queryset.filter(Q(team__slug=filters.team) | Exists(signed))
     return queryset.order_by("-id")
+
+
+LIST_PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class ChangeRequestListPage:
+    """One page of the list. `older_than` / `newer_than` are the cursors of the next and the
+    previous page (a change request id), None when there is none."""
+
+    rows: list[ChangeRequest]
+    older_than: int | None
+    newer_than: int | None
+
+
+def change_request_list_page(
+    *,
+    user,
+    filters: ChangeRequestFilters,
+    older_than: int | None = None,
+    newer_than: int | None = None,
+    size: int = LIST_PAGE_SIZE,
+) -> ChangeRequestListPage:
+    """A page of `change_request_list`, by keyset on the id (the list's order): the rows older
+    than one id, or newer than one. The cost follows the page, not the number of change
+    requests: one query for the rows, one more on a later page to know whether it has newer
+    ones."""
+    matching = change_request_list(user=user, filters=filters)
+    if newer_than is not None:
+        rows = list(matching.filter(pk__gt=newer_than).order_by("id")[: size + 1])
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        more_older = bool(rows) and matching.filter(pk__lt=rows[-1].pk).exists()
+    elif older_than is not None:
+        rows = list(matching.filter(pk__lt=older_than)[: size + 1])
+        more_older = len(rows) > size
+        rows = rows[:size]
+        more_newer = bool(rows) and matching.filter(pk__gt=rows[0].pk).exists()
+    else:
+        rows = list(matching[: size + 1])
+        more_older, more_newer = len(rows) > size, False
+        rows = rows[:size]
+    return ChangeRequestListPage(
+        rows=rows,
+        older_than=rows[-1].pk if more_older else None,
+        newer_than=rows[0].pk if more_newer else None,
+    )
 
 
 @dataclass(frozen=True)

@@ -60,12 +60,18 @@ def change_request_list(request: HttpRequest) -> HttpResponse:
             for name in ("state", "environment", "model", "requester", "team", "kind")
         }
     )
-    change_requests = selectors.change_request_list(user=request.user, filters=filters)[:200]
+    cursors = {
+        name: int(value) if value.isdigit() and len(value) <= 18 else None
+        for name in ("older_than", "newer_than")
+        for value in [request.GET.get(name, "")]
+    }
+    page = selectors.change_request_list_page(user=request.user, filters=filters, **cursors)
     return render(
         request,
         "releases/change_request_list.html",
         {
-            "change_requests": change_requests,
+            "change_requests": page.rows,
+            "page": page,
             "filters": filters,
             "states": State.choices,
             "environments": Environment.objects.order_by("rank"),
