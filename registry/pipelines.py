@@ -5,6 +5,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record
 from registry import gitlab
 from registry.models import ModelVersion, PipelineStatus, Repository
@@ -40,7 +41,7 @@ def pipeline_status_refresh(
         if before != status:
             audit_record(
                 actor=None,
-                action="registry.pipeline_status_changed",
+                action=AuditAction.PIPELINE_STATUS_CHANGED,
                 target=record,
                 data={
                     "repository": repository.url,

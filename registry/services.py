@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Model
 
+from audit.actions import AuditAction
 from audit.models import ActorKind
 from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
@@ -134,7 +135,7 @@ def repository_register(*, actor: Actor, url: str, request: Any = None) -> tuple
     if created:
         audit_record(
             actor=actor,
-            action="repository.registered",
+            action=AuditAction.REPOSITORY_REGISTERED,
             target=repository,
             data={"url": url},
             request=request,
@@ -173,7 +174,7 @@ def repository_configure(
     repository.save()
     audit_record(
         actor=actor,
-        action="repository.configured",
+        action=AuditAction.REPOSITORY_CONFIGURED,
         target=repository,
         data={"before": before, "after": after},
         request=request,
@@ -233,7 +234,7 @@ def model_register(
         return model, False
     audit_record(
         actor=actor,
-        action="model.registered",
+        action=AuditAction.MODEL_REGISTERED,
         target=model,
         data={
             "name": name,
@@ -294,7 +295,7 @@ def dataset_version_register(
         return dataset, False
     audit_record(
         actor=actor,
-        action="dataset_version.registered",
+        action=AuditAction.DATASET_VERSION_REGISTERED,
         target=dataset,
         data={"name": name, "version": version, **wanted},
         request=request,
@@ -467,14 +468,14 @@ def _model_version_insert(
             )
         return existing, False
 
-    actor_kind, _, actor_name = describe_actor(actor)
+    who = describe_actor(actor)
     model_version = ModelVersion(
         model=model,
         version=version or _next_version_number(model),
         repository=repository,
-        created_by_user=actor if actor_kind == ActorKind.USER else None,
-        created_by_service=actor if actor_kind == ActorKind.SERVICE else None,
-        created_by_name=actor_name,
+        created_by_user=actor if who.kind == ActorKind.USER else None,
+        created_by_service=actor if who.kind == ActorKind.SERVICE else None,
+        created_by_name=who.name,
         **wanted,
     )
     model_version.full_clean()
@@ -485,7 +486,7 @@ def _model_version_insert(
     model_version.datasets.add(*dataset_rows)
     audit_record(
         actor=actor,
-        action="model_version.registered",
+        action=AuditAction.MODEL_VERSION_REGISTERED,
         target=model_version,
         data={
             "model": model.name,
