@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
 from portal.authentication import is_service_account
 from portal.exceptions import Conflict, NotFound, RuleDenied
@@ -41,6 +42,12 @@ from releases.services.gate import (
 )
 from releases.states import State
 
+# The results CD may report, and the audit action each one records.
+RESULT_ACTIONS = {
+    DeploymentStatus.SUCCEEDED: AuditAction.DEPLOYMENT_SUCCEEDED,
+    DeploymentStatus.FAILED: AuditAction.DEPLOYMENT_FAILED,
+}
+
 
 class GateDenied(RuleDenied):
     """The gate refused a deployment start; `reasons` lists every failing rule."""
@@ -58,7 +65,7 @@ def _started_by(actor: Any) -> dict[str, Any]:
     return {
         "started_by_user": None if actor is None or is_service_account(actor) else actor,
         "started_by_service": actor if is_service_account(actor) else None,
-        "started_by_name": describe_actor(actor)[2],
+        "started_by_name": describe_actor(actor).name,
     }
 
 
@@ -185,7 +192,7 @@ def deployment_start(
         )
         audit_record(
             actor=actor,
-            action="deployment.started" if deployment else "deployment.refused",
+            action=AuditAction.DEPLOYMENT_STARTED if deployment else AuditAction.DEPLOYMENT_REFUSED,
             target=deployment or model_version,
             environment=environment,
             data={**question, **decision_data(answer, decision)},
@@ -232,7 +239,7 @@ def deployment_record_result(
     a failure leaves the change usable for a retry inside its window. Reporting the same result
     twice changes nothing."""
     now = now or timezone.now()
-    if status not in (DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED):
+    if status not in RESULT_ACTIONS:
         raise ValidationError({"status": "A result is 'succeeded' or 'failed'."})
     _require_scope(actor)
     _lock_history(deployment.model_id)
@@ -275,7 +282,7 @@ def deployment_record_result(
         notifications.deployment_failed(deployment=deployment)
     audit_record(
         actor=actor,
-        action=f"deployment.{status}",
+        action=RESULT_ACTIONS[status],
         target=deployment,
         environment=deployment.environment,
         data={
@@ -411,7 +418,7 @@ def deployment_rollback(
         )
     audit_record(
         actor=actor,
-        action="deployment.rolled_back",
+        action=AuditAction.DEPLOYMENT_ROLLED_BACK,
         target=rollback,
         environment=environment,
         data={
@@ -478,7 +485,7 @@ def health_check_record(
     flag.save()
     audit_record(
         actor=actor,
-        action="deployment.unauthorised_change_detected",
+        action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
         target=deployment,
         environment=deployment.environment,
         data={
@@ -520,13 +527,13 @@ def unauthorised_change_review(
         )
     flag.reviewed_at = now
     flag.reviewed_by = actor
-    flag.reviewed_by_name = describe_actor(actor)[2]
+    flag.reviewed_by_name = describe_actor(actor).name
     flag.review_note = note
     flag.full_clean()
     flag.save()
     audit_record(
         actor=actor,
-        action="deployment.unauthorised_change_reviewed",
+        action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_REVIEWED,
         target=flag.deployment,
         environment=flag.environment,
         data={"flag": flag.pk, "model": flag.model.name, "note": note},
