@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from bench.bench_audit import _copy_in, _copy_text
 
 MODELS = 200
@@ -163,7 +164,7 @@ class Loader:
         }
         event = self._event(
             at=at,
-            action="model_version.registered",
+            action=AuditAction.MODEL_VERSION_REGISTERED,
             object_type="registry.modelversion",
             object_id=pk,
             object_repr=f"{name} {version}",
@@ -207,7 +208,7 @@ class Loader:
         }
         event = self._event(
             at=finished,
-            action=f"deployment.{status}",
+            action=AuditAction.DEPLOYMENT_FAILED if failed else AuditAction.DEPLOYMENT_SUCCEEDED,
             object_type="releases.deployment",
             object_id=pk,
             object_repr=f"Deploy {name} {version_name(g)} to {environment}",
@@ -440,3 +441,78 @@ def load_change_requests(*, count: int, stdout) -> None:
         _reset_sequence(ChangeRequest)
         _reset_sequence(SignOff)
     stdout.write(f"  loaded {len(cr_rows):,} change requests, {len(sign_off_rows):,} sign-offs\n")
+
+
+def load_numbered_versions(*, model_name: str, upto: int, stdout) -> None:
+    """Builds of one model numbered by the portal (1, 2, 3 …) up to `upto`, with their audit
+    events, and the model's highest number moved as the registration service moves it."""
+    from portal.models import ServiceAccount
+    from registry.models import ModelVersion, RegisteredModel, Repository
+
+    model = RegisteredModel.objects.get(name=model_name)
+    ci = ServiceAccount.objects.get(name=CI_NAME)
+    repository = Repository.objects.get(url=REPOSITORY)
+    first = model.highest_version_number + 1
+    if first > upto:
+        return
+    start = timezone.now() - timedelta(days=SPAN_DAYS)
+    step = timedelta(days=SPAN_DAYS) / (upto - first + 2)
+    pk = _next_id(ModelVersion)
+    rows, events = [], []
+    for offset, number in enumerate(range(first, upto + 1)):
+        key = f"{model_name} build {number}"
+        at = start + step * offset
+        wanted = {
+            "commit_sha": sha1(key),
+            "ref": "refs/heads/main",
+            "build_id": f"numbered-{number}",
+            "build_url": f"https://gitlab.example.com/bench/models/-/pipelines/numbered-{number}",
+            "artifact_uri": f"s3://bank-ml-models/{model_name}/{number}/model.pkl",
+            "artifact_sha256": digest(key),
+            "framework": "lightgbm 4.5",
+            "params": {},
+            "metrics": {"auc": 0.9},
+            "env_lock_sha256": "",
+        }
+        rows.append(
+            {
+                "id": pk + offset,
+                "model_id": model.pk,
+                "version": str(number),
+                "repository_id": repository.pk,
+                "created_by_user_id": None,
+                "created_by_service_id": ci.pk,
+                "created_by_name": ci.name,
+                "created_at": at,
+                **wanted,
+            }
+        )
+        events.append(
+            {
+                "occurred_at": at,
+                "actor_kind": "service",
+                "actor_id": str(ci.pk),
+                "actor_name": ci.name,
+                "action": "model_version.registered",
+                "object_type": "registry.modelversion",
+                "object_id": str(pk + offset),
+                "object_repr": f"{model_name} {number}",
+                "environment": "",
+                "data": {
+                    "model": model_name,
+                    "version": str(number),
+                    "repository": REPOSITORY,
+                    **wanted,
+                    "datasets": [],
+                },
+                "request_id": secrets.token_hex(16),
+                "ip": "10.20.0.5",
+                "user_agent": CI_USER_AGENT,
+            }
+        )
+    with transaction.atomic():
+        copy_rows(ModelVersion, rows)
+        _reset_sequence(ModelVersion)
+        RegisteredModel.objects.filter(pk=model.pk).update(highest_version_number=upto)
+        append_events(events)
+    stdout.write(f"  loaded {len(rows):,} numbered builds of {model_name} (up to {upto:,})\n")
