@@ -37,6 +37,9 @@ class EnvironmentPolicy(models.Model):
         Environment, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     soak_days = models.PositiveSmallIntegerField(default=0)
+    soak_requires_healthy = models.BooleanField(
+        default=False, help_text="Refuse the soak when any health check failed during it."
+    )
     emergency_allowed = models.BooleanField(default=True)
     exclude_commit_authors = models.BooleanField(default=False)
     retrospective_hours = models.PositiveSmallIntegerField(default=72)

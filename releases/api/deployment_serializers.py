@@ -50,9 +50,18 @@ class ReasonOutput(serializers.Serializer):
 class SoakOutput(serializers.Serializer):
     source = serializers.CharField()
     days = serializers.IntegerField()
-    deployment = serializers.IntegerField(allow_null=True)
-    succeeded_at = serializers.DateTimeField(allow_null=True)
-    earliest_allowed_at = serializers.DateTimeField(allow_null=True)
+    deployment = serializers.IntegerField(
+        allow_null=True, help_text="The deployment that began the build's latest span there."
+    )
+    live_from = serializers.DateTimeField(allow_null=True)
+    live_until = serializers.DateTimeField(allow_null=True, help_text="null: still live.")
+    rolled_back_at = serializers.DateTimeField(
+        allow_null=True, help_text="A rollback away from the digest there since: no soak."
+    )
+    failed_health_checks = serializers.IntegerField()
+    earliest_allowed_at = serializers.DateTimeField(
+        allow_null=True, help_text="null: no span can satisfy the rule as things stand."
+    )
     holds = serializers.BooleanField()
 
 

@@ -50,18 +50,41 @@ class Freeze:
 
 @dataclass(frozen=True)
 class SoakEvidence:
-    """Rule 7: the first successful, not rolled back deployment of the same digest in the soak
-    source, and the moment from which the rule holds (None while there is no such deployment)."""
+    """Rule 7 for one build: its latest span in the soak source. The span starts when a normal
+    deployment of the same artifact digest succeeded there (`started_at`) and ends when another
+    digest of the model went live there (`ended_at`, None while it is still live). A rollback
+    away from the digest there since the span began (`rolled_back_at`) voids it; failed health
+    checks during the span are evidence, and void it where the policy asks for a healthy soak."""
 
     source: Environment
     days: int
+    requires_healthy: bool
     deployment_id: int | None
-    succeeded_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    rolled_back_at: datetime | None
+    failed_checks: int
     now: datetime
 
     @property
+    def live(self) -> bool:
+        return self.started_at is not None and self.ended_at is None
+
+    @property
+    def void(self) -> bool:
+        unhealthy = self.requires_healthy and self.failed_checks > 0
+        return self.rolled_back_at is not None or unhealthy
+
+    @property
     def earliest_allowed_at(self) -> datetime | None:
-        return self.succeeded_at + timedelta(days=self.days) if self.succeeded_at else None
+        """When the rule holds: None while no span can make it hold (never live there, voided,
+        or replaced before the days were up: "not while it is not live there")."""
+        if self.started_at is None or self.void:
+            return None
+        earliest = self.started_at + timedelta(days=self.days)
+        if self.ended_at is not None and self.ended_at < earliest:
+            return None
+        return earliest
 
     @property
     def holds(self) -> bool:
@@ -151,6 +174,7 @@ POLICY_FIELDS = [
     "needs_peer_review",
     "soak_source_id",
     "soak_days",
+    "soak_requires_healthy",
     "emergency_allowed",
     "exclude_commit_authors",
     "retrospective_hours",
@@ -205,7 +229,28 @@ SELECT {environment_e},
        {version_v},
        {repository_r},
        f.ends_at AS freeze_ends_at, f.reason AS freeze_reason,
-       soak.id AS soak_id, soak.succeeded_at AS soak_succeeded_at,
+       soak.id AS soak_id, soak.succeeded_at AS soak_started_at,
+       (SELECT MIN(n.succeeded_at) FROM releases_deployment n
+         JOIN registry_modelversion nv ON nv.id = n.model_version_id
+         WHERE n.environment_id = soak.environment_id AND n.model_id = soak.model_id
+           AND n.succeeded_at > soak.succeeded_at
+           AND nv.artifact_sha256 <> v.artifact_sha256) AS soak_ended_at,
+       COALESCE(
+         (SELECT MIN(rb.succeeded_at) FROM releases_deployment rb
+           JOIN releases_deployment away ON away.id = rb.rollback_of_id
+           JOIN registry_modelversion av ON av.id = away.model_version_id
+           WHERE rb.environment_id = soak.environment_id AND rb.model_id = soak.model_id
+             AND rb.kind = '{rollback}' AND rb.succeeded_at >= soak.succeeded_at
+             AND av.artifact_sha256 = v.artifact_sha256),
+         (SELECT MIN(rb.succeeded_at) FROM releases_deployment rb
+           WHERE rb.rollback_of_id = soak.id))
+         AS soak_rolled_back_at,
+       (SELECT COUNT(*) FROM releases_healthcheck h
+         JOIN releases_deployment hd ON hd.id = h.deployment_id
+         JOIN registry_modelversion hv ON hv.id = hd.model_version_id
+         WHERE hd.environment_id = soak.environment_id AND hd.model_id = soak.model_id
+           AND hv.artifact_sha256 = v.artifact_sha256 AND h.ok = %(false)s
+           AND h.checked_at >= soak.succeeded_at) AS soak_failed_checks,
        (SELECT ps.status FROM registry_pipelinestatus ps
          WHERE ps.repository_id = v.repository_id AND ps.commit_sha = v.commit_sha)
          AS pipeline_status,
@@ -238,9 +283,9 @@ LEFT JOIN releases_deployment soak ON soak.id = (
     SELECT d.id FROM releases_deployment d
     JOIN registry_modelversion dv ON dv.id = d.model_version_id
     WHERE d.environment_id = p.soak_source_id AND d.model_id = v.model_id
-      AND dv.artifact_sha256 = v.artifact_sha256 AND d.succeeded_at IS NOT NULL
-      AND d.status <> '{rolled_back}'
-    ORDER BY d.succeeded_at, d.id LIMIT 1)
+      AND dv.artifact_sha256 = v.artifact_sha256 AND d.kind = '{deploy}'
+      AND d.succeeded_at IS NOT NULL
+    ORDER BY d.succeeded_at DESC, d.id DESC LIMIT 1)
 """
 
 # The change it would go under, what became of its attempts (rule 9), when an emergency was
@@ -290,7 +335,7 @@ def _statement(template: str) -> str:
         dead_or_draft=_in(DEAD_STATES | {State.DRAFT}),
         usable=_in(USABLE_STATES.values()),
         retrospective_pending=_in({State.DEPLOYED, State.RETRO_REVIEW}),
-        rolled_back=DeploymentStatus.ROLLED_BACK,
+        rollback=DeploymentKind.ROLLBACK,
         deploy=DeploymentKind.DEPLOY,
         started=DeploymentStatus.STARTED,
         emergency_authorisation=SignOffKind.EMERGENCY_AUTHORISATION,
@@ -356,6 +401,7 @@ def gate_question_resolve(
             "version": _matchable(version),
             "artifact_sha256": _matchable(artifact_sha256),
             "now": _param(now),
+            "false": False,
         },
     )
     found_environment = _instance(Environment, build, "e_", ENVIRONMENT_FIELDS)
@@ -373,8 +419,12 @@ def gate_question_resolve(
             soak = SoakEvidence(
                 source=policy.soak_source,
                 days=policy.soak_days,
+                requires_healthy=policy.soak_requires_healthy,
                 deployment_id=build["soak_id"],
-                succeeded_at=_moment(build["soak_succeeded_at"]),
+                started_at=_moment(build["soak_started_at"]),
+                ended_at=_moment(build["soak_ended_at"]),
+                rolled_back_at=_moment(build["soak_rolled_back_at"]),
+                failed_checks=build["soak_failed_checks"] or 0,
                 now=now,
             )
     if model_version is not None:

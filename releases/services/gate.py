@@ -142,7 +142,10 @@ class GateAnswer:
                     "source": soak.source.name,
                     "days": soak.days,
                     "deployment": soak.deployment_id,
-                    "succeeded_at": soak.succeeded_at,
+                    "live_from": soak.started_at,
+                    "live_until": soak.ended_at,
+                    "rolled_back_at": soak.rolled_back_at,
+                    "failed_health_checks": soak.failed_checks,
                     "earliest_allowed_at": soak.earliest_allowed_at,
                     "holds": soak.holds,
                 }
@@ -333,18 +336,35 @@ def freeze_in_effect(q: GateQuestion) -> str | None:
 
 
 def soak_not_met(q: GateQuestion) -> str | None:
-    """Rule 7: the same artifact digest ran successfully in the soak source long enough."""
+    """Rule 7: the same artifact digest was live in the soak source, without interruption, for
+    the policy's days, and was not rolled back there since (nor unhealthy, where asked)."""
     soak, version = q.soak, q.model_version
     if soak is None or soak.holds:
         return None
-    build = f"{version} ({_digest(version.artifact_sha256)})"
-    if soak.succeeded_at is None:
+    build, source = f"{version} ({_digest(version.artifact_sha256)})", soak.source.name
+    if soak.started_at is None:
         return (
-            f"{build} has not run successfully in {soak.source.name}; "
-            f"{q.environment.name} needs {soak.days} days there first."
+            f"{build} has not been live in {source}; {q.environment.name} needs {soak.days} "
+            f"days of it live there first."
+        )
+    if soak.rolled_back_at is not None:
+        return (
+            f"{build} was rolled back away from in {source} at {_when(soak.rolled_back_at)}; "
+            "its time there does not count as soak."
+        )
+    if soak.void:
+        return (
+            f"{soak.failed_checks} health check(s) of {build} failed in {source} during its "
+            "soak, and the policy asks for a healthy one."
+        )
+    if soak.earliest_allowed_at is None:
+        return (
+            f"{build} was live in {source} only from {_when(soak.started_at)} to "
+            f"{_when(soak.ended_at)}, less than {soak.days} days; the soak holds only once it "
+            f"has been live there {soak.days} days in one span (not while it is not live there)."
         )
     return (
-        f"{build} succeeded in {soak.source.name} at {_when(soak.succeeded_at)}; the "
+        f"{build} has been live in {source} since {_when(soak.started_at)}; the "
         f"{soak.days}-day soak holds from {_when(soak.earliest_allowed_at)}."
     )
 

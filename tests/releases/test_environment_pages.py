@@ -165,7 +165,7 @@ def test_the_filing_form_shows_the_soak_evidence(login, requester, envs, builds)
         "/releases/change-requests/new/",
         {"model_version": builds["1.1"].pk, "environment": "prod"},
     ).content.decode()
-    assert "not yet deployed successfully to test" in page
+    assert "never live in test" in page
 
 
 def test_an_unknown_environment_is_404(login, auditor, envs):

@@ -206,7 +206,7 @@ def test_soak_does_not_count_a_deployment_rolled_back_in_test(
     )
     answer = ask(envs, builds["1.2"], clock)
     assert answer.codes() == ["soak_not_met"]
-    assert answer.soak.deployment_id is None
+    assert answer.soak.rolled_back_at is not None and answer.soak.earliest_allowed_at is None
 
 
 def test_soak_needs_the_same_model(envs, prod_change, clock, org):
