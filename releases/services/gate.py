@@ -15,6 +15,7 @@ from typing import Any
 from django.db import models, transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
@@ -495,7 +496,7 @@ def gate_decision_save(
         reasons=[reason.as_dict() for reason in answer.reasons],
         warnings=[reason.as_dict() for reason in answer.warnings],
         question=question,
-        asked_by_name=describe_actor(actor)[2],
+        asked_by_name=describe_actor(actor).name,
         decided_at=answer.decided_at,
     )
     # Every value comes from rows read in this transaction a moment ago and from the rule
@@ -537,7 +538,7 @@ def gate_decide(
     )
     audit_record(
         actor=actor,
-        action="gate.checked",
+        action=AuditAction.GATE_CHECKED,
         target=answer.model_version or answer.model,
         environment=answer.environment,
         data={**question, **decision_data(answer, decision)},
