@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
@@ -46,7 +47,7 @@ def environment_create(
     environment.save()
     audit_record(
         actor=actor,
-        action="environment.created",
+        action=AuditAction.ENVIRONMENT_CREATED,
         target=environment,
         environment=environment,
         data={"name": name, "rank": rank, "description": description},
@@ -66,7 +67,7 @@ def environment_update(
     environment.save()
     audit_record(
         actor=actor,
-        action="environment.updated",
+        action=AuditAction.ENVIRONMENT_UPDATED,
         target=environment,
         environment=environment,
         data={"before": before, "after": {"rank": rank, "description": description}},
@@ -114,14 +115,14 @@ def environment_policy_change(
         emergency_allowed=emergency_allowed,
         exclude_commit_authors=exclude_commit_authors,
         retrospective_hours=retrospective_hours,
-        created_by_name=describe_actor(actor)[2],
+        created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()
     policy.save()
     policy.approval_teams.set(list(approval_teams))
     audit_record(
         actor=actor,
-        action="environment_policy.changed",
+        action=AuditAction.ENVIRONMENT_POLICY_CHANGED,
         target=policy,
         environment=environment,
         data={"before": policy_snapshot(current), "after": policy_snapshot(policy)},
@@ -156,13 +157,13 @@ def freeze_window_create(
         starts_at=starts_at,
         ends_at=ends_at,
         reason=reason,
-        created_by_name=describe_actor(actor)[2],
+        created_by_name=describe_actor(actor).name,
     )
     freeze.full_clean()
     freeze.save()
     audit_record(
         actor=actor,
-        action="freeze_window.created",
+        action=AuditAction.FREEZE_WINDOW_CREATED,
         target=freeze,
         environment=environment,
         data=_freeze_data(freeze),
@@ -180,13 +181,13 @@ def freeze_window_cancel(
     if freeze.cancelled_at is not None:
         raise Conflict("This freeze is already cancelled.", code="freeze_cancelled")
     freeze.cancelled_at = timezone.now()
-    freeze.cancelled_by_name = describe_actor(actor)[2]
+    freeze.cancelled_by_name = describe_actor(actor).name
     freeze.cancel_reason = reason
     freeze.full_clean()
     freeze.save()
     audit_record(
         actor=actor,
-        action="freeze_window.cancelled",
+        action=AuditAction.FREEZE_WINDOW_CANCELLED,
         target=freeze,
         environment=freeze.environment,
         data={**_freeze_data(freeze), "cancel_reason": reason},
