@@ -58,13 +58,6 @@ class Actor:
     id: str
     name: str
 
-    # Callers still reading the old (kind, id, name) tuple while they move to the attributes.
-    def __iter__(self):
-        return iter((self.kind, self.id, self.name))
-
-    def __getitem__(self, index: int) -> str:
-        return tuple(self)[index]
-
 
 def describe_actor(actor: Any) -> Actor:
     """A user, a service account, or None for the system."""
