@@ -2,7 +2,9 @@
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
+from portal.exceptions import DomainError
 from registry.models import ModelVersion
 from releases.models import ChangeRequest, Decision, Environment
 
@@ -46,13 +48,6 @@ class ChangeRequestForm(forms.Form):
         label=f"Window ends ({settings.TIME_ZONE})",
     )
 
-    def clean(self):
-        data = super().clean()
-        start, end = data.get("window_start"), data.get("window_end")
-        if start and end and end <= start:
-            self.add_error("window_end", "The window must end after it starts.")
-        return data
-
 
 class EmergencyForm(forms.Form):
     """An emergency change: an incident and a reason instead of a window (it gets 24 hours from
@@ -93,12 +88,18 @@ class SignForm(forms.Form):
     content_digest = forms.CharField(widget=forms.HiddenInput, max_length=64)
     team = forms.CharField(widget=forms.HiddenInput, required=False)
 
-    def clean(self):
-        data = super().clean()
-        if data.get("decision") == Decision.REJECT and not data.get("comment", "").strip():
-            self.add_error("comment", "Say why you reject.")
-        return data
-
 
 class CancelForm(forms.Form):
     reason = forms.CharField(max_length=300, required=False)
+
+
+def refusal_on_form(form: forms.Form, error: DomainError | ValidationError) -> int:
+    """Show a service's refusal on the form and return the status to answer: a field's message
+    under that field (400), a rule's denial above the form with its status (403 or 409)."""
+    if isinstance(error, DomainError):
+        form.add_error(None, error.detail)
+        return error.status_code
+    by_field = error.error_dict if hasattr(error, "error_dict") else {None: error.error_list}
+    for name, errors in by_field.items():
+        form.add_error(name if name in form.fields else None, errors)
+    return 400

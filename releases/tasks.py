@@ -8,17 +8,19 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from audit.services import audit_record
 from releases import notifications
 from releases.health import probe
 from releases.models import ChangeRequest, Deployment, Environment
 from releases.selectors.live import live_in_environment
-from releases.services.change_requests import change_request_expire
+from releases.services.change_requests import (
+    RETROSPECTIVE_WARNING,
+    change_request_expire,
+    change_request_retrospective_escalate,
+)
 from releases.services.deployments import health_check_record
 from releases.states import Kind, State
 
 HEALTH_TIMEOUT_SECONDS = float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 5))
-RETROSPECTIVE_WARNING = timedelta(hours=12)
 
 
 @shared_task
@@ -96,31 +98,18 @@ def remind_stale_sign_offs() -> int:
 @shared_task
 def escalate_retrospectives(now_iso: str = "") -> int:
     """Emergency changes whose retrospective is near or past its deadline go to the change
-    managers; the first escalation past the deadline is also an audit event. Runs are
-    idempotent: each stage is told once."""
+    managers (the service decides, tells and records). Runs are idempotent: each stage is told
+    once."""
     now = datetime.fromisoformat(now_iso) if now_iso else timezone.now()
     due = ChangeRequest.objects.filter(
         kind=Kind.EMERGENCY,
         state=State.RETRO_REVIEW,
         retrospective_due_at__lt=now + RETROSPECTIVE_WARNING,
-    ).select_related("environment")
+    )
     escalated = 0
     for change_request in due:
-        overdue = change_request.retrospective_due_at <= now
-        with transaction.atomic():
-            told = notifications.retrospective_escalation(
-                change_request=change_request, overdue=overdue
-            )
-            if told and overdue:
-                audit_record(
-                    actor=None,
-                    action="change_request.retrospective_escalated",
-                    target=change_request,
-                    environment=change_request.environment,
-                    data={
-                        "due_at": change_request.retrospective_due_at,
-                        "told": sorted(n.recipient.get_username() for n in told),
-                    },
-                )
+        told = change_request_retrospective_escalate(
+            actor=None, change_request=change_request, now=now
+        )
         escalated += bool(told)
     return escalated

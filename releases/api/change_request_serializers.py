@@ -66,9 +66,6 @@ class ChangeRequestInput(serializers.Serializer):
             for name in ("window_start", "window_end"):
                 if data[name] is None:
                     errors[name] = ["Required for a normal change."]
-            start, end = data["window_start"], data["window_end"]
-            if start and end and end <= start:
-                errors["window_end"] = ["Must be after window_start."]
         elif not data["incident_ref"].strip():
             errors["incident_ref"] = ["Required for an emergency change."]
         if errors:

@@ -11,18 +11,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal.authentication import TokenScopes, is_service_account
+from portal.authentication import TokenScopes
 from releases.api.change_request_serializers import ChangeRequestInput, ChangeRequestOutput
 from releases.models import SignOff
+from releases.permissions import person_denial
 from releases.selectors.change_requests import change_request_get, change_requests
 from releases.services import change_requests as services
 
 
 class PeopleFile(permissions.BasePermission):
-    message = "Change requests are filed by people signed in to the portal, not by tokens."
+    """Asked before the payload is read, so a token learns the rule (`people_only`), not the
+    payload's shape."""
 
     def has_permission(self, request, view) -> bool:
-        return request.method in permissions.SAFE_METHODS or not is_service_account(request.user)
+        refusal = None
+        if request.method not in permissions.SAFE_METHODS:
+            refusal = person_denial(request.user)
+        if refusal is not None:
+            raise refusal
+        return True
 
 
 def _detailed():

@@ -1,10 +1,10 @@
 """Reads about change requests, several of them depending on who asks: what waits for me, the
 filtered list, and the change request page with the buttons the asker may press.
 
-Who may sign what is decided by `releases.permissions`, the same functions the services refuse with,
-so a button is shown exactly when the service would accept the click (the commit-author rule is
-checked on the page and at signing, not in the "waiting for me" list, where it would need git
-per row)."""
+Who may sign, edit, submit or cancel is decided by `releases.permissions`, the same functions the
+services refuse with, so a button is shown exactly when the service would accept the click (the
+commit-author rule is checked on the page and at signing, not in the "waiting for me" list,
+where it would need git per row)."""
 
 import re
 from dataclasses import dataclass, field
@@ -19,10 +19,10 @@ from portal.exceptions import NotFound, RuleDenied
 from portal.models import Membership, Team
 from registry.reproducibility import Reproducibility, reproducibility
 from releases.models import ChangeRequest, EnvironmentPolicy, SignOff, SignOffKind
-from releases.permissions import Slot, open_slots, signer_denial
+from releases.permissions import Action, Slot, may, open_slots, signer_denial
 from releases.selectors.commits import ReleaseCommits, release_commits
 from releases.selectors.policy import environment_policies_current, environment_policy_current
-from releases.states import EDITABLE, FINAL, Kind, State, can_move
+from releases.states import FINAL, Kind, State
 
 NUMBER = re.compile(r"^CR-(\d{1,18})$", re.IGNORECASE)
 
@@ -300,7 +300,6 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
                 denial=denial.detail if denial is not None else "",
             )
         )
-    is_requester = user.pk == change_request.requester_id
     # The request's own history is part of reading it; the whole trail stays for auditors.
     events = list(
         AuditEvent.objects.filter(
@@ -314,10 +313,9 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         events=events,
         commits=commits,
         reproducibility=reproducibility(version),
-        can_edit=is_requester and change_request.state in EDITABLE[change_request.kind],
-        can_submit=is_requester and change_request.state == State.DRAFT,
-        can_cancel=is_requester
-        and can_move(change_request.kind, change_request.state, State.CANCELLED),
+        can_edit=may(user, Action.EDIT, change_request),
+        can_submit=may(user, Action.SUBMIT, change_request),
+        can_cancel=may(user, Action.CANCEL, change_request),
         sign_slots=sign_slots,
         can_read_audit=can_read_audit(user),
     )

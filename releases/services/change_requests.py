@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import rfc8785
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,18 +32,23 @@ from releases.models import (
 )
 from releases.permissions import (
     SIGN_OFF_KIND_BY_STATE,
+    Action,
     Slot,
     open_slots,
+    person_denial,
+    refuse,
     signature_meaning,
     signer_denial,
 )
 from releases.selectors.commits import release_commits
 from releases.selectors.policy import environment_policy_current
-from releases.states import EDITABLE, Kind, State, can_move
+from releases.states import Kind, State, can_move
 
 # A window may start a few minutes before the request is filed: the form takes time to fill in.
 WINDOW_GRACE = timedelta(minutes=5)
 EMERGENCY_VALIDITY = timedelta(hours=24)
+# The change managers hear of a retrospective this long before it falls due, and again after.
+RETROSPECTIVE_WARNING = timedelta(hours=12)
 # Wrong passwords on the sign form count like wrong passwords at sign-in (django-axes).
 REAUTH_FAILED = "change_request.reauth_failed"
 REAUTH_LIMIT = getattr(settings, "AXES_FAILURE_LIMIT", 5)
@@ -117,19 +123,9 @@ def _move(change_request: ChangeRequest, target: str) -> str:
 
 
 def _require_person(actor) -> None:
-    if actor is None or getattr(actor, "is_service_account", False):
-        raise RuleDenied(
-            "Change requests are filed and signed by people, who answer for them.",
-            code="people_only",
-        )
-
-
-def _require_requester(actor, change_request: ChangeRequest) -> None:
-    _require_person(actor)
-    if actor.pk != change_request.requester_id:
-        raise RuleDenied(
-            f"Only the requester of {change_request.number} may do this.", code="not_the_requester"
-        )
+    denial = person_denial(actor)
+    if denial is not None:
+        raise denial
 
 
 def _policy(environment: Environment) -> EnvironmentPolicy:
@@ -182,7 +178,13 @@ def _check_window(
     if start is None or end is None:
         raise RuleDenied("A normal change needs a planned window.", code="window_required")
     if end <= start:
-        raise RuleDenied("The window must end after it starts.", code="window_order")
+        raise ValidationError(
+            {
+                "window_end": ValidationError(
+                    "The window must end after it starts.", code="window_order"
+                )
+            }
+        )
     if start < now - WINDOW_GRACE:
         raise RuleDenied("The window must be in the future.", code="window_in_past")
     freeze = (
@@ -333,13 +335,7 @@ def change_request_edit(
     if unknown:
         raise TypeError(f"Not editable: {', '.join(sorted(unknown))}")
     change_request = _lock(change_request)
-    _require_requester(actor, change_request)
-    if change_request.state not in EDITABLE[change_request.kind]:
-        raise Conflict(
-            f"{change_request.number} is {change_request.get_state_display().lower()} and can no "
-            "longer be edited.",
-            code="invalid_transition",
-        )
+    refuse(actor, Action.EDIT, change_request)
     before = _content(change_request)
     if "model_version" in changes:
         changes["model_version"] = _check_build(changes["model_version"])
@@ -393,7 +389,7 @@ def change_request_submit(
     the approval teams, else it is approved; an emergency change goes to the emergency
     approvers."""
     change_request = _lock(change_request)
-    _require_requester(actor, change_request)
+    refuse(actor, Action.SUBMIT, change_request)
     policy = _policy(change_request.environment)
     _check_content(change_request, policy, now)
     if change_request.kind == Kind.EMERGENCY:
@@ -554,7 +550,9 @@ def _sign(
     if decision not in Decision.values:
         raise RuleDenied("Approve or reject.", code="invalid_decision")
     if decision == Decision.REJECT and not comment.strip():
-        raise RuleDenied("Say why you reject.", code="comment_required")
+        raise ValidationError(
+            {"comment": ValidationError("Say why you reject.", code="comment_required")}
+        )
     if not password or not password_confirms(actor, password):
         raise RuleDenied("The password is not right; nothing was signed.", code="reauth_failed")
     if content_digest != change_request.content_digest:
@@ -663,8 +661,9 @@ def _sign(
 def change_request_cancel(
     *, actor: AbstractBaseUser, change_request: ChangeRequest, reason: str = "", request=None
 ) -> ChangeRequest:
+    """Rule 2: the requester withdraws a change that is not yet decided."""
     change_request = _lock(change_request)
-    _require_requester(actor, change_request)
+    refuse(actor, Action.CANCEL, change_request)
     state_before = _move(change_request, State.CANCELLED)
     change_request.save()
     audit_record(
@@ -762,3 +761,35 @@ def change_request_mark_rolled_back(
         request=request,
     )
     return change_request
+
+
+@transaction.atomic
+def change_request_retrospective_escalate(
+    *, actor: AbstractBaseUser | None, change_request: ChangeRequest, now: datetime | None = None
+) -> list:
+    """Rule 11: an emergency change's retrospective near its deadline goes to the change managers,
+    and again once past it; that first telling past the deadline is an audit event, so the trail
+    shows an overdue review was escalated. Each stage is told once; returns who was told now."""
+    change_request = _lock(change_request)
+    now = now or timezone.now()
+    due = change_request.retrospective_due_at
+    if change_request.state != State.RETRO_REVIEW or due is None:
+        raise Conflict(
+            f"{change_request.number} owes no retrospective review.", code="no_retrospective_due"
+        )
+    if now < due - RETROSPECTIVE_WARNING:
+        raise Conflict(
+            f"The retrospective of {change_request.number} is not due before {due:%Y-%m-%d %H:%M}.",
+            code="retrospective_not_due",
+        )
+    overdue = due <= now
+    told = notifications.retrospective_escalation(change_request=change_request, overdue=overdue)
+    if told and overdue:
+        audit_record(
+            actor=actor,
+            action="change_request.retrospective_escalated",
+            target=change_request,
+            environment=change_request.environment,
+            data={"due_at": due, "told": sorted(n.recipient.get_username() for n in told)},
+        )
+    return told

@@ -3,13 +3,13 @@ what each person sees. A rule's refusal is shown on the page with the service's 
 answered with its status (403 or 409), so a bypassed button gets the same answer as the API."""
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.exceptions import DomainError, NotFound
+from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
 from registry.models import ModelVersion
 from releases.forms import (
@@ -18,9 +18,10 @@ from releases.forms import (
     EmergencyForm,
     SignForm,
     edit_form_class,
+    refusal_on_form,
 )
 from releases.models import Decision, Environment
-from releases.permissions import signature_meaning
+from releases.permissions import Action, denial, signature_meaning
 from releases.selectors import change_requests as selectors
 from releases.selectors.commits import release_commits
 from releases.selectors.policy import environment_policies_current, freeze_windows_active
@@ -122,9 +123,8 @@ def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> H
                 change_request = create(
                     actor=request.user, request=request, kind=kind, **form.cleaned_data
                 )
-            except DomainError as error:
-                form.add_error(None, error.detail)
-                status = error.status_code
+            except (DomainError, ValidationError) as error:
+                status = refusal_on_form(form, error)
             else:
                 verb = "filed" if action == "file" else "saved as a draft"
                 messages.success(request, f"{change_request.number} {verb}.")
@@ -162,9 +162,12 @@ def change_request_detail(request: HttpRequest, number: str) -> HttpResponse:
 
 def change_request_edit(request: HttpRequest, number: str) -> HttpResponse:
     change_request = _get(number)
-    if change_request.requester_id != request.user.pk:
-        # The service refuses anyone else's edit; the form is not offered to them either.
-        raise PermissionDenied("Only the requester edits a change request.")
+    refused = denial(request.user, Action.EDIT, change_request)
+    if isinstance(refused, RuleDenied):
+        raise PermissionDenied(refused.detail)
+    if refused is not None:
+        messages.error(request, refused.detail)
+        return _detail(change_request)
     form_class = edit_form_class(change_request)
     status = 200
     if request.method == "POST":
@@ -177,9 +180,8 @@ def change_request_edit(request: HttpRequest, number: str) -> HttpResponse:
                     request=request,
                     **form.cleaned_data,
                 )
-            except DomainError as error:
-                form.add_error(None, error.detail)
-                status = error.status_code
+            except (DomainError, ValidationError) as error:
+                status = refusal_on_form(form, error)
             else:
                 messages.success(
                     request,
@@ -209,6 +211,8 @@ def _act(request: HttpRequest, number: str, action) -> HttpResponse:
         action(change_request)
     except DomainError as error:
         messages.error(request, error.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
     return _detail(change_request)
 
 
@@ -266,9 +270,8 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                     team=team,
                     request=request,
                 )
-            except DomainError as error:
-                form.add_error(None, error.detail)
-                status = error.status_code
+            except (DomainError, ValidationError) as error:
+                status = refusal_on_form(form, error)
             else:
                 messages.success(request, f"Signed: “{sign_off.meaning}”.")
                 return _detail(change_request)

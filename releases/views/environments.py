@@ -1,6 +1,6 @@
 """The environment pages: what runs where, who put it there and who signed it, now or at any
 past moment; rollback and the review of unauthorised changes for those allowed. Thin: the
-selectors read, the services decide."""
+selectors read, the services decide, `releases.permissions` says whose buttons show."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,8 +16,15 @@ from django.views.decorators.http import require_GET, require_POST
 from portal.exceptions import DomainError
 from registry.models import RegisteredModel
 from releases.models import Deployment, Environment, UnauthorisedChange
+from releases.permissions import (
+    Action,
+    is_environment_approver,
+    may,
+    may_review_unauthorised_change,
+)
 from releases.selectors import live as selectors
 from releases.selectors.policy import environment_policy_current
+from releases.selectors.rollback import rollback_options
 from releases.services import deployments as services
 
 
@@ -72,40 +79,38 @@ def _environment_page(
     except ValidationError as invalid:
         at, error = None, invalid.messages[0]
     live = list(selectors.live_in_environment(environment=environment, at=at))
-    now = timezone.now()
+    policy = environment_policy_current(environment=environment)
+    approver = is_environment_approver(request.user, environment)
+    # Only the present can be rolled back, and only under a policy (the gate's rollback rows).
+    options = rollback_options(environment=environment) if at is None and policy else {}
     rows = []
-    if at is None:
-        attempts = selectors.latest_attempts(environment=environment)
-        versions = selectors.live_version_counts(environment=environment)
-        approver = services.is_environment_approver(request.user, environment)
     for deployment in live:
-        can_roll_back = False
-        if at is None:
-            replaced = attempts.get(deployment.model_id, deployment)
-            has_target = versions.get(deployment.model_id, 0) > 1 or replaced != deployment
-            can_roll_back = has_target and services.may_roll_back(
-                actor=request.user, replaced=replaced, environment_approver=approver
-            )
+        option = options.get(deployment.model_id)
         rows.append(
             LiveRow(
                 deployment=deployment,
                 signers=selectors.signers_of(deployment),
                 health=deployment.latest_health[0] if deployment.latest_health else None,
                 flags=deployment.open_flags,
-                can_roll_back=can_roll_back,
+                can_roll_back=option is not None
+                and option.possible
+                and may(
+                    request.user, Action.ROLL_BACK, option.replaced, environment_approver=approver
+                ),
             )
         )
     context = {
         "environment": environment,
-        "policy": environment_policy_current(environment=environment),
+        "policy": policy,
         "rows": rows,
         "at": at,
         "at_error": error,
-        "now": now,
+        "now": timezone.now(),
         "emergencies": selectors.emergency_changes(environment=environment),
         "flags": selectors.unauthorised_changes_open(environment=environment),
-        "can_review_flags": request.user.is_staff
-        or services.is_environment_approver(request.user, environment),
+        "can_review_flags": may_review_unauthorised_change(
+            request.user, environment, environment_approver=approver
+        ),
     }
     return render(request, "releases/environment_detail.html", context, status=status)
 

@@ -1,6 +1,7 @@
 """Sign-offs: rules 2, 3, 4, 5, 6 and 13, each allowed once and denied with its code."""
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -151,7 +152,9 @@ def test_any_rejection_ends_the_request(file_change, sign, peer, model_risk_appr
 
 def test_a_rejection_needs_a_reason(file_change, sign, peer, password):
     change_request = file_change()
-    denied(lambda: sign(peer, change_request, decision="reject", comment=" "), "comment_required")
+    with pytest.raises(ValidationError) as error:
+        sign(peer, change_request, decision="reject", comment=" ")
+    assert error.value.error_dict["comment"][0].code == "comment_required"
 
 
 def test_a_wrong_password_signs_nothing(file_change, sign, peer):
