@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actions import AuditAction
 from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
 from organisation.reauthentication import password_confirms
@@ -50,7 +51,6 @@ EMERGENCY_VALIDITY = timedelta(hours=24)
 # The change managers hear of a retrospective this long before it falls due, and again after.
 RETROSPECTIVE_WARNING = timedelta(hours=12)
 # Wrong passwords on the sign form count like wrong passwords at sign-in (django-axes).
-REAUTH_FAILED = "change_request.reauth_failed"
 REAUTH_LIMIT = getattr(settings, "AXES_FAILURE_LIMIT", 5)
 REAUTH_COOLOFF = timedelta(hours=getattr(settings, "AXES_COOLOFF_TIME", 0.25))
 EDITABLE_FIELDS = (
@@ -316,7 +316,7 @@ def change_request_create(
     change_request.save()
     audit_record(
         actor=actor,
-        action="change_request.created",
+        action=AuditAction.CHANGE_REQUEST_CREATED,
         target=change_request,
         environment=environment,
         data={"kind": kind, "policy_version": policy.version, **_content(change_request)},
@@ -362,7 +362,7 @@ def change_request_edit(
     change_request.save()
     audit_record(
         actor=actor,
-        action="change_request.edited",
+        action=AuditAction.CHANGE_REQUEST_EDITED,
         target=change_request,
         environment=change_request.environment,
         data={
@@ -408,7 +408,7 @@ def change_request_submit(
     notifications.change_request_waiting(change_request=change_request)
     audit_record(
         actor=actor,
-        action="change_request.submitted",
+        action=AuditAction.CHANGE_REQUEST_SUBMITTED,
         target=change_request,
         environment=change_request.environment,
         data={
@@ -459,7 +459,7 @@ def _choose_slot(
 
 def _reauth_failures(actor: AbstractBaseUser, now: datetime) -> int:
     return AuditEvent.objects.filter(
-        action=REAUTH_FAILED,
+        action=AuditAction.CHANGE_REQUEST_REAUTH_FAILED,
         actor_kind=ActorKind.USER,
         actor_id=str(actor.pk),
         occurred_at__gte=now - REAUTH_COOLOFF,
@@ -470,7 +470,7 @@ def _reauth_failures(actor: AbstractBaseUser, now: datetime) -> int:
 def _reauth_failure_record(*, actor, change_request: ChangeRequest, request) -> None:
     audit_record(
         actor=actor,
-        action=REAUTH_FAILED,
+        action=AuditAction.CHANGE_REQUEST_REAUTH_FAILED,
         target=change_request,
         environment=change_request.environment,
         data={"reason": "wrong password"},
@@ -636,7 +636,7 @@ def _sign(
     notifications.change_request_waiting(change_request=change_request)
     audit_record(
         actor=actor,
-        action="change_request.signed",
+        action=AuditAction.CHANGE_REQUEST_SIGNED,
         target=change_request,
         environment=change_request.environment,
         data={
@@ -668,7 +668,7 @@ def change_request_cancel(
     change_request.save()
     audit_record(
         actor=actor,
-        action="change_request.cancelled",
+        action=AuditAction.CHANGE_REQUEST_CANCELLED,
         target=change_request,
         environment=change_request.environment,
         data={"state_before": state_before, "reason": reason},
@@ -691,7 +691,7 @@ def change_request_expire(
     change_request.save()
     audit_record(
         actor=actor,
-        action="change_request.expired",
+        action=AuditAction.CHANGE_REQUEST_EXPIRED,
         target=change_request,
         environment=change_request.environment,
         data={"state_before": state_before, "window_end": change_request.window_end},
@@ -722,7 +722,7 @@ def change_request_mark_deployed(
     change_request.save()
     audit_record(
         actor=actor,
-        action="change_request.deployed",
+        action=AuditAction.CHANGE_REQUEST_DEPLOYED,
         target=change_request,
         environment=change_request.environment,
         data={
@@ -750,7 +750,7 @@ def change_request_mark_rolled_back(
         change_request.save()
     audit_record(
         actor=actor,
-        action="change_request.rolled_back",
+        action=AuditAction.CHANGE_REQUEST_ROLLED_BACK,
         target=change_request,
         environment=change_request.environment,
         data={
@@ -787,7 +787,7 @@ def change_request_retrospective_escalate(
     if told and overdue:
         audit_record(
             actor=actor,
-            action="change_request.retrospective_escalated",
+            action=AuditAction.CHANGE_REQUEST_RETROSPECTIVE_ESCALATED,
             target=change_request,
             environment=change_request.environment,
             data={"due_at": due, "told": sorted(n.recipient.get_username() for n in told)},
