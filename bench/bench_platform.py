@@ -10,14 +10,20 @@ measured at the sizes the goals name, against a baseline from the same run:
    (`bench/urls.py`), and their database queries per request, counted in-process, at 1,000 and at
    1,000,000 deployments;
 2. "what was live at T" and filtered audit pages at 10 thousand and at 1 million rows;
-3. the change request, environment and dashboard pages at 10 and at 10,000 change requests.
+3. the change request, environment and dashboard pages at 10 and at 10,000 change requests
+   (the change request list by its pages of 50);
+4. registering a build without a version (the portal numbers it) at 10 and at 10,000 versions of
+   one model.
 
-The figures replace the platform section of docs/benchmarks.md. BENCH_PLATFORM_SCALE shrinks the
-big step for a quick trial run (the report then says so).
+The figures replace the platform section of docs/benchmarks.md, each beside the figure it
+replaces (read from that section before it is rewritten). BENCH_PLATFORM_SCALE shrinks the big
+step for a quick trial run, which prints its report and leaves docs/benchmarks.md alone.
 """
 
+import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -33,13 +39,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_audit import (  # noqa: E402
+    REPORT,
     admin_connection,
     database_url,
     machine,
     write_report,
 )
 
-BENCH_DB = "gatehouse_bench_platform"
+# Another name keeps two runs on one server apart.
+BENCH_DB = os.environ.get("BENCH_PLATFORM_DB", "gatehouse_bench_platform")
 SCALE = float(os.environ.get("BENCH_PLATFORM_SCALE", "1"))
 MODELS = 200
 SMALL_DEPLOYMENTS = 1_000
@@ -47,6 +55,9 @@ MEDIUM_DEPLOYMENTS = 10_000
 BIG_DEPLOYMENTS = max(int(1_000_000 * SCALE), 20_000)
 FEW_CHANGES = 10
 MANY_CHANGES = 10_000
+FEW_VERSIONS = 10
+MANY_VERSIONS = 10_000
+NUMBERED_MODEL = "bench-numbered"
 LOAD_SECONDS = int(os.environ.get("BENCH_PLATFORM_LOAD_SECONDS", "15"))
 LOAD_CONNECTIONS = 4
 # Keep the database for profiling after a run (never in `make bench`).
@@ -328,14 +339,25 @@ def history_reads(*, at_fraction: float, reader) -> dict:
 
 
 def page_reads(*, user, change: str) -> dict:
+    """The pages, and the change request list by its pages: the first, one further on (the
+    middle of the history; at ten changes, the page after the newest five), and the first page
+    filtered by team (requests filed by, waiting for or signed by Model Risk)."""
     from django.test import Client
+
+    from releases.models import ChangeRequest
 
     client = Client()
     client.force_login(user)
+    ids = list(ChangeRequest.objects.order_by("-id").values_list("id", flat=True))
+    further = ids[len(ids) // 2] if len(ids) > 100 else ids[4]
     pages = {
         "dashboard": "/",
         "change requests waiting for me": "/releases/waiting/",
-        "change request list (up to 200 rows)": "/releases/change-requests/",
+        "change request list, first page (50 rows)": "/releases/change-requests/",
+        "change request list, a page further on": (
+            f"/releases/change-requests/?older_than={further}"
+        ),
+        "change request list, team filter": "/releases/change-requests/?team=model-risk",
         "change request list, in approval": "/releases/change-requests/?state=in_approval",
         "change request page": f"/releases/change-requests/{change}/",
         "environment list": "/releases/environments/",
@@ -351,6 +373,47 @@ def page_reads(*, user, change: str) -> dict:
 
         results[label] = (timed(get, runs=11), queries_of(get))
     return results
+
+
+def numbering(*, token: str) -> dict:
+    """A build registered without a version through the API (the portal numbers it: one more
+    version of `NUMBERED_MODEL` per call), and, for reference, the read the numbering made before
+    issue 13: every version number of the model."""
+    from rest_framework.test import APIClient
+
+    from bench.platform_data import REPOSITORY, digest, sha1
+    from registry.models import RegisteredModel
+
+    client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
+    model = RegisteredModel.objects.get(name=NUMBERED_MODEL)
+    before = model.versions.count()
+    builds = itertools.count(before)
+
+    def register():
+        key = f"{NUMBERED_MODEL} api build {next(builds)}"
+        payload = {
+            "repository": REPOSITORY,
+            "commit_sha": sha1(key),
+            "build_id": f"api-{sha1(key)[:12]}",
+            "artifact_uri": f"s3://bank-ml-models/{key}/model.pkl",
+            "artifact_sha256": digest(key),
+            "datasets": [],
+        }
+        response = client.post(f"/api/v1/models/{NUMBERED_MODEL}/versions/", payload, format="json")
+        if response.status_code != 201:
+            raise SystemExit(f"numbering: {response.status_code} {response.content[:300]!r}")
+
+    def every_version_number():
+        return set(model.versions.values_list("version", flat=True))
+
+    return {
+        "versions": before,
+        "registration without a version": (timed(register), queries_of(register)),
+        "every version number of the model (the read before)": (
+            timed(every_version_number),
+            queries_of(every_version_number),
+        ),
+    }
 
 
 # -- over HTTP ----------------------------------------------------------------------------------
@@ -510,12 +573,41 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+# A row renamed since the previous run, so its figures are still found beside the new ones.
+RENAMED = {"change request list, first page (50 rows)": "change request list (up to 200 rows)"}
+
+
+def previous_run() -> tuple[str, dict[str, list[str]]]:
+    """The platform section docs/benchmarks.md holds before this run: when it ran, and the
+    cells of its table rows by their first cell (the first table naming a row wins)."""
+    text = REPORT.read_text(encoding="utf-8") if REPORT.exists() else ""
+    start, end = "<!-- platform:start -->", "<!-- platform:end -->"
+    if start not in text or end not in text:
+        return "", {}
+    section = text.split(start, 1)[1].split(end, 1)[0]
+    when = re.search(r"^Run (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", section, re.MULTILINE)
+    rows: dict[str, list[str]] = {}
+    for line in section.splitlines():
+        if line.startswith("| "):
+            cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+            rows.setdefault(cells[0], cells)
+    return (when.group(1) if when else ""), rows
+
+
+def before(rows: dict[str, list[str]], label: str, shown) -> str:
+    """The previous run's figure for `label`, as `shown` picks it from that row's cells."""
+    cells = rows.get(label) or rows.get(RENAMED.get(label, ""))
+    return shown(cells) if cells else "not measured"
+
+
 def report(figures: dict) -> str:
     http, small_q, big_q = figures["http"], figures["queries_small"], figures["queries_big"]
     noop_rps = (http["noop"]["rps"] + http["noop2"]["rps"]) / 2
     noop_p50 = (http["noop"]["p50_us"] + http["noop2"]["p50_us"]) / 2
     noop_p99 = (http["noop"]["p99_us"] + http["noop2"]["p99_us"]) / 2
     sizes = figures["sizes"]
+    when, old = figures["previous"]
+    previous = f"previous run ({when})" if when else "previous run"
     lines = [
         "## Platform at bank scale (`bench/bench_platform.py`)",
         "",
@@ -526,7 +618,8 @@ def report(figures: dict) -> str:
         f"{sizes['models']:,} registered models, {sizes['versions']:,} model versions, "
         f"{sizes['deployments']:,} deployments, {sizes['events']:,} audit events (the chain "
         f"verified: {sizes['verified']}), {sizes['changes']:,} change requests with "
-        f"{sizes['sign_offs']:,} sign-offs.",
+        f"{sizes['sign_offs']:,} sign-offs. The last column of each table holds the figure of "
+        f"the {previous} that this one replaces.",
     ]
     if SCALE != 1:
         lines += ["", f"**Trial run at scale {SCALE}: not the figures of the issue.**"]
@@ -540,12 +633,14 @@ def report(figures: dict) -> str:
         f"{LOAD_SECONDS} s per endpoint on the same two CPUs, at {sizes['deployments']:,} "
         "deployments. The no-op ran before and after the others; its figures are the mean of "
         "both runs. Every gate check records its decision and an audit event; every "
-        "registration is a new build of one of the 200 models.",
+        "registration is a new build of one of the 200 models, with its version named.",
         "",
-        "| endpoint | requests/s | ratio to no-op | p50 | p99 | goal |",
-        "|---|---|---|---|---|---|",
+        f"| endpoint | requests/s | ratio to no-op | p50 | p99 | goal | {previous} |",
+        "|---|---|---|---|---|---|---|",
         f"| no-op (baseline) | {noop_rps:,.0f} | 100% | {noop_p50 / 1000:.1f} ms "
-        f"| {noop_p99 / 1000:.1f} ms | — |",
+        f"| {noop_p99 / 1000:.1f} ms | — | "
+        + before(old, "no-op (baseline)", lambda c: f"{c[1]}/s, p50 {c[3]}")
+        + " |",
     ]
     for key, label, goal in (
         ("gate", "`POST /api/v1/gate/` (allowed)", 0.5),
@@ -558,6 +653,8 @@ def report(figures: dict) -> str:
             f"({run['p50_us'] / noop_p50:.1f} times) | {run['p99_us'] / 1000:.1f} ms "
             f"({run['p99_us'] / noop_p99:.1f} times) | "
             + (f"≥ 50% of no-op: {verdict(ratio >= goal)}" if goal else "—")
+            + " | "
+            + before(old, label, lambda c: f"{c[1]}/s ({c[2]}), p50 {c[3]}")
             + " |"
         )
     lines += [
@@ -566,8 +663,8 @@ def report(figures: dict) -> str:
         "SQL queries and, after the slash, every statement including BEGIN and COMMIT:",
         "",
         f"| endpoint | at {SMALL_DEPLOYMENTS:,} deployments | at {sizes['deployments']:,} "
-        "deployments | goal |",
-        "|---|---|---|---|",
+        f"deployments | goal | {previous}, at the larger size |",
+        "|---|---|---|---|---|",
     ]
     for key, label in (("noop", "no-op"), ("gate", "gate check"), ("register", "registration")):
         goal = "—"
@@ -576,8 +673,23 @@ def report(figures: dict) -> str:
             goal = f"≤ {GOAL_QUERIES} SQL queries and the same: {verdict(ok)}"
         lines.append(
             f"| {label} | {small_q[key][1]} / {small_q[key][0]} "
-            f"| {big_q[key][1]} / {big_q[key][0]} | {goal} |"
+            f"| {big_q[key][1]} / {big_q[key][0]} | {goal} | "
+            + before(old, label, lambda c: c[2])
+            + " |"
         )
+
+    def compared(table: dict, small_key: str, big_key: str, goal) -> list[str]:
+        rows = []
+        for label, (small, small_n) in table[small_key].items():
+            big, big_n = table[big_key][label]
+            ratio = big / small
+            rows.append(
+                f"| {label} | {ms(small)} | {ms(big)} | {ratio:.2f} times | {small_n} / {big_n} "
+                f"| {goal(label, ratio, small_n, big_n)} | "
+                + before(old, label, lambda c: f"{c[2]}, {c[3]}, {c[4]} queries")
+                + " |"
+            )
+        return rows
 
     lines += [
         "",
@@ -590,35 +702,62 @@ def report(figures: dict) -> str:
         f"{figures['events_medium']:,} and {sizes['events']:,} events. Best of up to 15 runs "
         f"in-process.",
         "",
-        "| read | small | large | ratio | queries (small / large) | goal ≤ 2 times |",
-        "|---|---|---|---|---|---|",
-    ]
-    for label, (small, small_n) in figures["history_small"].items():
-        big, big_n = figures["history_big"][label]
-        ratio = big / small
-        lines.append(
-            f"| {label} | {ms(small)} | {ms(big)} | {ratio:.2f} times | {small_n} / {big_n} "
-            f"| {verdict(ratio <= 2)} |"
-        )
-    lines += [
+        f"| read | small | large | ratio | queries (small / large) | goal ≤ 2 times "
+        f"| {previous}: large, ratio |",
+        "|---|---|---|---|---|---|---|",
+        *compared(
+            figures,
+            "history_small",
+            "history_big",
+            lambda label, ratio, small, big: verdict(ratio <= 2),
+        ),
         "",
         f"### 3. Pages at {FEW_CHANGES} and at {sizes['changes']:,} change requests",
         "",
         f"Signed in as `release` (an approver of Release Management), Django's test client "
         f"in-process, at {sizes['deployments']:,} deployments both times. Best of up to 11 "
-        f"runs.",
+        f"runs. The change request list shows 50 rows a page, newest first, with next and "
+        f"previous links that keep the filters; a page further on is read by keyset (the rows "
+        f"older than one id: at {sizes['changes']:,} changes, from the middle of the history; "
+        f"at {FEW_CHANGES}, after the newest five).",
         "",
         f"| page | {FEW_CHANGES} changes | {sizes['changes']:,} changes | ratio | queries "
-        "(few / many) | goal: same queries, ≤ 2 times |",
-        "|---|---|---|---|---|---|",
+        f"(few / many) | goal: same queries, ≤ 2 times | {previous}: many, ratio |",
+        "|---|---|---|---|---|---|---|",
+        *compared(
+            figures,
+            "pages_few",
+            "pages_many",
+            lambda label, ratio, few, many: verdict(ratio <= 2 and few == many),
+        ),
+        "",
+        f"### 4. A build registered without a version, at {FEW_VERSIONS} and at "
+        f"{figures['numbering_many']['versions']:,} versions of one model",
+        "",
+        f"`POST /api/v1/models/{NUMBERED_MODEL}/versions/` without `version`, in-process "
+        f"through the API with the CI token, best of up to 15 runs: the portal numbers the "
+        f"build after the model's highest plain-number version, read from the model's row. "
+        f"Each call registers one more build (the first size grows from "
+        f"{figures['numbering_few']['versions']} during its runs). For reference, the read "
+        f"the numbering made before (every version number of the model), timed alone.",
+        "",
+        f"| measure | {FEW_VERSIONS} versions | {figures['numbering_many']['versions']:,} "
+        f"versions | ratio | queries (few / many) | goal: same queries, ≤ 1.25 times "
+        f"| {previous}: many, ratio |",
+        "|---|---|---|---|---|---|---|",
     ]
-    for label, (few, few_n) in figures["pages_few"].items():
-        many, many_n = figures["pages_many"][label]
-        ratio = many / few
-        lines.append(
-            f"| {label} | {ms(few)} | {ms(many)} | {ratio:.2f} times | {few_n} / {many_n} "
-            f"| {verdict(ratio <= 2 and few_n == many_n)} |"
-        )
+    numbered = {
+        "few": {k: v for k, v in figures["numbering_few"].items() if k != "versions"},
+        "many": {k: v for k, v in figures["numbering_many"].items() if k != "versions"},
+    }
+    lines += compared(
+        numbered,
+        "few",
+        "many",
+        lambda label, ratio, few, many: (
+            verdict(ratio <= 1.25 and few == many) if label.startswith("registration") else "—"
+        ),
+    )
     lines += ["", figures["notes"]]
     return "\n".join(lines)
 
@@ -673,7 +812,14 @@ def main() -> None:
     from django.utils import timezone
 
     from audit.services import audit_verify
-    from bench.platform_data import Loader, Timeline, indexes_deferred, load_change_requests
+    from bench.platform_data import (
+        Loader,
+        Timeline,
+        indexes_deferred,
+        load_change_requests,
+        load_numbered_versions,
+    )
+    from registry.services import model_register
     from releases.models import ChangeRequest
 
     out = Out()
@@ -728,6 +874,19 @@ def main() -> None:
         figures["pages_many"] = page_reads(user=users["release"], change=gate["change"])
         print(f"pages at {MANY_CHANGES:,}: {figures['pages_many']}", flush=True)
 
+        mark = time.perf_counter()
+        model_register(actor=None, name=NUMBERED_MODEL, owner_team="data-science")
+        load_numbered_versions(model_name=NUMBERED_MODEL, upto=FEW_VERSIONS, stdout=out)
+        load_seconds += time.perf_counter() - mark
+        figures["numbering_few"] = numbering(token=seeded["token"])
+        print(f"numbering at {FEW_VERSIONS}: {figures['numbering_few']}", flush=True)
+        mark = time.perf_counter()
+        load_numbered_versions(model_name=NUMBERED_MODEL, upto=MANY_VERSIONS, stdout=out)
+        analyze()
+        load_seconds += time.perf_counter() - mark
+        figures["numbering_many"] = numbering(token=seeded["token"])
+        print(f"numbering at {MANY_VERSIONS:,}: {figures['numbering_many']}", flush=True)
+
         figures["http"] = http_load(token=seeded["token"], gate=gate, workdir=workdir)
         run, _ = audit_verify(actor=None)
         figures["sizes"] = {**sizes(), "verified": "yes" if run.ok else f"no: {run.problem}"}
@@ -742,8 +901,10 @@ def main() -> None:
     figures["load_minutes"] = load_seconds / 60
     figures["load"] = (load_before, os.getloadavg()[0])
     figures["notes"] = NOTES_FILE.read_text(encoding="utf-8").strip()
+    figures["previous"] = previous_run()
     section = report(figures)
-    write_report(machine(server_version), section, area="platform")
+    if SCALE == 1:
+        write_report(machine(server_version), section, area="platform")
     print(section)
 
 

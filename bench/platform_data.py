@@ -493,7 +493,7 @@ def load_numbered_versions(*, model_name: str, upto: int, stdout) -> None:
                 "actor_kind": "service",
                 "actor_id": str(ci.pk),
                 "actor_name": ci.name,
-                "action": "model_version.registered",
+                "action": AuditAction.MODEL_VERSION_REGISTERED,
                 "object_type": "registry.modelversion",
                 "object_id": str(pk + offset),
                 "object_repr": f"{model_name} {number}",
