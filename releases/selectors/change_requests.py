@@ -232,6 +232,7 @@ class ChangeRequestPage:
     can_cancel: bool
     sign_slots: list[Slot] = field(default_factory=list)
     can_read_audit: bool = False
+    retrospective_overdue: bool = False
 
 
 def _panels(
@@ -336,7 +337,15 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         can_cancel=may(user, Action.CANCEL, change_request),
         sign_slots=sign_slots,
         can_read_audit=can_read_audit(user),
+        retrospective_overdue=retrospective_overdue(change_request, now=timezone.now()),
     )
+
+
+def retrospective_overdue(change_request: ChangeRequest, *, now: datetime) -> bool:
+    """Rule 11: an emergency change in retrospective review past its deadline (what the pages
+    flag; the service refuses the model's next emergency change for it)."""
+    due = change_request.retrospective_due_at
+    return change_request.state == State.RETRO_REVIEW and due is not None and due < now
 
 
 @dataclass(frozen=True)
@@ -368,6 +377,6 @@ def emergency_overview(*, include_final: bool = False) -> list[EmergencyRow]:
                     change_request, policy.approval_teams.all(), change_request.active
                 )
             ]
-        due = change_request.retrospective_due_at
-        rows.append(EmergencyRow(change_request, owed, bool(owed and due and due < now)))
+        overdue = bool(owed) and retrospective_overdue(change_request, now=now)
+        rows.append(EmergencyRow(change_request, owed, overdue))
     return rows

@@ -23,6 +23,7 @@ from releases.permissions import (
     may_review_unauthorised_change,
 )
 from releases.selectors import live as selectors
+from releases.selectors.change_requests import retrospective_overdue
 from releases.selectors.policy import environment_policy_current
 from releases.selectors.rollback import rollback_options
 from releases.services import deployments as services
@@ -83,6 +84,8 @@ def _environment_page(
     approver = is_environment_approver(request.user, environment)
     # Only the present can be rolled back, and only under a policy (the gate's rollback rows).
     options = rollback_options(environment=environment) if at is None and policy else {}
+    now = timezone.now()
+    emergencies = list(selectors.emergency_changes(environment=environment))
     rows = []
     for deployment in live:
         option = options.get(deployment.model_id)
@@ -105,8 +108,8 @@ def _environment_page(
         "rows": rows,
         "at": at,
         "at_error": error,
-        "now": timezone.now(),
-        "emergencies": selectors.emergency_changes(environment=environment),
+        "emergencies": emergencies,
+        "overdue": {cr.pk for cr in emergencies if retrospective_overdue(cr, now=now)},
         "flags": selectors.unauthorised_changes_open(environment=environment),
         "can_review_flags": may_review_unauthorised_change(
             request.user, environment, environment_approver=approver
