@@ -120,42 +120,6 @@ def signers_of(deployment: Deployment) -> list[SignOff]:
     return approvals
 
 
-def latest_attempts(*, environment: Environment) -> dict[int, Deployment]:
-    """The latest recorded deployment of each model in the environment (what a rollback would
-    replace), by model id, in one query: one probe of `deployment_history` per registered
-    model, however long the history. Recorded means started: a start is recorded as it happens."""
-    latest = (
-        Deployment.objects.filter(environment=environment, model=OuterRef("pk"))
-        .order_by("-started_at", "-pk")
-        .values("pk")[:1]
-    )
-    per_model = RegisteredModel.objects.annotate(latest=Subquery(latest)).filter(
-        latest__isnull=False
-    )
-    attempts = Deployment.objects.filter(pk__in=per_model.values("latest"))
-    return {d.model_id: d for d in attempts.select_related("change_request", "model_version")}
-
-
-def live_version_counts(*, environment: Environment) -> dict[int, int]:
-    """How many versions of each model have ever been live in the environment, counted up to
-    two: with fewer than two there is nothing to roll back to. Two index probes per registered
-    model instead of counting the whole history."""
-    succeeded = Deployment.objects.filter(
-        environment=environment, model=OuterRef("pk"), succeeded_at__isnull=False
-    )
-    rows = (
-        RegisteredModel.objects.annotate(
-            live_version=Subquery(
-                succeeded.order_by("-succeeded_at", "-pk").values("model_version")[:1]
-            )
-        )
-        .filter(live_version__isnull=False)
-        .annotate(another=Exists(succeeded.exclude(model_version=OuterRef("live_version"))))
-        .values_list("pk", "another")
-    )
-    return {pk: 2 if another else 1 for pk, another in rows}
-
-
 def environments_overview(*, now: datetime) -> QuerySet[Environment]:
     """Every environment with how many models run there, open unauthorised change flags and
     overdue emergency retrospectives, in one query."""
