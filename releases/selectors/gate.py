@@ -1,9 +1,10 @@
 """The gate's question, resolved to rows once: `(environment, model, version or artifact digest,
 change request?)` → the environment and its policy in force, the build, the change it would go
-under and every fact the rules read, in two statements whatever the size of the history.
+under and every fact the rules read, in one statement whatever the size of the history (two
+when deployment start locks the change request first).
 
 The gate API, deployment start, rollback, the change request page and the filing form all ask
-here, so they can never resolve the same question differently. The two statements are written
+here, so they can never resolve the same question differently. The statements are written
 out in SQL (portable between PostgreSQL and SQLite) because compiling the equivalent annotated
 querysets cost Django about 2 ms each on every call, ten times their execution (measured with
 cProfile, see docs/benchmarks.md); the rows they return become ordinary model instances.
@@ -289,9 +290,10 @@ LEFT JOIN releases_deployment soak ON soak.id = (
 """
 
 # The change it would go under, what became of its attempts (rule 9), when an emergency was
-# authorised (rule 11), and the model's first overdue emergency retrospective.
+# authorised (rule 11), and the model's first overdue emergency retrospective: on its own after
+# the change request row is locked (deployment start), else read with the build in one statement.
 CHANGE_SQL = """
-SELECT {change_c},
+SELECT {build_columns}{change_c},
        {version_cv},
        {model_cm},
        {environment_ce},
@@ -306,23 +308,24 @@ SELECT {change_c},
          AND s.decision = '{approve}' AND s.voided_at IS NULL
          ORDER BY s.signed_at DESC LIMIT 1) AS authorised_at,
        o.id AS overdue_id, o.retrospective_due_at AS overdue_due_at
-FROM (SELECT 1 AS one) asked
-LEFT JOIN releases_changerequest c ON c.id = %(change_request)s
+FROM {source} asked
+LEFT JOIN releases_changerequest c ON c.id = {change_id}
 LEFT JOIN registry_modelversion cv ON cv.id = c.model_version_id
 LEFT JOIN registry_registeredmodel cm ON cm.id = cv.model_id
 LEFT JOIN releases_environment ce ON ce.id = c.environment_id
 LEFT JOIN releases_changerequest o ON o.id = (
     SELECT o2.id FROM releases_changerequest o2
     JOIN registry_modelversion ov ON ov.id = o2.model_version_id
-    WHERE o2.kind = '{emergency}' AND ov.model_id = %(model_id)s
+    WHERE o2.kind = '{emergency}' AND ov.model_id = {model_id}
       AND o2.state IN ({retrospective_pending})
-      AND o2.retrospective_due_at < %(now)s AND o2.id <> %(change_request_or_0)s
+      AND o2.retrospective_due_at < %(now)s AND o2.id <> COALESCE(c.id, 0)
     ORDER BY o2.retrospective_due_at LIMIT 1)
 """
 
 
-def _statement(template: str) -> str:
+def _statement(template: str, **parts: str) -> str:
     return template.format(
+        **parts,
         environment_e=_columns("e", "e_", ENVIRONMENT_FIELDS, Environment),
         environment_ce=_columns("ce", "ce_", ENVIRONMENT_FIELDS, Environment),
         policy_p=_columns("p", "p_", POLICY_FIELDS, EnvironmentPolicy),
@@ -344,7 +347,21 @@ def _statement(template: str) -> str:
     )
 
 
-BUILD_STATEMENT, CHANGE_STATEMENT = _statement(BUILD_SQL), _statement(CHANGE_SQL)
+BUILD_STATEMENT = _statement(BUILD_SQL)
+CHANGE_STATEMENT = _statement(
+    CHANGE_SQL,
+    build_columns="",
+    source="(SELECT 1 AS one)",
+    change_id="%(change_request)s",
+    model_id="%(model_id)s",
+)
+QUESTION_STATEMENT = _statement(
+    CHANGE_SQL,
+    build_columns="asked.*, ",
+    source=f"({BUILD_STATEMENT})",
+    change_id="CASE WHEN %(named)s THEN %(change_request)s ELSE asked.found_change_id END",
+    model_id="asked.m_id",
+)
 
 
 def _fetch_row(sql: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -383,8 +400,9 @@ def gate_question_resolve(
     now: datetime | None = None,
     lock: bool = False,
 ) -> GateQuestion:
-    """Resolve the question in two statements. With `lock` (deployment start, inside the
-    caller's transaction) the change request row is locked before its attempts are read."""
+    """Resolve the question in one statement. With `lock` (deployment start, inside the
+    caller's transaction) the change request row is locked before its attempts are read, by a
+    second statement."""
     now = now or timezone.now()
     asked: dict[str, str] = {
         "environment": getattr(environment, "name", environment),
@@ -393,17 +411,18 @@ def gate_question_resolve(
         "artifact_sha256": artifact_sha256,
         "change_request": getattr(change_request, "number", change_request) or "",
     }
-    build = _fetch_row(
-        BUILD_STATEMENT,
-        {
-            "environment": _matchable(asked["environment"]),
-            "model": _matchable(asked["model"]),
-            "version": _matchable(version),
-            "artifact_sha256": _matchable(artifact_sha256),
-            "now": _param(now),
-            "false": False,
-        },
-    )
+    named = change_request not in (None, "")
+    params = {
+        "environment": _matchable(asked["environment"]),
+        "model": _matchable(asked["model"]),
+        "version": _matchable(version),
+        "artifact_sha256": _matchable(artifact_sha256),
+        "now": _param(now),
+        "false": False,
+        "named": named,
+        "change_request": change_request_pk(change_request) if named else None,
+    }
+    build = _fetch_row(BUILD_STATEMENT if lock else QUESTION_STATEMENT, params)
     found_environment = _instance(Environment, build, "e_", ENVIRONMENT_FIELDS)
     policy = _instance(EnvironmentPolicy, build, "p_", POLICY_FIELDS)
     found_model = _instance(RegisteredModel, build, "m_", MODEL_FIELDS)
@@ -431,19 +450,15 @@ def gate_question_resolve(
         model_version.model = found_model
         model_version.repository = _instance(Repository, build, "r_", REPOSITORY_FIELDS)
 
-    named = change_request not in (None, "")
-    change_id = change_request_pk(change_request) if named else build["found_change_id"]
-    if lock and change_id is not None:
-        _lock(change_id)
-    change = _fetch_row(
-        CHANGE_STATEMENT,
-        {
-            "change_request": change_id,
-            "change_request_or_0": change_id or 0,
-            "model_id": found_model.pk if found_model else None,
-            "now": _param(now),
-        },
-    )
+    change = build
+    if lock:
+        change_id = params["change_request"] if named else build["found_change_id"]
+        if change_id is not None:
+            _lock(change_id)
+        change = _fetch_row(
+            CHANGE_STATEMENT,
+            {**params, "change_request": change_id, "model_id": build["m_id"]},
+        )
     found_change = _instance(ChangeRequest, change, "c_", CHANGE_FIELDS)
     if found_change is not None:
         found_change.model_version = _instance(ModelVersion, change, "cv_", VERSION_FIELDS)

@@ -125,11 +125,9 @@ def test_a_reason_is_required(envs, two_releases, fraud, requester):
 
 @pytest.fixture
 def prod_history(envs, builds, ci, clock, requester, peer, prod_signers):
-    """1.0 then 1.1 released to prod, each soaked in test first."""
+    """1.0 then 1.1 released to prod, each live in test for eight days first."""
     for version in ("1.0", "1.1"):
-        release_to_test(envs, builds[version], ci, clock, requester, peer)
-    clock.advance(days=8)
-    for version in ("1.0", "1.1"):
+        release_to_test(envs, builds[version], ci, clock, requester, peer, pause=timedelta(days=8))
         change = file_change(
             model_version=builds[version],
             environment=envs["prod"],
