@@ -1,4 +1,6 @@
-"""Shared fixtures: the personas of the product, built the way the demo builds them.
+"""Shared fixtures: the personas of the product, built the way the demo builds them, and the
+records most tests start from (the three environments, a build, a filed change, a clock), built
+by `registry.builders` and `releases.builders` as the demo and the benchmarks build them.
 
 Audit rows are append-only, so the flush that ends a transactional test leaves the audit tables
 alone (see `flush_keeps_the_audit_trail`): such tests compare audit sequence numbers relative to
@@ -11,11 +13,18 @@ from dataclasses import dataclass
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from organisation import services
 from organisation.demo import DEMO_PASSWORD, seed_organisation
 from portal.models import Scope, ServiceAccount, Team
+from registry import services as registry
+from registry.builders import build_register
+from registry.models import ModelVersion, RegisteredModel
+from releases.builders import Clock, change_fields, environments_create, sign
+from releases.models import ChangeRequest, Environment
+from releases.services.change_requests import change_request_file
 
 # Every app stays available (None), so template tags and content types of all apps work in
 # transactional tests; the name says what the marker is for.
@@ -161,3 +170,66 @@ def login(client, password):
         return client
 
     return sign_in
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(now=timezone.now().replace(microsecond=0))
+
+
+@pytest.fixture
+def django_clock(monkeypatch, clock) -> Clock:
+    """Pages, the API and the registry take no time from their caller, so tests that move time
+    through them move Django's clock with the test clock (set `.now` to stop it elsewhere)."""
+    monkeypatch.setattr(timezone, "now", lambda: clock.now)
+    return clock
+
+
+@pytest.fixture
+def envs(org) -> dict[str, Environment]:
+    """dev (no change request), test (peer review only), prod (peer review, three teams, seven
+    days of soak in test): the demo's environments."""
+    return environments_create()
+
+
+@pytest.fixture
+def version(org) -> ModelVersion:
+    return build_register("fraud-detector", "1.0.0")
+
+
+@pytest.fixture
+def fraud(org) -> RegisteredModel:
+    return registry.model_register(actor=None, name="fraud-score", owner_team="data-science")[0]
+
+
+@pytest.fixture
+def builds(fraud) -> dict[str, ModelVersion]:
+    return {number: build_register(fraud.name, number) for number in ("1.0", "1.1", "1.2")}
+
+
+@pytest.fixture
+def prod_signers(peer, model_risk_approver, release_approver, platform_approver) -> list:
+    """Peer review, then one approver per approval team of prod."""
+    return [peer, model_risk_approver, release_approver, platform_approver]
+
+
+@pytest.fixture
+def new_change(requester, envs, version):
+    """File (create and submit) a change request for `version` as the requester; prod by
+    default, with the fields a test overrides (even to wrong values)."""
+
+    def file(environment: str = "prod", actor=None, **overrides) -> ChangeRequest:
+        fields = change_fields(version, envs[environment], **overrides)
+        return change_request_file(actor=actor or requester, **fields)
+
+    return file
+
+
+@pytest.fixture
+def approved(new_change, prod_signers) -> ChangeRequest:
+    """A prod change that went through peer review and all three teams."""
+    change_request = new_change()
+    for signer in prod_signers:
+        sign(signer, change_request)
+    change_request.refresh_from_db()
+    return change_request

@@ -7,22 +7,12 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from portal.models import Scope
+from releases.builders import change_fields
 from releases.services import change_requests as services
 from releases.services import policy
-from tests.releases import helpers
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/change-requests/"
-
-
-@pytest.fixture
-def envs(org):
-    return helpers.make_environments(org)
-
-
-@pytest.fixture
-def version(org):
-    return helpers.make_model_version(org)
 
 
 @pytest.fixture
@@ -155,7 +145,7 @@ def test_anonymous_callers_are_refused(envs, version):
 
 def test_read_by_number_with_any_token(service_caller, requester, peer, password, envs, version):
     change_request = services.change_request_file(
-        actor=requester, **helpers.change_fields(version, envs["prod"])
+        actor=requester, **change_fields(version, envs["prod"])
     )
     services.change_request_sign(
         actor=peer,

@@ -7,12 +7,11 @@ import pytest
 from django.utils.dateparse import parse_datetime
 from rest_framework.test import APIClient
 
+from releases.builders import deploy, file_change, release_to_test, sign
 from releases.models import ChangeRequest, Deployment, DeploymentStatus
 from releases.states import State
-from tests.releases.deploy_helpers import deploy, file_change, release_to_test, sign
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 def person(user) -> APIClient:
@@ -24,7 +23,9 @@ def person(user) -> APIClient:
 @pytest.fixture
 def prod_ready(envs, builds, ci, clock, requester, peer, prod_signers):
     """1.0 soaked in test for eight days and approved for prod, its window open now."""
-    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(days=8))
+    release_to_test(
+        envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(days=8)
+    )
     return file_change(
         model_version=builds["1.0"],
         environment=envs["prod"],

@@ -7,6 +7,7 @@ import pytest
 
 from audit.models import AuditEvent
 from portal.models import Scope
+from registry.builders import commit_id, digest
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel
 from tests.registry import helpers
 
@@ -136,9 +137,7 @@ def test_version_names_what_is_missing_for_reproducibility(writer, registered):
 def test_register_version_conflict_409(writer, registered):
     url = "/api/v1/models/credit-scoring/versions/"
     writer.post(url, helpers.version_payload(), format="json")
-    response = writer.post(
-        url, helpers.version_payload(artifact_sha256=helpers.digest("x")), format="json"
-    )
+    response = writer.post(url, helpers.version_payload(artifact_sha256=digest("x")), format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "model_version_conflict"
 
@@ -178,11 +177,11 @@ def test_register_version_of_unknown_model_404(writer, registered):
 def test_find_versions_by_commit(writer, registered, login, auditor):
     url = "/api/v1/models/credit-scoring/versions/"
     writer.post(url, helpers.version_payload(), format="json")
-    other_commit = helpers.sha1("second")
+    other_commit = commit_id("second")
     writer.post(
         url,
         helpers.version_payload(
-            version="1.1.0", commit_sha=other_commit, artifact_sha256=helpers.digest("1.1.0")
+            version="1.1.0", commit_sha=other_commit, artifact_sha256=digest("1.1.0")
         ),
         format="json",
     )
@@ -192,7 +191,7 @@ def test_find_versions_by_commit(writer, registered, login, auditor):
     assert {v["version"] for v in writer.get(url).json()} == {"1.0.0", "1.1.0"}
     detail = writer.get(f"{url}1.0.0/")
     assert detail.status_code == 200
-    assert detail.json()["commit_sha"] == helpers.sha1("commit one")
+    assert detail.json()["commit_sha"] == commit_id("commit one")
 
 
 # Who may call

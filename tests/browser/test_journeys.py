@@ -12,6 +12,7 @@ from playwright.sync_api import Page, expect
 
 from audit.services import auditor_add
 from organisation.demo import DEMO_PASSWORD
+from registry.builders import build_register
 from registry.models import ModelVersion
 from releases.models import ChangeRequest, Deployment, Environment, SignOff
 from releases.selectors.change_requests import change_request_get
@@ -24,8 +25,6 @@ from releases.services.deployments import (
 from releases.states import Kind, State
 from tests.browser.screenshots import snap
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases import helpers
-from tests.releases.deploy_helpers import make_build, make_model
 
 pytestmark = [
     pytest.mark.browser,
@@ -53,16 +52,6 @@ def auditor(auditor):
     """The auditor persona in the Auditors group, as the demo puts them."""
     auditor_add(actor=None, user=auditor)
     return auditor
-
-
-@pytest.fixture
-def envs(org) -> dict[str, Environment]:
-    return helpers.make_environments(org)
-
-
-@pytest.fixture
-def fraud(org):
-    return make_model("fraud-score")
 
 
 def past_change(
@@ -166,7 +155,7 @@ def test_production_change_from_filing_to_the_auditors_csv(
     auditor,
     tmp_path,
 ):
-    build = make_build(fraud, "2.0")
+    build = build_register(fraud.name, "2.0")
     in_test(ci=ci, build=build, envs=envs, requester=requester, peer=peer, days_ago=8)
 
     sign_in(requester)
@@ -255,7 +244,7 @@ def test_production_change_from_filing_to_the_auditors_csv(
 def test_a_build_that_has_not_soaked_shows_its_earliest_date_and_soak_not_met(
     page, sign_in, envs, fraud, ci, requester, peer
 ):
-    build = make_build(fraud, "2.1")
+    build = build_register(fraud.name, "2.1")
     ran = in_test(ci=ci, build=build, envs=envs, requester=requester, peer=peer, days_ago=2)
     earliest = timezone.localtime(ran.succeeded_at + timedelta(days=7)).strftime("%Y-%m-%d %H:%M")
 
@@ -287,8 +276,8 @@ def test_a_build_that_has_not_soaked_shows_its_earliest_date_and_soak_not_met(
 def test_a_failing_release_rolled_back_from_the_environment_page(
     page, sign_in, envs, fraud, ci, requester, peer
 ):
-    before = make_build(fraud, "3.0")
-    failing = make_build(fraud, "3.1")
+    before = build_register(fraud.name, "3.0")
+    failing = build_register(fraud.name, "3.1")
     now = timezone.now()
     in_test(ci=ci, build=before, envs=envs, requester=requester, peer=peer, days_ago=3)
     change = past_change(
@@ -332,7 +321,7 @@ def test_a_failing_release_rolled_back_from_the_environment_page(
 def test_an_emergency_change_deployed_with_its_retrospective_overdue(
     page, sign_in, envs, fraud, ci, requester, change_manager, model_risk_approver
 ):
-    build = make_build(fraud, "4.0")
+    build = build_register(fraud.name, "4.0")
     authorised_at = timezone.now() - timedelta(days=4)
     emergency = change_requests.change_request_file(
         actor=requester,
@@ -396,7 +385,7 @@ def test_an_emergency_change_deployed_with_its_retrospective_overdue(
 def test_no_sign_button_on_ones_own_change_and_a_forged_post_is_refused(
     page, sign_in, envs, fraud, requester
 ):
-    build = make_build(fraud, "5.0")
+    build = build_register(fraud.name, "5.0")
     start = timezone.now() + timedelta(days=2)
     change = change_requests.change_request_file(
         actor=requester,

@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from registry.builders import build_register
+from releases.builders import change_fields, environments_create
 from releases.services import change_requests
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases import helpers
 
 pytestmark = [
     pytest.mark.browser,
@@ -20,12 +21,12 @@ pytestmark = [
 
 @pytest.fixture
 def change(org, requester):
-    environments = helpers.make_environments(org)
-    version = helpers.make_model_version(org)
+    environments = environments_create()
+    version = build_register("fraud-detector", "1.0.0")
     start = timezone.now() + timedelta(days=2)
     return change_requests.change_request_file(
         actor=requester,
-        **helpers.change_fields(
+        **change_fields(
             version, environments["prod"], window_start=start, window_end=start + timedelta(hours=4)
         ),
     )

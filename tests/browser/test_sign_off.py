@@ -4,11 +4,12 @@ and the change moves on; a wrong password signs nothing."""
 import pytest
 from playwright.sync_api import expect
 
+from registry.builders import build_register
+from releases.builders import change_fields, environments_create
 from releases.models import SignOff
 from releases.services import change_requests as services
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases import helpers
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,10 +19,10 @@ pytestmark = [
 
 @pytest.fixture
 def change_request(org, requester):
-    environments = helpers.make_environments(org)
-    version = helpers.make_model_version(org)
+    environments = environments_create()
+    version = build_register("fraud-detector", "1.0.0")
     return services.change_request_file(
-        actor=requester, **helpers.change_fields(version, environments["prod"])
+        actor=requester, **change_fields(version, environments["prod"])
     )
 
 

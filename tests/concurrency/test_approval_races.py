@@ -15,11 +15,12 @@ from audit.verification import verify_chain
 from organisation import services as org_services
 from organisation.demo import DEMO_PASSWORD
 from portal.exceptions import DomainError
+from registry.builders import build_register
+from releases.builders import change_fields, environments_create
 from releases.models import SignOff
 from releases.services import change_requests as services
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases import helpers
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL"),
@@ -71,10 +72,10 @@ def _tail() -> int:
 def one_signature_left(org):
     """A prod change with peer review, Model Risk and Release Management signed: Platform
     Operations is the last team it waits for."""
-    environments = helpers.make_environments(org)
-    version = helpers.make_model_version(org)
+    environments = environments_create()
+    version = build_register("fraud-detector", "1.0.0")
     change_request = services.change_request_file(
-        actor=_user("requester"), **helpers.change_fields(version, environments["prod"])
+        actor=_user("requester"), **change_fields(version, environments["prod"])
     )
     for username in ("peer", "risk", "release"):
         change_request.refresh_from_db()

@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
+from releases.builders import file_change
 from releases.models import (
     Deployment,
     DeploymentKind,
@@ -18,14 +19,12 @@ from releases.models import (
 from releases.services.deployments import GateDenied, deployment_start
 from releases.services.gate import gate_evaluate
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases.deploy_helpers import file_change
 
 THREADS = 8
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL"
 )
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 @pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)

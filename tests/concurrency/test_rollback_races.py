@@ -19,6 +19,7 @@ from django.db import connection, connections, transaction
 from audit.models import AuditEvent
 from audit.verification import verify_chain
 from portal.exceptions import Conflict
+from releases.builders import file_change, release_to_test
 from releases.models import Deployment, DeploymentKind, DeploymentStatus
 from releases.selectors.live import live_deployment
 from releases.services.deployments import (
@@ -28,13 +29,11 @@ from releases.services.deployments import (
 )
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases.deploy_helpers import file_change, release_to_test
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL"),
     pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS),
 ]
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 # Long enough for the other thread to reach the lock and wait on it.
 HOLD_SECONDS = 0.5
@@ -44,10 +43,10 @@ HOLD_SECONDS = 0.5
 def two_live(envs, builds, ci, clock, requester, peer):
     """1.0 then 1.1 released to test; 1.2 approved there and not deployed yet."""
     first = release_to_test(
-        envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(minutes=5)
+        envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(minutes=5)
     )
     second = release_to_test(
-        envs, builds["1.1"], ci, clock, requester, peer, pause=timedelta(minutes=5)
+        envs, builds["1.1"], ci.account, clock, requester, peer, pause=timedelta(minutes=5)
     )
     third = file_change(
         model_version=builds["1.2"],

@@ -13,12 +13,13 @@ from organisation import services as org_services
 from organisation.demo import DEMO_PASSWORD, seed_organisation
 from portal.exceptions import DomainError
 from portal.models import Team
+from registry.builders import build_register
+from releases.builders import change_fields
 from releases.models import ChangeRequest, SignOff
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases import helpers
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL"),
@@ -77,9 +78,9 @@ def in_approval(settings):
         environment=environments["prod"],
         approval_teams=[org["model-risk"], org["release-management"], org["platform-operations"]],
     )
-    version = helpers.make_model_version(org, version=f"race-{suffix}")
+    version = build_register("fraud-detector", f"race-{suffix}")
     change_request = services.change_request_file(
-        actor=_user("requester"), **helpers.change_fields(version, environments["prod"])
+        actor=_user("requester"), **change_fields(version, environments["prod"])
     )
     _sign("peer", change_request)
     change_request.refresh_from_db()

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import connection
 
 from registry import services
+from registry.builders import commit_id, digest
 from registry.models import ModelVersion, RegisteredModel
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
@@ -32,9 +33,9 @@ def test_parallel_builds_without_a_version_get_distinct_consecutive_numbers(org)
                 **helpers.version_payload(
                     version="",
                     datasets=[],
-                    commit_sha=helpers.sha1(f"job {job}"),
+                    commit_sha=commit_id(f"job {job}"),
                     build_id=f"job-{job}",
-                    artifact_sha256=helpers.digest(f"job {job}"),
+                    artifact_sha256=digest(f"job {job}"),
                 ),
             )
             results.append((version.version, created))

@@ -13,15 +13,13 @@ import pytest
 from django.db import OperationalError, connection
 
 from audit.models import AuditEvent
+from releases.builders import file_change
 from releases.models import ChangeRequest, Deployment, DeploymentStatus
 from releases.services import deployments
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases.deploy_helpers import file_change
 
 ROOT = Path(__file__).resolve().parents[2]
-pytest_plugins = ["tests.releases.conftest_deploys"]
-
 # A client in a process of its own whose database is a port where nothing listens.
 UNREACHABLE_CLIENT = """
 import django, json

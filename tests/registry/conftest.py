@@ -1,5 +1,7 @@
 import pytest
+from git import Repo
 
+from registry.builders import repository_grow, repository_mirrored, training_commits
 from tests.registry import helpers
 
 
@@ -16,7 +18,7 @@ def model(org):
 @pytest.fixture
 def source_repo(tmp_path):
     """A working repository with five commits; `.shas` oldest first."""
-    repo, shas = helpers.grow_repository(tmp_path / "source", 5)
+    repo, shas = repository_grow(tmp_path / "source", training_commits(5))
     repo.shas = shas
     return repo
 
@@ -24,14 +26,5 @@ def source_repo(tmp_path):
 @pytest.fixture
 def mirrored(source_repo, tmp_path, model, dataset):
     """The registry's repository, with a bare mirror of `source_repo`."""
-    from registry import services
-
-    helpers.mirror_of(source_repo.working_dir, tmp_path / "mirror.git")
-    repository, _ = services.repository_register(actor=None, url=helpers.REPOSITORY_URL)
-    return services.repository_configure(
-        actor=None,
-        repository=repository,
-        mirror_path=str(tmp_path / "mirror.git"),
-        gitlab_url="",
-        gitlab_project_id=None,
-    )
+    Repo.clone_from(str(source_repo.working_dir), str(tmp_path / "mirror.git"), mirror=True)
+    return repository_mirrored(helpers.REPOSITORY_URL, str(tmp_path / "mirror.git"))

@@ -13,16 +13,16 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from registry.builders import commit_id
 from registry.models import DatasetVersion, ModelVersion, Repository
 from releases.models import Deployment
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
-from tests.releases.helpers import make_environments
 
 PIPELINE = "https://gitlab.example.com/data-science/credit-models/-/pipelines/9001"
 GITLAB_CI = {
     "GITLAB_CI": "true",
-    "CI_COMMIT_SHA": helpers.sha1("gitlab commit"),
+    "CI_COMMIT_SHA": commit_id("gitlab commit"),
     "CI_COMMIT_REF_NAME": "main",
     "CI_PIPELINE_ID": "9001",
     "CI_PIPELINE_URL": PIPELINE,
@@ -338,8 +338,7 @@ def test_gate_and_deployment_requests(run, files, releases_stub):
 
 
 @pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
-def test_gate_and_deployment_against_the_portal(live_server, org, ci, run, files):
-    make_environments(org)
+def test_gate_and_deployment_against_the_portal(live_server, envs, ci, run, files):
     portal = {"url": live_server.url, "token": ci.secret}
     model = run("model", "--name", "credit-scoring", "--owner-team", "data-science", **portal)
     assert model.returncode == 0, model.stderr

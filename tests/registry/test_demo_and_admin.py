@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from registry import demo, git, services
+from registry.builders import digest
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
 from registry.reproducibility import reproducibility
 from tests.registry import helpers
@@ -84,7 +85,7 @@ def test_admin_cannot_change_versions_or_datasets(admin_client, model, dataset):
     assert b'name="artifact_sha256"' not in page.content
     admin_client.post(change, {"artifact_sha256": "0" * 64})
     version.refresh_from_db()
-    assert version.artifact_sha256 == helpers.digest("artifact 1.0.0")
+    assert version.artifact_sha256 == digest("artifact 1.0.0")
     delete = reverse("admin:registry_modelversion_delete", args=[version.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 403
     assert (

@@ -10,14 +10,15 @@ import pytest
 
 from portal.exceptions import Conflict
 from registry import gitlab, services, tasks
+from registry.builders import commit_id
 from tests.registry import helpers
 
 pytestmark = pytest.mark.django_db
 
 PROJECT_ID = 42
-GREEN = helpers.sha1("green")
-RED = helpers.sha1("red")
-NEVER_BUILT = helpers.sha1("never built")
+GREEN = commit_id("green")
+RED = commit_id("red")
+NEVER_BUILT = commit_id("never built")
 
 
 class FakeGitLab(BaseHTTPRequestHandler):

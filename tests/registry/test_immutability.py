@@ -3,6 +3,7 @@
 import pytest
 from django.db import DatabaseError, transaction
 
+from registry.builders import digest
 from registry.models import DatasetVersion, ModelVersion
 from tests.registry import helpers
 
@@ -28,7 +29,7 @@ def test_database_refuses_to_update_or_delete_a_version(version):
     )
     assert refused(lambda: ModelVersion.objects.filter(pk=version.pk).delete())
     version.refresh_from_db()
-    assert version.artifact_sha256 == helpers.digest("artifact 1.0.0")
+    assert version.artifact_sha256 == digest("artifact 1.0.0")
 
 
 @pytest.mark.django_db
@@ -39,7 +40,7 @@ def test_database_refuses_to_update_or_delete_a_dataset_version(version, dataset
 
 @pytest.mark.django_db
 def test_database_refuses_to_relink_training_data(version, dataset):
-    other = helpers.register_dataset(version="2026-12-01", sha256=helpers.digest("december"))
+    other = helpers.register_dataset(version="2026-12-01", sha256=digest("december"))
     link = ModelVersion.datasets.through.objects.get(modelversion=version)
     assert refused(lambda: ModelVersion.datasets.through.objects.filter(pk=link.pk).delete())
     assert refused(

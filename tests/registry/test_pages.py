@@ -4,6 +4,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from registry import hooks
+from registry.builders import AUTHORS, commit_id, digest
 from tests.registry import helpers
 
 pytestmark = pytest.mark.django_db
@@ -14,7 +15,7 @@ def register_versions(count: int, *, model: str = "credit-scoring", start: int =
         helpers.register_version(
             model=model,
             version=f"1.{index}.0",
-            artifact_sha256=helpers.digest(f"{model} {index}"),
+            artifact_sha256=digest(f"{model} {index}"),
             build_id=str(5000 + index),
             datasets=[] if index % 2 else [{"name": "loans", "version": "2026-11-01"}],
         )
@@ -59,7 +60,7 @@ def test_model_page_shows_versions_with_evidence(login, requester, model, datase
     response = login(requester).get(reverse("registry:model", args=["credit-scoring"]))
     html = response.content.decode()
     assert response.status_code == 200
-    assert helpers.sha1("commit one")[:10] in html
+    assert commit_id("commit one")[:10] in html
     assert f'href="{helpers.version_payload()["build_url"]}" rel="noopener">5001</a>' in html
     assert "Reproducible" in html
     assert "Not reproducible: missing training data" in html
@@ -85,7 +86,7 @@ def test_version_page_shows_commit_from_the_mirror(login, requester, mirrored, s
     assert response.status_code == 200
     assert "Train step 2" in html
     assert "Longer explanation of step 2." in html
-    assert helpers.COMMIT_AUTHORS[2][0] in html
+    assert AUTHORS[2].name in html
     assert "loans" in html and helpers.dataset_payload()["sha256"][:16] in html
     assert "&quot;max_depth&quot;: 6" in html
     assert "auc" in html and "0.81" in html
@@ -109,7 +110,7 @@ def test_unknown_model_or_version_is_404(login, requester, model):
 
 def test_datasets_page(login, requester, model, dataset):
     helpers.register_version()
-    helpers.register_dataset(name="transactions", sha256=helpers.digest("tx"))
+    helpers.register_dataset(name="transactions", sha256=digest("tx"))
     response = login(requester).get(reverse("registry:datasets"), {"q": "loan"})
     assert [(d.name, d.version_count) for d in response.context["datasets"]] == [("loans", 1)]
 

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from audit.models import AuditEvent
 from portal.exceptions import Conflict
 from registry import services
+from registry.builders import commit_id, digest
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
 from tests.registry import helpers
 
@@ -26,7 +27,7 @@ def test_dataset_registration_records_and_audits(org, ci):
         actor=ci.account, **helpers.dataset_payload()
     )
     assert created
-    assert dataset.sha256 == helpers.digest("loans 2026-11-01")
+    assert dataset.sha256 == digest("loans 2026-11-01")
     event = events("dataset_version.registered").get()
     assert event.actor_name == "ci-pipeline"
     assert event.data["sha256"] == dataset.sha256
@@ -46,7 +47,7 @@ def test_dataset_different_payload_under_same_key_conflicts(org):
     services.dataset_version_register(actor=None, **helpers.dataset_payload())
     with pytest.raises(Conflict) as excinfo:
         services.dataset_version_register(
-            actor=None, **helpers.dataset_payload(sha256=helpers.digest("other"))
+            actor=None, **helpers.dataset_payload(sha256=digest("other"))
         )
     assert excinfo.value.code == "dataset_version_conflict"
     assert "sha256" in excinfo.value.detail
@@ -217,8 +218,8 @@ def test_version_same_payload_again_returns_the_record(model, dataset):
 @pytest.mark.parametrize(
     ("change", "named"),
     [
-        ({"artifact_sha256": helpers.digest("rebuilt")}, "artifact_sha256"),
-        ({"commit_sha": helpers.sha1("another commit")}, "commit_sha"),
+        ({"artifact_sha256": digest("rebuilt")}, "artifact_sha256"),
+        ({"commit_sha": commit_id("another commit")}, "commit_sha"),
         ({"datasets": []}, "datasets"),
         ({"metrics": {"auc": 0.9}}, "metrics"),
         ({"repository": "https://gitlab.example.com/other/repo"}, "repository"),
@@ -300,7 +301,7 @@ def test_commit_must_be_in_the_mirror_when_there_is_one(mirrored, source_repo):
         services.model_version_register(
             actor=None,
             model="credit-scoring",
-            **helpers.version_payload(commit_sha=helpers.sha1("never pushed")),
+            **helpers.version_payload(commit_sha=commit_id("never pushed")),
         )
     assert excinfo.value.code == "unknown_commit"
     version, created = services.model_version_register(

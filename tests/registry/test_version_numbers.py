@@ -9,6 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from registry import services
+from registry.builders import commit_id, digest
 from registry.models import ModelVersion, RegisteredModel
 from tests.registry import helpers
 
@@ -19,9 +20,9 @@ def build(n: int, **overrides) -> dict:
     """The payload of CI build `n`: its own commit, pipeline and artifact, no version."""
     payload = {
         "version": "",
-        "commit_sha": helpers.sha1(f"commit {n}"),
+        "commit_sha": commit_id(f"commit {n}"),
         "build_id": f"build-{n}",
-        "artifact_sha256": helpers.digest(f"artifact {n}"),
+        "artifact_sha256": digest(f"artifact {n}"),
         "datasets": [],
     }
     return helpers.version_payload(**{**payload, **overrides})
@@ -62,10 +63,10 @@ def test_a_number_held_by_a_row_loaded_outside_the_services_is_skipped(model):
         model=model,
         version="2",
         repository=first.repository,
-        commit_sha=helpers.sha1("restored"),
+        commit_sha=commit_id("restored"),
         build_id="restored",
         artifact_uri="s3://models/restored.pkl",
-        artifact_sha256=helpers.digest("restored"),
+        artifact_sha256=digest("restored"),
         created_by_name="restore",
     )
     assert register(3).version == "3"

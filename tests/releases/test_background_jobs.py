@@ -13,14 +13,14 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from portal.celery import app as celery_app
 from portal.models import Notification
+from registry.builders import build_register
 from releases import tasks
+from releases.builders import deploy, file_change
 from releases.models import HealthCheck, UnauthorisedChange
 from releases.services.deployments import deployment_record_result, deployment_start
 from releases.states import Kind, State
-from tests.releases.deploy_helpers import deploy, file_change, make_build, make_model
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 FOREIGN = "f" * 64
 
@@ -70,8 +70,7 @@ def eager(monkeypatch):
 
 
 def live_with_health_url(ci, environment, name, url, clock):
-    model = make_model(name)
-    build = make_build(model, "1.0")
+    build = build_register(name, "1.0")
     HealthEndpoints.expected[name] = build.artifact_sha256
     deployment, _ = deployment_start(
         actor=ci.account,
@@ -125,8 +124,7 @@ def test_health_polling_records_each_case_and_flags_a_foreign_digest(
 
 
 def test_expired_windows_are_closed(envs, ci, clock, requester, peer, monkeypatch):
-    model = make_model("churn")
-    build = make_build(model, "2.0")
+    build = build_register("churn", "2.0")
     change = file_change(
         model_version=build,
         environment=envs["test"],
@@ -147,8 +145,7 @@ def test_expired_windows_are_closed(envs, ci, clock, requester, peer, monkeypatc
 def test_overdue_retrospective_escalates_once_with_a_controlled_clock(
     envs, ci, clock, requester, change_manager, prod_signers
 ):
-    model = make_model("payments")
-    build = make_build(model, "9.9")
+    build = build_register("payments", "9.9")
     emergency = file_change(
         model_version=build,
         environment=envs["prod"],
@@ -185,7 +182,7 @@ def test_overdue_retrospective_escalates_once_with_a_controlled_clock(
 
 
 def test_a_failed_deployment_tells_the_owner_team(envs, ci):
-    build = make_build(make_model("scoring"), "1.0")
+    build = build_register("scoring", "1.0")
     started, _ = deployment_start(actor=ci.account, environment=envs["dev"], model_version=build)
     failed = deployment_record_result(
         actor=ci.account, deployment=started, status="failed", detail="Readiness probe failed."

@@ -8,11 +8,11 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from registry.models import ModelVersion
+from releases.builders import change_fields, sign
 from releases.models import SignOff
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import State
-from tests.releases import helpers
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +25,8 @@ def events_of(change_request):
     )
 
 
-def test_filing_names_the_exact_build_and_goes_to_peer_review(file_change, version, requester):
-    change_request = file_change()
+def test_filing_names_the_exact_build_and_goes_to_peer_review(new_change, version, requester):
+    change_request = new_change()
     assert change_request.state == State.IN_REVIEW
     assert change_request.model_version == version
     assert change_request.team.slug == "data-science"
@@ -45,32 +45,30 @@ def test_filing_names_the_exact_build_and_goes_to_peer_review(file_change, versi
 def test_an_unregistered_build_is_refused(requester, envs, version):
     ghost = ModelVersion(model=version.model, version="9.9.9")
     with pytest.raises(NotFound) as error:
-        services.change_request_create(
-            actor=requester, **helpers.change_fields(ghost, envs["prod"])
-        )
+        services.change_request_create(actor=requester, **change_fields(ghost, envs["prod"]))
     assert error.value.code == "unknown_build"
 
 
-def test_without_peer_review_in_the_policy_the_teams_come_first(org, file_change, envs):
+def test_without_peer_review_in_the_policy_the_teams_come_first(org, new_change, envs):
     policy.environment_policy_change(
         actor=None,
         environment=envs["prod"],
         approval_teams=[org["model-risk"]],
         needs_peer_review=False,
     )
-    assert file_change().state == State.IN_APPROVAL
+    assert new_change().state == State.IN_APPROVAL
 
 
-def test_a_policy_with_neither_review_nor_teams_approves_on_submit(envs, file_change):
+def test_a_policy_with_neither_review_nor_teams_approves_on_submit(envs, new_change):
     policy.environment_policy_change(
         actor=None, environment=envs["test"], approval_teams=[], needs_peer_review=False
     )
-    assert file_change("test").state == State.APPROVED
+    assert new_change("test").state == State.APPROVED
 
 
-def test_an_environment_without_change_requests_refuses_one(file_change):
+def test_an_environment_without_change_requests_refuses_one(new_change):
     with pytest.raises(RuleDenied) as error:
-        file_change("dev")
+        new_change("dev")
     assert error.value.code == "change_request_not_needed"
 
 
@@ -80,21 +78,22 @@ def test_an_environment_without_change_requests_refuses_one(file_change):
         (timedelta(days=-1), timedelta(hours=30), "window_in_past"),
     ],
 )
-def test_the_window_must_be_in_the_future_and_in_order(file_change, start_offset, length, code):
+def test_the_window_must_be_in_the_future_and_in_order(new_change, start_offset, length, code):
     start = timezone.now() + start_offset
     with pytest.raises(RuleDenied) as error:
-        file_change(window_start=start, window_end=start + length)
+        new_change(window_start=start, window_end=start + length)
     assert error.value.code == code
 
 
-def test_a_normal_change_needs_a_window(file_change):
+def test_a_normal_change_needs_a_window(new_change):
     with pytest.raises(RuleDenied) as error:
-        file_change(window_start=None, window_end=None)
+        new_change(window_start=None, window_end=None)
     assert error.value.code == "window_required"
 
 
-def test_a_window_in_a_freeze_is_refused_and_allowed_once_lifted(envs, file_change):
-    start, end = helpers.window(days=10)
+def test_a_window_in_a_freeze_is_refused_and_allowed_once_lifted(envs, new_change):
+    start = timezone.now() + timedelta(days=10)
+    end = start + timedelta(hours=4)
     freeze = policy.freeze_window_create(
         actor=None,
         environment=envs["prod"],
@@ -103,16 +102,17 @@ def test_a_window_in_a_freeze_is_refused_and_allowed_once_lifted(envs, file_chan
         reason="Year-end",
     )
     with pytest.raises(RuleDenied) as error:
-        file_change(window_start=start, window_end=end)
+        new_change(window_start=start, window_end=end)
     assert error.value.code == "freeze_in_effect"
     assert "Year-end" in error.value.detail
-    file_change("test", window_start=start, window_end=end)
+    new_change("test", window_start=start, window_end=end)
     policy.freeze_window_cancel(actor=None, freeze_window=freeze, reason="lifted")
-    assert file_change(window_start=start, window_end=end).state == State.IN_REVIEW
+    assert new_change(window_start=start, window_end=end).state == State.IN_REVIEW
 
 
-def test_a_freeze_outside_the_window_does_not_block(envs, file_change):
-    start, end = helpers.window(days=10)
+def test_a_freeze_outside_the_window_does_not_block(envs, new_change):
+    start = timezone.now() + timedelta(days=10)
+    end = start + timedelta(hours=4)
     policy.freeze_window_create(
         actor=None,
         environment=envs["prod"],
@@ -120,13 +120,13 @@ def test_a_freeze_outside_the_window_does_not_block(envs, file_change):
         ends_at=end + timedelta(days=3),
         reason="After",
     )
-    assert file_change(window_start=start, window_end=end).state == State.IN_REVIEW
+    assert new_change(window_start=start, window_end=end).state == State.IN_REVIEW
 
 
 def test_editing_after_a_sign_off_voids_it_and_the_trail_shows_both(
-    file_change, sign, peer, model_risk_approver, requester
+    new_change, peer, model_risk_approver, requester
 ):
-    change_request = file_change()
+    change_request = new_change()
     peer_review = sign(peer, change_request)
     approval = sign(model_risk_approver, change_request)
     old_digest = change_request.content_digest
@@ -162,8 +162,8 @@ def test_editing_after_a_sign_off_voids_it_and_the_trail_shows_both(
     sign(peer, resubmitted)
 
 
-def test_only_the_requester_edits_submits_and_cancels(file_change, peer):
-    change_request = file_change()
+def test_only_the_requester_edits_submits_and_cancels(new_change, peer):
+    change_request = new_change()
     for call in (
         lambda: services.change_request_edit(actor=peer, change_request=change_request, title="x"),
         lambda: services.change_request_submit(actor=peer, change_request=change_request),
@@ -174,8 +174,8 @@ def test_only_the_requester_edits_submits_and_cancels(file_change, peer):
         assert error.value.code == "not_the_requester"
 
 
-def test_cancel_follows_the_state_table(file_change, requester, approved):
-    change_request = file_change()
+def test_cancel_follows_the_state_table(new_change, requester, approved):
+    change_request = new_change()
     cancelled = services.change_request_cancel(actor=requester, change_request=change_request)
     assert cancelled.state == State.CANCELLED
     with pytest.raises(Conflict) as error:
@@ -201,7 +201,5 @@ def test_an_approved_change_expires_only_once_its_window_is_over(approved):
 
 def test_service_accounts_do_not_file_change_requests(ci, envs, version):
     with pytest.raises(RuleDenied) as error:
-        services.change_request_create(
-            actor=ci.account, **helpers.change_fields(version, envs["prod"])
-        )
+        services.change_request_create(actor=ci.account, **change_fields(version, envs["prod"]))
     assert error.value.code == "people_only"

@@ -3,19 +3,19 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from registry.builders import build_register
+from releases.builders import Clock, deploy, file_change
 from releases.services.deployments import health_check_record
 from releases.states import Kind
-from tests.releases.deploy_helpers import Clock, deploy, file_change, make_build, make_model
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 def test_an_overdue_retrospective_is_flagged_on_everyones_dashboard(
     envs, ci, requester, change_manager, auditor, login
 ):
     long_ago = Clock(now=timezone.now().replace(microsecond=0) - timedelta(days=5))
-    build = make_build(make_model("payments"), "9.9")
+    build = build_register("payments", "9.9")
     emergency = file_change(
         model_version=build,
         environment=envs["prod"],
@@ -38,7 +38,7 @@ def test_an_overdue_retrospective_is_flagged_on_everyones_dashboard(
 
 
 def test_an_unreviewed_unauthorised_change_is_flagged(envs, ci, clock, auditor, login):
-    build = make_build(make_model("churn"), "1.0")
+    build = build_register("churn", "1.0")
     live = deploy(actor=ci.account, environment=envs["dev"], model_version=build, clock=clock)
     health_check_record(deployment=live, ok=True, reported_sha256="e" * 64)
     page = login(auditor).get("/").content.decode()

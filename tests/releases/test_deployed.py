@@ -40,8 +40,8 @@ def test_an_approved_change_becomes_deployed_once(approved, ci):
     assert error.value.code == "invalid_transition"
 
 
-def test_a_change_not_yet_approved_cannot_be_deployed(file_change):
-    change_request = file_change()
+def test_a_change_not_yet_approved_cannot_be_deployed(new_change):
+    change_request = new_change()
     with pytest.raises(Conflict) as error:
         services.change_request_mark_deployed(
             change_request=change_request, deployment=deployment_of(change_request)

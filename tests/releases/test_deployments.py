@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
 from portal.exceptions import Conflict, RuleDenied
+from releases.builders import deploy
 from releases.models import DeploymentStatus, GateDecision, UnauthorisedChange
 from releases.selectors.live import live_deployment
 from releases.services.deployments import (
@@ -12,10 +13,8 @@ from releases.services.deployments import (
     health_check_record,
     unauthorised_change_review,
 )
-from tests.releases.deploy_helpers import deploy
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 def test_dev_needs_no_change_request(envs, builds, ci, clock, fraud):

@@ -8,11 +8,12 @@ from django.utils import timezone
 
 from organisation import services as org_services
 from portal.exceptions import RuleDenied
+from registry.builders import build_register
+from releases.builders import change_fields, sign
 from releases.models import ChangeRequest, Deployment, DeploymentKind, DeploymentStatus
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import Kind, State
-from tests.releases import helpers
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def file_emergency(requester, envs, version):
     def file(actor=None, **overrides):
-        fields = helpers.change_fields(
+        fields = change_fields(
             version,
             envs["prod"],
             kind=Kind.EMERGENCY,
@@ -34,7 +35,9 @@ def file_emergency(requester, envs, version):
     return file
 
 
-def deploy(change_request):
+def mark_deployed(change_request):
+    """A successful deployment row, then the service under test: the emergency's own steps,
+    without the gate."""
     now = timezone.now()
     deployment = Deployment.objects.create(
         environment=change_request.environment,
@@ -86,7 +89,7 @@ def test_an_emergency_skips_the_freeze(envs, file_emergency):
     assert file_emergency().state == State.AWAITING_AUTHORISATION
 
 
-def test_authorised_by_an_emergency_approver_for_24_hours(file_emergency, sign, change_manager):
+def test_authorised_by_an_emergency_approver_for_24_hours(file_emergency, change_manager):
     change_request = file_emergency()
     sign_off = sign(change_manager, change_request)
     change_request.refresh_from_db()
@@ -98,7 +101,7 @@ def test_authorised_by_an_emergency_approver_for_24_hours(file_emergency, sign, 
     assert abs(change_request.window_start - timezone.now()) < timedelta(minutes=1)
 
 
-def test_the_requester_cannot_authorise_their_own_emergency(org, file_emergency, sign, requester):
+def test_the_requester_cannot_authorise_their_own_emergency(org, file_emergency, requester):
     org_services.membership_set(
         actor=None, user=requester, team=org["data-science"], is_emergency_approver=True
     )
@@ -108,15 +111,13 @@ def test_the_requester_cannot_authorise_their_own_emergency(org, file_emergency,
     assert error.value.code == "own_change"
 
 
-def test_someone_without_the_emergency_role_cannot_authorise(
-    file_emergency, sign, model_risk_approver
-):
+def test_someone_without_the_emergency_role_cannot_authorise(file_emergency, model_risk_approver):
     with pytest.raises(RuleDenied) as error:
         sign(model_risk_approver, file_emergency())
     assert error.value.code == "not_an_emergency_approver"
 
 
-def test_a_refused_emergency_is_rejected(file_emergency, sign, change_manager):
+def test_a_refused_emergency_is_rejected(file_emergency, change_manager):
     change_request = file_emergency()
     sign(change_manager, change_request, decision="reject", comment="Not urgent")
     change_request.refresh_from_db()
@@ -124,11 +125,11 @@ def test_a_refused_emergency_is_rejected(file_emergency, sign, change_manager):
 
 
 def test_retrospective_by_every_team_after_deployment_then_closed(
-    file_emergency, sign, change_manager, model_risk_approver, release_approver, platform_approver
+    file_emergency, change_manager, model_risk_approver, release_approver, platform_approver
 ):
     change_request = file_emergency()
     sign(change_manager, change_request)
-    deployed = deploy(change_request)
+    deployed = mark_deployed(change_request)
     assert deployed.state == State.RETRO_REVIEW
     assert deployed.retrospective_due_at - timezone.now() > timedelta(hours=71)
     assert deployed.retrospective_due_at - timezone.now() <= timedelta(hours=72)
@@ -148,11 +149,11 @@ def test_retrospective_by_every_team_after_deployment_then_closed(
 
 
 def test_an_overdue_retrospective_blocks_a_new_emergency_for_that_model(
-    org, file_emergency, sign, change_manager, requester, envs
+    org, file_emergency, change_manager, requester, envs
 ):
     change_request = file_emergency()
     sign(change_manager, change_request)
-    deploy(change_request)
+    mark_deployed(change_request)
     assert file_emergency().state == State.AWAITING_AUTHORISATION
 
     ChangeRequest.objects.filter(pk=change_request.pk).update(
@@ -163,19 +164,19 @@ def test_an_overdue_retrospective_blocks_a_new_emergency_for_that_model(
     assert error.value.code == "retrospective_overdue"
     assert change_request.number in error.value.detail
 
-    other = helpers.make_model_version(org, model="churn-model")
+    other = build_register("churn-model", "1.0.0")
     assert file_emergency(model_version=other).state == State.AWAITING_AUTHORISATION
 
 
 def test_pages_show_the_retrospective_owed_and_overdue(
-    file_emergency, sign, change_manager, model_risk_approver, login
+    file_emergency, change_manager, model_risk_approver, login
 ):
     change_request = file_emergency()
     client = login(change_manager)
     page = client.get(f"/releases/change-requests/{change_request.number}/").content.decode()
     assert "Sign: Emergency authorisation" in page
     sign(change_manager, change_request)
-    deploy(change_request)
+    mark_deployed(change_request)
     sign(model_risk_approver, change_request)
     ChangeRequest.objects.filter(pk=change_request.pk).update(
         retrospective_due_at=timezone.now() - timedelta(hours=1)

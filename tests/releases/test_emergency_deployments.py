@@ -7,11 +7,10 @@ from datetime import timedelta
 import pytest
 
 from portal.exceptions import RuleDenied
+from releases.builders import file_change, sign
 from releases.states import State
-from tests.releases.deploy_helpers import file_change, sign
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 def test_emergency_path(

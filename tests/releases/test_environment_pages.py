@@ -7,24 +7,19 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from registry.builders import build_register
+from releases.builders import file_change, release_to_test
 from releases.models import DeploymentKind, UnauthorisedChange
 from releases.selectors.live import live_deployment
 from releases.services.deployments import health_check_record
-from tests.releases.deploy_helpers import (
-    file_change,
-    make_build,
-    make_model,
-    release_to_test,
-)
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 @pytest.fixture
 def history(envs, builds, ci, clock, requester, peer):
-    first = release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
-    second = release_to_test(envs, builds["1.1"], ci, clock, requester, peer)
+    first = release_to_test(envs, builds["1.0"], ci.account, clock, requester, peer)
+    second = release_to_test(envs, builds["1.1"], ci.account, clock, requester, peer)
     health_check_record(deployment=second, ok=True, latency_ms=42, status_code=200)
     return first, second
 
@@ -113,10 +108,11 @@ def test_the_deployment_page(login, auditor, history):
 
 def fill(envs, ci, clock, requester, peer, start, count):
     for n in range(start, start + count):
-        model = make_model(f"model-{n:02d}")
-        version = make_build(model, "1.0")
-        release_to_test(envs, version, ci, clock, requester, peer)
-        deployment = release_to_test(envs, make_build(model, "1.1"), ci, clock, requester, peer)
+        model = f"model-{n:02d}"
+        release_to_test(envs, build_register(model, "1.0"), ci.account, clock, requester, peer)
+        deployment = release_to_test(
+            envs, build_register(model, "1.1"), ci.account, clock, requester, peer
+        )
         health_check_record(deployment=deployment, ok=n % 2 == 0, latency_ms=n)
 
 
@@ -143,7 +139,7 @@ def test_the_page_costs_the_same_with_3_and_30_models(
 def test_the_change_request_page_shows_the_gate_and_the_soak(
     login, requester, envs, builds, ci, clock, peer, prod_signers
 ):
-    in_test = release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
+    in_test = release_to_test(envs, builds["1.0"], ci.account, clock, requester, peer)
     earliest = in_test.succeeded_at + timedelta(days=7)
     change = file_change(
         model_version=builds["1.0"],

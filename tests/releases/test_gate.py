@@ -5,6 +5,8 @@ from datetime import timedelta
 import pytest
 
 from audit.models import AuditEvent
+from registry.builders import build_register
+from releases.builders import deploy, file_change, release_to_test
 from releases.models import Environment, GateDecision, GatePurpose
 from releases.services import policy
 from releases.services.deployments import (
@@ -14,22 +16,16 @@ from releases.services.deployments import (
 )
 from releases.services.gate import gate_decide, gate_evaluate
 from releases.states import Kind, State
-from tests.releases.deploy_helpers import (
-    deploy,
-    file_change,
-    make_build,
-    make_model,
-    release_to_test,
-)
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 @pytest.fixture
 def soaked(envs, builds, ci, clock, requester, peer):
     """Build 1.0 ran in test (under its own change) and has soaked there for eight days."""
-    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(days=8))
+    release_to_test(
+        envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(days=8)
+    )
     return builds["1.0"]
 
 
@@ -210,7 +206,7 @@ def test_soak_does_not_count_a_deployment_rolled_back_in_test(
 
 
 def test_soak_needs_the_same_model(envs, prod_change, clock, org):
-    other = make_build(make_model("other-model"), "1.0")
+    other = build_register("other-model", "1.0")
     assert ask(envs, prod_change.model_version, clock).soak.deployment_id is not None
     assert ask(envs, other, clock).soak.deployment_id is None
 
@@ -357,9 +353,11 @@ def test_wrong_environment_model_and_version(envs, prod_change, clock):
     assert ask(envs, version, clock, change_request=number).allowed
     in_test = ask(envs, version, clock, environment="test", change_request=number)
     assert "wrong_environment" in in_test.codes()
-    other = make_build(make_model("other-model"), "1.0")
+    other = build_register("other-model", "1.0")
     assert "wrong_model" in ask(envs, other, clock, change_request=number).codes()
-    twin = make_build(version.model, "1.0-rebuild", artifact_sha256=version.artifact_sha256)
+    twin = build_register(
+        version.model.name, "1.0-rebuild", artifact_sha256=version.artifact_sha256
+    )
     assert ask(envs, twin, clock, change_request=number).codes() == ["wrong_version"]
 
 

@@ -11,15 +11,15 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from registry.builders import build_register
+from releases.builders import file_change, release_to_test
 from releases.models import Deployment, GateDecision
 from releases.selectors.gate import gate_question_resolve
 from releases.services import policy
 from releases.services.deployments import deployment_record_result, deployment_start
 from releases.services.gate import ROLLBACK, RULES, GateCode, gate_evaluate
-from tests.releases.deploy_helpers import file_change, make_build, release_to_test
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 ROOT = Path(__file__).resolve().parents[2]
 GATE_TESTS = [
@@ -66,7 +66,9 @@ def test_the_openapi_schema_lists_every_code(client):
 def pending_prod_change(envs, builds, ci, clock, requester, peer, prod_signers):
     """1.0 ran in test for three days only; its prod change is approved and in its window, so
     the gate refuses it for the soak alone."""
-    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(days=3))
+    release_to_test(
+        envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(days=3)
+    )
     change = file_change(
         model_version=builds["1.0"],
         environment=envs["prod"],
@@ -107,8 +109,8 @@ def test_the_api_the_deployment_start_and_the_page_give_one_answer(
 
 def test_a_digest_names_one_version_deterministically(envs, fraud, clock):
     """Where one digest stands under two versions, the newest registration answers."""
-    first = make_build(fraud, "3.0")
-    twin = make_build(fraud, "3.0-rebuild", artifact_sha256=first.artifact_sha256)
+    first = build_register(fraud.name, "3.0")
+    twin = build_register(fraud.name, "3.0-rebuild", artifact_sha256=first.artifact_sha256)
     for _ in range(3):
         question = gate_question_resolve(
             environment="dev", model="fraud-score", artifact_sha256=first.artifact_sha256
@@ -149,7 +151,7 @@ def test_a_rollback_is_judged_by_the_rollback_rows_of_the_table(
     """A freeze refuses normal changes, not the way back; an unknown model is a 404 naming the
     rule, as for any path parameter."""
     for version in ("1.0", "1.1"):
-        release_to_test(envs, builds[version], ci, clock, requester, peer)
+        release_to_test(envs, builds[version], ci.account, clock, requester, peer)
     policy.freeze_window_create(
         actor=None,
         environment=envs["test"],

@@ -4,11 +4,11 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from registry.builders import build_register
+from releases.builders import deploy
 from releases.selectors.live import live_deployment, live_in_environment
-from tests.releases.deploy_helpers import deploy, make_build, make_model
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 def versions(deployments):
@@ -50,13 +50,13 @@ def test_live_and_as_of_follow_the_successes(envs, builds, ci, clock, fraud):
 
 
 def test_live_lists_each_model_once_per_environment(envs, org, ci, clock):
-    models = [make_model(f"model-{n}") for n in range(3)]
+    models = [f"model-{n}" for n in range(3)]
     for model in models:
         for version in ("1", "2"):
             deploy(
                 actor=ci.account,
                 environment=envs["dev"],
-                model_version=make_build(model, version),
+                model_version=build_register(model, version),
                 clock=clock,
             )
     live = list(live_in_environment(environment=envs["dev"]))
@@ -66,21 +66,19 @@ def test_live_lists_each_model_once_per_environment(envs, org, ci, clock):
 
 def test_live_queries_stay_flat(envs, org, ci, clock):
     for n in range(3):
-        model = make_model(f"m-{n}")
         deploy(
             actor=ci.account,
             environment=envs["dev"],
-            model_version=make_build(model, "1"),
+            model_version=build_register(f"m-{n}", "1"),
             clock=clock,
         )
     with CaptureQueriesContext(connection) as few:
         list(live_in_environment(environment=envs["dev"]))
     for n in range(3, 12):
-        model = make_model(f"m-{n}")
         deploy(
             actor=ci.account,
             environment=envs["dev"],
-            model_version=make_build(model, "1"),
+            model_version=build_register(f"m-{n}", "1"),
             clock=clock,
         )
     with CaptureQueriesContext(connection) as many:

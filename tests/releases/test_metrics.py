@@ -23,16 +23,15 @@ Known answers (all models, 30 days to NOW = 11-20 12:00 UTC):
 """
 
 import itertools
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 from git import Actor, Repo
 
 from registry import services as registry
+from registry.builders import build_register, commit_id, repository_mirrored
 from releases.delivery_metrics import (
     CommitTime,
     Period,
@@ -47,7 +46,6 @@ from releases.services.deployments import (
     deployment_rollback,
     deployment_start,
 )
-from tests.releases import helpers
 from tests.releases.test_charts import SVG, parse_svg
 
 pytestmark = pytest.mark.django_db
@@ -59,14 +57,6 @@ UNMIRRORED = "https://gitlab.example.com/data-science/churn"
 
 def at(month: int, day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, month, day, hour, minute, tzinfo=UTC)
-
-
-@contextmanager
-def clock_at(monkeypatch, moment: datetime):
-    """Registration takes its time from Django's clock: stop it at `moment` meanwhile."""
-    with monkeypatch.context() as patch:
-        patch.setattr(timezone, "now", lambda: moment)
-        yield
 
 
 def commit_at(repo: Repo, moment: datetime, message: str) -> str:
@@ -85,19 +75,6 @@ def commit_at(repo: Repo, moment: datetime, message: str) -> str:
     ).hexsha
 
 
-def register(model: str, version: str, repository: str, commit_sha: str):
-    return registry.model_version_register(
-        actor=None,
-        model=model,
-        version=version,
-        repository=repository,
-        commit_sha=commit_sha,
-        build_id=f"build-{model}-{version}",
-        artifact_uri=f"s3://models/{model}/{version}.tar.gz",
-        artifact_sha256=helpers.digest(f"{model}:{version}"),
-    )[0]
-
-
 def deploy(environment, version, started: datetime, finished: datetime | None, ok: bool = True):
     deployment, _ = deployment_start(
         actor=None, environment=environment, model_version=version, now=started
@@ -113,11 +90,6 @@ def deploy(environment, version, started: datetime, finished: datetime | None, o
 
 
 @pytest.fixture
-def envs(org):
-    return helpers.make_environments(org)
-
-
-@pytest.fixture
 def fraud_versions(org, tmp_path):
     repo = Repo.init(tmp_path / "fraud-score", initial_branch="main")
     commits = {
@@ -126,25 +98,22 @@ def fraud_versions(org, tmp_path):
         "v3": commit_at(repo, at(11, 1, 9), "new features"),
         "v4": commit_at(repo, at(11, 10, 9), "recalibrate"),
     }
-    registry.model_register(actor=None, name="fraud-score", owner_team="data-science")
-    repository, _ = registry.repository_register(actor=None, url=MIRRORED)
-    registry.repository_configure(
-        actor=None,
-        repository=repository,
-        mirror_path=str(tmp_path / "fraud-score"),
-        gitlab_url="",
-        gitlab_project_id=None,
-    )
-    return {name: register("fraud-score", name, MIRRORED, sha) for name, sha in commits.items()}
+    repository_mirrored(MIRRORED, str(tmp_path / "fraud-score"))
+    return {
+        name: build_register("fraud-score", name, repository=MIRRORED, commit_sha=sha)
+        for name, sha in commits.items()
+    }
 
 
 @pytest.fixture
-def churn_versions(org, monkeypatch):
-    registry.model_register(actor=None, name="churn-model", owner_team="data-science")
+def churn_versions(org, django_clock):
+    """Registration takes its time from Django's clock: it stops at each registration."""
     versions = {}
     for name, registered in (("w1", at(11, 14, 9)), ("w2", at(11, 16, 9))):
-        with clock_at(monkeypatch, registered):
-            versions[name] = register("churn-model", name, UNMIRRORED, helpers.sha1(name))
+        django_clock.now = registered
+        versions[name] = build_register(
+            "churn-model", name, repository=UNMIRRORED, commit_sha=commit_id(name)
+        )
     return versions
 
 
@@ -390,10 +359,10 @@ def test_two_queries_whatever_the_history(envs, fraud_versions):
     assert len(report.measures.finished) == 50
 
 
-def test_the_page_on_a_controlled_clock(login, auditor, envs, history, monkeypatch):
+def test_the_page_on_a_controlled_clock(login, auditor, envs, history, django_clock):
     client = login(auditor)
-    with clock_at(monkeypatch, NOW):
-        page = client.get("/releases/metrics/", {"environment": "dev", "days": "30"})
+    django_clock.now = NOW
+    page = client.get("/releases/metrics/", {"environment": "dev", "days": "30"})
     text = page.content.decode()
     for heading in ("Deployment frequency", "Lead time for changes", "Change failure rate"):
         assert heading in text
@@ -438,13 +407,14 @@ def test_the_page_needs_sign_in(client, envs):
 
 @pytest.mark.parametrize("environment", ["dev", "all"])
 def test_the_page_queries_do_not_grow_with_the_history(
-    login, auditor, envs, fraud_versions, monkeypatch, environment
+    login, auditor, envs, fraud_versions, django_clock, environment
 ):
     client = login(auditor)
     client.get("/releases/metrics/")
 
     def count() -> int:
-        with clock_at(monkeypatch, NOW), CaptureQueriesContext(connection) as queries:
+        django_clock.now = NOW
+        with CaptureQueriesContext(connection) as queries:
             response = client.get("/releases/metrics/", {"environment": environment, "days": "30"})
         assert response.status_code == 200
         return len(queries)

@@ -7,15 +7,24 @@ from django.contrib.auth.models import Group
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from git import Actor
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from organisation import services as org_services
+from registry.builders import (
+    REPOSITORY_URL,
+    build_register,
+    digest,
+    repository_grow,
+    repository_mirrored,
+    training_commits,
+)
+from releases.builders import sign
 from releases.models import ChangeRequest, SignOff
 from releases.services import policy
 from releases.states import State
-from tests.releases import helpers
 
 pytestmark = pytest.mark.django_db
 FORMAT = "%Y-%m-%dT%H:%M"
@@ -38,7 +47,8 @@ def sign_post(client, change_request, password, team="", **overrides):
 
 
 def form_data(version, environment=None, **overrides):
-    start, end = helpers.window()
+    start = timezone.now() + timedelta(days=2)
+    end = start + timedelta(hours=4)
     data = {
         "model_version": version.pk,
         "environment": environment.pk if environment else "",
@@ -75,7 +85,7 @@ class TestFiling:
         assert ChangeRequest.objects.get().state == State.DRAFT
 
     def test_a_refusal_is_shown_on_the_form(self, login, requester, envs, version):
-        start, _ = helpers.window()
+        start = timezone.now() + timedelta(days=2)
         policy.freeze_window_create(
             actor=None,
             environment=envs["prod"],
@@ -93,13 +103,11 @@ class TestFiling:
     def test_the_form_shows_the_commits_the_build_brings(
         self, org, login, requester, envs, tmp_path
     ):
-        source, shas = helpers.grow_repository(
-            tmp_path / "src", [("Mia Chen", "mia@bank.example"), ("Per Eriksen", "per@bank.ex")]
-        )
+        authors = [Actor("Mia Chen", "mia@bank.example"), Actor("Per Eriksen", "per@bank.ex")]
+        source, shas = repository_grow(tmp_path / "src", training_commits(2, authors=authors))
         source.clone(str(tmp_path / "mirror.git"), bare=True)
-        version = helpers.make_model_version(
-            org, version="2.0.0", commit_sha=shas[-1], mirror_path=str(tmp_path / "mirror.git")
-        )
+        repository_mirrored(REPOSITORY_URL, str(tmp_path / "mirror.git"))
+        version = build_register("fraud-detector", "2.0.0", commit_sha=shas[-1])
         response = login(requester).post(
             "/releases/change-requests/new/",
             form_data(version, environment=envs["prod"], action="preview"),
@@ -128,24 +136,24 @@ class TestFiling:
 
 class TestButtons:
     def test_the_requester_sees_edit_and_cancel_but_no_signature(
-        self, login, requester, file_change
+        self, login, requester, new_change
     ):
-        change_request = file_change()
+        change_request = new_change()
         page = login(requester).get(url(change_request)).content.decode()
         assert url(change_request, "edit/") in page
         assert url(change_request, "cancel/") in page
         assert url(change_request, "sign/") not in page
 
-    def test_the_peer_sees_the_peer_review_button_only(self, login, peer, file_change):
-        change_request = file_change()
+    def test_the_peer_sees_the_peer_review_button_only(self, login, peer, new_change):
+        change_request = new_change()
         page = login(peer).get(url(change_request)).content.decode()
         assert "Sign: Peer review (Data Science)" in page
         assert url(change_request, "edit/") not in page
 
     def test_approvers_see_their_team_once_the_peer_has_reviewed(
-        self, login, sign, peer, model_risk_approver, file_change
+        self, login, peer, model_risk_approver, new_change
     ):
-        change_request = file_change()
+        change_request = new_change()
         client = login(model_risk_approver)
         assert url(change_request, "sign/") not in client.get(url(change_request)).content.decode()
         sign(peer, change_request)
@@ -155,8 +163,8 @@ class TestButtons:
 
 
 class TestSigning:
-    def test_the_sign_form_shows_the_meaning_and_asks_the_password(self, login, peer, file_change):
-        change_request = file_change()
+    def test_the_sign_form_shows_the_meaning_and_asks_the_password(self, login, peer, new_change):
+        change_request = new_change()
         page = login(peer).get(url(change_request, "sign/")).content.decode()
         assert (
             f"I approve {change_request.number} for prod as peer reviewer for Data Science" in page
@@ -164,8 +172,8 @@ class TestSigning:
         assert 'type="password"' in page
         assert change_request.content_digest in page
 
-    def test_signing_in_the_browser(self, login, peer, password, file_change):
-        change_request = file_change()
+    def test_signing_in_the_browser(self, login, peer, password, new_change):
+        change_request = new_change()
         response = sign_post(login(peer), change_request, password)
         assert response.status_code == 302
         sign_off = SignOff.objects.get(change_request=change_request)
@@ -174,17 +182,17 @@ class TestSigning:
         assert password not in event.body
         assert event.request_id
 
-    def test_a_wrong_password_signs_nothing(self, login, peer, file_change):
-        change_request = file_change()
+    def test_a_wrong_password_signs_nothing(self, login, peer, new_change):
+        change_request = new_change()
         response = sign_post(login(peer), change_request, "not-my-password")
         assert response.status_code == 403
         assert b"password" in response.content
         assert not SignOff.objects.exists()
 
     def test_the_sign_page_refuses_those_with_nothing_to_sign(
-        self, login, model_risk_approver, file_change
+        self, login, model_risk_approver, new_change
     ):
-        change_request = file_change()
+        change_request = new_change()
         response = login(model_risk_approver).get(url(change_request, "sign/"))
         assert response.status_code == 302
 
@@ -193,18 +201,18 @@ class TestBypassingTheButtons:
     """Separation of duties holds for direct POSTs to the sign-off URL."""
 
     def test_the_requester_cannot_sign_their_own_change(
-        self, login, requester, password, file_change
+        self, login, requester, password, new_change
     ):
-        change_request = file_change()
+        change_request = new_change()
         response = sign_post(login(requester), change_request, password, team="data-science")
         assert response.status_code == 403
         assert b"your own change" in response.content
         assert not SignOff.objects.exists()
 
     def test_a_non_approver_cannot_sign_for_a_team(
-        self, login, sign, peer, auditor, password, file_change
+        self, login, peer, auditor, password, new_change
     ):
-        change_request = file_change()
+        change_request = new_change()
         sign(peer, change_request)
         change_request.refresh_from_db()
         response = sign_post(login(auditor), change_request, password, team="model-risk")
@@ -213,12 +221,12 @@ class TestBypassingTheButtons:
         assert SignOff.objects.filter(change_request=change_request).count() == 1
 
     def test_someone_who_signed_for_one_team_cannot_sign_for_another(
-        self, org, login, sign, peer, model_risk_approver, password, file_change
+        self, org, login, peer, model_risk_approver, password, new_change
     ):
         org_services.membership_set(
             actor=None, user=model_risk_approver, team=org["release-management"], is_approver=True
         )
-        change_request = file_change()
+        change_request = new_change()
         sign(peer, change_request)
         sign(model_risk_approver, change_request, team=org["model-risk"])
         change_request.refresh_from_db()
@@ -229,19 +237,17 @@ class TestBypassingTheButtons:
         assert b"already signed" in response.content
         assert SignOff.objects.filter(change_request=change_request).count() == 2
 
-    def test_a_stale_digest_is_refused(self, login, peer, password, file_change):
-        change_request = file_change()
-        response = sign_post(
-            login(peer), change_request, password, content_digest=helpers.digest("older")
-        )
+    def test_a_stale_digest_is_refused(self, login, peer, password, new_change):
+        change_request = new_change()
+        response = sign_post(login(peer), change_request, password, content_digest=digest("older"))
         assert response.status_code == 409
         assert not SignOff.objects.exists()
 
 
 def test_editing_in_the_browser_voids_the_sign_offs_and_the_page_shows_both(
-    login, sign, requester, peer, file_change
+    login, requester, peer, new_change
 ):
-    change_request = file_change()
+    change_request = new_change()
     sign(peer, change_request)
     client = login(requester)
     data = form_data(change_request.model_version, test_evidence="New backtest")
@@ -256,9 +262,9 @@ def test_editing_in_the_browser_voids_the_sign_offs_and_the_page_shows_both(
 
 
 def test_the_waiting_list_is_oldest_first_and_per_signer(
-    login, sign, peer, model_risk_approver, requester, file_change
+    login, peer, model_risk_approver, requester, new_change
 ):
-    first, second = file_change(), file_change()
+    first, second = new_change(), new_change()
     ChangeRequest.objects.filter(pk=first.pk).update(
         submitted_at=timezone.now() - timedelta(days=3)
     )
@@ -271,15 +277,15 @@ def test_the_waiting_list_is_oldest_first_and_per_signer(
     assert "Nothing waits" in login(requester).get("/releases/waiting/").content.decode()
 
 
-def test_the_dashboard_shows_what_waits_for_me(login, peer, file_change):
-    change_request = file_change()
+def test_the_dashboard_shows_what_waits_for_me(login, peer, new_change):
+    change_request = new_change()
     page = login(peer).get("/").content.decode()
     assert "Waiting for me" in page and change_request.number in page
 
 
-def test_the_list_filters(login, auditor, file_change, envs, org):
-    in_prod = file_change()
-    in_test = file_change("test")
+def test_the_list_filters(login, auditor, new_change, envs, org):
+    in_prod = new_change()
+    in_test = new_change("test")
     client = login(auditor)
     page = client.get("/releases/change-requests/?environment=test").content.decode()
     assert in_test.number in page and in_prod.number not in page
@@ -346,9 +352,9 @@ def _pad(change_request, signers, count):
 
 
 def test_the_page_costs_the_same_queries_with_2_or_40_sign_offs_and_events(
-    login, auditor, peer, model_risk_approver, release_approver, file_change
+    login, auditor, peer, model_risk_approver, release_approver, new_change
 ):
-    small, large = file_change(), file_change()
+    small, large = new_change(), new_change()
     signers = [peer, model_risk_approver, release_approver]
     _pad(small, signers, 2)
     _pad(large, signers, 40)
@@ -358,8 +364,8 @@ def test_the_page_costs_the_same_queries_with_2_or_40_sign_offs_and_events(
     assert large.sign_offs.count() == 40
 
 
-def test_auditors_get_a_link_to_the_audit_trail_of_the_request(login, auditor, peer, file_change):
-    change_request = file_change()
+def test_auditors_get_a_link_to_the_audit_trail_of_the_request(login, auditor, peer, new_change):
+    change_request = new_change()
     link = f"/audit/objects/releases.changerequest/{change_request.pk}/"
     assert link not in login(peer).get(url(change_request)).content.decode()
     Group.objects.get_or_create(name="Auditors")[0].user_set.add(auditor)

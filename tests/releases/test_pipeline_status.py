@@ -11,14 +11,14 @@ from portal.celery import app as celery_app
 from registry import services as registry
 from registry import tasks
 from registry.models import PipelineStatus
+from releases.builders import file_change
 from releases.services.gate import gate_evaluate
 from tests.registry import helpers
 from tests.registry.test_gitlab import GREEN, NEVER_BUILT, RED
-from tests.releases.deploy_helpers import file_change
 
 pytestmark = pytest.mark.django_db
 # The GitLab stand-in and its linked repository come from the registry's GitLab tests.
-pytest_plugins = ["tests.releases.conftest_deploys", "tests.registry.test_gitlab"]
+pytest_plugins = ["tests.registry.test_gitlab"]
 
 
 @pytest.fixture

@@ -8,20 +8,19 @@ from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
 from portal.exceptions import Conflict, RuleDenied
+from releases.builders import deploy, file_change, release_to_test
 from releases.models import DeploymentKind, DeploymentStatus
 from releases.selectors.live import live_deployment
 from releases.services.deployments import deployment_rollback
 from releases.states import State
-from tests.releases.deploy_helpers import deploy, file_change, release_to_test
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 @pytest.fixture
 def two_releases(envs, builds, ci, clock, requester, peer):
-    first = release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
-    second = release_to_test(envs, builds["1.1"], ci, clock, requester, peer)
+    first = release_to_test(envs, builds["1.0"], ci.account, clock, requester, peer)
+    second = release_to_test(envs, builds["1.1"], ci.account, clock, requester, peer)
     return first, second
 
 
@@ -63,8 +62,8 @@ def test_rolling_back_a_release_puts_the_previous_version_back(
 def test_rolling_back_a_failed_attempt_keeps_its_change_usable(
     envs, builds, ci, clock, requester, peer, fraud
 ):
-    first = release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
-    failed = release_to_test(envs, builds["1.1"], ci, clock, requester, peer, succeed=False)
+    first = release_to_test(envs, builds["1.0"], ci.account, clock, requester, peer)
+    failed = release_to_test(envs, builds["1.1"], ci.account, clock, requester, peer, succeed=False)
     rollback = deployment_rollback(
         actor=ci.account, environment=envs["test"], model=fraud, reason="Half deployed."
     )
@@ -80,7 +79,7 @@ def test_a_second_rollback_skips_what_was_rolled_back(
     envs, builds, ci, clock, requester, peer, fraud
 ):
     for version in ("1.0", "1.1", "1.2"):
-        release_to_test(envs, builds[version], ci, clock, requester, peer)
+        release_to_test(envs, builds[version], ci.account, clock, requester, peer)
     once = deployment_rollback(
         actor=ci.account,
         environment=envs["test"],
@@ -107,7 +106,7 @@ def test_only_to_a_version_that_was_live_before(envs, builds, ci, clock, request
     with pytest.raises(Conflict) as error:
         deployment_rollback(actor=ci.account, environment=envs["test"], model=fraud, reason="x")
     assert error.value.code == "nothing_to_roll_back"
-    release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
+    release_to_test(envs, builds["1.0"], ci.account, clock, requester, peer)
     with pytest.raises(Conflict) as error:
         deployment_rollback(actor=ci.account, environment=envs["test"], model=fraud, reason="x")
     assert error.value.code == "no_previous_version"
@@ -127,7 +126,9 @@ def test_a_reason_is_required(envs, two_releases, fraud, requester):
 def prod_history(envs, builds, ci, clock, requester, peer, prod_signers):
     """1.0 then 1.1 released to prod, each live in test for eight days first."""
     for version in ("1.0", "1.1"):
-        release_to_test(envs, builds[version], ci, clock, requester, peer, pause=timedelta(days=8))
+        release_to_test(
+            envs, builds[version], ci.account, clock, requester, peer, pause=timedelta(days=8)
+        )
         change = file_change(
             model_version=builds[version],
             environment=envs["prod"],

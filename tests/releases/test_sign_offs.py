@@ -3,16 +3,25 @@
 import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from git import Actor
 
 from audit.models import AuditEvent
 from organisation import services as org_services
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Notification
+from registry.builders import (
+    REPOSITORY_URL,
+    build_register,
+    digest,
+    repository_grow,
+    repository_mirrored,
+    training_commits,
+)
+from releases.builders import change_fields, sign
 from releases.models import Deployment, DeploymentKind, DeploymentStatus, SignOff
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import State
-from tests.releases import helpers
 
 pytestmark = pytest.mark.django_db
 
@@ -25,9 +34,9 @@ def denied(call, code, kind=RuleDenied):
 
 
 def test_peer_review_then_one_approval_per_team_then_approved(
-    file_change, sign, peer, model_risk_approver, release_approver, platform_approver
+    new_change, peer, model_risk_approver, release_approver, platform_approver
 ):
-    change_request = file_change()
+    change_request = new_change()
     review = sign(peer, change_request)
     assert review.kind == "peer_review" and review.team.slug == "data-science"
     change_request.refresh_from_db()
@@ -48,42 +57,40 @@ def test_peer_review_then_one_approval_per_team_then_approved(
     )
 
 
-def test_test_environment_needs_only_the_peer_review(file_change, sign, peer):
-    change_request = file_change("test")
+def test_test_environment_needs_only_the_peer_review(new_change, peer):
+    change_request = new_change("test")
     sign(peer, change_request)
     change_request.refresh_from_db()
     assert change_request.state == State.APPROVED
 
 
-def test_approvers_wait_for_the_peer_review(file_change, sign, model_risk_approver):
-    change_request = file_change()
+def test_approvers_wait_for_the_peer_review(new_change, model_risk_approver):
+    change_request = new_change()
     # In peer review only a member of the requester's team can sign.
     denied(lambda: sign(model_risk_approver, change_request), "not_a_peer")
 
 
-def test_peer_review_by_someone_outside_the_team_is_refused(
-    org, file_change, sign, model_risk_approver
-):
-    change_request = file_change()
+def test_peer_review_by_someone_outside_the_team_is_refused(org, new_change, model_risk_approver):
+    change_request = new_change()
     denied(lambda: sign(model_risk_approver, change_request), "not_a_peer")
     org_services.membership_set(actor=None, user=model_risk_approver, team=org["data-science"])
     assert sign(model_risk_approver, change_request).kind == "peer_review"
 
 
-def test_nobody_signs_their_own_change(file_change, sign, requester, peer):
-    change_request = file_change()
+def test_nobody_signs_their_own_change(new_change, requester, peer):
+    change_request = new_change()
     denied(lambda: sign(requester, change_request), "own_change")
     sign(peer, change_request)
     denied(lambda: sign(requester, change_request), "own_change")
 
 
 def test_one_sign_off_per_person_even_for_another_team(
-    org, file_change, sign, peer, model_risk_approver, release_approver
+    org, new_change, peer, model_risk_approver, release_approver
 ):
     org_services.membership_set(
         actor=None, user=model_risk_approver, team=org["release-management"], is_approver=True
     )
-    change_request = file_change()
+    change_request = new_change()
     sign(peer, change_request)
     sign(model_risk_approver, change_request, team=org["model-risk"])
     error = denied(
@@ -94,17 +101,17 @@ def test_one_sign_off_per_person_even_for_another_team(
     assert sign(release_approver, change_request).team == org["release-management"]
 
 
-def test_the_peer_reviewer_cannot_also_approve(org, file_change, sign, peer):
+def test_the_peer_reviewer_cannot_also_approve(org, new_change, peer):
     org_services.membership_set(actor=None, user=peer, team=org["model-risk"], is_approver=True)
-    change_request = file_change()
+    change_request = new_change()
     sign(peer, change_request)
     denied(lambda: sign(peer, change_request, team=org["model-risk"]), "already_signed")
 
 
 def test_the_approver_role_is_checked_at_the_moment_of_signing(
-    org, file_change, sign, peer, model_risk_approver
+    org, new_change, peer, model_risk_approver
 ):
-    change_request = file_change()
+    change_request = new_change()
     sign(peer, change_request)
     org_services.membership_set(
         actor=None, user=model_risk_approver, team=org["model-risk"], is_approver=False
@@ -116,17 +123,17 @@ def test_the_approver_role_is_checked_at_the_moment_of_signing(
     assert sign(model_risk_approver, change_request).team == org["model-risk"]
 
 
-def test_a_non_approver_cannot_sign_for_a_team(org, file_change, sign, peer, auditor):
-    change_request = file_change()
+def test_a_non_approver_cannot_sign_for_a_team(org, new_change, peer, auditor):
+    change_request = new_change()
     sign(peer, change_request)
     denied(lambda: sign(auditor, change_request, team=org["model-risk"]), "not_an_approver")
     denied(lambda: sign(auditor, change_request), "not_an_approver")
 
 
 def test_a_team_outside_the_policy_or_already_signed_is_refused(
-    org, file_change, sign, peer, model_risk_approver
+    org, new_change, peer, model_risk_approver
 ):
-    change_request = file_change()
+    change_request = new_change()
     sign(peer, change_request)
     denied(
         lambda: sign(model_risk_approver, change_request, team=org["data-science"]),
@@ -140,8 +147,8 @@ def test_a_team_outside_the_policy_or_already_signed_is_refused(
     )
 
 
-def test_any_rejection_ends_the_request(file_change, sign, peer, model_risk_approver):
-    change_request = file_change()
+def test_any_rejection_ends_the_request(new_change, peer, model_risk_approver):
+    change_request = new_change()
     sign(peer, change_request)
     rejection = sign(model_risk_approver, change_request, decision="reject", comment="No backtest")
     change_request.refresh_from_db()
@@ -150,23 +157,23 @@ def test_any_rejection_ends_the_request(file_change, sign, peer, model_risk_appr
     denied(lambda: sign(peer, change_request), "invalid_transition", Conflict)
 
 
-def test_a_rejection_needs_a_reason(file_change, sign, peer, password):
-    change_request = file_change()
+def test_a_rejection_needs_a_reason(new_change, peer, password):
+    change_request = new_change()
     with pytest.raises(ValidationError) as error:
         sign(peer, change_request, decision="reject", comment=" ")
     assert error.value.error_dict["comment"][0].code == "comment_required"
 
 
-def test_a_wrong_password_signs_nothing(file_change, sign, peer):
-    change_request = file_change()
+def test_a_wrong_password_signs_nothing(new_change, peer):
+    change_request = new_change()
     denied(lambda: sign(peer, change_request, password="guess"), "reauth_failed")
     assert not SignOff.objects.filter(change_request=change_request).exists()
 
 
-def test_a_sign_off_binds_to_the_content_the_signer_saw(file_change, sign, peer):
-    change_request = file_change()
+def test_a_sign_off_binds_to_the_content_the_signer_saw(new_change, peer):
+    change_request = new_change()
     denied(
-        lambda: sign(peer, change_request, content_digest=helpers.digest("older content")),
+        lambda: sign(peer, change_request, content_digest=digest("older content")),
         "content_changed",
         Conflict,
     )
@@ -174,9 +181,9 @@ def test_a_sign_off_binds_to_the_content_the_signer_saw(file_change, sign, peer)
 
 
 def test_the_audit_event_carries_meaning_digest_policy_version_and_no_password(
-    file_change, sign, peer, password
+    new_change, peer, password
 ):
-    change_request = file_change()
+    change_request = new_change()
     sign_off = sign(peer, change_request)
     event = AuditEvent.objects.filter(action="change_request.signed").order_by("-seq")[0]
     assert event.data["meaning"] == sign_off.meaning
@@ -188,9 +195,9 @@ def test_the_audit_event_carries_meaning_digest_policy_version_and_no_password(
 
 
 def test_a_sign_off_records_the_policy_version_in_force_when_given(
-    org, envs, file_change, sign, peer, model_risk_approver
+    org, envs, new_change, peer, model_risk_approver
 ):
-    change_request = file_change()
+    change_request = new_change()
     sign(peer, change_request)
     policy.environment_policy_change(
         actor=None,
@@ -214,15 +221,15 @@ class TestCommitAuthors:
     def release(self, org, envs, tmp_path, requester, peer, model_risk_approver):
         peer.email = "per@bank.example"
         peer.save(update_fields=["email"])
-        source, shas = helpers.grow_repository(
-            tmp_path / "src",
-            [("Rhea Quinn", "rhea@bank.example"), ("Per Eriksen", "PER@bank.example")],
-        )
+        authors = [
+            Actor("Rhea Quinn", "rhea@bank.example"),
+            Actor("Per Eriksen", "PER@bank.example"),
+        ]
+        source, shas = repository_grow(tmp_path / "src", training_commits(2, authors=authors))
         mirror = tmp_path / "mirror.git"
         source.clone(str(mirror), bare=True)
-        version = helpers.make_model_version(
-            org, version="2.0.0", commit_sha=shas[-1], mirror_path=str(mirror)
-        )
+        repository_mirrored(REPOSITORY_URL, str(mirror))
+        version = build_register("fraud-detector", "2.0.0", commit_sha=shas[-1])
         policy.environment_policy_change(
             actor=None,
             environment=envs["test"],
@@ -231,36 +238,33 @@ class TestCommitAuthors:
         )
         return version
 
-    def test_a_commit_author_may_not_sign(self, org, release, envs, requester, peer, sign):
+    def test_a_commit_author_may_not_sign(self, org, release, envs, requester, peer):
         change_request = services.change_request_file(
-            actor=requester, **helpers.change_fields(release, envs["test"])
+            actor=requester, **change_fields(release, envs["test"])
         )
         denied(lambda: sign(peer, change_request), "commit_author")
 
     def test_someone_who_wrote_no_commit_may_sign(
-        self, org, release, envs, requester, model_risk_approver, sign
+        self, org, release, envs, requester, model_risk_approver
     ):
         org_services.membership_set(actor=None, user=model_risk_approver, team=org["data-science"])
         change_request = services.change_request_file(
-            actor=requester, **helpers.change_fields(release, envs["test"])
+            actor=requester, **change_fields(release, envs["test"])
         )
         assert sign(model_risk_approver, change_request).kind == "peer_review"
 
-    def test_commits_already_live_do_not_count(self, org, envs, tmp_path, requester, peer, sign):
+    def test_commits_already_live_do_not_count(self, org, envs, tmp_path, requester, peer):
         peer.email = "per@bank.example"
         peer.save(update_fields=["email"])
-        source, shas = helpers.grow_repository(
-            tmp_path / "src",
-            [("Per Eriksen", "per@bank.example"), ("Rhea Quinn", "rhea@bank.example")],
-        )
+        authors = [
+            Actor("Per Eriksen", "per@bank.example"),
+            Actor("Rhea Quinn", "rhea@bank.example"),
+        ]
+        source, shas = repository_grow(tmp_path / "src", training_commits(2, authors=authors))
         source.clone(str(tmp_path / "mirror.git"), bare=True)
-        mirror = str(tmp_path / "mirror.git")
-        live = helpers.make_model_version(
-            org, version="4.0.0", commit_sha=shas[0], mirror_path=mirror
-        )
-        candidate = helpers.make_model_version(
-            org, version="4.1.0", commit_sha=shas[1], mirror_path=mirror
-        )
+        repository_mirrored(REPOSITORY_URL, str(tmp_path / "mirror.git"))
+        live = build_register("fraud-detector", "4.0.0", commit_sha=shas[0])
+        candidate = build_register("fraud-detector", "4.1.0", commit_sha=shas[1])
         now = timezone.now()
         Deployment.objects.create(
             environment=envs["test"],
@@ -277,24 +281,24 @@ class TestCommitAuthors:
             actor=None, environment=envs["test"], approval_teams=[], exclude_commit_authors=True
         )
         change_request = services.change_request_file(
-            actor=requester, **helpers.change_fields(candidate, envs["test"])
+            actor=requester, **change_fields(candidate, envs["test"])
         )
         # Per's commit is already live there; only Rhea's is in this release.
         assert sign(peer, change_request).kind == "peer_review"
 
-    def test_unknown_commits_refuse_rather_than_guess(self, org, envs, requester, peer, sign):
+    def test_unknown_commits_refuse_rather_than_guess(self, org, envs, requester, peer):
         policy.environment_policy_change(
             actor=None, environment=envs["test"], approval_teams=[], exclude_commit_authors=True
         )
-        version = helpers.make_model_version(org, version="3.0.0")
+        version = build_register("fraud-detector", "3.0.0")
         change_request = services.change_request_file(
-            actor=requester, **helpers.change_fields(version, envs["test"])
+            actor=requester, **change_fields(version, envs["test"])
         )
         denied(lambda: sign(peer, change_request), "commits_unknown")
 
 
-def test_the_next_signers_and_the_requester_are_told(file_change, sign, peer, requester):
-    change_request = file_change()
+def test_the_next_signers_and_the_requester_are_told(new_change, peer, requester):
+    change_request = new_change()
     waiting = Notification.objects.filter(key__startswith=f"cr:{change_request.pk}:waiting")
     assert set(waiting.values_list("recipient__username", flat=True)) == {"peer"}
     sign(peer, change_request)
@@ -305,9 +309,9 @@ def test_the_next_signers_and_the_requester_are_told(file_change, sign, peer, re
 
 
 def test_wrong_passwords_are_recorded_and_repeated_ones_lock_signing(
-    file_change, sign, peer, model_risk_approver, org
+    new_change, peer, model_risk_approver, org
 ):
-    change_request = file_change()
+    change_request = new_change()
     for attempt in range(services.REAUTH_LIMIT):
         guess = f"guess-{attempt}"
         denied(lambda guess=guess: sign(peer, change_request, password=guess), "reauth_failed")

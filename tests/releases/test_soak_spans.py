@@ -7,13 +7,12 @@ from datetime import timedelta
 
 import pytest
 
+from releases.builders import file_change, release_to_test
 from releases.selectors.policy import environment_policy_current
 from releases.services import policy
 from releases.services.deployments import deployment_rollback, health_check_record
-from tests.releases.deploy_helpers import file_change, release_to_test
 
 pytestmark = pytest.mark.django_db
-pytest_plugins = ["tests.releases.conftest_deploys"]
 
 
 def prod_change_now(envs, build, requester, prod_signers, clock):
@@ -39,8 +38,10 @@ def change_page(login, user, change) -> str:
 def test_three_minutes_in_test_is_not_a_week_of_soak(
     envs, builds, ci, clock, requester, peer, prod_signers, login, release_approver, django_clock
 ):
-    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(minutes=3))
-    release_to_test(envs, builds["1.1"], ci, clock, requester, peer)
+    release_to_test(
+        envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(minutes=3)
+    )
+    release_to_test(envs, builds["1.1"], ci.account, clock, requester, peer)
     clock.advance(days=8)
     change = prod_change_now(envs, builds["1.0"], requester, prod_signers, clock)
 
@@ -65,9 +66,15 @@ def test_a_rollback_in_test_voids_the_soak_even_with_an_older_success(
 ):
     """Day 0: 1.0 live in test; day 3: 1.1; day 5: 1.0 again; day 6: rolled back to 1.1. On
     day 8 the day-0 success does not count: the latest span of 1.0 was rolled back."""
-    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(days=3))
-    release_to_test(envs, builds["1.1"], ci, clock, requester, peer, pause=timedelta(days=2))
-    release_to_test(envs, builds["1.0"], ci, clock, requester, peer, pause=timedelta(days=1))
+    release_to_test(
+        envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(days=3)
+    )
+    release_to_test(
+        envs, builds["1.1"], ci.account, clock, requester, peer, pause=timedelta(days=2)
+    )
+    release_to_test(
+        envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(days=1)
+    )
     deployment_rollback(
         actor=ci.account,
         environment=envs["test"],
@@ -89,7 +96,7 @@ def test_a_rollback_in_test_voids_the_soak_even_with_an_older_success(
 def test_failed_health_checks_are_evidence_and_refuse_where_the_policy_asks(
     envs, builds, ci, clock, requester, peer, prod_signers, django_clock
 ):
-    in_test = release_to_test(envs, builds["1.0"], ci, clock, requester, peer)
+    in_test = release_to_test(envs, builds["1.0"], ci.account, clock, requester, peer)
     health_check_record(deployment=in_test, ok=False, detail="HTTP 503", now=clock.now)
     clock.advance(days=8)
     prod_change_now(envs, builds["1.0"], requester, prod_signers, clock)

@@ -10,9 +10,9 @@ from audit.models import AuditEvent
 from portal.exceptions import RuleDenied
 from portal.ldap_settings import TeamGroup, directory_settings, parse_team_groups
 from portal.models import Membership
+from registry.builders import build_register
+from releases.builders import change_fields, environments_create, sign
 from releases.services import change_requests
-from tests.releases import helpers
-from tests.releases.deploy_helpers import sign
 from tests.security.conftest import ADMIN_DN, SUFFIX
 
 PASSWORD = "correct horse battery staple"
@@ -111,11 +111,11 @@ def test_team_groups_are_read_with_dns_that_contain_equals_signs():
 
 def test_a_directory_approver_signs_with_their_directory_password(client, bank, org):
     """Rule 6 for directory accounts: the password typed again is checked by the directory."""
-    environments = helpers.make_environments(org)
-    version = helpers.make_model_version(org)
+    environments = environments_create()
+    version = build_register("fraud-detector", "1.0.0")
     change_request = change_requests.change_request_file(
         actor=get_user_model().objects.get(username="requester"),
-        **helpers.change_fields(version, environments["prod"]),
+        **change_fields(version, environments["prod"]),
     )
     sign(get_user_model().objects.get(username="peer"), change_request)
     _sign_in(client, "alma", PASSWORD)

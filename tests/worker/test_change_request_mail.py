@@ -10,18 +10,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.models import Notification
+from registry.builders import build_register
+from releases.builders import environments_create
 from releases.services import change_requests
 from tests.conftest import TRANSACTIONAL_APPS
-from tests.releases import helpers
-from tests.releases.deploy_helpers import make_build, make_model
 from tests.worker.conftest import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
 
 
 def draft(org, requester, version):
-    environments = helpers.make_environments(org)
-    build = make_build(make_model("mail-model"), version)
+    environments = environments_create()
+    build = build_register("mail-model", version)
     start = timezone.now() + timedelta(hours=2)
     return change_requests.change_request_create(
         actor=requester,
