@@ -55,7 +55,8 @@ class GateView(APIView):
         question = s.GateInput(data=request.data)
         question.is_valid(raise_exception=True)
         answer = gate.gate_decide(actor=request.user, request=request, **question.validated_data)
-        return Response(s.GateOutput(answer.as_dict()).data)
+        # `as_dict` is the answer's one serialised form; GateOutput documents its shape.
+        return Response(answer.as_dict())
 
 
 class DeploymentsView(APIView):
