@@ -4,16 +4,16 @@ queryable columns against the hashed body, and every signed checkpoint.
 Hashes are recomputed here, in Python, from the rows the database returns, never by the database:
 a database that lies must then return rows that chain up to checkpoints signed before the lie.
 
-The walk works on the raw UTF-8 bytes of each row (on PostgreSQL straight from `COPY ... TO
-STDOUT`), so that verifying a million events costs little more than hashing them. The rules are
-those of `audit.chain.ChainWalk`, which the offline verifier uses.
+The walk works on the raw UTF-8 bytes of each row. On PostgreSQL they stream from `COPY ... TO
+STDOUT` straight into the walk, one row per call, so the server produces the next rows while
+Python checks this one: verifying a million events costs little more than reading and hashing
+them. The rules are those of `audit.chain.ChainWalk`, which the offline verifier uses.
 """
 
 import hashlib
 import json
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
@@ -24,43 +24,51 @@ from audit.chain import GENESIS_HASH, checkpoint_message, format_timestamp
 from audit.models import AuditCheckpoint, AuditEvent
 from audit.offline_verify import signature_valid
 
+# Rows per COPY statement: a walk that stops early reads at most this many rows past the problem.
 CHUNK = 50_000
+# In the order the canonical body lays them out (RFC 8785 sorts keys), so that the fast check
+# formats slices of a row: the body's text before `data`, then after it, then what it holds.
 COLUMNS = (
-    "seq",
-    "occurred_at",
-    "prev_hash",
-    "hash",
-    "body",
-    "actor_kind",
-    "actor_id",
-    "actor_name",
     "action",
-    "object_type",
+    "actor_id",
+    "actor_kind",
+    "actor_name",
+    "environment",
     "object_id",
     "object_repr",
-    "environment",
-    "data",
+    "object_type",
+    "occurred_at",
     "request_id",
     "ip",
     "user_agent",
+    "seq",
+    "prev_hash",
+    "hash",
+    "data",
+    "body",
 )
+OCCURRED_AT, IP, SEQ, PREV_HASH, HASH, DATA, BODY = 8, 10, 12, 13, 14, 15, 16
 POSTGRES_COPY = (
-    "COPY (SELECT seq, to_char(occurred_at AT TIME ZONE 'UTC', "
-    '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'), prev_hash, hash, body, actor_kind, actor_id, '
-    "actor_name, action, object_type, object_id, object_repr, environment, data, request_id, "
-    "coalesce(host(ip), ''), user_agent FROM audit_auditevent WHERE seq >= {low} AND seq <= {high} "
-    "ORDER BY seq) TO STDOUT"
+    "COPY (SELECT action, actor_id, actor_kind, actor_name, environment, object_id, object_repr, "
+    "object_type, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
+    "request_id, coalesce(host(ip), ''), user_agent, seq, prev_hash, hash, data, body "
+    "FROM audit_auditevent WHERE seq >= {low} AND seq <= {high} ORDER BY seq) TO STDOUT"
 )
 COPY_ESCAPE = re.compile(rb"\\(.)")
 COPY_UNESCAPED = {b"t": b"\t", b"n": b"\n", b"r": b"\r", b"b": b"\b", b"f": b"\f", b"v": b"\v"}
-# A string needs JSON escapes when it holds a quote, a backslash or a control character.
+# A string needs JSON escapes when it holds a quote, a backslash or a control character. In a
+# line of COPY text, a tab separates columns and a backslash starts a COPY escape.
 NEEDS_ESCAPE = re.compile(rb'[\x00-\x1f"\\]')
-# The canonical body around `data`: RFC 8785 sorts keys, so the layout is fixed.
+# The same for a line of COPY text, as a `bytes.translate` table (faster than a regex search)
+# that turns those bytes into NUL, except the tab that separates columns.
+ESCAPED = set(b'"\\' + bytes(range(0x20))) - {ord("\t")}
+LINE_NEEDS_ESCAPE = bytes(0 if byte in ESCAPED else 1 for byte in range(256))
 BODY_PREFIX = b'{"action":"%s","actor":{"id":"%s","kind":"%s","name":"%s"},"data":'
 BODY_SUFFIX = (
     b',"environment":"%s","object":{"id":"%s","repr":"%s","type":"%s"},"occurred_at":"%s",'
     b'"request":{"id":"%s","ip":"%s","user_agent":"%s"},"seq":%s}'
 )
+_decode = json.JSONDecoder().raw_decode
 
 
 @dataclass
@@ -90,106 +98,73 @@ def _copy_unescape(field: bytes) -> bytes:
     return COPY_ESCAPE.sub(lambda m: COPY_UNESCAPED.get(m.group(1), m.group(1)), field)
 
 
-def _postgres_rows(alias: str, low: int, high: int) -> Iterator[list[bytes]]:
-    """Rows as lists of UTF-8 fields, streamed by COPY in chunks of sequence numbers."""
-    for start in range(low, high + 1, CHUNK):
-        lines: list[bytes] = []
-        sink = type("Sink", (), {"write": staticmethod(lines.append)})()
-        with connections[alias].cursor() as cursor:
-            cursor.copy_expert(
-                POSTGRES_COPY.format(low=int(start), high=int(min(start + CHUNK - 1, high))),
-                sink,
-            )
-        for line in lines:
-            fields = line.rstrip(b"\n").split(b"\t")
-            if b"\\" in line:
-                fields = [_copy_unescape(field) for field in fields]
-            yield fields
-
-
-def _orm_rows(alias: str, low: int, high: int) -> Iterator[list[bytes]]:
-    rows = (
-        AuditEvent.objects.using(alias)
-        .filter(seq__gte=low, seq__lte=high)
-        .order_by("seq")
-        .values_list(*COLUMNS)
-        .iterator(chunk_size=5000)
-    )
-    for row in rows:
-        values = [
-            str(row[0]),
-            format_timestamp(row[1]),
-            *row[2:13],
-            json.dumps(row[13], ensure_ascii=False),
-            row[14],
-            row[15] or "",
-            row[16],
-        ]
-        yield [value.encode() for value in values]
-
-
 def _json_string(value: bytes) -> bytes:
     return encode_basestring(value.decode()).encode()
 
 
-def _copies_match(fields: list[bytes]) -> bool:
-    """Fast check that the queryable columns say what the body says: rebuild the canonical text
-    around `data` from the columns and compare bytes; compare `data` as parsed JSON. A False here
-    only sends the row to the exact check in `_copies_problem`."""
-    strings = (*fields[5:13], fields[1], *fields[14:17])
-    if NEEDS_ESCAPE.search(b"".join(strings)):
-        strings = tuple(_json_string(value)[1:-1] for value in strings)
-    kind, actor_id, name, action, object_type, object_id, object_repr, environment = strings[:8]
-    stamp, request_id, ip, user_agent = strings[8:]
-    prefix = BODY_PREFIX % (action, actor_id, kind, name)
-    suffix = BODY_SUFFIX % (
-        environment,
-        object_id,
-        object_repr,
-        object_type,
-        stamp,
-        request_id,
-        ip,
-        user_agent,
-        fields[0],
+def _same_json(left: bytes, right: bytes) -> bool:
+    """Whether two texts are each exactly one JSON value, and the same value. Calls the decoder
+    itself: `json.loads` spends more time guessing the encoding than parsing a small object."""
+    try:
+        left_text, right_text = left.decode(), right.decode()
+        left_value, left_end = _decode(left_text)
+        right_value, right_end = _decode(right_text)
+    except ValueError:
+        return False
+    return left_end == len(left_text) and right_end == len(right_text) and left_value == right_value
+
+
+def _plain(fields: list[bytes]) -> bool:
+    """Whether the text columns go into JSON as they are, with no escapes."""
+    return not NEEDS_ESCAPE.search(b"".join(fields[:SEQ]))
+
+
+def _copies_match(fields: list[bytes], plain: bool) -> bool:
+    """Fast check that the queryable columns say what the body says: lay the columns out as the
+    canonical body does around `data` and compare bytes; compare `data` as parsed JSON
+    (PostgreSQL lays jsonb out its own way). A False here only sends the row to the exact check
+    in `_copies_problem`."""
+    if not plain:
+        fields = [_json_string(value)[1:-1] for value in fields[:SEQ]] + fields[SEQ:]
+    body = fields[BODY]
+    prefix = BODY_PREFIX % tuple(fields[:4])
+    suffix = BODY_SUFFIX % tuple(fields[4 : SEQ + 1])
+    end = len(body) - len(suffix)
+    return (
+        len(prefix) <= end
+        and body.startswith(prefix)
+        and body.endswith(suffix)
+        and _same_json(body[len(prefix) : end], fields[DATA])
     )
-    body = fields[4]
-    if len(body) < len(prefix) + len(suffix):
-        return False
-    if not (body.startswith(prefix) and body.endswith(suffix)):
-        return False
-    data = body[len(prefix) : len(body) - len(suffix)]
-    return data == fields[13] or json.loads(data.decode()) == json.loads(fields[13].decode())
 
 
 def _copies_problem(fields: list[bytes]) -> str:
     """The exact check: every queryable column against the parsed body, naming the culprits."""
     try:
-        body = json.loads(fields[4])
+        body = json.loads(fields[BODY])
         actor, target, request = body["actor"], body["object"], body["request"]
-        from_body = (
-            body["seq"],
-            body["occurred_at"],
-            actor["kind"],
-            actor["id"],
-            actor["name"],
-            body["action"],
-            target["type"],
-            target["id"],
-            target["repr"],
-            body["environment"],
-            body["data"],
-            request["id"],
-            request["ip"],
-            request["user_agent"],
-        )
+        from_body = {
+            "action": body["action"],
+            "actor_id": actor["id"],
+            "actor_kind": actor["kind"],
+            "actor_name": actor["name"],
+            "environment": body["environment"],
+            "object_id": target["id"],
+            "object_repr": target["repr"],
+            "object_type": target["type"],
+            "occurred_at": body["occurred_at"],
+            "request_id": request["id"],
+            "ip": request["ip"],
+            "user_agent": request["user_agent"],
+            "seq": body["seq"],
+            "data": body["data"],
+        }
     except (ValueError, KeyError, TypeError):
         return "body is not a complete event"
-    text = [field.decode() for field in fields]
-    from_columns = (int(text[0]), text[1], *text[5:13], json.loads(text[13]), *text[14:17])
-    if from_body != from_columns:
-        names = ("seq", "occurred_at", *COLUMNS[5:])
-        differing = [n for n, a, b in zip(names, from_body, from_columns, strict=True) if a != b]
+    columns = {name: field.decode() for name, field in zip(COLUMNS, fields, strict=True)}
+    columns["seq"], columns["data"] = int(columns["seq"]), json.loads(columns["data"])
+    differing = [name for name, value in from_body.items() if columns[name] != value]
+    if differing:
         return f"columns differ from the hashed body: {', '.join(differing)}"
     return ""
 
@@ -201,6 +176,103 @@ def _check_checkpoint(checkpoint: AuditCheckpoint, key_id: str, public_key) -> s
     if not signature_valid(public_key, message, checkpoint.signature):
         return f"checkpoint #{checkpoint.pk} at {checkpoint.size} has an invalid signature"
     return ""
+
+
+class _Walk:
+    """The walk along the chain in sequence order: `add` takes one row (the fields of `COLUMNS`
+    as UTF-8 bytes) and raises `Broken` at the first problem. Also the sink of `COPY ... TO
+    STDOUT`, which calls `write` once per row."""
+
+    def __init__(
+        self, *, seq: int, tip: str, checkpoints: list[AuditCheckpoint], key_id, public_key
+    ):
+        self.expected = seq
+        self.tip = tip.encode()
+        self.verified_size = seq - 1
+        self.count = 0
+        self.checked = 0
+        self.key_id = key_id
+        self.public_key = public_key
+        self.pending: dict[int, list[AuditCheckpoint]] = {}
+        for checkpoint in checkpoints:
+            self.pending.setdefault(checkpoint.size, []).append(checkpoint)
+
+    def write(self, line: bytes) -> None:
+        fields = line[:-1].split(b"\t")
+        if b"\\" in line:
+            fields = [_copy_unescape(field) for field in fields]
+            self.add(fields, _plain(fields))
+        else:
+            # The text columns come first: search the line up to `data` once, without joining.
+            before_data = len(line) - len(fields[DATA]) - len(fields[BODY]) - 3
+            self.add(fields, b"\0" not in line[:before_data].translate(LINE_NEEDS_ESCAPE))
+
+    def add(self, fields: list[bytes], plain: bool, sha256=hashlib.sha256) -> None:
+        """Check one row; `plain` tells that its text columns need no JSON escapes."""
+        seq_text, tip = fields[SEQ], self.tip
+        seq, expected = int(seq_text), self.expected
+        if seq != expected:
+            raise Broken(
+                min(seq, expected),
+                f"events {expected}..{seq - 1} are missing"
+                if seq > expected
+                else f"sequence number {seq} where {expected} was expected",
+            )
+        if fields[PREV_HASH] != tip:
+            raise Broken(seq, "prev_hash does not match the hash of the event before")
+        stored = fields[HASH]
+        material = b"\n".join((tip, seq_text, fields[OCCURRED_AT], fields[BODY]))
+        if sha256(material).hexdigest().encode() != stored:
+            raise Broken(seq, "hash does not match the event's contents")
+        if not _copies_match(fields, plain):
+            problem = _copies_problem(fields)
+            if problem:
+                raise Broken(seq, problem)
+        self.expected, self.tip = seq + 1, stored
+        self.count += 1
+        if seq in self.pending:
+            self._checkpoints_at(seq, stored)
+
+    def _checkpoints_at(self, seq: int, stored: bytes) -> None:
+        for checkpoint in self.pending.pop(seq):
+            problem = _check_checkpoint(checkpoint, self.key_id, self.public_key)
+            if not problem and checkpoint.tip_hash.encode() != stored:
+                problem = (
+                    f"checkpoint #{checkpoint.pk} signed "
+                    f"{checkpoint.created_at:%Y-%m-%d %H:%M} vouches for another hash at "
+                    f"event {seq}: events {self.verified_size + 1}..{seq} were rewritten "
+                    f"after it was signed"
+                )
+            if problem:
+                raise Broken(self.verified_size + 1, problem)
+            self.checked += 1
+        self.verified_size = seq
+
+
+def _walk_postgres(walk: _Walk, alias: str, high: int) -> None:
+    """Stream the rows into the walk by COPY, in chunks of sequence numbers."""
+    for low in range(walk.expected, high + 1, CHUNK):
+        sql = POSTGRES_COPY.format(low=int(low), high=int(min(low + CHUNK - 1, high)))
+        with connections[alias].cursor() as cursor:
+            cursor.copy_expert(sql, walk)
+
+
+def _walk_orm(walk: _Walk, alias: str, high: int) -> None:
+    rows = (
+        AuditEvent.objects.using(alias)
+        .filter(seq__gte=walk.expected, seq__lte=high)
+        .order_by("seq")
+        .values_list(*COLUMNS)
+        .iterator(chunk_size=5000)
+    )
+    for row in rows:
+        values = list(row)
+        values[OCCURRED_AT] = format_timestamp(values[OCCURRED_AT])
+        values[IP] = values[IP] or ""
+        values[SEQ] = str(values[SEQ])
+        values[DATA] = json.dumps(values[DATA], ensure_ascii=False)
+        fields = [value.encode() for value in values]
+        walk.add(fields, _plain(fields))
 
 
 def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
@@ -218,10 +290,9 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
     # not a race with a checkpoint written while we read.
     checkpoints = list(AuditCheckpoint.objects.using(alias).order_by("size", "id"))
     tail = events.order_by("-seq").values_list("seq", "hash").first() or (0, "")
-    expected, tip = 1, GENESIS_HASH.encode()
-    verified_size = 0
-    checked = 0
-    count = 0
+    walk = _Walk(
+        seq=1, tip=GENESIS_HASH, checkpoints=checkpoints, key_id=key_id, public_key=public_key
+    )
     try:
         if after is not None:
             problem = _check_checkpoint(after, key_id, public_key)
@@ -230,50 +301,19 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
                 problem = f"checkpoint #{after.pk} no longer matches event {after.size}"
             if problem:
                 raise Broken(after.size, problem)
-            expected, tip = after.size + 1, after.tip_hash.encode()
-            verified_size = after.size
             checkpoints = [c for c in checkpoints if c.size > after.size]
+            walk = _Walk(
+                seq=after.size + 1,
+                tip=after.tip_hash,
+                checkpoints=checkpoints,
+                key_id=key_id,
+                public_key=public_key,
+            )
         beyond = [c for c in checkpoints if c.size > tail[0]]
-        pending: dict[int, list[AuditCheckpoint]] = {}
-        for checkpoint in checkpoints:
-            pending.setdefault(checkpoint.size, []).append(checkpoint)
-        rows = _postgres_rows if connections[alias].vendor == "postgresql" else _orm_rows
-        sha256 = hashlib.sha256
-        for fields in rows(alias, expected, tail[0]):
-            seq = int(fields[0])
-            if seq != expected:
-                raise Broken(
-                    min(seq, expected),
-                    f"events {expected}..{seq - 1} are missing"
-                    if seq > expected
-                    else f"sequence number {seq} where {expected} was expected",
-                )
-            if fields[2] != tip:
-                raise Broken(seq, "prev_hash does not match the hash of the event before")
-            stored = fields[3]
-            material = b"\n".join((tip, fields[0], fields[1], fields[4]))
-            if sha256(material).hexdigest().encode() != stored:
-                raise Broken(seq, "hash does not match the event's contents")
-            if not _copies_match(fields):
-                problem = _copies_problem(fields)
-                if problem:
-                    raise Broken(seq, problem)
-            expected, tip = seq + 1, stored
-            count += 1
-            if seq in pending:
-                for checkpoint in pending[seq]:
-                    problem = _check_checkpoint(checkpoint, key_id, public_key)
-                    if not problem and checkpoint.tip_hash.encode() != stored:
-                        problem = (
-                            f"checkpoint #{checkpoint.pk} signed "
-                            f"{checkpoint.created_at:%Y-%m-%d %H:%M} vouches for another hash at "
-                            f"event {seq}: events {verified_size + 1}..{seq} were rewritten "
-                            f"after it was signed"
-                        )
-                    if problem:
-                        raise Broken(verified_size + 1, problem)
-                    checked += 1
-                verified_size = seq
+        if connections[alias].vendor == "postgresql":
+            _walk_postgres(walk, alias, tail[0])
+        else:
+            _walk_orm(walk, alias, tail[0])
         if beyond:
             raise Broken(
                 tail[0] + 1,
@@ -283,8 +323,8 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
     except Broken as broken:
         return Report(
             ok=False,
-            events=count,
-            checkpoints=checked,
+            events=walk.count,
+            checkpoints=walk.checked,
             tip_seq=tail[0],
             tip_hash=tail[1] or GENESIS_HASH,
             seconds=time.monotonic() - started,
@@ -293,8 +333,8 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
         )
     return Report(
         ok=True,
-        events=count,
-        checkpoints=checked,
+        events=walk.count,
+        checkpoints=walk.checked,
         tip_seq=tail[0],
         tip_hash=tail[1] or GENESIS_HASH,
         seconds=time.monotonic() - started,

@@ -355,8 +355,12 @@ def test_wrong_environment_model_and_version(envs, prod_change, clock):
     assert "wrong_environment" in in_test.codes()
     other = build_register("other-model", "1.0")
     assert "wrong_model" in ask(envs, other, clock, change_request=number).codes()
-    twin = build_register(
-        version.model.name, "1.0-rebuild", artifact_sha256=version.artifact_sha256
+    twin = build_register(  # the same build (one digest, one build) under another name
+        version.model.name,
+        "1.0-rebuild",
+        artifact_sha256=version.artifact_sha256,
+        commit_sha=version.commit_sha,
+        build_id=version.build_id,
     )
     assert ask(envs, twin, clock, change_request=number).codes() == ["wrong_version"]
 

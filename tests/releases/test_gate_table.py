@@ -110,7 +110,13 @@ def test_the_api_the_deployment_start_and_the_page_give_one_answer(
 def test_a_digest_names_one_version_deterministically(envs, fraud, clock):
     """Where one digest stands under two versions, the newest registration answers."""
     first = build_register(fraud.name, "3.0")
-    twin = build_register(fraud.name, "3.0-rebuild", artifact_sha256=first.artifact_sha256)
+    twin = build_register(  # the same build (one digest, one build) under another name
+        fraud.name,
+        "3.0-rebuild",
+        artifact_sha256=first.artifact_sha256,
+        commit_sha=first.commit_sha,
+        build_id=first.build_id,
+    )
     for _ in range(3):
         question = gate_question_resolve(
             environment="dev", model="fraud-score", artifact_sha256=first.artifact_sha256
