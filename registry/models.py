@@ -131,6 +131,8 @@ class ModelVersion(models.Model):
         ]
         indexes = [
             models.Index(fields=["model", "artifact_sha256"], name="mv_model_artifact"),
+            # One digest is one build, whatever the model: registration looks it up.
+            models.Index(fields=["artifact_sha256"], name="mv_artifact"),
             models.Index(fields=["commit_sha"], name="mv_commit"),
         ]
 

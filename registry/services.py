@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
 
 from audit.actions import AuditAction
@@ -431,6 +431,36 @@ def model_version_register(
     )
 
 
+# Registrations of one artifact digest take turns on this advisory lock (PostgreSQL), whatever
+# the model: the second of two racing builds then sees the first.
+DIGEST_LOCK_NAMESPACE = 4711
+
+
+def _refuse_another_build_of(artifact_sha256: str, commit_sha: str, build_id: str) -> None:
+    """Rule 1: one artifact digest is one build. The digest registered again (under any model)
+    with another commit or CI build is refused, so no build inherits another's soak."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [DIGEST_LOCK_NAMESPACE, int(artifact_sha256[:7], 16)],
+            )
+    other = (
+        ModelVersion.objects.select_related("model")
+        .filter(artifact_sha256=artifact_sha256)
+        .exclude(commit_sha=commit_sha, build_id=build_id)
+        .order_by("created_at", "pk")
+        .first()
+    )
+    if other is not None:
+        raise Conflict(
+            f"Artifact digest {artifact_sha256[:12]}… is registered already as {other} "
+            f"(commit {other.commit_sha[:10]}, build {other.build_id}); one digest is one "
+            "build, so it cannot be registered with another commit or build.",
+            code="artifact_already_registered",
+        )
+
+
 @transaction.atomic
 def _model_version_insert(
     *,
@@ -468,6 +498,7 @@ def _model_version_insert(
             )
         return existing, False
 
+    _refuse_another_build_of(wanted["artifact_sha256"], wanted["commit_sha"], wanted["build_id"])
     who = describe_actor(actor)
     model_version = ModelVersion(
         model=model,

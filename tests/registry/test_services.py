@@ -247,7 +247,9 @@ def test_version_without_number_is_named_by_its_build(model, dataset):
     second, created = services.model_version_register(
         actor=None,
         model="credit-scoring",
-        **helpers.version_payload(version="", build_id="4712"),
+        **helpers.version_payload(
+            version="", build_id="4712", artifact_sha256=digest("artifact of build 4712")
+        ),
     )
     assert created
     assert (first.version, second.version) == ("1", "2")
