@@ -150,7 +150,7 @@ def approved_change(*, account) -> dict:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from bench.platform_data import REPOSITORY, copy_rows, digest, sha1
+    from bench.platform_data import REPOSITORY, SOAKED_DAYS, copy_rows, digest, sha1
     from organisation.demo import DEMO_PASSWORD
     from registry import services as registry
     from releases.models import Deployment, Environment
@@ -171,7 +171,7 @@ def approved_change(*, account) -> dict:
     )
     environments = {e.name: e for e in Environment.objects.all()}
     now = timezone.now()
-    soaked = now - timedelta(days=8)
+    soaked = now - timedelta(days=SOAKED_DAYS)
     copy_rows(
         Deployment,
         [

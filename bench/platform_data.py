@@ -38,6 +38,7 @@ CI_NAME = "bench-ci"
 CI_USER_AGENT = "gatehouse-ci/1.0 (bench)"
 BATCH = 20_000
 OPEN_CHANGES = 24
+SOAKED_DAYS = 8
 # Six to dev, three to test, one to prod, in that order.
 ENVIRONMENT_OF_ATTEMPT = ["dev"] * 6 + ["test"] * 3 + ["prod"]
 
@@ -65,7 +66,9 @@ class Timeline:
 
     def __init__(self, *, versions: int, now: datetime) -> None:
         self.versions = versions
-        self.end = now - timedelta(days=1)
+        # The history ends before the gate's build began its eight days in test: a later build
+        # of the same model going live in test would interrupt that soak (rule 7).
+        self.end = now - timedelta(days=SOAKED_DAYS + 1)
         self.start = self.end - timedelta(days=SPAN_DAYS)
         self.step = (self.end - self.start) / versions
         self.loaded_versions = 0
