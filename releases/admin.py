@@ -19,6 +19,7 @@ POLICY_FIELDS = (
     "emergency_allowed",
     "exclude_commit_authors",
     "retrospective_hours",
+    "retrospective_excludes_authoriser",
 )
 
 
@@ -110,6 +111,7 @@ class EnvironmentPolicyAdmin(ServiceBackedAdmin):
             emergency_allowed=data["emergency_allowed"],
             exclude_commit_authors=data["exclude_commit_authors"],
             retrospective_hours=data["retrospective_hours"],
+            retrospective_excludes_authoriser=data["retrospective_excludes_authoriser"],
             request=request,
         )
         self.message_user(request, f"Saved as {saved}; earlier versions are kept unchanged.")

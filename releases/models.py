@@ -43,6 +43,10 @@ class EnvironmentPolicy(models.Model):
     emergency_allowed = models.BooleanField(default=True)
     exclude_commit_authors = models.BooleanField(default=False)
     retrospective_hours = models.PositiveSmallIntegerField(default=72)
+    retrospective_excludes_authoriser = models.BooleanField(
+        default=True,
+        help_text="Whoever authorised an emergency change may not sign its retrospective.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150)
 

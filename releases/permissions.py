@@ -89,10 +89,12 @@ def signer_denial(
     memberships: Iterable[Membership],
     sign_offs: Iterable[SignOff],
     commit_author_emails: set[str] | None = None,
+    authoriser_excluded: bool = True,
 ) -> DomainError | None:
     """Why `user` may not fill `slot` now, or None. `memberships` are the user's current ones:
     roles count at the moment of signing. `commit_author_emails` is given only when the policy
-    excludes commit authors."""
+    excludes commit authors; `authoriser_excluded` keeps an emergency's authoriser out of its
+    retrospective (rule 11: the review is independent of whoever let the change through)."""
     if user.pk == change_request.requester_id:
         return RuleDenied(
             f"{change_request.number} is your own change; someone else must sign it.",
@@ -106,6 +108,18 @@ def signer_denial(
                 f"You already signed {change_request.number} "
                 f"({sign_off.get_kind_display().lower()}); one sign-off per person.",
                 code="already_signed",
+            )
+        authorised = (
+            sign_off.kind == SignOffKind.EMERGENCY_AUTHORISATION
+            and sign_off.decision == Decision.APPROVE
+            and sign_off.voided_at is None
+            and sign_off.signer_id == user.pk
+        )
+        if retrospective and authoriser_excluded and authorised:
+            return RuleDenied(
+                f"You authorised emergency change {change_request.number}; its retrospective "
+                "review must come from someone else.",
+                code="authoriser_reviews",
             )
     memberships = list(memberships)
     if slot.kind == SignOffKind.PEER_REVIEW:

@@ -193,6 +193,7 @@ def change_requests_waiting_for(*, user) -> list[WaitingItem]:
                 slot=slot,
                 memberships=memberships,
                 sign_offs=change_request.active,
+                authoriser_excluded=policy.retrospective_excludes_authoriser if policy else True,
             )
             if denial is None:
                 since = change_request.submitted_at or change_request.created_at
@@ -301,6 +302,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
                 memberships=memberships,
                 sign_offs=active,
                 commit_author_emails=authors,
+                authoriser_excluded=policy.retrospective_excludes_authoriser if policy else True,
             )
             if denial is None and authors is None and policy and policy.exclude_commit_authors:
                 denial = RuleDenied(

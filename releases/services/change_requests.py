@@ -594,6 +594,7 @@ def _sign(
         memberships=memberships,
         sign_offs=sign_offs,
         commit_author_emails=commit_authors,
+        authoriser_excluded=policy.retrospective_excludes_authoriser,
     )
     if denial is not None:
         raise denial

@@ -24,6 +24,7 @@ POLICY_FIELDS = (
     "emergency_allowed",
     "exclude_commit_authors",
     "retrospective_hours",
+    "retrospective_excludes_authoriser",
 )
 
 
@@ -90,6 +91,7 @@ def environment_policy_change(
     emergency_allowed: bool = True,
     exclude_commit_authors: bool = False,
     retrospective_hours: int = 72,
+    retrospective_excludes_authoriser: bool = True,
     request=None,
 ) -> EnvironmentPolicy:
     """Write the next policy version of `environment`. The environment row is locked so two
@@ -115,6 +117,7 @@ def environment_policy_change(
         emergency_allowed=emergency_allowed,
         exclude_commit_authors=exclude_commit_authors,
         retrospective_hours=retrospective_hours,
+        retrospective_excludes_authoriser=retrospective_excludes_authoriser,
         created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()
