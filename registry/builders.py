@@ -32,7 +32,7 @@ def digest(text: str) -> str:
 
 def commit_id(text: str) -> str:
     """A made-up 40-hex commit id, the same for the same text."""
-    return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324  # nosec B324 - not a secret
+    return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - a made-up commit id
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,18 @@ def repository_mirrored(url: str, mirror_path: str) -> Repository:
         gitlab_url="",
         gitlab_project_id=None,
     )
+
+
+def repository_with_mirror(
+    path: Path, commits: Iterable[Commit], *, url: str = REPOSITORY_URL
+) -> list[str]:
+    """`repository_grow` at `path`, then a bare clone beside it (`<path>.git`) registered as the
+    mirror of `url`; returns the commits' SHAs."""
+    repo, shas = repository_grow(path, commits)
+    mirror = path.with_suffix(".git")
+    repo.clone(str(mirror), bare=True)
+    repository_mirrored(url, str(mirror))
+    return shas
 
 
 def build_register(

@@ -15,7 +15,15 @@ from django.utils import timezone
 from organisation.demo import DEMO_PASSWORD
 from portal.models import Team
 from registry.models import ModelVersion
-from releases.models import ChangeRequest, Deployment, Environment, EnvironmentPolicy, SignOff
+from releases.models import (
+    ChangeRequest,
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    Environment,
+    EnvironmentPolicy,
+    SignOff,
+)
 from releases.services import change_requests, deployments, policy
 from releases.states import Kind
 
@@ -184,6 +192,61 @@ def deploy(
         status="succeeded" if succeed else "failed",
         detail=detail,
         now=clock.now,
+    )
+
+
+def emergency_deployed(
+    *,
+    requester,
+    authoriser,
+    pipeline,
+    model_version: ModelVersion,
+    environment: Environment,
+    clock: Clock,
+) -> ChangeRequest:
+    """An emergency change filed at the clock's now, authorised by `authoriser` and deployed
+    through `pipeline` (rule 11): its retrospective reviews are then due."""
+    change = file_change(
+        requester=requester,
+        model_version=model_version,
+        environment=environment,
+        signers=[authoriser],
+        kind=Kind.EMERGENCY,
+        now=clock.now,
+    )
+    deploy(
+        actor=pipeline,
+        environment=environment,
+        model_version=model_version,
+        change_request=change,
+        clock=clock,
+    )
+    change.refresh_from_db()
+    return change
+
+
+def deployment_row(
+    *,
+    environment: Environment,
+    model_version: ModelVersion,
+    change_request: ChangeRequest | None = None,
+    kind: str = DeploymentKind.DEPLOY,
+) -> Deployment:
+    """A successful deployment written straight into the table: no gate, no audit event. Only
+    for tests of what follows a deployment (the change request's hand-over, commits already
+    live); everything else deploys with `deploy`."""
+    now = timezone.now()
+    return Deployment.objects.create(
+        environment=environment,
+        model=model_version.model,
+        model_version=model_version,
+        change_request=change_request,
+        kind=kind,
+        status=DeploymentStatus.SUCCEEDED,
+        started_by_name="ci-pipeline",
+        started_at=now,
+        finished_at=now,
+        succeeded_at=now,
     )
 
 

@@ -22,7 +22,7 @@ from portal.models import Scope, ServiceAccount, Team
 from registry import services as registry
 from registry.builders import build_register
 from registry.models import ModelVersion, RegisteredModel
-from releases.builders import Clock, change_fields, environments_create, sign
+from releases.builders import Clock, change_fields, environments_create, file_change, sign
 from releases.models import ChangeRequest, Environment
 from releases.services.change_requests import change_request_file
 
@@ -82,48 +82,29 @@ def org(db):
     return {team.slug: team for team in Team.objects.all()}
 
 
-def _user(username):
-    return get_user_model().objects.get(username=username)
+# The persona fixtures, by the demo login each one is (organisation/demo.py, PERSONAS).
+PERSONAS = {
+    "requester": "requester",
+    "peer": "peer",
+    "model_risk_approver": "risk",
+    "release_approver": "release",
+    "platform_approver": "platform",
+    "change_manager": "changemgr",
+    "auditor": "auditor",
+    "administrator": "admin",
+}
 
 
-@pytest.fixture
-def requester(org):
-    return _user("requester")
+def _persona(name: str, username: str):
+    @pytest.fixture(name=name)
+    def persona(org):
+        return get_user_model().objects.get(username=username)
+
+    return persona
 
 
-@pytest.fixture
-def peer(org):
-    return _user("peer")
-
-
-@pytest.fixture
-def model_risk_approver(org):
-    return _user("risk")
-
-
-@pytest.fixture
-def release_approver(org):
-    return _user("release")
-
-
-@pytest.fixture
-def platform_approver(org):
-    return _user("platform")
-
-
-@pytest.fixture
-def change_manager(org):
-    return _user("changemgr")
-
-
-@pytest.fixture
-def auditor(org):
-    return _user("auditor")
-
-
-@pytest.fixture
-def administrator(org):
-    return _user("admin")
+for _name, _username in PERSONAS.items():
+    globals()[_name] = _persona(_name, _username)
 
 
 @dataclass
@@ -214,6 +195,23 @@ def prod_signers(peer, model_risk_approver, release_approver, platform_approver)
 
 
 @pytest.fixture
+def approved_for_test(envs, builds, requester, peer, clock):
+    """Have one of `builds` approved for test (the peer's review), its window open from the
+    clock's now."""
+
+    def approve(number: str) -> ChangeRequest:
+        return file_change(
+            model_version=builds[number],
+            environment=envs["test"],
+            requester=requester,
+            signers=[peer],
+            window_start=clock.now,
+        )
+
+    return approve
+
+
+@pytest.fixture
 def new_change(requester, envs, version):
     """File (create and submit) a change request for `version` as the requester; prod by
     default, with the fields a test overrides (even to wrong values)."""
@@ -223,6 +221,12 @@ def new_change(requester, envs, version):
         return change_request_file(actor=actor or requester, **fields)
 
     return file
+
+
+@pytest.fixture
+def filed_change(new_change) -> ChangeRequest:
+    """A prod change the requester filed, waiting for the peer's review."""
+    return new_change()
 
 
 @pytest.fixture

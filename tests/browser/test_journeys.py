@@ -14,6 +14,7 @@ from audit.services import auditor_add
 from organisation.demo import DEMO_PASSWORD
 from registry.builders import build_register
 from registry.models import ModelVersion
+from releases.builders import sign
 from releases.models import ChangeRequest, Deployment, Environment, SignOff
 from releases.selectors.change_requests import change_request_get
 from releases.services import change_requests
@@ -70,15 +71,7 @@ def past_change(
         now=at,
     )
     for index, signer in enumerate(signers):
-        change.refresh_from_db()
-        change_requests.change_request_sign(
-            actor=signer,
-            change_request=change,
-            decision="approve",
-            password=DEMO_PASSWORD,
-            content_digest=change.content_digest,
-            now=at + timedelta(minutes=10 + index),
-        )
+        sign(signer, change, now=at + timedelta(minutes=10 + index))
     change.refresh_from_db()
     return change
 
@@ -334,14 +327,7 @@ def test_an_emergency_change_deployed_with_its_retrospective_overdue(
         incident_ref="INC-2026-1142",
         now=authorised_at - timedelta(minutes=30),
     )
-    change_requests.change_request_sign(
-        actor=change_manager,
-        change_request=emergency,
-        decision="approve",
-        password=DEMO_PASSWORD,
-        content_digest=emergency.content_digest,
-        now=authorised_at,
-    )
+    sign(change_manager, emergency, now=authorised_at)
     past_deploy(
         ci=ci,
         build=build,

@@ -2,34 +2,16 @@
 is, and the main pages fit a narrow window without scrolling sideways."""
 
 import re
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
-from registry.builders import build_register
-from releases.builders import change_fields, environments_create
-from releases.services import change_requests
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS),
 ]
-
-
-@pytest.fixture
-def change(org, requester):
-    environments = environments_create()
-    version = build_register("fraud-detector", "1.0.0")
-    start = timezone.now() + timedelta(days=2)
-    return change_requests.change_request_file(
-        actor=requester,
-        **change_fields(
-            version, environments["prod"], window_start=start, window_end=start + timedelta(hours=4)
-        ),
-    )
 
 
 def test_the_keyboard_skips_to_the_content_and_shows_its_focus(page, sign_in, peer):
@@ -46,14 +28,14 @@ def test_the_keyboard_skips_to_the_content_and_shows_its_focus(page, sign_in, pe
 
 
 @pytest.mark.parametrize("width", [390, 1280])
-def test_the_main_pages_fit_the_window(page, sign_in, peer, change, width):
+def test_the_main_pages_fit_the_window(page, sign_in, peer, filed_change, width):
     page.set_viewport_size({"width": width, "height": 800})
     sign_in(peer)
     for path in [
         "/",
         "/releases/waiting/",
-        f"/releases/change-requests/{change.number}/",
-        f"/releases/change-requests/{change.number}/sign/",
+        f"/releases/change-requests/{filed_change.number}/",
+        f"/releases/change-requests/{filed_change.number}/sign/",
         "/releases/environments/prod/",
         "/releases/change-requests/",
     ]:

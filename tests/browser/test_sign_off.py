@@ -4,10 +4,7 @@ and the change moves on; a wrong password signs nothing."""
 import pytest
 from playwright.sync_api import expect
 
-from registry.builders import build_register
-from releases.builders import change_fields, environments_create
 from releases.models import SignOff
-from releases.services import change_requests as services
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
 
@@ -17,21 +14,12 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def change_request(org, requester):
-    environments = environments_create()
-    version = build_register("fraud-detector", "1.0.0")
-    return services.change_request_file(
-        actor=requester, **change_fields(version, environments["prod"])
-    )
-
-
-def test_the_peer_signs_from_waiting_for_me(page, sign_in, peer, password, change_request):
+def test_the_peer_signs_from_waiting_for_me(page, sign_in, peer, password, filed_change):
     sign_in(peer)
     page.get_by_role("link", name="Waiting for me").first.click()
     page.get_by_role("link", name="Review and sign").click()
     expect(page.locator(".meanings")).to_contain_text(
-        f"I approve {change_request.number} for prod as peer reviewer for Data Science"
+        f"I approve {filed_change.number} for prod as peer reviewer for Data Science"
     )
     page.fill("#id_password", "not-my-password")
     page.get_by_role("button", name="Sign", exact=True).click()
@@ -41,6 +29,6 @@ def test_the_peer_signs_from_waiting_for_me(page, sign_in, peer, password, chang
     page.fill("#id_password", password)
     page.get_by_role("button", name="Sign", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Signed:")
-    change_request.refresh_from_db()
-    assert change_request.state == State.IN_APPROVAL
+    filed_change.refresh_from_db()
+    assert filed_change.state == State.IN_APPROVAL
     expect(page.locator(".signoff-panel.signed")).to_contain_text("Per Eriksen")

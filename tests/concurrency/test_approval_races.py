@@ -3,23 +3,19 @@ arriving together end in exactly one final state, and a sign-off racing an edit 
 before the edit (and is voided by it) or is refused cleanly; never a signature standing under
 content its signer did not see. The audit trail tells the same story as the rows."""
 
-import threading
-from collections.abc import Callable
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection
 
 from audit.models import AuditEvent
 from audit.verification import verify_chain
 from organisation import services as org_services
-from organisation.demo import DEMO_PASSWORD
 from portal.exceptions import DomainError
 from registry.builders import build_register
-from releases.builders import change_fields, environments_create
+from releases.builders import change_fields, environments_create, sign
 from releases.models import SignOff
 from releases.services import change_requests as services
 from releases.states import State
+from tests.concurrency.helpers import person, race
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
@@ -28,40 +24,14 @@ pytestmark = [
 ]
 
 
-def _user(username: str):
-    return get_user_model().objects.get(username=username)
-
-
 def _sign(username: str, change_request, digest: str, decision: str = "approve"):
-    return services.change_request_sign(
-        actor=_user(username),
-        change_request=change_request,
-        decision=decision,
+    return sign(
+        person(username),
+        change_request,
+        decision,
         comment="" if decision == "approve" else "The backtest misses November.",
-        password=DEMO_PASSWORD,
         content_digest=digest,
     )
-
-
-def _race(calls: list[Callable]) -> tuple[list, list[BaseException]]:
-    barrier = threading.Barrier(len(calls))
-    results, errors = [], []
-
-    def run(call: Callable) -> None:
-        try:
-            barrier.wait()
-            results.append(call())
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, errors
 
 
 def _tail() -> int:
@@ -75,7 +45,7 @@ def one_signature_left(org):
     environments = environments_create()
     version = build_register("fraud-detector", "1.0.0")
     change_request = services.change_request_file(
-        actor=_user("requester"), **change_fields(version, environments["prod"])
+        actor=person("requester"), **change_fields(version, environments["prod"])
     )
     for username in ("peer", "risk", "release"):
         change_request.refresh_from_db()
@@ -87,7 +57,7 @@ def one_signature_left(org):
 
 @pytest.fixture
 def second_platform_approver(org):
-    second = _user("auditor")
+    second = person("auditor")
     org_services.membership_set(
         actor=None, user=second, team=org["platform-operations"], is_approver=True
     )
@@ -101,7 +71,7 @@ def test_last_approval_and_a_rejection_end_in_one_final_state(
     digest = change_request.content_digest
     start = _tail()
 
-    results, errors = _race(
+    results, errors = race(
         [
             lambda: _sign("platform", change_request, digest),
             lambda: _sign("auditor", change_request, digest, decision="reject"),
@@ -139,11 +109,11 @@ def test_a_sign_off_racing_an_edit_never_stands_under_new_content(one_signature_
     digest = change_request.content_digest
     start = _tail()
 
-    _, errors = _race(
+    _, errors = race(
         [
             lambda: _sign("platform", change_request, digest),
             lambda: services.change_request_edit(
-                actor=_user("requester"),
+                actor=person("requester"),
                 change_request=change_request,
                 rollback_plan="Roll back to 1.0 and page the on-call data scientist.",
             ),

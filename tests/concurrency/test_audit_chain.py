@@ -1,14 +1,15 @@
 """Concurrent appends from many connections still make one gapless, valid chain."""
 
-import threading
+from functools import partial
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from audit.verification import verify_chain
+from tests.concurrency.helpers import race
 from tests.conftest import TRANSACTIONAL_APPS
 
 THREADS = 16
@@ -26,30 +27,17 @@ def _tail() -> int:
 @pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
 def test_sixteen_writers_make_one_gapless_valid_chain():
     start = _tail()
-    barrier = threading.Barrier(THREADS)
-    errors: list[BaseException] = []
 
     def writer(number: int) -> None:
-        try:
-            barrier.wait()
-            for append in range(APPENDS):
-                with transaction.atomic():
-                    audit_record(
-                        actor=None,
-                        action=AuditAction.GATE_CHECKED,
-                        data={"writer": number, "append": append},
-                    )
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
+        for append in range(APPENDS):
+            with transaction.atomic():
+                audit_record(
+                    actor=None,
+                    action=AuditAction.GATE_CHECKED,
+                    data={"writer": number, "append": append},
+                )
 
-    threads = [threading.Thread(target=writer, args=(n,)) for n in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
+    _, errors = race([partial(writer, n) for n in range(THREADS)])
     assert errors == []
     rows = list(
         AuditEvent.objects.filter(seq__gt=start)

@@ -8,7 +8,6 @@ import time
 import pytest
 from django.db import connection, connections, transaction
 
-from releases.builders import file_change
 from releases.models import (
     Deployment,
     DeploymentKind,
@@ -18,6 +17,7 @@ from releases.models import (
 )
 from releases.services.deployments import GateDenied, deployment_start
 from releases.services.gate import gate_evaluate
+from tests.concurrency.helpers import race
 from tests.conftest import TRANSACTIONAL_APPS
 
 THREADS = 8
@@ -28,44 +28,21 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
-def test_two_starts_under_one_change_cannot_both_win(envs, builds, ci, clock, requester, peer):
-    change = file_change(
-        model_version=builds["1.0"],
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
-    barrier = threading.Barrier(THREADS)
-    won: list[Deployment] = []
-    refused: list[list[str]] = []
-    errors: list[BaseException] = []
+def test_two_starts_under_one_change_cannot_both_win(envs, builds, ci, clock, approved_for_test):
+    change = approved_for_test("1.0")
 
-    def start() -> None:
-        try:
-            barrier.wait()
-            deployment, _ = deployment_start(
-                actor=ci.account,
-                environment=envs["test"],
-                model_version=builds["1.0"],
-                change_request=change,
-                now=clock.now,
-            )
-            won.append(deployment)
-        except GateDenied as denied:
-            refused.append(denied.answer.codes())
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
+    def start() -> Deployment:
+        return deployment_start(
+            actor=ci.account,
+            environment=envs["test"],
+            model_version=builds["1.0"],
+            change_request=change,
+            now=clock.now,
+        )[0]
 
-    threads = [threading.Thread(target=start) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    won, errors = race([start] * THREADS)
+    refused = [error.answer.codes() for error in errors if isinstance(error, GateDenied)]
+    assert [error for error in errors if not isinstance(error, GateDenied)] == []
     assert len(won) == 1
     assert refused == [["deployment_in_progress"]] * (THREADS - 1)
     assert Deployment.objects.filter(change_request=change).count() == 1
@@ -76,18 +53,12 @@ def test_two_starts_under_one_change_cannot_both_win(envs, builds, ci, clock, re
 
 @pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
 def test_a_gate_that_waited_for_the_lock_sees_what_the_holder_recorded(
-    envs, builds, ci, clock, requester, peer
+    envs, builds, clock, approved_for_test
 ):
     """The same race, made certain: the holder of the change's lock records an attempt and
     commits only once the second evaluation is waiting for the lock. A statement that waited
     must not answer from what it saw before it waited."""
-    change = file_change(
-        model_version=builds["1.0"],
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
+    change = approved_for_test("1.0")
     holding = threading.Event()
     codes: list[str] = []
 

@@ -1,13 +1,13 @@
 """CI retries and parallel jobs: identical registrations racing each other end with one record."""
 
-import threading
+from functools import partial
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from registry import services
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
+from tests.concurrency.helpers import race
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
 
@@ -18,7 +18,6 @@ ON_POSTGRES = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 @pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
 def test_concurrent_identical_registrations_end_with_one_record(org):
     helpers.register_model()
-    results, errors = [], []
     calls = {
         "dataset": lambda: services.dataset_version_register(
             actor=None, **helpers.dataset_payload()
@@ -34,23 +33,12 @@ def test_concurrent_identical_registrations_end_with_one_record(org):
         ),
     }
     kinds = [kind for kind in calls for _ in range(3)]
-    barrier = threading.Barrier(len(kinds))
 
     def register(kind):
-        try:
-            barrier.wait()
-            record, created = calls[kind]()
-            results.append((kind, record.pk, created))
-        except Exception as error:  # reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
+        record, created = calls[kind]()
+        return kind, record.pk, created
 
-    threads = [threading.Thread(target=register, args=(kind,)) for kind in kinds]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = race([partial(register, kind) for kind in kinds])
     assert errors == []
     for kind in calls:
         outcomes = [(pk, created) for k, pk, created in results if k == kind]

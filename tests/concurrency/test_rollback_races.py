@@ -19,7 +19,7 @@ from django.db import connection, connections, transaction
 from audit.models import AuditEvent
 from audit.verification import verify_chain
 from portal.exceptions import Conflict
-from releases.builders import file_change, release_to_test
+from releases.builders import release_to_test
 from releases.models import Deployment, DeploymentKind, DeploymentStatus
 from releases.selectors.live import live_deployment
 from releases.services.deployments import (
@@ -40,7 +40,7 @@ HOLD_SECONDS = 0.5
 
 
 @pytest.fixture
-def two_live(envs, builds, ci, clock, requester, peer):
+def two_live(envs, builds, ci, clock, requester, peer, approved_for_test):
     """1.0 then 1.1 released to test; 1.2 approved there and not deployed yet."""
     first = release_to_test(
         envs, builds["1.0"], ci.account, clock, requester, peer, pause=timedelta(minutes=5)
@@ -48,13 +48,7 @@ def two_live(envs, builds, ci, clock, requester, peer):
     second = release_to_test(
         envs, builds["1.1"], ci.account, clock, requester, peer, pause=timedelta(minutes=5)
     )
-    third = file_change(
-        model_version=builds["1.2"],
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
+    third = approved_for_test("1.2")
     return first, second, third
 
 

@@ -2,65 +2,27 @@
 signatures arriving together give exactly one move to approved, and two approvers of one team
 signing together give one sign-off for that team."""
 
-import threading
-
 import pytest
-from django.contrib.auth import get_user_model
-from django.db import connection, connections
+from django.db import connection
 
 from audit.models import AuditEvent
 from organisation import services as org_services
-from organisation.demo import DEMO_PASSWORD, seed_organisation
+from organisation.demo import seed_organisation
 from portal.exceptions import DomainError
 from portal.models import Team
 from registry.builders import build_register
-from releases.builders import change_fields
+from releases.builders import change_fields, sign
 from releases.models import ChangeRequest, SignOff
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import State
+from tests.concurrency.helpers import person, race
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
     pytest.mark.skipif(connection.vendor != "postgresql", reason="races need PostgreSQL"),
     pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS),
 ]
-
-
-def _user(username):
-    return get_user_model().objects.get(username=username)
-
-
-def _sign(username, change_request, team=None):
-    return services.change_request_sign(
-        actor=_user(username),
-        change_request=change_request,
-        decision="approve",
-        password=DEMO_PASSWORD,
-        content_digest=change_request.content_digest,
-        team=team,
-    )
-
-
-def _race(calls) -> tuple[list, list[BaseException]]:
-    barrier = threading.Barrier(len(calls))
-    results, errors = [], []
-
-    def run(call):
-        try:
-            barrier.wait()
-            results.append(call())
-        except BaseException as error:
-            errors.append(error)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results, errors
 
 
 @pytest.fixture
@@ -80,21 +42,24 @@ def in_approval(settings):
     )
     version = build_register("fraud-detector", f"race-{suffix}")
     change_request = services.change_request_file(
-        actor=_user("requester"), **change_fields(version, environments["prod"])
+        actor=person("requester"), **change_fields(version, environments["prod"])
     )
-    _sign("peer", change_request)
+    sign(person("peer"), change_request)
     change_request.refresh_from_db()
     return org, change_request
 
 
 def test_two_last_sign_offs_give_exactly_one_move_to_approved(in_approval):
     _, change_request = in_approval
-    _sign("risk", change_request)
+    sign(person("risk"), change_request)
     change_request.refresh_from_db()
     start = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
 
-    results, errors = _race(
-        [lambda: _sign("release", change_request), lambda: _sign("platform", change_request)]
+    results, errors = race(
+        [
+            lambda: sign(person("release"), change_request),
+            lambda: sign(person("platform"), change_request),
+        ]
     )
 
     assert errors == [] and len(results) == 2
@@ -112,13 +77,13 @@ def test_two_last_sign_offs_give_exactly_one_move_to_approved(in_approval):
 
 def test_two_approvers_of_one_team_give_one_sign_off_for_it(in_approval):
     org, change_request = in_approval
-    second = _user("auditor")
+    second = person("auditor")
     org_services.membership_set(actor=None, user=second, team=org["model-risk"], is_approver=True)
 
-    results, errors = _race(
+    results, errors = race(
         [
-            lambda: _sign("risk", change_request, team=org["model-risk"]),
-            lambda: _sign("auditor", change_request, team=org["model-risk"]),
+            lambda: sign(person("risk"), change_request, team=org["model-risk"]),
+            lambda: sign(person("auditor"), change_request, team=org["model-risk"]),
         ]
     )
 

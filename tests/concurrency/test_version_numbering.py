@@ -1,14 +1,14 @@
 """Parallel CI jobs registering different builds without a version: each gets its own number."""
 
-import threading
+from functools import partial
 
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from registry import services
 from registry.builders import commit_id, digest
 from registry.models import ModelVersion, RegisteredModel
+from tests.concurrency.helpers import race
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
 
@@ -21,34 +21,22 @@ JOBS = 8
 def test_parallel_builds_without_a_version_get_distinct_consecutive_numbers(org):
     model = helpers.register_model()
     helpers.register_version(version="2", datasets=[])
-    results, errors = [], []
-    barrier = threading.Barrier(JOBS)
 
     def register(job: int):
-        try:
-            barrier.wait()
-            version, created = services.model_version_register(
-                actor=None,
-                model="credit-scoring",
-                **helpers.version_payload(
-                    version="",
-                    datasets=[],
-                    commit_sha=commit_id(f"job {job}"),
-                    build_id=f"job-{job}",
-                    artifact_sha256=digest(f"job {job}"),
-                ),
-            )
-            results.append((version.version, created))
-        except Exception as error:  # reported by the assertion below
-            errors.append(error)
-        finally:
-            connection.close()
+        version, created = services.model_version_register(
+            actor=None,
+            model="credit-scoring",
+            **helpers.version_payload(
+                version="",
+                datasets=[],
+                commit_sha=commit_id(f"job {job}"),
+                build_id=f"job-{job}",
+                artifact_sha256=digest(f"job {job}"),
+            ),
+        )
+        return version.version, created
 
-    threads = [threading.Thread(target=register, args=(job,)) for job in range(JOBS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = race([partial(register, job) for job in range(JOBS)])
     assert errors == []
     numbers = sorted(int(version) for version, created in results if created)
     assert numbers == list(range(3, 3 + JOBS))

@@ -3,23 +3,18 @@ plain 503, never a stack trace, and a service that fails half way through leaves
 behind, neither its change nor any of its audit events."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import psycopg2
 import pytest
 from django.db import OperationalError, connection
 
 from audit.models import AuditEvent
-from releases.builders import file_change
 from releases.models import ChangeRequest, Deployment, DeploymentStatus
 from releases.services import deployments
 from releases.states import State
 from tests.conftest import TRANSACTIONAL_APPS
+from tests.portal.helpers import without_a_database
 
-ROOT = Path(__file__).resolve().parents[2]
 # A client in a process of its own whose database is a port where nothing listens.
 UNREACHABLE_CLIENT = """
 import django, json
@@ -46,25 +41,8 @@ print(json.dumps({
 
 
 def test_the_api_answers_503_json_when_the_database_is_unreachable(tmp_path):
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:9/unreachable",
-        "CELERY_BROKER_URL": "memory://",
-        "GATEHOUSE_VAR_DIR": str(tmp_path),
-        # Debug pages (development) show the stack trace by design; production does not.
-        "DJANGO_DEBUG": "false",
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", UNREACHABLE_CLIENT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    # Debug pages (development) show the stack trace by design; production does not.
+    answers, printed = without_a_database(UNREACHABLE_CLIENT, tmp_path, DJANGO_DEBUG="false")
     page_status, page_type, page_body = answers.pop("page")
     assert (page_status, page_type) == (503, "text/plain")
     assert page_body == "The database cannot be reached; retry."
@@ -73,19 +51,13 @@ def test_the_api_answers_503_json_when_the_database_is_unreachable(tmp_path):
         assert status == 503, (name, status, body)
         assert content_type == "application/json", (name, content_type)
         assert json.loads(body)["code"] == "database_unavailable", (name, body)
-    assert "Traceback" not in result.stdout
+    assert "Traceback" not in printed
 
 
 @pytest.fixture
-def deployment_under_way(envs, builds, ci, clock, requester, peer):
+def deployment_under_way(envs, builds, ci, clock, approved_for_test):
     """1.0 approved for test and its deployment started, waiting for its result."""
-    change = file_change(
-        model_version=builds["1.0"],
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
+    change = approved_for_test("1.0")
     deployment, _ = deployments.deployment_start(
         actor=ci.account,
         environment=envs["test"],

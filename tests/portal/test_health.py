@@ -1,12 +1,6 @@
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.portal.helpers import without_a_database
 
 
 def test_healthz_is_public(client):
@@ -30,23 +24,7 @@ def test_readyz_is_503_when_the_database_is_unreachable(tmp_path):
         "r = Client().get('/readyz');"
         "print(json.dumps({'status': r.status_code, 'body': r.json()}))"
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:9/unreachable",
-        "CELERY_BROKER_URL": "memory://",
-        "GATEHOUSE_VAR_DIR": str(tmp_path),
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer, _ = without_a_database(script, tmp_path)
     assert answer["status"] == 503
     assert answer["body"]["status"] == "unavailable"
     assert answer["body"]["checks"]["database"].startswith("down")

@@ -6,8 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.test import Client
@@ -18,6 +16,7 @@ from registry.models import DatasetVersion, ModelVersion, Repository
 from releases.models import Deployment
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
+from tests.stubs import JsonHandler, serving
 
 PIPELINE = "https://gitlab.example.com/data-science/credit-models/-/pipelines/9001"
 GITLAB_CI = {
@@ -231,11 +230,8 @@ def test_reads_github_actions_and_jenkins_variables(run):
     }
 
 
-class FakeReleases(BaseHTTPRequestHandler):
+class FakeReleases(JsonHandler):
     """Stands in for the gate and deployment endpoints to check what the helper sends."""
-
-    def log_message(self, *args):
-        pass
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -257,22 +253,13 @@ class FakeReleases(BaseHTTPRequestHandler):
             answer, status = {"id": 31, "status": "started"}, 201
         else:
             answer, status = {"id": 31, "status": body["status"]}, 200
-        payload = json.dumps(answer).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self.answer(status, answer)
 
 
 @pytest.fixture
 def releases_stub():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeReleases)
-    server.calls = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(FakeReleases) as server:
+        yield server
 
 
 def test_gate_and_deployment_requests(run, files, releases_stub):

@@ -2,8 +2,6 @@
 that answers the endpoints the portal uses."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pytest
@@ -12,6 +10,7 @@ from portal.exceptions import Conflict
 from registry import gitlab, services, tasks
 from registry.builders import commit_id
 from tests.registry import helpers
+from tests.stubs import JsonHandler, serving
 
 pytestmark = pytest.mark.django_db
 
@@ -21,22 +20,11 @@ RED = commit_id("red")
 NEVER_BUILT = commit_id("never built")
 
 
-class FakeGitLab(BaseHTTPRequestHandler):
+class FakeGitLab(JsonHandler):
     pipelines = {
         GREEN: [{"id": 12, "status": "success"}, {"id": 11, "status": "failed"}],
         RED: [{"id": 21, "status": "failed"}],
     }
-
-    def log_message(self, *args):
-        pass
-
-    def _answer(self, status, body):
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
 
     def do_GET(self):
         url = urlparse(self.path)
@@ -46,8 +34,8 @@ class FakeGitLab(BaseHTTPRequestHandler):
             found = sorted(
                 self.pipelines.get(query["sha"][0], []), key=lambda p: p["id"], reverse=True
             )
-            return self._answer(200, found[: int(query.get("per_page", ["20"])[0])])
-        return self._answer(404, {"message": "404 Not Found"})
+            return self.answer(200, found[: int(query.get("per_page", ["20"])[0])])
+        return self.answer(404, {"message": "404 Not Found"})
 
     def do_POST(self):
         url = urlparse(self.path)
@@ -56,19 +44,14 @@ class FakeGitLab(BaseHTTPRequestHandler):
         self.server.calls.append(("POST", url.path, parse_qs(url.query), body, self.headers))
         if url.path.startswith(f"/api/v4/projects/{PROJECT_ID}/statuses/"):
             sha = url.path.rsplit("/", 1)[1]
-            return self._answer(201, {"id": 1, "sha": sha, "status": body["state"], **body})
-        return self._answer(404, {"message": "404 Not Found"})
+            return self.answer(201, {"id": 1, "sha": sha, "status": body["state"], **body})
+        return self.answer(404, {"message": "404 Not Found"})
 
 
 @pytest.fixture
 def gitlab_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeGitLab)
-    server.calls = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(FakeGitLab) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,11 +1,8 @@
 """The periodic jobs of releases: health polling against a real local HTTP server, expiry,
 reminders and the escalation of overdue emergency retrospectives with a controlled clock."""
 
-import json
-import threading
 import time
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.utils import timezone
@@ -15,17 +12,18 @@ from portal.celery import app as celery_app
 from portal.models import Notification
 from registry.builders import build_register
 from releases import tasks
-from releases.builders import deploy, file_change
+from releases.builders import emergency_deployed, file_change
 from releases.models import HealthCheck, UnauthorisedChange
 from releases.services.deployments import deployment_record_result, deployment_start
-from releases.states import Kind, State
+from releases.states import State
+from tests.stubs import JsonHandler, serving
 
 pytestmark = pytest.mark.django_db
 
 FOREIGN = "f" * 64
 
 
-class HealthEndpoints(BaseHTTPRequestHandler):
+class HealthEndpoints(JsonHandler):
     expected: dict[str, str] = {}
 
     def do_GET(self):
@@ -38,25 +36,13 @@ class HealthEndpoints(BaseHTTPRequestHandler):
             status, body = 200, {"status": "ok", "artifact_sha256": FOREIGN}
         else:
             status, body = 200, {"status": "ok", "artifact_sha256": self.expected.get(name, "")}
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
+        self.answer(status, body)
 
 
 @pytest.fixture
 def health_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), HealthEndpoints)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(HealthEndpoints) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
 
 
 @pytest.fixture
@@ -145,23 +131,14 @@ def test_expired_windows_are_closed(envs, ci, clock, requester, peer, monkeypatc
 def test_overdue_retrospective_escalates_once_with_a_controlled_clock(
     envs, ci, clock, requester, change_manager, prod_signers
 ):
-    build = build_register("payments", "9.9")
-    emergency = file_change(
-        model_version=build,
-        environment=envs["prod"],
+    emergency = emergency_deployed(
         requester=requester,
-        signers=[change_manager],
-        kind=Kind.EMERGENCY,
-    )
-    assert emergency.state == State.AUTHORISED
-    deploy(
-        actor=ci.account,
+        authoriser=change_manager,
+        pipeline=ci.account,
+        model_version=build_register("payments", "9.9"),
         environment=envs["prod"],
-        model_version=build,
-        change_request=emergency,
         clock=clock,
     )
-    emergency.refresh_from_db()
     due = emergency.retrospective_due_at
     assert emergency.state == State.RETRO_REVIEW
 

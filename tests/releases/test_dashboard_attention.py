@@ -4,9 +4,8 @@ import pytest
 from django.utils import timezone
 
 from registry.builders import build_register
-from releases.builders import Clock, deploy, file_change
+from releases.builders import Clock, deploy, emergency_deployed
 from releases.services.deployments import health_check_record
-from releases.states import Kind
 
 pytestmark = pytest.mark.django_db
 
@@ -15,19 +14,12 @@ def test_an_overdue_retrospective_is_flagged_on_everyones_dashboard(
     envs, ci, requester, change_manager, auditor, login
 ):
     long_ago = Clock(now=timezone.now().replace(microsecond=0) - timedelta(days=5))
-    build = build_register("payments", "9.9")
-    emergency = file_change(
-        model_version=build,
-        environment=envs["prod"],
+    emergency = emergency_deployed(
         requester=requester,
-        signers=[change_manager],
-        kind=Kind.EMERGENCY,
-    )
-    deploy(
-        actor=ci.account,
+        authoriser=change_manager,
+        pipeline=ci.account,
+        model_version=build_register("payments", "9.9"),
         environment=envs["prod"],
-        model_version=build,
-        change_request=emergency,
         clock=long_ago,
     )
     page = login(auditor).get("/").content.decode()

@@ -2,10 +2,10 @@
 change request."""
 
 import pytest
-from django.utils import timezone
 
 from portal.exceptions import Conflict
-from releases.models import Deployment, DeploymentKind, DeploymentStatus
+from releases.builders import deployment_row
+from releases.models import DeploymentKind
 from releases.services import change_requests as services
 from releases.states import State
 
@@ -13,18 +13,11 @@ pytestmark = pytest.mark.django_db
 
 
 def deployment_of(change_request, kind=DeploymentKind.DEPLOY):
-    now = timezone.now()
-    return Deployment.objects.create(
+    return deployment_row(
         environment=change_request.environment,
-        model=change_request.model_version.model,
         model_version=change_request.model_version,
         change_request=change_request,
         kind=kind,
-        status=DeploymentStatus.SUCCEEDED,
-        started_by_name="ci-pipeline",
-        started_at=now,
-        finished_at=now,
-        succeeded_at=now,
     )
 
 

@@ -9,8 +9,8 @@ from django.utils import timezone
 from organisation import services as org_services
 from portal.exceptions import RuleDenied
 from registry.builders import build_register
-from releases.builders import change_fields, sign
-from releases.models import ChangeRequest, Deployment, DeploymentKind, DeploymentStatus
+from releases.builders import change_fields, deployment_row, sign
+from releases.models import ChangeRequest
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import Kind, State
@@ -38,18 +38,10 @@ def file_emergency(requester, envs, version):
 def mark_deployed(change_request):
     """A successful deployment row, then the service under test: the emergency's own steps,
     without the gate."""
-    now = timezone.now()
-    deployment = Deployment.objects.create(
+    deployment = deployment_row(
         environment=change_request.environment,
-        model=change_request.model_version.model,
         model_version=change_request.model_version,
         change_request=change_request,
-        kind=DeploymentKind.DEPLOY,
-        status=DeploymentStatus.SUCCEEDED,
-        started_by_name="ci-pipeline",
-        started_at=now,
-        finished_at=now,
-        succeeded_at=now,
     )
     return services.change_request_mark_deployed(
         change_request=change_request, deployment=deployment

@@ -131,15 +131,9 @@ def test_a_freeze_of_another_environment_does_not_matter(envs, prod_change, cloc
 
 
 def test_soak_not_met_gives_the_earliest_date(
-    envs, builds, ci, clock, requester, peer, prod_signers
+    envs, builds, ci, clock, requester, prod_signers, approved_for_test
 ):
-    in_test = file_change(
-        model_version=builds["1.1"],
-        environment=envs["test"],
-        requester=requester,
-        signers=[peer],
-        window_start=clock.now,
-    )
+    in_test = approved_for_test("1.1")
     file_change(
         model_version=builds["1.1"],
         environment=envs["prod"],
@@ -171,16 +165,10 @@ def test_soak_not_met_gives_the_earliest_date(
 
 
 def test_soak_does_not_count_a_deployment_rolled_back_in_test(
-    envs, builds, ci, clock, requester, peer, prod_signers
+    envs, builds, ci, clock, requester, prod_signers, approved_for_test
 ):
     for version in ("1.1", "1.2"):
-        change = file_change(
-            model_version=builds[version],
-            environment=envs["test"],
-            requester=requester,
-            signers=[peer],
-            window_start=clock.now,
-        )
+        change = approved_for_test(version)
         deploy(
             actor=ci.account,
             environment=envs["test"],

@@ -14,11 +14,9 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from organisation import services as org_services
 from registry.builders import (
-    REPOSITORY_URL,
     build_register,
     digest,
-    repository_grow,
-    repository_mirrored,
+    repository_with_mirror,
     training_commits,
 )
 from releases.builders import sign
@@ -104,9 +102,7 @@ class TestFiling:
         self, org, login, requester, envs, tmp_path
     ):
         authors = [Actor("Mia Chen", "mia@bank.example"), Actor("Per Eriksen", "per@bank.ex")]
-        source, shas = repository_grow(tmp_path / "src", training_commits(2, authors=authors))
-        source.clone(str(tmp_path / "mirror.git"), bare=True)
-        repository_mirrored(REPOSITORY_URL, str(tmp_path / "mirror.git"))
+        shas = repository_with_mirror(tmp_path / "src", training_commits(2, authors=authors))
         version = build_register("fraud-detector", "2.0.0", commit_sha=shas[-1])
         response = login(requester).post(
             "/releases/change-requests/new/",

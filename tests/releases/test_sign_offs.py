@@ -2,7 +2,6 @@
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.utils import timezone
 from git import Actor
 
 from audit.models import AuditEvent
@@ -10,15 +9,13 @@ from organisation import services as org_services
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Notification
 from registry.builders import (
-    REPOSITORY_URL,
     build_register,
     digest,
-    repository_grow,
-    repository_mirrored,
+    repository_with_mirror,
     training_commits,
 )
-from releases.builders import change_fields, sign
-from releases.models import Deployment, DeploymentKind, DeploymentStatus, SignOff
+from releases.builders import change_fields, deployment_row, sign
+from releases.models import SignOff
 from releases.services import change_requests as services
 from releases.services import policy
 from releases.states import State
@@ -225,10 +222,7 @@ class TestCommitAuthors:
             Actor("Rhea Quinn", "rhea@bank.example"),
             Actor("Per Eriksen", "PER@bank.example"),
         ]
-        source, shas = repository_grow(tmp_path / "src", training_commits(2, authors=authors))
-        mirror = tmp_path / "mirror.git"
-        source.clone(str(mirror), bare=True)
-        repository_mirrored(REPOSITORY_URL, str(mirror))
+        shas = repository_with_mirror(tmp_path / "src", training_commits(2, authors=authors))
         version = build_register("fraud-detector", "2.0.0", commit_sha=shas[-1])
         policy.environment_policy_change(
             actor=None,
@@ -260,23 +254,10 @@ class TestCommitAuthors:
             Actor("Per Eriksen", "per@bank.example"),
             Actor("Rhea Quinn", "rhea@bank.example"),
         ]
-        source, shas = repository_grow(tmp_path / "src", training_commits(2, authors=authors))
-        source.clone(str(tmp_path / "mirror.git"), bare=True)
-        repository_mirrored(REPOSITORY_URL, str(tmp_path / "mirror.git"))
+        shas = repository_with_mirror(tmp_path / "src", training_commits(2, authors=authors))
         live = build_register("fraud-detector", "4.0.0", commit_sha=shas[0])
         candidate = build_register("fraud-detector", "4.1.0", commit_sha=shas[1])
-        now = timezone.now()
-        Deployment.objects.create(
-            environment=envs["test"],
-            model=live.model,
-            model_version=live,
-            kind=DeploymentKind.DEPLOY,
-            status=DeploymentStatus.SUCCEEDED,
-            started_by_name="ci-pipeline",
-            started_at=now,
-            finished_at=now,
-            succeeded_at=now,
-        )
+        deployment_row(environment=envs["test"], model_version=live)
         policy.environment_policy_change(
             actor=None, environment=envs["test"], approval_teams=[], exclude_commit_authors=True
         )
