@@ -1,10 +1,9 @@
-"""The registry part of the demo: a real git repository grown with GitPython under `VAR_DIR`
-(a working copy and its bare mirror), three models of the Data Science team, their datasets and
-ten builds registered through the services, as CI would. Running it again changes nothing: the
-commits have fixed authors and dates, so they get the same SHAs, and registrations are
-idempotent."""
+"""The registry part of the demo: a real git repository grown under `VAR_DIR` (a working copy
+and its bare mirror), three models of the Data Science team, their datasets and ten builds
+registered through the services, as CI would, all with `registry.builders`. Running it again
+changes nothing: the commits have fixed authors and dates and are not made twice, and
+registrations are idempotent."""
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from django.conf import settings
 from git import Actor, Repo
 
 from registry import git, services
+from registry.builders import Commit, digest, repository_grow, repository_mirrored
 
 REPOSITORY_URL = "https://gitlab.example.com/data-science/credit-models"
 MIRROR = "demo-repos/credit-models.git"
@@ -163,47 +163,24 @@ VERSIONS = [
 ]
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def grow_repository(working: Path) -> dict[int, str]:
-    """The demo commits, made once; returns commit index -> SHA."""
-    if (working / ".git").exists():
-        repo = Repo(working)
-    else:
-        repo = Repo.init(working, initial_branch="main")
-    subjects = (
-        {commit.summary: commit.hexsha for commit in repo.iter_commits()}
-        if repo.head.is_valid()
-        else {}
-    )
+def commits() -> list[Commit]:
+    """The demo's commits, four days apart from 2026-09-01."""
     start = datetime(2026, 9, 1, 9, 30, tzinfo=UTC)
-    for index, (author, path, subject, body) in enumerate(COMMITS):
-        if subject in subjects:
-            continue
-        target = working / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(f"# {subject}\nSTEP = {index}\n")
-        repo.index.add([path])
-        when = start + timedelta(days=4 * index, hours=index)
-        commit = repo.index.commit(
-            f"{subject}\n\n{body}".strip() + "\n",
+    return [
+        Commit(
             author=AUTHORS[author],
-            committer=AUTHORS[author],
-            author_date=when,
-            commit_date=when,
+            message=f"{subject}\n\n{body}".strip() + "\n",
+            when=start + timedelta(days=4 * index, hours=index),
+            path=path,
+            content=f"# {subject}\nSTEP = {index}\n",
         )
-        subjects[subject] = commit.hexsha
-    return {index: subjects[subject] for index, (_, _, subject, _) in enumerate(COMMITS)}
+        for index, (author, path, subject, body) in enumerate(COMMITS)
+    ]
 
 
 def seed(stdout) -> None:
-    shas = grow_repository(Path(settings.VAR_DIR) / WORKING_COPY)
-    repository, _ = services.repository_register(actor=None, url=REPOSITORY_URL)
-    repository = services.repository_configure(
-        actor=None, repository=repository, mirror_path=MIRROR, gitlab_url="", gitlab_project_id=None
-    )
+    _, shas = repository_grow(Path(settings.VAR_DIR) / WORKING_COPY, commits())
+    repository = repository_mirrored(REPOSITORY_URL, MIRROR)
     mirror = git.mirror_path(repository)
     if git.open_mirror(repository) is None:
         Repo.clone_from(str(Path(settings.VAR_DIR) / WORKING_COPY), str(mirror), mirror=True)
@@ -224,9 +201,9 @@ def seed(stdout) -> None:
             name=name,
             version=version,
             uri=f"s3://bank-ml-data/{name}/{version}.parquet",
-            sha256=_digest(f"{name}@{version}"),
+            sha256=digest(f"{name}@{version}"),
             rows=rows,
-            schema_sha256=_digest(f"{name} schema"),
+            schema_sha256=digest(f"{name} schema"),
         )
     for model, version, commit, pipeline, framework, datasets, locked, metrics in VERSIONS:
         services.model_version_register(
@@ -239,12 +216,12 @@ def seed(stdout) -> None:
             build_id=str(pipeline),
             build_url=f"{PIPELINES}/{pipeline}",
             artifact_uri=f"s3://bank-ml-models/{model}/{version}/model.bin",
-            artifact_sha256=_digest(f"{model}:{version}:{pipeline}"),
+            artifact_sha256=digest(f"{model}:{version}:{pipeline}"),
             framework=framework,
             params={"seed": 42, "max_depth": 4 + commit % 3, "training_window_months": 24},
             metrics=metrics,
             datasets=[dict(zip(("name", "version"), d.split("@"), strict=True)) for d in datasets],
-            env_lock_sha256=_digest(f"uv.lock {framework}") if locked else "",
+            env_lock_sha256=digest(f"uv.lock {framework}") if locked else "",
         )
     stdout.write(
         f"Registry: {len(MODELS)} models, {len(VERSIONS)} versions, git mirror at "

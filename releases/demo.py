@@ -1,7 +1,8 @@
 """The releases part of the demo: dev, test and prod with their policies, the year-end freeze on
 prod, and change requests in different states so that every demo approver finds something
-waiting. Everything goes through the services; running it again changes nothing (environments,
-freezes and change requests are found by name, reason and title)."""
+waiting. Everything goes through the services, mostly by `releases.builders`; running it again
+changes nothing (environments, freezes and change requests are found by name, reason and
+title)."""
 
 import hashlib
 from datetime import datetime, timedelta
@@ -10,21 +11,15 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from organisation import services as portal_services
-from organisation.demo import DEMO_PASSWORD
 from portal.models import Scope, ServiceAccount, Team
 from registry.models import ModelVersion
-from releases.models import (
-    ChangeRequest,
-    Deployment,
-    Environment,
-    EnvironmentPolicy,
-    FreezeWindow,
-)
+from releases.builders import Clock, deploy, sign
+from releases.builders import environments_create as seed_environments
+from releases.models import ChangeRequest, Deployment, Environment, FreezeWindow
 from releases.selectors.live import live_in_environment
 from releases.services import change_requests, deployments, policy
 from releases.states import Kind
 
-APPROVAL_TEAMS = ["model-risk", "release-management", "platform-operations"]
 YEAR_END = "Year-end close: no normal change to production"
 
 
@@ -43,37 +38,6 @@ def seed(stdout) -> None:
         f"Releases: emergency {emergency} with its retrospective overdue; "
         f"draft {draft} for the requester."
     )
-
-
-def seed_environments() -> dict[str, Environment]:
-    """dev needs no change request, test a peer review, prod a peer review then the three
-    approval teams, seven days of soak in test, emergencies with a 72-hour retrospective."""
-    teams = {team.slug: team for team in Team.objects.filter(slug__in=APPROVAL_TEAMS)}
-    wanted = [
-        ("dev", 1, "Shared development cluster.", {"needs_change_request": False}),
-        ("test", 2, "Integration test with production-like data.", {}),
-        (
-            "prod",
-            3,
-            "Production scoring.",
-            {"approval_teams": [teams[slug] for slug in APPROVAL_TEAMS], "soak_days": 7},
-        ),
-    ]
-    environments: dict[str, Environment] = {}
-    for name, rank, description, rules in wanted:
-        environment = Environment.objects.filter(name=name).first() or (
-            policy.environment_create(actor=None, name=name, rank=rank, description=description)
-        )
-        environments[name] = environment
-        if EnvironmentPolicy.objects.filter(environment=environment).exists():
-            continue
-        rules = {"approval_teams": [], **rules}
-        if name == "dev":
-            rules["needs_peer_review"] = False
-        if name == "prod":
-            rules.update(soak_source=environments["test"], retrospective_hours=72)
-        policy.environment_policy_change(actor=None, environment=environment, **rules)
-    return environments
 
 
 def seed_freezes(environments: dict[str, Environment]) -> None:
@@ -203,15 +167,12 @@ def seed_change_requests(environments: dict[str, Environment]) -> int:
             incident_ref="INC-2026-1142" if kind == Kind.EMERGENCY else "",
         )
         for index, username in enumerate(signers):
-            change_request.refresh_from_db()
             reject = bool(rejection) and index == len(signers) - 1
-            change_requests.change_request_sign(
-                actor=users[username],
-                change_request=change_request,
-                decision="reject" if reject else "approve",
+            sign(
+                users[username],
+                change_request,
+                "reject" if reject else "approve",
                 comment=rejection if reject else "",
-                password=DEMO_PASSWORD,
-                content_digest=change_request.content_digest,
             )
     return ChangeRequest.objects.filter(title__in=[change[0] for change in CHANGES]).count()
 
@@ -274,21 +235,16 @@ def seed_deployment_history(environments: dict[str, Environment]) -> int:
         change = _history_change(users, build, environment, moment)
         attempts = ["failed", "succeeded"] if outcome == "fail" else ["succeeded"]
         for attempt, status in enumerate(attempts):
-            at = moment + timedelta(hours=4 * attempt)
-            deployment, _ = deployments.deployment_start(
+            deploy(
                 actor=pipeline,
                 environment=environment,
                 model_version=build,
                 change_request=change,
-                pipeline_url=f"{HISTORY_PIPELINES}/{next(runs)}",
-                now=at,
-            )
-            deployments.deployment_record_result(
-                actor=pipeline,
-                deployment=deployment,
-                status=status,
+                clock=Clock(moment + timedelta(hours=4 * attempt)),
+                succeed=status == "succeeded",
+                took=timedelta(minutes=12),
                 detail="Readiness probe timed out after 120 s." if status == "failed" else "",
-                now=at + timedelta(minutes=12),
+                pipeline_url=f"{HISTORY_PIPELINES}/{next(runs)}",
             )
         if outcome == "rollback":
             deployments.deployment_rollback(
@@ -339,15 +295,7 @@ def _history_change(
     )
     signers = PROD_SIGNERS if environment.name == "prod" else ["peer"]
     for index, username in enumerate(signers):
-        change.refresh_from_db()
-        change_requests.change_request_sign(
-            actor=users[username],
-            change_request=change,
-            decision="approve",
-            password=DEMO_PASSWORD,
-            content_digest=change.content_digest,
-            now=filed_at + timedelta(hours=2 + index),
-        )
+        sign(users[username], change, now=filed_at + timedelta(hours=2 + index))
     change.refresh_from_db()
     return change
 
@@ -412,23 +360,18 @@ def seed_emergency_history(environments: dict[str, Environment]) -> str:
         incident_ref="INC-2026-1098",
         now=filed_at,
     )
-    _sign_as(users["changemgr"], change, filed_at + timedelta(minutes=20))
-    deployment, _ = deployments.deployment_start(
+    sign(users["changemgr"], change, now=filed_at + timedelta(minutes=20))
+    deployment = deploy(
         actor=_history_pipeline(),
         environment=prod,
         model_version=build,
         change_request=change,
+        clock=Clock(filed_at + timedelta(hours=1)),
+        took=timedelta(minutes=9),
         pipeline_url=f"{HISTORY_PIPELINES}/3100",
-        now=filed_at + timedelta(hours=1),
     )
-    deployments.deployment_record_result(
-        actor=_history_pipeline(),
-        deployment=deployment,
-        status="succeeded",
-        now=filed_at + timedelta(hours=1, minutes=9),
-    )
-    _sign_as(users["release"], change, filed_at + timedelta(days=1, hours=2))
-    _sign_as(users["platform"], change, filed_at + timedelta(days=2, hours=3))
+    sign(users["release"], change, now=filed_at + timedelta(days=1, hours=2))
+    sign(users["platform"], change, now=filed_at + timedelta(days=2, hours=3))
     deployments.health_check_record(
         deployment=deployment,
         ok=True,
@@ -438,18 +381,6 @@ def seed_emergency_history(environments: dict[str, Environment]) -> str:
         now=timezone.now() - timedelta(minutes=5),
     )
     return change.number
-
-
-def _sign_as(user, change: ChangeRequest, at: datetime) -> None:
-    change.refresh_from_db()
-    change_requests.change_request_sign(
-        actor=user,
-        change_request=change,
-        decision="approve",
-        password=DEMO_PASSWORD,
-        content_digest=change.content_digest,
-        now=at,
-    )
 
 
 def seed_requester_work(environments: dict[str, Environment]) -> str:
