@@ -55,7 +55,7 @@ class ChangeRequestsView(APIView):
             403: OpenApiResponse(
                 description="A token (people file change requests), or a rule denial "
                 "`{code, detail}`: window_in_past, freeze_in_effect, emergency_not_allowed, "
-                "retrospective_overdue, not_a_member, …"
+                "retrospective_overdue, not_owner_team, …"
             ),
             404: OpenApiResponse(description="unknown_build"),
             409: OpenApiResponse(description="`{code, detail}`, e.g. no_policy."),

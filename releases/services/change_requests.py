@@ -135,18 +135,23 @@ def _policy(environment: Environment) -> EnvironmentPolicy:
     return policy
 
 
-def _requester_team(actor, model_version: ModelVersion, team: Team | None) -> Team:
-    memberships = list(Membership.objects.filter(user=actor).select_related("team"))
-    teams = {m.team_id: m.team for m in memberships}
-    if team is not None:
-        if team.pk not in teams:
-            raise RuleDenied(f"You are not a member of {team.name}.", code="not_a_member")
-        return team
-    if not teams:
+def _owner_team(actor, model_version: ModelVersion, team: Team | None) -> Team:
+    """Rule 2: only members of the model's owner team file its changes, and that team (not
+    the requester's other teams) peer-reviews them."""
+    model = model_version.model
+    owner = model.owner_team
+    if team is not None and team.pk != owner.pk:
         raise RuleDenied(
-            "You are in no team, so nobody can peer-review your change.", code="no_team"
+            f"{model.name} belongs to {owner.name}: its changes are filed and peer-reviewed "
+            f"there, not in {team.name}.",
+            code="not_owner_team",
         )
-    return teams.get(model_version.model.owner_team_id) or memberships[0].team
+    if not Membership.objects.filter(user=actor, team=owner).exists():
+        raise RuleDenied(
+            f"Only members of {owner.name}, which owns {model.name}, file its changes.",
+            code="not_owner_team",
+        )
+    return owner
 
 
 def _check_build(model_version: ModelVersion) -> ModelVersion:
@@ -299,7 +304,7 @@ def change_request_create(
         model_version=model_version,
         environment=environment,
         requester=actor,
-        team=_requester_team(actor, model_version, team),
+        team=_owner_team(actor, model_version, team),
         title=title,
         justification=justification,
         risk_impact=risk_impact,
