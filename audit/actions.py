@@ -47,6 +47,7 @@ class AuditAction(models.TextChoices):
     CHANGE_REQUEST_EXPIRED = "change_request.expired", "Change request expired"
     CHANGE_REQUEST_DEPLOYED = "change_request.deployed", "Change request deployed"
     CHANGE_REQUEST_ROLLED_BACK = "change_request.rolled_back", "Change request rolled back"
+    CHANGE_REQUEST_REOPENED = "change_request.reopened", "Change request reopened by a new policy"
     CHANGE_REQUEST_RETROSPECTIVE_ESCALATED = (
         "change_request.retrospective_escalated",
         "Retrospective review escalated",

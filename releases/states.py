@@ -32,7 +32,8 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         S.DRAFT: frozenset({S.IN_REVIEW, S.IN_APPROVAL, S.APPROVED, S.CANCELLED}),
         S.IN_REVIEW: frozenset({S.IN_APPROVAL, S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
         S.IN_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
-        S.APPROVED: frozenset({S.DEPLOYED, S.EXPIRED, S.DRAFT}),
+        # Back to review or approval when a tightened policy asks for more signatures.
+        S.APPROVED: frozenset({S.DEPLOYED, S.EXPIRED, S.DRAFT, S.IN_REVIEW, S.IN_APPROVAL}),
         S.DEPLOYED: frozenset({S.ROLLED_BACK}),
     },
     Kind.EMERGENCY: {

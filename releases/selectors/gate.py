@@ -34,6 +34,7 @@ from releases.models import (
     DeploymentStatus,
     Environment,
     EnvironmentPolicy,
+    SignOff,
     SignOffKind,
 )
 from releases.states import Kind, State
@@ -121,6 +122,10 @@ class GateQuestion:
     attempt_succeeded: bool
     authorised_at: datetime | None
     overdue_retrospective: OverdueRetrospective | None
+    # Rule 13: the approval teams of the policy in force without a valid sign-off on the change,
+    # and whether its peer review stands.
+    unsigned_teams: list[str]
+    peer_reviewed: bool
 
     @property
     def change_kind(self) -> str:
@@ -309,6 +314,15 @@ SELECT {build_columns}{change_c},
          AND s.kind = '{emergency_authorisation}'
          AND s.decision = '{approve}' AND s.voided_at IS NULL
          ORDER BY s.signed_at DESC LIMIT 1) AS authorised_at,
+       (SELECT COUNT(*) FROM releases_environmentpolicy_approval_teams pat
+         WHERE pat.environmentpolicy_id = {policy_id}
+           AND NOT EXISTS (SELECT 1 FROM releases_signoff sa
+                           WHERE sa.change_request_id = c.id AND sa.team_id = pat.team_id
+                             AND sa.kind = '{approval}' AND sa.decision = '{approve}'
+                             AND sa.voided_at IS NULL)) AS missing_approval_teams,
+       EXISTS (SELECT 1 FROM releases_signoff sp WHERE sp.change_request_id = c.id
+               AND sp.kind = '{peer_review}' AND sp.decision = '{approve}'
+               AND sp.voided_at IS NULL) AS peer_reviewed,
        o.id AS overdue_id, o.retrospective_due_at AS overdue_due_at
 FROM {source} asked
 LEFT JOIN releases_changerequest c ON c.id = {change_id}
@@ -344,6 +358,8 @@ def _statement(template: str, **parts: str) -> str:
         deploy=DeploymentKind.DEPLOY,
         started=DeploymentStatus.STARTED,
         emergency_authorisation=SignOffKind.EMERGENCY_AUTHORISATION,
+        approval=SignOffKind.APPROVAL,
+        peer_review=SignOffKind.PEER_REVIEW,
         approve=Decision.APPROVE,
         emergency=Kind.EMERGENCY,
     )
@@ -360,6 +376,7 @@ PARAMETER_TYPES = {
     "named": "boolean",
     "change_request": "bigint",
     "model_id": "bigint",
+    "policy_id": "bigint",
 }
 # PostgreSQL connection → the names of the statements prepared on it.
 _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -403,6 +420,7 @@ QUESTION = Statement(
         source=f"({BUILD_STATEMENT})",
         change_id="CASE WHEN %(named)s THEN %(change_request)s ELSE asked.found_change_id END",
         model_id="asked.m_id",
+        policy_id="asked.p_id",
     ),
 )
 BUILD = Statement("gatehouse_gate_build", BUILD_STATEMENT)
@@ -414,8 +432,21 @@ CHANGE = Statement(
         source="(SELECT 1 AS one)",
         change_id="%(change_request)s",
         model_id="%(model_id)s",
+        policy_id="%(policy_id)s",
     ),
 )
+
+
+def _unsigned_teams(policy: EnvironmentPolicy, change: ChangeRequest) -> list[str]:
+    """The names the statement counted, read only when some team is missing (a refusal)."""
+    signed = SignOff.objects.filter(
+        change_request=change,
+        kind=SignOffKind.APPROVAL,
+        decision=Decision.APPROVE,
+        voided_at__isnull=True,
+    ).values("team")
+    teams = policy.approval_teams.exclude(pk__in=signed).order_by("name")
+    return list(teams.values_list("name", flat=True))
 
 
 def change_request_pk(value: ChangeRequest | str | int) -> int | None:
@@ -503,7 +534,12 @@ def gate_question_resolve(
         if change_id is not None:
             _lock(change_id)
         change = CHANGE.fetch_row(
-            {**params, "change_request": change_id, "model_id": build["m_id"]}
+            {
+                **params,
+                "change_request": change_id,
+                "model_id": build["m_id"],
+                "policy_id": build["p_id"],
+            }
         )
     found_change = _instance(ChangeRequest, change, "c_", CHANGE_FIELDS)
     if found_change is not None:
@@ -535,5 +571,9 @@ def gate_question_resolve(
         attempt_in_progress=bool(change["attempt_in_progress"]),
         attempt_succeeded=bool(change["attempt_succeeded"]),
         authorised_at=_moment(change["authorised_at"]),
+        unsigned_teams=(
+            _unsigned_teams(policy, found_change) if change["missing_approval_teams"] else []
+        ),
+        peer_reviewed=bool(change["peer_reviewed"]),
         overdue_retrospective=overdue,
     )

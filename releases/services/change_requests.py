@@ -706,6 +706,48 @@ def change_request_expire(
     return change_request
 
 
+def change_requests_reopen_for_policy(
+    *, actor, policy: EnvironmentPolicy, request=None
+) -> list[ChangeRequest]:
+    """Rule 13: an approved change must satisfy the policy in force when it deploys. Runs in
+    the transaction that writes `policy`: every approved normal change of its environment that
+    lacks the peer review or an approval team the new version asks for goes back to review or
+    approval, for the missing signatures only (those given stay valid), each audited."""
+    teams = {team.pk: team for team in policy.approval_teams.all()}
+    reopened = []
+    approved = ChangeRequest.objects.select_for_update().filter(
+        environment=policy.environment_id, kind=Kind.NORMAL, state=State.APPROVED
+    )
+    for change_request in approved.prefetch_related("sign_offs"):
+        given = [s for s in change_request.sign_offs.all() if s.voided_at is None]
+        signed_teams = {s.team_id for s in given if s.kind == SignOffKind.APPROVAL}
+        missing = [team for pk, team in teams.items() if pk not in signed_teams]
+        peer_missing = policy.needs_peer_review and not any(
+            s.kind == SignOffKind.PEER_REVIEW for s in given
+        )
+        if not missing and not peer_missing:
+            continue
+        state_before = _move(change_request, State.IN_REVIEW if peer_missing else State.IN_APPROVAL)
+        change_request.policy = policy
+        change_request.save(update_fields=["state", "policy", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=AuditAction.CHANGE_REQUEST_REOPENED,
+            target=change_request,
+            environment=policy.environment,
+            data={
+                "from": state_before,
+                "to": change_request.state,
+                "policy_version": policy.version,
+                "missing_teams": [team.slug for team in missing],
+                "peer_review_missing": peer_missing,
+            },
+            request=request,
+        )
+        reopened.append(change_request)
+    return reopened
+
+
 @transaction.atomic
 def change_request_mark_deployed(
     *, change_request: ChangeRequest, deployment: Deployment, actor=None, request=None

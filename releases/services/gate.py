@@ -54,6 +54,7 @@ class GateCode(models.TextChoices):
         "The policy allows no emergency changes.",
     )
     EMERGENCY_EXPIRED = "emergency_expired", "The emergency's authorisation has run out."
+    POLICY_CHANGED = "policy_changed", "The policy in force asks for signatures it lacks."
     OUTSIDE_WINDOW = "outside_window", "It is outside the change's planned window."
     DEPLOYMENT_IN_PROGRESS = "deployment_in_progress", "A deployment under it has not finished."
     FREEZE_IN_EFFECT = "freeze_in_effect", "The environment is frozen."
@@ -307,6 +308,23 @@ def emergency_expired(q: GateQuestion) -> str | None:
     return None
 
 
+def policy_changed(q: GateQuestion) -> str | None:
+    """Rule 13: an approved change satisfies the policy in force when it deploys, not only the
+    one it was approved under."""
+    cr, policy = q.change_request, q.policy
+    if cr is None or policy is None or cr.state != USABLE_STATES[Kind.NORMAL]:
+        return None
+    missing = list(q.unsigned_teams)
+    if policy.needs_peer_review and not q.peer_reviewed:
+        missing.insert(0, "a peer review")
+    if not missing:
+        return None
+    return (
+        f"{cr.number} was approved under an earlier policy; the {q.environment.name} policy in "
+        f"force (v{policy.version}) also needs {', '.join(missing)}."
+    )
+
+
 def outside_window(q: GateQuestion) -> str | None:
     """Rule 8: a normal change is valid only inside its planned window."""
     cr = q.change_request
@@ -418,6 +436,7 @@ RULES: list[Rule] = [
         GateCode.POLICY_EMERGENCY_NOT_ALLOWED, policy_emergency_not_allowed, frozenset({EMERGENCY})
     ),
     Rule(GateCode.EMERGENCY_EXPIRED, emergency_expired, frozenset({EMERGENCY})),
+    Rule(GateCode.POLICY_CHANGED, policy_changed, frozenset({NORMAL})),
     Rule(GateCode.OUTSIDE_WINDOW, outside_window, frozenset({NORMAL})),
     Rule(GateCode.DEPLOYMENT_IN_PROGRESS, deployment_in_progress, DEPLOYS),
     Rule(GateCode.FREEZE_IN_EFFECT, freeze_in_effect, frozenset({NORMAL})),

@@ -13,6 +13,7 @@ from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
 from releases.models import Environment, EnvironmentPolicy, FreezeWindow
+from releases.services.change_requests import change_requests_reopen_for_policy
 
 Actor = AbstractBaseUser | ServiceAccount | None
 
@@ -131,6 +132,7 @@ def environment_policy_change(
         data={"before": policy_snapshot(current), "after": policy_snapshot(policy)},
         request=request,
     )
+    change_requests_reopen_for_policy(actor=actor, policy=policy, request=request)
     return policy
 
 

@@ -27,6 +27,7 @@ GATE_TESTS = [
     ROOT / "tests/releases/test_gate_table.py",
     ROOT / "tests/api/test_deployments_api.py",
     ROOT / "tests/releases/test_pipeline_status.py",
+    ROOT / "tests/releases/test_policy_in_force.py",
 ]
 
 
