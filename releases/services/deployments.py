@@ -2,6 +2,7 @@
 change flag (DESIGN.md rules 9, 10 and 14). Every write here is one service function."""
 
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -25,8 +26,9 @@ from releases.models import (
     HealthCheck,
     UnauthorisedChange,
 )
-from releases.permissions import is_environment_approver, may_roll_back
+from releases.permissions import Action, refuse
 from releases.selectors.gate import gate_question_resolve
+from releases.selectors.rollback import END, rollback_target
 from releases.services.change_requests import (
     change_request_mark_deployed,
     change_request_mark_rolled_back,
@@ -324,14 +326,9 @@ def rollback_plan(
     earlier = history.filter(succeeded_at__isnull=False).exclude(pk=replaced.pk)
     if replaced.succeeded_at is not None:
         earlier = earlier.filter(succeeded_at__lt=replaced.succeeded_at)
-    target, seen = None, {replaced.model_version_id} if replaced.succeeded_at else set()
-    for candidate in earlier.order_by("-succeeded_at", "-pk").iterator(chunk_size=20):
-        if candidate.model_version_id in seen:
-            continue
-        seen.add(candidate.model_version_id)
-        if candidate.status != DeploymentStatus.ROLLED_BACK:
-            target = candidate
-            break
+    walk = earlier.order_by("-succeeded_at", "-pk").values_list("pk", "model_version_id", "status")
+    target_id = rollback_target(replaced, chain(walk.iterator(chunk_size=20), [END]))
+    target = history.get(pk=target_id) if target_id is not None else None
     if target is None:
         raise Conflict(
             f"No earlier version of {model.name} was live in {environment.name}, so there is "
@@ -370,16 +367,7 @@ def deployment_rollback(
         raise RuleDenied(refusal.message, code=refusal.code)
     environment, model = answer.environment, answer.model
     replaced, target = rollback_plan(environment=environment, model=model, lock=True)
-    if not may_roll_back(
-        actor=actor,
-        replaced=replaced,
-        environment_approver=is_environment_approver(actor, environment),
-    ):
-        raise RuleDenied(
-            "Only the change's owner, an approver of this environment or the pipeline may roll "
-            f"back {model.name} in {environment.name}.",
-            code="not_allowed_to_roll_back",
-        )
+    refuse(actor, Action.ROLL_BACK, replaced)
     rollback = Deployment(
         environment=environment,
         model=model,
@@ -520,11 +508,7 @@ def unauthorised_change_review(
     note = note.strip()
     if not note:
         raise ValidationError({"note": "Say what the review found."})
-    if not (getattr(actor, "is_staff", False) or is_environment_approver(actor, flag.environment)):
-        raise RuleDenied(
-            f"Only an approver of {flag.environment.name} may clear this flag.",
-            code="not_allowed_to_review",
-        )
+    refuse(actor, Action.REVIEW_UNAUTHORISED_CHANGE, flag)
     flag.reviewed_at = now
     flag.reviewed_by = actor
     flag.reviewed_by_name = describe_actor(actor).name
