@@ -148,3 +148,23 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject} for {self.recipient}"
+
+
+class IdempotentRequest(models.Model):
+    """The first answer to a POST sent with an `Idempotency-Key`, kept so that a retry with the
+    same key and body gets that answer again instead of acting twice (DESIGN.md rule 15)."""
+
+    caller = models.CharField(max_length=64, help_text="service:<id> or user:<id>.")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body.")
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField(null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["caller", "key"], name="idempotency_key_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} by {self.caller}"

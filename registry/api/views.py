@@ -8,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes, is_service_account
+from portal.idempotency import idempotent
 from portal.models import Scope
 from registry import selectors, services
 from registry.api import serializers as s
@@ -70,6 +71,7 @@ class DatasetVersionsView(RegistryView):
         },
         description="Register a dataset version. Idempotent on (name, version).",
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         return self.register(
             request,
@@ -106,6 +108,7 @@ class ModelsView(RegistryView):
         },
         description="Register a model. Idempotent on its name.",
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         return self.register(request, s.ModelInput, services.model_register, s.ModelOutput)
 
@@ -141,6 +144,7 @@ class ModelVersionsView(RegistryView):
             "mirror that lacks the commit."
         ),
     )
+    @idempotent
     def post(self, request: Request, name: str) -> Response:
         selectors.model_get(name=name)
         return self.register(

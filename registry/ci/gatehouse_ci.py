@@ -34,6 +34,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 USER_AGENT = "gatehouse-ci/1"
 RETRIES = 3
@@ -133,22 +134,26 @@ class Portal:
 
     def request(self, method, path, body=None):
         """(status, JSON body). Retries what a retry can fix: no answer, 502/503/504. Safe
-        because the portal's registrations are idempotent."""
+        because every retry of a POST carries the same Idempotency-Key: the portal answers it
+        with the first attempt's answer instead of acting twice."""
         if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
             raise SystemExit(f"GATEHOUSE_URL must be an http(s) URL, not {self.url!r}.")
         data = json.dumps(body).encode() if body is not None else None
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if method == "POST":
+            headers["Idempotency-Key"] = uuid.uuid4().hex
         last_error = None
         for attempt in range(RETRIES):
             request = urllib.request.Request(  # noqa: S310 - the URL is the configured portal
                 f"{self.url}{path}",
                 data=data,
                 method=method,
-                headers={
-                    "Authorization": f"Bearer {self.token}",
-                    "Content-Type": "application/json",
-                    "Accept": "application/json",
-                    "User-Agent": USER_AGENT,
-                },
+                headers=headers,
             )
             try:
                 # The scheme was checked above: http(s) only, never file:.

@@ -92,6 +92,13 @@ class ResultInput(serializers.Serializer):
 
 class RollbackInput(serializers.Serializer):
     reason = serializers.CharField(help_text="Why; kept on the rollback and in the audit trail.")
+    from_version = serializers.CharField(
+        max_length=100,
+        required=False,
+        default="",
+        help_text="The version being rolled back; 409 not_live when it is no longer live (a "
+        "retried rollback then goes back no further).",
+    )
 
 
 class SignerOutput(serializers.ModelSerializer):

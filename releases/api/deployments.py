@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes
+from portal.idempotency import idempotent
 from portal.models import Scope
 from releases.api import deployment_serializers as s
 from releases.models import Deployment, Environment
@@ -78,6 +79,7 @@ class DeploymentsView(APIView):
             "reason. A retry with the same `pipeline_url` returns the same deployment (200)."
         ),
     )
+    @idempotent
     def post(self, request: Request) -> Response:
         payload = s.DeploymentInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -113,6 +115,7 @@ class DeploymentResultView(APIView):
             "result again changes nothing."
         ),
     )
+    @idempotent
     def post(self, request: Request, pk: int) -> Response:
         deployment = get_object_or_404(Deployment, pk=pk)
         payload = s.ResultInput(data=request.data)
@@ -136,6 +139,7 @@ class RollbackView(APIView):
             "owner, an approver of the environment, or a token with `deployments:write`."
         ),
     )
+    @idempotent
     def post(self, request: Request, environment: str, name: str) -> Response:
         payload = s.RollbackInput(data=request.data)
         payload.is_valid(raise_exception=True)
@@ -143,6 +147,7 @@ class RollbackView(APIView):
             actor=request.user,
             environment=environment,
             model=name,
+            from_version=payload.validated_data["from_version"],
             reason=payload.validated_data["reason"],
             request=request,
         )

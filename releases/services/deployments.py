@@ -302,6 +302,24 @@ def deployment_record_result(
     return deployment
 
 
+def _refuse_unless_live(environment: Environment, model: RegisteredModel, version: str) -> None:
+    """A rollback that names what it rolls back goes ahead only while that is live: a retried
+    rollback must not go back a second version."""
+    live = (
+        Deployment.objects.filter(environment=environment, model=model, succeeded_at__isnull=False)
+        .select_related("model_version")
+        .order_by("-succeeded_at", "-pk")
+        .first()
+    )
+    if live is None or live.model_version.version != version:
+        now_live = live.model_version.version if live else "nothing"
+        raise Conflict(
+            f"{model.name} {version} is not live in {environment.name} (live: {now_live}); "
+            "nothing was rolled back.",
+            code="not_live",
+        )
+
+
 def rollback_plan(
     *, environment: Environment, model: RegisteredModel, lock: bool = False
 ) -> tuple[Deployment, Deployment]:
@@ -345,6 +363,7 @@ def deployment_rollback(
     environment: Environment | str,
     model: RegisteredModel | str,
     reason: str,
+    from_version: str = "",
     request: Any = None,
     now: datetime | None = None,
 ) -> Deployment:
@@ -368,6 +387,8 @@ def deployment_rollback(
     environment, model = answer.environment, answer.model
     replaced, target = rollback_plan(environment=environment, model=model, lock=True)
     refuse(actor, Action.ROLL_BACK, replaced)
+    if from_version:
+        _refuse_unless_live(environment, model, from_version)
     rollback = Deployment(
         environment=environment,
         model=model,
