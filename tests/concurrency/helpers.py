@@ -3,6 +3,7 @@ together from a barrier."""
 
 import threading
 from collections.abc import Callable
+from functools import partial
 
 from django.contrib.auth import get_user_model
 from django.db import connections
@@ -23,12 +24,17 @@ def race(calls: list[Callable]) -> tuple[list, list[BaseException]]:
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
+    together(*(partial(run, call) for call in calls))
+    return results, errors
+
+
+def together(*targets: Callable[[], None]) -> None:
+    """Run each target in a thread of its own and wait for all of them."""
+    threads = [threading.Thread(target=target) for target in targets]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return results, errors
 
 
 def person(username: str):

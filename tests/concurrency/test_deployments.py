@@ -17,7 +17,7 @@ from releases.models import (
 )
 from releases.services.deployments import GateDenied, deployment_start
 from releases.services.gate import gate_evaluate
-from tests.concurrency.helpers import race
+from tests.concurrency.helpers import race, together
 from tests.conftest import TRANSACTIONAL_APPS
 
 THREADS = 8
@@ -100,9 +100,5 @@ def test_a_gate_that_waited_for_the_lock_sees_what_the_holder_recorded(
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=holder), threading.Thread(target=waiter)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    together(holder, waiter)
     assert codes == ["deployment_in_progress"]

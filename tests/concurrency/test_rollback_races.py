@@ -28,6 +28,7 @@ from releases.services.deployments import (
     deployment_start,
 )
 from releases.states import State
+from tests.concurrency.helpers import together
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
@@ -86,11 +87,7 @@ def _race(first: Callable, second: Callable, *, hold: bool) -> tuple[dict, dict]
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run_first), threading.Thread(target=run_second)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    together(run_first, run_second)
     return outcomes, errors
 
 

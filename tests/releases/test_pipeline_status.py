@@ -10,6 +10,7 @@ from audit.models import AuditEvent
 from portal.celery import app as celery_app
 from registry import services as registry
 from registry import tasks
+from registry.builders import digest
 from registry.models import PipelineStatus
 from releases.builders import file_change
 from releases.services.gate import gate_evaluate
@@ -31,7 +32,13 @@ def eager():
 
 def register(commit_sha: str, version: str):
     registry.model_register(actor=None, name="credit-scoring", owner_team="data-science")
-    payload = helpers.version_payload(version=version, commit_sha=commit_sha, datasets=[])
+    # One digest is one build: each build here has its own artifact.
+    payload = helpers.version_payload(
+        version=version,
+        commit_sha=commit_sha,
+        artifact_sha256=digest(f"credit-scoring {version}"),
+        datasets=[],
+    )
     return registry.model_version_register(actor=None, model="credit-scoring", **payload)[0]
 
 
