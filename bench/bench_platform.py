@@ -150,9 +150,10 @@ def approved_change(*, account) -> dict:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from bench.platform_data import REPOSITORY, SOAKED_DAYS, copy_rows, digest, sha1
+    from bench.platform_data import REPOSITORY, SOAKED_DAYS, copy_rows
     from organisation.demo import DEMO_PASSWORD
     from registry import services as registry
+    from registry.builders import commit_id, digest
     from releases.models import Deployment, Environment
     from releases.services import change_requests
     from releases.services.gate import gate_evaluate
@@ -163,7 +164,7 @@ def approved_change(*, account) -> dict:
         model=name,
         version=version,
         repository=REPOSITORY,
-        commit_sha=sha1("gate build"),
+        commit_sha=commit_id("gate build"),
         build_id="pipeline-gate",
         artifact_uri=f"s3://bank-ml-models/{name}/{version}/model.pkl",
         artifact_sha256=digest("gate build"),
@@ -235,14 +236,15 @@ class Registrations:
         self.prefix, self.count = prefix, 0
 
     def payload(self) -> tuple[str, dict]:
-        from bench.platform_data import REPOSITORY, digest, model_name, sha1
+        from bench.platform_data import REPOSITORY, model_name
+        from registry.builders import commit_id, digest
 
         self.count += 1
         key = f"{self.prefix} {self.count}"
         return model_name(self.count % MODELS), {
             "version": f"{self.prefix}.{self.count}",
             "repository": REPOSITORY,
-            "commit_sha": sha1(key),
+            "commit_sha": commit_id(key),
             "build_id": f"pipeline-{self.prefix}-{self.count}",
             "build_url": f"https://gitlab.example.com/bench/models/-/pipelines/{self.count}",
             "artifact_uri": f"s3://bank-ml-models/{key}/model.pkl",
@@ -381,7 +383,8 @@ def numbering(*, token: str) -> dict:
     issue 13: every version number of the model."""
     from rest_framework.test import APIClient
 
-    from bench.platform_data import REPOSITORY, digest, sha1
+    from bench.platform_data import REPOSITORY
+    from registry.builders import commit_id, digest
     from registry.models import RegisteredModel
 
     client = APIClient(HTTP_AUTHORIZATION=f"Bearer {token}")
@@ -393,8 +396,8 @@ def numbering(*, token: str) -> dict:
         key = f"{NUMBERED_MODEL} api build {next(builds)}"
         payload = {
             "repository": REPOSITORY,
-            "commit_sha": sha1(key),
-            "build_id": f"api-{sha1(key)[:12]}",
+            "commit_sha": commit_id(key),
+            "build_id": f"api-{commit_id(key)[:12]}",
             "artifact_uri": f"s3://bank-ml-models/{key}/model.pkl",
             "artifact_sha256": digest(key),
             "datasets": [],

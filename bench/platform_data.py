@@ -16,7 +16,6 @@ and the gate decision of each historical deployment (the chain would be three ti
 the issue's million), and links from historical deployments to change requests.
 """
 
-import hashlib
 import io
 import json
 import secrets
@@ -29,6 +28,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from bench.bench_audit import _copy_in, _copy_text
+from registry.builders import commit_id, digest
 
 MODELS = 200
 DEPLOYS_PER_VERSION = 10
@@ -41,14 +41,6 @@ OPEN_CHANGES = 24
 SOAKED_DAYS = 8
 # Six to dev, three to test, one to prod, in that order.
 ENVIRONMENT_OF_ATTEMPT = ["dev"] * 6 + ["test"] * 3 + ["prod"]
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def sha1(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - a made-up commit id
 
 
 def model_name(index: int) -> str:
@@ -142,7 +134,7 @@ class Loader:
         name = model_name(g % MODELS)
         version = version_name(g)
         wanted = {
-            "commit_sha": sha1(f"{name} {version}"),
+            "commit_sha": commit_id(f"{name} {version}"),
             "ref": "refs/heads/main",
             "build_id": f"pipeline-{100_000 + g}",
             "build_url": f"https://gitlab.example.com/bench/models/-/pipelines/{100_000 + g}",
@@ -466,7 +458,7 @@ def load_numbered_versions(*, model_name: str, upto: int, stdout) -> None:
         key = f"{model_name} build {number}"
         at = start + step * offset
         wanted = {
-            "commit_sha": sha1(key),
+            "commit_sha": commit_id(key),
             "ref": "refs/heads/main",
             "build_id": f"numbered-{number}",
             "build_url": f"https://gitlab.example.com/bench/models/-/pipelines/numbered-{number}",
