@@ -102,13 +102,13 @@ CHANGES = [
         "",
     ),
     (
-        "Churn forecast 0.2.1 to test",
+        "Churn forecast 0.2.1 to production",
         "churn-forecast",
         "0.2.1",
-        "test",
+        "prod",
         Kind.NORMAL,
-        2,
-        ["peer"],
+        1,
+        ["peer", "risk", "release", "platform"],
         "",
     ),
     (
@@ -210,6 +210,10 @@ HISTORY = [
     (37, "fraud-detection", "1.1.0", "test", "ok"),
     (38, "credit-scoring", "1.2.1", "dev", "ok"),
     (39, "churn-forecast", "0.2.1", "dev", "ok"),
+    # 0.2.1 is live in test for a day, then 0.2.0 goes back: 0.2.1 has not soaked (rule 7), and
+    # its approved production change below waits with that evidence.
+    (40, "churn-forecast", "0.2.1", "test", "ok"),
+    (41, "churn-forecast", "0.2.0", "test", "ok"),
 ]
 PROD_SIGNERS = ["peer", "risk", "release", "platform"]
 

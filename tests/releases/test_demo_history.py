@@ -6,8 +6,17 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from releases.models import Deployment, DeploymentKind, DeploymentStatus, Environment, GateDecision
+from releases.models import (
+    ChangeRequest,
+    Deployment,
+    DeploymentKind,
+    DeploymentStatus,
+    Environment,
+    GateDecision,
+)
 from releases.selectors.live import live_in_environment
+from releases.services.gate import gate_evaluate
+from releases.states import State
 
 pytestmark = pytest.mark.django_db
 
@@ -35,3 +44,13 @@ def test_the_demo_history_is_complete_and_loaded_once(settings, tmp_path):
     assert GateDecision.objects.filter(deployment__in=starts).count() == starts.count()
     span = max(d[2] for d in first if d[2]) - min(d[2] for d in first if d[2])
     assert span.days >= 35
+
+    # A newcomer sees the soak rule at work: churn-forecast 0.2.1 was live in test for a day
+    # before 0.2.0 went back, so its approved production change waits, with that evidence.
+    blocked = ChangeRequest.objects.get(title="Churn forecast 0.2.1 to production")
+    assert blocked.state == State.APPROVED
+    soak = gate_evaluate(
+        environment="prod", model="churn-forecast", version="0.2.1", change_request=blocked
+    ).question.soak
+    assert soak.started_at is not None and soak.ended_at is not None
+    assert soak.earliest_allowed_at is None and not soak.holds
