@@ -128,6 +128,9 @@ if os.environ.get("DATABASE_REPLICA_URL"):
     )
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
 DATABASE_ROUTERS = ["portal.db_router.AuditReplicaRouter"]
+# The gate's question runs as a statement prepared once per connection on PostgreSQL; turn it off
+# behind a pooler in transaction mode (PgBouncer), which moves clients between connections.
+GATEHOUSE_PREPARED_STATEMENTS = env_bool("GATEHOUSE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -183,3 +183,22 @@ def test_a_rollback_is_judged_by_the_rollback_rows_of_the_table(
     rollback_rows = {rule.code for rule in RULES if ROLLBACK in rule.blocks}
     assert GateCode.FREEZE_IN_EFFECT not in rollback_rows
     assert GateCode.UNKNOWN_MODEL in rollback_rows
+
+
+@pytest.mark.parametrize("prepared", [True, False])
+def test_the_question_is_answered_with_or_without_prepared_statements(
+    prepared, settings, pending_prod_change, builds, clock
+):
+    """Behind a transaction-mode pooler the plain statement is sent; the answer is the same."""
+    settings.GATEHOUSE_PREPARED_STATEMENTS = prepared
+    with CaptureQueriesContext(connection) as captured:
+        for _ in range(2):
+            answer = gate_evaluate(
+                environment="prod", model="fraud-score", version="1.0", now=clock.now
+            )
+            assert answer.codes() == ["soak_not_met"]
+    sent = [query["sql"] for query in captured.captured_queries]
+    expect_prepared = prepared and connection.vendor == "postgresql"
+    assert any(sql.startswith("EXECUTE gatehouse_gate_question") for sql in sent) == (
+        expect_prepared
+    )
