@@ -712,7 +712,8 @@ def change_requests_reopen_for_policy(
     """Rule 13: an approved change must satisfy the policy in force when it deploys. Runs in
     the transaction that writes `policy`: every approved normal change of its environment that
     lacks the peer review or an approval team the new version asks for goes back to review or
-    approval, for the missing signatures only (those given stay valid), each audited."""
+    approval, for the missing signatures only (those given stay valid), each audited, and the
+    people it now waits for are told."""
     teams = {team.pk: team for team in policy.approval_teams.all()}
     reopened = []
     approved = ChangeRequest.objects.select_for_update().filter(
@@ -730,14 +731,15 @@ def change_requests_reopen_for_policy(
         state_before = _move(change_request, State.IN_REVIEW if peer_missing else State.IN_APPROVAL)
         change_request.policy = policy
         change_request.save(update_fields=["state", "policy", "updated_at"])
+        notifications.change_request_waiting(change_request=change_request)
         audit_record(
             actor=actor,
             action=AuditAction.CHANGE_REQUEST_REOPENED,
             target=change_request,
             environment=policy.environment,
             data={
-                "from": state_before,
-                "to": change_request.state,
+                "state_before": state_before,
+                "state_after": change_request.state,
                 "policy_version": policy.version,
                 "missing_teams": [team.slug for team in missing],
                 "peer_review_missing": peer_missing,

@@ -5,7 +5,7 @@ the gate refuses, naming them, an approved change the policy in force asks more 
 import pytest
 
 from audit.models import AuditEvent
-from portal.models import Team
+from portal.models import Notification, Team
 from releases.builders import file_change, sign
 from releases.models import EnvironmentPolicy
 from releases.selectors.policy import environment_policy_current
@@ -47,6 +47,9 @@ def test_tightening_the_policy_sends_an_approved_change_back_for_the_new_team(
     assert reopened.data["missing_teams"] == ["model-risk"]
     assert reopened.data["peer_review_missing"] is False
     assert approved_in_test.sign_offs.filter(voided_at__isnull=True).count() == 1
+    assert Notification.objects.filter(
+        recipient=model_risk_approver, key__startswith=f"cr:{approved_in_test.pk}:waiting:"
+    ).exists()
 
     answer = ci.client().post("/api/v1/gate/", question(builds["1.0"]), format="json").json()
     assert [reason["code"] for reason in answer["reasons"]] == ["no_approved_change"]
