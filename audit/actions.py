@@ -68,3 +68,7 @@ class AuditAction(models.TextChoices):
         "deployment.unauthorised_change_reviewed",
         "Unauthorised change reviewed",
     )
+    DEPLOYMENT_UNAUTHORISED_CHANGE_ESCALATED = (
+        "deployment.unauthorised_change_escalated",
+        "Unauthorised change escalated",
+    )

@@ -10,6 +10,11 @@ SCHEDULES = [
     ("Expire change requests whose window passed", "releases.tasks.expire_change_requests", 300),
     ("Escalate emergency retrospectives", "releases.tasks.escalate_retrospectives", 900),
     (
+        "Escalate unreviewed unauthorised changes",
+        "releases.tasks.escalate_unauthorised_changes",
+        900,
+    ),
+    (
         "Verify the audit chain and sign a checkpoint",
         "audit.tasks.audit_verify_and_checkpoint",
         3600,

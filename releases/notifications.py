@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from portal.models import Membership
 from portal.notifications import notify
-from releases.models import ChangeRequest, Deployment, SignOff, SignOffKind
+from releases.models import ChangeRequest, Deployment, SignOff, SignOffKind, UnauthorisedChange
 from releases.selectors.policy import environment_policy_current
 from releases.states import State
 
@@ -150,6 +150,34 @@ def deployment_unhealthy(*, deployment: Deployment, since: datetime, detail: str
             reason=reason,
             link=link,
         )
+
+
+def unauthorised_change(*, flag: UnauthorisedChange, escalated: bool = False) -> list:
+    """Rule 14: a digest the ledger did not put there reaches the model's owner team, the
+    environment's approvers and the change managers at once, and again, escalated, while it
+    stays unreviewed. Each stage is told once."""
+    deployment = flag.deployment
+    groups = [
+        *_owner_and_approvers(deployment),
+        (_people(exclude=set(), is_emergency_approver=True), "You are a change manager."),
+    ]
+    stage = "escalated" if escalated else "flagged"
+    what = f"{flag.model.name} in {flag.environment.name} serves {flag.reported_sha256[:12]}…"
+    told = []
+    for recipients, reason in groups:
+        told += notify(
+            recipients=recipients,
+            key=f"unauthorised:{flag.pk}:{stage}",
+            subject=(f"{'STILL UNREVIEWED: ' if escalated else ''}Unauthorised change: {what}"),
+            body=(
+                f"The ledger put {flag.expected_sha256[:12]}… there; the health endpoint reports "
+                f"{flag.reported_sha256[:12]}…. An approver of {flag.environment.name} reviews "
+                "the flag on the environment page."
+            ),
+            reason=reason,
+            link=reverse("releases:environment", kwargs={"name": flag.environment.name}),
+        )
+    return told
 
 
 def retrospective_escalation(*, change_request: ChangeRequest, overdue: bool) -> list:

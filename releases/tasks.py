@@ -10,14 +10,18 @@ from django.utils import timezone
 
 from releases import notifications
 from releases.health import probe
-from releases.models import ChangeRequest, Deployment, Environment
+from releases.models import ChangeRequest, Deployment, Environment, UnauthorisedChange
 from releases.selectors.live import live_in_environment
 from releases.services.change_requests import (
     RETROSPECTIVE_WARNING,
     change_request_expire,
     change_request_retrospective_escalate,
 )
-from releases.services.deployments import health_check_record
+from releases.services.deployments import (
+    UNAUTHORISED_ESCALATION,
+    health_check_record,
+    unauthorised_change_escalate,
+)
 from releases.states import Kind, State
 
 HEALTH_TIMEOUT_SECONDS = float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 5))
@@ -113,3 +117,14 @@ def escalate_retrospectives(now_iso: str = "") -> int:
         )
         escalated += bool(told)
     return escalated
+
+
+@shared_task
+def escalate_unauthorised_changes(now_iso: str = "") -> int:
+    """Unauthorised change flags left unreviewed for a day go out again, escalated (the service
+    decides, tells and records; each flag once)."""
+    now = datetime.fromisoformat(now_iso) if now_iso else timezone.now()
+    waiting = UnauthorisedChange.objects.filter(
+        reviewed_at__isnull=True, detected_at__lte=now - UNAUTHORISED_ESCALATION
+    )
+    return sum(unauthorised_change_escalate(actor=None, flag=flag, now=now) for flag in waiting)

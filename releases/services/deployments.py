@@ -1,7 +1,7 @@
 """Deployments: start (behind the gate), result, rollback, health checks and the unauthorised
 change flag (DESIGN.md rules 9, 10 and 14). Every write here is one service function."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import chain
 from typing import Any
 
@@ -492,6 +492,7 @@ def health_check_record(
     )
     flag.full_clean()
     flag.save()
+    notifications.unauthorised_change(flag=flag)
     audit_record(
         actor=actor,
         action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
@@ -545,3 +546,40 @@ def unauthorised_change_review(
         request=request,
     )
     return flag
+
+
+# An unauthorised change flag unreviewed this long is told again, escalated (rule 14).
+UNAUTHORISED_ESCALATION = timedelta(hours=24)
+
+
+@transaction.atomic
+def unauthorised_change_escalate(
+    *, actor: Any, flag: UnauthorisedChange, now: datetime | None = None
+) -> bool:
+    """Tell the owner team, the environment's approvers and the change managers again when a
+    flag has stayed unreviewed for 24 hours; recorded once, when first told. Returns whether
+    anyone was told now."""
+    now = now or timezone.now()
+    flag = (
+        UnauthorisedChange.objects.select_for_update(of=("self",))
+        .select_related("environment", "model", "deployment")
+        .get(pk=flag.pk)
+    )
+    if flag.reviewed_at is not None or now - flag.detected_at < UNAUTHORISED_ESCALATION:
+        return False
+    told = notifications.unauthorised_change(flag=flag, escalated=True)
+    if not told:
+        return False
+    audit_record(
+        actor=actor,
+        action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_ESCALATED,
+        target=flag.deployment,
+        environment=flag.environment,
+        data={
+            "flag": flag.pk,
+            "model": flag.model.name,
+            "detected_at": flag.detected_at,
+            "told": sorted({notification.recipient.get_username() for notification in told}),
+        },
+    )
+    return True
