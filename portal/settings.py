@@ -132,6 +132,9 @@ DATABASE_ROUTERS = ["portal.db_router.AuditReplicaRouter"]
 # behind a pooler in transaction mode (PgBouncer), which moves clients between connections.
 GATEHOUSE_PREPARED_STATEMENTS = env_bool("GATEHOUSE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The floor under a production environment's policy: this many approval teams, a peer review and
+# a soak (releases/services/policy.py); an administrator cannot save less.
+GATEHOUSE_MIN_PROD_TEAMS = int(os.environ.get("GATEHOUSE_MIN_PROD_TEAMS", "3"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -3,13 +3,15 @@ writes its next version (never edits one), and every change is audited like any 
 Change requests and sign-offs are read-only here: they move only through their services."""
 
 from django.contrib import admin, messages
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 
 from organisation.admin import ServiceBackedAdmin
+from portal.exceptions import DomainError
 from releases.models import ChangeRequest, Environment, EnvironmentPolicy, FreezeWindow, SignOff
 from releases.services import policy as services
 
-POLICY_FIELDS = (
-    "environment",
+RULE_FIELDS = (
     "needs_change_request",
     "needs_peer_review",
     "approval_teams",
@@ -21,6 +23,15 @@ POLICY_FIELDS = (
     "retrospective_hours",
     "retrospective_excludes_authoriser",
 )
+PREVIEW_FIELDS = (
+    "approval_teams",
+    "needs_change_request",
+    "needs_peer_review",
+    "soak_source",
+    "soak_days",
+    "emergency_allowed",
+)
+CONFIRM = "_confirm_policy"
 
 
 class ReadOnlyAdmin(ServiceBackedAdmin):
@@ -47,9 +58,21 @@ class PolicyInline(admin.TabularInline):
         return False
 
 
+class RefusalsAsMessages:
+    """A rule the service refuses shows as an error above the form, as on the portal's pages,
+    instead of a server error; nothing was saved (the admin's transaction rolled back)."""
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except DomainError as refusal:
+            self.message_user(request, refusal.detail, messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+
 @admin.register(Environment)
-class EnvironmentAdmin(ServiceBackedAdmin):
-    list_display = ("name", "rank", "description")
+class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
+    list_display = ("name", "rank", "is_production", "description")
     inlines = [PolicyInline]
 
     def get_readonly_fields(self, request, obj=None):
@@ -62,6 +85,7 @@ class EnvironmentAdmin(ServiceBackedAdmin):
                 environment=obj,
                 rank=obj.rank,
                 description=obj.description,
+                is_production=obj.is_production,
                 request=request,
             )
         else:
@@ -70,6 +94,7 @@ class EnvironmentAdmin(ServiceBackedAdmin):
                 name=obj.name,
                 rank=obj.rank,
                 description=obj.description,
+                is_production=obj.is_production,
                 request=request,
             )
             self.message_user(
@@ -85,33 +110,60 @@ class EnvironmentAdmin(ServiceBackedAdmin):
 
 
 @admin.register(EnvironmentPolicy)
-class EnvironmentPolicyAdmin(ServiceBackedAdmin):
-    """Editing a version and saving writes the next version with the form's values."""
+class EnvironmentPolicyAdmin(RefusalsAsMessages, ServiceBackedAdmin):
+    """Editing a version and saving writes the next version with the form's values, after a
+    preview of what it would refuse and which open changes it would affect."""
 
     list_display = ("environment", "version", "needs_peer_review", "created_at", "created_by_name")
     list_filter = ("environment",)
-    fields = (*POLICY_FIELDS, "version", "created_at", "created_by_name")
+    fields = ("environment", *RULE_FIELDS, "version", "created_at", "created_by_name")
     readonly_fields = ("version", "created_at", "created_by_name")
     filter_horizontal = ("approval_teams",)
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "environment") if obj else self.readonly_fields
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and CONFIRM not in request.POST:
+            preview = self._preview(request, object_id)
+            if preview is not None:
+                return preview
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _preview(self, request, object_id):
+        """The preview page for a valid form, or None to let the admin show the form's errors."""
+        obj = self.get_object(request, object_id) if object_id else None
+        form = self.get_form(request, obj, change=obj is not None)(request.POST, instance=obj)
+        if not form.is_valid():
+            return None
+        environment = obj.environment if obj else form.cleaned_data["environment"]
+        data = form.cleaned_data
+        preview = services.environment_policy_preview(
+            environment=environment, **{name: data[name] for name in PREVIEW_FIELDS}
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Save the next {environment.name} policy?",
+            "opts": self.opts,
+            "environment": environment,
+            "preview": preview,
+            "posted": [
+                (name, value)
+                for name, values in request.POST.lists()
+                if name != "csrfmiddlewaretoken"
+                for value in values
+            ],
+            "confirm": CONFIRM,
+            "back_url": request.get_full_path(),
+        }
+        return TemplateResponse(request, "admin/releases/environmentpolicy/preview.html", context)
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         saved = services.environment_policy_change(
             actor=request.user,
             environment=obj.environment,
-            approval_teams=data["approval_teams"],
-            needs_change_request=data["needs_change_request"],
-            needs_peer_review=data["needs_peer_review"],
-            soak_source=data["soak_source"],
-            soak_days=data["soak_days"],
-            soak_requires_healthy=data["soak_requires_healthy"],
-            emergency_allowed=data["emergency_allowed"],
-            exclude_commit_authors=data["exclude_commit_authors"],
-            retrospective_hours=data["retrospective_hours"],
-            retrospective_excludes_authoriser=data["retrospective_excludes_authoriser"],
+            **{name: data[name] for name in RULE_FIELDS},
             request=request,
         )
         self.message_user(request, f"Saved as {saved}; earlier versions are kept unchanged.")

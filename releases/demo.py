@@ -25,6 +25,7 @@ YEAR_END = "Year-end close: no normal change to production"
 
 def seed(stdout) -> None:
     environments = seed_environments()
+    seed_production_mark(environments["prod"])
     seed_freezes(environments)
     seed_deployment_history(environments)
     emergency = seed_emergency_history(environments)
@@ -38,6 +39,18 @@ def seed(stdout) -> None:
         f"Releases: emergency {emergency} with its retrospective overdue; "
         f"draft {draft} for the requester."
     )
+
+
+def seed_production_mark(prod: Environment) -> None:
+    """prod carries the production guardrail, so the demo's admin sees it refuse a weaker policy."""
+    if not prod.is_production:
+        policy.environment_update(
+            actor=None,
+            environment=prod,
+            rank=prod.rank,
+            description=prod.description,
+            is_production=True,
+        )
 
 
 def seed_freezes(environments: dict[str, Environment]) -> None:

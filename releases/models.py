@@ -16,6 +16,13 @@ class Environment(models.Model):
     name = models.SlugField(max_length=50, unique=True)
     rank = models.PositiveSmallIntegerField(help_text="Position in the promotion path (dev=1).")
     description = models.TextField(blank=True)
+    is_production = models.BooleanField(
+        default=False,
+        help_text=(
+            "Production: its policy may not drop below GATEHOUSE_MIN_PROD_TEAMS approval teams, "
+            "a peer review and a soak."
+        ),
+    )
 
     class Meta:
         ordering = ["rank", "name"]

@@ -706,6 +706,18 @@ def change_request_expire(
     return change_request
 
 
+def signatures_missing(
+    change_request: ChangeRequest, *, approval_teams: list[Team], needs_peer_review: bool
+) -> tuple[list[Team], bool]:
+    """The approval teams, and whether the peer review, that `change_request`'s valid sign-offs
+    (prefetched) do not cover under these rules: what a policy would send it back for."""
+    given = [s for s in change_request.sign_offs.all() if s.voided_at is None]
+    signed_teams = {s.team_id for s in given if s.kind == SignOffKind.APPROVAL}
+    missing = [team for team in approval_teams if team.pk not in signed_teams]
+    peer_missing = needs_peer_review and not any(s.kind == SignOffKind.PEER_REVIEW for s in given)
+    return missing, peer_missing
+
+
 def change_requests_reopen_for_policy(
     *, actor, policy: EnvironmentPolicy, request=None
 ) -> list[ChangeRequest]:
@@ -714,17 +726,14 @@ def change_requests_reopen_for_policy(
     lacks the peer review or an approval team the new version asks for goes back to review or
     approval, for the missing signatures only (those given stay valid), each audited, and the
     people it now waits for are told."""
-    teams = {team.pk: team for team in policy.approval_teams.all()}
+    teams = list(policy.approval_teams.all())
     reopened = []
     approved = ChangeRequest.objects.select_for_update().filter(
         environment=policy.environment_id, kind=Kind.NORMAL, state=State.APPROVED
     )
     for change_request in approved.prefetch_related("sign_offs"):
-        given = [s for s in change_request.sign_offs.all() if s.voided_at is None]
-        signed_teams = {s.team_id for s in given if s.kind == SignOffKind.APPROVAL}
-        missing = [team for pk, team in teams.items() if pk not in signed_teams]
-        peer_missing = policy.needs_peer_review and not any(
-            s.kind == SignOffKind.PEER_REVIEW for s in given
+        missing, peer_missing = signatures_missing(
+            change_request, approval_teams=teams, needs_peer_review=policy.needs_peer_review
         )
         if not missing and not peer_missing:
             continue

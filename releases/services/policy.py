@@ -2,8 +2,10 @@
 edited: every change writes the next version, audited with what it was before and after."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -12,8 +14,10 @@ from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
-from releases.models import Environment, EnvironmentPolicy, FreezeWindow
-from releases.services.change_requests import change_requests_reopen_for_policy
+from releases.models import ChangeRequest, Environment, EnvironmentPolicy, FreezeWindow
+from releases.selectors.policy import environment_policy_current
+from releases.services.change_requests import change_requests_reopen_for_policy, signatures_missing
+from releases.states import Kind, State
 
 Actor = AbstractBaseUser | ServiceAccount | None
 
@@ -40,11 +44,67 @@ def policy_snapshot(policy: EnvironmentPolicy | None) -> dict | None:
     return data
 
 
+def production_policy_shortfalls(
+    *,
+    approval_teams: list[Team],
+    needs_change_request: bool,
+    needs_peer_review: bool,
+    soak_source: Environment | None,
+    soak_days: int,
+) -> list[str]:
+    """What these rules lack against the floor under a production policy (rule 13's guardrail),
+    one sentence each; empty when they hold. A bank's production must keep its four eyes, its
+    approval teams and its soak, whoever holds the admin."""
+    floor = settings.GATEHOUSE_MIN_PROD_TEAMS
+    shortfalls = []
+    if not needs_change_request:
+        shortfalls.append("it must require a change request")
+    if not needs_peer_review:
+        shortfalls.append("it must require a peer review")
+    if len(approval_teams) < floor:
+        shortfalls.append(
+            f"it names {len(approval_teams)} approval team(s) where production needs at least "
+            f"{floor}"
+        )
+    if soak_source is None or soak_days < 1:
+        shortfalls.append("it must require a soak of at least one day in another environment")
+    return shortfalls
+
+
+def _refuse_weak_production_policy(environment: Environment, shortfalls: list[str]) -> None:
+    if shortfalls:
+        raise Conflict(
+            f"{environment.name} is a production environment: " + "; ".join(shortfalls) + ".",
+            code="production_policy_too_weak",
+        )
+
+
+def _current_shortfalls(environment: Environment) -> list[str]:
+    current = environment_policy_current(environment=environment)
+    if current is None:
+        return []
+    return production_policy_shortfalls(
+        approval_teams=list(current.approval_teams.all()),
+        needs_change_request=current.needs_change_request,
+        needs_peer_review=current.needs_peer_review,
+        soak_source=current.soak_source,
+        soak_days=current.soak_days,
+    )
+
+
 @transaction.atomic
 def environment_create(
-    *, actor: Actor, name: str, rank: int, description: str = "", request=None
+    *,
+    actor: Actor,
+    name: str,
+    rank: int,
+    description: str = "",
+    is_production: bool = False,
+    request=None,
 ) -> Environment:
-    environment = Environment(name=name, rank=rank, description=description)
+    environment = Environment(
+        name=name, rank=rank, description=description, is_production=is_production
+    )
     environment.full_clean()
     environment.save()
     audit_record(
@@ -52,7 +112,12 @@ def environment_create(
         action=AuditAction.ENVIRONMENT_CREATED,
         target=environment,
         environment=environment,
-        data={"name": name, "rank": rank, "description": description},
+        data={
+            "name": name,
+            "rank": rank,
+            "description": description,
+            "is_production": is_production,
+        },
         request=request,
     )
     return environment
@@ -60,11 +125,28 @@ def environment_create(
 
 @transaction.atomic
 def environment_update(
-    *, actor: Actor, environment: Environment, rank: int, description: str, request=None
+    *,
+    actor: Actor,
+    environment: Environment,
+    rank: int,
+    description: str,
+    is_production: bool | None = None,
+    request=None,
 ) -> Environment:
+    """Marking an environment as production is refused while its policy is under the floor:
+    the mark would otherwise promise a guardrail the rules in force do not keep."""
     environment = Environment.objects.select_for_update().get(pk=environment.pk)
-    before = {"rank": environment.rank, "description": environment.description}
+    if is_production is None:
+        is_production = environment.is_production
+    before = {
+        "rank": environment.rank,
+        "description": environment.description,
+        "is_production": environment.is_production,
+    }
+    if is_production and not environment.is_production:
+        _refuse_weak_production_policy(environment, _current_shortfalls(environment))
     environment.rank, environment.description = rank, description
+    environment.is_production = is_production
     environment.full_clean()
     environment.save()
     audit_record(
@@ -72,7 +154,10 @@ def environment_update(
         action=AuditAction.ENVIRONMENT_UPDATED,
         target=environment,
         environment=environment,
-        data={"before": before, "after": {"rank": rank, "description": description}},
+        data={
+            "before": before,
+            "after": {"rank": rank, "description": description, "is_production": is_production},
+        },
         request=request,
     )
     return environment
@@ -107,6 +192,18 @@ def environment_policy_change(
     )
     if soak_source is not None and soak_source.pk == environment.pk:
         raise Conflict("An environment cannot be its own soak source.", code="soak_source_self")
+    approval_teams = list(approval_teams)
+    if environment.is_production:
+        _refuse_weak_production_policy(
+            environment,
+            production_policy_shortfalls(
+                approval_teams=approval_teams,
+                needs_change_request=needs_change_request,
+                needs_peer_review=needs_peer_review,
+                soak_source=soak_source,
+                soak_days=soak_days,
+            ),
+        )
     policy = EnvironmentPolicy(
         environment=environment,
         version=current.version + 1 if current else 1,
@@ -123,7 +220,7 @@ def environment_policy_change(
     )
     policy.full_clean()
     policy.save()
-    policy.approval_teams.set(list(approval_teams))
+    policy.approval_teams.set(approval_teams)
     audit_record(
         actor=actor,
         action=AuditAction.ENVIRONMENT_POLICY_CHANGED,
@@ -134,6 +231,115 @@ def environment_policy_change(
     )
     change_requests_reopen_for_policy(actor=actor, policy=policy, request=request)
     return policy
+
+
+@dataclass(frozen=True)
+class PolicyEffect:
+    """What saving a policy version would do to one open change request, in words."""
+
+    change_request: ChangeRequest
+    effects: list[str]
+
+
+@dataclass(frozen=True)
+class PolicyPreview:
+    """Shown before a policy version is saved: why it would be refused, and which pending and
+    approved changes it would affect and how."""
+
+    refusals: list[str] = field(default_factory=list)
+    affected: list[PolicyEffect] = field(default_factory=list)
+
+
+def _soak_words(source: Environment | None, days: int) -> str:
+    return f"{days} day(s) live in {source.name}" if source is not None and days else "no soak"
+
+
+def _team_names(teams: Iterable[Team]) -> str:
+    return ", ".join(team.name for team in teams)
+
+
+def environment_policy_preview(
+    *,
+    environment: Environment,
+    approval_teams: Iterable[Team],
+    needs_change_request: bool = True,
+    needs_peer_review: bool = True,
+    soak_source: Environment | None = None,
+    soak_days: int = 0,
+    emergency_allowed: bool = True,
+) -> PolicyPreview:
+    """What `environment_policy_change` would refuse or do with these rules, without doing it:
+    approved changes it would send back (as `change_requests_reopen_for_policy` will), pending
+    ones whose awaited teams change, and changes whose soak or emergency route changes."""
+    approval_teams = list(approval_teams)
+    refusals = []
+    if soak_source is not None and soak_source.pk == environment.pk:
+        refusals.append("An environment cannot be its own soak source.")
+    if environment.is_production:
+        shortfalls = production_policy_shortfalls(
+            approval_teams=approval_teams,
+            needs_change_request=needs_change_request,
+            needs_peer_review=needs_peer_review,
+            soak_source=soak_source,
+            soak_days=soak_days,
+        )
+        if shortfalls:
+            refusals.append(
+                f"{environment.name} is a production environment: " + "; ".join(shortfalls) + "."
+            )
+    current = environment_policy_current(environment=environment)
+    current_teams = list(current.approval_teams.all()) if current else []
+    new_pks = {team.pk for team in approval_teams}
+    soak_before = _soak_words(current.soak_source, current.soak_days) if current else "no soak"
+    soak_after = _soak_words(soak_source, soak_days)
+    open_changes = (
+        ChangeRequest.objects.filter(
+            environment=environment,
+            state__in=[
+                State.IN_REVIEW,
+                State.IN_APPROVAL,
+                State.APPROVED,
+                State.AWAITING_AUTHORISATION,
+                State.AUTHORISED,
+            ],
+        )
+        .select_related("model_version__model")
+        .prefetch_related("sign_offs")
+        .order_by("pk")
+    )
+    affected = []
+    for change_request in open_changes:
+        effects = []
+        if change_request.kind == Kind.EMERGENCY:
+            if not emergency_allowed and (current is None or current.emergency_allowed):
+                effects.append("emergency changes are no longer allowed: the gate will refuse it")
+        else:
+            missing, peer_missing = signatures_missing(
+                change_request, approval_teams=approval_teams, needs_peer_review=needs_peer_review
+            )
+            if change_request.state == State.APPROVED and (missing or peer_missing):
+                back_to = State.IN_REVIEW if peer_missing else State.IN_APPROVAL
+                waits = (["a peer review"] if peer_missing else []) + [t.name for t in missing]
+                effects.append(
+                    f"goes back to {back_to.label.lower()}, waiting for {', '.join(waits)}"
+                )
+            elif change_request.state != State.APPROVED:
+                awaited, _ = signatures_missing(
+                    change_request, approval_teams=current_teams, needs_peer_review=False
+                )
+                added = [team for team in missing if team not in current_teams]
+                dropped = [team for team in awaited if team.pk not in new_pks]
+                if peer_missing and change_request.state == State.IN_APPROVAL:
+                    effects.append("will also need a peer review")
+                if added:
+                    effects.append(f"will also wait for approval from {_team_names(added)}")
+                if dropped:
+                    effects.append(f"no longer waits for approval from {_team_names(dropped)}")
+            if soak_after != soak_before:
+                effects.append(f"the gate will ask for {soak_after} (was {soak_before})")
+        if effects:
+            affected.append(PolicyEffect(change_request=change_request, effects=effects))
+    return PolicyPreview(refusals=refusals, affected=affected)
 
 
 def _freeze_data(freeze: FreezeWindow) -> dict:
