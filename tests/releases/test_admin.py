@@ -46,18 +46,21 @@ def test_creating_an_environment_goes_through_the_service(login, administrator, 
 
 def test_saving_a_policy_writes_the_next_version(login, administrator, org, envs):
     current = EnvironmentPolicy.objects.get(environment=envs["prod"], version=1)
-    response = login(administrator).post(
-        f"/admin/releases/environmentpolicy/{current.pk}/change/",
-        {
-            "needs_change_request": "on",
-            "needs_peer_review": "on",
-            "approval_teams": [org["model-risk"].pk, org["release-management"].pk],
-            "soak_source": envs["test"].pk,
-            "soak_days": 10,
-            "emergency_allowed": "on",
-            "retrospective_hours": 48,
-        },
-    )
+    url = f"/admin/releases/environmentpolicy/{current.pk}/change/"
+    form = {
+        "needs_change_request": "on",
+        "needs_peer_review": "on",
+        "approval_teams": [org["model-risk"].pk, org["release-management"].pk],
+        "soak_source": envs["test"].pk,
+        "soak_days": 10,
+        "emergency_allowed": "on",
+        "retrospective_hours": 48,
+    }
+    client = login(administrator)
+    preview = client.post(url, form)
+    assert preview.status_code == 200 and b'data-testid="policy-preview"' in preview.content
+    assert EnvironmentPolicy.objects.filter(environment=envs["prod"]).count() == 1
+    response = client.post(url, {**form, "_confirm_policy": "Save this policy version"})
     assert response.status_code == 302
     versions = EnvironmentPolicy.objects.filter(environment=envs["prod"]).order_by("version")
     old, new = list(versions)
