@@ -5,9 +5,12 @@ acting again; the same key with another body is 422. Keys are per caller."""
 import hashlib
 import json
 import re
+from datetime import timedelta
 from functools import wraps
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from rest_framework import status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -75,3 +78,11 @@ def idempotent(view_method):
         return replay
 
     return post
+
+
+def idempotent_requests_prune() -> int:
+    """Forget answers older than GATEHOUSE_IDEMPOTENCY_DAYS: a CI job retries within minutes or
+    hours, and the table must not grow with every request ever sent. Returns how many went."""
+    cutoff = timezone.now() - timedelta(days=settings.GATEHOUSE_IDEMPOTENCY_DAYS)
+    deleted, _ = IdempotentRequest.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

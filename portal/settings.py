@@ -134,6 +134,8 @@ GATEHOUSE_PREPARED_STATEMENTS = env_bool("GATEHOUSE_PREPARED_STATEMENTS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The floor under a production environment's policy: this many approval teams, a peer review and
 # a soak (releases/services/policy.py); an administrator cannot save less.
+# How long a retried POST with the same Idempotency-Key gets the first answer back (days).
+GATEHOUSE_IDEMPOTENCY_DAYS = int(os.environ.get("GATEHOUSE_IDEMPOTENCY_DAYS", "30"))
 GATEHOUSE_MIN_PROD_TEAMS = int(os.environ.get("GATEHOUSE_MIN_PROD_TEAMS", "3"))
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -5,6 +5,7 @@ import smtplib
 from celery import shared_task
 
 from portal import notifications
+from portal.idempotency import idempotent_requests_prune
 
 TRANSIENT_MAIL_ERRORS = (smtplib.SMTPException, ConnectionError, TimeoutError)
 
@@ -28,3 +29,8 @@ def deliver_pending_notifications(older_than_seconds: int = 60) -> int:
     for notification_id in ids:
         deliver_notification.delay(notification_id)
     return len(ids)
+
+
+@shared_task
+def prune_idempotency_keys() -> int:
+    return idempotent_requests_prune()

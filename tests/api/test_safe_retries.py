@@ -6,7 +6,10 @@ back (`from_version`: 409 not_live once it is not live any more)."""
 from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
+from portal.models import IdempotentRequest
+from portal.tasks import prune_idempotency_keys
 from releases.builders import release_to_test
 from releases.models import Deployment, DeploymentKind
 
@@ -70,3 +73,20 @@ def test_keys_belong_to_their_caller_and_must_be_printable(builds, ci, service_c
     assert other.post(url, payload, format="json", **key).status_code == 200  # its own key
     bad = ci.client().post(url, payload, format="json", HTTP_IDEMPOTENCY_KEY="bad key")
     assert bad.status_code == 400 and bad.json()["code"] == "invalid_idempotency_key"
+
+
+def test_answers_are_forgotten_after_the_retention_and_not_before(three_releases, ci, settings):
+    settings.GATEHOUSE_IDEMPOTENCY_DAYS = 30
+    client = ci.client()
+    client.post(ROLLBACK, {"reason": "Drift."}, format="json", HTTP_IDEMPOTENCY_KEY="old-run")
+    client.post(ROLLBACK, {"reason": "Drift."}, format="json", HTTP_IDEMPOTENCY_KEY="new-run")
+    IdempotentRequest.objects.filter(key="old-run").update(
+        created_at=timezone.now() - timedelta(days=31)
+    )
+
+    assert prune_idempotency_keys() == 1
+    assert list(IdempotentRequest.objects.values_list("key", flat=True)) == ["new-run"]
+    again = client.post(
+        ROLLBACK, {"reason": "Drift."}, format="json", HTTP_IDEMPOTENCY_KEY="new-run"
+    )
+    assert again["Idempotent-Replayed"] == "true"
