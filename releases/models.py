@@ -298,6 +298,10 @@ class HealthCheck(models.Model):
 class GatePurpose(models.TextChoices):
     CHECK = "check", "Gate check"
     DEPLOYMENT = "deployment", "Deployment start"
+    # Asked by the platform itself, so a pipeline that skips its gate call is still stopped.
+    GITLAB_APPROVAL = "gitlab_approval", "GitLab deployment approval"
+    GITHUB_PROTECTION = "github_rule", "GitHub deployment protection rule"
+    ADMISSION = "admission", "Kubernetes admission"
 
 
 class GateDecision(models.Model):
