@@ -237,6 +237,14 @@ if PRODUCTION and not AUDIT_SIGNING_KEY:
 
 GITLAB_TOKEN = os.environ.get("GITLAB_TOKEN", "")
 
+# Platforms that ask the gate themselves (docs/ci.md, "A gate the pipeline cannot skip"). Empty
+# secrets refuse every delivery: nobody can drive an answer through an unconfigured receiver.
+GITLAB_WEBHOOK_TOKEN = os.environ.get("GITLAB_WEBHOOK_TOKEN", "")
+GITHUB_API_URL = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstrip("/")
+GITHUB_APP_ID = os.environ.get("GITHUB_APP_ID", "")
+GITHUB_APP_PRIVATE_KEY = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")
+GITHUB_APP_WEBHOOK_SECRET = os.environ.get("GITHUB_APP_WEBHOOK_SECRET", "")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.authentication.BearerTokenAuthentication",

@@ -91,6 +91,8 @@ class GateAnswer:
     kind: str
     reasons: list[Reason] = field(default_factory=list)
     warnings: list[Reason] = field(default_factory=list)
+    # The recorded decision, once `gate_decide` has kept the answer.
+    decision: GateDecision | None = None
 
     @property
     def allowed(self) -> bool:
@@ -541,8 +543,11 @@ def gate_decide(
     change_request: ChangeRequest | str | int | None = None,
     request: Any = None,
     now: datetime | None = None,
+    purpose: str = GatePurpose.CHECK,
+    asked_by: dict[str, Any] | None = None,
 ) -> GateAnswer:
-    """The gate as CI asks it: judge, then record the decision and its audit event."""
+    """The gate as CI asks it, or a platform (`purpose`, and `asked_by` naming the platform's
+    deployment): judge, then record the decision and its audit event."""
     answer = gate_evaluate(
         environment=environment,
         model=model,
@@ -551,16 +556,16 @@ def gate_decide(
         change_request=change_request,
         now=now,
     )
-    question = answer.question.asked
-    decision = gate_decision_save(
-        actor=actor, answer=answer, purpose=GatePurpose.CHECK, question=question
+    question = {**answer.question.asked, **(asked_by or {})}
+    answer.decision = gate_decision_save(
+        actor=actor, answer=answer, purpose=purpose, question=question
     )
     audit_record(
         actor=actor,
         action=AuditAction.GATE_CHECKED,
         target=answer.model_version or answer.model,
         environment=answer.environment,
-        data={**question, **decision_data(answer, decision)},
+        data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
         request=request,
     )
     return answer
