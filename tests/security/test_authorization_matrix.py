@@ -208,6 +208,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         )
     },
     "api/v1/environments/<str:environment>/live/": {"GET": api(people=200, tokens=200)},
+    # Called by the platforms with their own secrets: no person or token gets past them.
+    "api/v1/platforms/gitlab/deployments/": {"POST": row(anonymous=403, people=403, tokens=403)},
+    "api/v1/platforms/github/events/": {"POST": row(anonymous=403, people=403, tokens=403)},
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
 }
