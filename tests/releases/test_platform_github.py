@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.test import Client
@@ -49,7 +50,7 @@ def jwt_claims(authorization: str) -> dict | None:
         KEY.public_key().verify(
             _unbase64url(signature), signing_input.encode(), padding.PKCS1v15(), hashes.SHA256()
         )
-    except Exception:  # noqa: BLE001 - any failure is an unsigned token
+    except (InvalidSignature, ValueError):
         return None
     return json.loads(_unbase64url(signing_input.split(".")[1]))
 
@@ -263,3 +264,15 @@ def test_other_events_are_ignored(envs, build, deliver, github_server):
 def test_a_malformed_signed_payload_is_400_not_500(envs, build, deliver, github_server, body):
     assert deliver(body=body).status_code == 400
     assert github_server.calls == []
+
+
+def test_an_app_github_does_not_accept_is_a_bad_gateway_and_no_answer(
+    envs, build, deliver, github_server, settings
+):
+    """The rejection is recorded, but no installation token came: nothing reaches the run,
+    which stays held (fail closed) until the event is delivered again."""
+    settings.GITHUB_APP_ID = "another-app"
+    response = deliver()
+    assert response.status_code == 502
+    assert response.json()["code"] == "platform_unreachable"
+    assert answers(github_server) == []
