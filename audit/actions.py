@@ -21,6 +21,19 @@ class AuditAction(models.TextChoices):
     SERVICE_ACCOUNT_UPDATED = "service_account.updated", "Service account updated"
     SERVICE_TOKEN_ISSUED = "service_token.issued", "Service token issued"
     SERVICE_TOKEN_REVOKED = "service_token.revoked", "Service token revoked"
+    USER_CREATED = "user.created", "User created"
+    USER_UPDATED = "user.updated", "User updated"
+    USER_PASSWORD_SET = "user.password_set", "User password set"
+    USER_DELETED = "user.deleted", "User deleted"
+    USER_LOCKOUT_CLEARED = "user.lockout_cleared", "Sign-in lockout cleared"
+    GROUP_CREATED = "group.created", "Group created"
+    GROUP_UPDATED = "group.updated", "Group updated"
+    GROUP_DELETED = "group.deleted", "Group deleted"
+
+    # The site's periodic jobs (django-celery-beat)
+    SCHEDULE_CREATED = "schedule.created", "Schedule created"
+    SCHEDULE_UPDATED = "schedule.updated", "Schedule updated"
+    SCHEDULE_DELETED = "schedule.deleted", "Schedule deleted"
 
     # Registry
     REPOSITORY_REGISTERED = "repository.registered", "Repository registered"
