@@ -186,7 +186,7 @@ class Portal:
             )
             try:
                 # portal_url() allowed http(s) only, never file:.
-                with self.opener.open(request, timeout=TIMEOUT_SECONDS) as response:  # nosec B310
+                with self.opener.open(request, timeout=TIMEOUT_SECONDS) as response:
                     return response.status, portal_json(response, response.read())
             except urllib.error.HTTPError as error:
                 if 300 <= error.code < 400:
