@@ -195,15 +195,10 @@ class Portal:
                         f"{error.headers.get('Location', 'nowhere')}: not followed, so the token "
                         "was not sent there. Set GATEHOUSE_URL to the portal's own address."
                     ) from None
-                payload = error.read()
-                try:
-                    answer = json.loads(payload or b"null")
-                except ValueError:
-                    answer = {"detail": payload.decode(errors="replace")[:500]}
                 if error.code in (502, 503, 504):
                     last_error = f"HTTP {error.code}"
                 else:
-                    return error.code, answer
+                    return error.code, portal_json(error, error.read())
             except (urllib.error.URLError, OSError) as error:
                 last_error = str(getattr(error, "reason", error))
             time.sleep(2**attempt)
@@ -211,8 +206,8 @@ class Portal:
 
 
 def portal_json(response, payload):
-    """A success counts only as the portal's JSON object: a proxy's sign-in page or anything
-    else answering 200 in its place must not read as "allowed"."""
+    """The portal always answers a JSON object. Anything else, a proxy's sign-in page above all,
+    is not the portal speaking: a 200 must not read as "allowed", nor a 401 as a refusal."""
     content_type = response.headers.get_content_type()
     try:
         answer = json.loads(payload)

@@ -459,23 +459,24 @@ def test_plain_http_is_refused_without_insecure(run, releases_stub):
 
 
 class AnswersLikeAProxy(JsonHandler):
-    """A proxy or single sign-on page in front of the portal: 200, but not the portal's JSON."""
+    """A proxy or single sign-on page in front of the portal: not the portal's JSON."""
 
     def do_POST(self):
-        body, content_type = {
-            "/html/api/v1/gate/": (b"<html><body>Sign in</body></html>", "text/html"),
-            "/text/api/v1/gate/": (b'{"allowed": true}', "text/plain"),
-            "/list/api/v1/gate/": (b"[true]", "application/json"),
+        status, body, content_type = {
+            "/html/api/v1/gate/": (200, b"<html><body>Sign in</body></html>", "text/html"),
+            "/text/api/v1/gate/": (200, b'{"allowed": true}', "text/plain"),
+            "/list/api/v1/gate/": (200, b"[true]", "application/json"),
+            "/sso/api/v1/gate/": (401, b"<html><body>Sign in</body></html>", "text/html"),
         }[self.path]
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
 
 
-@pytest.mark.parametrize("kind", ["html", "text", "list"])
-def test_a_success_that_is_not_the_portals_json_is_refused(run, kind):
+@pytest.mark.parametrize("kind", ["html", "text", "list", "sso"])
+def test_an_answer_that_is_not_the_portals_json_is_refused(run, kind):
     with serving(AnswersLikeAProxy) as proxy:
         url = "http://{}:{}/{}".format(*proxy.server_address, kind)
         result = run(*GATE_ARGS, url=url, token="gh_a_b")
