@@ -99,6 +99,7 @@ class SignOffOutput(serializers.ModelSerializer):
     withdrawn_by = serializers.SlugRelatedField(
         slug_field="username",
         read_only=True,
+        allow_null=True,
         help_text="The signer, when they withdrew it (void without it: voided by an edit).",
     )
 

@@ -276,3 +276,14 @@ def test_a_deployed_change_is_not_cancelled(approved_for_test, builds, envs, ci,
         took=timedelta(minutes=1),
     )
     denied(lambda: cancel(requester, change_request), "invalid_transition", Conflict)
+
+
+def test_the_api_shows_who_withdrew_a_sign_off(approved, model_risk_approver, auditor, client):
+    approval = sign_off_of(approved, model_risk_approver)
+    withdraw(model_risk_approver, approval)
+    client.force_login(auditor)
+    body = client.get(f"/api/v1/change-requests/{approved.number}/").json()
+    by_id = {s["id"]: s for s in body["sign_offs"]}
+    assert by_id[approval.pk]["withdrawn_by"] == "risk"
+    assert by_id[approval.pk]["voided_reason"] == REASON
+    assert {s["withdrawn_by"] for i, s in by_id.items() if i != approval.pk} == {None}
