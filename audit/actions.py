@@ -42,6 +42,7 @@ class AuditAction(models.TextChoices):
     CHANGE_REQUEST_EDITED = "change_request.edited", "Change request edited"
     CHANGE_REQUEST_SUBMITTED = "change_request.submitted", "Change request submitted"
     CHANGE_REQUEST_SIGNED = "change_request.signed", "Change request signed"
+    SIGN_OFF_WITHDRAWN = "sign_off.withdrawn", "Sign-off withdrawn by its signer"
     CHANGE_REQUEST_REAUTH_FAILED = "change_request.reauth_failed", "Signature password refused"
     CHANGE_REQUEST_CANCELLED = "change_request.cancelled", "Change request cancelled"
     CHANGE_REQUEST_EXPIRED = "change_request.expired", "Change request expired"

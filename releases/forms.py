@@ -89,7 +89,10 @@ class SignForm(forms.Form):
     team = forms.CharField(widget=forms.HiddenInput, required=False)
 
 
-class CancelForm(forms.Form):
+class ReasonForm(forms.Form):
+    """Why a change is cancelled or a sign-off withdrawn. Blank is left to the service, which
+    refuses it with its own words."""
+
     reason = forms.CharField(max_length=300, required=False)
 
 

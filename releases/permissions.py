@@ -18,13 +18,14 @@ from releases.models import (
     ChangeRequest,
     Decision,
     Deployment,
+    DeploymentStatus,
     Environment,
     SignOff,
     SignOffKind,
     UnauthorisedChange,
 )
 from releases.selectors.policy import environment_policy_current
-from releases.states import EDITABLE, State, can_move
+from releases.states import EDITABLE, FINAL, State, can_move
 
 
 class Action(StrEnum):
@@ -33,6 +34,7 @@ class Action(StrEnum):
     EDIT = "edit"
     SUBMIT = "submit"
     CANCEL = "cancel"
+    WITHDRAW_SIGN_OFF = "withdraw_sign_off"
     ROLL_BACK = "roll_back"
     REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
 
@@ -44,6 +46,9 @@ SIGN_OFF_KIND_BY_STATE = {
     State.AWAITING_AUTHORISATION: SignOffKind.EMERGENCY_AUTHORISATION,
     State.RETRO_REVIEW: SignOffKind.RETROSPECTIVE,
 }
+# The sign-offs a signer may take back before the change is deployed. An emergency
+# authorisation has let the change through at once, and a retrospective comes after the fact.
+WITHDRAWABLE_KINDS = frozenset({SignOffKind.PEER_REVIEW, SignOffKind.APPROVAL})
 
 
 @dataclass(frozen=True)
@@ -178,13 +183,82 @@ def person_denial(user: Any) -> DomainError | None:
 
 
 def _requester_denial(user, change_request: ChangeRequest) -> DomainError | None:
-    """Rule 2: the requester answers for their change, so only they edit, submit or cancel it."""
+    """Rule 2: the requester answers for their change, so only they edit or submit it."""
     denial = person_denial(user)
     if denial is None and user.pk != change_request.requester_id:
         denial = RuleDenied(
             f"Only the requester of {change_request.number} may do this.", code="not_the_requester"
         )
     return denial
+
+
+def is_change_manager(user: Any) -> bool:
+    """Change managers are the emergency approvers (README, who uses it)."""
+    if person_denial(user) is not None:
+        return False
+    return Membership.objects.filter(user=user, is_emergency_approver=True).exists()
+
+
+def _canceller_denial(user, change_request: ChangeRequest) -> DomainError | None:
+    """The requester, or a change manager (who keeps the change calendar), cancels a change."""
+    denial = person_denial(user)
+    if denial is None and user.pk != change_request.requester_id and not is_change_manager(user):
+        denial = RuleDenied(
+            f"Only the requester of {change_request.number} or a change manager may cancel it.",
+            code="not_allowed_to_cancel",
+        )
+    return denial
+
+
+def _deployment_running_denial(change_request: ChangeRequest) -> DomainError | None:
+    """A deployment under way went through the gate with the change as it stands: its result
+    must find the change still approved, or what went live would be recorded nowhere."""
+    running = Deployment.objects.filter(
+        change_request=change_request, status=DeploymentStatus.STARTED
+    ).exists()
+    if running:
+        return Conflict(
+            f"A deployment under {change_request.number} has not reported its result yet; "
+            "wait for it.",
+            code="deployment_in_progress",
+        )
+    return None
+
+
+def _withdrawal_denial(user, sign_off: SignOff) -> DomainError | None:
+    """Changing your mind: only the signer takes back their own peer review or approval, and
+    only while the change is still on its way to deployment."""
+    change_request = sign_off.change_request
+    number, state = change_request.number, change_request.get_state_display().lower()
+    denial = person_denial(user)
+    if denial is not None:
+        return denial
+    if user.pk != sign_off.signer_id:
+        return RuleDenied(
+            f"Only the person who signed may withdraw this sign-off on {number}.",
+            code="not_the_signer",
+        )
+    if sign_off.kind not in WITHDRAWABLE_KINDS:
+        return RuleDenied(
+            "A peer review or a team approval may be withdrawn; an emergency authorisation or "
+            "a retrospective review may not.",
+            code="not_withdrawable",
+        )
+    if sign_off.voided_at is not None:
+        return Conflict(
+            f"This sign-off on {number} is void already: {sign_off.voided_reason}",
+            code="sign_off_void",
+        )
+    if change_request.state in (State.DEPLOYED, State.ROLLED_BACK):
+        return Conflict(
+            f"{number} is {state}: a sign-off is withdrawn only before the change is deployed.",
+            code="already_deployed",
+        )
+    if change_request.state in FINAL:
+        return Conflict(
+            f"{number} is {state}: nothing waits on its sign-offs any more.", code="change_closed"
+        )
+    return _deployment_running_denial(change_request)
 
 
 def _state_denial(action: Action, change_request: ChangeRequest) -> DomainError | None:
@@ -248,10 +322,19 @@ def denial(
     user: Any, action: Action, obj: Any, *, environment_approver: bool | None = None
 ) -> DomainError | None:
     """Why `user` may not do `action` to `obj` now, or None. `obj` is the change request (edit,
-    submit, cancel), the deployment a rollback replaces, or the unauthorised change flag.
-    `environment_approver` lets a page that asks for many rows read it once."""
-    if action in (Action.EDIT, Action.SUBMIT, Action.CANCEL):
+    submit, cancel), the sign-off to withdraw, the deployment a rollback replaces, or the
+    unauthorised change flag. `environment_approver` lets a page that asks for many rows read
+    it once."""
+    if action in (Action.EDIT, Action.SUBMIT):
         return _requester_denial(user, obj) or _state_denial(action, obj)
+    if action == Action.CANCEL:
+        return (
+            _canceller_denial(user, obj)
+            or _state_denial(action, obj)
+            or _deployment_running_denial(obj)
+        )
+    if action == Action.WITHDRAW_SIGN_OFF:
+        return _withdrawal_denial(user, obj)
     if action == Action.ROLL_BACK:
         if environment_approver is None:
             environment_approver = is_environment_approver(user, obj.environment)

@@ -96,6 +96,12 @@ class SignOffOutput(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     signer = serializers.SlugRelatedField(slug_field="username", read_only=True)
     policy_version = serializers.IntegerField(source="policy.version", read_only=True)
+    withdrawn_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="The signer, when they withdrew it (void without it: voided by an edit).",
+    )
 
     class Meta:
         model = SignOff
@@ -113,6 +119,7 @@ class SignOffOutput(serializers.ModelSerializer):
             "signed_at",
             "voided_at",
             "voided_reason",
+            "withdrawn_by",
         ]
 
 
