@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0003_idempotent_requests'),
-        ('releases', '0005_policy_retrospective_excludes_authoriser'),
+        ('releases', '0007_gate_purposes_platforms'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
