@@ -19,6 +19,10 @@ class AuditAction(models.TextChoices):
     MEMBERSHIP_REMOVED = "membership.removed", "Membership removed"
     SERVICE_ACCOUNT_CREATED = "service_account.created", "Service account created"
     SERVICE_ACCOUNT_UPDATED = "service_account.updated", "Service account updated"
+    SERVICE_ACCOUNT_GRANTS_CHANGED = (
+        "service_account.grants_changed",
+        "Service account's teams and environments changed",
+    )
     SERVICE_TOKEN_ISSUED = "service_token.issued", "Service token issued"
     SERVICE_TOKEN_REVOKED = "service_token.revoked", "Service token revoked"
 

@@ -1,6 +1,6 @@
 """Who may do what in releases: one home, asked by the services (which refuse) and by the
 selectors and views (which choose the buttons), so a page never offers what the service refuses.
-Rules 2, 3, 4, 6, 10 and 14 of DESIGN.md.
+Rules 2, 3, 4, 6, 10, 14 and 15 of DESIGN.md.
 
 `denial(user, action, obj)` says why not, as the domain error the service raises (a stable code);
 `may` is its yes or no. The sign-off rules take the loaded rows they judge (`signer_denial`);
@@ -14,6 +14,8 @@ from typing import Any
 from portal.authentication import is_service_account
 from portal.exceptions import Conflict, DomainError, RuleDenied
 from portal.models import Membership, Scope, Team
+from registry.models import RegisteredModel
+from registry.permissions import token_team_denial
 from releases.models import (
     ChangeRequest,
     Decision,
@@ -36,6 +38,7 @@ class Action(StrEnum):
     CANCEL = "cancel"
     WITHDRAW_SIGN_OFF = "withdraw_sign_off"
     ROLL_BACK = "roll_back"
+    REPORT_RESULT = "report_result"
     REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
 
 
@@ -309,6 +312,61 @@ def may_roll_back(*, actor: Any, replaced: Deployment, environment_approver: boo
     return actor.pk in owners or environment_approver
 
 
+def token_environment_denial(actor: Any, environment: Environment) -> DomainError | None:
+    """Rule 15: a token limited to named environments deploys, rolls back and reports results
+    there only."""
+    if not is_service_account(actor) or actor.acts_in_environment(environment.name):
+        return None
+    return RuleDenied(
+        f"The token of '{actor.name}' is limited to {', '.join(actor.environments)}; it may not "
+        f"act in {environment.name}.",
+        code="token_wrong_environment",
+    )
+
+
+def token_reach_denial(
+    actor: Any, *, model: RegisteredModel, environment: Environment
+) -> DomainError | None:
+    """Rule 15: a token writes only for the models of the teams it acts for (its own and those
+    granted to it), in the environments it is limited to. People pass; their rules are others."""
+    return token_team_denial(
+        actor, team_id=model.owner_team_id, subject=model.name
+    ) or token_environment_denial(actor, environment)
+
+
+def _starter_denial(actor: Any, deployment: Deployment) -> DomainError | None:
+    """Who reports how a deployment ended: the person who started it; or the pipeline that did,
+    or another token of its team (of one of the starter's teams when a person started it)."""
+    if not is_service_account(actor):
+        if deployment.started_by_user_id == actor.pk:
+            return None
+        return RuleDenied(
+            "Only the pipeline or the person who started a deployment reports its result.",
+            code="not_allowed_to_report",
+        )
+    starter = deployment.started_by_service
+    if starter is not None:
+        if actor.team_id == starter.team_id:
+            return None
+        teams = [starter.team.name]
+    elif deployment.started_by_user_id is not None:
+        teams = list(
+            Team.objects.filter(memberships__user_id=deployment.started_by_user_id)
+            .order_by("name")
+            .values_list("name", flat=True)
+        )
+        if actor.team.name in teams:
+            return None
+    else:
+        return None  # started by the system: any token that reaches the model reports
+    return RuleDenied(
+        f"Deployment {deployment.pk} was started by {deployment.started_by_name}; only "
+        f"{deployment.started_by_name} or a token of {' or '.join(teams) or 'their team'} "
+        f"reports its result, not a token of {actor.team.name}.",
+        code="token_wrong_team",
+    )
+
+
 def may_review_unauthorised_change(
     user: Any, environment: Environment, *, environment_approver: bool | None = None
 ) -> bool:
@@ -322,9 +380,9 @@ def denial(
     user: Any, action: Action, obj: Any, *, environment_approver: bool | None = None
 ) -> DomainError | None:
     """Why `user` may not do `action` to `obj` now, or None. `obj` is the change request (edit,
-    submit, cancel), the sign-off to withdraw, the deployment a rollback replaces, or the
-    unauthorised change flag. `environment_approver` lets a page that asks for many rows read
-    it once."""
+    submit, cancel), the sign-off to withdraw, the deployment a rollback replaces or whose
+    result is reported, or the unauthorised change flag. `environment_approver` lets a page that
+    asks for many rows read it once."""
     if action in (Action.EDIT, Action.SUBMIT):
         return _requester_denial(user, obj) or _state_denial(action, obj)
     if action == Action.CANCEL:
@@ -345,6 +403,12 @@ def denial(
             f"back {obj.model.name} in {obj.environment.name}.",
             code="not_allowed_to_roll_back",
         )
+    if action == Action.REPORT_RESULT:
+        if user is None:
+            return None
+        return token_reach_denial(
+            user, model=obj.model, environment=obj.environment
+        ) or _starter_denial(user, obj)
     if action == Action.REVIEW_UNAUTHORISED_CHANGE:
         flag: UnauthorisedChange = obj
         if may_review_unauthorised_change(

@@ -261,9 +261,11 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
     """The demo's data, a token per scope, and the values path parameters take."""
     call_command("seed_demo", stdout=io.StringIO())
     team = Team.objects.get(slug="platform-operations")
+    # Like the demo's CD pipeline, the tokens act for Data Science, which owns the demo's models.
+    granted = (Team.objects.get(slug="data-science"),)
     tokens = {
         f"token:{scope}": make_service_caller(
-            team, f"matrix-{scope.replace(':', '-')}", [scope]
+            team, f"matrix-{scope.replace(':', '-')}", [scope], granted_teams=granted
         ).secret
         for scope in Scope.values
     }
