@@ -36,6 +36,13 @@ class Conflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class BadRequest(DomainError):
+    """The request cannot be read as asked (a moment that does not exist, a body too deep)."""
+
+    code = "bad_request"
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
 class NotFound(DomainError):
     code = "not_found"
     status_code = status.HTTP_404_NOT_FOUND
