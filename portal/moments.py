@@ -29,7 +29,6 @@ def moment_from_query(raw: str, *, offset_required: bool = False) -> datetime | 
     shown = raw if len(raw) <= 40 else f"{raw[:40]}…"
     offset = " with its offset" if offset_required else ""
     raise BadRequest(
-        f"'{shown}' is not a real date and time: give one in ISO-8601{offset}, such as "
-        f"{EXAMPLE}.",
+        f"'{shown}' is not a real date and time: give one in ISO-8601{offset}, such as {EXAMPLE}.",
         code="invalid_at",
     )
