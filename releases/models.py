@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from portal.models import ServiceAccount, Team
+from portal.validators import SingleLine
 from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
 from releases.states import Kind, State
 
@@ -105,14 +106,14 @@ class ChangeRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="change_requests"
     )
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="change_requests")
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, validators=[SingleLine()])
     justification = models.TextField()
     risk_impact = models.TextField(blank=True)
     test_evidence = models.TextField(blank=True)
     rollback_plan = models.TextField()
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
-    incident_ref = models.CharField(max_length=100, blank=True)
+    incident_ref = models.CharField(max_length=100, blank=True, validators=[SingleLine()])
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(
         EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
