@@ -56,7 +56,7 @@ def test_the_page_answers_for_a_past_moment(login, auditor, history):
     assert "Nothing was live in test at that moment" in page
     refused = client.get("/releases/environments/test/", {"at": "soon"})
     assert refused.status_code == 400
-    assert "'soon' is not a real date and time" in refused.content.decode()
+    assert "soon&#x27; is not a real date and time" in refused.content.decode()
 
 
 def test_rollback_from_the_page(login, requester, history, envs, fraud, django_clock):
