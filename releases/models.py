@@ -113,7 +113,7 @@ class ChangeRequest(models.Model):
     rollback_plan = models.TextField()
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
-    incident_ref = models.CharField(max_length=100, blank=True, validators=[SingleLine()])
+    incident_ref = models.CharField(max_length=100, blank=True)
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(
         EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
