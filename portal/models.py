@@ -4,9 +4,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from portal.validators import SingleLine
+
 
 class Team(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[SingleLine()])
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
 

@@ -18,6 +18,7 @@ from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
 from portal.queue import enqueue_on_commit
+from portal.validators import PlainName
 from registry import git
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
 from registry.permissions import token_team_denial
@@ -34,7 +35,6 @@ REPOSITORY_URL_RE = re.compile(
     r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::\d+)?/[^\s]+"
     r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
 )
-DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][^\s@]*$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # "7" is a plain number; "07", "7.0" and "v7" are names.
 PLAIN_NUMBER_RE = re.compile(r"^[1-9][0-9]{0,17}$")
@@ -267,11 +267,12 @@ def dataset_version_register(
     """Record one immutable version of a dataset: where it is and the digest of its content.
     "Not versioning data means not versioning your code": versions name these as training data."""
     errors = Errors()
-    if not DATASET_NAME_RE.match(name or "") or len(name) > 200:
-        errors.add(
-            "name",
-            "Must be 1-200 characters without spaces or '@', starting with a letter or digit.",
-        )
+    try:
+        PlainName()(name or "")
+    except ValidationError as invalid:
+        errors.add("name", invalid.messages[0])
+    if len(name or "") > 200:
+        errors.add("name", "Must be at most 200 characters.")
     _check_version(errors, "version", version)
     if not (uri or "").strip() or len(uri) > 1000:
         errors.add("uri", "Must be 1-1000 characters.")

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from portal.models import ServiceAccount, Team
+from portal.validators import SingleLine
 from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
 from releases.states import Kind, State
 
@@ -112,7 +113,7 @@ class ChangeRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="change_requests"
     )
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="change_requests")
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, validators=[SingleLine()])
     justification = models.TextField()
     risk_impact = models.TextField(blank=True)
     test_evidence = models.TextField(blank=True)

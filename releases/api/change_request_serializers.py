@@ -5,6 +5,7 @@ services check the rules."""
 from rest_framework import serializers
 
 from portal.models import Team
+from portal.validators import SingleLine
 from registry.models import ModelVersion
 from releases.models import ChangeRequest, Environment, SignOff
 from releases.states import Kind
@@ -15,7 +16,7 @@ class ChangeRequestInput(serializers.Serializer):
     version = serializers.CharField(max_length=100, help_text="The registered version.")
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
     kind = serializers.ChoiceField(Kind.choices, required=False, default=Kind.NORMAL)
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=200, validators=[SingleLine()])
     justification = serializers.CharField()
     risk = serializers.CharField(required=False, allow_blank=True, default="")
     test_evidence = serializers.CharField(required=False, allow_blank=True, default="")
@@ -28,6 +29,7 @@ class ChangeRequestInput(serializers.Serializer):
     )
     incident_ref = serializers.CharField(
         max_length=100,
+        validators=[SingleLine()],
         required=False,
         allow_blank=True,
         default="",
