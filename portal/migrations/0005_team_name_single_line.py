@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0003_idempotent_requests'),
+        ('portal', '0004_service_account_grants'),
     ]
 
     operations = [

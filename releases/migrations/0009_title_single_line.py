@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('releases', '0005_policy_retrospective_excludes_authoriser'),
+        ('releases', '0008_sign_off_withdrawn_by'),
     ]
 
     operations = [
