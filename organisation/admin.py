@@ -2,12 +2,13 @@
 groups. Every save goes through the services, so the admin writes the same audit events as any
 other path."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model, update_session_auth_hash
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -97,11 +98,38 @@ class ServiceTokenInline(admin.TabularInline):
         return False
 
 
+class ServiceAccountForm(forms.ModelForm):
+    """Environments are typed as a comma-separated list; the service's own check of the names
+    shows its message on the field."""
+
+    environments = forms.CharField(
+        required=False,
+        help_text="Comma-separated names of the environments this account may deploy to, roll "
+        "back in and report results for, e.g. dev, test. Empty for all.",
+    )
+
+    class Meta:
+        model = ServiceAccount
+        fields = ("name", "team", "scopes", "is_active", "granted_teams", "environments")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["environments"] = ", ".join(self.instance.environments or [])
+
+    def clean_environments(self) -> list[str]:
+        try:
+            return services.environment_names_check(self.cleaned_data["environments"].split(","))
+        except ValidationError as error:
+            raise ValidationError(error.messages) from error
+
+
 @admin.register(ServiceAccount)
 class ServiceAccountAdmin(ServiceBackedAdmin):
-    list_display = ("name", "team", "scopes", "is_active")
+    form = ServiceAccountForm
+    list_display = ("name", "team", "scopes", "environments", "is_active")
     list_filter = ("team", "is_active")
     search_fields = ("name",)
+    filter_horizontal = ("granted_teams",)
     inlines = [ServiceTokenInline]
     actions = ["issue_token"]
 
@@ -109,6 +137,7 @@ class ServiceAccountAdmin(ServiceBackedAdmin):
         return ("name", "team") if obj else ()
 
     def save_model(self, request, obj, form, change):
+        granted_teams = form.cleaned_data["granted_teams"]
         if change:
             saved = services.service_account_update(
                 actor=request.user,
@@ -116,12 +145,28 @@ class ServiceAccountAdmin(ServiceBackedAdmin):
                 scopes=obj.scopes,
                 is_active=obj.is_active,
             )
+            services.service_account_grants_set(
+                actor=request.user,
+                service_account=saved,
+                teams=granted_teams,
+                environments=obj.environments,
+            )
         else:
             saved, issued = services.service_account_create(
-                actor=request.user, name=obj.name, team=obj.team, scopes=obj.scopes
+                actor=request.user,
+                name=obj.name,
+                team=obj.team,
+                scopes=obj.scopes,
+                granted_teams=granted_teams,
+                environments=obj.environments,
             )
             self._show_secret(request, issued)
         obj.pk = saved.pk
+
+    def save_related(self, request, form, formsets, change):
+        """The granted teams were saved by the service in `save_model`, not by the form."""
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
 
     def has_delete_permission(self, request, obj=None):
         return False

@@ -3,6 +3,7 @@ approve or sign in is itself governed, so every change here is audited: these se
 `audit`, while the models they write stay at the bottom in `portal` (see
 `organisation/__init__.py`)."""
 
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -10,17 +11,22 @@ from dataclasses import dataclass
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.actions import AuditAction
 from audit.services import audit_record
+from organisation.hooks import known_environment_names
 from portal.authentication import TOKEN_PREFIX, hash_token
 from portal.exceptions import Conflict
 from portal.models import Membership, Scope, ServiceAccount, ServiceToken, Team
 
 Actor = AbstractBaseUser | ServiceAccount | None
+
+# An environment is named by a slug of at most 50 characters (releases.Environment.name).
+ENVIRONMENT_NAME_RE = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
 
 
 @dataclass(frozen=True)
@@ -118,21 +124,65 @@ def _validate_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
+def environment_names_check(names: Iterable[str]) -> list[str]:
+    """The environment names a service account is limited to, sorted and once each; a name of
+    the wrong shape, or that no environment has, is a validation error on `environments`."""
+    names = sorted({name.strip() for name in names if name.strip()})
+    bad = [name for name in names if not ENVIRONMENT_NAME_RE.match(name)]
+    if bad:
+        raise ValidationError(
+            {
+                "environments": f"{', '.join(repr(name) for name in bad)}: not an environment "
+                "name (letters, digits, '-' and '_', at most 50)."
+            }
+        )
+    known = known_environment_names()
+    unknown = [name for name in names if known is not None and name not in known]
+    if unknown:
+        raise ValidationError(
+            {
+                "environments": f"No environment is named "
+                f"{', '.join(repr(name) for name in unknown)}."
+            }
+        )
+    return names
+
+
+def _grants(account: ServiceAccount) -> dict[str, list[str]]:
+    return {
+        "granted_teams": sorted(account.granted_teams.values_list("slug", flat=True)),
+        "environments": list(account.environments),
+    }
+
+
 @transaction.atomic
 def service_account_create(
-    *, actor: Actor, name: str, team: Team, scopes: list[str]
+    *,
+    actor: Actor,
+    name: str,
+    team: Team,
+    scopes: list[str],
+    granted_teams: Iterable[Team] = (),
+    environments: Iterable[str] = (),
 ) -> tuple[ServiceAccount, IssuedToken]:
-    """Create a service account and its first token; the secret is returned once."""
+    """Create a service account and its first token; the secret is returned once. Without
+    grants it acts on its own team's models in every environment (rule 15)."""
     if ServiceAccount.objects.filter(name=name).exists():
         raise Conflict(f"A service account named '{name}' exists already.", code="name_taken")
-    account = ServiceAccount(name=name, team=team, scopes=_validate_scopes(scopes))
+    account = ServiceAccount(
+        name=name,
+        team=team,
+        scopes=_validate_scopes(scopes),
+        environments=environment_names_check(environments),
+    )
     account.full_clean()
     account.save()
+    account.granted_teams.set([other for other in granted_teams if other.pk != team.pk])
     audit_record(
         actor=actor,
         action=AuditAction.SERVICE_ACCOUNT_CREATED,
         target=account,
-        data={"name": name, "team": team.slug, "scopes": account.scopes},
+        data={"name": name, "team": team.slug, "scopes": account.scopes, **_grants(account)},
     )
     return account, service_token_issue(actor=actor, service_account=account)
 
@@ -151,6 +201,39 @@ def service_account_update(
         action=AuditAction.SERVICE_ACCOUNT_UPDATED,
         target=account,
         data={"before": before, "after": {"scopes": account.scopes, "is_active": is_active}},
+    )
+    return account
+
+
+@transaction.atomic
+def service_account_grants_set(
+    *,
+    actor: Actor,
+    service_account: ServiceAccount,
+    teams: Iterable[Team],
+    environments: Iterable[str],
+) -> ServiceAccount:
+    """Set the other teams whose models the account may act on and the environments it is
+    limited to (rule 15; none: every environment). Its own team needs no grant and is left
+    out. Unchanged grants write nothing."""
+    account = ServiceAccount.objects.select_for_update().get(pk=service_account.pk)
+    before = _grants(account)
+    teams = {team.pk: team for team in teams if team.pk != account.team_id}.values()
+    after = {
+        "granted_teams": sorted(team.slug for team in teams),
+        "environments": environment_names_check(environments),
+    }
+    if before == after:
+        return account
+    account.environments = after["environments"]
+    account.full_clean()
+    account.save(update_fields=["environments"])
+    account.granted_teams.set(teams)
+    audit_record(
+        actor=actor,
+        action=AuditAction.SERVICE_ACCOUNT_GRANTS_CHANGED,
+        target=account,
+        data={"name": account.name, "before": before, "after": after},
     )
     return account
 
