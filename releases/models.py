@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from portal.models import ServiceAccount, Team
+from portal.validators import SingleLine
 from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
 from releases.states import Kind, State
 
@@ -112,7 +113,7 @@ class ChangeRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="change_requests"
     )
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="change_requests")
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, validators=[SingleLine()])
     justification = models.TextField()
     risk_impact = models.TextField(blank=True)
     test_evidence = models.TextField(blank=True)
@@ -170,7 +171,8 @@ class Decision(models.TextChoices):
 
 class SignOff(models.Model):
     """An electronic signature: who, for which team, what they decided, what it means, and the
-    digest of the content they saw. Voided, never deleted, when the request is edited."""
+    digest of the content they saw. Voided, never deleted: when the request is edited, or when
+    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why)."""
 
     change_request = models.ForeignKey(
         ChangeRequest, on_delete=models.PROTECT, related_name="sign_offs"
@@ -191,10 +193,19 @@ class SignOff(models.Model):
     signed_at = models.DateTimeField()
     voided_at = models.DateTimeField(null=True, blank=True)
     voided_reason = models.CharField(max_length=300, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["signed_at"]
         constraints = [
+            # Only the signer withdraws, and a withdrawn sign-off is void for every reader.
+            models.CheckConstraint(
+                condition=Q(withdrawn_by__isnull=True)
+                | Q(withdrawn_by=models.F("signer"), voided_at__isnull=False),
+                name="signoff_withdrawn_by_its_signer",
+            ),
             models.UniqueConstraint(
                 fields=["change_request", "signer"],
                 condition=Q(voided_at__isnull=True) & ~Q(kind="retrospective"),

@@ -3,17 +3,16 @@ past moment; rollback and the review of unauthorised changes for those allowed. 
 selectors read, the services decide, `releases.permissions` says whose buttons show."""
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.exceptions import DomainError
+from portal.exceptions import BadRequest, DomainError
+from portal.moments import moment_from_query
 from registry.models import RegisteredModel
 from releases.models import Deployment, Environment, UnauthorisedChange
 from releases.permissions import (
@@ -45,18 +44,6 @@ def _named(model, name: str):
     return get_object_or_404(model, name=name)
 
 
-def _moment(raw: str) -> datetime | None:
-    """`?at=` from the date-time picker (local, no offset) or ISO-8601 with an offset."""
-    if not raw:
-        return None
-    moment = parse_datetime(raw)
-    if moment is None:
-        raise ValidationError("Give a date and time such as 2026-11-26T09:00.")
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment
-
-
 @require_GET
 def environment_list(request: HttpRequest) -> HttpResponse:
     return render(
@@ -76,9 +63,10 @@ def _environment_page(
 ) -> HttpResponse:
     error = ""
     try:
-        at = _moment(request.GET.get("at", ""))
-    except ValidationError as invalid:
-        at, error = None, invalid.messages[0]
+        # From the date-time picker (local, no offset) or ISO-8601 with an offset.
+        at = moment_from_query(request.GET.get("at", ""))
+    except BadRequest as invalid:
+        at, error, status = None, invalid.detail, invalid.status_code
     live = list(selectors.live_in_environment(environment=environment, at=at))
     policy = environment_policy_current(environment=environment)
     approver = is_environment_approver(request.user, environment)
