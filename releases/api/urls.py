@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import change_requests, deployments
+from releases.api import admission, change_requests, deployments
 
 urlpatterns: list = [
     # Change requests (releases/api/change_requests.py)
@@ -31,5 +31,11 @@ urlpatterns: list = [
         "environments/<str:environment>/live/",
         deployments.LiveView.as_view(),
         name="api-live",
+    ),
+    # Asked by the platform (releases/api/admission.py)
+    path(
+        "platforms/kubernetes/admission/",
+        admission.AdmissionView.as_view(),
+        name="api-kubernetes-admission",
     ),
 ]
