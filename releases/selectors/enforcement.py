@@ -19,6 +19,8 @@ class Enforcement:
     name: str
     how: str
     last_asked: dict[str, datetime | None]
+    # Asked by the platform itself, so a pipeline that skips its own call is still stopped.
+    by_platform: bool
 
     @property
     def latest(self) -> datetime | None:
@@ -61,6 +63,7 @@ def gate_enforcement(*, environment: Environment) -> list[Enforcement]:
             name=name,
             how=how,
             last_asked={purpose.label: moments[purpose.value] for purpose in purposes},
+            by_platform=GatePurpose.CHECK not in purposes,
         )
         for name, how, purposes in WAYS
     ]
