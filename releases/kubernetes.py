@@ -53,10 +53,13 @@ class Workload:
     image_digests: tuple[str, ...]
     dry_run: bool
     requested_by: str
+    # An UPDATE that leaves the model, its digest and its images as they were (a scale, a
+    # controller's bookkeeping) deploys nothing: the Pods it makes are reviewed themselves.
+    claims_unchanged: bool = False
 
     @property
     def judged(self) -> bool:
-        return self.operation in JUDGED_OPERATIONS
+        return self.operation in JUDGED_OPERATIONS and not self.claims_unchanged
 
     @property
     def supported(self) -> bool:
@@ -83,6 +86,7 @@ class Workload:
             "image_digests": list(self.image_digests),
             "dry_run": self.dry_run,
             "requested_by": self.requested_by,
+            "claims_unchanged": self.claims_unchanged,
         }
 
 
@@ -154,6 +158,29 @@ def _image_digests(pod: dict, uid: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(digests))
 
 
+def _claims(obj: dict, kind: str, uid: str) -> tuple[str, str, tuple[str, ...]]:
+    """What an object says it runs: its model label, its digest annotation (the object's own,
+    else its pod template's) and the digests its images are pinned by."""
+    metadata = _mapping(obj.get("metadata"), "The object's metadata", uid)
+    labels = _strings(metadata.get("labels"), "metadata.labels", uid)
+    annotations = _strings(metadata.get("annotations"), "metadata.annotations", uid)
+    if not obj or kind not in POD_TEMPLATE_PATHS:
+        return labels.get(MODEL_LABEL, "").strip(), annotations.get(DIGEST_ANNOTATION, ""), ()
+    pod = _pod(obj, kind, uid)
+    if pod is not obj:
+        template = _mapping(pod.get("metadata"), "The pod template's metadata", uid)
+        labels = {**_strings(template.get("labels"), "template labels", uid), **labels}
+        annotations = {
+            **_strings(template.get("annotations"), "template annotations", uid),
+            **annotations,
+        }
+    return (
+        labels.get(MODEL_LABEL, "").strip(),
+        annotations.get(DIGEST_ANNOTATION, ""),
+        _image_digests(pod, uid),
+    )
+
+
 def workload_from_review(body: Any) -> Workload:
     """The workload an AdmissionReview asks about; raises MalformedReview with what is wrong."""
     uid = review_uid(body)
@@ -174,19 +201,8 @@ def workload_from_review(body: Any) -> Workload:
     )
     if operation in JUDGED_OPERATIONS and not namespace:
         raise MalformedReview("The review names no namespace.", uid=uid)
-    labels = _strings(metadata.get("labels"), "metadata.labels", uid)
-    annotations = _strings(metadata.get("annotations"), "metadata.annotations", uid)
-    image_digests: tuple[str, ...] = ()
-    if obj and kind in POD_TEMPLATE_PATHS:
-        pod = _pod(obj, kind, uid)
-        if pod is not obj:
-            template = _mapping(pod.get("metadata"), "The pod template's metadata", uid)
-            labels = {**_strings(template.get("labels"), "template labels", uid), **labels}
-            annotations = {
-                **_strings(template.get("annotations"), "template annotations", uid),
-                **annotations,
-            }
-        image_digests = _image_digests(pod, uid)
+    model, digest_annotation, image_digests = _claims(obj, kind, uid)
+    old = _mapping(request.get("oldObject"), "request.oldObject", uid)
     return Workload(
         uid=uid,
         operation=operation,
@@ -195,9 +211,11 @@ def workload_from_review(body: Any) -> Workload:
         name=_text(request.get("name"), "request.name", uid)
         or _text(metadata.get("name"), "metadata.name", uid)
         or _text(metadata.get("generateName"), "metadata.generateName", uid),
-        model=labels.get(MODEL_LABEL, "").strip(),
-        digest_annotation=annotations.get(DIGEST_ANNOTATION, ""),
+        model=model,
+        digest_annotation=digest_annotation,
         image_digests=image_digests,
+        claims_unchanged=bool(operation == "UPDATE" and old)
+        and _claims(old, kind, uid) == (model, digest_annotation, image_digests),
         dry_run=request.get("dryRun") is True,
         requested_by=_text(user.get("username"), "request.userInfo.username", uid),
     )

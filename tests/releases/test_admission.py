@@ -3,6 +3,7 @@ documentation, kept in tests/fixtures/kubernetes/) sent to the webhook as the AP
 them. In a governed namespace a workload runs only with the digest the ledger deployed there;
 a deployment that skipped the pipeline's gate call is still stopped."""
 
+import copy
 import json
 from functools import cache
 from pathlib import Path
@@ -289,3 +290,21 @@ def test_a_namespace_is_governed_by_one_environment(governed):
         admission_namespaces="fraud-prod  scoring-prod,fraud-prod",
     )
     assert saved.admission_namespaces == "fraud-prod, scoring-prod"
+
+
+def test_an_update_that_changes_no_build_passes_and_one_that_does_is_judged(
+    api_server, live_11, builds
+):
+    # The deployment controller scales down the ReplicaSet of 1.0, replaced since.
+    body = review("deployment_create", digest=builds["1.0"].artifact_sha256)
+    request = body["request"]
+    request["operation"], request["oldObject"] = "UPDATE", copy.deepcopy(request["object"])
+    request["object"]["spec"]["replicas"] = 0
+    assert ask(api_server, body)["allowed"] is True
+    assert GateDecision.objects.get(purpose=GatePurpose.ADMISSION).question["claims_unchanged"]
+    # kubectl edit puts 1.0 back in the template of the Deployment running 1.1.
+    request["oldObject"] = review("deployment_create", digest=builds["1.1"].artifact_sha256)[
+        "request"
+    ]["object"]
+    answer = ask(api_server, body)
+    assert answer["allowed"] is False and codes(answer)[0] == "not_in_ledger"
