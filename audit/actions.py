@@ -73,6 +73,7 @@ class AuditAction(models.TextChoices):
 
     # The gate and deployments
     GATE_CHECKED = "gate.checked", "Gate checked"
+    GATE_ADMISSION_REVIEWED = "gate.admission_reviewed", "Cluster admission reviewed"
     DEPLOYMENT_STARTED = "deployment.started", "Deployment started"
     DEPLOYMENT_REFUSED = "deployment.refused", "Deployment refused"
     DEPLOYMENT_SUCCEEDED = "deployment.succeeded", "Deployment succeeded"

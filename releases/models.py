@@ -10,6 +10,7 @@ from django.db.models import Q
 from portal.models import ServiceAccount, Team
 from portal.validators import SingleLine
 from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
+from releases.kubernetes import validate_namespaces
 from releases.states import Kind, State
 
 
@@ -22,6 +23,17 @@ class Environment(models.Model):
         help_text=(
             "Production: its policy may not drop below GATEHOUSE_MIN_PROD_TEAMS approval teams, "
             "a peer review and a soak."
+        ),
+    )
+    # Rule 14 at the door: the cluster's API server asks Gatehouse before a workload of these
+    # namespaces runs (docs/deploy.md, Admission).
+    admission_namespaces = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_namespaces],
+        help_text=(
+            "Governed Kubernetes/OpenShift namespaces, separated by spaces or commas: a workload "
+            "there runs only with a model label and a digest the ledger deployed here."
         ),
     )
 
@@ -351,7 +363,13 @@ class GateDecision(models.Model):
 
     class Meta:
         ordering = ["-decided_at", "-id"]
-        indexes = [models.Index(fields=["environment", "-decided_at"], name="gate_decision_env")]
+        indexes = [
+            models.Index(fields=["environment", "-decided_at"], name="gate_decision_env"),
+            # When each way of asking last asked, per environment (the environment page).
+            models.Index(
+                fields=["environment", "purpose", "-decided_at"], name="gate_decision_purpose"
+            ),
+        ]
 
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else "denied"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import change_requests, deployments, platforms
+from releases.api import admission, change_requests, deployments, platforms
 
 urlpatterns: list = [
     # Change requests (releases/api/change_requests.py)
@@ -42,5 +42,11 @@ urlpatterns: list = [
         "platforms/github/events/",
         platforms.GitHubAppHookView.as_view(),
         name="api-platform-github",
+    ),
+    # Asked by the cluster (releases/api/admission.py)
+    path(
+        "platforms/kubernetes/admission/",
+        admission.AdmissionView.as_view(),
+        name="api-kubernetes-admission",
     ),
 ]

@@ -23,6 +23,7 @@ from releases.permissions import (
 )
 from releases.selectors import live as selectors
 from releases.selectors.change_requests import retrospective_overdue
+from releases.selectors.enforcement import gate_enforcement
 from releases.selectors.policy import environment_policy_current
 from releases.selectors.rollback import rollback_options
 from releases.services import deployments as services
@@ -74,6 +75,7 @@ def _environment_page(
     options = rollback_options(environment=environment) if at is None and policy else {}
     now = timezone.now()
     emergencies = list(selectors.emergency_changes(environment=environment))
+    enforcement = gate_enforcement(environment=environment)
     rows = []
     for deployment in live:
         option = options.get(deployment.model_id)
@@ -99,6 +101,8 @@ def _environment_page(
         "emergencies": emergencies,
         "overdue": {cr.pk for cr in emergencies if retrospective_overdue(cr, now=now)},
         "flags": selectors.unauthorised_changes_open(environment=environment),
+        "enforcement": enforcement,
+        "only_pipeline": not any(way.latest for way in enforcement if way.by_platform),
         "can_review_flags": may_review_unauthorised_change(
             request.user, environment, environment_approver=approver
         ),
