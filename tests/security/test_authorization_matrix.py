@@ -218,6 +218,10 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     # Called by the platforms with their own secrets: no person or token gets past them.
     "api/v1/platforms/gitlab/deployments/": {"POST": row(anonymous=403, people=403, tokens=403)},
     "api/v1/platforms/github/events/": {"POST": row(anonymous=403, people=403, tokens=403)},
+    # The cluster's API server with a gate:read token; an empty review is malformed (400).
+    "api/v1/platforms/kubernetes/admission/": {
+        "POST": api(people=401, tokens=403, token_gate_read=400)
+    },
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
 }
