@@ -107,12 +107,19 @@ def reconciliation_record(*, actor: Any, discrepancies: list[Discrepancy]) -> Re
             resolved.append(finding)
     for finding in opened:
         notifications.reconciliation_finding(finding=finding)
-    for action, findings in (
-        (AuditAction.RECONCILIATION_FINDING_OPENED, opened),
-        (AuditAction.RECONCILIATION_FINDING_RESOLVED, resolved),
-    ):
-        for finding in findings:
-            audit_record(actor=actor, action=action, target=finding, data=_event_data(finding))
+        audit_record(
+            actor=actor,
+            action=AuditAction.RECONCILIATION_FINDING_OPENED,
+            target=finding,
+            data=_event_data(finding),
+        )
+    for finding in resolved:
+        audit_record(
+            actor=actor,
+            action=AuditAction.RECONCILIATION_FINDING_RESOLVED,
+            target=finding,
+            data=_event_data(finding),
+        )
     return ReconciliationResult(opened=opened, resolved=resolved, open=opened + still_open)
 
 
