@@ -160,3 +160,15 @@ def test_a_finding_is_told_once_and_resolved_when_the_row_matches_the_trail_agai
 
     assert [f.pk for f in third.resolved] == [first.opened[0].pk] and third.open == []
     assert AuditEvent.objects.filter(action="reconciliation.finding_resolved").count() == 1
+
+
+def test_the_hourly_job_reconciles(in_review):
+    from portal.schedules import SCHEDULES
+    from releases.tasks import audit_reconcile as hourly
+
+    sql("UPDATE releases_changerequest SET state = 'approved' WHERE id = %s", [in_review.pk])
+
+    assert hourly() == {"open": 1, "opened": 1}
+    assert ("releases.tasks.audit_reconcile", 3600) in [
+        (task, every) for _, task, every in SCHEDULES
+    ]
