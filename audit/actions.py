@@ -11,6 +11,14 @@ from django.db import models
 class AuditAction(models.TextChoices):
     # The trail itself
     AUDIT_READER_ADDED = "audit.reader_added", "Auditor added"
+    RECONCILIATION_FINDING_OPENED = (
+        "reconciliation.finding_opened",
+        "A row the trail does not explain",
+    )
+    RECONCILIATION_FINDING_RESOLVED = (
+        "reconciliation.finding_resolved",
+        "A row the trail explains again",
+    )
 
     # Organisation
     TEAM_CREATED = "team.created", "Team created"

@@ -26,6 +26,11 @@ SCHEDULES = [
         "audit.tasks.audit_verify_and_checkpoint",
         3600,
     ),
+    (
+        "Reconcile the tables with the audit trail",
+        "releases.tasks.audit_reconcile",
+        3600,
+    ),
     ("Fetch git mirrors", "registry.tasks.fetch_mirrors", 900),
     ("Refresh GitLab pipeline statuses", "registry.tasks.refresh_pipeline_statuses", 300),
     ("Remind stale sign-offs", "releases.tasks.remind_stale_sign_offs", "daily@08"),

@@ -26,6 +26,11 @@ class ReleasesConfig(AppConfig):
             position=10, template="releases/attention_panel.html", context=dashboard.needs_attention
         )
         register_dashboard_panel(
+            position=15,
+            template="releases/reconciliation_panel.html",
+            context=dashboard.reconciliation_findings,
+        )
+        register_dashboard_panel(
             position=20,
             template="releases/change_request_waiting_panel.html",
             context=dashboard.waiting_for_me,

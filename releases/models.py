@@ -415,3 +415,53 @@ class UnauthorisedChange(models.Model):
 
     def __str__(self) -> str:
         return f"Unauthorised digest {self.reported_sha256[:12]} in {self.environment}"
+
+
+class ReconciliationFinding(models.Model):
+    """Rule 17: one field of one row that the audit trail does not explain, as
+    `manage.py audit_reconcile` found it. Open until a run finds the row explained again; while
+    open, the gate refuses the change request it concerns (or any change under the policy it
+    concerns) with `record_inconsistent`."""
+
+    object_type = models.CharField(max_length=100, help_text="app.model of the row.")
+    object_id = models.CharField(max_length=100)
+    field = models.CharField(max_length=100)
+    expected = models.TextField(help_text="What the audit trail says.")
+    found = models.TextField(help_text="What the row holds.")
+    last_event_seq = models.BigIntegerField(null=True, blank=True)
+    change_request = models.ForeignKey(
+        ChangeRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reconciliation_findings",
+    )
+    policy = models.ForeignKey(
+        EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["change_request"],
+                condition=Q(resolved_at__isnull=True),
+                name="finding_open_change",
+            ),
+            models.Index(
+                fields=["policy"], condition=Q(resolved_at__isnull=True), name="finding_open_policy"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["object_type", "object_id", "field"],
+                condition=Q(resolved_at__isnull=True),
+                name="finding_one_open_per_field",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_type} {self.object_id}.{self.field}: not what the trail says"

@@ -7,9 +7,17 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from audit.selectors import AUDITORS_GROUP
 from portal.models import Membership
 from portal.notifications import notify
-from releases.models import ChangeRequest, Deployment, SignOff, SignOffKind, UnauthorisedChange
+from releases.models import (
+    ChangeRequest,
+    Deployment,
+    ReconciliationFinding,
+    SignOff,
+    SignOffKind,
+    UnauthorisedChange,
+)
 from releases.selectors.policy import environment_policy_current
 from releases.states import State
 
@@ -289,3 +297,31 @@ def sign_off_reminder(*, change_request: ChangeRequest, day: str) -> None:
             reason=reason,
             link=_link(cr),
         )
+
+
+def reconciliation_finding(*, finding: ReconciliationFinding) -> list:
+    """Rule 17: a row the audit trail does not explain reaches the change managers and the
+    auditors, once per finding."""
+    auditors = User.objects.filter(groups__name=AUDITORS_GROUP, is_active=True)
+    groups = [
+        (_people(exclude=set(), is_emergency_approver=True), "You are a change manager."),
+        (auditors, "You are an auditor."),
+    ]
+    where = finding.change_request.number if finding.change_request else finding.object_type
+    link = _link(finding.change_request) if finding.change_request else reverse("dashboard")
+    told = []
+    for recipients, reason in groups:
+        told += notify(
+            recipients=recipients,
+            key=f"reconciliation:{finding.pk}",
+            subject=f"Record not explained by the audit trail: {where}",
+            body=(
+                f"{finding.object_type} {finding.object_id}, field {finding.field}: the audit "
+                f"trail says {finding.expected}, the database holds {finding.found}. Someone "
+                "changed the table without going through Gatehouse; the gate refuses the change "
+                "request it concerns until the row is explained again."
+            ),
+            reason=reason,
+            link=link,
+        )
+    return told

@@ -656,6 +656,7 @@ def _sign(
             "content_digest": sign_off.content_digest,
             "policy_version": policy.version,
             "reauthenticated": True,
+            "signed_at": sign_off.signed_at,
             "state_before": state_before,
             "state_after": change_request.state,
         },

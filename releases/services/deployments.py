@@ -212,7 +212,11 @@ def deployment_start(
             action=AuditAction.DEPLOYMENT_STARTED if deployment else AuditAction.DEPLOYMENT_REFUSED,
             target=deployment or model_version,
             environment=environment,
-            data={**question, **decision_data(answer, decision)},
+            data={
+                **question,
+                **decision_data(answer, decision),
+                "deployed_version": model_version.version,
+            },
             request=request,
         )
     if deployment is None:
@@ -446,6 +450,7 @@ def deployment_rollback(
             "from_version": replaced.model_version.version,
             "to_version": target.model_version.version,
             "change_request": (replaced.change_request.number if replaced.change_request else None),
+            "put_back_under": (target.change_request.number if target.change_request else None),
             "reason": reason,
         },
         request=request,

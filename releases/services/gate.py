@@ -61,6 +61,10 @@ class GateCode(models.TextChoices):
     SOAK_NOT_MET = "soak_not_met", "The build has not soaked long enough in test."
     PIPELINE_NOT_GREEN = "pipeline_not_green", "The commit's CI pipeline is not green."
     RETROSPECTIVE_OVERDUE = "retrospective_overdue", "An emergency's retrospective is overdue."
+    RECORD_INCONSISTENT = (
+        "record_inconsistent",
+        "The change's rows are not what the audit trail records.",
+    )
 
 
 @dataclass(frozen=True)
@@ -418,6 +422,19 @@ def retrospective_overdue(q: GateQuestion) -> str | None:
     )
 
 
+def record_inconsistent(q: GateQuestion) -> str | None:
+    """Rule 17: a row the audit trail does not explain is not trusted. Reconciliation found the
+    change request, one of its sign-offs or deployments, or the policy in force, changed
+    outside Gatehouse's services."""
+    if not q.record_inconsistent:
+        return None
+    what = q.change_request.number if q.change_request else f"The {q.environment.name} policy"
+    return (
+        f"{what} holds values the audit trail does not explain (see `manage.py "
+        "audit_reconcile`); it is not trusted until the rows match the trail again."
+    )
+
+
 ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
 DEPLOYS = frozenset({NORMAL, EMERGENCY})
 
@@ -444,6 +461,7 @@ RULES: list[Rule] = [
     Rule(GateCode.FREEZE_IN_EFFECT, freeze_in_effect, frozenset({NORMAL})),
     Rule(GateCode.SOAK_NOT_MET, soak_not_met, frozenset({NORMAL})),
     Rule(GateCode.PIPELINE_NOT_GREEN, pipeline_not_green, DEPLOYS),
+    Rule(GateCode.RECORD_INCONSISTENT, record_inconsistent, DEPLOYS),
     Rule(
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
