@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('releases', '0006_environment_is_production'),
+        ('releases', '0010_environment_admission_namespaces'),
     ]
 
     operations = [
