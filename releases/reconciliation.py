@@ -63,6 +63,7 @@ ACTIONS = frozenset(
         *DEPLOYMENT_RESULTS,
         AuditAction.DEPLOYMENT_ROLLED_BACK,
         AuditAction.ENVIRONMENT_POLICY_CHANGED,
+        AuditAction.SIGN_OFF_WITHDRAWN,
     }
 )
 CHUNK = 2000
@@ -116,6 +117,9 @@ class ReleasesReplay:
             )
             for sign_off in data["voided_sign_offs"]:
                 self.sign_offs.setdefault(str(sign_off), Expected()).set(event, voided=True)
+        elif action == AuditAction.SIGN_OFF_WITHDRAWN:
+            expected.set(event, state=data["state_after"])
+            self.sign_offs.setdefault(str(data["sign_off"]), Expected()).set(event, voided=True)
         elif action in FINAL_MOVES:
             expected.set(event, state=FINAL_MOVES[action])
         elif action in MOVES:

@@ -15,9 +15,10 @@ from audit.models import AuditEvent
 from audit.replay import NO_EVENT, NO_ROW
 from audit.services import auditor_add
 from portal.models import Membership, Notification
-from releases.builders import file_change
+from releases.builders import file_change, sign
 from releases.models import ChangeRequest, Deployment, ReconciliationFinding, SignOff
 from releases.reconciliation import discrepancies_find
+from releases.services import change_requests
 from releases.services.reconciliation import reconcile
 
 pytestmark = pytest.mark.django_db
@@ -172,3 +173,21 @@ def test_the_hourly_job_reconciles(in_review):
     assert ("releases.tasks.audit_reconcile", 3600) in [
         (task, every) for _, task, every in SCHEDULES
     ]
+
+
+def test_a_withdrawn_sign_off_and_a_cancelled_approval_are_explained_by_the_trail(
+    approved, requester, model_risk_approver
+):
+    """Changing your mind (issue 14, hole 7) moves rows through services: nothing to report."""
+    sign_off = approved.sign_offs.get(signer=model_risk_approver)
+    change_requests.sign_off_withdraw(
+        actor=model_risk_approver, sign_off=sign_off, reason="Wrong test data."
+    )
+    approved.refresh_from_db()
+    assert approved.state == "in_approval"
+    sign(model_risk_approver, approved)
+    approved.refresh_from_db()
+    change_requests.change_request_cancel(
+        actor=requester, change_request=approved, reason="Superseded by 1.1."
+    )
+    assert discrepancies_find() == []
