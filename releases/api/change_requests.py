@@ -5,8 +5,9 @@ reviews it, so a service account (whatever its scopes, `deployments:write` inclu
 file one. Any caller, a token with any scope included, may read one."""
 
 from django.db.models import Prefetch
-from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +18,7 @@ from releases.models import SignOff
 from releases.permissions import person_denial
 from releases.selectors.change_requests import change_request_get, change_requests
 from releases.services import change_requests as services
+from releases.states import State
 
 
 class PeopleFile(permissions.BasePermission):
@@ -43,9 +45,51 @@ def _detailed():
     )
 
 
+class ChangeRequestFilters(serializers.Serializer):
+    """The list's query string: an unknown state is a 400, not an empty page."""
+
+    state = serializers.ChoiceField(choices=State.choices, required=False)
+
+
+class ChangeRequestPage(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ChangeRequestOutput(many=True)
+
+
+class NewestFirst(CursorPagination):
+    """A cursor, not a page number, so that filing a change between two calls neither repeats
+    nor skips one."""
+
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
 class ChangeRequestsView(APIView):
     permission_classes = [permissions.IsAuthenticated, TokenScopes, PeopleFile]
     required_scopes: dict = {}
+
+    @extend_schema(
+        parameters=[
+            ChangeRequestFilters,
+            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
+            OpenApiParameter("page_size", int, description="1 to 200; 50 by default."),
+        ],
+        responses={
+            200: ChangeRequestPage,
+            404: OpenApiResponse(description="A cursor that is not one of ours."),
+            400: OpenApiResponse(description="Validation errors: field → messages."),
+        },
+        description="Change requests, newest first, with their sign-offs; cursor paging.",
+    )
+    def get(self, request: Request) -> Response:
+        filters = ChangeRequestFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = NewestFirst()
+        page = paginator.paginate_queryset(_detailed().filter(**filters.validated_data), request)
+        return paginator.get_paginated_response(ChangeRequestOutput(page, many=True).data)
 
     @extend_schema(
         request=ChangeRequestInput,

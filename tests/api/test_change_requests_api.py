@@ -179,3 +179,20 @@ def test_the_schema_documents_both_endpoints(as_requester):
     text = response.content.decode()
     assert "/api/v1/change-requests/" in text
     assert "/api/v1/change-requests/{number}/" in text
+
+
+def test_the_list_filters_by_state_and_pages_by_cursor(service_caller, requester, envs, version):
+    filed = [
+        services.change_request_file(actor=requester, **change_fields(version, envs["prod"]))
+        for _ in range(3)
+    ]
+    services.change_request_cancel(actor=requester, change_request=filed[0], reason="Not now.")
+    client = service_caller(Scope.GATE_READ).client()
+    first = client.get(URL, {"state": "in_review", "page_size": 1})
+    assert first.status_code == 200, first.content
+    body = first.json()
+    assert [item["number"] for item in body["results"]] == [filed[2].number]
+    second = client.get(body["next"]).json()
+    assert [item["number"] for item in second["results"]] == [filed[1].number]
+    assert second["next"] is None
+    assert client.get(URL, {"state": "sideways"}).status_code == 400

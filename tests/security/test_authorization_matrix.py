@@ -198,7 +198,7 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "POST": REGISTRY_WRITE,
     },
     "api/v1/models/<slug:name>/versions/<str:version>/": {"GET": api(people=200, tokens=200)},
-    "api/v1/change-requests/": {"POST": PEOPLE_WRITE},
+    "api/v1/change-requests/": {"GET": api(people=200, tokens=200), "POST": PEOPLE_WRITE},
     "api/v1/change-requests/<str:number>/": {"GET": api(people=200, tokens=200)},
     "api/v1/gate/": {"POST": api(people=400, tokens=403, token_gate_read=400)},
     "api/v1/deployments/": {"POST": api(people=400, tokens=403, token_deployments_write=400)},
