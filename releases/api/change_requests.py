@@ -18,7 +18,7 @@ from releases.models import SignOff
 from releases.permissions import person_denial
 from releases.selectors.change_requests import change_request_get, change_requests
 from releases.services import change_requests as services
-from releases.states import State
+from releases.states import Kind, State
 
 
 class PeopleFile(permissions.BasePermission):
@@ -49,6 +49,8 @@ class ChangeRequestFilters(serializers.Serializer):
     """The list's query string: an unknown state is a 400, not an empty page."""
 
     state = serializers.ChoiceField(choices=State.choices, required=False)
+    kind = serializers.ChoiceField(choices=Kind.choices, required=False)
+    environment = serializers.SlugField(max_length=50, required=False, source="environment__name")
 
 
 class ChangeRequestPage(serializers.Serializer):

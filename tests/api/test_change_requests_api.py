@@ -196,3 +196,6 @@ def test_the_list_filters_by_state_and_pages_by_cursor(service_caller, requester
     assert [item["number"] for item in second["results"]] == [filed[1].number]
     assert second["next"] is None
     assert client.get(URL, {"state": "sideways"}).status_code == 400
+    assert len(client.get(URL, {"environment": "prod", "kind": "normal"}).json()["results"]) == 3
+    assert client.get(URL, {"environment": "staging"}).json()["results"] == []
+    assert client.get(URL, {"kind": "emergency"}).json()["results"] == []
