@@ -130,6 +130,10 @@ class GateQuestion:
     # Rule 17: reconciliation found the change, one of its sign-offs or deployments, or the
     # policy in force, not explained by the audit trail.
     record_inconsistent: bool
+    # Issue 18, conflicts: another live change to the model and environment whose window
+    # overlaps this change's, and a freeze planned to begin inside its window.
+    conflicting_change: str | None = None
+    window_freeze_reason: str | None = None
 
     @property
     def change_kind(self) -> str:
@@ -332,7 +336,18 @@ SELECT {build_columns}{change_c},
         OR EXISTS (SELECT 1 FROM releases_reconciliationfinding rp
                    WHERE rp.policy_id = {policy_id} AND rp.resolved_at IS NULL))
          AS record_inconsistent,
-       o.id AS overdue_id, o.retrospective_due_at AS overdue_due_at
+       o.id AS overdue_id, o.retrospective_due_at AS overdue_due_at,
+       (SELECT x.id FROM releases_changerequest x
+         JOIN registry_modelversion xv ON xv.id = x.model_version_id
+         WHERE x.id <> c.id AND x.environment_id = c.environment_id
+           AND xv.model_id = cv.model_id AND x.state NOT IN ({dead_draft_or_used})
+           AND x.window_start < c.window_end AND x.window_end > c.window_start
+         ORDER BY x.window_start, x.id LIMIT 1) AS conflicting_id,
+       (SELECT fw.reason FROM releases_freezewindow fw
+         WHERE fw.environment_id = c.environment_id AND fw.cancelled_at IS NULL
+           AND fw.starts_at < c.window_end AND fw.ends_at > c.window_start
+           AND fw.starts_at > %(now)s
+         ORDER BY fw.starts_at LIMIT 1) AS window_freeze_reason
 FROM {source} asked
 LEFT JOIN releases_changerequest c ON c.id = {change_id}
 LEFT JOIN registry_modelversion cv ON cv.id = c.model_version_id
@@ -361,6 +376,7 @@ def _statement(template: str, **parts: str) -> str:
         repository_r=_columns("r", "r_", REPOSITORY_FIELDS, Repository),
         change_c=_columns("c", "c_", CHANGE_FIELDS, ChangeRequest),
         dead_or_draft=_in(DEAD_STATES | {State.DRAFT}),
+        dead_draft_or_used=_in(DEAD_STATES | USED_STATES | {State.DRAFT}),
         usable=_in(USABLE_STATES.values()),
         retrospective_pending=_in({State.DEPLOYED, State.RETRO_REVIEW}),
         rollback=DeploymentKind.ROLLBACK,
@@ -587,4 +603,10 @@ def gate_question_resolve(
         peer_reviewed=bool(change["peer_reviewed"]),
         record_inconsistent=bool(change["record_inconsistent"]),
         overdue_retrospective=overdue,
+        conflicting_change=(
+            ChangeRequest(pk=change["conflicting_id"]).number
+            if change["conflicting_id"] is not None
+            else None
+        ),
+        window_freeze_reason=change["window_freeze_reason"],
     )

@@ -65,6 +65,11 @@ class GateCode(models.TextChoices):
         "record_inconsistent",
         "The change's rows are not what the audit trail records.",
     )
+    CONFLICTING_CHANGE = (
+        "conflicting_change",
+        "Another change to the model and environment has an overlapping window.",
+    )
+    WINDOW_TOUCHES_FREEZE = "window_touches_freeze", "A freeze begins inside the change's window."
 
 
 @dataclass(frozen=True)
@@ -435,6 +440,25 @@ def record_inconsistent(q: GateQuestion) -> str | None:
     )
 
 
+def conflicting_change(q: GateQuestion) -> str | None:
+    """Issue 18: two live changes to one model and environment in overlapping windows would
+    race each other; the requesters should agree an order."""
+    if q.conflicting_change is None:
+        return None
+    return (
+        f"{q.conflicting_change} also changes {q.model.name} in {q.environment.name} in a "
+        "window that overlaps this change's."
+    )
+
+
+def window_touches_freeze(q: GateQuestion) -> str | None:
+    """Issue 18: a freeze planned to begin inside the window shortens it (`freeze_in_effect`
+    refuses once it stands)."""
+    if q.window_freeze_reason is None:
+        return None
+    return f"A freeze ({q.window_freeze_reason}) begins inside this change's window."
+
+
 ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
 DEPLOYS = frozenset({NORMAL, EMERGENCY})
 
@@ -466,6 +490,14 @@ RULES: list[Rule] = [
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
         blocks=frozenset({EMERGENCY}),
+        warns=frozenset({NORMAL}),
+    ),
+    # Issue 18: conflicts, warnings only.
+    Rule(GateCode.CONFLICTING_CHANGE, conflicting_change, frozenset(), warns=frozenset({NORMAL})),
+    Rule(
+        GateCode.WINDOW_TOUCHES_FREEZE,
+        window_touches_freeze,
+        frozenset(),
         warns=frozenset({NORMAL}),
     ),
 ]
