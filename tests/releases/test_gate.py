@@ -452,3 +452,19 @@ def test_window_touches_freeze_warns_before_the_freeze_begins(envs, prod_change,
     assert answer.allowed
     assert [warning.code for warning in answer.warnings] == ["window_touches_freeze"]
     assert "Quarter close" in answer.warnings[0].message
+
+
+def test_the_change_page_shows_the_conflict(
+    envs, prod_change, builds, clock, requester, peer, login, release_approver, django_clock
+):
+    rival = file_change(
+        model_version=builds["1.1"],
+        environment=envs["prod"],
+        requester=requester,
+        signers=[peer],
+        window_start=clock.at(hours=2).now,
+    )
+    page = login(release_approver).get(f"/releases/change-requests/{prod_change.number}/")
+    text = page.content.decode()
+    assert '<span class="badge warn">conflicting_change</span>' in text
+    assert rival.number in text
