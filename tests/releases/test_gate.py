@@ -454,7 +454,7 @@ def test_window_touches_freeze_warns_before_the_freeze_begins(envs, prod_change,
     assert "Quarter close" in answer.warnings[0].message
 
 
-def test_the_change_page_shows_the_conflict(
+def test_the_change_page_shows_the_conflict_to_both_changes(
     envs, prod_change, builds, clock, requester, peer, login, release_approver, django_clock
 ):
     rival = file_change(
@@ -464,7 +464,8 @@ def test_the_change_page_shows_the_conflict(
         signers=[peer],
         window_start=clock.at(hours=2).now,
     )
-    page = login(release_approver).get(f"/releases/change-requests/{prod_change.number}/")
-    text = page.content.decode()
-    assert '<span class="badge warn">conflicting_change</span>' in text
-    assert rival.number in text
+    client = login(release_approver)
+    for change, other in ((prod_change, rival), (rival, prod_change)):
+        text = client.get(f"/releases/change-requests/{change.number}/").content.decode()
+        assert '<span class="badge warn">conflicting_change</span>' in text
+        assert f"{other.number} also changes" in text
