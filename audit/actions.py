@@ -11,6 +11,7 @@ from django.db import models
 class AuditAction(models.TextChoices):
     # The trail itself
     AUDIT_READER_ADDED = "audit.reader_added", "Auditor added"
+    AUDIT_SIGNING_KEY_ROTATED = "audit.signing_key_rotated", "Audit signing key rotated"
 
     # Organisation
     TEAM_CREATED = "team.created", "Team created"

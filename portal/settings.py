@@ -234,6 +234,10 @@ AUDIT_SIGNING_KEY_FILE = Path(
 )
 if PRODUCTION and not AUDIT_SIGNING_KEY:
     raise ImproperlyConfigured("The production profile needs AUDIT_SIGNING_KEY (Ed25519, PEM).")
+# Every checkpoint is also written here, one signed file each, and POSTed to AUDIT_WITNESS_URL
+# when set (docs/audit.md, "The witness"). Production: storage the portal cannot rewrite.
+AUDIT_WITNESS_DIR = Path(os.environ.get("AUDIT_WITNESS_DIR", VAR_DIR / "audit_witness"))
+AUDIT_WITNESS_URL = os.environ.get("AUDIT_WITNESS_URL", "")
 
 GITLAB_TOKEN = os.environ.get("GITLAB_TOKEN", "")
 
