@@ -267,7 +267,7 @@ def test_the_api_export_verifies_offline(service_caller, record_events, tmp_path
 
 
 def test_a_rotated_key_keeps_old_checkpoints_verifying(
-    record_events, settings, tmp_path, login, client, django_capture_on_commit_callbacks
+    record_events, settings, tmp_path, client, service_caller, django_capture_on_commit_callbacks
 ):
     settings.AUDIT_SIGNING_KEY = ""
     settings.AUDIT_SIGNING_KEY_FILE = tmp_path / "signing.pem"
@@ -286,6 +286,11 @@ def test_a_rotated_key_keeps_old_checkpoints_verifying(
     assert report.checkpoints == 2
     page = client.get(reverse("audit:public-key")).content.decode()
     assert old.key_id in page and new.key_id in page
+    served = service_caller("audit:read").client().get("/api/v1/audit/verify/").json()["keys"]
+    assert [(key["key_id"], key["current"]) for key in served] == [
+        (new.key_id, True),
+        (old.key_id, False),
+    ]
     export = tmp_path / "after-rotation.jsonl"
     call_command("audit_export", out=str(export), stdout=StringIO())
     pinned_old = tmp_path / "old.pem"

@@ -184,6 +184,11 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
             people=403, tokens=403, token_audit_read=200, **dict.fromkeys(AUDIT_READERS, 200)
         )
     },
+    "api/v1/audit/export/": {
+        "GET": api(
+            people=403, tokens=403, token_audit_read=200, **dict.fromkeys(AUDIT_READERS, 200)
+        )
+    },
     "api/v1/datasets/": {"GET": api(people=200, tokens=200), "POST": REGISTRY_WRITE},
     "api/v1/models/": {"GET": api(people=200, tokens=200), "POST": REGISTRY_WRITE},
     "api/v1/models/<slug:name>/versions/": {
