@@ -12,6 +12,14 @@ class AuditAction(models.TextChoices):
     # The trail itself
     AUDIT_READER_ADDED = "audit.reader_added", "Auditor added"
     AUDIT_SIGNING_KEY_ROTATED = "audit.signing_key_rotated", "Audit signing key rotated"
+    RECONCILIATION_FINDING_OPENED = (
+        "reconciliation.finding_opened",
+        "A row the trail does not explain",
+    )
+    RECONCILIATION_FINDING_RESOLVED = (
+        "reconciliation.finding_resolved",
+        "A row the trail explains again",
+    )
 
     # Organisation
     TEAM_CREATED = "team.created", "Team created"
@@ -20,8 +28,25 @@ class AuditAction(models.TextChoices):
     MEMBERSHIP_REMOVED = "membership.removed", "Membership removed"
     SERVICE_ACCOUNT_CREATED = "service_account.created", "Service account created"
     SERVICE_ACCOUNT_UPDATED = "service_account.updated", "Service account updated"
+    SERVICE_ACCOUNT_GRANTS_CHANGED = (
+        "service_account.grants_changed",
+        "Service account's teams and environments changed",
+    )
     SERVICE_TOKEN_ISSUED = "service_token.issued", "Service token issued"
     SERVICE_TOKEN_REVOKED = "service_token.revoked", "Service token revoked"
+    USER_CREATED = "user.created", "User created"
+    USER_UPDATED = "user.updated", "User updated"
+    USER_PASSWORD_SET = "user.password_set", "User password set"
+    USER_DELETED = "user.deleted", "User deleted"
+    USER_LOCKOUT_CLEARED = "user.lockout_cleared", "Sign-in lockout cleared"
+    GROUP_CREATED = "group.created", "Group created"
+    GROUP_UPDATED = "group.updated", "Group updated"
+    GROUP_DELETED = "group.deleted", "Group deleted"
+
+    # The site's periodic jobs (django-celery-beat)
+    SCHEDULE_CREATED = "schedule.created", "Schedule created"
+    SCHEDULE_UPDATED = "schedule.updated", "Schedule updated"
+    SCHEDULE_DELETED = "schedule.deleted", "Schedule deleted"
 
     # Registry
     REPOSITORY_REGISTERED = "repository.registered", "Repository registered"
@@ -43,6 +68,7 @@ class AuditAction(models.TextChoices):
     CHANGE_REQUEST_EDITED = "change_request.edited", "Change request edited"
     CHANGE_REQUEST_SUBMITTED = "change_request.submitted", "Change request submitted"
     CHANGE_REQUEST_SIGNED = "change_request.signed", "Change request signed"
+    SIGN_OFF_WITHDRAWN = "sign_off.withdrawn", "Sign-off withdrawn by its signer"
     CHANGE_REQUEST_REAUTH_FAILED = "change_request.reauth_failed", "Signature password refused"
     CHANGE_REQUEST_CANCELLED = "change_request.cancelled", "Change request cancelled"
     CHANGE_REQUEST_EXPIRED = "change_request.expired", "Change request expired"
@@ -56,6 +82,7 @@ class AuditAction(models.TextChoices):
 
     # The gate and deployments
     GATE_CHECKED = "gate.checked", "Gate checked"
+    GATE_ADMISSION_REVIEWED = "gate.admission_reviewed", "Cluster admission reviewed"
     DEPLOYMENT_STARTED = "deployment.started", "Deployment started"
     DEPLOYMENT_REFUSED = "deployment.refused", "Deployment refused"
     DEPLOYMENT_SUCCEEDED = "deployment.succeeded", "Deployment succeeded"

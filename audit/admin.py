@@ -7,6 +7,22 @@ from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.selectors import can_read_audit
 
 
+class TrailNotAdminLog:
+    """Writes no `django_admin_log` entries. That table is an ordinary one the application role
+    can edit, so it is no evidence; every admin write records its audit event through a service
+    instead, and a second log that could be made to disagree with the trail would only raise the
+    question which one is true."""
+
+    def log_addition(self, request, obj, message):
+        return None
+
+    def log_change(self, request, obj, message):
+        return None
+
+    def log_deletions(self, request, queryset):
+        return None
+
+
 class ReadOnlyAdmin(admin.ModelAdmin):
     show_full_result_count = False
 

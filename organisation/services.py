@@ -1,22 +1,32 @@
-"""Writes to the organisation: teams, memberships and service accounts. Who may approve is
-itself governed, so every change here is audited: these services sit above `audit`, while the
-models they write stay at the bottom in `portal` (see `organisation/__init__.py`)."""
+"""Writes to the organisation: teams, memberships, service accounts, users and groups. Who may
+approve or sign in is itself governed, so every change here is audited: these services sit above
+`audit`, while the models they write stay at the bottom in `portal` (see
+`organisation/__init__.py`)."""
 
+import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.contrib.auth.models import AbstractBaseUser
+from axes.models import AccessAttempt
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.actions import AuditAction
 from audit.services import audit_record
+from organisation.hooks import known_environment_names
 from portal.authentication import TOKEN_PREFIX, hash_token
 from portal.exceptions import Conflict
 from portal.models import Membership, Scope, ServiceAccount, ServiceToken, Team
 
 Actor = AbstractBaseUser | ServiceAccount | None
+
+# An environment is named by a slug of at most 50 characters (releases.Environment.name).
+ENVIRONMENT_NAME_RE = re.compile(r"^[-a-zA-Z0-9_]{1,50}$")
 
 
 @dataclass(frozen=True)
@@ -114,21 +124,65 @@ def _validate_scopes(scopes: list[str]) -> list[str]:
     return sorted(set(scopes))
 
 
+def environment_names_check(names: Iterable[str]) -> list[str]:
+    """The environment names a service account is limited to, sorted and once each; a name of
+    the wrong shape, or that no environment has, is a validation error on `environments`."""
+    names = sorted({name.strip() for name in names if name.strip()})
+    bad = [name for name in names if not ENVIRONMENT_NAME_RE.match(name)]
+    if bad:
+        raise ValidationError(
+            {
+                "environments": f"{', '.join(repr(name) for name in bad)}: not an environment "
+                "name (letters, digits, '-' and '_', at most 50)."
+            }
+        )
+    known = known_environment_names()
+    unknown = [name for name in names if known is not None and name not in known]
+    if unknown:
+        raise ValidationError(
+            {
+                "environments": f"No environment is named "
+                f"{', '.join(repr(name) for name in unknown)}."
+            }
+        )
+    return names
+
+
+def _grants(account: ServiceAccount) -> dict[str, list[str]]:
+    return {
+        "granted_teams": sorted(account.granted_teams.values_list("slug", flat=True)),
+        "environments": list(account.environments),
+    }
+
+
 @transaction.atomic
 def service_account_create(
-    *, actor: Actor, name: str, team: Team, scopes: list[str]
+    *,
+    actor: Actor,
+    name: str,
+    team: Team,
+    scopes: list[str],
+    granted_teams: Iterable[Team] = (),
+    environments: Iterable[str] = (),
 ) -> tuple[ServiceAccount, IssuedToken]:
-    """Create a service account and its first token; the secret is returned once."""
+    """Create a service account and its first token; the secret is returned once. Without
+    grants it acts on its own team's models in every environment (rule 15)."""
     if ServiceAccount.objects.filter(name=name).exists():
         raise Conflict(f"A service account named '{name}' exists already.", code="name_taken")
-    account = ServiceAccount(name=name, team=team, scopes=_validate_scopes(scopes))
+    account = ServiceAccount(
+        name=name,
+        team=team,
+        scopes=_validate_scopes(scopes),
+        environments=environment_names_check(environments),
+    )
     account.full_clean()
     account.save()
+    account.granted_teams.set([other for other in granted_teams if other.pk != team.pk])
     audit_record(
         actor=actor,
         action=AuditAction.SERVICE_ACCOUNT_CREATED,
         target=account,
-        data={"name": name, "team": team.slug, "scopes": account.scopes},
+        data={"name": name, "team": team.slug, "scopes": account.scopes, **_grants(account)},
     )
     return account, service_token_issue(actor=actor, service_account=account)
 
@@ -147,6 +201,39 @@ def service_account_update(
         action=AuditAction.SERVICE_ACCOUNT_UPDATED,
         target=account,
         data={"before": before, "after": {"scopes": account.scopes, "is_active": is_active}},
+    )
+    return account
+
+
+@transaction.atomic
+def service_account_grants_set(
+    *,
+    actor: Actor,
+    service_account: ServiceAccount,
+    teams: Iterable[Team],
+    environments: Iterable[str],
+) -> ServiceAccount:
+    """Set the other teams whose models the account may act on and the environments it is
+    limited to (rule 15; none: every environment). Its own team needs no grant and is left
+    out. Unchanged grants write nothing."""
+    account = ServiceAccount.objects.select_for_update().get(pk=service_account.pk)
+    before = _grants(account)
+    teams = {team.pk: team for team in teams if team.pk != account.team_id}.values()
+    after = {
+        "granted_teams": sorted(team.slug for team in teams),
+        "environments": environment_names_check(environments),
+    }
+    if before == after:
+        return account
+    account.environments = after["environments"]
+    account.full_clean()
+    account.save(update_fields=["environments"])
+    account.granted_teams.set(teams)
+    audit_record(
+        actor=actor,
+        action=AuditAction.SERVICE_ACCOUNT_GRANTS_CHANGED,
+        target=account,
+        data={"name": account.name, "before": before, "after": after},
     )
     return account
 
@@ -181,3 +268,226 @@ def service_token_revoke(*, actor: Actor, token: ServiceToken) -> ServiceToken:
         data={"token_prefix": token.prefix},
     )
     return token
+
+
+USER_FIELDS = (
+    "username",
+    "first_name",
+    "last_name",
+    "email",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+)
+
+
+def _permission_names(permissions: Iterable[Permission]) -> list[str]:
+    return sorted(f"{p.content_type.app_label}.{p.codename}" for p in permissions)
+
+
+def _user_record(user: AbstractBaseUser) -> dict:
+    """What the trail keeps of a user: identity, flags and rights, never the password hash."""
+    return {
+        **{field: getattr(user, field) for field in USER_FIELDS},
+        "groups": sorted(user.groups.values_list("name", flat=True)),
+        "user_permissions": _permission_names(user.user_permissions.select_related("content_type")),
+    }
+
+
+def _changes(before: dict, after: dict) -> dict:
+    changed = [key for key in after if after[key] != before[key]]
+    return {
+        "before": {key: before[key] for key in changed},
+        "after": {key: after[key] for key in changed},
+    }
+
+
+@transaction.atomic
+def user_create(
+    *,
+    actor: Actor,
+    username: str,
+    password: str | None,
+    first_name: str = "",
+    last_name: str = "",
+    email: str = "",
+    is_active: bool = True,
+    is_staff: bool = False,
+    is_superuser: bool = False,
+    request=None,
+) -> AbstractBaseUser:
+    """A new sign-in. Without a password it can sign in through the directory only; the event
+    says whether a password was set, never what it is."""
+    user = get_user_model()(
+        username=username,
+        first_name=first_name,
+        last_name=last_name,
+        email=email,
+        is_active=is_active,
+        is_staff=is_staff,
+        is_superuser=is_superuser,
+    )
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.full_clean()
+    user.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.USER_CREATED,
+        target=user,
+        data={**_user_record(user), "password_usable": user.has_usable_password()},
+        request=request,
+    )
+    return user
+
+
+@transaction.atomic
+def user_update(
+    *,
+    actor: Actor,
+    user: AbstractBaseUser,
+    groups: Iterable[Group],
+    user_permissions: Iterable[Permission],
+    request=None,
+    **fields,
+) -> AbstractBaseUser:
+    """Identity, the active, staff and superuser flags, groups and permissions, recorded as
+    before and after with the final sets. `fields` are among USER_FIELDS. Nothing changed
+    writes nothing."""
+    unknown = set(fields) - set(USER_FIELDS)
+    if unknown:
+        raise TypeError(f"user_update() does not set {', '.join(sorted(unknown))}")
+    user = get_user_model().objects.select_for_update().get(pk=user.pk)
+    before = _user_record(user)
+    for field, value in fields.items():
+        setattr(user, field, value)
+    user.full_clean()
+    user.save()
+    user.groups.set(groups)
+    user.user_permissions.set(user_permissions)
+    after = _user_record(user)
+    if after == before:
+        return user
+    audit_record(
+        actor=actor,
+        action=AuditAction.USER_UPDATED,
+        target=user,
+        data={"user": user.get_username(), **_changes(before, after)},
+        request=request,
+    )
+    return user
+
+
+@transaction.atomic
+def user_password_set(
+    *, actor: Actor, user: AbstractBaseUser, password: str | None, request=None
+) -> AbstractBaseUser:
+    """Set a user's password, or make it unusable (None). The event says which was done."""
+    user = get_user_model().objects.select_for_update().get(pk=user.pk)
+    if password is None:
+        user.set_unusable_password()
+    else:
+        user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.USER_PASSWORD_SET,
+        target=user,
+        data={"user": user.get_username(), "password_usable": user.has_usable_password()},
+        request=request,
+    )
+    return user
+
+
+@transaction.atomic
+def user_delete(*, actor: Actor, user: AbstractBaseUser, request=None) -> None:
+    """Delete a user, their memberships first, each one audited as any membership removal is.
+    Deactivating keeps the name on past records and is usually what is wanted."""
+    user = get_user_model().objects.select_for_update().get(pk=user.pk)
+    for membership in Membership.objects.filter(user=user):
+        membership_remove(actor=actor, membership=membership)
+    data = _user_record(user)
+    target = get_user_model()(pk=user.pk, username=user.get_username())
+    user.delete()
+    audit_record(
+        actor=actor, action=AuditAction.USER_DELETED, target=target, data=data, request=request
+    )
+
+
+@transaction.atomic
+def user_lockout_clear(*, actor: Actor, attempt: AccessAttempt, request=None) -> None:
+    """Forget the failed sign-ins that locked a user name or address out (django-axes)."""
+    attempt = AccessAttempt.objects.select_for_update().get(pk=attempt.pk)
+    data = {
+        "username": attempt.username,
+        "ip_address": attempt.ip_address,
+        "failures_since_start": attempt.failures_since_start,
+    }
+    attempt.delete()
+    audit_record(actor=actor, action=AuditAction.USER_LOCKOUT_CLEARED, data=data, request=request)
+
+
+def _group_record(group: Group) -> dict:
+    return {
+        "name": group.name,
+        "permissions": _permission_names(group.permissions.select_related("content_type")),
+    }
+
+
+@transaction.atomic
+def group_create(
+    *, actor: Actor, name: str, permissions: Iterable[Permission], request=None
+) -> Group:
+    group = Group(name=name)
+    group.full_clean()
+    group.save()
+    group.permissions.set(permissions)
+    audit_record(
+        actor=actor,
+        action=AuditAction.GROUP_CREATED,
+        target=group,
+        data=_group_record(group),
+        request=request,
+    )
+    return group
+
+
+@transaction.atomic
+def group_update(
+    *, actor: Actor, group: Group, name: str, permissions: Iterable[Permission], request=None
+) -> Group:
+    """Rename a group or change its permissions; members change on the user (`user_update`)."""
+    group = Group.objects.select_for_update().get(pk=group.pk)
+    before = _group_record(group)
+    group.name = name
+    group.full_clean()
+    group.save()
+    group.permissions.set(permissions)
+    after = _group_record(group)
+    if after == before:
+        return group
+    audit_record(
+        actor=actor,
+        action=AuditAction.GROUP_UPDATED,
+        target=group,
+        data={"group": group.name, **_changes(before, after)},
+        request=request,
+    )
+    return group
+
+
+@transaction.atomic
+def group_delete(*, actor: Actor, group: Group, request=None) -> None:
+    """Delete a group; its members lose what it granted, so they are named in the event."""
+    group = Group.objects.select_for_update().get(pk=group.pk)
+    data = {
+        **_group_record(group),
+        "members": sorted(u.get_username() for u in group.user_set.all()),
+    }
+    target = Group(pk=group.pk, name=group.name)
+    group.delete()
+    audit_record(
+        actor=actor, action=AuditAction.GROUP_DELETED, target=target, data=data, request=request
+    )

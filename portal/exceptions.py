@@ -1,11 +1,12 @@
 """Domain errors and the one place that turns them into API responses."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
 
 
 class DomainError(Exception):
@@ -36,12 +37,36 @@ class Conflict(DomainError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class BadRequest(DomainError):
+    """The request cannot be read as asked (a moment that does not exist, a body too deep)."""
+
+    code = "bad_request"
+    status_code = status.HTTP_400_BAD_REQUEST
+
+
+class BodyTooLarge(DomainError):
+    """The body is over `DATA_UPLOAD_MAX_MEMORY_SIZE`: refused before it is read whole."""
+
+    code = "body_too_large"
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
 class NotFound(DomainError):
     code = "not_found"
     status_code = status.HTTP_404_NOT_FOUND
 
 
+def body_too_large() -> BodyTooLarge:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return BodyTooLarge(f"The request body is larger than the portal takes ({limit} bytes).")
+
+
 def api_exception_handler(exc, context):
+    # Imported here: DRF's views module loads the API's parsers, which raise the errors above.
+    from rest_framework.views import exception_handler
+
+    if isinstance(exc, RequestDataTooBig):
+        exc = body_too_large()
     if isinstance(exc, DomainError):
         return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):

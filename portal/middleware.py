@@ -53,10 +53,11 @@ class ContentSecurityPolicyMiddleware:
 
 
 class RejectNulCharactersMiddleware:
-    """A NUL character in an address is never meaningful, and PostgreSQL refuses it in a query
-    (a 500 where a filter or a lookup passes it on). In the path it names nothing that exists:
-    404, as the project's 404 handler answers it (JSON under /api/). In the query string: 400.
-    Request bodies are checked by their forms and serializers."""
+    """A NUL character in an address or a header is never meaningful, and PostgreSQL refuses it
+    in a query (a 500 where a filter, a token lookup, the sign-in lockout or the audit trail's
+    user agent passes it on). In the path it names nothing that exists: 404, as the project's
+    404 handler answers it (JSON under /api/). In the query string or a header: 400. Request
+    bodies are checked by their forms and serializers."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -66,8 +67,13 @@ class RejectNulCharactersMiddleware:
             raise Http404("No such address.")
         query = request.GET
         if any("\x00" in key or any("\x00" in v for v in query.getlist(key)) for key in query):
-            detail = "The query string contains a NUL character."
-            if request.path.startswith("/api/"):
-                return JsonResponse({"code": "invalid_characters", "detail": detail}, status=400)
-            return HttpResponseBadRequest(detail, content_type="text/plain")
+            return self._refuse(request, "The query string contains a NUL character.")
+        if any("\x00" in name or "\x00" in value for name, value in request.headers.items()):
+            return self._refuse(request, "A request header contains a NUL character.")
         return self.get_response(request)
+
+    @staticmethod
+    def _refuse(request, detail: str):
+        if request.path.startswith("/api/"):
+            return JsonResponse({"code": "invalid_characters", "detail": detail}, status=400)
+        return HttpResponseBadRequest(detail, content_type="text/plain")

@@ -4,9 +4,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from portal.validators import SingleLine
+
 
 class Team(models.Model):
-    name = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=100, unique=True, validators=[SingleLine()])
     slug = models.SlugField(max_length=100, unique=True)
     description = models.TextField(blank=True)
 
@@ -65,11 +67,26 @@ class Scope(models.TextChoices):
 
 
 class ServiceAccount(models.Model):
-    """A non-human caller such as a CI/CD pipeline; it acts through bearer tokens."""
+    """A non-human caller such as a CI/CD pipeline; it acts through bearer tokens, on the models
+    of its own team and of the teams granted to it, in the environments named in `environments`
+    (all when empty): DESIGN.md rule 15. Environments are kept by name, as `releases` (which
+    judges them) sits above this layer."""
 
     name = models.SlugField(max_length=100, unique=True)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="service_accounts")
     scopes = models.JSONField(default=list)
+    granted_teams = models.ManyToManyField(
+        Team,
+        blank=True,
+        related_name="granted_service_accounts",
+        help_text="Other teams whose models this account may also act on.",
+    )
+    environments = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Names of the environments it may deploy to, roll back in and report results "
+        "for; empty for all.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -85,6 +102,12 @@ class ServiceAccount(models.Model):
 
     def has_scope(self, scope: str) -> bool:
         return self.is_active and scope in self.scopes
+
+    def acts_for_team(self, team_id: int) -> bool:
+        return team_id == self.team_id or self.granted_teams.filter(pk=team_id).exists()
+
+    def acts_in_environment(self, name: str) -> bool:
+        return not self.environments or name in self.environments
 
 
 class ServiceToken(models.Model):

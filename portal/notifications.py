@@ -1,5 +1,6 @@
 """Notifications: written in the caller's transaction, mailed by a worker after commit."""
 
+import re
 from collections.abc import Iterable
 from datetime import timedelta
 
@@ -12,6 +13,9 @@ from django.utils import timezone
 
 from portal.models import Notification
 from portal.queue import enqueue_on_commit
+
+# Line breaks and other control characters: in a mail header they would start a new header.
+SUBJECT_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 
 def notify(
@@ -59,7 +63,7 @@ def notification_deliver(*, notification_id: int) -> bool:
     link = f"{settings.PORTAL_BASE_URL}{notification.link}" if notification.link else ""
     body = f"{notification.body}\n\n{link}\n\nWhy you got this: {notification.reason}".strip()
     EmailMessage(
-        subject=f"[Gatehouse] {notification.subject}",
+        subject=f"[Gatehouse] {one_line(notification.subject)}",
         body=body,
         to=[notification.recipient.email],
         headers={"X-Gatehouse-Notification": str(notification.pk)},
@@ -68,6 +72,12 @@ def notification_deliver(*, notification_id: int) -> bool:
     notification.attempts += 1
     notification.save(update_fields=["emailed_at", "attempts"])
     return True
+
+
+def one_line(subject: str) -> str:
+    """The subject as one line. Titles are refused with line breaks (portal.validators), but a
+    notification written before that rule must still go out, not fail on every retry."""
+    return SUBJECT_BREAKS.sub(" ", subject).strip()
 
 
 def pending_deliveries(*, older_than_seconds: int = 60) -> QuerySet[Notification]:

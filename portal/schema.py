@@ -1,6 +1,10 @@
-"""Teaches the OpenAPI schema about bearer tokens."""
+"""Teaches the OpenAPI schema about bearer tokens, inputs that take no other fields, and the
+errors every operation can answer."""
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import (
+    OpenApiAuthenticationExtension,
+    OpenApiSerializerExtension,
+)
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -13,6 +17,19 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A service account token: `Authorization: Bearer gh_…`.",
         }
+
+
+class NoUnknownFieldsScheme(OpenApiSerializerExtension):
+    """An input built on `NoUnknownFields` refuses other fields, and its schema says so."""
+
+    target_class = "portal.serializers.NoUnknownFields"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_basic_serializer(self.target, direction)
+        if direction == "request":
+            schema["additionalProperties"] = False
+        return schema
 
 
 ERROR_BODY = {
@@ -52,7 +69,15 @@ def document_error_answers(result, generator, request, public):
                 ),
             }
             if parameters or "requestBody" in operation:
-                answers["400"] = _error("Validation errors: field → messages.", VALIDATION_BODY)
+                answers["400"] = _error(
+                    "Validation errors: field → messages (an unknown field is one); "
+                    "`invalid_at`, `json_too_deep`.",
+                    VALIDATION_BODY,
+                )
+            if "requestBody" in operation:
+                answers["413"] = _error(
+                    "The body is over the size limit: `body_too_large`.", ERROR_BODY
+                )
             if any(parameter.get("in") == "path" for parameter in parameters):
                 answers["404"] = _error("No such resource.", ERROR_BODY)
             if method in WRITE_METHODS:

@@ -5,13 +5,14 @@ GitLab project are set by an administrator through `repository_configure`, which
 from django.contrib import admin
 from django.db import models
 
+from audit.admin import TrailNotAdminLog
 from registry import services
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
 
 URL_FIELDS = {models.URLField: {"assume_scheme": "https"}}
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(TrailNotAdminLog, admin.ModelAdmin):
     formfield_overrides = URL_FIELDS
 
     def has_add_permission(self, request, obj=None):
@@ -25,7 +26,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Repository)
-class RepositoryAdmin(admin.ModelAdmin):
+class RepositoryAdmin(TrailNotAdminLog, admin.ModelAdmin):
     list_display = ("url", "mirror_path", "gitlab_url", "gitlab_project_id", "created_at")
     search_fields = ("url",)
     fields = ("url", "mirror_path", "gitlab_url", "gitlab_project_id")
@@ -60,7 +61,7 @@ class RepositoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(TrailNotAdminLog, admin.ModelAdmin):
     list_display = ("name", "owner_team", "risk_tier", "created_at")
     list_filter = ("owner_team", "risk_tier")
     search_fields = ("name", "description")

@@ -1,8 +1,11 @@
-"""GitLab through python-gitlab: read a commit's pipeline status, post the portal's commit status.
+"""GitLab through python-gitlab: read a commit's pipeline status, post the portal's commit status,
+read a deployment waiting in a protected environment and approve or reject it.
 
 A repository talks to GitLab only when an administrator set its GitLab URL and project id; the
 token comes from `settings.GITLAB_TOKEN` (the environment), never from the database.
 """
+
+from dataclasses import dataclass
 
 import gitlab
 from django.conf import settings
@@ -64,6 +67,35 @@ def post_commit_status(
         )
     )
     return status.attributes
+
+
+@dataclass(frozen=True)
+class PlatformDeployment:
+    """What GitLab itself records of a deployment: the webhook that announced it only names it."""
+
+    id: int
+    status: str
+    sha: str
+    environment: str
+
+
+def deployment_get(repository: Repository, deployment_id: int) -> PlatformDeployment:
+    found = _project(repository).deployments.get(deployment_id)
+    return PlatformDeployment(
+        id=found.id,
+        status=found.status,
+        sha=found.sha,
+        environment=found.environment["name"],
+    )
+
+
+def deployment_approval(
+    repository: Repository, deployment_id: int, *, approved: bool, comment: str
+) -> dict:
+    """Approve or reject a deployment that a protected environment holds for approval
+    (`POST /projects/:id/deployments/:deployment_id/approval`)."""
+    deployment = _project(repository).deployments.get(deployment_id, lazy=True)
+    return deployment.approval(status="approved" if approved else "rejected", comment=comment)
 
 
 def portal_url(path: str) -> str:

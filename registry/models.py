@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from portal.models import ServiceAccount, Team
+from portal.validators import PlainName
 
 SHA1_HEX = r"^[0-9a-f]{40}$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
@@ -60,7 +61,7 @@ class RegisteredModel(models.Model):
 
 
 class DatasetVersion(models.Model):
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[PlainName()])
     version = models.CharField(max_length=100)
     uri = models.CharField(max_length=1000)
     sha256 = models.CharField(max_length=64)

@@ -18,8 +18,10 @@ from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
 from portal.queue import enqueue_on_commit
+from portal.validators import PlainName
 from registry import git
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
+from registry.permissions import token_team_denial
 from registry.pipelines import linked_to_gitlab
 from registry.tasks import refresh_pipeline_status
 
@@ -33,7 +35,6 @@ REPOSITORY_URL_RE = re.compile(
     r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::\d+)?/[^\s]+"
     r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
 )
-DATASET_NAME_RE = re.compile(r"^[A-Za-z0-9][^\s@]*$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # "7" is a plain number; "07", "7.0" and "v7" are names.
 PLAIN_NUMBER_RE = re.compile(r"^[1-9][0-9]{0,17}$")
@@ -192,7 +193,8 @@ def model_register(
     risk_tier: int = 2,
     request: Any = None,
 ) -> tuple[RegisteredModel, bool]:
-    """Register a model under its name, owned by the team with slug `owner_team`."""
+    """Register a model under its name, owned by the team with slug `owner_team`; a token only
+    under a team it acts for (rule 15)."""
     errors = Errors()
     team = Team.objects.filter(slug=owner_team).first()
     if team is None:
@@ -214,6 +216,9 @@ def model_register(
             for message in messages:
                 errors.add(field, message)
     errors.raise_any()
+    denied = token_team_denial(actor, team_id=team.pk, subject=f"Model {name}")
+    if denied is not None:
+        raise denied
 
     model, created = _create_once(RegisteredModel, {"name": name}, build)
     if not created:
@@ -262,11 +267,12 @@ def dataset_version_register(
     """Record one immutable version of a dataset: where it is and the digest of its content.
     "Not versioning data means not versioning your code": versions name these as training data."""
     errors = Errors()
-    if not DATASET_NAME_RE.match(name or "") or len(name) > 200:
-        errors.add(
-            "name",
-            "Must be 1-200 characters without spaces or '@', starting with a letter or digit.",
-        )
+    try:
+        PlainName()(name or "")
+    except ValidationError as invalid:
+        errors.add("name", invalid.messages[0])
+    if len(name or "") > 200:
+        errors.add("name", "Must be at most 200 characters.")
     _check_version(errors, "version", version)
     if not (uri or "").strip() or len(uri) > 1000:
         errors.add("uri", "Must be 1-1000 characters.")
@@ -374,7 +380,8 @@ def model_version_register(
     Without `version`, the build (commit and build id) names it: a retry finds the same version,
     a new build gets the number after the model's highest plain-number version (1, 2, 3 …;
     versions such as "1.4.0" are names and do not count). When the repository has a mirror, the
-    commit must be in it (`unknown_commit`).
+    commit must be in it (`unknown_commit`). A token registers builds only of the models of
+    the teams it acts for (rule 15, `token_wrong_team`).
     """
     errors = Errors()
     _check_sha1(errors, "commit_sha", commit_sha)
@@ -400,6 +407,11 @@ def model_version_register(
     if registered_model is None:
         errors.add("model", f"No model is registered as '{model}'.")
     errors.raise_any()
+    denied = token_team_denial(
+        actor, team_id=registered_model.owner_team_id, subject=registered_model.name
+    )
+    if denied is not None:
+        raise denied
 
     # Git may fetch over the network: do it before any database lock is taken.
     known = Repository.objects.filter(url=normalise_repository_url(repository)).first()

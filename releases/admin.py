@@ -72,7 +72,7 @@ class RefusalsAsMessages:
 
 @admin.register(Environment)
 class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
-    list_display = ("name", "rank", "is_production", "description")
+    list_display = ("name", "rank", "is_production", "admission_namespaces", "description")
     inlines = [PolicyInline]
 
     def get_readonly_fields(self, request, obj=None):
@@ -86,6 +86,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 rank=obj.rank,
                 description=obj.description,
                 is_production=obj.is_production,
+                admission_namespaces=obj.admission_namespaces,
                 request=request,
             )
         else:
@@ -95,6 +96,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 rank=obj.rank,
                 description=obj.description,
                 is_production=obj.is_production,
+                admission_namespaces=obj.admission_namespaces,
                 request=request,
             )
             self.message_user(

@@ -12,12 +12,23 @@ class ReleasesConfig(AppConfig):
 
         hooks.register_live_environments_provider(live_environments_of_versions)
 
+        # Nor does the organisation: a service account limited to environments names them.
+        from organisation.hooks import register_environment_names_provider
+        from releases.selectors.policy import environment_names
+
+        register_environment_names_provider(environment_names)
+
         # Nor does the dashboard: it shows these panels, in this order, before the person's teams.
         from portal.dashboard import register_dashboard_panel
         from releases import dashboard
 
         register_dashboard_panel(
             position=10, template="releases/attention_panel.html", context=dashboard.needs_attention
+        )
+        register_dashboard_panel(
+            position=15,
+            template="releases/reconciliation_panel.html",
+            context=dashboard.reconciliation_findings,
         )
         register_dashboard_panel(
             position=20,

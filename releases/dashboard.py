@@ -8,8 +8,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.selectors import can_read_audit
 from portal.models import Membership
-from releases.models import UnauthorisedChange
+from releases.models import ReconciliationFinding, UnauthorisedChange
 from releases.selectors.change_requests import change_requests_waiting_for, emergency_overview
 from releases.selectors.dashboard import my_open_changes
 
@@ -26,6 +27,18 @@ def needs_attention(*, user: AbstractBaseUser) -> dict[str, Any] | None:
     if not emergencies and not unauthorised:
         return None
     return {"emergencies": emergencies, "unauthorised": unauthorised}
+
+
+def reconciliation_findings(*, user: AbstractBaseUser) -> dict[str, Any] | None:
+    """Rule 17, for the change managers and auditors: rows the audit trail does not explain,
+    newest first. Nothing when reconciliation found nothing."""
+    if not can_read_audit(user):
+        return None
+    open_findings = ReconciliationFinding.objects.filter(resolved_at__isnull=True)
+    findings = list(open_findings.select_related("change_request")[:20])
+    if not findings:
+        return None
+    return {"findings": findings, "more": max(open_findings.count() - len(findings), 0)}
 
 
 def waiting_for_me(*, user: AbstractBaseUser) -> dict[str, Any]:

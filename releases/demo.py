@@ -276,7 +276,8 @@ def seed_deployment_history(environments: dict[str, Environment]) -> int:
 
 
 def _history_pipeline() -> ServiceAccount:
-    """The CD pipeline's service account (its token is issued in the admin when needed)."""
+    """The CD pipeline's service account (its token is issued in the admin when needed): Platform
+    Operations runs it for Data Science, which owns the demo's models (rule 15)."""
     account = ServiceAccount.objects.filter(name="cd-pipeline").first()
     if account is None:
         account, _ = portal_services.service_account_create(
@@ -284,6 +285,7 @@ def _history_pipeline() -> ServiceAccount:
             name="cd-pipeline",
             team=Team.objects.get(slug="platform-operations"),
             scopes=[Scope.DEPLOYMENTS_WRITE, Scope.GATE_READ],
+            granted_teams=[Team.objects.get(slug="data-science")],
         )
     return account
 

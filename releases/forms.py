@@ -5,6 +5,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from portal.exceptions import DomainError
+from portal.validators import SingleLine
 from registry.models import ModelVersion
 from releases.models import ChangeRequest, Decision, Environment
 
@@ -32,7 +33,7 @@ class ChangeRequestForm(forms.Form):
 
     model_version = ModelVersionChoice(queryset=_versions(), label="Model and version")
     environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("rank"))
-    title = forms.CharField(max_length=200)
+    title = forms.CharField(max_length=200, validators=[SingleLine()])
     justification = forms.CharField(widget=forms.Textarea)
     risk_impact = forms.CharField(widget=forms.Textarea, required=False, label="Risk and impact")
     test_evidence = forms.CharField(widget=forms.Textarea, required=False)
@@ -55,8 +56,10 @@ class EmergencyForm(forms.Form):
 
     model_version = ModelVersionChoice(queryset=_versions(), label="Model and version")
     environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("-rank"))
-    incident_ref = forms.CharField(max_length=100, label="Incident reference")
-    title = forms.CharField(max_length=200)
+    incident_ref = forms.CharField(
+        max_length=100, label="Incident reference", validators=[SingleLine()]
+    )
+    title = forms.CharField(max_length=200, validators=[SingleLine()])
     justification = forms.CharField(widget=forms.Textarea, help_text="Why it cannot wait.")
     risk_impact = forms.CharField(widget=forms.Textarea, required=False, label="Risk and impact")
     test_evidence = forms.CharField(widget=forms.Textarea, required=False)
@@ -89,7 +92,10 @@ class SignForm(forms.Form):
     team = forms.CharField(widget=forms.HiddenInput, required=False)
 
 
-class CancelForm(forms.Form):
+class ReasonForm(forms.Form):
+    """Why a change is cancelled or a sign-off withdrawn. Blank is left to the service, which
+    refuses it with its own words."""
+
     reason = forms.CharField(max_length=300, required=False)
 
 

@@ -8,7 +8,9 @@ from django.db import models
 from django.db.models import Q
 
 from portal.models import ServiceAccount, Team
+from portal.validators import SingleLine
 from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
+from releases.kubernetes import validate_namespaces
 from releases.states import Kind, State
 
 
@@ -21,6 +23,17 @@ class Environment(models.Model):
         help_text=(
             "Production: its policy may not drop below GATEHOUSE_MIN_PROD_TEAMS approval teams, "
             "a peer review and a soak."
+        ),
+    )
+    # Rule 14 at the door: the cluster's API server asks Gatehouse before a workload of these
+    # namespaces runs (docs/deploy.md, Admission).
+    admission_namespaces = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[validate_namespaces],
+        help_text=(
+            "Governed Kubernetes/OpenShift namespaces, separated by spaces or commas: a workload "
+            "there runs only with a model label and a digest the ledger deployed here."
         ),
     )
 
@@ -112,7 +125,7 @@ class ChangeRequest(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="change_requests"
     )
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="change_requests")
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, validators=[SingleLine()])
     justification = models.TextField()
     risk_impact = models.TextField(blank=True)
     test_evidence = models.TextField(blank=True)
@@ -170,7 +183,8 @@ class Decision(models.TextChoices):
 
 class SignOff(models.Model):
     """An electronic signature: who, for which team, what they decided, what it means, and the
-    digest of the content they saw. Voided, never deleted, when the request is edited."""
+    digest of the content they saw. Voided, never deleted: when the request is edited, or when
+    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why)."""
 
     change_request = models.ForeignKey(
         ChangeRequest, on_delete=models.PROTECT, related_name="sign_offs"
@@ -191,10 +205,19 @@ class SignOff(models.Model):
     signed_at = models.DateTimeField()
     voided_at = models.DateTimeField(null=True, blank=True)
     voided_reason = models.CharField(max_length=300, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["signed_at"]
         constraints = [
+            # Only the signer withdraws, and a withdrawn sign-off is void for every reader.
+            models.CheckConstraint(
+                condition=Q(withdrawn_by__isnull=True)
+                | Q(withdrawn_by=models.F("signer"), voided_at__isnull=False),
+                name="signoff_withdrawn_by_its_signer",
+            ),
             models.UniqueConstraint(
                 fields=["change_request", "signer"],
                 condition=Q(voided_at__isnull=True) & ~Q(kind="retrospective"),
@@ -298,6 +321,10 @@ class HealthCheck(models.Model):
 class GatePurpose(models.TextChoices):
     CHECK = "check", "Gate check"
     DEPLOYMENT = "deployment", "Deployment start"
+    # Asked by the platform itself, so a pipeline that skips its gate call is still stopped.
+    GITLAB_APPROVAL = "gitlab_approval", "GitLab deployment approval"
+    GITHUB_PROTECTION = "github_rule", "GitHub deployment protection rule"
+    ADMISSION = "admission", "Kubernetes admission"
 
 
 class GateDecision(models.Model):
@@ -336,7 +363,13 @@ class GateDecision(models.Model):
 
     class Meta:
         ordering = ["-decided_at", "-id"]
-        indexes = [models.Index(fields=["environment", "-decided_at"], name="gate_decision_env")]
+        indexes = [
+            models.Index(fields=["environment", "-decided_at"], name="gate_decision_env"),
+            # When each way of asking last asked, per environment (the environment page).
+            models.Index(
+                fields=["environment", "purpose", "-decided_at"], name="gate_decision_purpose"
+            ),
+        ]
 
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else "denied"
@@ -382,3 +415,53 @@ class UnauthorisedChange(models.Model):
 
     def __str__(self) -> str:
         return f"Unauthorised digest {self.reported_sha256[:12]} in {self.environment}"
+
+
+class ReconciliationFinding(models.Model):
+    """Rule 17: one field of one row that the audit trail does not explain, as
+    `manage.py audit_reconcile` found it. Open until a run finds the row explained again; while
+    open, the gate refuses the change request it concerns (or any change under the policy it
+    concerns) with `record_inconsistent`."""
+
+    object_type = models.CharField(max_length=100, help_text="app.model of the row.")
+    object_id = models.CharField(max_length=100)
+    field = models.CharField(max_length=100)
+    expected = models.TextField(help_text="What the audit trail says.")
+    found = models.TextField(help_text="What the row holds.")
+    last_event_seq = models.BigIntegerField(null=True, blank=True)
+    change_request = models.ForeignKey(
+        ChangeRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="reconciliation_findings",
+    )
+    policy = models.ForeignKey(
+        EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-first_seen_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["change_request"],
+                condition=Q(resolved_at__isnull=True),
+                name="finding_open_change",
+            ),
+            models.Index(
+                fields=["policy"], condition=Q(resolved_at__isnull=True), name="finding_open_policy"
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["object_type", "object_id", "field"],
+                condition=Q(resolved_at__isnull=True),
+                name="finding_one_open_per_field",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.object_type} {self.object_id}.{self.field}: not what the trail says"

@@ -7,9 +7,17 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.urls import reverse
 
+from audit.selectors import AUDITORS_GROUP
 from portal.models import Membership
 from portal.notifications import notify
-from releases.models import ChangeRequest, Deployment, SignOff, SignOffKind, UnauthorisedChange
+from releases.models import (
+    ChangeRequest,
+    Deployment,
+    ReconciliationFinding,
+    SignOff,
+    SignOffKind,
+    UnauthorisedChange,
+)
 from releases.selectors.policy import environment_policy_current
 from releases.states import State
 
@@ -99,6 +107,84 @@ def change_request_decided(*, change_request: ChangeRequest, sign_off: SignOff) 
         reason="You requested this change.",
         link=_link(cr),
     )
+
+
+def _name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def sign_off_withdrawn(*, change_request: ChangeRequest, sign_off: SignOff) -> None:
+    """A signer took their sign-off back: tell the requester, the signers whose sign-offs stand,
+    and, where the policy in force still asks for it, those who may now give it instead."""
+    cr = change_request
+    signer = sign_off.signer
+    what = sign_off.get_kind_display().lower()
+    if sign_off.kind == SignOffKind.APPROVAL:
+        what = f"approval for {sign_off.team.name}"
+    signers = _active_signers(cr)
+    groups = [
+        (User.objects.filter(pk=cr.requester_id), "You requested this change."),
+        (User.objects.filter(pk__in=signers), "You signed this change."),
+    ]
+    exclude = {cr.requester_id, signer.pk} | signers
+    policy = environment_policy_current(environment=cr.environment)
+    if sign_off.kind == SignOffKind.PEER_REVIEW and policy and policy.needs_peer_review:
+        groups.append(
+            (
+                _people(exclude=exclude, team=cr.team),
+                f"You are in {cr.team.name}, the requester's team.",
+            )
+        )
+    elif policy and sign_off.team in policy.approval_teams.all():
+        groups.append(
+            (
+                _people(exclude=exclude, team=sign_off.team, is_approver=True),
+                f"You approve for {sign_off.team.name}, which {cr.environment.name} requires.",
+            )
+        )
+    for recipients, reason in groups:
+        notify(
+            recipients=recipients.exclude(pk=signer.pk),
+            key=f"signoff:{sign_off.pk}:withdrawn",
+            subject=f"{cr.number}: {_name(signer)} withdrew their {what}",
+            body=(
+                f"{_name(signer)} withdrew their {what}: {sign_off.voided_reason}\n"
+                f"The change is now {cr.get_state_display()}."
+            ),
+            reason=reason,
+            link=_link(cr),
+        )
+
+
+def people_waited_for(*, change_request: ChangeRequest) -> list[tuple[QuerySet, str]]:
+    """Who the change waits for now, with why: read before it moves on."""
+    return _waiting_groups(change_request)[1]
+
+
+def change_request_cancelled(
+    *,
+    change_request: ChangeRequest,
+    actor,
+    reason: str,
+    waited_for: list[tuple[QuerySet, str]],
+) -> None:
+    """Tell the requester (when someone else cancelled), the signers and those the change was
+    waiting for that it is called off, and why."""
+    cr = change_request
+    groups = [
+        (User.objects.filter(pk=cr.requester_id), "You requested this change."),
+        (User.objects.filter(pk__in=_active_signers(cr)), "You signed this change."),
+        *waited_for,
+    ]
+    for recipients, why in groups:
+        notify(
+            recipients=recipients.exclude(pk=actor.pk),
+            key=f"cr:{cr.pk}:cancelled",
+            subject=f"{cr.number} {cr.title} was cancelled by {_name(actor)}",
+            body=f"Reason: {reason}",
+            reason=why,
+            link=_link(cr),
+        )
 
 
 def _owner_and_approvers(deployment: Deployment) -> list[tuple[QuerySet, str]]:
@@ -211,3 +297,31 @@ def sign_off_reminder(*, change_request: ChangeRequest, day: str) -> None:
             reason=reason,
             link=_link(cr),
         )
+
+
+def reconciliation_finding(*, finding: ReconciliationFinding) -> list:
+    """Rule 17: a row the audit trail does not explain reaches the change managers and the
+    auditors, once per finding."""
+    auditors = User.objects.filter(groups__name=AUDITORS_GROUP, is_active=True)
+    groups = [
+        (_people(exclude=set(), is_emergency_approver=True), "You are a change manager."),
+        (auditors, "You are an auditor."),
+    ]
+    where = finding.change_request.number if finding.change_request else finding.object_type
+    link = _link(finding.change_request) if finding.change_request else reverse("dashboard")
+    told = []
+    for recipients, reason in groups:
+        told += notify(
+            recipients=recipients,
+            key=f"reconciliation:{finding.pk}",
+            subject=f"Record not explained by the audit trail: {where}",
+            body=(
+                f"{finding.object_type} {finding.object_id}, field {finding.field}: the audit "
+                f"trail says {finding.expected}, the database holds {finding.found}. Someone "
+                "changed the table without going through Gatehouse; the gate refuses the change "
+                "request it concerns until the row is explained again."
+            ),
+            reason=reason,
+            link=link,
+        )
+    return told

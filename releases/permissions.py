@@ -1,6 +1,6 @@
 """Who may do what in releases: one home, asked by the services (which refuse) and by the
 selectors and views (which choose the buttons), so a page never offers what the service refuses.
-Rules 2, 3, 4, 6, 10 and 14 of DESIGN.md.
+Rules 2, 3, 4, 6, 10, 14 and 15 of DESIGN.md.
 
 `denial(user, action, obj)` says why not, as the domain error the service raises (a stable code);
 `may` is its yes or no. The sign-off rules take the loaded rows they judge (`signer_denial`);
@@ -14,17 +14,20 @@ from typing import Any
 from portal.authentication import is_service_account
 from portal.exceptions import Conflict, DomainError, RuleDenied
 from portal.models import Membership, Scope, Team
+from registry.models import RegisteredModel
+from registry.permissions import token_team_denial
 from releases.models import (
     ChangeRequest,
     Decision,
     Deployment,
+    DeploymentStatus,
     Environment,
     SignOff,
     SignOffKind,
     UnauthorisedChange,
 )
 from releases.selectors.policy import environment_policy_current
-from releases.states import EDITABLE, State, can_move
+from releases.states import EDITABLE, FINAL, State, can_move
 
 
 class Action(StrEnum):
@@ -33,7 +36,9 @@ class Action(StrEnum):
     EDIT = "edit"
     SUBMIT = "submit"
     CANCEL = "cancel"
+    WITHDRAW_SIGN_OFF = "withdraw_sign_off"
     ROLL_BACK = "roll_back"
+    REPORT_RESULT = "report_result"
     REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
 
 
@@ -44,6 +49,9 @@ SIGN_OFF_KIND_BY_STATE = {
     State.AWAITING_AUTHORISATION: SignOffKind.EMERGENCY_AUTHORISATION,
     State.RETRO_REVIEW: SignOffKind.RETROSPECTIVE,
 }
+# The sign-offs a signer may take back before the change is deployed. An emergency
+# authorisation has let the change through at once, and a retrospective comes after the fact.
+WITHDRAWABLE_KINDS = frozenset({SignOffKind.PEER_REVIEW, SignOffKind.APPROVAL})
 
 
 @dataclass(frozen=True)
@@ -178,13 +186,82 @@ def person_denial(user: Any) -> DomainError | None:
 
 
 def _requester_denial(user, change_request: ChangeRequest) -> DomainError | None:
-    """Rule 2: the requester answers for their change, so only they edit, submit or cancel it."""
+    """Rule 2: the requester answers for their change, so only they edit or submit it."""
     denial = person_denial(user)
     if denial is None and user.pk != change_request.requester_id:
         denial = RuleDenied(
             f"Only the requester of {change_request.number} may do this.", code="not_the_requester"
         )
     return denial
+
+
+def is_change_manager(user: Any) -> bool:
+    """Change managers are the emergency approvers (README, who uses it)."""
+    if person_denial(user) is not None:
+        return False
+    return Membership.objects.filter(user=user, is_emergency_approver=True).exists()
+
+
+def _canceller_denial(user, change_request: ChangeRequest) -> DomainError | None:
+    """The requester, or a change manager (who keeps the change calendar), cancels a change."""
+    denial = person_denial(user)
+    if denial is None and user.pk != change_request.requester_id and not is_change_manager(user):
+        denial = RuleDenied(
+            f"Only the requester of {change_request.number} or a change manager may cancel it.",
+            code="not_allowed_to_cancel",
+        )
+    return denial
+
+
+def _deployment_running_denial(change_request: ChangeRequest) -> DomainError | None:
+    """A deployment under way went through the gate with the change as it stands: its result
+    must find the change still approved, or what went live would be recorded nowhere."""
+    running = Deployment.objects.filter(
+        change_request=change_request, status=DeploymentStatus.STARTED
+    ).exists()
+    if running:
+        return Conflict(
+            f"A deployment under {change_request.number} has not reported its result yet; "
+            "wait for it.",
+            code="deployment_in_progress",
+        )
+    return None
+
+
+def _withdrawal_denial(user, sign_off: SignOff) -> DomainError | None:
+    """Changing your mind: only the signer takes back their own peer review or approval, and
+    only while the change is still on its way to deployment."""
+    change_request = sign_off.change_request
+    number, state = change_request.number, change_request.get_state_display().lower()
+    denial = person_denial(user)
+    if denial is not None:
+        return denial
+    if user.pk != sign_off.signer_id:
+        return RuleDenied(
+            f"Only the person who signed may withdraw this sign-off on {number}.",
+            code="not_the_signer",
+        )
+    if sign_off.kind not in WITHDRAWABLE_KINDS:
+        return RuleDenied(
+            "A peer review or a team approval may be withdrawn; an emergency authorisation or "
+            "a retrospective review may not.",
+            code="not_withdrawable",
+        )
+    if sign_off.voided_at is not None:
+        return Conflict(
+            f"This sign-off on {number} is void already: {sign_off.voided_reason}",
+            code="sign_off_void",
+        )
+    if change_request.state in (State.DEPLOYED, State.ROLLED_BACK):
+        return Conflict(
+            f"{number} is {state}: a sign-off is withdrawn only before the change is deployed.",
+            code="already_deployed",
+        )
+    if change_request.state in FINAL:
+        return Conflict(
+            f"{number} is {state}: nothing waits on its sign-offs any more.", code="change_closed"
+        )
+    return _deployment_running_denial(change_request)
 
 
 def _state_denial(action: Action, change_request: ChangeRequest) -> DomainError | None:
@@ -235,6 +312,61 @@ def may_roll_back(*, actor: Any, replaced: Deployment, environment_approver: boo
     return actor.pk in owners or environment_approver
 
 
+def token_environment_denial(actor: Any, environment: Environment) -> DomainError | None:
+    """Rule 15: a token limited to named environments deploys, rolls back and reports results
+    there only."""
+    if not is_service_account(actor) or actor.acts_in_environment(environment.name):
+        return None
+    return RuleDenied(
+        f"The token of '{actor.name}' is limited to {', '.join(actor.environments)}; it may not "
+        f"act in {environment.name}.",
+        code="token_wrong_environment",
+    )
+
+
+def token_reach_denial(
+    actor: Any, *, model: RegisteredModel, environment: Environment
+) -> DomainError | None:
+    """Rule 15: a token writes only for the models of the teams it acts for (its own and those
+    granted to it), in the environments it is limited to. People pass; their rules are others."""
+    return token_team_denial(
+        actor, team_id=model.owner_team_id, subject=model.name
+    ) or token_environment_denial(actor, environment)
+
+
+def _starter_denial(actor: Any, deployment: Deployment) -> DomainError | None:
+    """Who reports how a deployment ended: the person who started it; or the pipeline that did,
+    or another token of its team (of one of the starter's teams when a person started it)."""
+    if not is_service_account(actor):
+        if deployment.started_by_user_id == actor.pk:
+            return None
+        return RuleDenied(
+            "Only the pipeline or the person who started a deployment reports its result.",
+            code="not_allowed_to_report",
+        )
+    starter = deployment.started_by_service
+    if starter is not None:
+        if actor.team_id == starter.team_id:
+            return None
+        teams = [starter.team.name]
+    elif deployment.started_by_user_id is not None:
+        teams = list(
+            Team.objects.filter(memberships__user_id=deployment.started_by_user_id)
+            .order_by("name")
+            .values_list("name", flat=True)
+        )
+        if actor.team.name in teams:
+            return None
+    else:
+        return None  # started by the system: any token that reaches the model reports
+    return RuleDenied(
+        f"Deployment {deployment.pk} was started by {deployment.started_by_name}; only "
+        f"{deployment.started_by_name} or a token of {' or '.join(teams) or 'their team'} "
+        f"reports its result, not a token of {actor.team.name}.",
+        code="token_wrong_team",
+    )
+
+
 def may_review_unauthorised_change(
     user: Any, environment: Environment, *, environment_approver: bool | None = None
 ) -> bool:
@@ -248,10 +380,19 @@ def denial(
     user: Any, action: Action, obj: Any, *, environment_approver: bool | None = None
 ) -> DomainError | None:
     """Why `user` may not do `action` to `obj` now, or None. `obj` is the change request (edit,
-    submit, cancel), the deployment a rollback replaces, or the unauthorised change flag.
-    `environment_approver` lets a page that asks for many rows read it once."""
-    if action in (Action.EDIT, Action.SUBMIT, Action.CANCEL):
+    submit, cancel), the sign-off to withdraw, the deployment a rollback replaces or whose
+    result is reported, or the unauthorised change flag. `environment_approver` lets a page that
+    asks for many rows read it once."""
+    if action in (Action.EDIT, Action.SUBMIT):
         return _requester_denial(user, obj) or _state_denial(action, obj)
+    if action == Action.CANCEL:
+        return (
+            _canceller_denial(user, obj)
+            or _state_denial(action, obj)
+            or _deployment_running_denial(obj)
+        )
+    if action == Action.WITHDRAW_SIGN_OFF:
+        return _withdrawal_denial(user, obj)
     if action == Action.ROLL_BACK:
         if environment_approver is None:
             environment_approver = is_environment_approver(user, obj.environment)
@@ -262,6 +403,12 @@ def denial(
             f"back {obj.model.name} in {obj.environment.name}.",
             code="not_allowed_to_roll_back",
         )
+    if action == Action.REPORT_RESULT:
+        if user is None:
+            return None
+        return token_reach_denial(
+            user, model=obj.model, environment=obj.environment
+        ) or _starter_denial(user, obj)
     if action == Action.REVIEW_UNAUTHORISED_CHANGE:
         flag: UnauthorisedChange = obj
         if may_review_unauthorised_change(

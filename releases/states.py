@@ -31,9 +31,13 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         # Straight to approved when the policy asks for neither peer review nor approval teams.
         S.DRAFT: frozenset({S.IN_REVIEW, S.IN_APPROVAL, S.APPROVED, S.CANCELLED}),
         S.IN_REVIEW: frozenset({S.IN_APPROVAL, S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
-        S.IN_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
-        # Back to review or approval when a tightened policy asks for more signatures.
-        S.APPROVED: frozenset({S.DEPLOYED, S.EXPIRED, S.DRAFT, S.IN_REVIEW, S.IN_APPROVAL}),
+        # Back to review when the peer reviewer withdraws their sign-off.
+        S.IN_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT, S.IN_REVIEW}),
+        # Back to review or approval when a tightened policy asks for more signatures or a
+        # signer withdraws theirs; cancelled when the change is no longer wanted.
+        S.APPROVED: frozenset(
+            {S.DEPLOYED, S.EXPIRED, S.DRAFT, S.IN_REVIEW, S.IN_APPROVAL, S.CANCELLED}
+        ),
         S.DEPLOYED: frozenset({S.ROLLED_BACK}),
     },
     Kind.EMERGENCY: {

@@ -22,6 +22,7 @@ from releases.services.deployments import (
     health_check_record,
     unauthorised_change_escalate,
 )
+from releases.services.reconciliation import reconcile
 from releases.states import Kind, State
 
 HEALTH_TIMEOUT_SECONDS = float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 5))
@@ -128,3 +129,10 @@ def escalate_unauthorised_changes(now_iso: str = "") -> int:
         reviewed_at__isnull=True, detected_at__lte=now - UNAUTHORISED_ESCALATION
     )
     return sum(unauthorised_change_escalate(actor=None, flag=flag, now=now) for flag in waiting)
+
+
+@shared_task
+def audit_reconcile() -> dict:
+    """Rule 17, hourly: replay the trail against the tables and keep what does not match."""
+    result = reconcile(actor=None)
+    return {"open": len(result.open), "opened": len(result.opened)}

@@ -30,6 +30,11 @@ urlpatterns: list = [
         name="change-request-cancel",
     ),
     path(
+        "change-requests/<str:number>/sign-offs/<int:pk>/withdraw/",
+        change_requests.sign_off_withdraw,
+        name="sign-off-withdraw",
+    ),
+    path(
         "change-requests/<str:number>/sign/",
         change_requests.change_request_sign,
         name="change-request-sign",

@@ -8,7 +8,8 @@ from portal.selectors import memberships_of
 
 
 class WhoAmIView(APIView):
-    """Who the caller is: lets a pipeline check its token and scopes before it needs them."""
+    """Who the caller is: lets a pipeline check its token, its scopes, the teams whose models it
+    acts on and the environments it is limited to (empty: all) before it needs them."""
 
     @extend_schema(
         responses=inline_serializer(
@@ -19,6 +20,7 @@ class WhoAmIView(APIView):
                 "name": serializers.CharField(),
                 "teams": serializers.ListField(child=serializers.CharField()),
                 "scopes": serializers.ListField(child=serializers.CharField()),
+                "environments": serializers.ListField(child=serializers.CharField()),
             },
         )
     )
@@ -30,8 +32,12 @@ class WhoAmIView(APIView):
                     "id": caller.pk,
                     "kind": "service",
                     "name": caller.name,
-                    "teams": [caller.team.slug],
+                    "teams": [
+                        caller.team.slug,
+                        *caller.granted_teams.order_by("slug").values_list("slug", flat=True),
+                    ],
                     "scopes": caller.scopes,
+                    "environments": caller.environments,
                 }
             )
         return Response(
@@ -41,5 +47,6 @@ class WhoAmIView(APIView):
                 "name": caller.get_username(),
                 "teams": [m.team.slug for m in memberships_of(user=caller)],
                 "scopes": [],
+                "environments": [],
             }
         )

@@ -3,12 +3,14 @@ rules (formats, known datasets, teams) so every path gets the same answers."""
 
 from rest_framework import serializers
 
+from portal.serializers import NoUnknownFields
+from portal.validators import PlainName
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel
 from registry.reproducibility import reproducibility
 
 
-class DatasetVersionInput(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
+class DatasetVersionInput(NoUnknownFields):
+    name = serializers.CharField(max_length=200, validators=[PlainName()])
     version = serializers.CharField(max_length=100)
     uri = serializers.CharField(max_length=1000)
     sha256 = serializers.CharField(max_length=64)
@@ -24,7 +26,7 @@ class DatasetVersionOutput(serializers.ModelSerializer):
         fields = ["id", "name", "version", "uri", "sha256", "rows", "schema_sha256", "created_at"]
 
 
-class ModelInput(serializers.Serializer):
+class ModelInput(NoUnknownFields):
     name = serializers.CharField(max_length=100)
     owner_team = serializers.CharField(max_length=100, help_text="The owning team's slug.")
     description = serializers.CharField(required=False, allow_blank=True, default="")
@@ -39,12 +41,12 @@ class ModelOutput(serializers.ModelSerializer):
         fields = ["id", "name", "owner_team", "description", "risk_tier", "created_at"]
 
 
-class DatasetRef(serializers.Serializer):
+class DatasetRef(NoUnknownFields):
     name = serializers.CharField(max_length=200)
     version = serializers.CharField(max_length=100)
 
 
-class ModelVersionInput(serializers.Serializer):
+class ModelVersionInput(NoUnknownFields):
     version = serializers.CharField(
         max_length=100,
         required=False,

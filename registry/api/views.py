@@ -16,7 +16,10 @@ from registry.api import serializers as s
 ERRORS = {
     400: OpenApiResponse(description="Validation errors: field → messages."),
     403: OpenApiResponse(
-        description="The token lacks `registry:write`, or the caller is a person."
+        description=(
+            "The token lacks `registry:write`, the caller is a person, or the model is another "
+            "team's: `{code: token_wrong_team, detail}`."
+        )
     ),
     409: OpenApiResponse(
         description="A different payload is recorded under the same key: `{code, detail}`."

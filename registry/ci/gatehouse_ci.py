@@ -21,8 +21,13 @@ Examples:
         --version 12)
     gatehouse_ci.py deploy-result --deployment "$ID" --status succeeded
 
+It fails closed: the token goes only to GATEHOUSE_URL, over https (plain http only with
+--insecure, for a test portal); a redirect is refused, never followed, and a success that is not
+the portal's JSON (a proxy's sign-in page, say) is refused.
+
 Exit status: 0 done (or allowed), 1 refused by the portal (gate denial, conflict, validation),
-2 a usage or configuration error, 3 the portal could not be reached.
+2 a usage or configuration error, or an answer that is not the portal's (a redirect, not JSON),
+3 the portal could not be reached.
 """
 
 import argparse
@@ -47,6 +52,31 @@ class Refused(Exception):
 
 class Unreachable(Exception):
     """The portal did not answer after the retries."""
+
+
+class Untrusted(Exception):
+    """Something answered that is not the portal as configured: nothing it says is believed."""
+
+
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib follows a redirect with the request's headers, Authorization included: whoever
+    the Location names would get the token. Refusing here turns every 3xx into an HTTPError."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+def portal_url(url, insecure=False):
+    """The configured portal, checked before any token leaves: https, or http when asked."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise Untrusted(f"GATEHOUSE_URL must be an https:// URL, not {url!r}.")
+    if parts.scheme == "http" and not insecure:
+        raise Untrusted(
+            f"GATEHOUSE_URL is {url!r}: over http:// the token would cross the network in "
+            "clear. Use https://, or pass --insecure for a test portal."
+        )
+    return url.rstrip("/")
 
 
 def ci_context(environ=None):
@@ -125,9 +155,10 @@ def dataset_ref(value):
 
 
 class Portal:
-    def __init__(self, url, token):
-        self.url = url.rstrip("/")
+    def __init__(self, url, token, insecure=False):
+        self.url = portal_url(url, insecure)
         self.token = token
+        self.opener = urllib.request.build_opener(NoRedirects)
 
     def post(self, path, body):
         return self.request("POST", path, body)
@@ -136,8 +167,6 @@ class Portal:
         """(status, JSON body). Retries what a retry can fix: no answer, 502/503/504. Safe
         because every retry of a POST carries the same Idempotency-Key: the portal answers it
         with the first attempt's answer instead of acting twice."""
-        if urllib.parse.urlsplit(self.url).scheme not in ("http", "https"):
-            raise SystemExit(f"GATEHOUSE_URL must be an http(s) URL, not {self.url!r}.")
         data = json.dumps(body).encode() if body is not None else None
         headers = {
             "Authorization": f"Bearer {self.token}",
@@ -156,23 +185,40 @@ class Portal:
                 headers=headers,
             )
             try:
-                # The scheme was checked above: http(s) only, never file:.
-                with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310  # nosec B310
-                    return response.status, json.loads(response.read() or b"null")
+                # portal_url() allowed http(s) only, never file:.
+                with self.opener.open(request, timeout=TIMEOUT_SECONDS) as response:
+                    return response.status, portal_json(response, response.read())
             except urllib.error.HTTPError as error:
-                payload = error.read()
-                try:
-                    answer = json.loads(payload or b"null")
-                except ValueError:
-                    answer = {"detail": payload.decode(errors="replace")[:500]}
+                if 300 <= error.code < 400:
+                    raise Untrusted(
+                        f"{request.full_url} answered with a redirect (HTTP {error.code}) to "
+                        f"{error.headers.get('Location', 'nowhere')}: not followed, so the token "
+                        "was not sent there. Set GATEHOUSE_URL to the portal's own address."
+                    ) from None
                 if error.code in (502, 503, 504):
                     last_error = f"HTTP {error.code}"
                 else:
-                    return error.code, answer
+                    return error.code, portal_json(error, error.read())
             except (urllib.error.URLError, OSError) as error:
                 last_error = str(getattr(error, "reason", error))
             time.sleep(2**attempt)
         raise Unreachable(f"{self.url} did not answer: {last_error}")
+
+
+def portal_json(response, payload):
+    """The portal always answers a JSON object. Anything else, a proxy's sign-in page above all,
+    is not the portal speaking: a 200 must not read as "allowed", nor a 401 as a refusal."""
+    content_type = response.headers.get_content_type()
+    try:
+        answer = json.loads(payload)
+    except ValueError:
+        answer = None
+    if content_type != "application/json" or not isinstance(answer, dict):
+        raise Untrusted(
+            f"{response.url} answered HTTP {response.status} with {content_type}, which is not "
+            "a Gatehouse answer (a proxy or sign-in page in front of the portal?). Refused."
+        )
+    return answer
 
 
 def describe_refusal(status, answer):
@@ -294,6 +340,11 @@ def parser():
         "--token", default=os.environ.get("GATEHOUSE_TOKEN", ""), help="$GATEHOUSE_TOKEN"
     )
     top.add_argument("--field", help="print only this field of the answer (e.g. id)")
+    top.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a plain http:// GATEHOUSE_URL (a test portal only: the token goes in clear)",
+    )
     commands = top.add_subparsers(dest="command", required=True)
 
     commands.add_parser("context", help="show what was read from the CI variables")
@@ -381,9 +432,12 @@ def main(argv=None):
             "error: set GATEHOUSE_URL and GATEHOUSE_TOKEN (or --url and --token)", file=sys.stderr
         )
         return 2
-    portal = Portal(args.url, args.token)
     try:
+        portal = None if args.command == "context" else Portal(args.url, args.token, args.insecure)
         answer = COMMANDS[args.command](portal, args, context)
+    except Untrusted as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except Refused as refusal:
         print(refusal, file=sys.stderr)
         return 1

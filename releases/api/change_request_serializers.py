@@ -5,6 +5,7 @@ services check the rules."""
 from rest_framework import serializers
 
 from portal.models import Team
+from portal.validators import SingleLine
 from registry.models import ModelVersion
 from releases.models import ChangeRequest, Environment, SignOff
 from releases.states import Kind
@@ -15,7 +16,7 @@ class ChangeRequestInput(serializers.Serializer):
     version = serializers.CharField(max_length=100, help_text="The registered version.")
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
     kind = serializers.ChoiceField(Kind.choices, required=False, default=Kind.NORMAL)
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(max_length=200, validators=[SingleLine()])
     justification = serializers.CharField()
     risk = serializers.CharField(required=False, allow_blank=True, default="")
     test_evidence = serializers.CharField(required=False, allow_blank=True, default="")
@@ -28,6 +29,7 @@ class ChangeRequestInput(serializers.Serializer):
     )
     incident_ref = serializers.CharField(
         max_length=100,
+        validators=[SingleLine()],
         required=False,
         allow_blank=True,
         default="",
@@ -96,6 +98,12 @@ class SignOffOutput(serializers.ModelSerializer):
     team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     signer = serializers.SlugRelatedField(slug_field="username", read_only=True)
     policy_version = serializers.IntegerField(source="policy.version", read_only=True)
+    withdrawn_by = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="The signer, when they withdrew it (void without it: voided by an edit).",
+    )
 
     class Meta:
         model = SignOff
@@ -113,6 +121,7 @@ class SignOffOutput(serializers.ModelSerializer):
             "signed_at",
             "voided_at",
             "voided_reason",
+            "withdrawn_by",
         ]
 
 

@@ -36,9 +36,9 @@ def _detailed():
     return change_requests().prefetch_related(
         Prefetch(
             "sign_offs",
-            queryset=SignOff.objects.select_related("team", "signer", "policy").order_by(
-                "signed_at", "id"
-            ),
+            queryset=SignOff.objects.select_related(
+                "team", "signer", "policy", "withdrawn_by"
+            ).order_by("signed_at", "id"),
         )
     )
 

@@ -5,9 +5,8 @@ every reason. All of them call the same services as the pages."""
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, serializers, status
+from rest_framework import permissions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,6 +14,7 @@ from rest_framework.views import APIView
 from portal.authentication import TokenScopes
 from portal.idempotency import idempotent
 from portal.models import Scope
+from portal.moments import moment_from_query
 from releases.api import deployment_serializers as s
 from releases.models import Deployment, Environment
 from releases.selectors.live import live_in_environment
@@ -161,7 +161,10 @@ class LiveView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "at", str, description="ISO-8601 moment; what was live then. Default: now."
+                "at",
+                str,
+                description="ISO-8601 moment with its offset; what was live then. Default: now. "
+                "A moment that does not exist is 400 `invalid_at`.",
             )
         ],
         responses={200: s.LiveOutput, 400: ERRORS[400], 404: ERRORS[404]},
@@ -173,12 +176,6 @@ class LiveView(APIView):
     )
     def get(self, request: Request, environment: str) -> Response:
         env = _named(Environment, environment)
-        at = None
-        if request.query_params.get("at"):
-            at = parse_datetime(request.query_params["at"])
-            if at is None or at.tzinfo is None:
-                raise serializers.ValidationError(
-                    {"at": ["An ISO-8601 date and time with its offset, e.g. 2026-11-26T09:00Z."]}
-                )
+        at = moment_from_query(request.query_params.get("at", ""), offset_required=True)
         live = live_in_environment(environment=env, at=at)
         return Response(s.LiveOutput({"environment": env.name, "at": at, "models": live}).data)

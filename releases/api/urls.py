@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import change_requests, deployments
+from releases.api import admission, change_requests, deployments, platforms
 
 urlpatterns: list = [
     # Change requests (releases/api/change_requests.py)
@@ -31,5 +31,22 @@ urlpatterns: list = [
         "environments/<str:environment>/live/",
         deployments.LiveView.as_view(),
         name="api-live",
+    ),
+    # The platforms' own webhooks (releases/api/platforms.py), outside the OpenAPI schema
+    path(
+        "platforms/gitlab/deployments/",
+        platforms.GitLabDeploymentHookView.as_view(),
+        name="api-platform-gitlab",
+    ),
+    path(
+        "platforms/github/events/",
+        platforms.GitHubAppHookView.as_view(),
+        name="api-platform-github",
+    ),
+    # Asked by the cluster (releases/api/admission.py)
+    path(
+        "platforms/kubernetes/admission/",
+        admission.AdmissionView.as_view(),
+        name="api-kubernetes-admission",
     ),
 ]

@@ -210,6 +210,7 @@ class Panel:
     open: bool
     can_sign: bool
     denial: str = ""
+    can_withdraw: bool = False
 
     @property
     def active(self) -> SignOff | None:
@@ -276,9 +277,9 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
     )
     version = change_request.model_version
     sign_offs = list(
-        change_request.sign_offs.select_related("signer", "team", "policy").order_by(
-            "signed_at", "id"
-        )
+        change_request.sign_offs.select_related(
+            "signer", "team", "policy", "withdrawn_by"
+        ).order_by("signed_at", "id")
     )
     active = [s for s in sign_offs if s.voided_at is None]
     policy = environment_policy_current(environment=change_request.environment)
@@ -312,6 +313,9 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         can_sign = is_open and denial is None
         if can_sign:
             sign_slots.append(slot)
+        standing = next((s for s in given if s.voided_at is None), None)
+        if standing is not None:
+            standing.change_request = change_request
         panels.append(
             Panel(
                 slot=slot,
@@ -319,6 +323,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
                 open=is_open,
                 can_sign=can_sign,
                 denial=denial.detail if denial is not None else "",
+                can_withdraw=standing is not None and may(user, Action.WITHDRAW_SIGN_OFF, standing),
             )
         )
     # The request's own history is part of reading it; the whole trail stays for auditors.

@@ -127,6 +127,9 @@ class GateQuestion:
     # and whether its peer review stands.
     unsigned_teams: list[str]
     peer_reviewed: bool
+    # Rule 17: reconciliation found the change, one of its sign-offs or deployments, or the
+    # policy in force, not explained by the audit trail.
+    record_inconsistent: bool
 
     @property
     def change_kind(self) -> str:
@@ -324,6 +327,11 @@ SELECT {build_columns}{change_c},
        EXISTS (SELECT 1 FROM releases_signoff sp WHERE sp.change_request_id = c.id
                AND sp.kind = '{peer_review}' AND sp.decision = '{approve}'
                AND sp.voided_at IS NULL) AS peer_reviewed,
+       (EXISTS (SELECT 1 FROM releases_reconciliationfinding rc
+                WHERE rc.change_request_id = c.id AND rc.resolved_at IS NULL)
+        OR EXISTS (SELECT 1 FROM releases_reconciliationfinding rp
+                   WHERE rp.policy_id = {policy_id} AND rp.resolved_at IS NULL))
+         AS record_inconsistent,
        o.id AS overdue_id, o.retrospective_due_at AS overdue_due_at
 FROM {source} asked
 LEFT JOIN releases_changerequest c ON c.id = {change_id}
@@ -577,5 +585,6 @@ def gate_question_resolve(
             _unsigned_teams(policy, found_change) if change["missing_approval_teams"] else []
         ),
         peer_reviewed=bool(change["peer_reviewed"]),
+        record_inconsistent=bool(change["record_inconsistent"]),
         overdue_retrospective=overdue,
     )

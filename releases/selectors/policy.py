@@ -1,4 +1,4 @@
-"""Which policy version is in force, per environment."""
+"""The environments, and which policy version is in force in each."""
 
 from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
 
@@ -10,6 +10,10 @@ def _with_teams(queryset: QuerySet[EnvironmentPolicy]) -> QuerySet[EnvironmentPo
     return queryset.select_related("environment", "soak_source").prefetch_related(
         Prefetch("approval_teams", queryset=Team.objects.order_by("name"))
     )
+
+
+def environment_names() -> set[str]:
+    return set(Environment.objects.values_list("name", flat=True))
 
 
 def environment_policy_current(*, environment: Environment) -> EnvironmentPolicy | None:

@@ -627,7 +627,8 @@ def _sign(
     if decision == Decision.REJECT and kind != SignOffKind.RETROSPECTIVE:
         _move(change_request, State.REJECTED)
     elif kind == SignOffKind.PEER_REVIEW:
-        _move(change_request, State.IN_APPROVAL if approval_teams else State.APPROVED)
+        # Approvals that stand (the peer review alone was withdrawn) are not asked again.
+        _move(change_request, _step_waited_for(policy, [*sign_offs, sign_off]))
     elif kind == SignOffKind.EMERGENCY_AUTHORISATION:
         _move(change_request, State.AUTHORISED)
         change_request.window_start, change_request.window_end = now, now + EMERGENCY_VALIDITY
@@ -655,6 +656,93 @@ def _sign(
             "content_digest": sign_off.content_digest,
             "policy_version": policy.version,
             "reauthenticated": True,
+            "signed_at": sign_off.signed_at,
+            "state_before": state_before,
+            "state_after": change_request.state,
+        },
+        request=request,
+    )
+    return sign_off
+
+
+# The steps of a normal change on its way, in order: a withdrawal only ever moves back.
+STEPS = (State.IN_REVIEW, State.IN_APPROVAL, State.APPROVED)
+
+
+def _step_waited_for(policy: EnvironmentPolicy, sign_offs: list[SignOff]) -> str:
+    """Where a normal change belongs given the sign-offs that stand and the policy in force:
+    peer review first where the policy asks for it, then each approval team, then approved."""
+    standing = [s for s in sign_offs if s.voided_at is None and s.decision == Decision.APPROVE]
+    if policy.needs_peer_review and not any(s.kind == SignOffKind.PEER_REVIEW for s in standing):
+        return State.IN_REVIEW
+    signed = {s.team_id for s in standing if s.kind == SignOffKind.APPROVAL}
+    if any(team.pk not in signed for team in policy.approval_teams.all()):
+        return State.IN_APPROVAL
+    return State.APPROVED
+
+
+def _reason(reason: str, what: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError(
+            {"reason": ValidationError(f"Say why you {what}.", code="reason_required")}
+        )
+    limit = SignOff._meta.get_field("voided_reason").max_length
+    if len(reason) > limit:
+        raise ValidationError(
+            {
+                "reason": ValidationError(
+                    f"Say it in {limit} characters at most.", code="reason_too_long"
+                )
+            }
+        )
+    return reason
+
+
+@transaction.atomic
+def sign_off_withdraw(
+    *,
+    actor: AbstractBaseUser,
+    sign_off: SignOff,
+    reason: str,
+    request=None,
+    now: datetime | None = None,
+) -> SignOff:
+    """A signer changes their mind: their peer review or team approval is voided (kept, with
+    who withdrew it and why) and the change goes back to the step it now waits for, before it
+    is deployed. Every reader of sign-offs skips void ones, so the gate no longer counts it."""
+    change_request = _lock(sign_off.change_request)
+    sign_off = SignOff.objects.select_related("team", "signer").get(pk=sign_off.pk)
+    sign_off.change_request = change_request
+    refuse(actor, Action.WITHDRAW_SIGN_OFF, sign_off)
+    reason = _reason(reason, "withdraw your sign-off")
+    sign_off.voided_at = now or timezone.now()
+    sign_off.voided_reason = reason
+    sign_off.withdrawn_by = actor
+    sign_off.full_clean()
+    sign_off.save(update_fields=["voided_at", "voided_reason", "withdrawn_by"])
+    policy = _policy(change_request.environment)
+    state_before = change_request.state
+    target = _step_waited_for(policy, list(change_request.sign_offs.all()))
+    if state_before in STEPS and STEPS.index(target) < STEPS.index(state_before):
+        _move(change_request, target)
+        change_request.policy = policy
+        change_request.save(update_fields=["state", "policy", "updated_at"])
+    notifications.sign_off_withdrawn(change_request=change_request, sign_off=sign_off)
+    notifications.change_request_waiting(change_request=change_request)
+    audit_record(
+        actor=actor,
+        action=AuditAction.SIGN_OFF_WITHDRAWN,
+        target=change_request,
+        environment=change_request.environment,
+        data={
+            "sign_off": sign_off.pk,
+            "kind": sign_off.kind,
+            "team": sign_off.team.slug if sign_off.team else None,
+            "decision": sign_off.decision,
+            "signed_at": sign_off.signed_at,
+            "reason": reason,
+            "policy_version": policy.version,
             "state_before": state_before,
             "state_after": change_request.state,
         },
@@ -665,19 +753,29 @@ def _sign(
 
 @transaction.atomic
 def change_request_cancel(
-    *, actor: AbstractBaseUser, change_request: ChangeRequest, reason: str = "", request=None
+    *, actor: AbstractBaseUser, change_request: ChangeRequest, reason: str, request=None
 ) -> ChangeRequest:
-    """Rule 2: the requester withdraws a change that is not yet decided."""
+    """The requester, or a change manager, calls off a change that is not yet deployed (an
+    approved one included), saying why. Its signers and those it waited for are told."""
     change_request = _lock(change_request)
     refuse(actor, Action.CANCEL, change_request)
+    reason = _reason(reason, "cancel")
+    waited_for = notifications.people_waited_for(change_request=change_request)
     state_before = _move(change_request, State.CANCELLED)
     change_request.save()
+    notifications.change_request_cancelled(
+        change_request=change_request, actor=actor, reason=reason, waited_for=waited_for
+    )
     audit_record(
         actor=actor,
         action=AuditAction.CHANGE_REQUEST_CANCELLED,
         target=change_request,
         environment=change_request.environment,
-        data={"state_before": state_before, "reason": reason},
+        data={
+            "state_before": state_before,
+            "state_after": change_request.state,
+            "reason": reason,
+        },
         request=request,
     )
     return change_request

@@ -26,7 +26,7 @@ from releases.models import (
     HealthCheck,
     UnauthorisedChange,
 )
-from releases.permissions import Action, refuse
+from releases.permissions import Action, refuse, token_reach_denial
 from releases.selectors.gate import gate_question_resolve
 from releases.selectors.rollback import END, rollback_target
 from releases.services.change_requests import (
@@ -78,10 +78,19 @@ def _require_scope(actor: Any) -> None:
         )
 
 
-def _may_deploy(actor: Any, model: RegisteredModel, change_request: ChangeRequest | None) -> None:
-    """People deploy their own team's models or their own changes; pipelines need the scope."""
+def _may_deploy(
+    actor: Any,
+    model: RegisteredModel,
+    environment: Environment,
+    change_request: ChangeRequest | None,
+) -> None:
+    """People deploy their own team's models or their own changes; pipelines need the scope and
+    deploy only what they reach (rule 15)."""
     _require_scope(actor)
-    if actor is None or is_service_account(actor):
+    if actor is None:
+        return
+    if is_service_account(actor):
+        _refuse_beyond_reach(actor, model, environment)
         return
     if change_request is not None and change_request.requester_id == actor.pk:
         return
@@ -92,6 +101,12 @@ def _may_deploy(actor: Any, model: RegisteredModel, change_request: ChangeReques
         f"{model.name}.",
         code="not_allowed_to_deploy",
     )
+
+
+def _refuse_beyond_reach(actor: Any, model: RegisteredModel, environment: Environment) -> None:
+    denied = token_reach_denial(actor, model=model, environment=environment)
+    if denied is not None:
+        raise denied
 
 
 def _lock_history(model_id: int) -> None:
@@ -162,7 +177,7 @@ def deployment_start(
         )
         _refuse_unknown_names(answer)
         environment, model_version = answer.environment, answer.model_version
-        _may_deploy(actor, answer.model, answer.change_request)
+        _may_deploy(actor, answer.model, environment, answer.change_request)
         if pipeline_url:
             named = answer.change_request if change_request not in (None, "") else None
             existing = _same_pipeline(environment, model_version, named, pipeline_url)
@@ -197,7 +212,11 @@ def deployment_start(
             action=AuditAction.DEPLOYMENT_STARTED if deployment else AuditAction.DEPLOYMENT_REFUSED,
             target=deployment or model_version,
             environment=environment,
-            data={**question, **decision_data(answer, decision)},
+            data={
+                **question,
+                **decision_data(answer, decision),
+                "deployed_version": model_version.version,
+            },
             request=request,
         )
     if deployment is None:
@@ -239,7 +258,8 @@ def deployment_record_result(
 ) -> Deployment:
     """CD reports how a deployment ended. Success makes it live and uses up its change (rule 9);
     a failure leaves the change usable for a retry inside its window. Reporting the same result
-    twice changes nothing."""
+    twice changes nothing. Whoever started it reports, or a token of the starter's team that
+    reaches the model and the environment (rule 15)."""
     now = now or timezone.now()
     if status not in RESULT_ACTIONS:
         raise ValidationError({"status": "A result is 'succeeded' or 'failed'."})
@@ -250,15 +270,7 @@ def deployment_record_result(
         .select_related("environment", "model", "change_request")
         .get(pk=deployment.pk)
     )
-    if (
-        actor is not None
-        and not is_service_account(actor)
-        and deployment.started_by_user_id != actor.pk
-    ):
-        raise RuleDenied(
-            "Only the pipeline or the person who started a deployment reports its result.",
-            code="not_allowed_to_report",
-        )
+    refuse(actor, Action.REPORT_RESULT, deployment)
     if deployment.status != DeploymentStatus.STARTED:
         if deployment.status == status:
             return deployment
@@ -385,6 +397,7 @@ def deployment_rollback(
             raise NotFound(refusal.message, code=refusal.code)
         raise RuleDenied(refusal.message, code=refusal.code)
     environment, model = answer.environment, answer.model
+    _refuse_beyond_reach(actor, model, environment)
     replaced, target = rollback_plan(environment=environment, model=model, lock=True)
     refuse(actor, Action.ROLL_BACK, replaced)
     if from_version:
@@ -437,6 +450,7 @@ def deployment_rollback(
             "from_version": replaced.model_version.version,
             "to_version": target.model_version.version,
             "change_request": (replaced.change_request.number if replaced.change_request else None),
+            "put_back_under": (target.change_request.number if target.change_request else None),
             "reason": reason,
         },
         request=request,

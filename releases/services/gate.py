@@ -61,6 +61,10 @@ class GateCode(models.TextChoices):
     SOAK_NOT_MET = "soak_not_met", "The build has not soaked long enough in test."
     PIPELINE_NOT_GREEN = "pipeline_not_green", "The commit's CI pipeline is not green."
     RETROSPECTIVE_OVERDUE = "retrospective_overdue", "An emergency's retrospective is overdue."
+    RECORD_INCONSISTENT = (
+        "record_inconsistent",
+        "The change's rows are not what the audit trail records.",
+    )
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,8 @@ class GateAnswer:
     kind: str
     reasons: list[Reason] = field(default_factory=list)
     warnings: list[Reason] = field(default_factory=list)
+    # The recorded decision, once `gate_decide` has kept the answer.
+    decision: GateDecision | None = None
 
     @property
     def allowed(self) -> bool:
@@ -416,6 +422,19 @@ def retrospective_overdue(q: GateQuestion) -> str | None:
     )
 
 
+def record_inconsistent(q: GateQuestion) -> str | None:
+    """Rule 17: a row the audit trail does not explain is not trusted. Reconciliation found the
+    change request, one of its sign-offs or deployments, or the policy in force, changed
+    outside Gatehouse's services."""
+    if not q.record_inconsistent:
+        return None
+    what = q.change_request.number if q.change_request else f"The {q.environment.name} policy"
+    return (
+        f"{what} holds values the audit trail does not explain (see `manage.py "
+        "audit_reconcile`); it is not trusted until the rows match the trail again."
+    )
+
+
 ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
 DEPLOYS = frozenset({NORMAL, EMERGENCY})
 
@@ -442,6 +461,7 @@ RULES: list[Rule] = [
     Rule(GateCode.FREEZE_IN_EFFECT, freeze_in_effect, frozenset({NORMAL})),
     Rule(GateCode.SOAK_NOT_MET, soak_not_met, frozenset({NORMAL})),
     Rule(GateCode.PIPELINE_NOT_GREEN, pipeline_not_green, DEPLOYS),
+    Rule(GateCode.RECORD_INCONSISTENT, record_inconsistent, DEPLOYS),
     Rule(
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
@@ -541,8 +561,11 @@ def gate_decide(
     change_request: ChangeRequest | str | int | None = None,
     request: Any = None,
     now: datetime | None = None,
+    purpose: str = GatePurpose.CHECK,
+    asked_by: dict[str, Any] | None = None,
 ) -> GateAnswer:
-    """The gate as CI asks it: judge, then record the decision and its audit event."""
+    """The gate as CI asks it, or a platform (`purpose`, and `asked_by` naming the platform's
+    deployment): judge, then record the decision and its audit event."""
     answer = gate_evaluate(
         environment=environment,
         model=model,
@@ -551,16 +574,16 @@ def gate_decide(
         change_request=change_request,
         now=now,
     )
-    question = answer.question.asked
-    decision = gate_decision_save(
-        actor=actor, answer=answer, purpose=GatePurpose.CHECK, question=question
+    question = {**answer.question.asked, **(asked_by or {})}
+    answer.decision = gate_decision_save(
+        actor=actor, answer=answer, purpose=purpose, question=question
     )
     audit_record(
         actor=actor,
         action=AuditAction.GATE_CHECKED,
         target=answer.model_version or answer.model,
         environment=answer.environment,
-        data={**question, **decision_data(answer, decision)},
+        data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
         request=request,
     )
     return answer

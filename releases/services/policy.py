@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -14,6 +15,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
+from releases.kubernetes import namespaces_parse
 from releases.models import ChangeRequest, Environment, EnvironmentPolicy, FreezeWindow
 from releases.selectors.policy import environment_policy_current
 from releases.services.change_requests import change_requests_reopen_for_policy, signatures_missing
@@ -92,6 +94,23 @@ def _current_shortfalls(environment: Environment) -> list[str]:
     )
 
 
+def _governed_namespaces(text: str, *, environment_id: int | None) -> str:
+    """The namespaces as stored (comma-separated, once each). A namespace is governed by one
+    environment only, or the cluster's admission could not say whose ledger to ask."""
+    try:
+        names = namespaces_parse(text)
+    except ValueError as invalid:
+        raise ValidationError({"admission_namespaces": [str(invalid)]}) from invalid
+    for other in Environment.objects.exclude(admission_namespaces="").exclude(pk=environment_id):
+        taken = set(names) & set(namespaces_parse(other.admission_namespaces))
+        if taken:
+            raise Conflict(
+                f"Namespace {', '.join(sorted(taken))} is governed by {other.name} already.",
+                code="namespace_governed_elsewhere",
+            )
+    return ", ".join(names)
+
+
 @transaction.atomic
 def environment_create(
     *,
@@ -100,10 +119,15 @@ def environment_create(
     rank: int,
     description: str = "",
     is_production: bool = False,
+    admission_namespaces: str = "",
     request=None,
 ) -> Environment:
     environment = Environment(
-        name=name, rank=rank, description=description, is_production=is_production
+        name=name,
+        rank=rank,
+        description=description,
+        is_production=is_production,
+        admission_namespaces=_governed_namespaces(admission_namespaces, environment_id=None),
     )
     environment.full_clean()
     environment.save()
@@ -117,6 +141,7 @@ def environment_create(
             "rank": rank,
             "description": description,
             "is_production": is_production,
+            "admission_namespaces": environment.admission_namespaces,
         },
         request=request,
     )
@@ -131,22 +156,30 @@ def environment_update(
     rank: int,
     description: str,
     is_production: bool | None = None,
+    admission_namespaces: str | None = None,
     request=None,
 ) -> Environment:
     """Marking an environment as production is refused while its policy is under the floor:
-    the mark would otherwise promise a guardrail the rules in force do not keep."""
+    the mark would otherwise promise a guardrail the rules in force do not keep. Which
+    namespaces it governs is audited like the rest: it decides what the cluster lets run."""
     environment = Environment.objects.select_for_update().get(pk=environment.pk)
     if is_production is None:
         is_production = environment.is_production
+    if admission_namespaces is None:
+        admission_namespaces = environment.admission_namespaces
     before = {
         "rank": environment.rank,
         "description": environment.description,
         "is_production": environment.is_production,
+        "admission_namespaces": environment.admission_namespaces,
     }
     if is_production and not environment.is_production:
         _refuse_weak_production_policy(environment, _current_shortfalls(environment))
     environment.rank, environment.description = rank, description
     environment.is_production = is_production
+    environment.admission_namespaces = _governed_namespaces(
+        admission_namespaces, environment_id=environment.pk
+    )
     environment.full_clean()
     environment.save()
     audit_record(
@@ -156,7 +189,12 @@ def environment_update(
         environment=environment,
         data={
             "before": before,
-            "after": {"rank": rank, "description": description, "is_production": is_production},
+            "after": {
+                "rank": rank,
+                "description": description,
+                "is_production": is_production,
+                "admission_namespaces": environment.admission_namespaces,
+            },
         },
         request=request,
     )

@@ -38,7 +38,7 @@ def window(change_request) -> SafeString:
     """`{{ cr|window }}`: "2026-12-02 09:00 to 2026-12-02 13:00 UTC", in the display zone, as
     `|date:"Y-m-d H:i"` wrote it at a fraction of its cost on list rows."""
     if change_request.window_start is None:
-        return format_html('<span class="muted">none</span>')
+        return format_html('<span class="muted">{}</span>', "none")
     start = timezone.localtime(change_request.window_start)
     end = timezone.localtime(change_request.window_end)
     return format_html(

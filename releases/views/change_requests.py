@@ -13,14 +13,14 @@ from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
 from registry.models import ModelVersion
 from releases.forms import (
-    CancelForm,
     ChangeRequestForm,
     EmergencyForm,
+    ReasonForm,
     SignForm,
     edit_form_class,
     refusal_on_form,
 )
-from releases.models import Decision, Environment
+from releases.models import Decision, Environment, SignOff
 from releases.permissions import Action, denial, signature_meaning
 from releases.selectors import change_requests as selectors
 from releases.selectors.commits import release_commits
@@ -227,17 +227,38 @@ def change_request_submit(request: HttpRequest, number: str) -> HttpResponse:
     )
 
 
+def _with_reason(request: HttpRequest, number: str, action) -> HttpResponse:
+    """A move that needs a reason: a reason too long never reaches the service."""
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, " ".join(form.errors["reason"]))
+        return _detail(_get(number))
+    return _act(request, number, lambda cr: action(cr, form.cleaned_data["reason"]))
+
+
 @require_POST
 def change_request_cancel(request: HttpRequest, number: str) -> HttpResponse:
-    form = CancelForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
-    return _act(
+    return _with_reason(
         request,
         number,
-        lambda cr: services.change_request_cancel(
+        lambda cr, reason: services.change_request_cancel(
             actor=request.user, change_request=cr, reason=reason, request=request
         ),
     )
+
+
+@require_POST
+def sign_off_withdraw(request: HttpRequest, number: str, pk: int) -> HttpResponse:
+    def withdraw(change_request, reason: str) -> None:
+        sign_off = SignOff.objects.filter(change_request=change_request, pk=pk).first()
+        if sign_off is None:
+            raise Http404(f"{number} has no sign-off {pk}.")
+        services.sign_off_withdraw(
+            actor=request.user, sign_off=sign_off, reason=reason, request=request
+        )
+        messages.success(request, f"Your sign-off on {number} is withdrawn.")
+
+    return _with_reason(request, number, withdraw)
 
 
 def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:

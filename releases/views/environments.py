@@ -3,17 +3,16 @@ past moment; rollback and the review of unauthorised changes for those allowed. 
 selectors read, the services decide, `releases.permissions` says whose buttons show."""
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.exceptions import DomainError
+from portal.exceptions import BadRequest, DomainError
+from portal.moments import moment_from_query
 from registry.models import RegisteredModel
 from releases.models import Deployment, Environment, UnauthorisedChange
 from releases.permissions import (
@@ -24,6 +23,7 @@ from releases.permissions import (
 )
 from releases.selectors import live as selectors
 from releases.selectors.change_requests import retrospective_overdue
+from releases.selectors.enforcement import gate_enforcement
 from releases.selectors.policy import environment_policy_current
 from releases.selectors.rollback import rollback_options
 from releases.services import deployments as services
@@ -45,18 +45,6 @@ def _named(model, name: str):
     return get_object_or_404(model, name=name)
 
 
-def _moment(raw: str) -> datetime | None:
-    """`?at=` from the date-time picker (local, no offset) or ISO-8601 with an offset."""
-    if not raw:
-        return None
-    moment = parse_datetime(raw)
-    if moment is None:
-        raise ValidationError("Give a date and time such as 2026-11-26T09:00.")
-    if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment)
-    return moment
-
-
 @require_GET
 def environment_list(request: HttpRequest) -> HttpResponse:
     return render(
@@ -76,9 +64,10 @@ def _environment_page(
 ) -> HttpResponse:
     error = ""
     try:
-        at = _moment(request.GET.get("at", ""))
-    except ValidationError as invalid:
-        at, error = None, invalid.messages[0]
+        # From the date-time picker (local, no offset) or ISO-8601 with an offset.
+        at = moment_from_query(request.GET.get("at", ""))
+    except BadRequest as invalid:
+        at, error, status = None, invalid.detail, invalid.status_code
     live = list(selectors.live_in_environment(environment=environment, at=at))
     policy = environment_policy_current(environment=environment)
     approver = is_environment_approver(request.user, environment)
@@ -86,6 +75,7 @@ def _environment_page(
     options = rollback_options(environment=environment) if at is None and policy else {}
     now = timezone.now()
     emergencies = list(selectors.emergency_changes(environment=environment))
+    enforcement = gate_enforcement(environment=environment)
     rows = []
     for deployment in live:
         option = options.get(deployment.model_id)
@@ -111,6 +101,8 @@ def _environment_page(
         "emergencies": emergencies,
         "overdue": {cr.pk for cr in emergencies if retrospective_overdue(cr, now=now)},
         "flags": selectors.unauthorised_changes_open(environment=environment),
+        "enforcement": enforcement,
+        "only_pipeline": not any(way.latest for way in enforcement if way.by_platform),
         "can_review_flags": may_review_unauthorised_change(
             request.user, environment, environment_approver=approver
         ),

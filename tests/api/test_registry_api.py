@@ -75,11 +75,7 @@ def test_register_and_list_models(writer, org, login, requester):
     assert created.status_code == 201
     assert created.json()["owner_team"] == "data-science"
     assert writer.post("/api/v1/models/", helpers.model_payload(), format="json").status_code == 200
-    writer.post(
-        "/api/v1/models/",
-        helpers.model_payload(name="fraud-detection", owner_team="model-risk", risk_tier=2),
-        format="json",
-    )
+    helpers.register_model(name="fraud-detection", owner_team="model-risk", risk_tier=2)
     listed = login(requester).get("/api/v1/models/", {"owner_team": "model-risk"})
     assert listed.status_code == 200
     assert [m["name"] for m in listed.json()] == ["fraud-detection"]

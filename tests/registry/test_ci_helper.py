@@ -43,15 +43,18 @@ def script(tmp_path, requester, password):
 
 @pytest.fixture
 def run(script):
-    def run_helper(*args, url="", token="", ci=GITLAB_CI):
+    def run_helper(*args, url="", token="", ci=GITLAB_CI, insecure=True):
+        """The test portals speak plain http on loopback, hence `--insecure` unless a test
+        checks that http is refused."""
         env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_CI)}
         env.update(ci)
         if url:
             env["GATEHOUSE_URL"] = url
         if token:
             env["GATEHOUSE_TOKEN"] = token
+        options = ["--insecure"] if insecure else []
         return subprocess.run(
-            [sys.executable, str(script), *args],
+            [sys.executable, str(script), *options, *args],
             env=env,
             capture_output=True,
             text=True,
@@ -404,3 +407,79 @@ def test_gate_and_deployment_against_the_portal(live_server, envs, ci, run, file
     assert refused.returncode == 1
     assert "no_approved_change" in refused.stderr
     assert Deployment.objects.count() == 1
+
+
+GATE_ARGS = ("gate", "--environment", "prod", "--model", "credit-scoring", "--version", "3")
+
+
+class RecordsTokens(JsonHandler):
+    """Where a redirect points: records any Authorization it receives, and would allow."""
+
+    def do_GET(self):
+        self.server.calls.append((self.command, self.path, self.headers["Authorization"]))
+        self.answer(200, {"allowed": True, "reasons": []})
+
+    do_POST = do_GET
+
+
+def redirecting_to(location: str, status: int) -> type[JsonHandler]:
+    class Redirects(JsonHandler):
+        def do_POST(self):
+            self.server.calls.append(self.path)
+            self.send_response(status)
+            self.send_header("Location", f"{location}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    return Redirects
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_refused_and_the_token_never_follows(run, status):
+    with serving(RecordsTokens) as elsewhere:
+        target = "http://{}:{}".format(*elsewhere.server_address)
+        with serving(redirecting_to(target, status)) as portal:
+            url = "http://{}:{}".format(*portal.server_address)
+            result = run(*GATE_ARGS, url=url, token="gh_secret_token")
+        assert portal.calls == ["/api/v1/gate/"]
+        assert elsewhere.calls == []
+    assert result.returncode == 2, result.stdout
+    assert f"redirect (HTTP {status}) to {target}/api/v1/gate/" in result.stderr
+    assert "not followed" in result.stderr
+    assert "gh_secret_token" not in result.stderr + result.stdout
+
+
+def test_plain_http_is_refused_without_insecure(run, releases_stub):
+    url = "http://{}:{}".format(*releases_stub.server_address)
+    result = run(*GATE_ARGS, url=url, token="gh_a_b", insecure=False)
+    assert result.returncode == 2
+    assert "http://" in result.stderr
+    assert "--insecure" in result.stderr
+    assert releases_stub.calls == []
+
+
+class AnswersLikeAProxy(JsonHandler):
+    """A proxy or single sign-on page in front of the portal: not the portal's JSON."""
+
+    def do_POST(self):
+        status, body, content_type = {
+            "/html/api/v1/gate/": (200, b"<html><body>Sign in</body></html>", "text/html"),
+            "/text/api/v1/gate/": (200, b'{"allowed": true}', "text/plain"),
+            "/list/api/v1/gate/": (200, b"[true]", "application/json"),
+            "/sso/api/v1/gate/": (401, b"<html><body>Sign in</body></html>", "text/html"),
+        }[self.path]
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize("kind", ["html", "text", "list", "sso"])
+def test_an_answer_that_is_not_the_portals_json_is_refused(run, kind):
+    with serving(AnswersLikeAProxy) as proxy:
+        url = "http://{}:{}/{}".format(*proxy.server_address, kind)
+        result = run(*GATE_ARGS, url=url, token="gh_a_b")
+    assert result.returncode == 2, result.stdout
+    assert "not a Gatehouse answer" in result.stderr
+    assert "Traceback" not in result.stderr

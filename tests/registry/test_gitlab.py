@@ -1,5 +1,6 @@
 """GitLab through the real python-gitlab client, against a small GitLab stand-in on 127.0.0.1
-that answers the endpoints the portal uses."""
+that answers the endpoints the portal uses: pipelines, commit statuses, and the deployments that
+a protected environment holds for approval (`server.deployments`, by id)."""
 
 import json
 from urllib.parse import parse_qs, urlparse
@@ -20,15 +21,25 @@ RED = commit_id("red")
 NEVER_BUILT = commit_id("never built")
 
 
+DEPLOYMENTS = f"/api/v4/projects/{PROJECT_ID}/deployments/"
+
+
 class FakeGitLab(JsonHandler):
     pipelines = {
         GREEN: [{"id": 12, "status": "success"}, {"id": 11, "status": "failed"}],
         RED: [{"id": 21, "status": "failed"}],
     }
 
+    def deployment(self, path: str, suffix: str = "") -> dict | None:
+        """The deployment a path under the project's deployments names, if the server has it."""
+        number = path.removeprefix(DEPLOYMENTS).removesuffix(suffix)
+        return self.server.deployments.get(int(number)) if number.isdigit() else None
+
     def do_GET(self):
         url = urlparse(self.path)
         self.server.calls.append(("GET", url.path, parse_qs(url.query), None, self.headers))
+        if url.path.startswith(DEPLOYMENTS) and self.deployment(url.path):
+            return self.answer(200, self.deployment(url.path))
         if url.path == f"/api/v4/projects/{PROJECT_ID}/pipelines":
             query = parse_qs(url.query)
             found = sorted(
@@ -45,12 +56,19 @@ class FakeGitLab(JsonHandler):
         if url.path.startswith(f"/api/v4/projects/{PROJECT_ID}/statuses/"):
             sha = url.path.rsplit("/", 1)[1]
             return self.answer(201, {"id": 1, "sha": sha, "status": body["state"], **body})
+        deployment = self.deployment(url.path, "/approval")
+        if url.path.endswith("/approval") and deployment:
+            if deployment["status"] != "blocked":
+                return self.answer(400, {"message": "Deployment is not blocked"})
+            deployment["approvals"].append({"status": body["status"], "comment": body["comment"]})
+            return self.answer(201, {"user": {"username": "gatehouse"}, **body})
         return self.answer(404, {"message": "404 Not Found"})
 
 
 @pytest.fixture
 def gitlab_server():
     with serving(FakeGitLab) as server:
+        server.deployments = {}
         yield server
 
 

@@ -100,14 +100,29 @@ def test_cancel(request, state, client, password):
         page_of(change_request),
         f'action="{page_of(change_request)}cancel/"',
         lambda persona: services.change_request_cancel(
-            actor=persona, change_request=change_request
+            actor=persona, change_request=change_request, reason="No longer wanted."
         ),
     )
-    if state == "approved":
-        # An approved change is no longer withdrawn: nobody sees the button, nobody may.
-        assert set(seen.values()) == {(False, False)}
-    else:
+    assert_matches(seen)
+    # The requester and the change manager, nobody else.
+    assert {name for name, (shown, _) in seen.items() if shown} == {"requester", "changemgr"}
+
+
+@pytest.mark.parametrize("state", ["in_approval", "approved"])
+def test_withdraw_a_sign_off(request, state, client, password):
+    change_request = request.getfixturevalue(state)
+    for sign_off in change_request.sign_offs.filter(signer__username__in=PERSONAS):
+        seen = compare(
+            client,
+            password,
+            page_of(change_request),
+            f'action="{page_of(change_request)}sign-offs/{sign_off.pk}/withdraw/"',
+            lambda persona, s=sign_off: services.sign_off_withdraw(
+                actor=persona, sign_off=s, reason="I must look again."
+            ),
+        )
         assert_matches(seen)
+        assert {name for name, (shown, _) in seen.items() if shown} == {sign_off.signer.username}
 
 
 @pytest.mark.parametrize("state", ["in_approval", "approved"])

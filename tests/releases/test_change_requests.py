@@ -162,24 +162,41 @@ def test_editing_after_a_sign_off_voids_it_and_the_trail_shows_both(
     sign(peer, resubmitted)
 
 
-def test_only_the_requester_edits_submits_and_cancels(new_change, peer):
+def test_only_the_requester_edits_and_submits_and_a_peer_does_not_cancel(new_change, peer):
     change_request = new_change()
-    for call in (
-        lambda: services.change_request_edit(actor=peer, change_request=change_request, title="x"),
-        lambda: services.change_request_submit(actor=peer, change_request=change_request),
-        lambda: services.change_request_cancel(actor=peer, change_request=change_request),
+    for call, code in (
+        (
+            lambda: services.change_request_edit(
+                actor=peer, change_request=change_request, title="x"
+            ),
+            "not_the_requester",
+        ),
+        (
+            lambda: services.change_request_submit(actor=peer, change_request=change_request),
+            "not_the_requester",
+        ),
+        (
+            lambda: services.change_request_cancel(
+                actor=peer, change_request=change_request, reason="Not mine to keep."
+            ),
+            "not_allowed_to_cancel",
+        ),
     ):
         with pytest.raises(RuleDenied) as error:
             call()
-        assert error.value.code == "not_the_requester"
+        assert error.value.code == code
 
 
 def test_cancel_follows_the_state_table(new_change, requester, approved):
     change_request = new_change()
-    cancelled = services.change_request_cancel(actor=requester, change_request=change_request)
+    cancelled = services.change_request_cancel(
+        actor=requester, change_request=change_request, reason="Filed for the wrong build."
+    )
     assert cancelled.state == State.CANCELLED
     with pytest.raises(Conflict) as error:
-        services.change_request_cancel(actor=requester, change_request=approved)
+        services.change_request_cancel(
+            actor=requester, change_request=cancelled, reason="Once more."
+        )
     assert error.value.code == "invalid_transition"
     with pytest.raises(Conflict) as error:
         services.change_request_submit(actor=requester, change_request=cancelled)

@@ -7,13 +7,18 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from portal.models import Scope
+from portal.templatetags.gatehouse_time import when
 from registry.builders import build_register
 from releases.builders import file_change, release_to_test
 from releases.models import DeploymentKind, UnauthorisedChange
+from releases.selectors.enforcement import gate_enforcement
 from releases.selectors.live import live_deployment
+from releases.services import policy
 from releases.services.deployments import health_check_record
 
 pytestmark = pytest.mark.django_db
+ADMISSION = "/api/v1/platforms/kubernetes/admission/"
 
 
 @pytest.fixture
@@ -54,8 +59,9 @@ def test_the_page_answers_for_a_past_moment(login, auditor, history):
     before = (first.started_at - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
     page = client.get("/releases/environments/test/", {"at": before}).content.decode()
     assert "Nothing was live in test at that moment" in page
-    page = client.get("/releases/environments/test/", {"at": "soon"}).content.decode()
-    assert "Give a date and time" in page
+    refused = client.get("/releases/environments/test/", {"at": "soon"})
+    assert refused.status_code == 400
+    assert "soon&#x27; is not a real date and time" in refused.content.decode()
 
 
 def test_rollback_from_the_page(login, requester, history, envs, fraud, django_clock):
@@ -168,3 +174,59 @@ def test_an_unknown_environment_is_404(login, auditor, envs):
     client = login(auditor)
     assert client.get("/releases/environments/staging/").status_code == 404
     assert client.get("/releases/environments/d%00ev/").status_code == 404
+
+
+def _section(page: str, label: str) -> str:
+    start = page.index(f'aria-label="{label}"')
+    return page[start : page.index("</section>", start)]
+
+
+def test_the_page_says_how_the_gate_is_enforced_and_when_each_way_last_asked(
+    login, auditor, envs, builds, ci, requester, peer, django_clock, service_caller
+):
+    client = login(auditor)
+    enforced = _section(
+        client.get("/releases/environments/test/").content.decode(), "How the gate is enforced"
+    )
+    assert enforced.count("never") == 5
+    assert "no governed namespace" in enforced
+    assert "Only the pipeline's own call guards test" in enforced
+
+    started_at = django_clock.now
+    release_to_test(envs, builds["1.0"], ci.account, django_clock, requester, peer)
+    policy.environment_update(
+        actor=None,
+        environment=envs["test"],
+        rank=2,
+        description="",
+        admission_namespaces="fraud-test",
+    )
+    body = {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "namespace": "fraud-test",
+            "operation": "CREATE",
+            "object": {"kind": "Deployment", "metadata": {"name": "x"}, "spec": {"template": {}}},
+        },
+    }
+    django_clock.advance(minutes=30)
+    api_server = service_caller(Scope.GATE_READ).client()
+    assert api_server.post(ADMISSION, body, format="json").status_code == 200
+
+    enforced = _section(
+        client.get("/releases/environments/test/").content.decode(), "How the gate is enforced"
+    )
+    assert "fraud-test" in enforced
+    assert when(started_at) in enforced  # the pipeline's deployment start
+    assert when(django_clock.now) in enforced  # the admission review
+    assert enforced.count("never") == 3  # the gate check, GitLab, GitHub
+    assert "Only the pipeline" not in enforced
+
+
+def test_when_each_way_last_asked_is_one_query(envs, django_assert_num_queries):
+    with django_assert_num_queries(1):
+        ways = gate_enforcement(environment=envs["prod"])
+    assert [way.name for way in ways] == ["Pipeline call", "Platform approval", "Admission"]

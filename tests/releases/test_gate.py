@@ -383,3 +383,36 @@ def test_gate_decide_records_the_decision_with_the_policy_version(envs, prod_cha
     event = AuditEvent.objects.filter(seq__gt=before).get()
     assert event.action == "gate.checked"
     assert event.data["change_request"] == prod_change.number
+
+
+def test_a_change_approved_by_sql_is_refused_once_reconciliation_found_it(
+    envs, builds, requester, clock
+):
+    """Rule 17: where the policy asks for no signature, a draft set to approved with plain SQL
+    went through the gate on the row's word alone; once reconciliation has found that the
+    trail does not explain the state, the gate refuses it with `record_inconsistent`."""
+    from django.db import connection
+
+    from releases.builders import change_fields
+    from releases.services.change_requests import change_request_create
+    from releases.services.reconciliation import reconcile
+
+    policy.environment_policy_change(
+        actor=None, environment=envs["test"], approval_teams=[], needs_peer_review=False
+    )
+    draft = change_request_create(
+        actor=requester,
+        **change_fields(builds["1.0"], envs["test"], window_start=clock.now, now=clock.now),
+    )
+    clock.advance(minutes=10)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE releases_changerequest SET state = 'approved' WHERE id = %s", [draft.pk]
+        )
+    assert ask(envs, builds["1.0"], clock, environment="test").allowed
+
+    reconcile()
+
+    answer = ask(envs, builds["1.0"], clock, environment="test")
+    assert answer.codes() == ["record_inconsistent"]
+    assert draft.number in answer.reasons[0].message

@@ -84,6 +84,10 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "releases/change-requests/<str:number>/submit/": {"number": "change"},
     "releases/change-requests/<str:number>/cancel/": {"number": "change"},
     "releases/change-requests/<str:number>/sign/": {"number": "change"},
+    "releases/change-requests/<str:number>/sign-offs/<int:pk>/withdraw/": {
+        "number": "change",
+        "pk": "sign_off",
+    },
     "releases/environments/<str:name>/": {"name": "environment"},
     "releases/environments/<str:name>/models/<str:model>/rollback/": {
         "name": "environment",
@@ -154,6 +158,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     # services' refusals are tested in tests/releases.
     "releases/change-requests/<str:number>/submit/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "releases/change-requests/<str:number>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    "releases/change-requests/<str:number>/sign-offs/<int:pk>/withdraw/": {
+        "POST": page(**dict.fromkeys(PEOPLE, 302))
+    },
     # The signature page opens for the approvers the change waits for; others are sent back to
     # the change request with a message. An empty signature is a 400 for anyone.
     "releases/change-requests/<str:number>/sign/": {
@@ -213,6 +220,13 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         )
     },
     "api/v1/environments/<str:environment>/live/": {"GET": api(people=200, tokens=200)},
+    # Called by the platforms with their own secrets: no person or token gets past them.
+    "api/v1/platforms/gitlab/deployments/": {"POST": row(anonymous=403, people=403, tokens=403)},
+    "api/v1/platforms/github/events/": {"POST": row(anonymous=403, people=403, tokens=403)},
+    # The cluster's API server with a gate:read token; an empty review is malformed (400).
+    "api/v1/platforms/kubernetes/admission/": {
+        "POST": api(people=401, tokens=403, token_gate_read=400)
+    },
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
 }
@@ -259,9 +273,11 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
     """The demo's data, a token per scope, and the values path parameters take."""
     call_command("seed_demo", stdout=io.StringIO())
     team = Team.objects.get(slug="platform-operations")
+    # Like the demo's CD pipeline, the tokens act for Data Science, which owns the demo's models.
+    granted = (Team.objects.get(slug="data-science"),)
     tokens = {
         f"token:{scope}": make_service_caller(
-            team, f"matrix-{scope.replace(':', '-')}", [scope]
+            team, f"matrix-{scope.replace(':', '-')}", [scope], granted_teams=granted
         ).secret
         for scope in Scope.values
     }
@@ -291,6 +307,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "live_model": live.model.name,
         "deployment": str(live.pk),
         "flag": str(flag.pk),
+        "sign_off": str(change.sign_offs.filter(voided_at__isnull=True).first().pk),
         "object_type": event.object_type,
         "object_id": event.object_id,
     }
