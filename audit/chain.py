@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 GENESIS_HASH = "0" * 64
 CHECKPOINT_DOMAIN = "gatehouse-audit-checkpoint/v1"
 TREE_HEAD_DOMAIN = "gatehouse-audit-tree-head/v1"
+EVIDENCE_DOMAIN = "gatehouse-evidence-pack/v1"
 KEY_ROTATION_DOMAIN = "gatehouse-audit-key-rotation/v1"
 EXPORT_SEAL_DOMAIN = "gatehouse-audit-export-seal/v1"
 
@@ -46,6 +47,13 @@ def key_rotation_message(
         f"{KEY_ROTATION_DOMAIN}\n{old_key_id}\n{old_public_hex}\n{new_key_id}\n"
         f"{new_public_hex}\n{rotated_at}"
     ).encode()
+
+
+def evidence_manifest_message(files: dict[str, str], root: str) -> bytes:
+    """What an evidence pack's manifest signs: the sha256 of each file in the pack, by name, and
+    the Merkle root its events are proved against, so no file can be swapped or edited."""
+    listed = "\n".join(f"{name} {digest}" for name, digest in sorted(files.items()))
+    return f"{EVIDENCE_DOMAIN}\n{root}\n{listed}".encode()
 
 
 def export_seal_message(digest: str) -> bytes:

@@ -47,7 +47,7 @@ def _line(record: dict) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def _signed_head(tree: MerkleTree, size: int, tip_hash: str) -> dict:
+def signed_head(tree: MerkleTree, size: int, tip_hash: str) -> dict:
     root = tree.root(size).hex()
     return {
         "size": size,
@@ -58,9 +58,10 @@ def _signed_head(tree: MerkleTree, size: int, tip_hash: str) -> dict:
     }
 
 
-def _plan(since: datetime | None, until: datetime | None) -> _Plan:
-    """Everything an export needs before its first line, so that a trail that does not verify
-    is refused (`chain_broken`) before anything is sent, never signed."""
+def verified_tree() -> tuple[MerkleTree, str]:
+    """The Merkle tree over the whole trail and its tip hash, once the events since the latest
+    signed head verify and the stored hashes give that head's root: what may be signed now.
+    Raises `Conflict` (`chain_broken`) otherwise. Exports and evidence packs sign from it."""
     report = verified_since_latest_head()
     size = report.tip_seq
     hashes = (
@@ -76,13 +77,20 @@ def _plan(since: datetime | None, until: datetime | None) -> _Plan:
         raise Conflict(
             "The stored event hashes do not give the signed Merkle root.", code="chain_broken"
         )
-    events = AuditEvent.objects.filter(seq__lte=size)
+    return tree, report.tip_hash
+
+
+def _plan(since: datetime | None, until: datetime | None) -> _Plan:
+    """Everything an export needs before its first line, so that a trail that does not verify
+    is refused (`chain_broken`) before anything is sent, never signed."""
+    tree, tip_hash = verified_tree()
+    events = AuditEvent.objects.filter(seq__lte=tree.size)
     if since is not None:
         events = events.filter(occurred_at__gte=since)
     if until is not None:
         events = events.filter(occurred_at__lte=until)
     span = events.aggregate(first=Min("seq"), last=Max("seq"))
-    return _Plan(since, until, span["first"], span["last"], tree, report.tip_hash)
+    return _Plan(since, until, span["first"], span["last"], tree, tip_hash)
 
 
 def export_lines(*, since: datetime | None = None, until: datetime | None = None) -> Iterator[str]:
@@ -144,12 +152,12 @@ def _lines(plan: _Plan) -> Iterator[str]:
             for checkpoint in checkpoints.get(seq, ()):
                 counts["checkpoints"] += 1
                 yield emit(_checkpoint_record(checkpoint))
-        trail = _signed_head(tree, tree.size, plan.trail_tip)
+        trail = signed_head(tree, tree.size, plan.trail_tip)
         trail["consistency"] = [node.hex() for node in tree.consistency_proof(last)]
         yield emit(
             {
                 "type": "head",
-                **_signed_head(tree, last, last_hash),
+                **signed_head(tree, last, last_hash),
                 "signed_at": format_timestamp(timezone.now()),
                 "trail": trail,
             }

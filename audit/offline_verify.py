@@ -24,6 +24,7 @@ import argparse
 import hashlib
 import json
 import sys
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -34,11 +35,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from audit.chain import (
     ChainWalk,
     checkpoint_message,
+    event_hash,
+    evidence_manifest_message,
     export_seal_message,
     key_rotation_message,
     tree_head_message,
 )
-from audit.merkle import Frontier, leaf_of, verify_consistency
+from audit.merkle import Frontier, leaf_of, verify_consistency, verify_inclusion
 
 EXPORT_FORMAT = "gatehouse-audit-export/v2"
 EXPORT_FORMATS = ("gatehouse-audit-export/v1", EXPORT_FORMAT)
@@ -381,11 +384,74 @@ def describe(result: Result) -> list[str]:
     return lines
 
 
+EVIDENCE_FILES = ("evidence.json", "evidence.pdf", "events.jsonl", "public_key.pem")
+
+
+def verify_evidence(pack_path: str, pinned_key_pem: str | None = None) -> tuple[bool, list[str]]:
+    """Check an evidence pack (`releases.evidence_pack`) alone: the signed tree head, the
+    manifest that signs every file's digest, and each event's hash and Merkle inclusion proof
+    against that head. No other event's body is needed. Returns (intact, what was found)."""
+    try:
+        with zipfile.ZipFile(pack_path) as pack:
+            names = set(pack.namelist())
+            missing = [name for name in ("head.json", *EVIDENCE_FILES) if name not in names]
+            if missing:
+                return False, [f"the pack lacks {', '.join(missing)}"]
+            head = json.loads(pack.read("head.json"))
+            files = {name: pack.read(name) for name in EVIDENCE_FILES}
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError) as broken:
+        return False, [f"not a readable evidence pack: {broken}"]
+    try:
+        key = load_public_key(pinned_key_pem or files["public_key.pem"].decode())
+        size, tip, root = int(head["size"]), str(head["tip_hash"]), str(head["root"])
+        listed, manifest = dict(head["files"]), str(head["manifest_signature"])
+        head_signature = str(head["signature"])
+    except (KeyError, TypeError, ValueError) as broken:
+        return False, [f"head.json is malformed: {broken}"]
+    if pinned_key_pem is not None and files["public_key.pem"].decode().strip() != (
+        pinned_key_pem.strip()
+    ):
+        return False, ["the pack was signed with another key than the one pinned"]
+    if not signature_valid(key, tree_head_message(size, tip, root), head_signature):
+        return False, ["the tree head's signature does not verify"]
+    if not signature_valid(key, evidence_manifest_message(listed, root), manifest):
+        return False, ["the manifest's signature does not verify"]
+    for name, content in files.items():
+        if listed.get(name) != hashlib.sha256(content).hexdigest():
+            return False, [f"{name} is not the file the manifest signed"]
+    facts = json.loads(files["evidence.json"])
+    seqs = []
+    for number, line in enumerate(files["events.jsonl"].decode().splitlines(), start=1):
+        try:
+            event = json.loads(line)
+            seq, proof = int(event["seq"]), [bytes.fromhex(node) for node in event["proof"]]
+            recomputed = event_hash(event["prev_hash"], seq, event["occurred_at"], event["body"])
+        except (KeyError, TypeError, ValueError) as broken:
+            return False, [f"events.jsonl line {number} is malformed: {broken}"]
+        if recomputed != event["hash"]:
+            return False, [f"event {seq}: its hash does not match its contents"]
+        if not verify_inclusion(leaf_of(event["hash"]), seq - 1, size, proof, bytes.fromhex(root)):
+            return False, [f"event {seq}: its inclusion proof does not lead to the signed root"]
+        seqs.append(seq)
+    if seqs != facts.get("events"):
+        return False, ["events.jsonl does not hold exactly the events evidence.json lists"]
+    return True, [
+        f"evidence pack of {head.get('change_request', '?')}: intact",
+        f"{len(seqs)} events proved against the signed head of {size} events (root {root})",
+        f"signed by key {key_id_of(key)}",
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m audit.offline_verify", description="Verify a Gatehouse audit export."
     )
-    parser.add_argument("file", help="the JSON Lines export from `manage.py audit_export`")
+    parser.add_argument(
+        "file", nargs="?", help="the JSON Lines export from `manage.py audit_export`"
+    )
+    parser.add_argument(
+        "--evidence", metavar="PACK", help="verify a change request's evidence pack (zip) instead"
+    )
     parser.add_argument(
         "--public-key", help="PEM file of the key you trust (from /audit/public-key.pem)"
     )
@@ -399,6 +465,15 @@ def main(argv: list[str] | None = None) -> int:
     if options.public_key:
         with open(options.public_key, encoding="utf-8") as handle:
             pinned = handle.read()
+    if options.evidence:
+        intact, found = verify_evidence(options.evidence, pinned)
+        for line in found:
+            print(line)
+        if intact and pinned is None:
+            print("note: the public key was taken from the pack; pass --public-key to pin it")
+        return 0 if intact else 1
+    if not options.file:
+        parser.error("name an export file, or --evidence PACK")
     with open(options.file, "rb") as handle:
         result = verify_lines(handle, pinned, options.allow_unsigned_tail)
     if result.ok:

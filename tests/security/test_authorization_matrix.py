@@ -81,6 +81,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "registry/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "releases/change-requests/<str:number>/": {"number": "change"},
     "releases/change-requests/<str:number>/edit/": {"number": "change"},
+    "releases/change-requests/<str:number>/evidence.zip": {"number": "change"},
     "releases/change-requests/<str:number>/submit/": {"number": "change"},
     "releases/change-requests/<str:number>/cancel/": {"number": "change"},
     "releases/change-requests/<str:number>/sign/": {"number": "change"},
@@ -98,6 +99,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "api/v1/models/<slug:name>/versions/": {"name": "model"},
     "api/v1/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "api/v1/change-requests/<str:number>/": {"number": "change"},
+    "api/v1/change-requests/<str:number>/evidence/": {"number": "change"},
     "api/v1/deployments/<int:pk>/result/": {"pk": "deployment"},
     "api/v1/environments/<str:environment>/models/<str:name>/rollback/": {
         "environment": "environment",
@@ -150,6 +152,7 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/change-requests/": {"GET": page()},
     "releases/change-requests/new/": {"GET": page(), "POST": page()},
     "releases/change-requests/<str:number>/": {"GET": page()},
+    "releases/change-requests/<str:number>/evidence.zip": {"GET": page()},
     "releases/change-requests/<str:number>/edit/": {
         "GET": only(("requester",)),
         "POST": only(("requester",)),
@@ -205,6 +208,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "api/v1/models/<slug:name>/versions/<str:version>/": {"GET": api(people=200, tokens=200)},
     "api/v1/change-requests/": {"POST": PEOPLE_WRITE},
     "api/v1/change-requests/<str:number>/": {"GET": api(people=200, tokens=200)},
+    "api/v1/change-requests/<str:number>/evidence/": {
+        "GET": api(people=200, tokens=403, token_audit_read=200)
+    },
     "api/v1/gate/": {"POST": api(people=400, tokens=403, token_gate_read=400)},
     "api/v1/deployments/": {"POST": api(people=400, tokens=403, token_deployments_write=400)},
     # Only the pipeline or the person who started the deployment (none of the personas here).
