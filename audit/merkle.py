@@ -15,11 +15,13 @@ Three tools, each for one job:
   checkpoint stores its frontier so that the next one continues from it.
 - `MerkleTree`, for building proofs: every level of the tree over n leaves, built in O(n) once;
   then any root over a prefix, inclusion proof or consistency proof costs O(log^2 n) lookups.
+- `ChunkedMerkleTree`, the same proofs from stored roots of complete chunks of leaves (an
+  evidence pack over a long trail reads a few chunks, not every event hash).
 - `verify_inclusion` and `verify_consistency`: the checks of RFC 9162 2.1.3.2 and 2.1.4.2.
 """
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -200,6 +202,37 @@ class MerkleTree:
     def _check_size(self, size: int) -> None:
         if not 0 <= size <= self.size:
             raise ValueError(f"the tree holds {self.size} leaves, not {size}")
+
+
+class ChunkedMerkleTree(MerkleTree):
+    """The tree over `size` leaves, from the roots of its complete chunks of 2^`chunk_bits`
+    leaves and `load_chunk(i)`, which gives the leaf hashes of chunk i (the last one may be
+    partial). A node spanning whole chunks comes from the tree over the chunk roots; a smaller
+    one from the leaves of its chunk, loaded once. Proofs and roots are those of `MerkleTree`
+    over the same leaves."""
+
+    def __init__(
+        self,
+        size: int,
+        chunk_bits: int,
+        chunk_roots: Sequence[bytes],
+        load_chunk: Callable[[int], Sequence[bytes]],
+    ):
+        if len(chunk_roots) != size >> chunk_bits:
+            raise ValueError(f"{size} leaves make {size >> chunk_bits} complete chunks")
+        self.size = size
+        self.chunk_bits = chunk_bits
+        self.upper = MerkleTree(chunk_roots)
+        self.load_chunk = load_chunk
+        self.chunks: dict[int, MerkleTree] = {}
+
+    def _node(self, level: int, index: int) -> bytes:
+        if level >= self.chunk_bits:
+            return self.upper._node(level - self.chunk_bits, index)
+        chunk = (index << level) >> self.chunk_bits
+        if chunk not in self.chunks:
+            self.chunks[chunk] = MerkleTree(self.load_chunk(chunk))
+        return self.chunks[chunk]._node(level, index - (chunk << (self.chunk_bits - level)))
 
 
 def verify_inclusion(

@@ -85,6 +85,19 @@ class AuditCheckpoint(AppendOnlyModel):
         return f"checkpoint at {self.size} ({self.created_at:%Y-%m-%d %H:%M})"
 
 
+class AuditMerkleChunk(models.Model):
+    """The Merkle root of complete chunk `index` of the trail (2^`audit.services.CHUNK_BITS`
+    events from seq index * 2^bits + 1): derived from the event hashes and kept so that a proof
+    over a long trail reads a few chunks instead of every hash. Not evidence: a wrong row gives
+    a root other than the signed one, and is then computed again from the events."""
+
+    index = models.BigIntegerField(unique=True)
+    root = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"chunk {self.index}"
+
+
 class AuditVerification(AppendOnlyModel):
     """One run of the verifier and what it found, so the portal can show the last verification.
     `first_bad_seq` names the first event that is wrong (or, for a rewrite only a checkpoint

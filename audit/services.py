@@ -31,11 +31,13 @@ from audit.chain import (
     key_rotation_message,
     tree_head_message,
 )
+from audit.merkle import ChunkedMerkleTree, leaf_of, root_of
 from audit.models import (
     ActorKind,
     AuditCheckpoint,
     AuditEvent,
     AuditKeyRotation,
+    AuditMerkleChunk,
     AuditVerification,
 )
 from audit.offline_verify import raw_public_key
@@ -217,6 +219,57 @@ def chain_event(*, seq: int, prev_hash: str, occurred_at: datetime, **columns: A
 def latest_tree_head() -> AuditCheckpoint | None:
     """The newest checkpoint with a Merkle root: where a walk can continue the tree from."""
     return AuditCheckpoint.objects.exclude(merkle_root="").order_by("-size", "-id").first()
+
+
+# Chunks of 4,096 events: a million events make 244 stored roots, and a proof reads one chunk.
+CHUNK_BITS = 12
+
+
+def _chunk_leaves(first_seq: int, last_seq: int) -> list[bytes]:
+    hashes = AuditEvent.objects.filter(seq__gte=first_seq, seq__lte=last_seq).order_by("seq")
+    return [leaf_of(stored) for stored in hashes.values_list("hash", flat=True)]
+
+
+def _chunk_roots(complete: int, *, fresh: bool) -> list[bytes]:
+    span = 1 << CHUNK_BITS
+    stored = (
+        {}
+        if fresh
+        else dict(AuditMerkleChunk.objects.filter(index__lt=complete).values_list("index", "root"))
+    )
+    roots, computed = [], []
+    for index in range(complete):
+        if index in stored:
+            roots.append(bytes.fromhex(stored[index]))
+            continue
+        root = root_of(_chunk_leaves(index * span + 1, (index + 1) * span))
+        roots.append(root)
+        computed.append(AuditMerkleChunk(index=index, root=root.hex()))
+    if fresh:
+        AuditMerkleChunk.objects.filter(index__lt=complete).delete()
+    AuditMerkleChunk.objects.bulk_create(computed, ignore_conflicts=True)
+    return roots
+
+
+def proof_tree(*, size: int, root: bytes) -> ChunkedMerkleTree:
+    """The Merkle tree over the first `size` events, for proofs against `root` (a verified
+    head's): from the stored chunk roots, computing the chunks not stored yet. Stored roots that
+    do not give `root` are computed again from the events; if the events still do not give it,
+    `Conflict` (`chain_broken`)."""
+    span = 1 << CHUNK_BITS
+
+    def load(chunk: int) -> list[bytes]:
+        return _chunk_leaves(chunk * span + 1, min((chunk + 1) * span, size))
+
+    for fresh in (False, True):
+        tree = ChunkedMerkleTree(
+            size, CHUNK_BITS, _chunk_roots(size >> CHUNK_BITS, fresh=fresh), load
+        )
+        if tree.root() == root:
+            return tree
+    raise Conflict(
+        "The stored event hashes do not give the signed Merkle root.", code="chain_broken"
+    )
 
 
 def verified_since_latest_head() -> Report:

@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from audit import keys
 from audit.chain import evidence_manifest_message, format_timestamp
-from audit.export import signed_head, verified_tree
+from audit.export import signed_head
+from audit.services import proof_tree, verified_since_latest_head
 from releases.evidence_pdf import evidence_pdf
 from releases.models import ChangeRequest
 from releases.selectors.evidence import change_request_evidence
@@ -34,7 +35,9 @@ def _json(data) -> bytes:
 def evidence_pack_build(*, change_request: ChangeRequest) -> tuple[str, bytes]:
     """The pack's file name and bytes. The trail is verified since its latest signed head
     before anything is signed (`Conflict` `chain_broken` otherwise)."""
-    tree, tip_hash = verified_tree()
+    report = verified_since_latest_head()
+    tree = proof_tree(size=report.tip_seq, root=report.frontier.root())
+    tip_hash = report.tip_hash
     evidence = change_request_evidence(change_request=change_request)
     generated_at = format_timestamp(timezone.now())
     head = {**signed_head(tree, tree.size, tip_hash), "generated_at": generated_at}

@@ -14,7 +14,7 @@ from pypdf import PdfReader
 
 from audit import keys
 from audit.chain import event_hash, evidence_manifest_message, tree_head_message
-from audit.models import AuditEvent
+from audit.models import AuditEvent, AuditMerkleChunk
 from audit.offline_verify import main as offline_verify
 from audit.offline_verify import verify_evidence
 from releases.builders import release_to_test
@@ -194,3 +194,18 @@ def test_the_page_offers_the_pack_and_tokens_need_audit_read(
         .status_code
         == 404
     )
+
+
+def test_proofs_from_small_chunks_and_a_wrong_stored_chunk_still_verify(
+    rolled_back, ci, tmp_path, monkeypatch
+):
+    """Chunks of four events, so the pack's proofs cross many stored chunk roots; a stored root
+    that is wrong (it is not evidence) is computed again from the events, never signed."""
+    monkeypatch.setattr("audit.services.CHUNK_BITS", 2)
+    first = unpack(download(ci.client(), rolled_back))
+    assert verify_evidence(write(tmp_path, first, "first.zip"))[0] is True
+    assert AuditMerkleChunk.objects.count() == AuditEvent.objects.count() // 4
+    AuditMerkleChunk.objects.filter(index=0).update(root="0" * 64)
+    again = unpack(download(ci.client(), rolled_back))
+    assert verify_evidence(write(tmp_path, again, "again.zip"))[0] is True
+    assert AuditMerkleChunk.objects.get(index=0).root != "0" * 64

@@ -8,6 +8,7 @@ import pytest
 
 from audit.merkle import (
     EMPTY_ROOT,
+    ChunkedMerkleTree,
     Frontier,
     MerkleTree,
     leaf_hash,
@@ -126,3 +127,28 @@ def test_a_frontier_continues_from_stored_hex():
 def test_an_event_leaf_is_its_raw_hash_with_the_leaf_prefix():
     event_hash = "ab" * 32
     assert leaf_of(event_hash) == hashlib.sha256(b"\x00" + bytes.fromhex(event_hash)).digest()
+
+
+@pytest.mark.parametrize("chunk_bits", [0, 1, 2, 3])
+def test_a_chunked_tree_gives_the_same_roots_and_proofs_reading_only_the_chunks_it_needs(
+    chunk_bits,
+):
+    for size in range(1, 41):
+        leaves = [leaf_hash(bytes([n])) for n in range(size)]
+        whole = MerkleTree(leaves)
+        span = 1 << chunk_bits
+        chunks = [leaves[i * span : (i + 1) * span] for i in range(size >> chunk_bits)]
+        roots = [MerkleTree(chunk).root() for chunk in chunks]
+        loaded = []
+
+        def load(chunk, leaves=leaves, span=span, loaded=loaded):
+            loaded.append(chunk)
+            return leaves[chunk * span : (chunk + 1) * span]
+
+        chunked = ChunkedMerkleTree(size, chunk_bits, roots, load)
+        assert chunked.root() == whole.root()
+        for index in range(size):
+            assert chunked.inclusion_proof(index) == whole.inclusion_proof(index)
+        assert len(set(loaded)) <= -(-size // span)
+    with pytest.raises(ValueError):
+        ChunkedMerkleTree(8, 2, [], lambda chunk: [])
