@@ -251,6 +251,13 @@ def _chunk_roots(complete: int, *, fresh: bool) -> list[bytes]:
     return roots
 
 
+def merkle_chunks_fill(*, size: int) -> int:
+    """Store the roots of the complete chunks among the first `size` events that are not stored
+    yet (the hourly job, after it signs), so an evidence pack never computes them while someone
+    waits. Returns how many chunks are stored."""
+    return len(_chunk_roots(size >> CHUNK_BITS, fresh=False))
+
+
 def proof_tree(*, size: int, root: bytes) -> ChunkedMerkleTree:
     """The Merkle tree over the first `size` events, for proofs against `root` (a verified
     head's): from the stored chunk roots, computing the chunks not stored yet. Stored roots that
