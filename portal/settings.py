@@ -136,6 +136,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # a soak (releases/services/policy.py); an administrator cannot save less.
 # How long a retried POST with the same Idempotency-Key gets the first answer back (days).
 GATEHOUSE_IDEMPOTENCY_DAYS = int(os.environ.get("GATEHOUSE_IDEMPOTENCY_DAYS", "30"))
+# Model risk (registry/model_risk.py): the team whose members validate models, and how many
+# months a validation stays valid for a model of tier 1, 2 and 3 (its materiality).
+GATEHOUSE_MODEL_RISK_TEAM = os.environ.get("GATEHOUSE_MODEL_RISK_TEAM", "model-risk")
+GATEHOUSE_VALIDATION_MONTHS = dict(
+    zip(
+        (1, 2, 3),
+        (
+            int(months)
+            for months in os.environ.get("GATEHOUSE_VALIDATION_MONTHS", "12,24,36").split(",")
+        ),
+        strict=True,
+    )
+)
 GATEHOUSE_MIN_PROD_TEAMS = int(os.environ.get("GATEHOUSE_MIN_PROD_TEAMS", "3"))
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -61,6 +61,11 @@ class EnvironmentPolicy(models.Model):
         default=False, help_text="Refuse the soak when any health check failed during it."
     )
     emergency_allowed = models.BooleanField(default=True)
+    requires_validation = models.BooleanField(
+        default=False,
+        help_text="Refuse a build that no current, unrejected Model Risk validation covers, and "
+        "any while a high finding of the model is past its remediation date.",
+    )
     exclude_commit_authors = models.BooleanField(default=False)
     retrospective_hours = models.PositiveSmallIntegerField(default=72)
     retrospective_excludes_authoriser = models.BooleanField(

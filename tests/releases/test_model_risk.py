@@ -1,0 +1,190 @@
+"""Issue 16, model risk: the inventory entry is audited and kept by the model's owners and Model
+Risk; a validation is concluded by an independent validator with an electronic signature; and
+where the policy asks for it the gate refuses a build no current, unrejected validation covers,
+or while a high finding is overdue. A retired model goes nowhere."""
+
+from datetime import date, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from git import Actor
+
+from audit.models import AuditEvent
+from organisation.demo import DEMO_PASSWORD
+from organisation.services import membership_set
+from portal.exceptions import RuleDenied
+from registry.builders import build_register, repository_with_mirror, training_commits
+from registry.model_risk import (
+    add_months,
+    finding_close,
+    model_inventory_update,
+    validation_conclude,
+)
+from registry.models import LifecycleStatus, Validation
+from releases.services import policy
+from releases.services.gate import gate_evaluate
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def mirrored_builds(org, tmp_path, model_risk_approver):
+    """fraud-score 2.0 and 2.1 from commits in a mirrored repository; 2.1's commit is by the
+    Model Risk approver herself."""
+    risk_author = Actor(model_risk_approver.get_full_name(), model_risk_approver.email)
+    commits = [*training_commits(1), *training_commits(1, authors=[risk_author], start=1)]
+    shas = repository_with_mirror(tmp_path / "source", commits)
+    return {
+        "2.0": build_register("fraud-score", "2.0", commit_sha=shas[0]),
+        "2.1": build_register("fraud-score", "2.1", commit_sha=shas[1]),
+    }
+
+
+@pytest.fixture
+def dev_needs_validation(envs):
+    """dev, which needs no change request, asks for a validation: the gate's answer there is
+    the model-risk rules alone."""
+    policy.environment_policy_change(
+        actor=None,
+        environment=envs["dev"],
+        approval_teams=[],
+        needs_change_request=False,
+        needs_peer_review=False,
+        requires_validation=True,
+    )
+    return envs["dev"]
+
+
+def conclude(validator, build, outcome="approved", **fields):
+    return validation_conclude(
+        actor=validator,
+        model=build.model,
+        versions=[build],
+        scope="Conceptual soundness, back-testing on 2026 Q3, stability.",
+        outcome=outcome,
+        password=fields.pop("password", DEMO_PASSWORD),
+        **fields,
+    )
+
+
+def codes(build, **when) -> list[str]:
+    answer = gate_evaluate(environment="dev", model=build.model.name, version=build.version, **when)
+    return [reason.code for reason in answer.reasons]
+
+
+def test_the_inventory_entry_is_kept_by_its_owners_and_audited(
+    mirrored_builds, requester, platform_approver, model_risk_approver, ci
+):
+    model = mirrored_builds["2.0"].model
+    model_inventory_update(
+        actor=requester,
+        model=model,
+        purpose="Score card-not-present fraud.",
+        prohibited_uses="Credit decisions.",
+        lifecycle_status=LifecycleStatus.IN_VALIDATION,
+        model_risk_owner=model_risk_approver.username,
+        ai_act_high_risk=False,
+    )
+    event = AuditEvent.objects.filter(action="model.inventory_updated").get()
+    assert event.data["changes"]["lifecycle_status"] == {
+        "before": "in_development",
+        "after": "in_validation",
+    }
+    assert event.data["changes"]["model_risk_owner"]["after"] == "risk"
+
+    for outsider in (platform_approver, ci.account):
+        with pytest.raises(RuleDenied) as refused:
+            model_inventory_update(actor=outsider, model=model, purpose="Something else.")
+        assert refused.value.code in ("not_inventory_editor", "people_only")
+    with pytest.raises(ValidationError):
+        model_inventory_update(actor=requester, model=model, upstream_models=["fraud-score"])
+    assert AuditEvent.objects.filter(action="model.inventory_updated").count() == 1
+
+
+def test_only_an_independent_model_risk_validator_concludes_with_a_signature(
+    mirrored_builds, requester, peer, model_risk_approver, org
+):
+    build = mirrored_builds["2.0"]
+    with pytest.raises(RuleDenied) as refused:
+        conclude(peer, build)
+    assert refused.value.code == "not_model_risk"
+    with pytest.raises(RuleDenied) as refused:
+        conclude(model_risk_approver, mirrored_builds["2.1"])
+    assert refused.value.code == "validator_authored_commit"
+    with pytest.raises(RuleDenied) as refused:
+        conclude(model_risk_approver, build, password="not the password")
+    assert refused.value.code == "reauth_failed"
+    membership_set(
+        actor=None, user=model_risk_approver, team=org["data-science"], is_approver=False
+    )
+    with pytest.raises(RuleDenied) as refused:
+        conclude(model_risk_approver, build)
+    assert refused.value.code == "validator_not_independent"
+    assert not Validation.objects.exists()
+
+
+def test_a_validation_lasts_as_long_as_the_tier_says(mirrored_builds, model_risk_approver):
+    build = mirrored_builds["2.0"]
+    validation = conclude(model_risk_approver, build)
+    assert validation.valid_until == add_months(validation.concluded_at, 24)  # tier 2
+    assert validation.meaning.startswith("I conclude the validation of fraud-score 2.0")
+    build.model.refresh_from_db()
+    assert build.model.next_validation_due == validation.valid_until.date()
+    assert build.model.lifecycle_status == LifecycleStatus.APPROVED
+    event = AuditEvent.objects.get(action="validation.concluded")
+    assert event.data["reauthenticated"] is True and event.data["versions"] == ["2.0"]
+    assert add_months(validation.concluded_at.replace(month=1, day=31), 1).day in (28, 29)
+
+
+def test_the_gate_asks_for_a_current_unrejected_validation(
+    mirrored_builds, dev_needs_validation, model_risk_approver
+):
+    build = mirrored_builds["2.0"]
+    assert codes(build) == ["validation_missing"]
+
+    validation = conclude(model_risk_approver, build)
+    assert codes(build) == []
+    after_expiry = validation.valid_until + timedelta(days=1)
+    assert codes(build, now=after_expiry) == ["validation_expired"]
+
+    conclude(model_risk_approver, build, outcome="rejected")
+    assert codes(build) == ["validation_rejected"]
+
+
+def test_an_overdue_high_finding_blocks_until_it_is_remediated(
+    mirrored_builds, dev_needs_validation, model_risk_approver, requester
+):
+    build = mirrored_builds["2.0"]
+    due = date.today() + timedelta(days=10)
+    validation = conclude(
+        model_risk_approver,
+        build,
+        outcome="conditions",
+        findings=[
+            {
+                "title": "Drift monitor",
+                "severity": "high",
+                "owner": requester,
+                "remediation_due": due,
+            },
+            {"title": "Docs", "severity": "low", "owner": requester, "remediation_due": due},
+        ],
+    )
+    assert codes(build) == []
+    later = validation.concluded_at + timedelta(days=11)
+    assert codes(build, now=later) == ["findings_overdue"]
+
+    high = validation.findings.get(severity="high")
+    with pytest.raises(RuleDenied):
+        finding_close(actor=requester, finding=high, status="accepted", note="We accept.")
+    finding_close(actor=requester, finding=high, status="remediated", note="Monitor deployed.")
+    assert codes(build, now=later) == []
+    assert AuditEvent.objects.filter(action="finding.closed").count() == 1
+
+
+def test_a_retired_model_is_refused_everywhere(mirrored_builds, envs, requester):
+    build = mirrored_builds["2.0"]
+    model_inventory_update(
+        actor=requester, model=build.model, lifecycle_status=LifecycleStatus.RETIRED
+    )
+    assert codes(build) == ["model_retired"]
