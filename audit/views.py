@@ -17,6 +17,7 @@ from audit.forms import EventFilterForm
 from audit.models import AuditEvent
 from audit.selectors import EventFilters
 from portal.exceptions import DomainError
+from portal.spreadsheets import safe_cell
 
 CSV_COLUMNS = [
     "seq",
@@ -37,7 +38,6 @@ CSV_COLUMNS = [
     "hash",
 ]
 # Spreadsheets run cells that start with these as formulas; evidence must never execute.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _require_reader(request: HttpRequest) -> None:
@@ -115,8 +115,7 @@ def _row(event: AuditEvent) -> list[str]:
         "data": json.dumps(event.data, ensure_ascii=False, sort_keys=True),
         "ip": event.ip or "",
     }
-    cells = [str(values[column]) for column in CSV_COLUMNS]
-    return [f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell for cell in cells]
+    return [safe_cell(values[column]) for column in CSV_COLUMNS]
 
 
 class _Echo:

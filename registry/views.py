@@ -1,15 +1,21 @@
 """The registry's pages: models, one model with its versions, one version with its evidence,
 datasets, and the CI helper for download. Read-only: registration comes from CI."""
 
+import csv
+import io
 import json
 from pathlib import Path
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.dateparse import parse_date
+from openpyxl import Workbook
 
 from portal.exceptions import NotFound
 from portal.models import Team
+from portal.spreadsheets import safe_cell
 from registry import git, hooks, selectors
+from registry.models import LifecycleStatus
 from registry.reproducibility import reproducibility
 
 CI_HELPER = Path(__file__).resolve().parent / "ci" / "gatehouse_ci.py"
@@ -90,3 +96,107 @@ def ci_helper(request: HttpRequest) -> FileResponse:
         filename=CI_HELPER.name,
         content_type="text/x-python; charset=utf-8",
     )
+
+
+INVENTORY_COLUMNS = (
+    "model",
+    "owner team",
+    "risk tier",
+    "tier rationale",
+    "lifecycle status",
+    "purpose",
+    "intended use",
+    "prohibited uses",
+    "business owner",
+    "model risk owner",
+    "EU AI Act high-risk",
+    "regulatory rationale",
+    "upstream models",
+    "upstream datasets",
+    "next validation due",
+)
+
+
+def _inventory_filters(request: HttpRequest) -> tuple[selectors.InventoryFilters, dict]:
+    raw = {
+        name: request.GET.get(name, "").strip()
+        for name in ("risk_tier", "lifecycle_status", "owner_team", "validation_due_by")
+    }
+    due = parse_date(raw["validation_due_by"]) if raw["validation_due_by"] else None
+    filters = selectors.InventoryFilters(
+        risk_tier=int(raw["risk_tier"]) if raw["risk_tier"] in {"1", "2", "3"} else None,
+        lifecycle_status=raw["lifecycle_status"]
+        if raw["lifecycle_status"] in LifecycleStatus.values
+        else "",
+        owner_team=raw["owner_team"],
+        validation_due_by=due,
+    )
+    return filters, raw
+
+
+def _inventory_row(model) -> list:
+    return [
+        model.name,
+        model.owner_team.name,
+        model.risk_tier,
+        model.tier_rationale,
+        model.get_lifecycle_status_display(),
+        model.purpose,
+        model.intended_use,
+        model.prohibited_uses,
+        model.business_owner,
+        model.model_risk_owner.username if model.model_risk_owner else "",
+        "yes" if model.ai_act_high_risk else "no",
+        model.regulatory_rationale,
+        ", ".join(upstream.name for upstream in model.upstream_models.all()),
+        ", ".join(model.upstream_datasets),
+        model.next_validation_due.isoformat() if model.next_validation_due else "",
+    ]
+
+
+def inventory(request: HttpRequest) -> HttpResponse:
+    """The model inventory a regulator asks for first, with its filters and downloads."""
+    filters, raw = _inventory_filters(request)
+    models = list(selectors.model_inventory(filters=filters))
+    return render(
+        request,
+        "registry/inventory.html",
+        {
+            "models": models,
+            "filters": raw,
+            "teams": Team.objects.order_by("name"),
+            "tiers": ["1", "2", "3"],
+            "statuses": LifecycleStatus.choices,
+            "query": request.GET.urlencode(),
+        },
+    )
+
+
+def inventory_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The filtered inventory as CSV or XLSX; cells that look like formulas are defused."""
+    filters, _ = _inventory_filters(request)
+    rows = [
+        [safe_cell(cell) for cell in _inventory_row(model)]
+        for model in selectors.model_inventory(filters=filters)
+    ]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(INVENTORY_COLUMNS)
+        writer.writerows(rows)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    else:
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "Model inventory"
+        sheet.append(INVENTORY_COLUMNS)
+        for row in rows:
+            sheet.append(row)
+        out = io.BytesIO()
+        book.save(out)
+        response = HttpResponse(
+            out.getvalue(),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    response["Content-Disposition"] = f'attachment; filename="model-inventory.{fmt}"'
+    return response

@@ -3,6 +3,7 @@ Risk; a validation is concluded by an independent validator with an electronic s
 where the policy asks for it the gate refuses a build no current, unrejected validation covers,
 or while a high finding is overdue. A retired model goes nowhere."""
 
+import io
 from datetime import date, timedelta
 
 import pytest
@@ -188,3 +189,47 @@ def test_a_retired_model_is_refused_everywhere(mirrored_builds, envs, requester)
         actor=requester, model=build.model, lifecycle_status=LifecycleStatus.RETIRED
     )
     assert codes(build) == ["model_retired"]
+
+
+def test_the_inventory_page_filters_and_exports_what_a_regulator_asks_for(
+    mirrored_builds, requester, login, auditor
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from openpyxl import load_workbook
+
+    model = mirrored_builds["2.0"].model
+    model_inventory_update(
+        actor=requester,
+        model=model,
+        purpose="=HYPERLINK(1) scores fraud",
+        lifecycle_status=LifecycleStatus.IN_PRODUCTION,
+        upstream_datasets=["transactions"],
+    )
+    elsewhere = "https://git.example.com/data-science/screening"
+    build_register("aml-screening", "1.0", repository=elsewhere)
+    client = login(auditor)
+
+    def page(**query):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get("/registry/inventory/", query)
+        assert response.status_code == 200
+        return response.content.decode(), len(queries)
+
+    few_html, few = page()
+    assert "fraud-score" in few_html and "aml-screening" in few_html
+    filtered, _ = page(lifecycle_status="in_production")
+    assert "fraud-score" in filtered and "aml-screening" not in filtered
+    for number in range(20):
+        build_register(f"extra-{number}", "1.0", repository=elsewhere)
+    _, many = page()
+    assert many == few  # the same queries for 2 models as for 22
+
+    csv_text = client.get("/registry/inventory.csv", {"lifecycle_status": "in_production"})
+    lines = csv_text.content.decode().splitlines()
+    assert lines[0].startswith("model,owner team,risk tier")
+    assert len(lines) == 2 and "'=HYPERLINK(1) scores fraud" in lines[1]
+    xlsx = client.get("/registry/inventory.xlsx")
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    names = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
+    assert "fraud-score" in names and len(names) == 22
