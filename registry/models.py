@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from portal.models import ServiceAccount, Team
 from portal.validators import PlainName
@@ -233,6 +234,10 @@ class Validation(models.Model):
 
     def __str__(self) -> str:
         return f"validation of {self.model} ({self.get_outcome_display()})"
+
+    @property
+    def expired(self) -> bool:
+        return self.valid_until <= timezone.now()
 
 
 class FindingSeverity(models.TextChoices):

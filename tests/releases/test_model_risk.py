@@ -22,6 +22,7 @@ from registry.model_risk import (
     validation_conclude,
 )
 from registry.models import LifecycleStatus, Validation
+from releases.builders import file_change
 from releases.services import policy
 from releases.services.gate import gate_evaluate
 
@@ -233,3 +234,36 @@ def test_the_inventory_page_filters_and_exports_what_a_regulator_asks_for(
     sheet = load_workbook(io.BytesIO(xlsx.content)).active
     names = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert "fraud-score" in names and len(names) == 22
+
+
+def test_model_risk_signs_seeing_the_validation_and_its_findings(
+    mirrored_builds, envs, requester, peer, model_risk_approver, login, clock
+):
+    build = mirrored_builds["2.0"]
+    change = file_change(
+        requester=requester,
+        model_version=build,
+        environment=envs["prod"],
+        signers=[peer],
+        window_start=clock.now,
+    )
+    page = login(model_risk_approver).get(f"/releases/change-requests/{change.number}/")
+    assert "No Model Risk validation covers this build." in page.content.decode()
+    conclude(
+        model_risk_approver,
+        build,
+        outcome="conditions",
+        findings=[
+            {
+                "title": "Drift monitor missing",
+                "severity": "high",
+                "owner": requester,
+                "remediation_due": date.today() + timedelta(days=30),
+            }
+        ],
+    )
+    html = login(model_risk_approver).get(f"/releases/change-requests/{change.number}/")
+    html = html.content.decode()
+    assert 'data-testid="validation-evidence"' in html
+    assert "Approved with conditions by Rita Kovacs" in html
+    assert "Drift monitor missing" in html and "High, open" in html
