@@ -267,3 +267,29 @@ def test_model_risk_signs_seeing_the_validation_and_its_findings(
     assert 'data-testid="validation-evidence"' in html
     assert "Approved with conditions by Rita Kovacs" in html
     assert "Drift monitor missing" in html and "High, open" in html
+
+
+def test_the_api_reads_the_inventory_and_validations_and_owners_write(
+    mirrored_builds, requester, model_risk_approver, login, ci
+):
+    build = mirrored_builds["2.0"]
+    conclude(model_risk_approver, build)
+    url = "/api/v1/models/fraud-score/inventory/"
+    client = login(requester)
+    answer = client.post(
+        url,
+        {"lifecycle_status": "in_production", "upstream_datasets": ["transactions"]},
+        content_type="application/json",
+    )
+    assert answer.status_code == 200
+    assert answer.json()["lifecycle_status"] == "in_production"
+    assert ci.client().get(url).json()["upstream_datasets"] == ["transactions"]
+    refused = ci.client().post(url, {"purpose": "x"}, format="json")
+    assert refused.status_code == 403 and refused.json()["code"] == "people_only"
+    unknown = client.post(url, {"colour": "red"}, content_type="application/json")
+    assert unknown.status_code == 400 and "colour" in unknown.json()
+
+    validations = ci.client().get("/api/v1/models/fraud-score/validations/").json()
+    assert [(v["outcome"], v["versions"], v["validator"]) for v in validations] == [
+        ("approved", ["2.0"], "risk")
+    ]

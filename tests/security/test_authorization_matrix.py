@@ -97,6 +97,8 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "releases/unauthorised-changes/<int:pk>/review/": {"pk": "flag"},
     "releases/deployments/<int:pk>/": {"pk": "deployment"},
     "api/v1/models/<slug:name>/versions/": {"name": "model"},
+    "api/v1/models/<slug:name>/inventory/": {"name": "model"},
+    "api/v1/models/<slug:name>/validations/": {"name": "model"},
     "api/v1/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "api/v1/change-requests/<str:number>/": {"number": "change"},
     "api/v1/change-requests/<str:number>/evidence/": {"number": "change"},
@@ -204,6 +206,12 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     },
     "api/v1/datasets/": {"GET": api(people=200, tokens=200), "POST": REGISTRY_WRITE},
     "api/v1/models/": {"GET": api(people=200, tokens=200), "POST": REGISTRY_WRITE},
+    # The inventory entry: read by all; written by the owner team, Model Risk and admins.
+    "api/v1/models/<slug:name>/inventory/": {
+        "GET": api(people=200, tokens=200),
+        "POST": api(people=403, tokens=403, requester=200, peer=200, risk=200, admin=200),
+    },
+    "api/v1/models/<slug:name>/validations/": {"GET": api(people=200, tokens=200)},
     "api/v1/models/<slug:name>/versions/": {
         "GET": api(people=200, tokens=200),
         "POST": REGISTRY_WRITE,
