@@ -1,21 +1,26 @@
 """The registry's pages: models, one model with its versions, one version with its evidence,
-datasets, and the CI helper for download. Read-only: registration comes from CI."""
+datasets, the model inventory, and the CI helper for download. Registration comes from CI;
+Model Risk concludes validations here, through `registry.model_risk`."""
 
 import csv
 import io
 import json
 from pathlib import Path
 
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_POST
 from openpyxl import Workbook
 
-from portal.exceptions import NotFound
+from portal.exceptions import DomainError, NotFound
 from portal.models import Team
 from portal.spreadsheets import safe_cell
-from registry import git, hooks, selectors
-from registry.models import LifecycleStatus
+from registry import git, hooks, model_risk, selectors
+from registry.models import FindingSeverity, LifecycleStatus, ValidationOutcome
 from registry.reproducibility import reproducibility
 
 CI_HELPER = Path(__file__).resolve().parent / "ci" / "gatehouse_ci.py"
@@ -60,7 +65,61 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         {"version": version, "repro": reproducibility(version), "live": live.get(version.pk, [])}
         for version in versions
     ]
-    return render(request, "registry/model_detail.html", {"model": model, "rows": rows})
+    validations = (
+        model.validations.select_related("validator")
+        .prefetch_related("covers", "findings__owner")
+        .order_by("-concluded_at", "-pk")
+    )
+    return render(
+        request,
+        "registry/model_detail.html",
+        {
+            "model": model,
+            "rows": rows,
+            "validations": validations,
+            "may_validate": model_risk.is_model_risk(request.user),
+            "outcomes": ValidationOutcome.choices,
+            "severities": FindingSeverity.choices,
+        },
+    )
+
+
+@require_POST
+def validation_new(request: HttpRequest, name: str) -> HttpResponse:
+    """Model Risk concludes a validation from the model page: an electronic signature, like a
+    sign-off (the service re-checks independence and the password)."""
+    model = _found(selectors.model_get, name=name)
+    data = request.POST
+    versions = list(model.versions.filter(pk__in=data.getlist("versions")))
+    findings = []
+    if data.get("finding_title", "").strip():
+        owner = get_user_model().objects.filter(username=data.get("finding_owner", "")).first()
+        findings.append(
+            {
+                "title": data["finding_title"],
+                "severity": data.get("finding_severity", ""),
+                "owner": owner or request.user,
+                "remediation_due": parse_date(data.get("finding_due", "") or "") or "",
+            }
+        )
+    try:
+        model_risk.validation_conclude(
+            actor=request.user,
+            model=model,
+            versions=versions,
+            scope=data.get("scope", ""),
+            outcome=data.get("outcome", ""),
+            password=data.get("password", ""),
+            findings=findings,
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    else:
+        messages.success(request, f"Validation of {model.name} concluded and signed.")
+    return redirect("registry:model", name=model.name)
 
 
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:

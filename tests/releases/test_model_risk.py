@@ -293,3 +293,38 @@ def test_the_api_reads_the_inventory_and_validations_and_owners_write(
     assert [(v["outcome"], v["versions"], v["validator"]) for v in validations] == [
         ("approved", ["2.0"], "risk")
     ]
+
+
+def test_model_risk_concludes_a_validation_from_the_model_page(
+    mirrored_builds, model_risk_approver, requester, login
+):
+    build = mirrored_builds["2.0"]
+    client = login(requester)
+    assert (
+        "Conclude a validation" not in client.get("/registry/models/fraud-score/").content.decode()
+    )
+    client = login(model_risk_approver)
+    page = client.get("/registry/models/fraud-score/").content.decode()
+    assert "Conclude a validation" in page and "No validation yet." in page
+    form = {
+        "versions": [build.pk],
+        "scope": "Back-testing on 2026 Q3.",
+        "outcome": "conditions",
+        "finding_title": "Monitor drift weekly",
+        "finding_severity": "medium",
+        "finding_owner": requester.username,
+        "finding_due": "2027-03-01",
+        "password": "wrong",
+    }
+    refused = client.post("/registry/models/fraud-score/validations/", form, follow=True)
+    assert "The password does not match" in refused.content.decode()
+    assert not Validation.objects.exists()
+    signed = client.post(
+        "/registry/models/fraud-score/validations/",
+        {**form, "password": DEMO_PASSWORD},
+        follow=True,
+    )
+    html = signed.content.decode()
+    assert "Validation of fraud-score concluded and signed." in html
+    assert "Approved with conditions" in html and "Monitor drift weekly" in html
+    assert Validation.objects.get().findings.get().owner == requester

@@ -78,6 +78,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
         "object_id": "object_id",
     },
     "registry/models/<slug:name>/": {"name": "model"},
+    "registry/models/<slug:name>/validations/": {"name": "model"},
     "registry/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "releases/change-requests/<str:number>/": {"number": "change"},
     "releases/change-requests/<str:number>/edit/": {"number": "change"},
@@ -166,6 +167,8 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     # services' refusals are tested in tests/releases.
     "releases/change-requests/<str:number>/submit/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "releases/change-requests/<str:number>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    # Model Risk concludes a validation; a refusal comes back to the model page as a message.
+    "registry/models/<slug:name>/validations/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "releases/change-requests/<str:number>/sign-offs/<int:pk>/withdraw/": {
         "POST": page(**dict.fromkeys(PEOPLE, 302))
     },
