@@ -46,6 +46,7 @@ INVENTORY_FIELDS = (
     "regulatory_rationale",
     "upstream_datasets",
     "lifecycle_status",
+    "next_validation_due",
 )
 
 

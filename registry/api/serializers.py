@@ -168,6 +168,7 @@ class InventoryInput(NoUnknownFields):
     regulatory_rationale = serializers.CharField(allow_blank=True, required=False)
     upstream_models = serializers.ListField(child=serializers.CharField(), required=False)
     upstream_datasets = serializers.ListField(child=serializers.CharField(), required=False)
+    next_validation_due = serializers.DateField(allow_null=True, required=False)
 
 
 class FindingOutput(serializers.ModelSerializer):
