@@ -8,7 +8,7 @@ model's tier (`GATEHOUSE_VALIDATION_MONTHS`). Every change here is audited in it
 
 import calendar
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -23,6 +23,7 @@ from organisation.reauthentication import password_confirms
 from portal.authentication import is_service_account
 from portal.exceptions import RuleDenied
 from portal.models import Membership
+from portal.notifications import notify
 from registry import git
 from registry.models import (
     Finding,
@@ -322,3 +323,73 @@ def finding_close(
         request=request,
     )
     return finding
+
+
+# Days before a model's next validation date when its model risk owner is told.
+REMINDER_DAYS = (60, 30)
+
+
+def validations_due(*, today: date) -> list[RegisteredModel]:
+    """Models still in use whose next validation falls within the first reminder, soonest
+    first: the Model Risk dashboard panel and the reminders read the same list."""
+    horizon = today + timedelta(days=REMINDER_DAYS[0])
+    return list(
+        RegisteredModel.objects.exclude(lifecycle_status=LifecycleStatus.RETIRED)
+        .filter(next_validation_due__lte=horizon)
+        .select_related("owner_team", "model_risk_owner")
+        .order_by("next_validation_due", "name")
+    )
+
+
+def validation_reminders_send(*, today: date) -> int:
+    """Tell each model's risk owner 60 and 30 days before its validation is due, and Model
+    Risk's approvers once it has lapsed (the escalation). Once per model, date and step, so the
+    daily job may run as often as it likes. Returns how many were told."""
+    told = 0
+    model_risk_approvers = get_user_model().objects.filter(
+        memberships__team__slug=settings.GATEHOUSE_MODEL_RISK_TEAM,
+        memberships__is_approver=True,
+        is_active=True,
+    )
+    for model in validations_due(today=today):
+        due, days = model.next_validation_due, (model.next_validation_due - today).days
+        link = f"/registry/models/{model.name}/"
+        if days < 0:
+            told += len(
+                notify(
+                    recipients=[*model_risk_approvers, *filter(None, [model.model_risk_owner])],
+                    key=f"validation:{model.pk}:{due.isoformat()}:lapsed",
+                    subject=f"{model.name}: its validation lapsed on {due.isoformat()}",
+                    body=f"{model.name} (tier {model.risk_tier}) was due for validation on "
+                    f"{due.isoformat()}. Where the policy requires "
+                    "validation, the gate refuses its builds once their validation expires.",
+                    reason="You approve for Model Risk, or you own this model's risk.",
+                    link=link,
+                )
+            )
+            continue
+        step = next((limit for limit in reversed(REMINDER_DAYS) if days <= limit), None)
+        if step is None or model.model_risk_owner is None:
+            continue
+        told += len(
+            notify(
+                recipients=[model.model_risk_owner],
+                key=f"validation:{model.pk}:{due.isoformat()}:{step}",
+                subject=f"{model.name}: validation due in {days} days ({due.isoformat()})",
+                body=f"The next validation of {model.name} is due on {due.isoformat()}.",
+                reason="You own this model's risk.",
+                link=link,
+            )
+        )
+    return told
+
+
+def validations_due_panel(*, user: Any) -> dict[str, Any] | None:
+    """The "validation due" panel, for members of Model Risk with anything due."""
+    if not is_model_risk(user):
+        return None
+    today = timezone.localdate()
+    due = validations_due(today=today)
+    if not due:
+        return None
+    return {"due": [(model, (model.next_validation_due - today).days) for model in due]}

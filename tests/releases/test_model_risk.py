@@ -328,3 +328,40 @@ def test_model_risk_concludes_a_validation_from_the_model_page(
     assert "Validation of fraud-score concluded and signed." in html
     assert "Approved with conditions" in html and "Monitor drift weekly" in html
     assert Validation.objects.get().findings.get().owner == requester
+
+
+def test_reminders_come_60_and_30_days_ahead_and_escalate_once_lapsed(
+    mirrored_builds, requester, model_risk_approver, login
+):
+    from portal.models import Notification
+    from registry.model_risk import validation_reminders_send
+
+    model = mirrored_builds["2.0"].model
+    due = date(2027, 6, 30)
+    model_inventory_update(
+        actor=requester,
+        model=model,
+        model_risk_owner=model_risk_approver.username,
+        next_validation_due=due,
+    )
+    assert validation_reminders_send(today=due - timedelta(days=61)) == 0
+    assert validation_reminders_send(today=due - timedelta(days=60)) == 1
+    assert validation_reminders_send(today=due - timedelta(days=59)) == 0  # told once
+    assert validation_reminders_send(today=due - timedelta(days=30)) == 1
+    assert validation_reminders_send(today=due + timedelta(days=1)) >= 1
+    keys = sorted(
+        Notification.objects.filter(recipient=model_risk_approver).values_list("key", flat=True)
+    )
+    assert [key.rsplit(":", 1)[1] for key in keys] == ["30", "60", "lapsed"]
+
+
+def test_model_risks_dashboard_shows_the_validations_falling_due(
+    mirrored_builds, requester, model_risk_approver, login
+):
+    model = mirrored_builds["2.0"].model
+    model_inventory_update(
+        actor=requester, model=model, next_validation_due=date.today() + timedelta(days=20)
+    )
+    page = login(model_risk_approver).get("/").content.decode()
+    assert 'data-testid="validations-due"' in page and "in 20 days" in page
+    assert 'data-testid="validations-due"' not in login(requester).get("/").content.decode()
