@@ -139,6 +139,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     datasets = models.ManyToManyField(DatasetVersion, related_name="model_versions", blank=True)
     env_lock_sha256 = models.CharField(max_length=64, blank=True)
+    # The model card CI sends with the build (registry.services.MODEL_CARD_FIELDS); immutable,
+    # like the rest of the version.
+    model_card = models.JSONField(default=dict, blank=True)
     created_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

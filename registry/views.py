@@ -122,8 +122,27 @@ def validation_new(request: HttpRequest, name: str) -> HttpResponse:
     return redirect("registry:model", name=model.name)
 
 
+def _card_changes(card: dict, versions, found) -> tuple[object, list[tuple[str, object, object]]]:
+    """The version live in production and the model card fields that differ from its card."""
+    production = hooks.production_environments()
+    live = hooks.live_environments(versions)
+    in_production = next(
+        (v for v in versions if production & set(live.get(v.pk, [])) and v.pk != found.pk), None
+    )
+    if in_production is None:
+        return None, []
+    theirs = in_production.model_card or {}
+    keys = sorted(set(card) | set(theirs))
+    return in_production, [
+        (key, theirs.get(key), card.get(key)) for key in keys if theirs.get(key) != card.get(key)
+    ]
+
+
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
     found = _found(selectors.model_version_get, model_name=name, version=version)
+    production_version, card_changes = _card_changes(
+        found.model_card, list(selectors.model_versions(model=found.model)), found
+    )
     return render(
         request,
         "registry/version_detail.html",
@@ -136,6 +155,9 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
             "live": hooks.live_environments([found]).get(found.pk, []),
             "params": json.dumps(found.params, indent=2, sort_keys=True),
             "metrics": sorted(found.metrics.items()),
+            "card": sorted(found.model_card.items()),
+            "production_version": production_version,
+            "card_changes": card_changes,
         },
     )
 

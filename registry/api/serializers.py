@@ -72,6 +72,12 @@ class ModelVersionInput(NoUnknownFields):
     params = serializers.DictField(required=False, default=dict)
     metrics = serializers.DictField(required=False, default=dict)
     datasets = DatasetRef(many=True, required=False, default=list)
+    model_card = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="purpose, training_data, training_period, evaluation ([{metric, value, "
+        "dataset}]), limitations, fairness, stability, monitoring, or a reference to a card.",
+    )
     env_lock_sha256 = serializers.CharField(
         max_length=64, required=False, allow_blank=True, default=""
     )
@@ -111,6 +117,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
             "metrics",
             "datasets",
             "env_lock_sha256",
+            "model_card",
             "created_by",
             "created_at",
             "reproducible",
