@@ -191,6 +191,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Documents (validation reports, model cards): under var/ by default; in production an
+# S3-compatible bucket through django-storages (docs/deploy.md). Never served as media: the
+# registry hands them out to signed-in people only, after checking their digest.
+MEDIA_ROOT = Path(os.environ.get("GATEHOUSE_MEDIA_ROOT", VAR_DIR / "documents"))
+GATEHOUSE_DOCUMENT_MAX_BYTES = int(os.environ.get("GATEHOUSE_DOCUMENT_MAX_BYTES", str(20 * 2**20)))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

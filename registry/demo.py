@@ -283,7 +283,7 @@ def seed_model_risk(stdout) -> None:
         )
     now = timezone.now()
 
-    def validate(name, versions, outcome, scope, *, days_ago, findings=()):
+    def validate(name, versions, outcome, scope, *, days_ago, findings=(), report=None):
         return model_risk.validation_conclude(
             actor=risk,
             model=models[name],
@@ -292,6 +292,7 @@ def seed_model_risk(stdout) -> None:
             outcome=outcome,
             password=DEMO_PASSWORD,
             findings=findings,
+            report=report,
             now=now - timedelta(days=days_ago),
         )
 
@@ -301,6 +302,12 @@ def seed_model_risk(stdout) -> None:
         "approved",
         "Recalibration on 2026-Q3 defaults: discrimination, calibration, stability.",
         days_ago=12,
+        report=(
+            "credit-scoring-2026-q3-validation.md",
+            b"# credit-scoring 1.2.0 and 1.2.1: validation report\n\n"
+            b"Discrimination (Gini 0.71) and calibration (Hosmer-Lemeshow p = 0.42) hold on the "
+            b"2026-Q3 defaults; the leakage fix in 1.2.1 changes no score by more than 0.3%.\n",
+        ),
     )
     model_risk.model_inventory_update(
         actor=risk,

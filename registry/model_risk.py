@@ -7,6 +7,7 @@ nobody validates, rather than guess). A validation stays valid for a time that f
 model's tier (`GATEHOUSE_VALIDATION_MONTHS`). Every change here is audited in its transaction."""
 
 import calendar
+import hashlib
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -14,8 +15,11 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import get_valid_filename
 
 from audit.actions import AuditAction
 from audit.services import audit_record
@@ -26,6 +30,8 @@ from portal.models import Membership
 from portal.notifications import notify
 from registry import git
 from registry.models import (
+    Document,
+    DocumentKind,
     Finding,
     FindingSeverity,
     FindingStatus,
@@ -195,6 +201,7 @@ def validation_conclude(
     outcome: str,
     password: str,
     findings: Iterable[dict] = (),
+    report: tuple[str, bytes] | None = None,
     request: Any = None,
     now: datetime | None = None,
 ) -> Validation:
@@ -255,6 +262,15 @@ def validation_conclude(
         )
         for finding in findings
     ]
+    document = None
+    if report is not None:
+        document = document_attach(
+            actor=actor,
+            name=report[0],
+            content=report[1],
+            kind=DocumentKind.VALIDATION_REPORT,
+            validation=validation,
+        )
     model.next_validation_due = validation.valid_until.date()
     if outcome != ValidationOutcome.REJECTED and model.lifecycle_status in (
         LifecycleStatus.IN_DEVELOPMENT,
@@ -274,6 +290,7 @@ def validation_conclude(
             "meaning": meaning,
             "reauthenticated": True,
             "valid_until": validation.valid_until,
+            "report": {"name": document.name, "sha256": document.sha256} if document else None,
             "findings": [
                 {
                     "id": finding.pk,
@@ -393,3 +410,70 @@ def validations_due_panel(*, user: Any) -> dict[str, Any] | None:
     if not due:
         return None
     return {"due": [(model, (model.next_validation_due - today).days) for model in due]}
+
+
+# What a document may be: its extension, the type it is served as, and how its bytes begin.
+DOCUMENT_TYPES = {
+    ".pdf": ("application/pdf", b"%PDF-"),
+    ".md": ("text/markdown; charset=utf-8", None),
+    ".txt": ("text/plain; charset=utf-8", None),
+    ".json": ("application/json", None),
+}
+
+
+def _document_problem(name: str, content: bytes) -> str:
+    extension = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    if extension not in DOCUMENT_TYPES:
+        return f"Attach a PDF, Markdown, text or JSON file, not '{extension or name}'."
+    if len(content) > settings.GATEHOUSE_DOCUMENT_MAX_BYTES:
+        return f"The file is over the limit of {settings.GATEHOUSE_DOCUMENT_MAX_BYTES:,} bytes."
+    _, magic = DOCUMENT_TYPES[extension]
+    if magic is not None and not content.startswith(magic):
+        return "The file's contents are not a PDF."
+    if magic is None:
+        try:
+            text = content.decode("utf-8")
+        except UnicodeDecodeError:
+            return "A text document must be UTF-8."
+        if "\x00" in text:
+            return "A text document holds no NUL bytes."
+    return ""
+
+
+def document_attach(
+    *, actor: Any, name: str, content: bytes, kind: str, validation: Validation | None = None
+) -> Document:
+    """Keep `content` under its sha256 (never overwriting) and record it; in the caller's
+    transaction, which writes the audit event of what it is attached to."""
+    problem = _document_problem(name, content)
+    if problem:
+        raise ValidationError({"document": problem})
+    digest = hashlib.sha256(content).hexdigest()
+    safe = get_valid_filename(name.rsplit("/", 1)[-1])[:100] or "document"
+    path = f"documents/{digest}/{safe}"
+    if not default_storage.exists(path):
+        path = default_storage.save(path, ContentFile(content))
+    extension = "." + safe.rsplit(".", 1)[-1].lower()
+    return Document.objects.create(
+        kind=kind,
+        name=safe,
+        file=path,
+        sha256=digest,
+        size=len(content),
+        content_type=DOCUMENT_TYPES[extension][0],
+        validation=validation,
+        uploaded_by=actor,
+    )
+
+
+def document_read(document: Document) -> bytes:
+    """The document's bytes, only when they still hash to the recorded digest."""
+    with default_storage.open(document.file.name, "rb") as handle:
+        content = handle.read()
+    if hashlib.sha256(content).hexdigest() != document.sha256:
+        raise RuleDenied(
+            f"The stored {document.name} no longer matches the digest recorded when it was "
+            "attached; it is not handed out. An administrator restores it from backup.",
+            code="document_altered",
+        )
+    return content

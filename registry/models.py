@@ -283,3 +283,33 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.severity})"
+
+
+class DocumentKind(models.TextChoices):
+    VALIDATION_REPORT = "validation_report", "Validation report"
+    MODEL_CARD = "model_card", "Model card"
+
+
+class Document(models.Model):
+    """A file kept as evidence (a validation report, a model card): stored once under its
+    sha256, never replaced; the registry checks the digest again whenever it hands it out."""
+
+    kind = models.CharField(max_length=20, choices=DocumentKind.choices)
+    name = models.CharField(max_length=200)
+    file = models.FileField(upload_to="documents/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100)
+    validation = models.ForeignKey(
+        Validation, on_delete=models.PROTECT, null=True, blank=True, related_name="documents"
+    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("A document never changes once attached; attach a new one.")
+        super().save(*args, **kwargs)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("models/<slug:name>/versions/<str:version>/", views.version_detail, name="version"),
     path("datasets/", views.dataset_list, name="datasets"),
     path("inventory/", views.inventory, name="inventory"),
+    path("documents/<int:pk>/", views.document_download, name="document"),
     path("inventory.csv", views.inventory_export, {"fmt": "csv"}, name="inventory-csv"),
     path("inventory.xlsx", views.inventory_export, {"fmt": "xlsx"}, name="inventory-xlsx"),
     path("ci/gatehouse_ci.py", views.ci_helper, name="ci-helper"),

@@ -16,11 +16,11 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 from openpyxl import Workbook
 
-from portal.exceptions import DomainError, NotFound
+from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
 from portal.spreadsheets import safe_cell
 from registry import git, hooks, model_risk, selectors
-from registry.models import FindingSeverity, LifecycleStatus, ValidationOutcome
+from registry.models import Document, FindingSeverity, LifecycleStatus, ValidationOutcome
 from registry.reproducibility import reproducibility
 
 CI_HELPER = Path(__file__).resolve().parent / "ci" / "gatehouse_ci.py"
@@ -67,7 +67,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     ]
     validations = (
         model.validations.select_related("validator")
-        .prefetch_related("covers", "findings__owner")
+        .prefetch_related("covers", "findings__owner", "documents")
         .order_by("-concluded_at", "-pk")
     )
     return render(
@@ -102,6 +102,8 @@ def validation_new(request: HttpRequest, name: str) -> HttpResponse:
                 "remediation_due": parse_date(data.get("finding_due", "") or "") or "",
             }
         )
+    upload = request.FILES.get("report")
+    report = (upload.name, upload.read()) if upload else None
     try:
         model_risk.validation_conclude(
             actor=request.user,
@@ -111,6 +113,7 @@ def validation_new(request: HttpRequest, name: str) -> HttpResponse:
             outcome=data.get("outcome", ""),
             password=data.get("password", ""),
             findings=findings,
+            report=report,
             request=request,
         )
     except DomainError as refusal:
@@ -233,6 +236,21 @@ def _inventory_row(model) -> list:
         ", ".join(model.upstream_datasets),
         model.next_validation_due.isoformat() if model.next_validation_due else "",
     ]
+
+
+def document_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """A document for signed-in people, only while it matches the digest it was attached with."""
+    document = Document.objects.filter(pk=pk).first()
+    if document is None:
+        raise Http404("No such document.")
+    try:
+        content = model_risk.document_read(document)
+    except RuleDenied as refusal:
+        return HttpResponse(refusal.detail, status=409, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(content, content_type=document.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{document.name}"'
+    response["X-Content-SHA256"] = document.sha256
+    return response
 
 
 def inventory(request: HttpRequest) -> HttpResponse:

@@ -365,3 +365,47 @@ def test_model_risks_dashboard_shows_the_validations_falling_due(
     page = login(model_risk_approver).get("/").content.decode()
     assert 'data-testid="validations-due"' in page and "in 20 days" in page
     assert 'data-testid="validations-due"' not in login(requester).get("/").content.decode()
+
+
+def test_a_validation_report_is_kept_by_its_digest_and_never_handed_out_altered(
+    mirrored_builds, model_risk_approver, requester, login, settings, tmp_path
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from registry.models import Document
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.GATEHOUSE_DOCUMENT_MAX_BYTES = 2048
+    build = mirrored_builds["2.0"]
+    client = login(model_risk_approver)
+    form = {
+        "versions": [build.pk],
+        "scope": "Full validation.",
+        "outcome": "approved",
+        "password": DEMO_PASSWORD,
+    }
+    url = "/registry/models/fraud-score/validations/"
+    not_pdf = SimpleUploadedFile("report.pdf", b"MZ\x90\x00 not a pdf")
+    refused = client.post(url, {**form, "report": not_pdf}, follow=True).content.decode()
+    assert "not a PDF" in refused and not Validation.objects.exists()
+    too_big = SimpleUploadedFile("report.md", b"x" * 4096)
+    assert (
+        "over the limit of 2,048 bytes" in client.post(url, {**form, "report": too_big}, follow=True).content.decode()
+    )
+    assert not Validation.objects.exists()
+
+    pdf = b"%PDF-1.7\n% a validation report\n"
+    client.post(url, {**form, "report": SimpleUploadedFile("report.pdf", pdf)})
+    document = Document.objects.get()
+    assert document.validation == Validation.objects.get()
+    event = AuditEvent.objects.get(action="validation.concluded")
+    assert event.data["report"]["sha256"] == document.sha256
+    download = login(requester).get(f"/registry/documents/{document.pk}/")
+    assert download.status_code == 200 and download.content == pdf
+    assert download["X-Content-SHA256"] == document.sha256
+    with pytest.raises(ValueError):
+        document.save()
+
+    (settings.MEDIA_ROOT / document.file.name).write_bytes(pdf + b"edited")
+    altered = login(requester).get(f"/registry/documents/{document.pk}/")
+    assert altered.status_code == 409 and "no longer matches the digest" in altered.content.decode()

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from audit.models import AuditEvent
 from portal.exceptions import Conflict
 from portal.models import Scope, Team
-from registry.models import RegisteredModel
+from registry.models import Document, RegisteredModel
 from releases.models import ChangeRequest, Environment, UnauthorisedChange
 from releases.services.deployments import rollback_plan
 from tests.conftest import make_service_caller
@@ -79,6 +79,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
     },
     "registry/models/<slug:name>/": {"name": "model"},
     "registry/models/<slug:name>/validations/": {"name": "model"},
+    "registry/documents/<int:pk>/": {"pk": "document"},
     "registry/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "releases/change-requests/<str:number>/": {"number": "change"},
     "releases/change-requests/<str:number>/edit/": {"number": "change"},
@@ -151,6 +152,8 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "registry/models/<slug:name>/versions/<str:version>/": {"GET": page()},
     "registry/datasets/": {"GET": page()},
     "registry/inventory/": {"GET": page()},
+    # Documents (validation reports) are for signed-in people only.
+    "registry/documents/<int:pk>/": {"GET": page()},
     "registry/inventory.csv": {"GET": page()},
     "registry/inventory.xlsx": {"GET": page()},
     "registry/ci/gatehouse_ci.py": {"GET": page()},
@@ -330,6 +333,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "sign_off": str(change.sign_offs.filter(voided_at__isnull=True).first().pk),
         "object_type": event.object_type,
         "object_id": event.object_id,
+        "document": str(Document.objects.order_by("pk").first().pk),
     }
     return tokens, values
 
