@@ -8,6 +8,11 @@ urlpatterns = [
     path("", views.model_list, name="models"),
     path("models/<slug:name>/", views.model_detail, name="model"),
     path("models/<slug:name>/validations/", views.validation_new, name="validation-new"),
+    path(
+        "models/<slug:name>/findings/<int:pk>/close/",
+        views.finding_close,
+        name="finding-close",
+    ),
     path("models/<slug:name>/versions/<str:version>/", views.version_detail, name="version"),
     path("datasets/", views.dataset_list, name="datasets"),
     path("inventory/", views.inventory, name="inventory"),

@@ -20,7 +20,14 @@ from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
 from portal.spreadsheets import safe_cell
 from registry import git, hooks, model_risk, selectors
-from registry.models import Document, FindingSeverity, LifecycleStatus, ValidationOutcome
+from registry.models import (
+    Document,
+    Finding,
+    FindingSeverity,
+    FindingStatus,
+    LifecycleStatus,
+    ValidationOutcome,
+)
 from registry.reproducibility import reproducibility
 
 CI_HELPER = Path(__file__).resolve().parent / "ci" / "gatehouse_ci.py"
@@ -80,6 +87,7 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "may_validate": model_risk.is_model_risk(request.user),
             "outcomes": ValidationOutcome.choices,
             "severities": FindingSeverity.choices,
+            "closing": [FindingStatus.REMEDIATED, FindingStatus.ACCEPTED],
         },
     )
 
@@ -236,6 +244,30 @@ def _inventory_row(model) -> list:
         ", ".join(model.upstream_datasets),
         model.next_validation_due.isoformat() if model.next_validation_due else "",
     ]
+
+
+@require_POST
+def finding_close(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    """Mark a finding remediated (its owner or Model Risk) or accepted (Model Risk), with a note."""
+    model = _found(selectors.model_get, name=name)
+    finding = Finding.objects.filter(pk=pk, validation__model=model).first()
+    if finding is None:
+        raise Http404("No such finding.")
+    try:
+        model_risk.finding_close(
+            actor=request.user,
+            finding=finding,
+            status=request.POST.get("status", ""),
+            note=request.POST.get("note", ""),
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    else:
+        messages.success(request, f"Finding '{finding.title}' closed.")
+    return redirect("registry:model", name=model.name)
 
 
 def document_download(request: HttpRequest, pk: int) -> HttpResponse:

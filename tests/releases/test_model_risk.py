@@ -390,7 +390,8 @@ def test_a_validation_report_is_kept_by_its_digest_and_never_handed_out_altered(
     assert "not a PDF" in refused and not Validation.objects.exists()
     too_big = SimpleUploadedFile("report.md", b"x" * 4096)
     assert (
-        "over the limit of 2,048 bytes" in client.post(url, {**form, "report": too_big}, follow=True).content.decode()
+        "over the limit of 2,048 bytes"
+        in client.post(url, {**form, "report": too_big}, follow=True).content.decode()
     )
     assert not Validation.objects.exists()
 

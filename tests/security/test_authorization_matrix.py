@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from audit.models import AuditEvent
 from portal.exceptions import Conflict
 from portal.models import Scope, Team
-from registry.models import Document, RegisteredModel
+from registry.models import Document, Finding, RegisteredModel
 from releases.models import ChangeRequest, Environment, UnauthorisedChange
 from releases.services.deployments import rollback_plan
 from tests.conftest import make_service_caller
@@ -80,6 +80,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "registry/models/<slug:name>/": {"name": "model"},
     "registry/models/<slug:name>/validations/": {"name": "model"},
     "registry/documents/<int:pk>/": {"pk": "document"},
+    "registry/models/<slug:name>/findings/<int:pk>/close/": {"name": "model", "pk": "finding"},
     "registry/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "releases/change-requests/<str:number>/": {"number": "change"},
     "releases/change-requests/<str:number>/edit/": {"number": "change"},
@@ -172,6 +173,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/change-requests/<str:number>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     # Model Risk concludes a validation; a refusal comes back to the model page as a message.
     "registry/models/<slug:name>/validations/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    "registry/models/<slug:name>/findings/<int:pk>/close/": {
+        "POST": page(**dict.fromkeys(PEOPLE, 302))
+    },
     "releases/change-requests/<str:number>/sign-offs/<int:pk>/withdraw/": {
         "POST": page(**dict.fromkeys(PEOPLE, 302))
     },
@@ -334,6 +338,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "object_type": event.object_type,
         "object_id": event.object_id,
         "document": str(Document.objects.order_by("pk").first().pk),
+        "finding": str(Finding.objects.order_by("pk").first().pk),
     }
     return tokens, values
 
