@@ -53,6 +53,7 @@ class AuditAction(models.TextChoices):
     REPOSITORY_CONFIGURED = "repository.configured", "Repository configured"
     MODEL_REGISTERED = "model.registered", "Model registered"
     MODEL_INVENTORY_UPDATED = "model.inventory_updated", "Model inventory entry updated"
+    MODEL_RETIRED = "model.retired", "Model retired by an approved change"
     VALIDATION_CONCLUDED = "validation.concluded", "Model validation concluded"
     FINDING_CLOSED = "finding.closed", "Validation finding closed"
     MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"

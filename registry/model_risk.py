@@ -150,6 +150,28 @@ def model_inventory_update(
     return model
 
 
+@transaction.atomic
+def model_retire(
+    *, actor: Any, model: RegisteredModel, change_request: str, request: Any = None
+) -> RegisteredModel:
+    """Retire a model because a retirement change (`change_request`, its number) was
+    approved: the approval is the authority, whoever gave its last signature."""
+    model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+    if model.lifecycle_status == LifecycleStatus.RETIRED:
+        return model
+    before = model.lifecycle_status
+    model.lifecycle_status = LifecycleStatus.RETIRED
+    model.save(update_fields=["lifecycle_status"])
+    audit_record(
+        actor=actor,
+        action=AuditAction.MODEL_RETIRED,
+        target=model,
+        data={"change_request": change_request, "lifecycle_status_before": before},
+        request=request,
+    )
+    return model
+
+
 def add_months(moment: datetime, months: int) -> datetime:
     """The same day `months` later (the month's last day when it has fewer)."""
     year, month = divmod(moment.month - 1 + months, 12)

@@ -138,6 +138,9 @@ class ChangeRequest(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     incident_ref = models.CharField(max_length=100, blank=True)
+    retires_model = models.BooleanField(
+        default=False, help_text="Once approved, the model is retired and goes nowhere any more."
+    )
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(
         EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

@@ -22,7 +22,7 @@ from registry.model_risk import (
     validation_conclude,
 )
 from registry.models import LifecycleStatus, Validation
-from releases.builders import file_change
+from releases.builders import file_change, sign
 from releases.services import policy
 from releases.services.gate import gate_evaluate
 
@@ -410,3 +410,28 @@ def test_a_validation_report_is_kept_by_its_digest_and_never_handed_out_altered(
     (settings.MEDIA_ROOT / document.file.name).write_bytes(pdf + b"edited")
     altered = login(requester).get(f"/registry/documents/{document.pk}/")
     assert altered.status_code == 409 and "no longer matches the digest" in altered.content.decode()
+
+
+def test_a_retirement_is_a_change_approved_like_any_other_then_the_gate_refuses_the_model(
+    mirrored_builds, envs, requester, peer, login, clock
+):
+    build = mirrored_builds["2.0"]
+    page = login(requester).get("/releases/change-requests/new/").content.decode()
+    assert "This change retires the model" in page
+    retirement = file_change(
+        requester=requester,
+        model_version=build,
+        environment=envs["test"],
+        signers=[],
+        window_start=clock.now,
+        retires_model=True,
+    )
+    assert codes(build) == []  # dev: not retired yet, and dev needs no change
+    html = login(requester).get(f"/releases/change-requests/{retirement.number}/").content.decode()
+    assert 'data-testid="retirement"' in html
+    sign(peer, retirement)
+    build.model.refresh_from_db()
+    assert build.model.lifecycle_status == LifecycleStatus.RETIRED
+    retired = AuditEvent.objects.get(action="model.retired")
+    assert retired.data["change_request"] == retirement.number
+    assert codes(build) == ["model_retired"]
