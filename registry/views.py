@@ -12,6 +12,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 from openpyxl import Workbook
@@ -26,6 +27,7 @@ from registry.models import (
     FindingSeverity,
     FindingStatus,
     LifecycleStatus,
+    ModelVersion,
     ValidationOutcome,
 )
 from registry.reproducibility import reproducibility
@@ -289,6 +291,24 @@ def inventory(request: HttpRequest) -> HttpResponse:
     """The model inventory a regulator asks for first, with its filters and downloads."""
     filters, raw = _inventory_filters(request)
     models = list(selectors.model_inventory(filters=filters))
+    today = timezone.localdate()
+    lapsed = [
+        model
+        for model in models
+        if model.lifecycle_status == LifecycleStatus.IN_PRODUCTION
+        and model.next_validation_due is not None
+        and model.next_validation_due < today
+    ]
+    # What runs under a lapsed validation: two queries, and only when one has lapsed.
+    versions = list(ModelVersion.objects.filter(model__in=lapsed).select_related("model"))
+    live = hooks.live_environments(versions)
+    for model in models:
+        model.lapsed = model in lapsed
+        model.live_under_lapse = [
+            f"{version.version} in {', '.join(live[version.pk])}"
+            for version in versions
+            if version.model_id == model.pk and live.get(version.pk)
+        ]
     return render(
         request,
         "registry/inventory.html",
