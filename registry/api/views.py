@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from portal.authentication import TokenScopes, is_service_account
 from portal.idempotency import idempotent
 from portal.models import Scope
-from registry import selectors, services
+from registry import model_risk, selectors, services
 from registry.api import serializers as s
 
 ERRORS = {
@@ -166,3 +166,41 @@ class ModelVersionView(APIView):
     def get(self, request: Request, name: str, version: str) -> Response:
         found = selectors.model_version_get(model_name=name, version=version)
         return Response(s.ModelVersionOutput(found).data)
+
+
+class ModelInventoryView(APIView):
+    """The model's inventory entry (issue 16): anyone reads it; its owner team, Model Risk and
+    administrators change it, signed in (a token is refused: `people_only`)."""
+
+    @extend_schema(responses={200: s.InventoryOutput, 404: OpenApiResponse()})
+    def get(self, request: Request, name: str) -> Response:
+        return Response(s.InventoryOutput(selectors.model_get(name=name)).data)
+
+    @extend_schema(
+        request=s.InventoryInput,
+        responses={200: s.InventoryOutput, 400: ERRORS[400], 403: ERRORS[403]},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        changes = s.InventoryInput(data=request.data)
+        changes.is_valid(raise_exception=True)
+        model = model_risk.model_inventory_update(
+            actor=request.user,
+            model=selectors.model_get(name=name),
+            request=request,
+            **changes.validated_data,
+        )
+        return Response(s.InventoryOutput(model).data)
+
+
+class ModelValidationsView(APIView):
+    """The model's validations with their findings, newest first; open to every reader."""
+
+    @extend_schema(responses={200: s.ValidationOutput(many=True), 404: OpenApiResponse()})
+    def get(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(name=name)
+        validations = (
+            model.validations.select_related("validator")
+            .prefetch_related("covers", "findings__owner")
+            .order_by("-concluded_at", "-pk")
+        )
+        return Response(s.ValidationOutput(validations, many=True).data)
