@@ -17,6 +17,7 @@ from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST
 from openpyxl import Workbook
 
+from audit.models import AuditEvent
 from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
 from portal.spreadsheets import safe_cell
@@ -28,6 +29,7 @@ from registry.models import (
     FindingStatus,
     LifecycleStatus,
     ModelVersion,
+    RegisteredModel,
     ValidationOutcome,
 )
 from registry.reproducibility import reproducibility
@@ -79,12 +81,16 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         .prefetch_related("covers", "findings__owner", "documents")
         .order_by("-concluded_at", "-pk")
     )
+    history = AuditEvent.objects.filter(
+        object_type=RegisteredModel._meta.label_lower, object_id=str(model.pk)
+    ).order_by("-seq")[:50]
     return render(
         request,
         "registry/model_detail.html",
         {
             "model": model,
             "rows": rows,
+            "history": history,
             "validations": validations,
             "may_validate": model_risk.is_model_risk(request.user),
             "outcomes": ValidationOutcome.choices,

@@ -435,3 +435,36 @@ def test_a_retirement_is_a_change_approved_like_any_other_then_the_gate_refuses_
     retired = AuditEvent.objects.get(action="model.retired")
     assert retired.data["change_request"] == retirement.number
     assert codes(build) == ["model_retired"]
+
+
+def test_the_model_page_shows_its_inventory_history_and_the_panel_shows_the_card(
+    mirrored_builds, envs, requester, peer, model_risk_approver, login, clock
+):
+    build = mirrored_builds["2.0"]
+    model_inventory_update(
+        actor=requester, model=build.model, lifecycle_status=LifecycleStatus.IN_VALIDATION
+    )
+    conclude(model_risk_approver, build)
+    page = login(requester).get("/registry/models/fraud-score/").content.decode()
+    assert 'data-testid="model-history"' in page
+    assert "model.inventory_updated" in page and "in_development → in_validation" in page
+    assert "validation.concluded" in page
+
+    carded = build_register(
+        "fraud-score",
+        "2.2",
+        commit_sha=build.commit_sha,
+        build_id="pipeline-2.2",
+        artifact_sha256="c" * 64,
+        model_card={"purpose": "Score card-not-present fraud.", "limitations": "Not for credit."},
+    )
+    change = file_change(
+        requester=requester,
+        model_version=carded,
+        environment=envs["prod"],
+        signers=[peer],
+        window_start=clock.now,
+    )
+    html = login(model_risk_approver).get(f"/releases/change-requests/{change.number}/")
+    assert 'data-testid="model-card-summary"' in html.content.decode()
+    assert "Not for credit." in html.content.decode()
