@@ -206,3 +206,8 @@ class ValidationOutput(serializers.ModelSerializer):
             "valid_until",
             "findings",
         ]
+
+
+class FindingCloseInput(NoUnknownFields):
+    status = serializers.ChoiceField(choices=["remediated", "accepted"])
+    note = serializers.CharField(max_length=2000)

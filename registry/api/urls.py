@@ -16,6 +16,11 @@ urlpatterns = [
         name="api-model-validations",
     ),
     path(
+        "models/<slug:name>/findings/<int:pk>/close/",
+        views.FindingCloseView.as_view(),
+        name="api-finding-close",
+    ),
+    path(
         "models/<slug:name>/versions/",
         views.ModelVersionsView.as_view(),
         name="api-model-versions",

@@ -8,10 +8,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes, is_service_account
+from portal.exceptions import NotFound, RuleDenied
 from portal.idempotency import idempotent
 from portal.models import Scope
 from registry import model_risk, selectors, services
 from registry.api import serializers as s
+from registry.models import Finding
 
 ERRORS = {
     400: OpenApiResponse(description="Validation errors: field → messages."),
@@ -204,3 +206,25 @@ class ModelValidationsView(APIView):
             .order_by("-concluded_at", "-pk")
         )
         return Response(s.ValidationOutput(validations, many=True).data)
+
+
+class FindingCloseView(APIView):
+    """Close a finding: its owner marks it remediated, Model Risk remediated or accepted, with a
+    note; signed-in people only (`people_only` for a token)."""
+
+    @extend_schema(
+        request=s.FindingCloseInput,
+        responses={200: s.FindingOutput, 400: ERRORS[400], 403: ERRORS[403]},
+    )
+    def post(self, request: Request, name: str, pk: int) -> Response:
+        if is_service_account(request.user):
+            raise RuleDenied("People close findings, not tokens.", code="people_only")
+        closing = s.FindingCloseInput(data=request.data)
+        closing.is_valid(raise_exception=True)
+        finding = Finding.objects.filter(pk=pk, validation__model__name=name).first()
+        if finding is None:
+            raise NotFound("No such finding of this model.", code="unknown_finding")
+        closed = model_risk.finding_close(
+            actor=request.user, finding=finding, request=request, **closing.validated_data
+        )
+        return Response(s.FindingOutput(closed).data)

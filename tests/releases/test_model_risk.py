@@ -468,3 +468,35 @@ def test_the_model_page_shows_its_inventory_history_and_the_panel_shows_the_card
     html = login(model_risk_approver).get(f"/releases/change-requests/{change.number}/")
     assert 'data-testid="model-card-summary"' in html.content.decode()
     assert "Not for credit." in html.content.decode()
+
+
+def test_the_api_closes_a_finding_for_its_owner_and_refuses_tokens(
+    mirrored_builds, model_risk_approver, requester, login, ci
+):
+    build = mirrored_builds["2.0"]
+    validation = conclude(
+        model_risk_approver,
+        build,
+        outcome="conditions",
+        findings=[
+            {
+                "title": "Drift monitor",
+                "severity": "high",
+                "owner": requester,
+                "remediation_due": date.today(),
+            }
+        ],
+    )
+    finding = validation.findings.get()
+    url = f"/api/v1/models/fraud-score/findings/{finding.pk}/close/"
+    body = {"status": "remediated", "note": "Monitor deployed."}
+    assert ci.client().post(url, body, format="json").json()["code"] == "people_only"
+    client = login(requester)
+    accepted = client.post(url, {**body, "status": "accepted"}, content_type="application/json")
+    assert accepted.status_code == 403
+    closed = client.post(url, body, content_type="application/json")
+    assert closed.status_code == 200 and closed.json()["status"] == "remediated"
+    other = client.post(
+        "/api/v1/models/fraud-score/findings/999999/close/", body, content_type="application/json"
+    )
+    assert other.status_code == 404

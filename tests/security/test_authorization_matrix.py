@@ -80,7 +80,10 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "registry/models/<slug:name>/": {"name": "model"},
     "registry/models/<slug:name>/validations/": {"name": "model"},
     "registry/documents/<int:pk>/": {"pk": "document"},
-    "registry/models/<slug:name>/findings/<int:pk>/close/": {"name": "model", "pk": "finding"},
+    "registry/models/<slug:name>/findings/<int:pk>/close/": {
+        "name": "finding_model",
+        "pk": "finding",
+    },
     "registry/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "releases/change-requests/<str:number>/": {"number": "change"},
     "releases/change-requests/<str:number>/edit/": {"number": "change"},
@@ -100,6 +103,10 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "releases/unauthorised-changes/<int:pk>/review/": {"pk": "flag"},
     "releases/deployments/<int:pk>/": {"pk": "deployment"},
     "api/v1/models/<slug:name>/versions/": {"name": "model"},
+    "api/v1/models/<slug:name>/findings/<int:pk>/close/": {
+        "name": "finding_model",
+        "pk": "finding",
+    },
     "api/v1/models/<slug:name>/inventory/": {"name": "model"},
     "api/v1/models/<slug:name>/validations/": {"name": "model"},
     "api/v1/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
@@ -222,6 +229,8 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "POST": api(people=403, tokens=403, requester=200, peer=200, risk=200, admin=200),
     },
     "api/v1/models/<slug:name>/validations/": {"GET": api(people=200, tokens=200)},
+    # An empty body is a 400 for people; tokens never close findings.
+    "api/v1/models/<slug:name>/findings/<int:pk>/close/": {"POST": api(people=400, tokens=403)},
     "api/v1/models/<slug:name>/versions/": {
         "GET": api(people=200, tokens=200),
         "POST": REGISTRY_WRITE,
@@ -339,6 +348,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "object_id": event.object_id,
         "document": str(Document.objects.order_by("pk").first().pk),
         "finding": str(Finding.objects.order_by("pk").first().pk),
+        "finding_model": Finding.objects.order_by("pk").first().validation.model.name,
     }
     return tokens, values
 
