@@ -50,6 +50,7 @@ from bench.bench_audit import (  # noqa: E402
 BENCH_DB = os.environ.get("BENCH_PLATFORM_DB", "gatehouse_bench_platform")
 SCALE = float(os.environ.get("BENCH_PLATFORM_SCALE", "1"))
 MODELS = 200
+INVENTORY_MODELS = 1_000
 SMALL_DEPLOYMENTS = 1_000
 MEDIUM_DEPLOYMENTS = 10_000
 BIG_DEPLOYMENTS = max(int(1_000_000 * SCALE), 20_000)
@@ -379,6 +380,42 @@ def evidence_pack_reads(*, change: str) -> dict:
         "proof_nodes": max(proofs) if proofs else 0,
         "pack_bytes": len(pack),
     }
+
+
+def inventory_reads(*, user) -> dict:
+    """The model inventory page and its CSV download, unfiltered (every model on one page)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    results = {}
+    for label, url in (
+        ("inventory page", "/registry/inventory/"),
+        ("inventory CSV", "/registry/inventory.csv"),
+    ):
+
+        def get(url=url):
+            response = client.get(url)
+            if response.status_code != 200:
+                raise SystemExit(f"{url}: {response.status_code}")
+
+        results[label] = (timed(get, runs=11), queries_of(get))
+    return results
+
+
+def models_grow_to(total: int) -> int:
+    """More registered models (bulk rows, as the inventory reads them): for the inventory's
+    figures at its larger size."""
+    from portal.models import Team
+    from registry.models import RegisteredModel
+
+    team = Team.objects.get(slug="data-science")
+    have = RegisteredModel.objects.count()
+    RegisteredModel.objects.bulk_create(
+        RegisteredModel(name=f"inventory-{index:05d}", owner_team=team, risk_tier=1 + index % 3)
+        for index in range(have, total)
+    )
+    return RegisteredModel.objects.count()
 
 
 def page_reads(*, user, change: str) -> dict:
@@ -828,6 +865,26 @@ def report(figures: dict) -> str:
             ),
         ),
     ]
+    few_models, many_models = figures["inventory_counts"]
+    lines += [
+        "",
+        f"### 6. The model inventory at {few_models:,} and at {many_models:,} models",
+        "",
+        "`/registry/inventory/` and its CSV download, every model on one page, signed in as "
+        "`risk` (Model Risk), in-process, best of up to 11 runs; the larger size adds bulk "
+        "model rows. The page and the CSV list every model, so their time follows the models "
+        "shown; the goal is the same number of queries.",
+        "",
+        f"| read | {few_models:,} models | {many_models:,} models | ratio | queries (few / many) "
+        f"| goal: same queries | {previous}: many, ratio |",
+        "|---|---|---|---|---|---|---|",
+        *compared(
+            figures,
+            "inventory_few",
+            "inventory_many",
+            lambda label, ratio, few, many: verdict(few == many),
+        ),
+    ]
     lines += ["", figures["notes"]]
     return "\n".join(lines)
 
@@ -960,6 +1017,11 @@ def main() -> None:
         load_seconds += time.perf_counter() - mark
         figures["numbering_many"] = numbering(token=seeded["token"])
         print(f"numbering at {MANY_VERSIONS:,}: {figures['numbering_many']}", flush=True)
+
+        figures["inventory_few"] = inventory_reads(user=users["risk"])
+        figures["inventory_counts"] = (sizes()["models"], models_grow_to(INVENTORY_MODELS))
+        figures["inventory_many"] = inventory_reads(user=users["risk"])
+        print(f"inventory: {figures['inventory_few']} -> {figures['inventory_many']}", flush=True)
 
         figures["http"] = http_load(token=seeded["token"], gate=gate, workdir=workdir)
         run, _ = audit_verify(actor=None)
