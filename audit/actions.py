@@ -11,6 +11,7 @@ from django.db import models
 class AuditAction(models.TextChoices):
     # The trail itself
     AUDIT_READER_ADDED = "audit.reader_added", "Auditor added"
+    AUDIT_SIGNING_KEY_ROTATED = "audit.signing_key_rotated", "Audit signing key rotated"
     RECONCILIATION_FINDING_OPENED = (
         "reconciliation.finding_opened",
         "A row the trail does not explain",
@@ -51,6 +52,10 @@ class AuditAction(models.TextChoices):
     REPOSITORY_REGISTERED = "repository.registered", "Repository registered"
     REPOSITORY_CONFIGURED = "repository.configured", "Repository configured"
     MODEL_REGISTERED = "model.registered", "Model registered"
+    MODEL_INVENTORY_UPDATED = "model.inventory_updated", "Model inventory entry updated"
+    MODEL_RETIRED = "model.retired", "Model retired by an approved change"
+    VALIDATION_CONCLUDED = "validation.concluded", "Model validation concluded"
+    FINDING_CLOSED = "finding.closed", "Validation finding closed"
     MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"
     DATASET_VERSION_REGISTERED = "dataset_version.registered", "Dataset version registered"
     PIPELINE_STATUS_CHANGED = "registry.pipeline_status_changed", "Pipeline status changed"

@@ -10,6 +10,10 @@ from datetime import UTC, datetime
 
 GENESIS_HASH = "0" * 64
 CHECKPOINT_DOMAIN = "gatehouse-audit-checkpoint/v1"
+TREE_HEAD_DOMAIN = "gatehouse-audit-tree-head/v1"
+EVIDENCE_DOMAIN = "gatehouse-evidence-pack/v1"
+KEY_ROTATION_DOMAIN = "gatehouse-audit-key-rotation/v1"
+EXPORT_SEAL_DOMAIN = "gatehouse-audit-export-seal/v1"
 
 
 def format_timestamp(moment: datetime) -> str:
@@ -23,8 +27,38 @@ def event_hash(prev_hash: str, seq: int, occurred_at: str, body: str) -> str:
 
 
 def checkpoint_message(size: int, tip_hash: str) -> bytes:
-    """What a checkpoint signs: how many events the chain held and the hash of the last one."""
+    """What a checkpoint signed before checkpoints carried a Merkle root: how many events the
+    chain held and the hash of the last one. Still verified for the checkpoints signed so."""
     return f"{CHECKPOINT_DOMAIN}\n{size}\n{tip_hash}".encode()
+
+
+def tree_head_message(size: int, tip_hash: str, root: str) -> bytes:
+    """What a signed tree head signs: the chain's size, the hash of its last event, and the root
+    of the Merkle tree over its event hashes (`audit.merkle`), all hex."""
+    return f"{TREE_HEAD_DOMAIN}\n{size}\n{tip_hash}\n{root}".encode()
+
+
+def key_rotation_message(
+    old_key_id: str, old_public_hex: str, new_key_id: str, new_public_hex: str, rotated_at: str
+) -> bytes:
+    """What both keys of a rotation sign: each vouches for the other, so trust in either one
+    (a pinned old key, or the portal's current key) extends to both."""
+    return (
+        f"{KEY_ROTATION_DOMAIN}\n{old_key_id}\n{old_public_hex}\n{new_key_id}\n"
+        f"{new_public_hex}\n{rotated_at}"
+    ).encode()
+
+
+def evidence_manifest_message(files: dict[str, str], root: str) -> bytes:
+    """What an evidence pack's manifest signs: the sha256 of each file in the pack, by name, and
+    the Merkle root its events are proved against, so no file can be swapped or edited."""
+    listed = "\n".join(f"{name} {digest}" for name, digest in sorted(files.items()))
+    return f"{EVIDENCE_DOMAIN}\n{root}\n{listed}".encode()
+
+
+def export_seal_message(digest: str) -> bytes:
+    """What an export's last line signs: sha256 over every line before it."""
+    return f"{EXPORT_SEAL_DOMAIN}\n{digest}".encode()
 
 
 class ChainWalk:

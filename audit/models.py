@@ -62,10 +62,16 @@ class AuditEvent(AppendOnlyModel):
 
 
 class AuditCheckpoint(AppendOnlyModel):
-    """A signed statement that the chain held `size` events ending in `tip_hash`."""
+    """A signed tree head: the chain held `size` events ending in `tip_hash`, and the Merkle tree
+    over their hashes has `merkle_root` (`audit.merkle`). `frontier` holds the roots of the
+    tree's perfect subtrees (hex, space-separated), from which the next checkpoint continues the
+    tree without reading the events before; its root must be the signed one. Checkpoints from
+    before Merkle roots have neither and sign `audit.chain.checkpoint_message`."""
 
     size = models.BigIntegerField()
     tip_hash = models.CharField(max_length=64)
+    merkle_root = models.CharField(max_length=64, blank=True)
+    frontier = models.TextField(blank=True)
     signature = models.CharField(max_length=128)
     key_id = models.CharField(max_length=32)
     created_at = models.DateTimeField()
@@ -77,6 +83,19 @@ class AuditCheckpoint(AppendOnlyModel):
 
     def __str__(self) -> str:
         return f"checkpoint at {self.size} ({self.created_at:%Y-%m-%d %H:%M})"
+
+
+class AuditMerkleChunk(models.Model):
+    """The Merkle root of complete chunk `index` of the trail (2^`audit.services.CHUNK_BITS`
+    events from seq index * 2^bits + 1): derived from the event hashes and kept so that a proof
+    over a long trail reads a few chunks instead of every hash. Not evidence: a wrong row gives
+    a root other than the signed one, and is then computed again from the events."""
+
+    index = models.BigIntegerField(unique=True)
+    root = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return f"chunk {self.index}"
 
 
 class AuditVerification(AppendOnlyModel):
@@ -102,3 +121,24 @@ class AuditVerification(AppendOnlyModel):
     def __str__(self) -> str:
         verdict = "intact" if self.ok else f"broken at {self.first_bad_seq}"
         return f"verification {self.finished_at:%Y-%m-%d %H:%M}: {verdict}"
+
+
+class AuditKeyRotation(AppendOnlyModel):
+    """The signing key was replaced: the retired key and its successor each sign
+    `audit.chain.key_rotation_message`, so the retired key stays trusted for the checkpoints it
+    signed, and an auditor who pinned either key can follow to the other."""
+
+    old_key_id = models.CharField(max_length=32)
+    old_public_key = models.TextField()
+    new_key_id = models.CharField(max_length=32, unique=True)
+    new_public_key = models.TextField()
+    rotated_at = models.DateTimeField()
+    rotated_by = models.CharField(max_length=150)
+    old_signature = models.CharField(max_length=128)
+    new_signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["rotated_at", "id"]
+
+    def __str__(self) -> str:
+        return f"key {self.old_key_id} retired for {self.new_key_id}"

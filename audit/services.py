@@ -10,9 +10,13 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 import rfc8785
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
@@ -20,10 +24,26 @@ from django.utils import timezone
 
 from audit import keys
 from audit.actions import AuditAction
-from audit.chain import GENESIS_HASH, checkpoint_message, event_hash, format_timestamp
-from audit.models import ActorKind, AuditCheckpoint, AuditEvent, AuditVerification
+from audit.chain import (
+    GENESIS_HASH,
+    event_hash,
+    format_timestamp,
+    key_rotation_message,
+    tree_head_message,
+)
+from audit.merkle import ChunkedMerkleTree, leaf_of, root_of
+from audit.models import (
+    ActorKind,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditKeyRotation,
+    AuditMerkleChunk,
+    AuditVerification,
+)
+from audit.offline_verify import raw_public_key
 from audit.selectors import AUDITORS_GROUP
 from audit.verification import Report, verify_chain
+from audit.witness import witness_checkpoint, witnessed_heads
 from portal.exceptions import Conflict
 
 logger = logging.getLogger(__name__)
@@ -196,16 +216,92 @@ def chain_event(*, seq: int, prev_hash: str, occurred_at: datetime, **columns: A
     )
 
 
+def latest_tree_head() -> AuditCheckpoint | None:
+    """The newest checkpoint with a Merkle root: where a walk can continue the tree from."""
+    return AuditCheckpoint.objects.exclude(merkle_root="").order_by("-size", "-id").first()
+
+
+# Chunks of 4,096 events: a million events make 244 stored roots, and a proof reads one chunk.
+CHUNK_BITS = 12
+
+
+def _chunk_leaves(first_seq: int, last_seq: int) -> list[bytes]:
+    hashes = AuditEvent.objects.filter(seq__gte=first_seq, seq__lte=last_seq).order_by("seq")
+    return [leaf_of(stored) for stored in hashes.values_list("hash", flat=True)]
+
+
+def _chunk_roots(complete: int, *, fresh: bool) -> list[bytes]:
+    span = 1 << CHUNK_BITS
+    stored = (
+        {}
+        if fresh
+        else dict(AuditMerkleChunk.objects.filter(index__lt=complete).values_list("index", "root"))
+    )
+    roots, computed = [], []
+    for index in range(complete):
+        if index in stored:
+            roots.append(bytes.fromhex(stored[index]))
+            continue
+        root = root_of(_chunk_leaves(index * span + 1, (index + 1) * span))
+        roots.append(root)
+        computed.append(AuditMerkleChunk(index=index, root=root.hex()))
+    if fresh:
+        AuditMerkleChunk.objects.filter(index__lt=complete).delete()
+    AuditMerkleChunk.objects.bulk_create(computed, ignore_conflicts=True)
+    return roots
+
+
+def merkle_chunks_fill(*, size: int) -> int:
+    """Store the roots of the complete chunks among the first `size` events that are not stored
+    yet (the hourly job, after it signs), so an evidence pack never computes them while someone
+    waits. Returns how many chunks are stored."""
+    return len(_chunk_roots(size >> CHUNK_BITS, fresh=False))
+
+
+def proof_tree(*, size: int, root: bytes) -> ChunkedMerkleTree:
+    """The Merkle tree over the first `size` events, for proofs against `root` (a verified
+    head's): from the stored chunk roots, computing the chunks not stored yet. Stored roots that
+    do not give `root` are computed again from the events; if the events still do not give it,
+    `Conflict` (`chain_broken`)."""
+    span = 1 << CHUNK_BITS
+
+    def load(chunk: int) -> list[bytes]:
+        return _chunk_leaves(chunk * span + 1, min((chunk + 1) * span, size))
+
+    for fresh in (False, True):
+        tree = ChunkedMerkleTree(
+            size, CHUNK_BITS, _chunk_roots(size >> CHUNK_BITS, fresh=fresh), load
+        )
+        if tree.root() == root:
+            return tree
+    raise Conflict(
+        "The stored event hashes do not give the signed Merkle root.", code="chain_broken"
+    )
+
+
+def verified_since_latest_head() -> Report:
+    """Verify the events since the latest signed tree head, refusing (`chain_broken`) when they
+    do not: a signature must never vouch for a trail that was rewritten."""
+    report = verify_chain(after=latest_tree_head())
+    if not report.ok:
+        raise Conflict(
+            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}",
+            code="chain_broken",
+        )
+    return report
+
+
 @transaction.atomic
 def audit_checkpoint_create(*, actor: Any) -> AuditCheckpoint:
-    """Sign the chain's current tip with the portal's Ed25519 key.
+    """Sign a tree head over the chain: its size, tip hash and Merkle root, with the portal's
+    Ed25519 key; then publish it to the witnesses once it commits.
 
-    Refuses (`chain_broken`) when the events since the latest checkpoint do not verify: a
-    signature must never vouch for a trail that was rewritten. Only those events are walked, so a
+    Refuses (`chain_broken`) when the events since the latest checkpoint do not verify. Only
+    those events are walked, continuing the tree from that checkpoint's frontier, so a
     checkpoint stays cheap however long the trail grows. When no event came since the latest
     checkpoint, that one still speaks for the tip and is returned.
     """
-    latest = AuditCheckpoint.objects.order_by("-size", "-id").first()
+    latest = latest_tree_head()
     report = verify_chain(after=latest)
     if report.tip_seq == 0:
         raise Conflict("The trail is empty: there is nothing to sign yet.", code="empty_trail")
@@ -216,27 +312,35 @@ def audit_checkpoint_create(*, actor: Any) -> AuditCheckpoint:
             f"The trail does not verify at event {report.first_bad_seq}: {report.problem}",
             code="chain_broken",
         )
+    root = report.frontier.root().hex()
     checkpoint = AuditCheckpoint(
         size=report.tip_seq,
         tip_hash=report.tip_hash,
-        signature=keys.sign(checkpoint_message(report.tip_seq, report.tip_hash)),
+        merkle_root=root,
+        frontier=" ".join(report.frontier.to_hex()),
+        signature=keys.sign(tree_head_message(report.tip_seq, report.tip_hash, root)),
         key_id=keys.current_key_id(),
         created_at=timezone.now(),
         created_by=describe_actor(actor).name,
     )
     checkpoint.full_clean()
     checkpoint.save()
+    transaction.on_commit(partial(witness_checkpoint, checkpoint))
     return checkpoint
 
 
-def audit_verify(*, actor: Any) -> tuple[AuditVerification, Report]:
-    """Verify the whole chain and record the result for the portal's banner.
+def audit_verify(
+    *, actor: Any, witness_dir: Path | None = None
+) -> tuple[AuditVerification, Report]:
+    """Verify the whole chain, and every head in `witness_dir` when given, and record the result
+    for the portal's banner.
 
     Deliberately outside one transaction: the walk only reads, and on SQLite a transaction would
     hold the write lock and stall every service for the length of the walk.
     """
     started_at = timezone.now()
-    report = verify_chain()
+    witnessed = witnessed_heads(witness_dir) if witness_dir is not None else []
+    report = verify_chain(witnessed=witnessed)
     if not report.ok:
         logger.error(
             "Audit trail verification failed at event %s: %s", report.first_bad_seq, report.problem
@@ -274,3 +378,57 @@ def auditor_add(*, actor: Any, user: AbstractBaseUser) -> bool:
         data={"user": user.get_username(), "group": AUDITORS_GROUP},
     )
     return True
+
+
+@transaction.atomic
+def audit_signing_key_rotate(*, actor: Any, new_key_pem: bytes | None = None) -> AuditKeyRotation:
+    """Replace the checkpoint signing key. Both keys sign the rotation record, so checkpoints
+    the retired key signed stay trusted and an auditor who pinned either key can follow to the
+    other.
+
+    With the embedded key file, a new key is generated and written to it once the rotation
+    commits. With `AUDIT_SIGNING_KEY` from the secret store, the caller brings the new key
+    (`new_key_pem`) and the operator then sets it there; until then the retired key still signs,
+    and is still trusted.
+    """
+    if settings.AUDIT_SIGNING_KEY and new_key_pem is None:
+        raise Conflict(
+            "The signing key comes from AUDIT_SIGNING_KEY: bring the new key "
+            "(audit_rotate_key --new-key-file FILE), then set it there.",
+            code="signing_key_from_settings",
+        )
+    old = keys.private_key()
+    new = keys.load_private_pem(new_key_pem) if new_key_pem else Ed25519PrivateKey.generate()
+    old_public, new_public = old.public_key(), new.public_key()
+    old_id, new_id = keys.key_id_of(old_public), keys.key_id_of(new_public)
+    if old_id == new_id or AuditKeyRotation.objects.filter(new_key_id=new_id).exists():
+        raise Conflict("That key has been the signing key before.", code="signing_key_reused")
+    rotated_at = timezone.now()
+    message = key_rotation_message(
+        old_id,
+        raw_public_key(old_public).hex(),
+        new_id,
+        raw_public_key(new_public).hex(),
+        format_timestamp(rotated_at),
+    )
+    rotation = AuditKeyRotation(
+        old_key_id=old_id,
+        old_public_key=keys.public_pem(old_public),
+        new_key_id=new_id,
+        new_public_key=keys.public_pem(new_public),
+        rotated_at=rotated_at,
+        rotated_by=describe_actor(actor).name,
+        old_signature=old.sign(message).hex(),
+        new_signature=new.sign(message).hex(),
+    )
+    rotation.full_clean()
+    rotation.save()
+    audit_record(
+        actor=actor,
+        action=AuditAction.AUDIT_SIGNING_KEY_ROTATED,
+        target=rotation,
+        data={"old_key_id": old_id, "new_key_id": new_id},
+    )
+    if not settings.AUDIT_SIGNING_KEY:
+        transaction.on_commit(partial(keys.install_key_file, new))
+    return rotation

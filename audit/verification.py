@@ -1,5 +1,11 @@
 """Walks the stored chain and judges it: every hash, every link, the gapless sequence, the
-queryable columns against the hashed body, and every signed checkpoint.
+queryable columns against the hashed body, every signed tree head (checkpoint) and, when asked,
+every head a witness holds; and that the trail never got shorter than it was.
+
+The walk grows the Merkle tree over the event hashes as it goes (`audit.merkle.Frontier`, one leaf
+hash and on average one node hash per event) and compares the root at each checkpoint's size with
+the signed one. Every root comes from the same sequence of leaves, so each checkpoint is checked
+to be a prefix of the next: the consistency that a proof shows to someone without the events.
 
 Hashes are recomputed here, in Python, from the rows the database returns, never by the database:
 a database that lies must then return rows that chain up to checkpoints signed before the lie.
@@ -14,15 +20,18 @@ import hashlib
 import json
 import re
 import time
+from binascii import unhexlify
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
 from django.db import DEFAULT_DB_ALIAS, connections, router
 
 from audit import keys
-from audit.chain import GENESIS_HASH, checkpoint_message, format_timestamp
-from audit.models import AuditCheckpoint, AuditEvent
+from audit.chain import GENESIS_HASH, checkpoint_message, format_timestamp, tree_head_message
+from audit.merkle import Frontier
+from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.offline_verify import signature_valid
+from audit.witness import WitnessedHead
 
 # Rows per COPY statement: a walk that stops early reads at most this many rows past the problem.
 CHUNK = 50_000
@@ -81,6 +90,8 @@ class Report:
     seconds: float
     first_bad_seq: int | None = None
     problem: str = ""
+    witnessed: int = 0
+    frontier: Frontier | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -169,12 +180,31 @@ def _copies_problem(fields: list[bytes]) -> str:
     return ""
 
 
-def _check_checkpoint(checkpoint: AuditCheckpoint, key_id: str, public_key) -> str:
-    if checkpoint.key_id != key_id:
+def signed_message(checkpoint: AuditCheckpoint) -> bytes:
+    """A tree head, or the size and tip a checkpoint signed before checkpoints had roots."""
+    if checkpoint.merkle_root:
+        return tree_head_message(checkpoint.size, checkpoint.tip_hash, checkpoint.merkle_root)
+    return checkpoint_message(checkpoint.size, checkpoint.tip_hash)
+
+
+def _check_checkpoint(checkpoint: AuditCheckpoint, ring: dict) -> str:
+    public_key = ring.get(checkpoint.key_id)
+    if public_key is None:
         return f"checkpoint #{checkpoint.pk} is signed with unknown key {checkpoint.key_id}"
-    message = checkpoint_message(checkpoint.size, checkpoint.tip_hash)
-    if not signature_valid(public_key, message, checkpoint.signature):
+    if not signature_valid(public_key, signed_message(checkpoint), checkpoint.signature):
         return f"checkpoint #{checkpoint.pk} at {checkpoint.size} has an invalid signature"
+    return ""
+
+
+def _check_witnessed(head: WitnessedHead, ring: dict) -> str:
+    public_key = ring.get(head.key_id)
+    message = tree_head_message(head.size, head.tip_hash, head.root)
+    if (
+        head.size < 1
+        or public_key is None
+        or not signature_valid(public_key, message, head.signature)
+    ):
+        return f"the witness file {head.source} is not a head signed with a key of the portal"
     return ""
 
 
@@ -184,18 +214,29 @@ class _Walk:
     STDOUT`, which calls `write` once per row."""
 
     def __init__(
-        self, *, seq: int, tip: str, checkpoints: list[AuditCheckpoint], key_id, public_key
+        self,
+        *,
+        frontier: Frontier,
+        tip: str,
+        checkpoints: list[AuditCheckpoint],
+        ring: dict,
+        witnessed: list[WitnessedHead] = (),
     ):
-        self.expected = seq
+        self.expected = frontier.size + 1
         self.tip = tip.encode()
-        self.verified_size = seq - 1
+        self.frontier = frontier
+        self.verified_size = frontier.size
         self.count = 0
         self.checked = 0
-        self.key_id = key_id
-        self.public_key = public_key
+        self.ring = ring
         self.pending: dict[int, list[AuditCheckpoint]] = {}
         for checkpoint in checkpoints:
             self.pending.setdefault(checkpoint.size, []).append(checkpoint)
+        self.witnessed: dict[int, list[WitnessedHead]] = {}
+        for head in witnessed:
+            self.witnessed.setdefault(head.size, []).append(head)
+        self.witnessed_size = frontier.size
+        self.witnessed_count = 0
 
     def write(self, line: bytes) -> None:
         fields = line[:-1].split(b"\t")
@@ -207,7 +248,7 @@ class _Walk:
             before_data = len(line) - len(fields[DATA]) - len(fields[BODY]) - 3
             self.add(fields, b"\0" not in line[:before_data].translate(LINE_NEEDS_ESCAPE))
 
-    def add(self, fields: list[bytes], plain: bool, sha256=hashlib.sha256) -> None:
+    def add(self, fields: list[bytes], plain: bool, sha256=hashlib.sha256, unhex=unhexlify) -> None:
         """Check one row; `plain` tells that its text columns need no JSON escapes."""
         seq_text, tip = fields[SEQ], self.tip
         seq, expected = int(seq_text), self.expected
@@ -230,13 +271,19 @@ class _Walk:
                 raise Broken(seq, problem)
         self.expected, self.tip = seq + 1, stored
         self.count += 1
+        self.frontier.add(sha256(b"\x00" + unhex(stored)).digest())
         if seq in self.pending:
             self._checkpoints_at(seq, stored)
+        if seq in self.witnessed:
+            self._witnessed_at(seq, stored)
 
     def _checkpoints_at(self, seq: int, stored: bytes) -> None:
+        root = self.frontier.root().hex()
         for checkpoint in self.pending.pop(seq):
-            problem = _check_checkpoint(checkpoint, self.key_id, self.public_key)
-            if not problem and checkpoint.tip_hash.encode() != stored:
+            problem = _check_checkpoint(checkpoint, self.ring)
+            if not problem and (
+                checkpoint.tip_hash.encode() != stored or checkpoint.merkle_root not in ("", root)
+            ):
                 problem = (
                     f"checkpoint #{checkpoint.pk} signed "
                     f"{checkpoint.created_at:%Y-%m-%d %H:%M} vouches for another hash at "
@@ -247,6 +294,19 @@ class _Walk:
                 raise Broken(self.verified_size + 1, problem)
             self.checked += 1
         self.verified_size = seq
+
+    def _witnessed_at(self, seq: int, stored: bytes) -> None:
+        root = self.frontier.root().hex()
+        for head in self.witnessed.pop(seq):
+            if head.tip_hash.encode() != stored or head.root != root:
+                raise Broken(
+                    self.witnessed_size + 1,
+                    f"the chain is inconsistent with the witnessed checkpoint at {seq} "
+                    f"({head.source}): events {self.witnessed_size + 1}..{seq} were rewritten "
+                    f"after the witness received it",
+                )
+            self.witnessed_count += 1
+        self.witnessed_size = seq
 
 
 def _walk_postgres(walk: _Walk, alias: str, high: int) -> None:
@@ -275,27 +335,84 @@ def _walk_orm(walk: _Walk, alias: str, high: int) -> None:
         walk.add(fields, _plain(fields))
 
 
-def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
-    """Verify the whole chain, or only the events after a checkpoint (whose own signature and tip
-    are checked first). Stops at the first problem.
+def _frontier_of(checkpoint: AuditCheckpoint) -> Frontier:
+    """The tree a checkpoint stored, which must have the root it signed."""
+    try:
+        frontier = Frontier.from_hex(checkpoint.size, checkpoint.frontier.split())
+    except ValueError as error:
+        raise Broken(
+            checkpoint.size, f"checkpoint #{checkpoint.pk} has no usable frontier"
+        ) from error
+    if frontier.root().hex() != checkpoint.merkle_root:
+        raise Broken(
+            checkpoint.size, f"checkpoint #{checkpoint.pk}'s frontier is not the tree it signed"
+        )
+    return frontier
+
+
+def _truncation(alias: str, tail: int, checkpoints: list[AuditCheckpoint]) -> None:
+    """The trail never gets shorter: not than any checkpoint, nor any verification that passed
+    (the high-water mark). Deleting the newest events together with their checkpoint still
+    leaves the run that verified them."""
+    beyond = [c for c in checkpoints if c.size > tail]
+    if beyond:
+        raise Broken(
+            tail + 1,
+            f"the trail was truncated: it ends at {tail} but checkpoint #{beyond[0].pk} vouches "
+            f"for {beyond[0].size} events: the end of the trail was deleted",
+        )
+    mark = (
+        AuditVerification.objects.using(alias)
+        .filter(ok=True, tip_seq__gt=tail)
+        .order_by("-tip_seq", "-id")
+        .first()
+    )
+    if mark is not None:
+        raise Broken(
+            tail + 1,
+            f"the trail was truncated: it ends at {tail} but verification run #{mark.pk} "
+            f"({mark.finished_at:%Y-%m-%d %H:%M}) verified {mark.tip_seq} events: events "
+            f"{tail + 1}..{mark.tip_seq} were deleted",
+        )
+
+
+def verify_chain(
+    *, after: AuditCheckpoint | None = None, witnessed: list[WitnessedHead] = ()
+) -> Report:
+    """Verify the whole chain, or only the events after a checkpoint with a Merkle root (whose
+    own signature, tip and frontier are checked first), and every witnessed head. Stops at the
+    first problem.
 
     Every read goes to one database, the one the router picks for audit reads (a replica outside
     a transaction, the primary inside one), so the walk sees one consistent trail."""
     started = time.monotonic()
     alias = router.db_for_read(AuditEvent) or DEFAULT_DB_ALIAS
     events = AuditEvent.objects.using(alias)
-    public_key = keys.public_key()
-    key_id = keys.key_id_of(public_key)
+    ring = keys.key_ring()
     # Checkpoints first, then the tail: a checkpoint beyond the tail then proves a truncation,
     # not a race with a checkpoint written while we read.
     checkpoints = list(AuditCheckpoint.objects.using(alias).order_by("size", "id"))
     tail = events.order_by("-seq").values_list("seq", "hash").first() or (0, "")
     walk = _Walk(
-        seq=1, tip=GENESIS_HASH, checkpoints=checkpoints, key_id=key_id, public_key=public_key
+        frontier=Frontier(),
+        tip=GENESIS_HASH,
+        checkpoints=checkpoints,
+        ring=ring,
+        witnessed=witnessed,
     )
     try:
+        for head in witnessed:
+            problem = _check_witnessed(head, ring)
+            if problem:
+                raise Broken(1, problem)
+            if head.size > tail[0]:
+                raise Broken(
+                    tail[0] + 1,
+                    f"the trail was truncated: it ends at {tail[0]} but the witnessed checkpoint "
+                    f"at {head.size} ({head.source}) vouches for {head.size} events",
+                )
         if after is not None:
-            problem = _check_checkpoint(after, key_id, public_key)
+            problem = _check_checkpoint(after, ring)
             anchor = events.filter(seq=after.size).values_list("hash", flat=True)
             if not problem and list(anchor) != [after.tip_hash]:
                 problem = f"checkpoint #{after.pk} no longer matches event {after.size}"
@@ -303,23 +420,17 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
                 raise Broken(after.size, problem)
             checkpoints = [c for c in checkpoints if c.size > after.size]
             walk = _Walk(
-                seq=after.size + 1,
+                frontier=_frontier_of(after),
                 tip=after.tip_hash,
                 checkpoints=checkpoints,
-                key_id=key_id,
-                public_key=public_key,
+                ring=ring,
+                witnessed=[head for head in witnessed if head.size > after.size],
             )
-        beyond = [c for c in checkpoints if c.size > tail[0]]
         if connections[alias].vendor == "postgresql":
             _walk_postgres(walk, alias, tail[0])
         else:
             _walk_orm(walk, alias, tail[0])
-        if beyond:
-            raise Broken(
-                tail[0] + 1,
-                f"the chain ends at {tail[0]} but checkpoint #{beyond[0].pk} vouches for "
-                f"{beyond[0].size} events: the end of the trail was deleted",
-            )
+        _truncation(alias, tail[0], checkpoints)
     except Broken as broken:
         return Report(
             ok=False,
@@ -338,11 +449,15 @@ def verify_chain(*, after: AuditCheckpoint | None = None) -> Report:
         tip_seq=tail[0],
         tip_hash=tail[1] or GENESIS_HASH,
         seconds=time.monotonic() - started,
+        witnessed=walk.witnessed_count,
+        frontier=walk.frontier,
     )
 
 
 def describe(report: Report) -> str:
     verdict = "intact" if report.ok else f"BROKEN: {report.problem}"
+    if report.ok and report.witnessed:
+        verdict += f"; {report.witnessed} witnessed heads agree"
     return (
         f"{report.events} events, {report.checkpoints} checkpoints checked in "
         f"{report.seconds:.2f} s ({report.events_per_second:,.0f} events/s): {verdict}"

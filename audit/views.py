@@ -12,9 +12,12 @@ from django.utils.http import urlencode
 
 from audit import keys, selectors
 from audit.chain import format_timestamp
+from audit.export import export_lines
 from audit.forms import EventFilterForm
 from audit.models import AuditEvent
 from audit.selectors import EventFilters
+from portal.exceptions import DomainError
+from portal.spreadsheets import safe_cell
 
 CSV_COLUMNS = [
     "seq",
@@ -35,7 +38,6 @@ CSV_COLUMNS = [
     "hash",
 ]
 # Spreadsheets run cells that start with these as formulas; evidence must never execute.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _require_reader(request: HttpRequest) -> None:
@@ -113,8 +115,7 @@ def _row(event: AuditEvent) -> list[str]:
         "data": json.dumps(event.data, ensure_ascii=False, sort_keys=True),
         "ip": event.ip or "",
     }
-    cells = [str(values[column]) for column in CSV_COLUMNS]
-    return [f"'{cell}" if cell.startswith(FORMULA_STARTS) else cell for cell in cells]
+    return [safe_cell(values[column]) for column in CSV_COLUMNS]
 
 
 class _Echo:
@@ -129,48 +130,47 @@ def _csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
         yield writer.writerow(_row(event))
 
 
-def _jsonl_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
-    for event in events:
-        record = {
-            "seq": event.seq,
-            "occurred_at": format_timestamp(event.occurred_at),
-            "prev_hash": event.prev_hash,
-            "hash": event.hash,
-            "body": json.loads(event.body),
-        }
-        yield json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def _export(request: HttpRequest, kind: str) -> HttpResponse:
+def export_csv(request: HttpRequest) -> HttpResponse:
+    """The filtered events for reading and spreadsheets; not evidence (it is not a chain)."""
     _require_reader(request)
     form, filters, _cursor = _filter_form(request)
     if filters is None:
         return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
     events = selectors.audit_events_stream(user=request.user, filters=filters)
-    if kind == "csv":
-        lines, content_type = _csv_lines(events), "text/csv; charset=utf-8"
-    else:
-        lines, content_type = _jsonl_lines(events), "application/x-ndjson; charset=utf-8"
-    response = StreamingHttpResponse(lines, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="audit-events.{kind}"'
+    response = StreamingHttpResponse(_csv_lines(events), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit-events.csv"'
     return response
 
 
-def export_csv(request: HttpRequest) -> HttpResponse:
-    return _export(request, "csv")
-
-
 def export_jsonl(request: HttpRequest) -> HttpResponse:
-    return _export(request, "jsonl")
+    """The signed export (`audit.export`) of the filters' time range: every event between the
+    first and last one in it, so that it verifies offline. The other filters narrow what the
+    page shows, not the evidence."""
+    _require_reader(request)
+    form, filters, _cursor = _filter_form(request)
+    if filters is None:
+        return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
+    try:
+        lines = export_lines(since=filters.since, until=filters.until)
+    except DomainError as error:
+        return HttpResponse(error.detail, status=error.status_code, content_type="text/plain")
+    response = StreamingHttpResponse(lines, content_type="application/x-ndjson; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="audit-trail.jsonl"'
+    return response
 
 
 @login_not_required
 def public_key(request: HttpRequest) -> HttpResponse:
-    """Published so anyone holding an export can check its checkpoints against the portal's key."""
+    """Published so anyone holding an export can check its checkpoints against the portal's key;
+    retired keys are listed too, for the checkpoints they signed."""
     return render(
         request,
         "audit/public_key.html",
-        {"public_key_pem": keys.public_key_pem(), "key_id": keys.current_key_id()},
+        {
+            "public_key_pem": keys.public_key_pem(),
+            "key_id": keys.current_key_id(),
+            "retired_keys": [key for key in keys.published_keys() if not key["current"]],
+        },
     )
 
 

@@ -50,6 +50,7 @@ from bench.bench_audit import (  # noqa: E402
 BENCH_DB = os.environ.get("BENCH_PLATFORM_DB", "gatehouse_bench_platform")
 SCALE = float(os.environ.get("BENCH_PLATFORM_SCALE", "1"))
 MODELS = 200
+INVENTORY_MODELS = 1_000
 SMALL_DEPLOYMENTS = 1_000
 MEDIUM_DEPLOYMENTS = 10_000
 BIG_DEPLOYMENTS = max(int(1_000_000 * SCALE), 20_000)
@@ -338,6 +339,83 @@ def history_reads(*, at_fraction: float, reader) -> dict:
 
         results[f"audit page, {label}"] = (timed(page), queries_of(page))
     return results
+
+
+def evidence_pack_reads(*, change: str) -> dict:
+    """The evidence pack of the gate's change request (its build has the history's events) as
+    the API builds it, after the hourly checkpoint: the first build, which computes the stored
+    chunk roots, and the best of later ones; with the size of its proofs."""
+    import io
+    import json
+    import zipfile
+
+    from audit.models import AuditMerkleChunk
+    from audit.services import audit_checkpoint_create
+    from releases.evidence_pack import evidence_pack_build
+    from releases.models import ChangeRequest
+
+    audit_checkpoint_create(actor=None)
+    AuditMerkleChunk.objects.all().delete()
+    change_request = ChangeRequest.objects.get(pk=int(change.removeprefix("CR-")))
+
+    def build():
+        return evidence_pack_build(change_request=change_request)
+
+    mark = time.perf_counter()
+    queries_first = queries_of(build)
+    first = time.perf_counter() - mark
+    best = timed(build, runs=7)
+    _, pack = build()
+    with zipfile.ZipFile(io.BytesIO(pack)) as files:
+        events = [json.loads(line) for line in files.read("events.jsonl").splitlines()]
+        size = json.loads(files.read("head.json"))["size"]
+    proofs = [len(event["proof"]) for event in events]
+    return {
+        "times": {
+            "evidence pack, first build (computes the chunk roots)": (first, queries_first),
+            "evidence pack, built again": (best, queries_of(build)),
+        },
+        "events": len(events),
+        "trail": size,
+        "proof_nodes": max(proofs) if proofs else 0,
+        "pack_bytes": len(pack),
+    }
+
+
+def inventory_reads(*, user) -> dict:
+    """The model inventory page and its CSV download, unfiltered (every model on one page)."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    results = {}
+    for label, url in (
+        ("inventory page", "/registry/inventory/"),
+        ("inventory CSV", "/registry/inventory.csv"),
+    ):
+
+        def get(url=url):
+            response = client.get(url)
+            if response.status_code != 200:
+                raise SystemExit(f"{url}: {response.status_code}")
+
+        results[label] = (timed(get, runs=11), queries_of(get))
+    return results
+
+
+def models_grow_to(total: int) -> int:
+    """More registered models (bulk rows, as the inventory reads them): for the inventory's
+    figures at its larger size."""
+    from portal.models import Team
+    from registry.models import RegisteredModel
+
+    team = Team.objects.get(slug="data-science")
+    have = RegisteredModel.objects.count()
+    RegisteredModel.objects.bulk_create(
+        RegisteredModel(name=f"inventory-{index:05d}", owner_team=team, risk_tier=1 + index % 3)
+        for index in range(have, total)
+    )
+    return RegisteredModel.objects.count()
 
 
 def page_reads(*, user, change: str) -> dict:
@@ -761,6 +839,52 @@ def report(figures: dict) -> str:
             verdict(ratio <= 1.25 and few == many) if label.startswith("registration") else "—"
         ),
     )
+    small_pack, big_pack = figures["pack_small"], figures["pack_big"]
+    lines += [
+        "",
+        f"### 5. The evidence pack at {small_pack['trail']:,} and at {big_pack['trail']:,} "
+        "audit events",
+        "",
+        f"`releases.evidence_pack.evidence_pack_build` for the gate's change request "
+        f"({big_pack['events']} events about it, its build and its deployments), in-process "
+        "right after the hourly checkpoint (so the trail is verified from there). The first "
+        "build computes the stored roots of the 4,096-event chunks; later ones read them. "
+        f"Largest inclusion proof: {small_pack['proof_nodes']} nodes at the smaller size, "
+        f"{big_pack['proof_nodes']} at the larger (log2 of the trail); the pack weighs "
+        f"{small_pack['pack_bytes'] / 1024:.0f} and {big_pack['pack_bytes'] / 1024:.0f} KiB.",
+        "",
+        f"| build | {small_pack['trail']:,} events | {big_pack['trail']:,} events | ratio "
+        f"| queries (small / large) | goal: under a second | {previous}: large, ratio |",
+        "|---|---|---|---|---|---|---|",
+        *compared(
+            {"small": small_pack["times"], "big": big_pack["times"]},
+            "small",
+            "big",
+            lambda label, ratio, small, big: (
+                verdict(figures["pack_big"]["times"][label][0] < 1) if "again" in label else "—"
+            ),
+        ),
+    ]
+    few_models, many_models = figures["inventory_counts"]
+    lines += [
+        "",
+        f"### 6. The model inventory at {few_models:,} and at {many_models:,} models",
+        "",
+        "`/registry/inventory/` and its CSV download, every model on one page, signed in as "
+        "`risk` (Model Risk), in-process, best of up to 11 runs; the larger size adds bulk "
+        "model rows. The page and the CSV list every model, so their time follows the models "
+        "shown; the goal is the same number of queries.",
+        "",
+        f"| read | {few_models:,} models | {many_models:,} models | ratio | queries (few / many) "
+        f"| goal: same queries | {previous}: many, ratio |",
+        "|---|---|---|---|---|---|---|",
+        *compared(
+            figures,
+            "inventory_few",
+            "inventory_many",
+            lambda label, ratio, few, many: verdict(few == many),
+        ),
+    ]
     lines += ["", figures["notes"]]
     return "\n".join(lines)
 
@@ -850,6 +974,8 @@ def main() -> None:
         analyze()
         load_seconds += time.perf_counter() - mark
         figures["events_medium"] = sizes()["events"]
+        figures["pack_small"] = evidence_pack_reads(change=gate["change"])
+        print(f"evidence pack at {figures['events_medium']:,} events: {figures['pack_small']}")
         figures["history_small"] = history_reads(at_fraction=0.5, reader=users["auditor"])
         print(f"history at {MEDIUM_DEPLOYMENTS:,}: {figures['history_small']}", flush=True)
 
@@ -863,6 +989,8 @@ def main() -> None:
         print(f"queries at {BIG_DEPLOYMENTS:,}: {figures['queries_big']}", flush=True)
         figures["history_big"] = history_reads(at_fraction=0.5, reader=users["auditor"])
         print(f"history at {BIG_DEPLOYMENTS:,}: {figures['history_big']}", flush=True)
+        figures["pack_big"] = evidence_pack_reads(change=gate["change"])
+        print(f"evidence pack at {sizes()['events']:,} events: {figures['pack_big']}")
 
         mark = time.perf_counter()
         load_change_requests(count=FEW_CHANGES - ChangeRequest.objects.count(), stdout=out)
@@ -889,6 +1017,11 @@ def main() -> None:
         load_seconds += time.perf_counter() - mark
         figures["numbering_many"] = numbering(token=seeded["token"])
         print(f"numbering at {MANY_VERSIONS:,}: {figures['numbering_many']}", flush=True)
+
+        figures["inventory_few"] = inventory_reads(user=users["risk"])
+        figures["inventory_counts"] = (sizes()["models"], models_grow_to(INVENTORY_MODELS))
+        figures["inventory_many"] = inventory_reads(user=users["risk"])
+        print(f"inventory: {figures['inventory_few']} -> {figures['inventory_many']}", flush=True)
 
         figures["http"] = http_load(token=seeded["token"], gate=gate, workdir=workdir)
         run, _ = audit_verify(actor=None)

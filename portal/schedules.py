@@ -35,6 +35,7 @@ SCHEDULES = [
     ("Refresh GitLab pipeline statuses", "registry.tasks.refresh_pipeline_statuses", 300),
     ("Remind stale sign-offs", "releases.tasks.remind_stale_sign_offs", "daily@08"),
     ("Forget old idempotency keys", "portal.tasks.prune_idempotency_keys", "daily@03"),
+    ("Remind validations due", "registry.tasks.remind_validations_due", "daily@07"),
 ]
 
 

@@ -136,6 +136,19 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # a soak (releases/services/policy.py); an administrator cannot save less.
 # How long a retried POST with the same Idempotency-Key gets the first answer back (days).
 GATEHOUSE_IDEMPOTENCY_DAYS = int(os.environ.get("GATEHOUSE_IDEMPOTENCY_DAYS", "30"))
+# Model risk (registry/model_risk.py): the team whose members validate models, and how many
+# months a validation stays valid for a model of tier 1, 2 and 3 (its materiality).
+GATEHOUSE_MODEL_RISK_TEAM = os.environ.get("GATEHOUSE_MODEL_RISK_TEAM", "model-risk")
+GATEHOUSE_VALIDATION_MONTHS = dict(
+    zip(
+        (1, 2, 3),
+        (
+            int(months)
+            for months in os.environ.get("GATEHOUSE_VALIDATION_MONTHS", "12,24,36").split(",")
+        ),
+        strict=True,
+    )
+)
 GATEHOUSE_MIN_PROD_TEAMS = int(os.environ.get("GATEHOUSE_MIN_PROD_TEAMS", "3"))
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -178,6 +191,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = not PRODUCTION
+# Documents (validation reports, model cards): under var/ by default; in production an
+# S3-compatible bucket through django-storages (docs/deploy.md). Never served as media: the
+# registry hands them out to signed-in people only, after checking their digest.
+MEDIA_ROOT = Path(os.environ.get("GATEHOUSE_MEDIA_ROOT", VAR_DIR / "documents"))
+GATEHOUSE_DOCUMENT_MAX_BYTES = int(os.environ.get("GATEHOUSE_DOCUMENT_MAX_BYTES", str(20 * 2**20)))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -234,6 +252,10 @@ AUDIT_SIGNING_KEY_FILE = Path(
 )
 if PRODUCTION and not AUDIT_SIGNING_KEY:
     raise ImproperlyConfigured("The production profile needs AUDIT_SIGNING_KEY (Ed25519, PEM).")
+# Every checkpoint is also written here, one signed file each, and POSTed to AUDIT_WITNESS_URL
+# when set (docs/audit.md, "The witness"). Production: storage the portal cannot rewrite.
+AUDIT_WITNESS_DIR = Path(os.environ.get("AUDIT_WITNESS_DIR", VAR_DIR / "audit_witness"))
+AUDIT_WITNESS_URL = os.environ.get("AUDIT_WITNESS_URL", "")
 
 GITLAB_TOKEN = os.environ.get("GITLAB_TOKEN", "")
 

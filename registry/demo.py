@@ -8,10 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
 from git import Actor, Repo
 
-from registry import git, services
+from organisation.demo import DEMO_PASSWORD
+from registry import git, model_risk, services
 from registry.builders import Commit, digest, repository_grow, repository_mirrored
+from registry.models import LifecycleStatus, ModelVersion, RegisteredModel, Validation
 
 REPOSITORY_URL = "https://gitlab.example.com/data-science/credit-models"
 MIRROR = "demo-repos/credit-models.git"
@@ -226,4 +230,126 @@ def seed(stdout) -> None:
     stdout.write(
         f"Registry: {len(MODELS)} models, {len(VERSIONS)} versions, git mirror at "
         f"{Path(settings.VAR_DIR) / MIRROR}."
+    )
+    seed_model_risk(stdout)
+
+
+INVENTORY = {
+    "credit-scoring": {
+        "purpose": "Probability of default for retail loans, used in IRB capital and pricing.",
+        "prohibited_uses": "Collections prioritisation; any use outside retail lending.",
+        "business_owner": "Head of Retail Credit",
+        "tier_rationale": "High materiality (capital), high reliance, moderate complexity.",
+        "ai_act_high_risk": True,
+        "regulatory_rationale": "Creditworthiness of natural persons (AI Act Annex III 5(b)).",
+        "upstream_datasets": ["loans"],
+        "lifecycle_status": LifecycleStatus.IN_PRODUCTION,
+    },
+    "fraud-detection": {
+        "purpose": "Real-time fraud scores for card payments.",
+        "prohibited_uses": "Credit decisions.",
+        "business_owner": "Head of Payments Fraud",
+        "tier_rationale": "High materiality (losses), full reliance in real time.",
+        "upstream_datasets": ["card-payments"],
+        "lifecycle_status": LifecycleStatus.IN_PRODUCTION,
+    },
+    "churn-forecast": {
+        "purpose": "Forecasts deposit churn for the retention team.",
+        "business_owner": "Head of Deposits",
+        "tier_rationale": "Low materiality: informs campaigns, decides nothing alone.",
+        "upstream_datasets": ["deposits"],
+        "upstream_models": ["credit-scoring"],
+        "lifecycle_status": LifecycleStatus.IN_PRODUCTION,
+    },
+}
+
+
+def seed_model_risk(stdout) -> None:
+    """A lived-in inventory: credit-scoring validated, its periodic review brought forward to
+    three weeks from now; fraud-detection 1.1.0 approved with a high finding past its date (its
+    production change is held at the gate); churn-forecast validated; a retired scorecard."""
+    if Validation.objects.exists():
+        return
+    users = {user.username: user for user in get_user_model().objects.all()}
+    risk, requester, admin = users["risk"], users["requester"], users["admin"]
+    builds = {
+        (build.model.name, build.version): build
+        for build in ModelVersion.objects.select_related("model", "repository")
+    }
+    models = {model.name: model for model in RegisteredModel.objects.all()}
+    for name, entry in INVENTORY.items():
+        model_risk.model_inventory_update(
+            actor=risk, model=models[name], model_risk_owner="risk", **entry
+        )
+    now = timezone.now()
+
+    def validate(name, versions, outcome, scope, *, days_ago, findings=(), report=None):
+        return model_risk.validation_conclude(
+            actor=risk,
+            model=models[name],
+            versions=[builds[(name, version)] for version in versions],
+            scope=scope,
+            outcome=outcome,
+            password=DEMO_PASSWORD,
+            findings=findings,
+            report=report,
+            now=now - timedelta(days=days_ago),
+        )
+
+    validate(
+        "credit-scoring",
+        ["1.2.0", "1.2.1"],
+        "approved",
+        "Recalibration on 2026-Q3 defaults: discrimination, calibration, stability.",
+        days_ago=12,
+        report=(
+            "credit-scoring-2026-q3-validation.md",
+            b"# credit-scoring 1.2.0 and 1.2.1: validation report\n\n"
+            b"Discrimination (Gini 0.71) and calibration (Hosmer-Lemeshow p = 0.42) hold on the "
+            b"2026-Q3 defaults; the leakage fix in 1.2.1 changes no score by more than 0.3%.\n",
+        ),
+    )
+    model_risk.model_inventory_update(
+        actor=risk,
+        model=models["credit-scoring"],
+        next_validation_due=(now + timedelta(days=21)).date(),
+    )
+    validate(
+        "fraud-detection",
+        ["1.1.0"],
+        "conditions",
+        "Merchant features and the 0.1% alert threshold.",
+        days_ago=40,
+        findings=[
+            {
+                "title": "No drift monitor on merchant features",
+                "severity": "high",
+                "owner": requester,
+                "remediation_due": (now - timedelta(days=5)).date(),
+            }
+        ],
+    )
+    validate(
+        "churn-forecast",
+        ["0.2.0", "0.2.1"],
+        "approved",
+        "Survival model for deposit churn.",
+        days_ago=20,
+    )
+    legacy, _ = services.model_register(
+        actor=None,
+        name="legacy-scorecard",
+        owner_team="data-science",
+        description="The 2019 logistic scorecard that credit-scoring replaced.",
+        risk_tier=2,
+    )
+    model_risk.model_inventory_update(
+        actor=admin,
+        model=legacy,
+        purpose="Retail probability of default before credit-scoring.",
+        lifecycle_status=LifecycleStatus.RETIRED,
+    )
+    stdout.write(
+        "Model risk: 3 validations (fraud-detection has a high finding past due), "
+        "credit-scoring's review due in three weeks, legacy-scorecard retired."
     )

@@ -38,3 +38,17 @@ def live_environments(versions: Sequence[ModelVersion]) -> dict[int, list[str]]:
             merged.setdefault(version_id, [])
             merged[version_id] += [name for name in names if name not in merged[version_id]]
     return merged
+
+
+ProductionEnvironmentsProvider = Callable[[], set[str]]
+production_environments_providers: list[ProductionEnvironmentsProvider] = []
+
+
+def register_production_environments_provider(provider: ProductionEnvironmentsProvider) -> None:
+    if provider not in production_environments_providers:
+        production_environments_providers.append(provider)
+
+
+def production_environments() -> set[str]:
+    """The names of the environments marked as production, from every provider."""
+    return set().union(*(provider() for provider in production_environments_providers))

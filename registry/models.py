@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from portal.models import ServiceAccount, Team
 from portal.validators import PlainName
@@ -32,6 +33,14 @@ class Repository(models.Model):
         return self.url
 
 
+class LifecycleStatus(models.TextChoices):
+    IN_DEVELOPMENT = "in_development", "In development"
+    IN_VALIDATION = "in_validation", "In validation"
+    APPROVED = "approved", "Approved for use"
+    IN_PRODUCTION = "in_production", "In production"
+    RETIRED = "retired", "Retired"
+
+
 class RegisteredModel(models.Model):
     name = models.SlugField(max_length=100, unique=True)
     owner_team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="models")
@@ -47,6 +56,32 @@ class RegisteredModel(models.Model):
         help_text="The highest plain-number version (1, 2, 3 …) registered for this model.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # The model inventory (issue 16): what Model Risk and a regulator ask first. Changed only by
+    # `registry.model_risk.model_inventory_update`, audited with before and after.
+    purpose = models.TextField(blank=True, help_text="What the model is for.")
+    intended_use = models.TextField(blank=True)
+    prohibited_uses = models.TextField(blank=True, help_text="Uses it must not be put to.")
+    business_owner = models.CharField(max_length=150, blank=True)
+    model_risk_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="risk_owned_models",
+    )
+    tier_rationale = models.TextField(
+        blank=True, help_text="Why this tier: materiality, complexity, reliance."
+    )
+    ai_act_high_risk = models.BooleanField(default=False)
+    regulatory_rationale = models.TextField(blank=True)
+    upstream_models = models.ManyToManyField(
+        "self", symmetrical=False, blank=True, related_name="downstream_models"
+    )
+    upstream_datasets = models.JSONField(default=list, blank=True)
+    lifecycle_status = models.CharField(
+        max_length=20, choices=LifecycleStatus.choices, default=LifecycleStatus.IN_DEVELOPMENT
+    )
+    next_validation_due = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
@@ -104,6 +139,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     datasets = models.ManyToManyField(DatasetVersion, related_name="model_versions", blank=True)
     env_lock_sha256 = models.CharField(max_length=64, blank=True)
+    # The model card CI sends with the build (registry.services.MODEL_CARD_FIELDS); immutable,
+    # like the rest of the version.
+    model_card = models.JSONField(default=dict, blank=True)
     created_by_user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -169,3 +207,109 @@ class PipelineStatus(models.Model):
     @property
     def green(self) -> bool:
         return self.status == "success"
+
+
+class ValidationOutcome(models.TextChoices):
+    APPROVED = "approved", "Approved"
+    CONDITIONS = "conditions", "Approved with conditions"
+    REJECTED = "rejected", "Rejected"
+
+
+class Validation(models.Model):
+    """An independent validation of a model, covering the versions it names, concluded by a
+    validator of Model Risk with an electronic signature (`registry.model_risk`). Never edited
+    once concluded; a new validation supersedes it."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="validations")
+    covers = models.ManyToManyField("ModelVersion", related_name="validations")
+    validator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="validations"
+    )
+    scope = models.TextField()
+    outcome = models.CharField(max_length=16, choices=ValidationOutcome.choices)
+    meaning = models.CharField(max_length=300)
+    reauthenticated = models.BooleanField(default=False)
+    concluded_at = models.DateTimeField()
+    valid_until = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-concluded_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"validation of {self.model} ({self.get_outcome_display()})"
+
+    @property
+    def expired(self) -> bool:
+        return self.valid_until <= timezone.now()
+
+
+class FindingSeverity(models.TextChoices):
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+class FindingStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    REMEDIATED = "remediated", "Remediated"
+    ACCEPTED = "accepted", "Accepted"
+
+
+class Finding(models.Model):
+    validation = models.ForeignKey(Validation, on_delete=models.PROTECT, related_name="findings")
+    title = models.CharField(max_length=200)
+    severity = models.CharField(max_length=8, choices=FindingSeverity.choices)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="owned_findings"
+    )
+    remediation_due = models.DateField()
+    status = models.CharField(
+        max_length=12, choices=FindingStatus.choices, default=FindingStatus.OPEN
+    )
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["remediation_due", "id"]
+        indexes = [
+            models.Index(fields=["status", "severity", "remediation_due"], name="finding_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.severity})"
+
+
+class DocumentKind(models.TextChoices):
+    VALIDATION_REPORT = "validation_report", "Validation report"
+    MODEL_CARD = "model_card", "Model card"
+
+
+class Document(models.Model):
+    """A file kept as evidence (a validation report, a model card): stored once under its
+    sha256, never replaced; the registry checks the digest again whenever it hands it out."""
+
+    kind = models.CharField(max_length=20, choices=DocumentKind.choices)
+    name = models.CharField(max_length=200)
+    file = models.FileField(upload_to="documents/", max_length=300)
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    content_type = models.CharField(max_length=100)
+    validation = models.ForeignKey(
+        Validation, on_delete=models.PROTECT, null=True, blank=True, related_name="documents"
+    )
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.sha256[:12]})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise ValueError("A document never changes once attached; attach a new one.")
+        super().save(*args, **kwargs)

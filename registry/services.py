@@ -71,6 +71,39 @@ def _check_http_url(errors: Errors, field: str, value: str) -> None:
         errors.add(field, "Must be an http:// or https:// URL.")
 
 
+# What a model card says (issue 16); `reference` points at one kept elsewhere.
+MODEL_CARD_FIELDS = {
+    "purpose": str,
+    "training_data": str,
+    "training_period": str,
+    "evaluation": list,
+    "limitations": str,
+    "fairness": str,
+    "stability": str,
+    "monitoring": str,
+    "reference": str,
+}
+
+
+def _check_model_card(errors: Errors, card: Any) -> None:
+    if card is None:
+        return
+    if not isinstance(card, dict):
+        errors.add("model_card", "Must be a JSON object.")
+        return
+    for key, value in card.items():
+        kind = MODEL_CARD_FIELDS.get(key)
+        if kind is None:
+            errors.add(
+                f"model_card.{key}", f"Not a model card field ({', '.join(MODEL_CARD_FIELDS)})."
+            )
+        elif not isinstance(value, kind):
+            errors.add(f"model_card.{key}", f"Must be a {'list' if kind is list else 'string'}.")
+    for number, item in enumerate(card.get("evaluation") or [], start=1):
+        if not (isinstance(item, dict) and {"metric", "value", "dataset"} <= set(item)):
+            errors.add(f"model_card.evaluation.{number}", "Needs metric, value and dataset.")
+
+
 def _check_version(errors: Errors, field: str, value: str) -> None:
     if not VERSION_RE.match(value or "") or len(value) > 100:
         errors.add(
@@ -372,6 +405,7 @@ def model_version_register(
     metrics: dict | None = None,
     datasets: list[dict] | None = None,
     env_lock_sha256: str = "",
+    model_card: dict | None = None,
     request: Any = None,
 ) -> tuple[ModelVersion, bool]:
     """Register one build of `model` (rule 1, exact build): one commit, one CI build, one
@@ -398,6 +432,7 @@ def model_version_register(
         if value is not None and not isinstance(value, dict):
             errors.add(field, "Must be a JSON object.")
     dataset_keys = _dataset_keys(errors, datasets)
+    _check_model_card(errors, model_card)
     if not REPOSITORY_URL_RE.match(normalise_repository_url(repository)):
         errors.add(
             "repository",
@@ -436,6 +471,7 @@ def model_version_register(
             "params": params or {},
             "metrics": metrics or {},
             "env_lock_sha256": env_lock_sha256 or "",
+            "model_card": model_card or {},
         },
         version=version,
         dataset_keys=dataset_keys,

@@ -1,8 +1,9 @@
 """Background work of the registry; tasks load ids and call the same functions as the commands."""
 
 from celery import shared_task
+from django.utils import timezone
 
-from registry import git, gitlab, pipelines
+from registry import git, gitlab, model_risk, pipelines
 from registry.models import Repository
 
 
@@ -49,3 +50,9 @@ def refresh_pipeline_statuses() -> int:
     for repository_id, commit_sha in pairs:
         refresh_pipeline_status.delay(repository_id, commit_sha)
     return len(pairs)
+
+
+@shared_task(ignore_result=True)
+def remind_validations_due() -> int:
+    """Daily: validation reminders 60 and 30 days ahead, and the escalation once one lapsed."""
+    return model_risk.validation_reminders_send(today=timezone.localdate())

@@ -1,15 +1,37 @@
 """The registry's pages: models, one model with its versions, one version with its evidence,
-datasets, and the CI helper for download. Read-only: registration comes from CI."""
+datasets, the model inventory, and the CI helper for download. Registration comes from CI;
+Model Risk concludes validations here, through `registry.model_risk`."""
 
+import csv
+import io
 import json
 from pathlib import Path
 
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.views.decorators.http import require_POST
+from openpyxl import Workbook
 
-from portal.exceptions import NotFound
+from audit.models import AuditEvent
+from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
-from registry import git, hooks, selectors
+from portal.spreadsheets import safe_cell
+from registry import git, hooks, model_risk, selectors
+from registry.models import (
+    Document,
+    Finding,
+    FindingSeverity,
+    FindingStatus,
+    LifecycleStatus,
+    ModelVersion,
+    RegisteredModel,
+    ValidationOutcome,
+)
 from registry.reproducibility import reproducibility
 
 CI_HELPER = Path(__file__).resolve().parent / "ci" / "gatehouse_ci.py"
@@ -54,11 +76,92 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         {"version": version, "repro": reproducibility(version), "live": live.get(version.pk, [])}
         for version in versions
     ]
-    return render(request, "registry/model_detail.html", {"model": model, "rows": rows})
+    validations = (
+        model.validations.select_related("validator")
+        .prefetch_related("covers", "findings__owner", "documents")
+        .order_by("-concluded_at", "-pk")
+    )
+    history = AuditEvent.objects.filter(
+        object_type=RegisteredModel._meta.label_lower, object_id=str(model.pk)
+    ).order_by("-seq")[:50]
+    return render(
+        request,
+        "registry/model_detail.html",
+        {
+            "model": model,
+            "rows": rows,
+            "history": history,
+            "validations": validations,
+            "may_validate": model_risk.is_model_risk(request.user),
+            "outcomes": ValidationOutcome.choices,
+            "severities": FindingSeverity.choices,
+            "closing": [FindingStatus.REMEDIATED, FindingStatus.ACCEPTED],
+        },
+    )
+
+
+@require_POST
+def validation_new(request: HttpRequest, name: str) -> HttpResponse:
+    """Model Risk concludes a validation from the model page: an electronic signature, like a
+    sign-off (the service re-checks independence and the password)."""
+    model = _found(selectors.model_get, name=name)
+    data = request.POST
+    versions = list(model.versions.filter(pk__in=data.getlist("versions")))
+    findings = []
+    if data.get("finding_title", "").strip():
+        owner = get_user_model().objects.filter(username=data.get("finding_owner", "")).first()
+        findings.append(
+            {
+                "title": data["finding_title"],
+                "severity": data.get("finding_severity", ""),
+                "owner": owner or request.user,
+                "remediation_due": parse_date(data.get("finding_due", "") or "") or "",
+            }
+        )
+    upload = request.FILES.get("report")
+    report = (upload.name, upload.read()) if upload else None
+    try:
+        model_risk.validation_conclude(
+            actor=request.user,
+            model=model,
+            versions=versions,
+            scope=data.get("scope", ""),
+            outcome=data.get("outcome", ""),
+            password=data.get("password", ""),
+            findings=findings,
+            report=report,
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    else:
+        messages.success(request, f"Validation of {model.name} concluded and signed.")
+    return redirect("registry:model", name=model.name)
+
+
+def _card_changes(card: dict, versions, found) -> tuple[object, list[tuple[str, object, object]]]:
+    """The version live in production and the model card fields that differ from its card."""
+    production = hooks.production_environments()
+    live = hooks.live_environments(versions)
+    in_production = next(
+        (v for v in versions if production & set(live.get(v.pk, [])) and v.pk != found.pk), None
+    )
+    if in_production is None:
+        return None, []
+    theirs = in_production.model_card or {}
+    keys = sorted(set(card) | set(theirs))
+    return in_production, [
+        (key, theirs.get(key), card.get(key)) for key in keys if theirs.get(key) != card.get(key)
+    ]
 
 
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
     found = _found(selectors.model_version_get, model_name=name, version=version)
+    production_version, card_changes = _card_changes(
+        found.model_card, list(selectors.model_versions(model=found.model)), found
+    )
     return render(
         request,
         "registry/version_detail.html",
@@ -71,6 +174,9 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
             "live": hooks.live_environments([found]).get(found.pk, []),
             "params": json.dumps(found.params, indent=2, sort_keys=True),
             "metrics": sorted(found.metrics.items()),
+            "card": sorted(found.model_card.items()),
+            "production_version": production_version,
+            "card_changes": card_changes,
         },
     )
 
@@ -90,3 +196,164 @@ def ci_helper(request: HttpRequest) -> FileResponse:
         filename=CI_HELPER.name,
         content_type="text/x-python; charset=utf-8",
     )
+
+
+INVENTORY_COLUMNS = (
+    "model",
+    "owner team",
+    "risk tier",
+    "tier rationale",
+    "lifecycle status",
+    "purpose",
+    "intended use",
+    "prohibited uses",
+    "business owner",
+    "model risk owner",
+    "EU AI Act high-risk",
+    "regulatory rationale",
+    "upstream models",
+    "upstream datasets",
+    "next validation due",
+)
+
+
+def _inventory_filters(request: HttpRequest) -> tuple[selectors.InventoryFilters, dict]:
+    raw = {
+        name: request.GET.get(name, "").strip()
+        for name in ("risk_tier", "lifecycle_status", "owner_team", "validation_due_by")
+    }
+    due = parse_date(raw["validation_due_by"]) if raw["validation_due_by"] else None
+    filters = selectors.InventoryFilters(
+        risk_tier=int(raw["risk_tier"]) if raw["risk_tier"] in {"1", "2", "3"} else None,
+        lifecycle_status=raw["lifecycle_status"]
+        if raw["lifecycle_status"] in LifecycleStatus.values
+        else "",
+        owner_team=raw["owner_team"],
+        validation_due_by=due,
+    )
+    return filters, raw
+
+
+def _inventory_row(model) -> list:
+    return [
+        model.name,
+        model.owner_team.name,
+        model.risk_tier,
+        model.tier_rationale,
+        model.get_lifecycle_status_display(),
+        model.purpose,
+        model.intended_use,
+        model.prohibited_uses,
+        model.business_owner,
+        model.model_risk_owner.username if model.model_risk_owner else "",
+        "yes" if model.ai_act_high_risk else "no",
+        model.regulatory_rationale,
+        ", ".join(upstream.name for upstream in model.upstream_models.all()),
+        ", ".join(model.upstream_datasets),
+        model.next_validation_due.isoformat() if model.next_validation_due else "",
+    ]
+
+
+@require_POST
+def finding_close(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    """Mark a finding remediated (its owner or Model Risk) or accepted (Model Risk), with a note."""
+    model = _found(selectors.model_get, name=name)
+    finding = Finding.objects.filter(pk=pk, validation__model=model).first()
+    if finding is None:
+        raise Http404("No such finding.")
+    try:
+        model_risk.finding_close(
+            actor=request.user,
+            finding=finding,
+            status=request.POST.get("status", ""),
+            note=request.POST.get("note", ""),
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    else:
+        messages.success(request, f"Finding '{finding.title}' closed.")
+    return redirect("registry:model", name=model.name)
+
+
+def document_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """A document for signed-in people, only while it matches the digest it was attached with."""
+    document = Document.objects.filter(pk=pk).first()
+    if document is None:
+        raise Http404("No such document.")
+    try:
+        content = model_risk.document_read(document)
+    except RuleDenied as refusal:
+        return HttpResponse(refusal.detail, status=409, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(content, content_type=document.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{document.name}"'
+    response["X-Content-SHA256"] = document.sha256
+    return response
+
+
+def inventory(request: HttpRequest) -> HttpResponse:
+    """The model inventory a regulator asks for first, with its filters and downloads."""
+    filters, raw = _inventory_filters(request)
+    models = list(selectors.model_inventory(filters=filters))
+    today = timezone.localdate()
+    lapsed = [
+        model
+        for model in models
+        if model.lifecycle_status == LifecycleStatus.IN_PRODUCTION
+        and model.next_validation_due is not None
+        and model.next_validation_due < today
+    ]
+    # What runs under a lapsed validation: two queries, and only when one has lapsed.
+    versions = list(ModelVersion.objects.filter(model__in=lapsed).select_related("model"))
+    live = hooks.live_environments(versions)
+    for model in models:
+        model.lapsed = model in lapsed
+        model.live_under_lapse = [
+            f"{version.version} in {', '.join(live[version.pk])}"
+            for version in versions
+            if version.model_id == model.pk and live.get(version.pk)
+        ]
+    return render(
+        request,
+        "registry/inventory.html",
+        {
+            "models": models,
+            "filters": raw,
+            "teams": Team.objects.order_by("name"),
+            "tiers": ["1", "2", "3"],
+            "statuses": LifecycleStatus.choices,
+            "query": request.GET.urlencode(),
+        },
+    )
+
+
+def inventory_export(request: HttpRequest, fmt: str) -> HttpResponse:
+    """The filtered inventory as CSV or XLSX; cells that look like formulas are defused."""
+    filters, _ = _inventory_filters(request)
+    rows = [
+        [safe_cell(cell) for cell in _inventory_row(model)]
+        for model in selectors.model_inventory(filters=filters)
+    ]
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(INVENTORY_COLUMNS)
+        writer.writerows(rows)
+        response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
+    else:
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "Model inventory"
+        sheet.append(INVENTORY_COLUMNS)
+        for row in rows:
+            sheet.append(row)
+        out = io.BytesIO()
+        book.save(out)
+        response = HttpResponse(
+            out.getvalue(),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+    response["Content-Disposition"] = f'attachment; filename="model-inventory.{fmt}"'
+    return response

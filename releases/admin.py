@@ -19,6 +19,7 @@ RULE_FIELDS = (
     "soak_days",
     "soak_requires_healthy",
     "emergency_allowed",
+    "requires_validation",
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",

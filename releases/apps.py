@@ -9,8 +9,10 @@ class ReleasesConfig(AppConfig):
         # The registry never imports releases; it asks its hook where versions are live.
         from registry import hooks
         from releases.selectors.live import live_environments_of_versions
+        from releases.selectors.policy import production_environment_names
 
         hooks.register_live_environments_provider(live_environments_of_versions)
+        hooks.register_production_environments_provider(production_environment_names)
 
         # Nor does the organisation: a service account limited to environments names them.
         from organisation.hooks import register_environment_names_provider

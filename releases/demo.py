@@ -31,6 +31,7 @@ def seed(stdout) -> None:
     emergency = seed_emergency_history(environments)
     filed = seed_change_requests(environments)
     draft = seed_requester_work(environments)
+    seed_validation_required(environments["prod"])
     stdout.write(
         f"Releases: environments {', '.join(environments)}; year-end freeze on prod; "
         f"{filed} demo change requests; {Deployment.objects.count()} deployments over six weeks."
@@ -51,6 +52,29 @@ def seed_production_mark(prod: Environment) -> None:
             description=prod.description,
             is_production=True,
         )
+
+
+def seed_validation_required(prod: Environment) -> None:
+    """From now on prod takes only validated builds (docs/model-risk.md): the history before
+    was deployed under the earlier policy version, as a real rollout would be."""
+    current = prod.policies.order_by("-version").first()
+    if current.requires_validation:
+        return
+    policy.environment_policy_change(
+        actor=None,
+        environment=prod,
+        approval_teams=list(current.approval_teams.all()),
+        needs_change_request=current.needs_change_request,
+        needs_peer_review=current.needs_peer_review,
+        soak_source=current.soak_source,
+        soak_days=current.soak_days,
+        soak_requires_healthy=current.soak_requires_healthy,
+        emergency_allowed=current.emergency_allowed,
+        requires_validation=True,
+        exclude_commit_authors=current.exclude_commit_authors,
+        retrospective_hours=current.retrospective_hours,
+        retrospective_excludes_authoriser=current.retrospective_excludes_authoriser,
+    )
 
 
 def seed_freezes(environments: dict[str, Environment]) -> None:

@@ -48,6 +48,11 @@ class ChangeRequestForm(forms.Form):
         input_formats=[WINDOW_FORMAT],
         label=f"Window ends ({settings.TIME_ZONE})",
     )
+    retires_model = forms.BooleanField(
+        required=False,
+        label="This change retires the model",
+        help_text="Once approved, the model is retired: the gate refuses it everywhere.",
+    )
 
 
 class EmergencyForm(forms.Form):
@@ -74,6 +79,8 @@ def edit_form_class(change_request: ChangeRequest) -> type[forms.Form]:
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             del self.fields["environment"]
+            # What a change is for is fixed when it is filed.
+            self.fields.pop("retires_model", None)
 
     return EditForm
 

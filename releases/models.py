@@ -61,6 +61,11 @@ class EnvironmentPolicy(models.Model):
         default=False, help_text="Refuse the soak when any health check failed during it."
     )
     emergency_allowed = models.BooleanField(default=True)
+    requires_validation = models.BooleanField(
+        default=False,
+        help_text="Refuse a build that no current, unrejected Model Risk validation covers, and "
+        "any while a high finding of the model is past its remediation date.",
+    )
     exclude_commit_authors = models.BooleanField(default=False)
     retrospective_hours = models.PositiveSmallIntegerField(default=72)
     retrospective_excludes_authoriser = models.BooleanField(
@@ -133,6 +138,9 @@ class ChangeRequest(models.Model):
     window_start = models.DateTimeField(null=True, blank=True)
     window_end = models.DateTimeField(null=True, blank=True)
     incident_ref = models.CharField(max_length=100, blank=True)
+    retires_model = models.BooleanField(
+        default=False, help_text="Once approved, the model is retired and goes nowhere any more."
+    )
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(
         EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

@@ -15,6 +15,11 @@ urlpatterns: list = [
         name="change-request",
     ),
     path(
+        "change-requests/<str:number>/evidence.zip",
+        change_requests.change_request_evidence,
+        name="change-request-evidence",
+    ),
+    path(
         "change-requests/<str:number>/edit/",
         change_requests.change_request_edit,
         name="change-request-edit",

@@ -29,7 +29,9 @@ from releases.services.change_requests import change_request_file
 # Every app stays available (None), so template tags and content types of all apps work in
 # transactional tests; the name says what the marker is for.
 TRANSACTIONAL_APPS = None
-APPEND_ONLY_TABLES = frozenset({"audit_auditevent", "audit_auditcheckpoint"})
+APPEND_ONLY_TABLES = frozenset(
+    {"audit_auditevent", "audit_auditcheckpoint", "audit_auditkeyrotation"}
+)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -83,7 +83,23 @@ class VerificationSerializer(serializers.ModelSerializer):
 class CheckpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditCheckpoint
-        fields = ["id", "size", "tip_hash", "signature", "key_id", "created_at", "created_by"]
+        fields = [
+            "id",
+            "size",
+            "tip_hash",
+            "merkle_root",
+            "signature",
+            "key_id",
+            "created_at",
+            "created_by",
+        ]
+
+
+class PublishedKeySerializer(serializers.Serializer):
+    key_id = serializers.CharField()
+    public_key = serializers.CharField()
+    current = serializers.BooleanField()
+    retired_at = serializers.CharField(allow_null=True)
 
 
 class VerifyStatusSerializer(serializers.Serializer):
@@ -91,3 +107,9 @@ class VerifyStatusSerializer(serializers.Serializer):
     latest_checkpoint = CheckpointSerializer(allow_null=True)
     key_id = serializers.CharField()
     public_key = serializers.CharField()
+    keys = PublishedKeySerializer(many=True)
+
+
+class ExportQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(required=False)
+    until = serializers.DateTimeField(required=False)

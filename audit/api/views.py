@@ -1,5 +1,7 @@
+from django.http import StreamingHttpResponse
 from django.utils.http import urlencode
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -8,8 +10,10 @@ from audit import keys, selectors
 from audit.api.serializers import (
     EventPageSerializer,
     EventQuerySerializer,
+    ExportQuerySerializer,
     VerifyStatusSerializer,
 )
+from audit.export import export_lines
 from portal.authentication import TokenScopes
 from portal.models import Scope
 
@@ -67,6 +71,30 @@ class AuditVerifyStatusView(AuditReadView):
                     "latest_checkpoint": selectors.audit_latest_checkpoint(user=request.user),
                     "key_id": keys.current_key_id(),
                     "public_key": keys.public_key_pem(),
+                    "keys": keys.published_keys(),
                 }
             ).data
         )
+
+
+class AuditExportView(AuditReadView):
+    """The signed export (JSON Lines) of the trail, or of the events between `since` and
+    `until`; the same file as `manage.py audit_export`, for `python -m audit.offline_verify`."""
+
+    @extend_schema(
+        parameters=[ExportQuerySerializer],
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(
+                OpenApiTypes.STR, description="the export, one JSON object per line"
+            )
+        },
+    )
+    def get(self, request):
+        query = ExportQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        lines = export_lines(
+            since=query.validated_data.get("since"), until=query.validated_data.get("until")
+        )
+        response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
+        response["Content-Disposition"] = 'attachment; filename="audit-trail.jsonl"'
+        return response

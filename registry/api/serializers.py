@@ -5,7 +5,14 @@ from rest_framework import serializers
 
 from portal.serializers import NoUnknownFields
 from portal.validators import PlainName
-from registry.models import DatasetVersion, ModelVersion, RegisteredModel
+from registry.models import (
+    DatasetVersion,
+    Finding,
+    LifecycleStatus,
+    ModelVersion,
+    RegisteredModel,
+    Validation,
+)
 from registry.reproducibility import reproducibility
 
 
@@ -65,6 +72,12 @@ class ModelVersionInput(NoUnknownFields):
     params = serializers.DictField(required=False, default=dict)
     metrics = serializers.DictField(required=False, default=dict)
     datasets = DatasetRef(many=True, required=False, default=list)
+    model_card = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="purpose, training_data, training_period, evaluation ([{metric, value, "
+        "dataset}]), limitations, fairness, stability, monitoring, or a reference to a card.",
+    )
     env_lock_sha256 = serializers.CharField(
         max_length=64, required=False, allow_blank=True, default=""
     )
@@ -104,6 +117,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
             "metrics",
             "datasets",
             "env_lock_sha256",
+            "model_card",
             "created_by",
             "created_at",
             "reproducible",
@@ -116,3 +130,84 @@ class ModelVersionOutput(serializers.ModelSerializer):
     def get_missing(self, version: ModelVersion) -> list[str]:
         """Keys: code, build, artifact, data, dataset:<name>@<version>, environment_lock."""
         return reproducibility(version).missing
+
+
+class InventoryOutput(serializers.ModelSerializer):
+    owner_team = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    model_risk_owner = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    upstream_models = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "name",
+            "owner_team",
+            "risk_tier",
+            "tier_rationale",
+            "lifecycle_status",
+            "purpose",
+            "intended_use",
+            "prohibited_uses",
+            "business_owner",
+            "model_risk_owner",
+            "ai_act_high_risk",
+            "regulatory_rationale",
+            "upstream_models",
+            "upstream_datasets",
+            "next_validation_due",
+        ]
+
+
+class InventoryInput(NoUnknownFields):
+    """Shape only: the service checks who may change what, and the values against each other."""
+
+    risk_tier = serializers.IntegerField(min_value=1, max_value=3, required=False)
+    tier_rationale = serializers.CharField(allow_blank=True, required=False)
+    lifecycle_status = serializers.ChoiceField(choices=LifecycleStatus.choices, required=False)
+    purpose = serializers.CharField(allow_blank=True, required=False)
+    intended_use = serializers.CharField(allow_blank=True, required=False)
+    prohibited_uses = serializers.CharField(allow_blank=True, required=False)
+    business_owner = serializers.CharField(allow_blank=True, max_length=150, required=False)
+    model_risk_owner = serializers.CharField(allow_null=True, max_length=150, required=False)
+    ai_act_high_risk = serializers.BooleanField(required=False)
+    regulatory_rationale = serializers.CharField(allow_blank=True, required=False)
+    upstream_models = serializers.ListField(child=serializers.CharField(), required=False)
+    upstream_datasets = serializers.ListField(child=serializers.CharField(), required=False)
+    next_validation_due = serializers.DateField(allow_null=True, required=False)
+
+
+class FindingOutput(serializers.ModelSerializer):
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Finding
+        fields = ["id", "title", "severity", "owner", "remediation_due", "status", "closed_at"]
+
+
+class ValidationOutput(serializers.ModelSerializer):
+    validator = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    versions = serializers.SlugRelatedField(
+        source="covers", slug_field="version", many=True, read_only=True
+    )
+    findings = FindingOutput(many=True, read_only=True)
+
+    class Meta:
+        model = Validation
+        fields = [
+            "id",
+            "versions",
+            "validator",
+            "scope",
+            "outcome",
+            "meaning",
+            "concluded_at",
+            "valid_until",
+            "findings",
+        ]
+
+
+class FindingCloseInput(NoUnknownFields):
+    status = serializers.ChoiceField(choices=["remediated", "accepted"])
+    note = serializers.CharField(max_length=2000)

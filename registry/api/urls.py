@@ -6,6 +6,21 @@ urlpatterns = [
     path("datasets/", views.DatasetVersionsView.as_view(), name="api-datasets"),
     path("models/", views.ModelsView.as_view(), name="api-models"),
     path(
+        "models/<slug:name>/inventory/",
+        views.ModelInventoryView.as_view(),
+        name="api-model-inventory",
+    ),
+    path(
+        "models/<slug:name>/validations/",
+        views.ModelValidationsView.as_view(),
+        name="api-model-validations",
+    ),
+    path(
+        "models/<slug:name>/findings/<int:pk>/close/",
+        views.FindingCloseView.as_view(),
+        name="api-finding-close",
+    ),
+    path(
         "models/<slug:name>/versions/",
         views.ModelVersionsView.as_view(),
         name="api-model-versions",

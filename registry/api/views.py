@@ -8,10 +8,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes, is_service_account
+from portal.exceptions import NotFound, RuleDenied
 from portal.idempotency import idempotent
 from portal.models import Scope
-from registry import selectors, services
+from registry import model_risk, selectors, services
 from registry.api import serializers as s
+from registry.models import Finding
 
 ERRORS = {
     400: OpenApiResponse(description="Validation errors: field → messages."),
@@ -166,3 +168,63 @@ class ModelVersionView(APIView):
     def get(self, request: Request, name: str, version: str) -> Response:
         found = selectors.model_version_get(model_name=name, version=version)
         return Response(s.ModelVersionOutput(found).data)
+
+
+class ModelInventoryView(APIView):
+    """The model's inventory entry (issue 16): anyone reads it; its owner team, Model Risk and
+    administrators change it, signed in (a token is refused: `people_only`)."""
+
+    @extend_schema(responses={200: s.InventoryOutput, 404: OpenApiResponse()})
+    def get(self, request: Request, name: str) -> Response:
+        return Response(s.InventoryOutput(selectors.model_get(name=name)).data)
+
+    @extend_schema(
+        request=s.InventoryInput,
+        responses={200: s.InventoryOutput, 400: ERRORS[400], 403: ERRORS[403]},
+    )
+    def post(self, request: Request, name: str) -> Response:
+        changes = s.InventoryInput(data=request.data)
+        changes.is_valid(raise_exception=True)
+        model = model_risk.model_inventory_update(
+            actor=request.user,
+            model=selectors.model_get(name=name),
+            request=request,
+            **changes.validated_data,
+        )
+        return Response(s.InventoryOutput(model).data)
+
+
+class ModelValidationsView(APIView):
+    """The model's validations with their findings, newest first; open to every reader."""
+
+    @extend_schema(responses={200: s.ValidationOutput(many=True), 404: OpenApiResponse()})
+    def get(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(name=name)
+        validations = (
+            model.validations.select_related("validator")
+            .prefetch_related("covers", "findings__owner")
+            .order_by("-concluded_at", "-pk")
+        )
+        return Response(s.ValidationOutput(validations, many=True).data)
+
+
+class FindingCloseView(APIView):
+    """Close a finding: its owner marks it remediated, Model Risk remediated or accepted, with a
+    note; signed-in people only (`people_only` for a token)."""
+
+    @extend_schema(
+        request=s.FindingCloseInput,
+        responses={200: s.FindingOutput, 400: ERRORS[400], 403: ERRORS[403]},
+    )
+    def post(self, request: Request, name: str, pk: int) -> Response:
+        if is_service_account(request.user):
+            raise RuleDenied("People close findings, not tokens.", code="people_only")
+        closing = s.FindingCloseInput(data=request.data)
+        closing.is_valid(raise_exception=True)
+        finding = Finding.objects.filter(pk=pk, validation__model__name=name).first()
+        if finding is None:
+            raise NotFound("No such finding of this model.", code="unknown_finding")
+        closed = model_risk.finding_close(
+            actor=request.user, finding=finding, request=request, **closing.validated_data
+        )
+        return Response(s.FindingOutput(closed).data)

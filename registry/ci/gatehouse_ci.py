@@ -221,6 +221,20 @@ def portal_json(response, payload):
     return answer
 
 
+# A gate decision's keys: only its reasons are refusals, the rest are not field errors.
+GATE_DECISION_KEYS = {
+    "code",
+    "detail",
+    "reasons",
+    "allowed",
+    "change_request",
+    "warnings",
+    "policy_version",
+    "soak",
+    "decided_at",
+}
+
+
 def describe_refusal(status, answer):
     lines = [f"Gatehouse refused (HTTP {status})"]
     if isinstance(answer, dict):
@@ -228,8 +242,13 @@ def describe_refusal(status, answer):
             lines.append(f"  {answer['code']}: {answer.get('detail', '')}")
         for reason in answer.get("reasons") or []:
             lines.append(f"  {reason.get('code')}: {reason.get('message')}")
+        soak = answer.get("soak") or {}
+        if soak.get("earliest_allowed_at"):
+            lines.append(
+                f"  The soak allows this from {soak['earliest_allowed_at']} at the earliest."
+            )
         for field, messages in answer.items():
-            if field in {"code", "detail", "reasons"}:
+            if field in GATE_DECISION_KEYS:
                 continue
             for message in messages if isinstance(messages, list) else [messages]:
                 lines.append(f"  {field}: {message}")

@@ -46,6 +46,11 @@ class ChangeRequestInput(serializers.Serializer):
     submit = serializers.BooleanField(
         required=False, default=True, help_text="False keeps it as a draft."
     )
+    retires_model = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="A normal change that, once approved, retires the model everywhere.",
+    )
 
     def validate(self, data: dict) -> dict:
         errors: dict[str, list[str]] = {}
@@ -85,6 +90,7 @@ class ChangeRequestInput(serializers.Serializer):
             "window_start": data["window_start"],
             "window_end": data["window_end"],
             "incident_ref": data["incident_ref"],
+            "retires_model": data["retires_model"],
             "submit": data["submit"],
         }
 
@@ -164,6 +170,7 @@ class ChangeRequestOutput(serializers.ModelSerializer):
             "window_start",
             "window_end",
             "incident_ref",
+            "retires_model",
             "content_digest",
             "policy_version",
             "created_at",

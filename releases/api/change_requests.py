@@ -2,9 +2,11 @@
 
 People file change requests: a request names its requester, who answers for it and whose team
 reviews it, so a service account (whatever its scopes, `deployments:write` included) cannot
-file one. Any caller, a token with any scope included, may read one."""
+file one. Any caller, a token with any scope included, may read one; its evidence pack, which
+carries audit events, takes `audit:read` from a token."""
 
 from django.db.models import Prefetch
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.pagination import CursorPagination
@@ -13,8 +15,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes
+from portal.models import Scope
 from releases.api.change_request_serializers import ChangeRequestInput, ChangeRequestOutput
-from releases.models import SignOff
+from releases.evidence_pack import evidence_pack_build
+from releases.models import ChangeRequest, SignOff
 from releases.permissions import person_denial
 from releases.selectors.change_requests import change_request_get, change_requests
 from releases.services import change_requests as services
@@ -138,3 +142,27 @@ class ChangeRequestView(APIView):
     def get(self, request: Request, number: str) -> Response:
         found = change_request_get(number=number, queryset=_detailed())
         return Response(ChangeRequestOutput(found).data)
+
+
+class ChangeRequestEvidenceView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes = {"GET": Scope.AUDIT_READ}
+
+    @extend_schema(
+        responses={
+            (200, "application/zip"): OpenApiResponse(
+                description="The evidence pack: evidence.pdf, evidence.json, events.jsonl with "
+                "Merkle inclusion proofs, head.json (signed tree head and manifest), "
+                "public_key.pem. Verify with `python -m audit.offline_verify --evidence`."
+            ),
+            404: OpenApiResponse(description="Unknown number."),
+            409: OpenApiResponse(description="`chain_broken`: the trail does not verify."),
+        },
+        description="Everything an auditor takes away about one change request, signed.",
+    )
+    def get(self, request: Request, number: str) -> HttpResponse:
+        found = change_request_get(number=number, queryset=ChangeRequest.objects.all())
+        name, pack = evidence_pack_build(change_request=found)
+        response = HttpResponse(pack, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response

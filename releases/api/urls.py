@@ -14,6 +14,11 @@ urlpatterns: list = [
         change_requests.ChangeRequestView.as_view(),
         name="api-change-request",
     ),
+    path(
+        "change-requests/<str:number>/evidence/",
+        change_requests.ChangeRequestEvidenceView.as_view(),
+        name="api-change-request-evidence",
+    ),
     # Gate, deployments, rollback, live (releases/api/deployments.py)
     path("gate/", deployments.GateView.as_view(), name="api-gate"),
     path("deployments/", deployments.DeploymentsView.as_view(), name="api-deployments"),

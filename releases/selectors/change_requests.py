@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from audit.models import AuditEvent
 from audit.selectors import can_read_audit
 from portal.exceptions import NotFound, RuleDenied
 from portal.models import Membership, Team
+from registry.models import Finding, Validation
 from registry.reproducibility import Reproducibility, reproducibility
 from releases.models import ChangeRequest, EnvironmentPolicy, SignOff, SignOffKind
 from releases.permissions import Action, Slot, may, open_slots, signer_denial
@@ -235,6 +237,11 @@ class ChangeRequestPage:
     sign_slots: list[Slot] = field(default_factory=list)
     can_read_audit: bool = False
     retrospective_overdue: bool = False
+    validation: Validation | None = None
+
+    @property
+    def model_risk_team(self) -> str:
+        return settings.GATEHOUSE_MODEL_RISK_TEAM
 
 
 def _panels(
@@ -345,7 +352,20 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         sign_slots=sign_slots,
         can_read_audit=can_read_audit(user),
         retrospective_overdue=retrospective_overdue(change_request, now=timezone.now()),
+        validation=validation_covering(version),
     )
+
+
+def validation_covering(version) -> Validation | None:
+    """The newest validation that covers the build, with its findings, for Model Risk's panel."""
+    validation = (
+        Validation.objects.filter(covers=version)
+        .select_related("validator")
+        .prefetch_related(Prefetch("findings", queryset=Finding.objects.select_related("owner")))
+        .order_by("-concluded_at", "-pk")
+        .first()
+    )
+    return validation
 
 
 def retrospective_overdue(change_request: ChangeRequest, *, now: datetime) -> bool:

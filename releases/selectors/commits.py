@@ -4,6 +4,7 @@ Used for the "commits in this release" panel and for the policy that excludes co
 from signing (rule 4). Git is read through the registry's mirror adapter."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from registry import git
 from registry.models import ModelVersion
@@ -27,8 +28,12 @@ class ReleaseCommits:
         return {c.author_email.strip().lower() for c in self.commits if c.author_email}
 
 
-def release_commits(*, model_version: ModelVersion, environment: Environment) -> ReleaseCommits:
-    deployment = live_deployment(environment=environment, model=model_version.model)
+def release_commits(
+    *, model_version: ModelVersion, environment: Environment, at: datetime | None = None
+) -> ReleaseCommits:
+    """The commits `model_version` brings over what is live in `environment` (or was, at `at`:
+    a deployed change's release is measured from the version live before it)."""
+    deployment = live_deployment(environment=environment, model=model_version.model, at=at)
     live = deployment.model_version if deployment else None
     repository = model_version.repository
     if git.open_mirror(repository) is None:

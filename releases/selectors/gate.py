@@ -27,7 +27,14 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from registry.models import ModelVersion, RegisteredModel, Repository
+from registry.models import (
+    FindingSeverity,
+    FindingStatus,
+    ModelVersion,
+    RegisteredModel,
+    Repository,
+    ValidationOutcome,
+)
 from releases.models import (
     ChangeRequest,
     Decision,
@@ -45,6 +52,17 @@ USABLE_STATES = {Kind.NORMAL: State.APPROVED, Kind.EMERGENCY: State.AUTHORISED}
 USED_STATES = frozenset({State.DEPLOYED, State.ROLLED_BACK, State.RETRO_REVIEW, State.CLOSED})
 # States that can never become usable again; the gate looks past them when it picks a change.
 DEAD_STATES = frozenset({State.CANCELLED, State.REJECTED, State.EXPIRED})
+
+
+@dataclass(frozen=True)
+class ValidationEvidence:
+    outcome: str
+    concluded_at: datetime
+    valid_until: datetime
+
+    @property
+    def rejected(self) -> bool:
+        return self.outcome == ValidationOutcome.REJECTED
 
 
 @dataclass(frozen=True)
@@ -130,6 +148,14 @@ class GateQuestion:
     # Rule 17: reconciliation found the change, one of its sign-offs or deployments, or the
     # policy in force, not explained by the audit trail.
     record_inconsistent: bool
+    # Issue 18, conflicts: another live change to the model and environment whose window
+    # overlaps this change's, and a freeze planned to begin inside its window.
+    conflicting_change: str | None = None
+    window_freeze_reason: str | None = None
+    # Model risk (issue 16): the newest validation covering the build, and how many high
+    # findings of the model are open past their remediation date.
+    validation: "ValidationEvidence | None" = None
+    findings_overdue: int = 0
 
     @property
     def change_kind(self) -> str:
@@ -188,11 +214,12 @@ POLICY_FIELDS = [
     "soak_days",
     "soak_requires_healthy",
     "emergency_allowed",
+    "requires_validation",
     "exclude_commit_authors",
     "retrospective_hours",
     "created_at",
 ]
-MODEL_FIELDS = ["id", "name", "owner_team_id", "risk_tier"]
+MODEL_FIELDS = ["id", "name", "owner_team_id", "risk_tier", "lifecycle_status"]
 VERSION_FIELDS = [
     "id",
     "model_id",
@@ -263,6 +290,13 @@ SELECT {environment_e},
          WHERE hd.environment_id = soak.environment_id AND hd.model_id = soak.model_id
            AND hv.artifact_sha256 = v.artifact_sha256 AND h.ok = %(false)s
            AND h.checked_at >= soak.succeeded_at) AS soak_failed_checks,
+       val.id AS validation_id, val.outcome AS validation_outcome,
+       val.concluded_at AS validation_concluded_at, val.valid_until AS validation_valid_until,
+       (SELECT COUNT(*) FROM registry_finding fi
+         JOIN registry_validation fv ON fv.id = fi.validation_id
+         WHERE fv.model_id = m.id AND fi.status = '{finding_open}'
+           AND fi.severity = '{finding_high}' AND fi.remediation_due < %(today)s)
+         AS findings_overdue,
        (SELECT ps.status FROM registry_pipelinestatus ps
          WHERE ps.repository_id = v.repository_id AND ps.commit_sha = v.commit_sha)
          AS pipeline_status,
@@ -291,6 +325,11 @@ LEFT JOIN registry_modelversion v ON v.id = (
         OR (%(version)s = '' AND v2.artifact_sha256 = %(artifact_sha256)s))
     ORDER BY v2.created_at DESC, v2.id DESC LIMIT 1)
 LEFT JOIN registry_repository r ON r.id = v.repository_id
+LEFT JOIN registry_validation val ON val.id = (
+    SELECT vc.validation_id FROM registry_validation_covers vc
+    JOIN registry_validation v3 ON v3.id = vc.validation_id
+    WHERE vc.modelversion_id = v.id
+    ORDER BY v3.concluded_at DESC, v3.id DESC LIMIT 1)
 LEFT JOIN releases_deployment soak ON soak.id = (
     SELECT d.id FROM releases_deployment d
     JOIN registry_modelversion dv ON dv.id = d.model_version_id
@@ -332,7 +371,18 @@ SELECT {build_columns}{change_c},
         OR EXISTS (SELECT 1 FROM releases_reconciliationfinding rp
                    WHERE rp.policy_id = {policy_id} AND rp.resolved_at IS NULL))
          AS record_inconsistent,
-       o.id AS overdue_id, o.retrospective_due_at AS overdue_due_at
+       o.id AS overdue_id, o.retrospective_due_at AS overdue_due_at,
+       (SELECT x.id FROM releases_changerequest x
+         JOIN registry_modelversion xv ON xv.id = x.model_version_id
+         WHERE x.id <> c.id AND x.environment_id = c.environment_id
+           AND xv.model_id = cv.model_id AND x.state NOT IN ({dead_draft_or_used})
+           AND x.window_start < c.window_end AND x.window_end > c.window_start
+         ORDER BY x.window_start, x.id LIMIT 1) AS conflicting_id,
+       (SELECT fw.reason FROM releases_freezewindow fw
+         WHERE fw.environment_id = c.environment_id AND fw.cancelled_at IS NULL
+           AND fw.starts_at < c.window_end AND fw.ends_at > c.window_start
+           AND fw.starts_at > %(now)s
+         ORDER BY fw.starts_at LIMIT 1) AS window_freeze_reason
 FROM {source} asked
 LEFT JOIN releases_changerequest c ON c.id = {change_id}
 LEFT JOIN registry_modelversion cv ON cv.id = c.model_version_id
@@ -361,6 +411,7 @@ def _statement(template: str, **parts: str) -> str:
         repository_r=_columns("r", "r_", REPOSITORY_FIELDS, Repository),
         change_c=_columns("c", "c_", CHANGE_FIELDS, ChangeRequest),
         dead_or_draft=_in(DEAD_STATES | {State.DRAFT}),
+        dead_draft_or_used=_in(DEAD_STATES | USED_STATES | {State.DRAFT}),
         usable=_in(USABLE_STATES.values()),
         retrospective_pending=_in({State.DEPLOYED, State.RETRO_REVIEW}),
         rollback=DeploymentKind.ROLLBACK,
@@ -371,6 +422,8 @@ def _statement(template: str, **parts: str) -> str:
         peer_review=SignOffKind.PEER_REVIEW,
         approve=Decision.APPROVE,
         emergency=Kind.EMERGENCY,
+        finding_open=FindingStatus.OPEN,
+        finding_high=FindingSeverity.HIGH,
     )
 
 
@@ -381,6 +434,7 @@ PARAMETER_TYPES = {
     "version": "text",
     "artifact_sha256": "text",
     "now": "timestamptz",
+    "today": "date",
     "false": "boolean",
     "named": "boolean",
     "change_request": "bigint",
@@ -506,6 +560,7 @@ def gate_question_resolve(
         "version": _matchable(version),
         "artifact_sha256": _matchable(artifact_sha256),
         "now": _param(now),
+        "today": timezone.localdate(now),
         "false": False,
         "named": named,
         "change_request": change_request_pk(change_request) if named else None,
@@ -587,4 +642,20 @@ def gate_question_resolve(
         peer_reviewed=bool(change["peer_reviewed"]),
         record_inconsistent=bool(change["record_inconsistent"]),
         overdue_retrospective=overdue,
+        conflicting_change=(
+            ChangeRequest(pk=change["conflicting_id"]).number
+            if change["conflicting_id"] is not None
+            else None
+        ),
+        window_freeze_reason=change["window_freeze_reason"],
+        validation=(
+            ValidationEvidence(
+                outcome=build["validation_outcome"],
+                concluded_at=_moment(build["validation_concluded_at"]),
+                valid_until=_moment(build["validation_valid_until"]),
+            )
+            if build["validation_id"] is not None
+            else None
+        ),
+        findings_overdue=build["findings_overdue"] or 0,
     )

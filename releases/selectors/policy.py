@@ -39,3 +39,8 @@ def environment_policies_current() -> dict[int, EnvironmentPolicy]:
 def freeze_windows_active() -> QuerySet[FreezeWindow]:
     """Freezes that still stand (not cancelled), oldest first."""
     return FreezeWindow.objects.filter(cancelled_at__isnull=True).select_related("environment")
+
+
+def production_environment_names() -> set[str]:
+    """Environments marked as production (the registry compares model cards against them)."""
+    return set(Environment.objects.filter(is_production=True).values_list("name", flat=True))

@@ -18,6 +18,7 @@ from audit.services import audit_record
 from organisation.reauthentication import password_confirms
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Team
+from registry.model_risk import model_retire
 from registry.models import ModelVersion
 from releases import notifications
 from releases.commit_status import change_request_status_post
@@ -86,6 +87,9 @@ def content_digest(change_request: ChangeRequest) -> str:
         "rollback_plan": change_request.rollback_plan,
         "incident_ref": change_request.incident_ref,
     }
+    # Said only when true, so the digests of every change filed before retirements stay valid.
+    if change_request.retires_model:
+        body["retires_model"] = True
     # An emergency change's window is set by its authorisation, not written by the requester.
     if change_request.kind == Kind.NORMAL:
         body["window_start"] = _iso(change_request.window_start)
@@ -120,6 +124,18 @@ def _move(change_request: ChangeRequest, target: str) -> str:
     change_request.state = target
     change_request_status_post(change_request=change_request)
     return before
+
+
+def _retire_once_approved(change_request: ChangeRequest, *, actor, request) -> None:
+    """A retirement change retires its model the moment it is approved: from then on the gate
+    refuses the model everywhere (`model_retired`)."""
+    if change_request.retires_model and change_request.state == State.APPROVED:
+        model_retire(
+            actor=actor,
+            model=change_request.model_version.model,
+            change_request=change_request.number,
+            request=request,
+        )
 
 
 def _require_person(actor) -> None:
@@ -290,11 +306,13 @@ def change_request_create(
     kind: str = Kind.NORMAL,
     incident_ref: str = "",
     team: Team | None = None,
+    retires_model: bool = False,
     request=None,
     now: datetime | None = None,
 ) -> ChangeRequest:
     """A draft for one exact build (rule 1) to one environment, on behalf of the requester's
-    team (whose members give the peer review)."""
+    team (whose members give the peer review). A normal change may retire its model instead:
+    approved like any other, it then retires the model (issue 16)."""
     _require_person(actor)
     model_version = _check_build(model_version)
     policy = _policy(environment)
@@ -313,6 +331,7 @@ def change_request_create(
         window_start=window_start if kind == Kind.NORMAL else None,
         window_end=window_end if kind == Kind.NORMAL else None,
         incident_ref=incident_ref,
+        retires_model=retires_model and kind == Kind.NORMAL,
         policy=policy,
     )
     _check_content(change_request, policy, now)
@@ -324,7 +343,12 @@ def change_request_create(
         action=AuditAction.CHANGE_REQUEST_CREATED,
         target=change_request,
         environment=environment,
-        data={"kind": kind, "policy_version": policy.version, **_content(change_request)},
+        data={
+            "kind": kind,
+            "policy_version": policy.version,
+            "retires_model": change_request.retires_model,
+            **_content(change_request),
+        },
         request=request,
     )
     return change_request
@@ -424,6 +448,7 @@ def change_request_submit(
         },
         request=request,
     )
+    _retire_once_approved(change_request, actor=actor, request=request)
     return change_request
 
 
@@ -662,6 +687,7 @@ def _sign(
         },
         request=request,
     )
+    _retire_once_approved(change_request, actor=actor, request=request)
     return sign_off
 
 

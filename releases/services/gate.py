@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
+from registry.models import LifecycleStatus
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
     USABLE_STATES,
@@ -65,6 +66,16 @@ class GateCode(models.TextChoices):
         "record_inconsistent",
         "The change's rows are not what the audit trail records.",
     )
+    CONFLICTING_CHANGE = (
+        "conflicting_change",
+        "Another change to the model and environment has an overlapping window.",
+    )
+    WINDOW_TOUCHES_FREEZE = "window_touches_freeze", "A freeze begins inside the change's window."
+    MODEL_RETIRED = "model_retired", "The model is retired."
+    VALIDATION_MISSING = "validation_missing", "No Model Risk validation covers the build."
+    VALIDATION_EXPIRED = "validation_expired", "The build's validation has expired."
+    VALIDATION_REJECTED = "validation_rejected", "Model Risk rejected the build's validation."
+    FINDINGS_OVERDUE = "findings_overdue", "A high validation finding is past its due date."
 
 
 @dataclass(frozen=True)
@@ -435,6 +446,79 @@ def record_inconsistent(q: GateQuestion) -> str | None:
     )
 
 
+def conflicting_change(q: GateQuestion) -> str | None:
+    """Issue 18: two live changes to one model and environment in overlapping windows would
+    race each other; the requesters should agree an order."""
+    if q.conflicting_change is None:
+        return None
+    return (
+        f"{q.conflicting_change} also changes {q.model.name} in {q.environment.name} in a "
+        "window that overlaps this change's."
+    )
+
+
+def window_touches_freeze(q: GateQuestion) -> str | None:
+    """Issue 18: a freeze planned to begin inside the window shortens it (`freeze_in_effect`
+    refuses once it stands)."""
+    if q.window_freeze_reason is None:
+        return None
+    return f"A freeze ({q.window_freeze_reason}) begins inside this change's window."
+
+
+def model_retired(q: GateQuestion) -> str | None:
+    """A retired model goes nowhere, rollbacks included (issue 16)."""
+    if q.model is None or q.model.lifecycle_status != LifecycleStatus.RETIRED:
+        return None
+    return f"{q.model.name} is retired in the model inventory; it is deployed nowhere any more."
+
+
+def _validation_asked(q: GateQuestion) -> bool:
+    return q.policy is not None and q.policy.requires_validation and q.model_version is not None
+
+
+def validation_missing(q: GateQuestion) -> str | None:
+    """Issue 16: where the policy asks for it, an independent validation covers the build."""
+    if not _validation_asked(q) or q.validation is not None:
+        return None
+    return (
+        f"No Model Risk validation covers {q.model.name} {q.model_version.version}; "
+        f"{q.environment.name} takes only validated builds."
+    )
+
+
+def validation_expired(q: GateQuestion) -> str | None:
+    """A validation is current for a time that follows the model's tier."""
+    validation = q.validation
+    if not _validation_asked(q) or validation is None or validation.valid_until > q.now:
+        return None
+    return (
+        f"The validation of {q.model.name} {q.model_version.version} concluded on "
+        f"{_when(validation.concluded_at)} expired on {_when(validation.valid_until)}; "
+        "Model Risk validates it again."
+    )
+
+
+def validation_rejected(q: GateQuestion) -> str | None:
+    validation = q.validation
+    if not _validation_asked(q) or validation is None or not validation.rejected:
+        return None
+    return (
+        f"Model Risk rejected {q.model.name} {q.model_version.version} in its validation of "
+        f"{_when(validation.concluded_at)}."
+    )
+
+
+def findings_overdue(q: GateQuestion) -> str | None:
+    """A high finding past its remediation date holds the model back until it is remediated
+    or accepted."""
+    if not _validation_asked(q) or not q.findings_overdue:
+        return None
+    return (
+        f"{q.findings_overdue} high finding(s) of {q.model.name}'s validation are open past "
+        "their remediation date."
+    )
+
+
 ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
 DEPLOYS = frozenset({NORMAL, EMERGENCY})
 
@@ -462,10 +546,23 @@ RULES: list[Rule] = [
     Rule(GateCode.SOAK_NOT_MET, soak_not_met, frozenset({NORMAL})),
     Rule(GateCode.PIPELINE_NOT_GREEN, pipeline_not_green, DEPLOYS),
     Rule(GateCode.RECORD_INCONSISTENT, record_inconsistent, DEPLOYS),
+    Rule(GateCode.MODEL_RETIRED, model_retired, ANY),
+    Rule(GateCode.VALIDATION_MISSING, validation_missing, frozenset({NORMAL})),
+    Rule(GateCode.VALIDATION_EXPIRED, validation_expired, frozenset({NORMAL})),
+    Rule(GateCode.VALIDATION_REJECTED, validation_rejected, frozenset({NORMAL})),
+    Rule(GateCode.FINDINGS_OVERDUE, findings_overdue, frozenset({NORMAL})),
     Rule(
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
         blocks=frozenset({EMERGENCY}),
+        warns=frozenset({NORMAL}),
+    ),
+    # Issue 18: conflicts, warnings only.
+    Rule(GateCode.CONFLICTING_CHANGE, conflicting_change, frozenset(), warns=frozenset({NORMAL})),
+    Rule(
+        GateCode.WINDOW_TOUCHES_FREEZE,
+        window_touches_freeze,
+        frozenset(),
         warns=frozenset({NORMAL}),
     ),
 ]

@@ -9,9 +9,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from portal.exceptions import DomainError, NotFound, RuleDenied
+from portal.exceptions import Conflict, DomainError, NotFound, RuleDenied
 from portal.models import Team
 from registry.models import ModelVersion
+from releases.evidence_pack import evidence_pack_build
 from releases.forms import (
     ChangeRequestForm,
     EmergencyForm,
@@ -158,6 +159,20 @@ def emergency_new(request: HttpRequest) -> HttpResponse:
 def change_request_detail(request: HttpRequest, number: str) -> HttpResponse:
     page = _page(request, number)
     return render(request, "releases/change_request_detail.html", {"page": page})
+
+
+@require_GET
+def change_request_evidence(request: HttpRequest, number: str) -> HttpResponse:
+    """The evidence pack, as the API gives it (releases/evidence_pack.py)."""
+    change_request = _get(number)
+    try:
+        name, pack = evidence_pack_build(change_request=change_request)
+    except Conflict as refusal:
+        messages.error(request, refusal.detail)
+        return _detail(change_request)
+    response = HttpResponse(pack, content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
 
 
 def change_request_edit(request: HttpRequest, number: str) -> HttpResponse:

@@ -10,7 +10,8 @@ from django.test import RequestFactory
 
 from audit import keys
 from audit.actions import AuditAction
-from audit.chain import checkpoint_message
+from audit.chain import tree_head_message
+from audit.merkle import leaf_of, root_of
 from audit.models import ActorKind, AuditEvent
 from audit.offline_verify import signature_valid
 from audit.selectors import AUDITORS_GROUP
@@ -80,21 +81,33 @@ def test_a_service_that_fails_after_writing_its_event_leaves_neither(org):
     assert AuditEvent.objects.get(seq=start + 1).object_id == str(team.pk)
 
 
-def test_checkpoint_signs_the_tip_with_the_portal_key(record_events, administrator):
+def _root_over_the_trail(size: int) -> str:
+    hashes = AuditEvent.objects.filter(seq__lte=size).order_by("seq").values_list("hash", flat=True)
+    return root_of(leaf_of(event_hash) for event_hash in hashes).hex()
+
+
+def test_checkpoint_signs_size_tip_and_merkle_root_with_the_portal_key(
+    record_events, administrator
+):
     events = record_events(2)
     checkpoint = audit_checkpoint_create(actor=administrator)
     assert checkpoint.size == events[-1].seq
     assert checkpoint.tip_hash == events[-1].hash
+    assert checkpoint.merkle_root == _root_over_the_trail(checkpoint.size)
     assert checkpoint.key_id == keys.current_key_id()
     assert checkpoint.created_by == "admin"
     assert signature_valid(
         keys.public_key(),
-        checkpoint_message(checkpoint.size, checkpoint.tip_hash),
+        tree_head_message(checkpoint.size, checkpoint.tip_hash, checkpoint.merkle_root),
         checkpoint.signature,
     )
     assert audit_checkpoint_create(actor=None).pk == checkpoint.pk
-    record_events(1)
-    assert audit_checkpoint_create(actor=None).size == checkpoint.size + 1
+    record_events(3)
+    # The next checkpoint continues the tree from this one's frontier, to the same root as a
+    # tree built from every event.
+    later = audit_checkpoint_create(actor=None)
+    assert later.size == checkpoint.size + 3
+    assert later.merkle_root == _root_over_the_trail(later.size)
 
 
 def test_checkpointing_an_empty_trail_is_refused():

@@ -4,7 +4,7 @@ import pytest
 from django.contrib.auth.models import Group
 
 from audit import demo, tasks
-from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
+from audit.models import AuditCheckpoint, AuditEvent, AuditMerkleChunk, AuditVerification
 from audit.selectors import AUDITORS_GROUP
 
 pytestmark = pytest.mark.django_db
@@ -17,6 +17,14 @@ def test_task_verifies_then_signs_the_tip(record_events):
     assert result["size"] == events[-1].seq
     assert AuditCheckpoint.objects.get(pk=result["checkpoint"]).tip_hash == events[-1].hash
     assert AuditVerification.objects.latest().ok
+
+
+def test_task_stores_the_roots_of_complete_chunks_for_evidence_packs(record_events, monkeypatch):
+    monkeypatch.setattr("audit.services.CHUNK_BITS", 1)
+    events = record_events(5)
+    result = tasks.audit_verify_and_checkpoint.apply().get()
+    assert result["chunks"] == events[-1].seq // 2
+    assert AuditMerkleChunk.objects.count() == events[-1].seq // 2
 
 
 def test_task_signs_nothing_over_a_broken_trail(record_events, tamper):

@@ -1,11 +1,13 @@
 """The demo's deployment history: weeks of releases through the services, a rollback among
 them, and nothing added when the demo is loaded again."""
 
+from datetime import date
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 
+from registry.models import RegisteredModel
 from releases.models import (
     ChangeRequest,
     Deployment,
@@ -54,3 +56,19 @@ def test_the_demo_history_is_complete_and_loaded_once(settings, tmp_path):
     ).question.soak
     assert soak.started_at is not None and soak.ended_at is not None
     assert soak.earliest_allowed_at is None and not soak.holds
+
+    # Model risk: prod takes only validated builds; fraud-detection 1.1.0's validation left a
+    # high finding past its date, so its production change is held for it; the legacy
+    # scorecard is retired; credit-scoring's review falls due within a month.
+    fraud = ChangeRequest.objects.get(
+        title="Fraud detection 1.1.0: merchant features and 0.1% alert threshold"
+    )
+    held = gate_evaluate(
+        environment="prod", model="fraud-detection", version="1.1.0", change_request=fraud
+    )
+    assert "findings_overdue" in held.codes()
+    assert "validation_missing" not in held.codes()
+    retired = gate_evaluate(environment="dev", model="legacy-scorecard", version="1.0")
+    assert "model_retired" in retired.codes()
+    due = RegisteredModel.objects.get(name="credit-scoring").next_validation_due
+    assert due is not None and (due - date.today()).days <= 31

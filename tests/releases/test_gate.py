@@ -8,7 +8,7 @@ from audit.models import AuditEvent
 from registry.builders import build_register
 from releases.builders import deploy, file_change, release_to_test
 from releases.models import Environment, GateDecision, GatePurpose
-from releases.services import policy
+from releases.services import change_requests, policy
 from releases.services.deployments import (
     deployment_record_result,
     deployment_rollback,
@@ -416,3 +416,56 @@ def test_a_change_approved_by_sql_is_refused_once_reconciliation_found_it(
     answer = ask(envs, builds["1.0"], clock, environment="test")
     assert answer.codes() == ["record_inconsistent"]
     assert draft.number in answer.reasons[0].message
+
+
+def test_conflicting_change_warns_of_another_change_to_the_model_in_the_same_window(
+    envs, prod_change, builds, clock, requester, peer
+):
+    """Issue 18: two changes to one model and environment whose windows overlap are a warning,
+    not a refusal; a dead change or a window elsewhere in time is no conflict."""
+    assert ask(envs, prod_change.model_version, clock).warnings == []
+    rival = file_change(
+        model_version=builds["1.1"],
+        environment=envs["prod"],
+        requester=requester,
+        signers=[peer],
+        window_start=clock.at(hours=2).now,
+    )
+    answer = ask(envs, prod_change.model_version, clock)
+    assert answer.allowed
+    assert [warning.code for warning in answer.warnings] == ["conflicting_change"]
+    assert rival.number in answer.warnings[0].message
+    change_requests.change_request_cancel(actor=requester, change_request=rival, reason="Later.")
+    assert ask(envs, prod_change.model_version, clock).warnings == []
+
+
+def test_window_touches_freeze_warns_before_the_freeze_begins(envs, prod_change, clock):
+    """A freeze planned inside the change's window warns now; it blocks only once it stands."""
+    policy.freeze_window_create(
+        actor=None,
+        environment=envs["prod"],
+        starts_at=clock.at(hours=20).now,
+        ends_at=clock.at(hours=30).now,
+        reason="Quarter close",
+    )
+    answer = ask(envs, prod_change.model_version, clock)
+    assert answer.allowed
+    assert [warning.code for warning in answer.warnings] == ["window_touches_freeze"]
+    assert "Quarter close" in answer.warnings[0].message
+
+
+def test_the_change_page_shows_the_conflict_to_both_changes(
+    envs, prod_change, builds, clock, requester, peer, login, release_approver, django_clock
+):
+    rival = file_change(
+        model_version=builds["1.1"],
+        environment=envs["prod"],
+        requester=requester,
+        signers=[peer],
+        window_start=clock.at(hours=2).now,
+    )
+    client = login(release_approver)
+    for change, other in ((prod_change, rival), (rival, prod_change)):
+        text = client.get(f"/releases/change-requests/{change.number}/").content.decode()
+        assert '<span class="badge warn">conflicting_change</span>' in text
+        assert f"{other.number} also changes" in text

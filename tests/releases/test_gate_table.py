@@ -28,6 +28,7 @@ GATE_TESTS = [
     ROOT / "tests/api/test_deployments_api.py",
     ROOT / "tests/releases/test_pipeline_status.py",
     ROOT / "tests/releases/test_policy_in_force.py",
+    ROOT / "tests/releases/test_model_risk.py",
 ]
 
 

@@ -25,7 +25,7 @@ from rest_framework.views import APIView
 from audit.models import AuditEvent
 from portal.exceptions import Conflict
 from portal.models import Scope, Team
-from registry.models import RegisteredModel
+from registry.models import Document, Finding, RegisteredModel
 from releases.models import ChangeRequest, Environment, UnauthorisedChange
 from releases.services.deployments import rollback_plan
 from tests.conftest import make_service_caller
@@ -78,9 +78,16 @@ PARAMETERS: dict[str, dict[str, str]] = {
         "object_id": "object_id",
     },
     "registry/models/<slug:name>/": {"name": "model"},
+    "registry/models/<slug:name>/validations/": {"name": "model"},
+    "registry/documents/<int:pk>/": {"pk": "document"},
+    "registry/models/<slug:name>/findings/<int:pk>/close/": {
+        "name": "finding_model",
+        "pk": "finding",
+    },
     "registry/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "releases/change-requests/<str:number>/": {"number": "change"},
     "releases/change-requests/<str:number>/edit/": {"number": "change"},
+    "releases/change-requests/<str:number>/evidence.zip": {"number": "change"},
     "releases/change-requests/<str:number>/submit/": {"number": "change"},
     "releases/change-requests/<str:number>/cancel/": {"number": "change"},
     "releases/change-requests/<str:number>/sign/": {"number": "change"},
@@ -96,8 +103,15 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "releases/unauthorised-changes/<int:pk>/review/": {"pk": "flag"},
     "releases/deployments/<int:pk>/": {"pk": "deployment"},
     "api/v1/models/<slug:name>/versions/": {"name": "model"},
+    "api/v1/models/<slug:name>/findings/<int:pk>/close/": {
+        "name": "finding_model",
+        "pk": "finding",
+    },
+    "api/v1/models/<slug:name>/inventory/": {"name": "model"},
+    "api/v1/models/<slug:name>/validations/": {"name": "model"},
     "api/v1/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "api/v1/change-requests/<str:number>/": {"number": "change"},
+    "api/v1/change-requests/<str:number>/evidence/": {"number": "change"},
     "api/v1/deployments/<int:pk>/result/": {"pk": "deployment"},
     "api/v1/environments/<str:environment>/models/<str:name>/rollback/": {
         "environment": "environment",
@@ -145,11 +159,17 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "registry/models/<slug:name>/": {"GET": page()},
     "registry/models/<slug:name>/versions/<str:version>/": {"GET": page()},
     "registry/datasets/": {"GET": page()},
+    "registry/inventory/": {"GET": page()},
+    # Documents (validation reports) are for signed-in people only.
+    "registry/documents/<int:pk>/": {"GET": page()},
+    "registry/inventory.csv": {"GET": page()},
+    "registry/inventory.xlsx": {"GET": page()},
     "registry/ci/gatehouse_ci.py": {"GET": page()},
     "releases/waiting/": {"GET": page()},
     "releases/change-requests/": {"GET": page()},
     "releases/change-requests/new/": {"GET": page(), "POST": page()},
     "releases/change-requests/<str:number>/": {"GET": page()},
+    "releases/change-requests/<str:number>/evidence.zip": {"GET": page()},
     "releases/change-requests/<str:number>/edit/": {
         "GET": only(("requester",)),
         "POST": only(("requester",)),
@@ -158,6 +178,11 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     # services' refusals are tested in tests/releases.
     "releases/change-requests/<str:number>/submit/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "releases/change-requests/<str:number>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    # Model Risk concludes a validation; a refusal comes back to the model page as a message.
+    "registry/models/<slug:name>/validations/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    "registry/models/<slug:name>/findings/<int:pk>/close/": {
+        "POST": page(**dict.fromkeys(PEOPLE, 302))
+    },
     "releases/change-requests/<str:number>/sign-offs/<int:pk>/withdraw/": {
         "POST": page(**dict.fromkeys(PEOPLE, 302))
     },
@@ -191,8 +216,21 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
             people=403, tokens=403, token_audit_read=200, **dict.fromkeys(AUDIT_READERS, 200)
         )
     },
+    "api/v1/audit/export/": {
+        "GET": api(
+            people=403, tokens=403, token_audit_read=200, **dict.fromkeys(AUDIT_READERS, 200)
+        )
+    },
     "api/v1/datasets/": {"GET": api(people=200, tokens=200), "POST": REGISTRY_WRITE},
     "api/v1/models/": {"GET": api(people=200, tokens=200), "POST": REGISTRY_WRITE},
+    # The inventory entry: read by all; written by the owner team, Model Risk and admins.
+    "api/v1/models/<slug:name>/inventory/": {
+        "GET": api(people=200, tokens=200),
+        "POST": api(people=403, tokens=403, requester=200, peer=200, risk=200, admin=200),
+    },
+    "api/v1/models/<slug:name>/validations/": {"GET": api(people=200, tokens=200)},
+    # An empty body is a 400 for people; tokens never close findings.
+    "api/v1/models/<slug:name>/findings/<int:pk>/close/": {"POST": api(people=400, tokens=403)},
     "api/v1/models/<slug:name>/versions/": {
         "GET": api(people=200, tokens=200),
         "POST": REGISTRY_WRITE,
@@ -200,6 +238,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "api/v1/models/<slug:name>/versions/<str:version>/": {"GET": api(people=200, tokens=200)},
     "api/v1/change-requests/": {"GET": api(people=200, tokens=200), "POST": PEOPLE_WRITE},
     "api/v1/change-requests/<str:number>/": {"GET": api(people=200, tokens=200)},
+    "api/v1/change-requests/<str:number>/evidence/": {
+        "GET": api(people=200, tokens=403, token_audit_read=200)
+    },
     "api/v1/gate/": {"POST": api(people=400, tokens=403, token_gate_read=400)},
     "api/v1/deployments/": {"POST": api(people=400, tokens=403, token_deployments_write=400)},
     # Only the pipeline or the person who started the deployment (none of the personas here).
@@ -305,6 +346,9 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "sign_off": str(change.sign_offs.filter(voided_at__isnull=True).first().pk),
         "object_type": event.object_type,
         "object_id": event.object_id,
+        "document": str(Document.objects.order_by("pk").first().pk),
+        "finding": str(Finding.objects.order_by("pk").first().pk),
+        "finding_model": Finding.objects.order_by("pk").first().validation.model.name,
     }
     return tokens, values
 

@@ -1,0 +1,99 @@
+"""Issue 16 in Chromium: Model Risk validates a model with a finding already past its date; the
+requester's production change is held at the gate for it; the requester remediates the finding
+on the model page; Model Risk then signs the change seeing the validation beside the button."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from git import Actor
+from playwright.sync_api import expect
+
+from organisation.demo import DEMO_PASSWORD
+from registry.builders import build_register, repository_with_mirror, training_commits
+from releases.builders import file_change
+from releases.services import policy
+from tests.browser.test_journeys import in_test
+from tests.conftest import TRANSACTIONAL_APPS
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS),
+]
+
+
+@pytest.fixture
+def sign_in(page, sign_in):
+    def as_user(user):
+        page.context.clear_cookies()
+        return sign_in(user)
+
+    return as_user
+
+
+@pytest.fixture
+def prod_change(envs, org, ci, requester, peer, tmp_path):
+    """fraud-score 2.0 from a mirrored commit, eight days in test, its prod change peer-reviewed;
+    prod requires validation."""
+    commits = training_commits(1, authors=[Actor("Rhea Quinn", "rhea@bank.example")])
+    sha = repository_with_mirror(tmp_path / "source", commits)[0]
+    build = build_register("fraud-score", "2.0", commit_sha=sha)
+    in_test(ci=ci, build=build, envs=envs, requester=requester, peer=peer, days_ago=8)
+    prod = envs["prod"]
+    current = prod.policies.order_by("-version").first()
+    policy.environment_policy_change(
+        actor=None,
+        environment=prod,
+        approval_teams=list(current.approval_teams.all()),
+        soak_source=current.soak_source,
+        soak_days=current.soak_days,
+        requires_validation=True,
+    )
+    return file_change(
+        requester=requester,
+        model_version=build,
+        environment=prod,
+        signers=[peer],
+        window_start=timezone.now(),
+    )
+
+
+def test_model_risk_validates_the_change_is_held_then_signed_seeing_the_validation(
+    page, sign_in, prod_change, model_risk_approver, requester
+):
+    change_url = f"/releases/change-requests/{prod_change.number}/"
+    sign_in(model_risk_approver)
+    page.goto("/registry/models/fraud-score/")
+    page.get_by_label("2.0").check()
+    page.get_by_label("Scope").fill("Conceptual soundness and back-testing on 2026 Q3.")
+    page.get_by_label("Outcome").select_option(label="Approved with conditions")
+    page.get_by_label("Title").fill("No drift monitor on merchant features")
+    page.get_by_label("Severity").select_option(label="High")
+    page.get_by_label("Owner (user name)").fill(requester.username)
+    yesterday = timezone.localdate() - timedelta(days=1)
+    page.get_by_label("Remediation due").fill(yesterday.isoformat())
+    page.get_by_label("Your password, to sign").fill(DEMO_PASSWORD)
+    page.get_by_role("button", name="Conclude and sign").click()
+    expect(page.locator(".messages")).to_contain_text("Validation of fraud-score concluded")
+
+    sign_in(requester)
+    page.goto(change_url)
+    expect(page.locator(".gate-reasons")).to_contain_text("findings_overdue")
+
+    page.goto("/registry/models/fraud-score/")
+    finding = page.get_by_test_id("finding")
+    finding.get_by_role("textbox").fill("Drift monitor deployed on the merchant features.")
+    finding.get_by_role("button", name="Close the finding").click()
+    expect(page.locator(".messages")).to_contain_text("closed")
+    page.goto(change_url)
+    expect(page.locator(".gate-reasons")).not_to_contain_text("findings_overdue")
+
+    sign_in(model_risk_approver)
+    page.goto(change_url)
+    evidence = page.get_by_test_id("validation-evidence")
+    expect(evidence).to_contain_text("Approved with conditions by Rita Kovacs")
+    expect(evidence).to_contain_text("High, remediated")
+    page.get_by_role("link", name="Review and sign").first.click()
+    page.fill("#id_password", DEMO_PASSWORD)
+    page.get_by_role("button", name="Sign", exact=True).click()
+    expect(page.locator(".messages")).to_contain_text("Signed:")
