@@ -144,6 +144,7 @@ class Loader:
             "params": {"learning_rate": 0.05, "num_leaves": 63},
             "metrics": {"auc": round(0.8 + (g % 97) / 1000, 3)},
             "env_lock_sha256": digest(f"uv.lock {g % 13}"),
+            "model_card": {},
         }
         at = self.timeline.version_time(g)
         row = {
@@ -468,6 +469,7 @@ def load_numbered_versions(*, model_name: str, upto: int, stdout) -> None:
             "params": {},
             "metrics": {"auc": 0.9},
             "env_lock_sha256": "",
+            "model_card": {},
         }
         rows.append(
             {
