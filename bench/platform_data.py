@@ -363,6 +363,7 @@ def change_request_rows(
             "window_start": start,
             "window_end": start + timedelta(hours=4),
             "incident_ref": "",
+            "retires_model": False,
             "content_digest": content,
             "policy_id": policy.pk,
             "created_at": filed,
