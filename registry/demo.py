@@ -271,7 +271,7 @@ def seed_model_risk(stdout) -> None:
     if Validation.objects.exists():
         return
     users = {user.username: user for user in get_user_model().objects.all()}
-    risk, requester, admin = users["risk"], users["requester"], users["admin"]
+    risk, requester = users["risk"], users["requester"]
     builds = {
         (build.model.name, build.version): build
         for build in ModelVersion.objects.select_related("model", "repository")
@@ -344,12 +344,23 @@ def seed_model_risk(stdout) -> None:
         risk_tier=2,
     )
     model_risk.model_inventory_update(
-        actor=admin,
+        actor=risk,
         model=legacy,
         purpose="Retail probability of default before credit-scoring.",
-        lifecycle_status=LifecycleStatus.RETIRED,
+        lifecycle_status=LifecycleStatus.IN_PRODUCTION,
+    )
+    # Its last build, from the repository's first commit; releases' demo retires it by change.
+    services.model_version_register(
+        actor=None,
+        model="legacy-scorecard",
+        version="0.9.0",
+        repository=REPOSITORY_URL,
+        commit_sha=builds[("credit-scoring", "1.0.0")].commit_sha,
+        build_id="legacy-2019",
+        artifact_uri="s3://bank-ml-models/legacy-scorecard/0.9.0/model.bin",
+        artifact_sha256=digest("legacy-scorecard:0.9.0"),
     )
     stdout.write(
         "Model risk: 3 validations (fraud-detection has a high finding past due), "
-        "credit-scoring's review due in three weeks, legacy-scorecard retired."
+        "credit-scoring's review due in three weeks, legacy-scorecard to be retired by change."
     )

@@ -80,6 +80,36 @@ def inventory_denial(user: Any, model: RegisteredModel) -> RuleDenied | None:
     )
 
 
+# What the model's owners may not set for themselves: how material it is and when it is next
+# validated decide how long a validation lasts, so they are Model Risk's.
+MODEL_RISK_FIELDS = ("risk_tier", "tier_rationale", "next_validation_due", "model_risk_owner")
+
+
+def _inventory_field_denial(actor: Any, model: RegisteredModel, changes: dict) -> RuleDenied | None:
+    if not (actor.is_staff or is_model_risk(actor)):
+        theirs = [name for name in MODEL_RISK_FIELDS if name in changes]
+        if theirs:
+            return RuleDenied(
+                f"Only Model Risk sets {', '.join(theirs)} of a model.", code="model_risk_field"
+            )
+    status = changes.get("lifecycle_status")
+    if status == LifecycleStatus.RETIRED and model.lifecycle_status != LifecycleStatus.RETIRED:
+        return RuleDenied(
+            f"A model is retired by an approved retirement change, not here: file a change "
+            f"for {model.name} that retires it.",
+            code="retire_by_change",
+        )
+    if model.lifecycle_status == LifecycleStatus.RETIRED and status not in (
+        None,
+        LifecycleStatus.RETIRED,
+    ):
+        return RuleDenied(
+            f"{model.name} was retired by an approved change; it is not brought back here.",
+            code="model_retired",
+        )
+    return None
+
+
 def _snapshot(model: RegisteredModel) -> dict[str, Any]:
     data = {name: getattr(model, name) for name in INVENTORY_FIELDS}
     data["model_risk_owner"] = model.model_risk_owner.username if model.model_risk_owner else None
@@ -105,6 +135,9 @@ def model_inventory_update(
     unknown = set(changes) - {*INVENTORY_FIELDS, "model_risk_owner", "upstream_models"}
     if unknown:
         raise ValidationError({name: "Not an inventory field." for name in sorted(unknown)})
+    denied = _inventory_field_denial(actor, model, changes)
+    if denied is not None:
+        raise denied
     before = _snapshot(model)
     errors: dict[str, str] = {}
     for name in INVENTORY_FIELDS:

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from organisation import services as portal_services
+from organisation.demo import DEMO_PASSWORD
 from portal.models import Scope, ServiceAccount, Team
 from registry.models import ModelVersion
 from releases.builders import Clock, deploy, sign
@@ -31,6 +32,7 @@ def seed(stdout) -> None:
     emergency = seed_emergency_history(environments)
     filed = seed_change_requests(environments)
     draft = seed_requester_work(environments)
+    seed_retirement(environments)
     seed_validation_required(environments["prod"])
     stdout.write(
         f"Releases: environments {', '.join(environments)}; year-end freeze on prod; "
@@ -424,6 +426,38 @@ def seed_emergency_history(environments: dict[str, Environment]) -> str:
         now=timezone.now() - timedelta(minutes=5),
     )
     return change.number
+
+
+RETIREMENT_TITLE = "Retire legacy-scorecard"
+
+
+def seed_retirement(environments: dict[str, Environment]) -> None:
+    """legacy-scorecard is retired the only way a model is: a retirement change, approved."""
+    if ChangeRequest.objects.filter(title=RETIREMENT_TITLE).exists():
+        return
+    build = ModelVersion.objects.filter(model__name="legacy-scorecard").first()
+    if build is None:
+        return
+    users = {user.username: user for user in get_user_model().objects.all()}
+    start, end = _window(environments["test"], 1)
+    change = change_requests.change_request_file(
+        actor=users["peer"],
+        model_version=build,
+        environment=environments["test"],
+        title=RETIREMENT_TITLE,
+        justification="credit-scoring replaced it in every use; nothing reads its scores now.",
+        rollback_plan="None: a retired model is deployed nowhere.",
+        window_start=start,
+        window_end=end,
+        retires_model=True,
+    )
+    change_requests.change_request_sign(
+        actor=users["requester"],
+        change_request=change,
+        decision="approve",
+        password=DEMO_PASSWORD,
+        content_digest=change.content_digest,
+    )
 
 
 def seed_requester_work(environments: dict[str, Environment]) -> str:

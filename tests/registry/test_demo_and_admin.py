@@ -20,7 +20,7 @@ def test_demo_grows_a_real_repository_and_is_idempotent(org, settings, tmp_path)
     demo.seed(out)
     counts = (RegisteredModel.objects.count(), ModelVersion.objects.count())
     events = AuditEvent.objects.count()
-    assert counts == (4, 10)  # the fourth is the retired legacy-scorecard, without builds
+    assert counts == (4, 11)  # legacy-scorecard and its last build, retired by a change later
     assert "10 versions" in out.getvalue()
     assert set(RegisteredModel.objects.values_list("owner_team__slug", flat=True)) == {
         "data-science"

@@ -84,15 +84,20 @@ def test_the_inventory_entry_is_kept_by_its_owners_and_audited(
         purpose="Score card-not-present fraud.",
         prohibited_uses="Credit decisions.",
         lifecycle_status=LifecycleStatus.IN_VALIDATION,
-        model_risk_owner=model_risk_approver.username,
         ai_act_high_risk=False,
     )
-    event = AuditEvent.objects.filter(action="model.inventory_updated").get()
-    assert event.data["changes"]["lifecycle_status"] == {
+    with pytest.raises(RuleDenied) as refused:
+        model_inventory_update(actor=requester, model=model, risk_tier=3)
+    assert refused.value.code == "model_risk_field"  # owners do not lower their own tier
+    model_inventory_update(
+        actor=model_risk_approver, model=model, model_risk_owner=model_risk_approver.username
+    )
+    first, second = AuditEvent.objects.filter(action="model.inventory_updated").order_by("seq")
+    assert first.data["changes"]["lifecycle_status"] == {
         "before": "in_development",
         "after": "in_validation",
     }
-    assert event.data["changes"]["model_risk_owner"]["after"] == "risk"
+    assert second.data["changes"]["model_risk_owner"]["after"] == "risk"
 
     for outsider in (platform_approver, ci.account):
         with pytest.raises(RuleDenied) as refused:
@@ -100,7 +105,7 @@ def test_the_inventory_entry_is_kept_by_its_owners_and_audited(
         assert refused.value.code in ("not_inventory_editor", "people_only")
     with pytest.raises(ValidationError):
         model_inventory_update(actor=requester, model=model, upstream_models=["fraud-score"])
-    assert AuditEvent.objects.filter(action="model.inventory_updated").count() == 1
+    assert AuditEvent.objects.filter(action="model.inventory_updated").count() == 2
 
 
 def test_only_an_independent_model_risk_validator_concludes_with_a_signature(
@@ -184,12 +189,24 @@ def test_an_overdue_high_finding_blocks_until_it_is_remediated(
     assert AuditEvent.objects.filter(action="finding.closed").count() == 1
 
 
-def test_a_retired_model_is_refused_everywhere(mirrored_builds, envs, requester):
+def test_a_retired_model_is_refused_everywhere_and_only_a_change_retires_it(
+    mirrored_builds, envs, requester
+):
+    from registry.model_risk import model_retire
+
     build = mirrored_builds["2.0"]
-    model_inventory_update(
-        actor=requester, model=build.model, lifecycle_status=LifecycleStatus.RETIRED
-    )
+    with pytest.raises(RuleDenied) as refused:
+        model_inventory_update(
+            actor=requester, model=build.model, lifecycle_status=LifecycleStatus.RETIRED
+        )
+    assert refused.value.code == "retire_by_change"
+    model_retire(actor=requester, model=build.model, change_request="CR-1")
     assert codes(build) == ["model_retired"]
+    with pytest.raises(RuleDenied) as refused:
+        model_inventory_update(
+            actor=requester, model=build.model, lifecycle_status=LifecycleStatus.IN_PRODUCTION
+        )
+    assert refused.value.code == "model_retired"
 
 
 def test_the_inventory_page_filters_and_exports_what_a_regulator_asks_for(
@@ -339,7 +356,7 @@ def test_reminders_come_60_and_30_days_ahead_and_escalate_once_lapsed(
     model = mirrored_builds["2.0"].model
     due = date(2027, 6, 30)
     model_inventory_update(
-        actor=requester,
+        actor=model_risk_approver,
         model=model,
         model_risk_owner=model_risk_approver.username,
         next_validation_due=due,
@@ -360,7 +377,9 @@ def test_model_risks_dashboard_shows_the_validations_falling_due(
 ):
     model = mirrored_builds["2.0"].model
     model_inventory_update(
-        actor=requester, model=model, next_validation_due=date.today() + timedelta(days=20)
+        actor=model_risk_approver,
+        model=model,
+        next_validation_due=date.today() + timedelta(days=20),
     )
     page = login(model_risk_approver).get("/").content.decode()
     assert 'data-testid="validations-due"' in page and "in 20 days" in page
@@ -500,3 +519,22 @@ def test_the_api_closes_a_finding_for_its_owner_and_refuses_tokens(
         "/api/v1/models/fraud-score/findings/999999/close/", body, content_type="application/json"
     )
     assert other.status_code == 404
+
+
+def test_the_inventory_flags_a_model_in_production_whose_validation_lapsed_and_what_runs(
+    mirrored_builds, envs, requester, model_risk_approver, auditor, login
+):
+    from releases.builders import deployment_row
+
+    build = mirrored_builds["2.0"]
+    model_inventory_update(
+        actor=requester, model=build.model, lifecycle_status=LifecycleStatus.IN_PRODUCTION
+    )
+    model_inventory_update(
+        actor=model_risk_approver,
+        model=build.model,
+        next_validation_due=date.today() - timedelta(days=3),
+    )
+    deployment_row(environment=envs["prod"], model_version=build)
+    page = login(auditor).get("/registry/inventory/").content.decode()
+    assert 'data-testid="lapsed"' in page and "live: 2.0 in prod" in page
