@@ -432,18 +432,20 @@ RETIREMENT_TITLE = "Retire legacy-scorecard"
 
 
 def seed_retirement(environments: dict[str, Environment]) -> None:
-    """legacy-scorecard is retired the only way a model is: a retirement change, approved."""
+    """legacy-scorecard is retired the only way a model is: a retirement change for
+    production, reviewed and approved by production's teams."""
     if ChangeRequest.objects.filter(title=RETIREMENT_TITLE).exists():
         return
     build = ModelVersion.objects.filter(model__name="legacy-scorecard").first()
     if build is None:
         return
     users = {user.username: user for user in get_user_model().objects.all()}
-    start, end = _window(environments["test"], 1)
+    prod = environments["prod"]
+    start, end = _window(prod, 1)
     change = change_requests.change_request_file(
         actor=users["peer"],
         model_version=build,
-        environment=environments["test"],
+        environment=prod,
         title=RETIREMENT_TITLE,
         justification="credit-scoring replaced it in every use; nothing reads its scores now.",
         rollback_plan="None: a retired model is deployed nowhere.",
@@ -451,13 +453,21 @@ def seed_retirement(environments: dict[str, Environment]) -> None:
         window_end=end,
         retires_model=True,
     )
-    change_requests.change_request_sign(
-        actor=users["requester"],
-        change_request=change,
-        decision="approve",
-        password=DEMO_PASSWORD,
-        content_digest=change.content_digest,
-    )
+    for signer, team in (
+        ("requester", None),
+        ("risk", "model-risk"),
+        ("release", "release-management"),
+        ("platform", "platform-operations"),
+    ):
+        change.refresh_from_db()
+        change_requests.change_request_sign(
+            actor=users[signer],
+            change_request=change,
+            decision="approve",
+            password=DEMO_PASSWORD,
+            content_digest=change.content_digest,
+            team=Team.objects.get(slug=team) if team else None,
+        )
 
 
 def seed_requester_work(environments: dict[str, Environment]) -> str:

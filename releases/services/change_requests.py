@@ -316,6 +316,14 @@ def change_request_create(
     _require_person(actor)
     model_version = _check_build(model_version)
     policy = _policy(environment)
+    production = Environment.objects.filter(pk=environment.pk, is_production=True).exists()
+    if retires_model and not production:
+        # Retiring stops the model everywhere, so it takes production's signatures, not those
+        # of an environment that asks less.
+        raise Conflict(
+            f"A retirement is filed for a production environment, not {environment.name}.",
+            code="retirement_needs_production",
+        )
     change_request = ChangeRequest(
         kind=kind,
         state=State.DRAFT,

@@ -13,7 +13,7 @@ from git import Actor
 from audit.models import AuditEvent
 from organisation.demo import DEMO_PASSWORD
 from organisation.services import membership_set
-from portal.exceptions import RuleDenied
+from portal.exceptions import Conflict, RuleDenied
 from registry.builders import build_register, repository_with_mirror, training_commits
 from registry.model_risk import (
     add_months,
@@ -432,23 +432,37 @@ def test_a_validation_report_is_kept_by_its_digest_and_never_handed_out_altered(
 
 
 def test_a_retirement_is_a_change_approved_like_any_other_then_the_gate_refuses_the_model(
-    mirrored_builds, envs, requester, peer, login, clock
+    mirrored_builds, envs, requester, peer, prod_signers, login, clock
 ):
     build = mirrored_builds["2.0"]
     page = login(requester).get("/releases/change-requests/new/").content.decode()
     assert "This change retires the model" in page
+    with pytest.raises(Conflict) as refused:
+        file_change(
+            requester=requester,
+            model_version=build,
+            environment=envs["test"],
+            signers=[],
+            window_start=clock.now,
+            retires_model=True,
+        )
+    assert refused.value.code == "retirement_needs_production"
+    prod = envs["prod"]
+    policy.environment_update(
+        actor=None, environment=prod, rank=prod.rank, description="", is_production=True
+    )
     retirement = file_change(
         requester=requester,
         model_version=build,
-        environment=envs["test"],
-        signers=[],
+        environment=prod,
+        signers=prod_signers[:-1],
         window_start=clock.now,
         retires_model=True,
     )
     assert codes(build) == []  # dev: not retired yet, and dev needs no change
     html = login(requester).get(f"/releases/change-requests/{retirement.number}/").content.decode()
     assert 'data-testid="retirement"' in html
-    sign(peer, retirement)
+    sign(prod_signers[-1], retirement)
     build.model.refresh_from_db()
     assert build.model.lifecycle_status == LifecycleStatus.RETIRED
     retired = AuditEvent.objects.get(action="model.retired")
