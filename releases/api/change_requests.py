@@ -78,6 +78,7 @@ class ChangeRequestsView(APIView):
     required_scopes: dict = {}
 
     @extend_schema(
+        operation_id="v1_change_requests_list",
         parameters=[
             ChangeRequestFilters,
             OpenApiParameter("cursor", str, description="From `next` or `previous`."),
