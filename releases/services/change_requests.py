@@ -3,6 +3,7 @@
 exactly one move, and refuses with a stable code what DESIGN.md rules 1-6, 8 and 11 forbid."""
 
 import hashlib
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import rfc8785
@@ -706,13 +707,14 @@ STEPS = (State.IN_REVIEW, State.IN_APPROVAL, State.APPROVED)
 def _step_waited_for(policy: EnvironmentPolicy, sign_offs: list[SignOff]) -> str:
     """Where a normal change belongs given the sign-offs that stand and the policy in force:
     peer review first where the policy asks for it, then each approval team, then approved."""
-    standing = [s for s in sign_offs if s.voided_at is None and s.decision == Decision.APPROVE]
-    if policy.needs_peer_review and not any(s.kind == SignOffKind.PEER_REVIEW for s in standing):
+    missing, peer_missing = signatures_missing(
+        sign_offs,
+        approval_teams=list(policy.approval_teams.all()),
+        needs_peer_review=policy.needs_peer_review,
+    )
+    if peer_missing:
         return State.IN_REVIEW
-    signed = {s.team_id for s in standing if s.kind == SignOffKind.APPROVAL}
-    if any(team.pk not in signed for team in policy.approval_teams.all()):
-        return State.IN_APPROVAL
-    return State.APPROVED
+    return State.IN_APPROVAL if missing else State.APPROVED
 
 
 def _reason(reason: str, what: str) -> str:
@@ -839,14 +841,17 @@ def change_request_expire(
 
 
 def signatures_missing(
-    change_request: ChangeRequest, *, approval_teams: list[Team], needs_peer_review: bool
+    sign_offs: Iterable[SignOff], *, approval_teams: list[Team], needs_peer_review: bool
 ) -> tuple[list[Team], bool]:
-    """The approval teams, and whether the peer review, that `change_request`'s valid sign-offs
-    (prefetched) do not cover under these rules: what a policy would send it back for."""
-    given = [s for s in change_request.sign_offs.all() if s.voided_at is None]
-    signed_teams = {s.team_id for s in given if s.kind == SignOffKind.APPROVAL}
+    """The approval teams, and whether the peer review, that the approvals standing among
+    `sign_offs` do not cover under these rules: the one reckoning of what a change still waits
+    for, whether a withdrawal or a new policy asks."""
+    standing = [s for s in sign_offs if s.voided_at is None and s.decision == Decision.APPROVE]
+    signed_teams = {s.team_id for s in standing if s.kind == SignOffKind.APPROVAL}
     missing = [team for team in approval_teams if team.pk not in signed_teams]
-    peer_missing = needs_peer_review and not any(s.kind == SignOffKind.PEER_REVIEW for s in given)
+    peer_missing = needs_peer_review and not any(
+        s.kind == SignOffKind.PEER_REVIEW for s in standing
+    )
     return missing, peer_missing
 
 
@@ -865,7 +870,9 @@ def change_requests_reopen_for_policy(
     )
     for change_request in approved.prefetch_related("sign_offs"):
         missing, peer_missing = signatures_missing(
-            change_request, approval_teams=teams, needs_peer_review=policy.needs_peer_review
+            change_request.sign_offs.all(),
+            approval_teams=teams,
+            needs_peer_review=policy.needs_peer_review,
         )
         if not missing and not peer_missing:
             continue

@@ -356,7 +356,9 @@ def environment_policy_preview(
                 effects.append("emergency changes are no longer allowed: the gate will refuse it")
         else:
             missing, peer_missing = signatures_missing(
-                change_request, approval_teams=approval_teams, needs_peer_review=needs_peer_review
+                change_request.sign_offs.all(),
+                approval_teams=approval_teams,
+                needs_peer_review=needs_peer_review,
             )
             if change_request.state == State.APPROVED and (missing or peer_missing):
                 back_to = State.IN_REVIEW if peer_missing else State.IN_APPROVAL
@@ -366,7 +368,9 @@ def environment_policy_preview(
                 )
             elif change_request.state != State.APPROVED:
                 awaited, _ = signatures_missing(
-                    change_request, approval_teams=current_teams, needs_peer_review=False
+                    change_request.sign_offs.all(),
+                    approval_teams=current_teams,
+                    needs_peer_review=False,
                 )
                 added = [team for team in missing if team not in current_teams]
                 dropped = [team for team in awaited if team.pk not in new_pks]
