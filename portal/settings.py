@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "organisation",
     "registry",
     "releases",
+    "integrations",
 ]
 
 MIDDLEWARE = [
