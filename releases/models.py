@@ -384,6 +384,34 @@ class GateDecision(models.Model):
         return f"Gate {verdict} at {self.decided_at:%Y-%m-%d %H:%M}"
 
 
+class GateTally(models.Model):
+    """Running totals of the gate's decisions, read by `/metrics` (docs/operations.md, Metrics):
+    a row with an empty `code` counts the decisions of one environment, purpose and answer; a
+    row with a code counts the refusals that named it. Kept by `gate_decision_tally` in the
+    transaction that records each decision and its audit event, so that a scrape reads a few
+    rows rather than every decision on the trail. Operational figures, not evidence: the
+    decisions and their events are the record, and the migration that made this table summed
+    the decisions recorded before it."""
+
+    environment = models.CharField(
+        max_length=50, blank=True, help_text="Its name then; empty when none was found."
+    )
+    purpose = models.CharField(max_length=16, choices=GatePurpose.choices)
+    allowed = models.BooleanField()
+    code = models.CharField(max_length=64, blank=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "purpose", "allowed", "code"], name="gate_tally_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.environment} {self.code or self.allowed}: {self.count}"
+
+
 class UnauthorisedChange(models.Model):
     """Rule 14: a live deployment reported serving an artifact digest that the ledger did not put
     there. It stays flagged until someone reviews it."""
