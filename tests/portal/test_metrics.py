@@ -3,10 +3,14 @@ the values that the records made through the services must give; who may read it
 one scrape, which must not grow with the history."""
 
 import importlib
+import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+import yaml
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
@@ -436,3 +440,31 @@ def test_one_scrape_costs_the_same_queries_however_long_the_history(
     with django_assert_num_queries(small):
         scrape(scraper)
     assert small == 10
+
+
+# -- the documentation ---------------------------------------------------------------------
+
+
+def test_the_documented_series_and_alert_rules_name_what_the_scrape_gives(
+    scraper, service_caller, envs, builds
+):
+    """docs/operations.md lists every series, and its alert rules (checked with `promtool check
+    rules` when written) name only series that exist."""
+    ask_gate(service_caller(Scope.GATE_READ), "prod", builds["1.0"])
+    audit_verify(actor=None)
+    samples, types = scrape(scraper)
+    exported = {name for name, _ in samples} | set(types)
+    text = (Path(settings.BASE_DIR) / "docs" / "operations.md").read_text()
+    section = text[text.index("## Metrics") :]
+    table = set(re.findall(r"^\| `(gatehouse_\w+)`", section, re.MULTILINE))
+    families = {
+        f"{name}_total" if kind == "counter" else name
+        for name, kind in types.items()
+        if not name.endswith(("_gcount", "_gsum"))
+    }
+    assert table == families
+    rules = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", section, re.DOTALL)[1])
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    named_in_rules = {name for expr in expressions for name in re.findall(r"gatehouse_\w+", expr)}
+    assert named_in_rules - exported == set()
+    assert {"gatehouse_notifications_oldest_undelivered_age_seconds"} <= named_in_rules
