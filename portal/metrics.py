@@ -87,14 +87,14 @@ def _gate(tallies: Iterable[tuple[str, str, bool, str, int]]) -> Iterator[Metric
     yield reasons
 
 
-def _deployments(environments: list[str]) -> Metric:
+def _deployments(environments: dict[int, str]) -> Metric:
     counts = Counter(
         {
             (environment, kind, status): n
             for environment, kind, status, n in Deployment.objects.values_list(
-                "environment__name", "kind", "status"
+                "environment_id", "kind", "status"
             )
-            .annotate(n=Count("id"))
+            .annotate(n=Count("*"))
             .order_by()
         }
     )
@@ -103,21 +103,21 @@ def _deployments(environments: list[str]) -> Metric:
         "Deployments recorded, by environment, kind (deploy or rollback) and status.",
         labels=["environment", "kind", "status"],
     )
-    for environment in environments:
+    for pk, environment in environments.items():
         for kind in DeploymentKind.values:
             for status in DeploymentStatus.values:
-                family.add_metric([environment, kind, status], counts[environment, kind, status])
+                family.add_metric([environment, kind, status], counts[pk, kind, status])
     return family
 
 
-def _change_requests(environments: list[str]) -> Metric:
+def _change_requests(environments: dict[int, str]) -> Metric:
     counts = Counter(
         {
             (environment, state): n
             for environment, state, n in ChangeRequest.objects.values_list(
-                "environment__name", "state"
+                "environment_id", "state"
             )
-            .annotate(n=Count("id"))
+            .annotate(n=Count("*"))
             .order_by()
         }
     )
@@ -126,9 +126,9 @@ def _change_requests(environments: list[str]) -> Metric:
         "Change requests by environment and state.",
         labels=["environment", "state"],
     )
-    for environment in environments:
+    for pk, environment in environments.items():
         for state in State.values:
-            family.add_metric([environment, state], counts[environment, state])
+            family.add_metric([environment, state], counts[pk, state])
     return family
 
 
@@ -136,16 +136,20 @@ def _sign_off_latency(now: datetime) -> Iterator[Metric]:
     """From the change's submission to each standing approval sign-off (approve or reject)
     signed in the window. Voided sign-offs are left out: an edit sends the change back to draft
     and a new submission moves `submitted_at`, so their wait is no longer measurable."""
-    signed = SignOff.objects.filter(
-        kind=SignOffKind.APPROVAL,
-        voided_at__isnull=True,
-        signed_at__gte=now - SIGN_OFF_WINDOW,
-        change_request__submitted_at__isnull=False,
-    ).values_list(
-        "change_request__environment__name",
-        "team__slug",
-        "signed_at",
-        "change_request__submitted_at",
+    signed = (
+        SignOff.objects.filter(
+            kind=SignOffKind.APPROVAL,
+            voided_at__isnull=True,
+            signed_at__gte=now - SIGN_OFF_WINDOW,
+            change_request__submitted_at__isnull=False,
+        )
+        .values_list(
+            "change_request__environment__name",
+            "team__slug",
+            "signed_at",
+            "change_request__submitted_at",
+        )
+        .order_by()
     )
     waits: dict[tuple[str, str], list[float]] = defaultdict(list)
     for environment, team, signed_at, submitted_at in signed:
@@ -205,12 +209,12 @@ def _audit_verification() -> Iterator[Metric]:
     yield ok_family
 
 
-def _open_flags(environments: list[str]) -> Iterator[Metric]:
+def _open_flags(environments: dict[int, str]) -> Iterator[Metric]:
     unreviewed = Counter(
         dict(
             UnauthorisedChange.objects.filter(reviewed_at__isnull=True)
-            .values_list("environment__name")
-            .annotate(n=Count("id"))
+            .values_list("environment_id")
+            .annotate(n=Count("*"))
             .order_by()
         )
     )
@@ -219,8 +223,8 @@ def _open_flags(environments: list[str]) -> Iterator[Metric]:
         "Unauthorised changes (a digest the ledger did not deploy) not reviewed yet.",
         labels=["environment"],
     )
-    for environment in environments:
-        family.add_metric([environment], unreviewed[environment])
+    for pk, environment in environments.items():
+        family.add_metric([environment], unreviewed[pk])
     yield family
     yield GaugeMetricFamily(
         "gatehouse_reconciliation_findings_open",
@@ -234,9 +238,8 @@ class GatehouseCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         now = timezone.now()
-        environments = list(
-            Environment.objects.order_by("rank", "name").values_list("name", flat=True)
-        )
+        # Counted by environment id, named here: the counts need no join and scan an index.
+        environments = dict(Environment.objects.order_by("rank", "name").values_list("pk", "name"))
         yield from _gate(
             GateTally.objects.order_by("environment", "purpose", "allowed", "code").values_list(
                 "environment", "purpose", "allowed", "code", "count"

@@ -219,6 +219,14 @@ class SignOff(models.Model):
 
     class Meta:
         ordering = ["signed_at"]
+        indexes = [
+            # The approvals of the last days, for the sign-off latency of /metrics.
+            models.Index(
+                fields=["signed_at"],
+                condition=Q(kind="approval", voided_at__isnull=True),
+                name="signoff_approval_time",
+            ),
+        ]
         constraints = [
             # Only the signer withdraws, and a withdrawn sign-off is void for every reader.
             models.CheckConstraint(
@@ -301,6 +309,8 @@ class Deployment(models.Model):
             ),
             models.Index(fields=["change_request", "status"], name="deployment_change"),
             models.Index(fields=["model", "environment", "-started_at"], name="deployment_history"),
+            # Counted by status at every scrape of /metrics: an index-only scan.
+            models.Index(fields=["environment", "kind", "status"], name="deployment_status"),
         ]
 
     def __str__(self) -> str:
