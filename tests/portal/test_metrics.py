@@ -5,6 +5,7 @@ one scrape, which must not grow with the history."""
 import importlib
 import re
 from datetime import timedelta
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import yaml
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -375,6 +377,21 @@ def test_a_revoked_or_disabled_token_is_refused(service_caller):
         actor=None, service_account=other.account, scopes=other.account.scopes, is_active=False
     )
     assert other.client().get("/metrics").status_code == 401
+
+
+def test_the_documented_service_account_reads_it(org):
+    out = StringIO()
+    call_command(
+        "create_service_account",
+        "prometheus",
+        team="platform-operations",
+        scopes="metrics:read",
+        stdout=out,
+    )
+    token = out.getvalue().strip().splitlines()[-1]
+    response = Client().get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    assert b"# TYPE gatehouse_deployments gauge" in response.content
 
 
 def test_the_scope_reads_it_uncached(scraper):
