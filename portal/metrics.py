@@ -3,9 +3,9 @@ monitoring (docs/operations.md, Metrics).
 
 Every figure is read from the database when Prometheus scrapes, never counted in the process:
 the portal runs several web nodes and workers, and each node must give the same answer. A scrape
-is the same few queries however long the history: the gate's counts come from running totals
-kept beside its decisions (`GateTally`), the rest from grouped counts over small tables and from
-indexed aggregates.
+is the same ten queries however long the history: the gate's counts come from running totals kept
+beside its decisions (`GateTally`) rather than from the trail, deployments and change requests
+are counted on indexes, and the rest are small tables or indexed aggregates.
 """
 
 from collections import Counter, defaultdict
