@@ -5,6 +5,7 @@ is edited by hand: the sweep and its workers write it (integrations.tickets)."""
 import json
 
 from django.contrib import admin
+from django.db import models
 
 from audit.admin import TrailNotAdminLog
 from integrations.models import ChangeTicket, TicketDeliveryAttempt, TicketTransition
@@ -42,6 +43,7 @@ class ChangeTicketAdmin(ReadOnly, TrailNotAdminLog, admin.ModelAdmin):
     list_filter = ("system",)
     search_fields = ("reference", "external_id")
     list_select_related = ("change_request",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     inlines = [TransitionInline]
 
     def get_actions(self, request):

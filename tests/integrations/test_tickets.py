@@ -496,3 +496,27 @@ def test_a_half_configured_ticket_system_stops_the_portal_from_starting(tmp_path
     )
     assert result.returncode != 0
     assert "Change tickets: GATEHOUSE_TICKETS_JIRA_PROJECT is missing." in result.stderr
+
+
+def test_staff_read_the_delivery_log_in_the_admin(
+    servicenow, sweep, approved, login, administrator, requester, django_clock
+):
+    servicenow.faults.append(Fault("POST", status=429, headers={"Retry-After": "5"}))
+    sweep()
+    django_clock.advance(seconds=5)
+    sweep()
+    create = transitions(approved)[0]
+    ticket = create.ticket
+    client = login(administrator)
+
+    page = client.get(reverse("admin:integrations_tickettransition_change", args=[create.pk]))
+    assert page.status_code == 200
+    log = page.content.decode()
+    assert "429 Too Many Requests" in log and "/api/now/table/change_request" in log
+    assert f"&quot;number&quot;: &quot;{approved.number}&quot;" in log
+    listing = client.get(reverse("admin:integrations_changeticket_change", args=[ticket.pk]))
+    assert "CHG0030001" in listing.content.decode()
+
+    client.logout()
+    client = login(requester)
+    assert client.get(reverse("admin:integrations_changeticket_changelist")).status_code == 302
