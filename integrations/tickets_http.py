@@ -102,7 +102,9 @@ class Connection:
             status = error.code
             detail = _error_detail(error)
             raise TicketSystemError(
-                detail, status=status, retry_after=_retry_after(error.headers.get("Retry-After"))
+                detail,
+                status=status,
+                retry_after=retry_after_seconds(error.headers.get("Retry-After")),
             ) from error
         except (OSError, http.client.HTTPException) as error:
             # Refused, reset, dropped or timed out: the request may or may not have been acted on.
@@ -153,7 +155,7 @@ def _error_detail(error: urllib.error.HTTPError) -> str:
     return f"{error.code} {error.reason}" + (f": {said}" if said else "")
 
 
-def _retry_after(value: str | None) -> int | None:
+def retry_after_seconds(value: str | None) -> int | None:
     """Seconds from a Retry-After header, in seconds or as an HTTP date, within bounds."""
     if not value:
         return None

@@ -19,7 +19,7 @@ from audit.models import AuditEvent
 from integrations import tasks
 from integrations.models import ChangeTicket, TicketDeliveryAttempt, TicketTransition, TrailCursor
 from integrations.tickets import change_ticket_deliver
-from integrations.tickets_http import _retry_after
+from integrations.tickets_http import retry_after_seconds
 from portal.celery import app as celery_app
 from releases.builders import deploy, file_change, sign
 from releases.services.change_requests import (
@@ -327,6 +327,14 @@ def test_wrong_credentials_send_nothing_until_they_are_fixed(
     assert len(servicenow.records) == 1
 
 
+def test_jira_refusing_the_token_files_nothing(jira, sweep, approved, settings):
+    settings.GATEHOUSE_TICKETS_TOKEN = "expired-token"
+    sweep()
+    [create, _] = transitions(approved)
+    assert create.last_error.startswith("401 Unauthorized: You are not authenticated.")
+    assert jira.issues == {} and jira.sent("POST") == []
+
+
 def test_jira_refusing_the_issue_type_says_why(jira, sweep, approved, settings, django_clock):
     settings.GATEHOUSE_TICKETS_JIRA_ISSUE_TYPE = "Chnage"
     sweep()
@@ -469,12 +477,12 @@ def test_the_link_is_on_the_change_page_and_in_the_api(
 
 
 def test_retry_after_in_seconds_or_as_a_date_within_bounds(django_clock):
-    assert _retry_after("120") == 120
-    assert _retry_after("0") == 1
-    assert _retry_after("86400") == 3600
+    assert retry_after_seconds("120") == 120
+    assert retry_after_seconds("0") == 1
+    assert retry_after_seconds("86400") == 3600
     moment = django_clock.now + timedelta(seconds=90)
-    assert _retry_after(moment.strftime("%a, %d %b %Y %H:%M:%S GMT")) == 90
-    assert _retry_after("soon") is None
+    assert retry_after_seconds(moment.strftime("%a, %d %b %Y %H:%M:%S GMT")) == 90
+    assert retry_after_seconds("soon") is None
 
 
 def test_a_half_configured_ticket_system_stops_the_portal_from_starting(tmp_path):
