@@ -26,11 +26,12 @@ It fails closed: the token goes only to GATEHOUSE_URL, over https (plain http on
 the portal's JSON (a proxy's sign-in page, say) is refused.
 
 Exit status: 0 done (or allowed), 1 refused by the portal (gate denial, conflict, validation),
-2 a usage or configuration error, or an answer that is not the portal's (a redirect, not JSON),
-3 the portal could not be reached.
+2 a usage, configuration or connection error: bad options, the portal could not be reached, or an
+answer that is not the portal's (a redirect, not JSON).
 """
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
@@ -44,6 +45,8 @@ import uuid
 USER_AGENT = "gatehouse-ci/1"
 RETRIES = 3
 TIMEOUT_SECONDS = 30
+# datetime.UTC is Python 3.11+; the helper runs on 3.9.
+UTC = datetime.timezone.utc  # noqa: UP017
 
 
 class Refused(Exception):
@@ -235,6 +238,27 @@ GATE_DECISION_KEYS = {
 }
 
 
+def in_words(moment, now=None):
+    """An ISO-8601 moment as a person reads it: "Friday 4 December 2026, 09:00 UTC (in 3 days)"."""
+    try:
+        when = datetime.datetime.fromisoformat(moment.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return str(moment)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    when = when.astimezone(UTC)
+    now = now or datetime.datetime.now(UTC)
+    text = f"{when:%A} {when.day} {when:%B %Y, %H:%M} UTC"
+    hours = (when - now).total_seconds() / 3600
+    if hours <= 0:
+        return f"{text} (already passed: ask again)"
+    if hours < 24:
+        whole = max(1, round(hours))
+        return f"{text} (in {whole} hour{'s' if whole != 1 else ''})"
+    days = round(hours / 24)
+    return f"{text} (in {days} day{'s' if days != 1 else ''})"
+
+
 def describe_refusal(status, answer):
     lines = [f"Gatehouse refused (HTTP {status})"]
     if isinstance(answer, dict):
@@ -245,7 +269,8 @@ def describe_refusal(status, answer):
         soak = answer.get("soak") or {}
         if soak.get("earliest_allowed_at"):
             lines.append(
-                f"  The soak allows this from {soak['earliest_allowed_at']} at the earliest."
+                "  The soak allows this deployment from "
+                f"{in_words(soak['earliest_allowed_at'])} at the earliest."
             )
         for field, messages in answer.items():
             if field in GATE_DECISION_KEYS:
@@ -460,10 +485,7 @@ def main(argv=None):
     except Refused as refusal:
         print(refusal, file=sys.stderr)
         return 1
-    except Unreachable as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 3
-    except OSError as error:
+    except (Unreachable, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if args.field:
