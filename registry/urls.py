@@ -20,4 +20,5 @@ urlpatterns = [
     path("inventory.csv", views.inventory_export, {"fmt": "csv"}, name="inventory-csv"),
     path("inventory.xlsx", views.inventory_export, {"fmt": "xlsx"}, name="inventory-xlsx"),
     path("ci/gatehouse_ci.py", views.ci_helper, name="ci-helper"),
+    path("ci/gatehouse_ci.py.sha256", views.ci_helper_sha256, name="ci-helper-sha256"),
 ]

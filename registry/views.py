@@ -3,21 +3,29 @@ datasets, the model inventory, and the CI helper for download. Registration come
 Model Risk concludes validations here, through `registry.model_risk`."""
 
 import csv
+import functools
+import hashlib
 import io
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.dateparse import parse_date
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from openpyxl import Workbook
+from rest_framework.exceptions import AuthenticationFailed
 
 from audit.models import AuditEvent
+from portal.authentication import BearerTokenAuthentication
 from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
 from portal.spreadsheets import safe_cell
@@ -35,6 +43,24 @@ from registry.models import (
 from registry.reproducibility import reproducibility
 
 CI_HELPER = Path(__file__).resolve().parent / "ci" / "gatehouse_ci.py"
+
+
+@dataclass(frozen=True)
+class CiHelperRelease:
+    version: str
+    sha256: str
+
+
+@functools.cache
+def ci_helper_release() -> CiHelperRelease:
+    """The served helper's version (its `VERSION`) and digest; the file changes only with a
+    deployment of the portal, so they are read once."""
+    content = CI_HELPER.read_bytes()
+    version = re.search(rb'^VERSION = "([^"]+)"', content, re.MULTILINE)
+    return CiHelperRelease(
+        version=version.group(1).decode() if version else "unknown",
+        sha256=hashlib.sha256(content).hexdigest(),
+    )
 
 
 def _found(lookup, **kwargs):
@@ -188,14 +214,58 @@ def dataset_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-def ci_helper(request: HttpRequest) -> FileResponse:
-    """The CI helper script, the same file the repository keeps (docs/ci.md)."""
-    return FileResponse(
-        CI_HELPER.open("rb"),
-        as_attachment=True,
-        filename=CI_HELPER.name,
-        content_type="text/x-python; charset=utf-8",
+def _ci_helper_caller(request: HttpRequest) -> HttpResponse | None:
+    """Pipelines fetch the helper with their token, so they can keep it current instead of
+    copying it once: a signed-in person or any valid service token may have it. None when the
+    caller may; otherwise the answer: the sign-in page for a person, 401 for a bad token."""
+    if request.user.is_authenticated:
+        return None
+    try:
+        authenticated = BearerTokenAuthentication().authenticate(request)
+    except AuthenticationFailed as error:
+        response = HttpResponse(f"{error.detail}\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="gatehouse"'
+        return response
+    if authenticated is None:
+        return redirect_to_login(request.get_full_path())
+    return None
+
+
+def _with_helper_headers(response: HttpResponse) -> HttpResponse:
+    helper = ci_helper_release()
+    response["X-Gatehouse-CI-Version"] = helper.version
+    response["X-Gatehouse-CI-SHA256"] = helper.sha256
+    response["Cache-Control"] = "no-cache"
+    return response
+
+
+@login_not_required
+@require_safe
+def ci_helper(request: HttpRequest) -> HttpResponse:
+    """The CI helper script, the same file the repository keeps (docs/ci.md), with its version
+    and sha256 in headers so that a pipeline can pin and check what it runs."""
+    refusal = _ci_helper_caller(request)
+    if refusal is not None:
+        return refusal
+    return _with_helper_headers(
+        FileResponse(
+            CI_HELPER.open("rb"),
+            as_attachment=True,
+            filename=CI_HELPER.name,
+            content_type="text/x-python; charset=utf-8",
+        )
     )
+
+
+@login_not_required
+@require_safe
+def ci_helper_sha256(request: HttpRequest) -> HttpResponse:
+    """The helper's digest in `sha256sum`'s format, so `sha256sum -c` checks a download."""
+    refusal = _ci_helper_caller(request)
+    if refusal is not None:
+        return refusal
+    line = f"{ci_helper_release().sha256}  {CI_HELPER.name}\n"
+    return _with_helper_headers(HttpResponse(line, content_type="text/plain; charset=utf-8"))
 
 
 INVENTORY_COLUMNS = (

@@ -2,7 +2,8 @@
 """Gatehouse CI helper: register datasets and builds, ask the deployment gate, report deployments.
 
 Standard library only, so any CI image with Python 3.9+ can run it. Download it from the portal
-(/registry/ci/gatehouse_ci.py) or copy it from the Gatehouse repository (registry/ci/).
+(/registry/ci/gatehouse_ci.py, with any service token; its sha256 is at .../gatehouse_ci.py.sha256)
+or copy it from the Gatehouse repository (registry/ci/).
 
 It reads what the CI system already knows (commit, ref, pipeline id and URL, project URL) from the
 usual variables of GitLab CI, GitHub Actions and Jenkins; options on the command line win.
@@ -42,7 +43,8 @@ import urllib.parse
 import urllib.request
 import uuid
 
-USER_AGENT = "gatehouse-ci/1"
+VERSION = "2"
+USER_AGENT = f"gatehouse-ci/{VERSION}"
 RETRIES = 3
 TIMEOUT_SECONDS = 30
 # datetime.UTC is Python 3.11+; the helper runs on 3.9.
