@@ -10,8 +10,9 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
+from audit import hooks
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from portal.authentication import is_service_account
 from portal.exceptions import RuleDenied
@@ -54,6 +55,8 @@ class EventFilters:
     object_type: str = ""
     object_id: str = ""
     environment: str = ""
+    about: str = ""
+    model: str = ""
     since: datetime | None = None
     until: datetime | None = None
 
@@ -76,6 +79,26 @@ class EventPage:
     next_cursor: int | None
 
 
+def _concerning(about: hooks.About | None) -> Q:
+    """Events about any of the objects `about` stands for; none when it stands for nothing."""
+    concerning = Q(pk__in=[])
+    for object_type, object_ids in (about.subjects if about else {}).items():
+        if object_ids:
+            concerning |= Q(object_type=object_type, object_id__in=sorted(object_ids))
+    return concerning
+
+
+def describe_about(text: str) -> str:
+    """What the "about" filter understood `text` to be, in words, for the page to say."""
+    about = hooks.resolve_about(text)
+    if about is None:
+        return (
+            f"Nothing called “{text}” is known. Type a change request (CR-22), a model's name, "
+            "a deployment (D-17) or a commit SHA (7 or more hex digits)."
+        )
+    return about.label
+
+
 def _filtered(filters: EventFilters) -> QuerySet[AuditEvent]:
     events = AuditEvent.objects.all()
     exact = {
@@ -86,6 +109,12 @@ def _filtered(filters: EventFilters) -> QuerySet[AuditEvent]:
         "environment": filters.environment,
     }
     events = events.filter(**{column: value for column, value in exact.items() if value})
+    for text, resolve in (
+        (filters.about, hooks.resolve_about),
+        (filters.model, hooks.resolve_model),
+    ):
+        if text:
+            events = events.filter(_concerning(resolve(text)))
     if filters.since is not None:
         events = events.filter(occurred_at__gte=filters.since)
     if filters.until is not None:

@@ -80,6 +80,9 @@ def event_list(request: HttpRequest) -> HttpResponse:
             "next_url": next_url,
             "first_url": f"?{urlencode(query)}" if cursor else "",
             "export_query": urlencode(query),
+            "about_label": selectors.describe_about(filters.about)
+            if filters and filters.about
+            else "",
             **_banner_context(request.user),
         },
     )

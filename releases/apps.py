@@ -14,6 +14,19 @@ class ReleasesConfig(AppConfig):
         hooks.register_live_environments_provider(live_environments_of_versions)
         hooks.register_production_environments_provider(production_environment_names)
 
+        # Nor does the audit trail: an auditor's "about" text is resolved here.
+        from audit import hooks as audit_hooks
+        from releases.selectors import audit_subjects
+
+        for resolver in (
+            audit_subjects.change_request_about,
+            audit_subjects.deployment_about,
+            audit_subjects.commit_about,
+            audit_subjects.model_about,
+        ):
+            audit_hooks.register_about_resolver(resolver)
+        audit_hooks.register_model_resolver(audit_subjects.model_about)
+
         # Nor does the organisation: a service account limited to environments names them.
         from organisation.hooks import register_environment_names_provider
         from releases.selectors.policy import environment_names

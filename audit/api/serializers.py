@@ -8,6 +8,15 @@ from audit.selectors import MAX_PAGE_SIZE, PAGE_SIZE, EventFilters
 class EventQuerySerializer(serializers.Serializer):
     """Query parameters of the event list: the auditor page's filters plus the cursor."""
 
+    about = serializers.CharField(
+        required=False,
+        max_length=100,
+        help_text="CR-22, a model's name, a deployment (D-17) or a commit SHA or prefix: its "
+        "events and those of what it stands for (a change's build and deployments).",
+    )
+    model = serializers.CharField(
+        required=False, max_length=100, help_text="a model's name: the events of everything of it"
+    )
     actor = serializers.CharField(required=False, max_length=150)
     action = serializers.ChoiceField(required=False, choices=AuditAction.choices)
     object_type = serializers.CharField(required=False, max_length=100)

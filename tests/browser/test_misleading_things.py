@@ -3,8 +3,11 @@
 import hashlib
 
 import pytest
+from playwright.sync_api import expect
 
+from audit.services import auditor_add
 from registry.views import CI_HELPER
+from releases.builders import release_to_test
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
@@ -25,3 +28,41 @@ def test_an_engineer_downloads_the_ci_helper_and_reads_its_checksum(page, sign_i
     published = page.locator("body").inner_text().strip()
     assert published == f"{hashlib.sha256(downloaded).hexdigest()}  gatehouse_ci.py"
     assert downloaded == CI_HELPER.read_bytes()
+
+
+def test_an_auditor_types_a_change_number_and_finds_its_deployments(
+    page, sign_in, auditor, envs, builds, ci, clock, requester, peer, django_clock
+):
+    auditor_add(actor=None, user=auditor)
+    deployment = release_to_test(envs, builds["1.0"], ci.account, clock, requester, peer)
+    number = deployment.change_request.number
+
+    sign_in(auditor)
+    page.goto(f"/releases/change-requests/{number}/")
+    page.get_by_test_id("timeline-link").click()
+    page.get_by_test_id("audit-about-link").click()
+
+    expect(page.get_by_label("About")).to_have_value(number)
+    expect(page.get_by_test_id("about-label")).to_have_text(
+        f"About: {number}, its build and 1 deployment"
+    )
+    table = page.locator("table.audit-events")
+    expect(table).to_contain_text("releases.deployment")
+    expect(table).to_contain_text("registry.modelversion")
+    expect(table).to_contain_text("change_request.created")
+
+    page.get_by_label("About").fill("no-such-model")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_test_id("about-label")).to_contain_text("Nothing called “no-such-model”")
+    expect(table).to_contain_text("No events match.")
+
+
+def test_a_requester_sees_the_timeline_of_their_change_without_audit_rights(
+    page, sign_in, requester, filed_change
+):
+    sign_in(requester)
+    page.goto(f"/releases/change-requests/{filed_change.number}/")
+    page.get_by_test_id("timeline-link").click()
+
+    expect(page.locator("#timeline")).to_contain_text("change_request.created")
+    expect(page.get_by_test_id("audit-about-link")).to_have_count(0)
