@@ -1,8 +1,11 @@
 """Forms of the change request pages. They check shapes; the services check the rules."""
 
+import zoneinfo
+
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from portal.exceptions import DomainError
 from portal.validators import SingleLine
@@ -17,6 +20,10 @@ class WindowInput(forms.DateTimeInput):
 
     def __init__(self, **kwargs):
         super().__init__(format=WINDOW_FORMAT, **kwargs)
+
+
+def _time_zones() -> list[tuple[str, str]]:
+    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
 
 
 class ModelVersionChoice(forms.ModelChoiceField):
@@ -38,21 +45,38 @@ class ChangeRequestForm(forms.Form):
     risk_impact = forms.CharField(widget=forms.Textarea, required=False, label="Risk and impact")
     test_evidence = forms.CharField(widget=forms.Textarea, required=False)
     rollback_plan = forms.CharField(widget=forms.Textarea)
+    time_zone = forms.ChoiceField(
+        choices=_time_zones,
+        required=False,
+        initial=settings.TIME_ZONE,
+        label="Time zone of the window",
+        help_text=f"The window is read in this time zone and stored in UTC (default "
+        f"{settings.TIME_ZONE}, the portal's).",
+    )
     window_start = forms.DateTimeField(
-        widget=WindowInput(),
-        input_formats=[WINDOW_FORMAT],
-        label=f"Window starts ({settings.TIME_ZONE})",
+        widget=WindowInput(), input_formats=[WINDOW_FORMAT], label="Window starts"
     )
     window_end = forms.DateTimeField(
-        widget=WindowInput(),
-        input_formats=[WINDOW_FORMAT],
-        label=f"Window ends ({settings.TIME_ZONE})",
+        widget=WindowInput(), input_formats=[WINDOW_FORMAT], label="Window ends"
     )
     retires_model = forms.BooleanField(
         required=False,
         label="This change retires the model",
         help_text="Once approved, the model is retired: the gate refuses it everywhere.",
     )
+
+    def clean(self) -> dict:
+        """Read the window's wall-clock times in the chosen time zone (the fields read them in
+        the server's); the services take aware moments, not the zone."""
+        cleaned = super().clean()
+        zone_name = cleaned.pop("time_zone", None)
+        if zone_name:
+            zone = zoneinfo.ZoneInfo(zone_name)
+            for name in ("window_start", "window_end"):
+                if cleaned.get(name) is not None:
+                    wall_clock = timezone.make_naive(cleaned[name])
+                    cleaned[name] = timezone.make_aware(wall_clock, zone)
+        return cleaned
 
 
 class EmergencyForm(forms.Form):

@@ -2,6 +2,8 @@
 what each person sees. A rule's refusal is shown on the page with the service's sentence and
 answered with its status (403 or 409), so a bypassed button gets the same answer as the API."""
 
+from datetime import datetime
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -26,6 +28,7 @@ from releases.permissions import Action, denial, signature_meaning
 from releases.selectors import change_requests as selectors
 from releases.selectors.commits import release_commits
 from releases.selectors.policy import environment_policies_current, freeze_windows_active
+from releases.selectors.windows import next_windows
 from releases.services import change_requests as services
 from releases.states import Kind, State
 
@@ -97,7 +100,17 @@ def _preview(form) -> dict:
     return {}
 
 
-def _initial(request: HttpRequest) -> dict:
+def _suggested_windows() -> dict[str, dict[str, str]]:
+    """The next window each environment's freezes allow, as UTC instants for the page's script,
+    which shows them in the person's own time zone."""
+    environments = list(Environment.objects.order_by("rank"))
+    return {
+        str(environment_id): {"start": start.isoformat(), "end": end.isoformat()}
+        for environment_id, (start, end) in next_windows(environments).items()
+    }
+
+
+def _initial(request: HttpRequest, windows: dict[str, dict[str, str]]) -> dict:
     initial = {}
     version = request.GET.get("model_version", "")
     if version.isdigit():
@@ -107,12 +120,19 @@ def _initial(request: HttpRequest) -> dict:
     environment = request.GET.get("environment", "")
     if environment:
         initial["environment"] = Environment.objects.filter(name=environment).first()
+    chosen = initial.get("environment") or Environment.objects.order_by("rank").first()
+    if chosen is not None and str(chosen.pk) in windows:
+        initial["environment"] = chosen
+        window = windows[str(chosen.pk)]
+        initial["window_start"] = datetime.fromisoformat(window["start"])
+        initial["window_end"] = datetime.fromisoformat(window["end"])
     return {key: value for key, value in initial.items() if value is not None}
 
 
 def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> HttpResponse:
     """The filing form of either kind: preview the commits, keep a draft, or file."""
     status = 200
+    windows = _suggested_windows() if kind == Kind.NORMAL else {}
     if request.method == "POST":
         form = form_class(request.POST)
         action = request.POST.get("action", "file")
@@ -131,7 +151,7 @@ def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> H
                 messages.success(request, f"{change_request.number} {verb}.")
                 return _detail(change_request)
     else:
-        form = form_class(initial=_initial(request))
+        form = form_class(initial=_initial(request, windows))
     return render(
         request,
         "releases/change_request_form.html",
@@ -139,6 +159,7 @@ def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> H
             "form": form,
             "heading": template_title,
             "kind": kind,
+            "suggested_windows": windows,
             # A preview of a half-filled form is not a failed filing: no "required" errors.
             "previewing": request.method == "POST" and request.POST.get("action") == "preview",
             **_preview(form),

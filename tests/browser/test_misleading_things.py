@@ -1,6 +1,7 @@
 """Issue 19, from the user's side: the places where a person stopped, guessed or was misled."""
 
 import hashlib
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import expect
@@ -8,6 +9,8 @@ from playwright.sync_api import expect
 from audit.services import auditor_add
 from registry.views import CI_HELPER
 from releases.builders import release_to_test
+from releases.models import ChangeRequest
+from releases.selectors.windows import next_windows
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
@@ -66,3 +69,47 @@ def test_a_requester_sees_the_timeline_of_their_change_without_audit_rights(
 
     expect(page.locator("#timeline")).to_contain_text("change_request.created")
     expect(page.get_by_test_id("audit-about-link")).to_have_count(0)
+
+
+@pytest.fixture
+def zurich_page(browser, live_server):
+    context = browser.new_context(
+        base_url=live_server.url,
+        timezone_id="Europe/Zurich",
+        viewport={"width": 1280, "height": 900},
+    )
+    context.set_default_timeout(15_000)
+    yield context.new_page()
+    context.close()
+
+
+def test_a_requester_in_zurich_files_in_local_time_without_computing_utc(
+    zurich_page, password, requester, envs, version
+):
+    page = zurich_page
+    page.goto("/login/")
+    page.fill("#id_username", requester.username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    page.goto("/releases/change-requests/new/?environment=test")
+
+    start, end = next_windows([envs["test"]])[envs["test"].pk]
+    zurich = ZoneInfo("Europe/Zurich")
+    expect(page.get_by_label("Time zone of the window")).to_have_value("Europe/Zurich")
+    expect(page.get_by_label("Window starts")).to_have_value(
+        start.astimezone(zurich).strftime("%Y-%m-%dT%H:%M")
+    )
+    expect(page.get_by_label("Window ends")).to_have_value(
+        end.astimezone(zurich).strftime("%Y-%m-%dT%H:%M")
+    )
+
+    page.get_by_label("Model and version").select_option(str(version.pk))
+    page.get_by_label("Title").fill("Release in local time")
+    page.get_by_label("Justification").fill("Better recall.")
+    page.get_by_label("Rollback plan").fill("Roll back.")
+    page.get_by_role("button", name="File for review").click()
+
+    expect(page.locator("h1")).to_contain_text("Release in local time")
+    filed = ChangeRequest.objects.get()
+    assert (filed.window_start, filed.window_end) == (start, end)

@@ -362,7 +362,8 @@ def test_the_page_costs_the_same_queries_with_2_or_40_sign_offs_and_events(
 
 def test_auditors_get_a_link_to_the_audit_trail_of_the_request(login, auditor, peer, new_change):
     change_request = new_change()
-    link = f"/audit/objects/releases.changerequest/{change_request.pk}/"
+    link = f"/audit/?about={change_request.number}"
+    assert 'href="#timeline"' in login(peer).get(url(change_request)).content.decode()
     assert link not in login(peer).get(url(change_request)).content.decode()
     Group.objects.get_or_create(name="Auditors")[0].user_set.add(auditor)
     assert link in login(auditor).get(url(change_request)).content.decode()
