@@ -133,7 +133,8 @@ def signer_denial(
     if slot.kind == SignOffKind.PEER_REVIEW:
         if not any(m.team_id == change_request.team_id for m in memberships):
             return RuleDenied(
-                f"A peer review must come from a member of {change_request.team.name}.",
+                f"A peer review must come from a member of {change_request.team.name}: ask a "
+                "colleague there to review it.",
                 code="not_a_peer",
             )
     elif slot.kind == SignOffKind.EMERGENCY_AUTHORISATION:
@@ -144,12 +145,16 @@ def signer_denial(
             )
     elif not any(m.team_id == slot.team.pk and m.is_approver for m in memberships):
         return RuleDenied(
-            f"You do not hold the approver role in {slot.team.name}.", code="not_an_approver"
+            f"You do not hold the approver role in {slot.team.name}, so you cannot sign for it. "
+            f"Ask another approver of {slot.team.name}; an administrator grants the role in "
+            "Admin → Memberships.",
+            code="not_an_approver",
         )
     email = (getattr(user, "email", "") or "").strip().lower()
     if commit_author_emails is not None and email and email in commit_author_emails:
         return RuleDenied(
-            "You authored a commit in this release; the policy excludes commit authors.",
+            "You authored a commit in this release and the policy excludes commit authors: "
+            "ask another approver of the team to sign.",
             code="commit_author",
         )
     return None

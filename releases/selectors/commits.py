@@ -22,6 +22,7 @@ class ReleaseCommits:
     commits: list[git.CommitInfo] = field(default_factory=list)
     known: bool = True
     note: str = ""
+    remedy: str = ""
 
     @property
     def author_emails(self) -> set[str]:
@@ -38,15 +39,30 @@ def release_commits(
     repository = model_version.repository
     if git.open_mirror(repository) is None:
         return ReleaseCommits(
-            live=live, known=False, note=f"no local mirror of {repository.url} is configured"
+            live=live,
+            known=False,
+            note=f"no local mirror of {repository.url} is configured",
+            remedy=(
+                "An administrator can fix this: Admin → Repositories → "
+                f"{repository.url} → Mirror path (a bare clone under GATEHOUSE_VAR_DIR), then "
+                "manage.py fetch_mirrors. Until then, read the commits in the repository itself."
+            ),
         )
     if live is not None and live.repository_id != repository.pk:
         return ReleaseCommits(
-            live=live, known=False, note="the live version comes from another repository"
+            live=live,
+            known=False,
+            note="the live version comes from another repository",
+            remedy="Compare the two repositories in their own tools; the portal lists commits "
+            "within one repository only.",
         )
     ends = [model_version.commit_sha] + ([live.commit_sha] if live else [])
     if not all(git.commit_exists(repository, sha) for sha in ends):
         return ReleaseCommits(
-            live=live, known=False, note="the mirror does not hold these commits yet"
+            live=live,
+            known=False,
+            note="the mirror does not hold these commits yet",
+            remedy="The mirror fetches on its schedule; an administrator can run manage.py "
+            "fetch_mirrors now. If the commit was never pushed, push it.",
         )
     return ReleaseCommits(live=live, commits=commits_in_release(live=live, candidate=model_version))

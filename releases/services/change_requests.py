@@ -148,7 +148,11 @@ def _require_person(actor) -> None:
 def _policy(environment: Environment) -> EnvironmentPolicy:
     policy = environment_policy_current(environment=environment)
     if policy is None:
-        raise Conflict(f"{environment.name} has no policy yet.", code="no_policy")
+        raise Conflict(
+            f"{environment.name} has no approval policy yet, so no change can be filed for it. "
+            "An administrator sets one in Admin → Environment policies.",
+            code="no_policy",
+        )
     return policy
 
 
@@ -181,7 +185,11 @@ def _check_build(model_version: ModelVersion) -> ModelVersion:
         else None
     )
     if found is None:
-        raise NotFound("This model version is not registered.", code="unknown_build")
+        raise NotFound(
+            "This model version is not registered. CI registers each build "
+            "(gatehouse_ci.py build, docs/ci.md); choose a version the registry lists.",
+            code="unknown_build",
+        )
     return found
 
 
@@ -198,7 +206,11 @@ def _check_window(
     if kind == Kind.EMERGENCY:
         return
     if start is None or end is None:
-        raise RuleDenied("A normal change needs a planned window.", code="window_required")
+        raise RuleDenied(
+            "A normal change needs a planned window: give its start and end; the deployment "
+            "may happen only inside it.",
+            code="window_required",
+        )
     if end <= start:
         raise ValidationError(
             {
@@ -208,7 +220,11 @@ def _check_window(
             }
         )
     if start < now - WINDOW_GRACE:
-        raise RuleDenied("The window must be in the future.", code="window_in_past")
+        raise RuleDenied(
+            f"The window starts in the past ({start:%Y-%m-%d %H:%M %Z}); choose a start from "
+            "now on (the filing form suggests the next free window).",
+            code="window_in_past",
+        )
     freeze = (
         FreezeWindow.objects.filter(
             environment=environment,
@@ -223,7 +239,8 @@ def _check_window(
         raise RuleDenied(
             f"The window falls in the {environment.name} freeze from "
             f"{freeze.starts_at:%Y-%m-%d %H:%M} to {freeze.ends_at:%Y-%m-%d %H:%M} "
-            f"({freeze.reason}).",
+            f"({freeze.reason}). Choose a window after the freeze ends, or, for an urgent fix, "
+            "file an emergency change.",
             code="freeze_in_effect",
         )
 
@@ -279,7 +296,8 @@ def _check_content(
         )
     elif not policy.needs_change_request:
         raise RuleDenied(
-            f"{change_request.environment.name} needs no change request.",
+            f"{change_request.environment.name} needs no change request: its policy lets CI "
+            "deploy there without one.",
             code="change_request_not_needed",
         )
     _check_window(
@@ -489,10 +507,17 @@ def _choose_slot(
                 "policy.",
                 code="team_not_required",
             )
-        raise Conflict(f"{team.name} has already signed.", code="team_already_signed")
+        raise Conflict(
+            f"{team.name} has already signed {change_request.number}: one sign-off per team, "
+            f"nothing more is needed from {team.name}.",
+            code="team_already_signed",
+        )
     mine = [s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)]
     if len(mine) > 1:
-        raise RuleDenied("Say for which team you sign.", code="team_required")
+        raise RuleDenied(
+            "Choose the team you sign for: the sign page lists the teams you may sign for.",
+            code="team_required",
+        )
     return mine[0] if mine else slots[0]
 
 
@@ -587,13 +612,19 @@ def _sign(
             code="invalid_transition",
         )
     if decision not in Decision.values:
-        raise RuleDenied("Approve or reject.", code="invalid_decision")
+        raise RuleDenied(
+            "Choose Approve or Reject: a sign-off needs a decision.", code="invalid_decision"
+        )
     if decision == Decision.REJECT and not comment.strip():
         raise ValidationError(
             {"comment": ValidationError("Say why you reject.", code="comment_required")}
         )
     if not password or not password_confirms(actor, password):
-        raise RuleDenied("The password is not right; nothing was signed.", code="reauth_failed")
+        raise RuleDenied(
+            "The password is not right; nothing was signed. Type your sign-in password again "
+            "(several wrong attempts lock signing for a while).",
+            code="reauth_failed",
+        )
     if content_digest != change_request.content_digest:
         raise Conflict(
             f"{change_request.number} changed since you read it; read it again before signing.",
@@ -605,7 +636,10 @@ def _sign(
     sign_offs = list(change_request.sign_offs.filter(voided_at__isnull=True))
     slots = open_slots(change_request, approval_teams, sign_offs)
     if not slots:
-        raise Conflict(f"{change_request.number} has all its signatures.", code="complete")
+        raise Conflict(
+            f"{change_request.number} has all its signatures; nothing waits for yours.",
+            code="complete",
+        )
     memberships = list(Membership.objects.filter(user=actor))
     slot = _choose_slot(
         actor=actor,

@@ -113,3 +113,15 @@ def test_a_requester_in_zurich_files_in_local_time_without_computing_utc(
     expect(page.locator("h1")).to_contain_text("Release in local time")
     filed = ChangeRequest.objects.get()
     assert (filed.window_start, filed.window_end) == (start, end)
+
+
+def test_a_requester_reads_who_can_fix_the_missing_commit_list(
+    page, sign_in, requester, filed_change
+):
+    sign_in(requester)
+    page.goto(f"/releases/change-requests/{filed_change.number}/")
+
+    note = page.get_by_role("note").filter(has_text="The commits are not listed here")
+    expect(note).to_contain_text("no local mirror of")
+    expect(note).to_contain_text("An administrator can fix this: Admin → Repositories")
+    expect(page.get_by_role("alert")).to_have_count(0)

@@ -352,7 +352,9 @@ def test_a_page_refusal_keeps_other_fields_error_free(login, requester, envs, ve
     )
     assert response.status_code == 403
     form = response.context["form"]
-    assert form.non_field_errors() == ["dev needs no change request."]
+    assert form.non_field_errors() == [
+        "dev needs no change request: its policy lets CI deploy there without one."
+    ]
     assert all(not form[name].errors for name in form.fields)
 
 
