@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
+from django.utils import timezone
 
 from audit import hooks
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
@@ -154,6 +155,44 @@ def audit_events_stream(*, user: Any, filters: EventFilters) -> Iterator[AuditEv
 def audit_last_verification(*, user: Any) -> AuditVerification | None:
     _require(user)
     return AuditVerification.objects.order_by("-finished_at", "-id").first()
+
+
+VERIFY_TASK = "audit.tasks.audit_verify_and_checkpoint"
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far the trail has moved since its last verification, and when the next one runs:
+    an "intact" that is hours old says nothing about the events written since."""
+
+    events_since: int
+    scheduled: bool
+    next_run_at: datetime | None
+
+    @property
+    def overdue(self) -> bool:
+        return self.next_run_at is not None and self.next_run_at < timezone.now()
+
+
+def audit_freshness(*, user: Any, verification: AuditVerification | None) -> Freshness:
+    """The events after the verified tip (the sequence is gapless: one subtraction) and the
+    next run of the verification's beat schedule, as an administrator may have changed it."""
+    from django_celery_beat.models import PeriodicTask
+
+    _require(user)
+    tail = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+    events_since = max(0, tail - (verification.tip_seq if verification else 0))
+    task = (
+        PeriodicTask.objects.filter(task=VERIFY_TASK, enabled=True)
+        .select_related("interval", "crontab", "solar", "clocked")
+        .first()
+    )
+    if task is None:
+        return Freshness(events_since=events_since, scheduled=False, next_run_at=None)
+    now = timezone.now()
+    last_run = task.last_run_at or (verification.finished_at if verification else None) or now
+    next_run_at = now + task.schedule.remaining_estimate(last_run)
+    return Freshness(events_since=events_since, scheduled=True, next_run_at=next_run_at)
 
 
 def audit_latest_checkpoint(*, user: Any) -> AuditCheckpoint | None:

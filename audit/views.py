@@ -56,8 +56,10 @@ def _filter_form(request: HttpRequest) -> tuple[EventFilterForm, EventFilters | 
 
 
 def _banner_context(user) -> dict:
+    verification = selectors.audit_last_verification(user=user)
     return {
-        "last_verification": selectors.audit_last_verification(user=user),
+        "last_verification": verification,
+        "freshness": selectors.audit_freshness(user=user, verification=verification),
         "latest_checkpoint": selectors.audit_latest_checkpoint(user=user),
     }
 

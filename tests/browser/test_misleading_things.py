@@ -6,11 +6,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import expect
 
-from audit.services import auditor_add
+from audit.services import audit_verify, auditor_add
 from registry.views import CI_HELPER
 from releases.builders import release_to_test
 from releases.models import ChangeRequest
 from releases.selectors.windows import next_windows
+from releases.services.change_requests import change_request_cancel
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
@@ -125,3 +126,25 @@ def test_a_requester_reads_who_can_fix_the_missing_commit_list(
     expect(note).to_contain_text("no local mirror of")
     expect(note).to_contain_text("An administrator can fix this: Admin → Repositories")
     expect(page.get_by_role("alert")).to_have_count(0)
+
+
+def test_an_auditor_reads_how_stale_the_trail_intact_banner_is(
+    page, sign_in, auditor, filed_change
+):
+    auditor_add(actor=None, user=auditor)
+    audit_verify(actor=None)
+    change_request_cancel(
+        actor=filed_change.requester, change_request=filed_change, reason="Not needed."
+    )
+
+    sign_in(auditor)
+    page.goto("/audit/")
+
+    banner = page.get_by_role("status")
+    expect(banner).to_contain_text("Trail intact")
+    expect(page.get_by_test_id("audit-freshness")).to_contain_text(
+        "1 event came after it and is not verified yet."
+    )
+    expect(page.get_by_test_id("audit-freshness")).to_contain_text(
+        "The next verification runs at about"
+    )
