@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
+from django.views.decorators.http import require_safe
 
 from audit import keys, selectors
 from audit.chain import format_timestamp
@@ -64,6 +65,7 @@ def _banner_context(user) -> dict:
     }
 
 
+@require_safe
 def event_list(request: HttpRequest) -> HttpResponse:
     _require_reader(request)
     form, filters, cursor = _filter_form(request)
@@ -90,6 +92,7 @@ def event_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_safe
 def object_timeline(request: HttpRequest, object_type: str, object_id: str) -> HttpResponse:
     """Everything that happened to one object, newest first, even after the object is gone."""
     _require_reader(request)
@@ -135,6 +138,7 @@ def _csv_lines(events: Iterable[AuditEvent]) -> Iterator[str]:
         yield writer.writerow(_row(event))
 
 
+@require_safe
 def export_csv(request: HttpRequest) -> HttpResponse:
     """The filtered events for reading and spreadsheets; not evidence (it is not a chain)."""
     _require_reader(request)
@@ -147,6 +151,7 @@ def export_csv(request: HttpRequest) -> HttpResponse:
     return response
 
 
+@require_safe
 def export_jsonl(request: HttpRequest) -> HttpResponse:
     """The signed export (`audit.export`) of the filters' time range: every event between the
     first and last one in it, so that it verifies offline. The other filters narrow what the
@@ -165,6 +170,7 @@ def export_jsonl(request: HttpRequest) -> HttpResponse:
 
 
 @login_not_required
+@require_safe
 def public_key(request: HttpRequest) -> HttpResponse:
     """Published so anyone holding an export can check its checkpoints against the portal's key;
     retired keys are listed too, for the checkpoints they signed."""
@@ -180,6 +186,7 @@ def public_key(request: HttpRequest) -> HttpResponse:
 
 
 @login_not_required
+@require_safe
 def public_key_pem(request: HttpRequest) -> HttpResponse:
     response = HttpResponse(keys.public_key_pem(), content_type="application/x-pem-file")
     response["Content-Disposition"] = 'inline; filename="gatehouse-audit-public-key.pem"'

@@ -70,6 +70,7 @@ def _found(lookup, **kwargs):
         raise Http404(error.detail) from error
 
 
+@require_safe
 def model_list(request: HttpRequest) -> HttpResponse:
     filters = {
         "q": request.GET.get("q", "").strip(),
@@ -94,6 +95,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_safe
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = _found(selectors.model_get, name=name)
     versions = list(selectors.model_versions(model=model))
@@ -183,6 +185,7 @@ def _card_changes(card: dict, versions, found) -> tuple[object, list[tuple[str, 
     ]
 
 
+@require_safe
 def version_detail(request: HttpRequest, name: str, version: str) -> HttpResponse:
     found = _found(selectors.model_version_get, model_name=name, version=version)
     production_version, card_changes = _card_changes(
@@ -207,6 +210,7 @@ def version_detail(request: HttpRequest, name: str, version: str) -> HttpRespons
     )
 
 
+@require_safe
 def dataset_list(request: HttpRequest) -> HttpResponse:
     q = request.GET.get("q", "").strip()
     return render(
@@ -348,6 +352,7 @@ def finding_close(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     return redirect("registry:model", name=model.name)
 
 
+@require_safe
 def document_download(request: HttpRequest, pk: int) -> HttpResponse:
     """A document for signed-in people, only while it matches the digest it was attached with."""
     document = Document.objects.filter(pk=pk).first()
@@ -363,6 +368,7 @@ def document_download(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
+@require_safe
 def inventory(request: HttpRequest) -> HttpResponse:
     """The model inventory a regulator asks for first, with its filters and downloads."""
     filters, raw = _inventory_filters(request)
@@ -399,6 +405,7 @@ def inventory(request: HttpRequest) -> HttpResponse:
     )
 
 
+@require_safe
 def inventory_export(request: HttpRequest, fmt: str) -> HttpResponse:
     """The filtered inventory as CSV or XLSX; cells that look like formulas are defused."""
     filters, _ = _inventory_filters(request)

@@ -241,14 +241,22 @@ def change_request_edit(request: HttpRequest, number: str) -> HttpResponse:
     )
 
 
+def _refused(request: HttpRequest, number: str, message: str, status: int) -> HttpResponse:
+    """The change's page again with the refusal on it, answered with the refusal's status (403,
+    409 or 400, as the API answers it) rather than a redirect that reads as success."""
+    messages.error(request, message)
+    page = _page(request, number)
+    return render(request, "releases/change_request_detail.html", {"page": page}, status=status)
+
+
 def _act(request: HttpRequest, number: str, action) -> HttpResponse:
     change_request = _get(number)
     try:
         action(change_request)
     except DomainError as error:
-        messages.error(request, error.detail)
+        return _refused(request, number, error.detail, error.status_code)
     except ValidationError as invalid:
-        messages.error(request, " ".join(invalid.messages))
+        return _refused(request, number, " ".join(invalid.messages), 400)
     return _detail(change_request)
 
 
@@ -267,8 +275,7 @@ def _with_reason(request: HttpRequest, number: str, action) -> HttpResponse:
     """A move that needs a reason: a reason too long never reaches the service."""
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, " ".join(form.errors["reason"]))
-        return _detail(_get(number))
+        return _refused(request, number, " ".join(form.errors["reason"]), 400)
     return _act(request, number, lambda cr: action(cr, form.cleaned_data["reason"]))
 
 
