@@ -39,6 +39,7 @@ class AuditAction(models.TextChoices):
     USER_PASSWORD_SET = "user.password_set", "User password set"
     USER_DELETED = "user.deleted", "User deleted"
     USER_LOCKOUT_CLEARED = "user.lockout_cleared", "Sign-in lockout cleared"
+    USER_SESSIONS_ENDED = "user.sessions_ended", "Signed out everywhere"
     GROUP_CREATED = "group.created", "Group created"
     GROUP_UPDATED = "group.updated", "Group updated"
     GROUP_DELETED = "group.deleted", "Group deleted"

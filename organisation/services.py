@@ -9,8 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from axes.models import AccessAttempt
-from django.contrib.auth import get_user_model
+from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -268,6 +269,26 @@ def service_token_revoke(*, actor: Actor, token: ServiceToken) -> ServiceToken:
         data={"token_prefix": token.prefix},
     )
     return token
+
+
+@transaction.atomic
+def user_sessions_end(*, actor: Actor, user: AbstractBaseUser, request=None) -> int:
+    """Sign `user` out everywhere (a lost laptop, a shared screen): every session of theirs ends,
+    the one `actor` is using included when it is theirs. Returns how many ended."""
+    ended = [
+        session.pk
+        for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+        if session.get_decoded().get(SESSION_KEY) == str(user.pk)
+    ]
+    Session.objects.filter(pk__in=ended).delete()
+    audit_record(
+        actor=actor,
+        action=AuditAction.USER_SESSIONS_ENDED,
+        target=user,
+        data={"sessions_ended": len(ended)},
+        request=request,
+    )
+    return len(ended)
 
 
 USER_FIELDS = (

@@ -105,6 +105,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.context_processors.unread_notifications",
+                "portal.context_processors.session_ends_at",
             ],
         },
     },
@@ -382,6 +383,13 @@ CONTENT_SECURITY_POLICY = (
 )
 
 SESSION_COOKIE_HTTPONLY = True
+# Idle timeout: a session ends this long after its last request (each request extends it). A
+# bank's screens are shared and left unlocked; 30 minutes in production, a working day elsewhere.
+SESSION_IDLE_MINUTES = int(
+    os.environ.get("GATEHOUSE_SESSION_IDLE_MINUTES", "30" if PRODUCTION else "480")
+)
+SESSION_COOKIE_AGE = SESSION_IDLE_MINUTES * 60
+SESSION_SAVE_EVERY_REQUEST = True
 CSRF_COOKIE_HTTPONLY = False
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,16 +1,21 @@
 import sys
 
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import logout
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views import defaults
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
+from organisation.services import user_sessions_end
 from portal.dashboard import dashboard_panels_for
 from portal.notifications import notifications_for, notifications_mark_read
 from portal.selectors import memberships_of
 
 
+@require_safe
 def dashboard(request):
     return render(
         request,
@@ -22,6 +27,7 @@ def dashboard(request):
     )
 
 
+@require_safe
 def notification_list(request):
     return render(
         request,
@@ -34,6 +40,42 @@ def notification_list(request):
 def notifications_read(request):
     notifications_mark_read(actor=request.user)
     return redirect("notifications")
+
+
+def _profile(request, *, error: str = "", status: int = 200):
+    return render(
+        request,
+        "portal/profile.html",
+        {
+            "memberships": memberships_of(user=request.user),
+            "idle_minutes": settings.SESSION_IDLE_MINUTES,
+            "error": error,
+        },
+        status=status,
+    )
+
+
+@require_safe
+def profile(request):
+    return _profile(request)
+
+
+@require_POST
+def sign_out_everywhere(request):
+    """Ends every session of the person, this one included, after they confirm."""
+    if request.POST.get("confirm") != "yes":
+        return _profile(
+            request,
+            error="Tick the box to confirm: every browser signed in as you will be signed out.",
+            status=400,
+        )
+    ended = user_sessions_end(actor=request.user, user=request.user, request=request)
+    logout(request)
+    messages.success(
+        request,
+        f"Signed out everywhere: {ended} session{'' if ended == 1 else 's'} ended. Sign in again.",
+    )
+    return redirect("login")
 
 
 def not_found(request, exception=None):

@@ -8,10 +8,10 @@ from playwright.sync_api import expect
 
 from audit.services import audit_verify, auditor_add
 from registry.views import CI_HELPER
-from releases.builders import release_to_test
+from releases.builders import change_fields, release_to_test
 from releases.models import ChangeRequest
 from releases.selectors.windows import next_windows
-from releases.services.change_requests import change_request_cancel
+from releases.services.change_requests import change_request_cancel, change_request_create
 from tests.conftest import TRANSACTIONAL_APPS
 
 pytestmark = [
@@ -148,3 +148,48 @@ def test_an_auditor_reads_how_stale_the_trail_intact_banner_is(
     expect(page.get_by_test_id("audit-freshness")).to_contain_text(
         "The next verification runs at about"
     )
+
+
+def test_a_stale_tab_submits_again_and_reads_a_409_with_the_reason(
+    page, sign_in, requester, envs, version
+):
+    draft = change_request_create(actor=requester, **change_fields(version, envs["prod"]))
+    sign_in(requester)
+    stale = page.context.new_page()
+    stale.goto(f"/releases/change-requests/{draft.number}/")
+    page.goto(f"/releases/change-requests/{draft.number}/")
+    page.get_by_role("button", name="Submit").click()
+    expect(page.get_by_role("button", name="Submit")).to_have_count(0)
+
+    with stale.expect_response(lambda r: r.request.method == "POST") as answer:
+        stale.get_by_role("button", name="Submit").click()
+
+    assert answer.value.status == 409
+    expect(stale.locator(".messages")).to_contain_text("only a draft is submitted")
+    expect(stale.locator("h1")).to_contain_text(draft.number)
+
+
+def test_a_person_sees_until_when_they_are_signed_in_and_signs_out_everywhere(
+    browser, live_server, page, sign_in, requester, password
+):
+    other = browser.new_context(base_url=live_server.url)
+    laptop = other.new_page()
+    laptop.goto("/login/")
+    laptop.fill("#id_username", requester.username)
+    laptop.fill("#id_password", password)
+    laptop.click("button[type=submit]")
+    laptop.wait_for_url("**/")
+
+    sign_in(requester)
+    whoami = page.get_by_test_id("whoami")
+    expect(whoami).to_contain_text(f"Signed in as {requester.get_full_name()} until ")
+    whoami.click()
+    expect(page.get_by_test_id("session-ends")).to_contain_text("without a request signs you out")
+    page.get_by_label("Sign me out in every browser").check()
+    page.get_by_role("button", name="Sign out everywhere").click()
+
+    page.wait_for_url("**/login/")
+    expect(page.locator(".messages")).to_contain_text("Signed out everywhere: 2 sessions ended.")
+    laptop.goto("/releases/change-requests/")
+    assert "/login/" in laptop.url
+    other.close()

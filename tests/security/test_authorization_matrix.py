@@ -143,6 +143,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "": {"GET": page()},
     "notifications/": {"GET": page()},
     "notifications/read/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    "profile/": {"GET": page()},
+    # Signing out everywhere needs the confirmation box ticked: an empty POST is a 400.
+    "profile/sign-out-everywhere/": {"POST": page(**dict.fromkeys(PEOPLE, 400))},
     "login/": {"GET": PUBLIC},
     "logout/": {"POST": row(anonymous=302, people=302, tokens=302)},
     "healthz": {"GET": PUBLIC},
@@ -180,15 +183,22 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     },
     # Refusals come back as a message on the change request's page (302 either way); the
     # services' refusals are tested in tests/releases.
-    "releases/change-requests/<str:number>/submit/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
-    "releases/change-requests/<str:number>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    # A refused move answers like the API, with the change's page and its message (issue 19):
+    # the demo's change is in review, so its requester's submit is a 409 (not a draft), anyone
+    # else's a 403; an empty cancel reason is a 400 for those who may cancel.
+    "releases/change-requests/<str:number>/submit/": {
+        "POST": page(**{**dict.fromkeys(PEOPLE, 403), "requester": 409})
+    },
+    "releases/change-requests/<str:number>/cancel/": {
+        "POST": page(**{**dict.fromkeys(PEOPLE, 403), "requester": 400, "changemgr": 400})
+    },
     # Model Risk concludes a validation; a refusal comes back to the model page as a message.
     "registry/models/<slug:name>/validations/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "registry/models/<slug:name>/findings/<int:pk>/close/": {
         "POST": page(**dict.fromkeys(PEOPLE, 302))
     },
     "releases/change-requests/<str:number>/sign-offs/<int:pk>/withdraw/": {
-        "POST": page(**dict.fromkeys(PEOPLE, 302))
+        "POST": page(**{**dict.fromkeys(PEOPLE, 403), "peer": 400})
     },
     # The signature page opens for the approvers the change waits for; others are sent back to
     # the change request with a message. An empty signature is a 400 for anyone.
