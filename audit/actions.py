@@ -57,6 +57,10 @@ class AuditAction(models.TextChoices):
     VALIDATION_CONCLUDED = "validation.concluded", "Model validation concluded"
     FINDING_CLOSED = "finding.closed", "Validation finding closed"
     MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"
+    MODEL_VERSION_ARTIFACT_CHECKED = (
+        "model_version.artifact_checked",
+        "Model version artifact checked in its store",
+    )
     DATASET_VERSION_REGISTERED = "dataset_version.registered", "Dataset version registered"
     PIPELINE_STATUS_CHANGED = "registry.pipeline_status_changed", "Pipeline status changed"
 

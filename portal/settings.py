@@ -151,6 +151,17 @@ GATEHOUSE_VALIDATION_MONTHS = dict(
     )
 )
 GATEHOUSE_MIN_PROD_TEAMS = int(os.environ.get("GATEHOUSE_MIN_PROD_TEAMS", "3"))
+# Artifact verification (registry/artifacts.py): the stores the portal reads a registered
+# build's checksum from (any of s3, artifactory, file, http; none by default, so every version is
+# recorded "unverified" until an operator connects a store). Credentials come from the
+# environment only: AWS_* for S3 (boto3's own chain), GATEHOUSE_ARTIFACTORY_TOKEN.
+GATEHOUSE_ARTIFACT_STORES = env_list("GATEHOUSE_ARTIFACT_STORES")
+GATEHOUSE_S3_ENDPOINT_URL = os.environ.get("GATEHOUSE_S3_ENDPOINT_URL", "")
+GATEHOUSE_ARTIFACTORY_URL = os.environ.get("GATEHOUSE_ARTIFACTORY_URL", "").rstrip("/")
+# file:// artifacts are hashed only under these directories (not any file the portal can read).
+GATEHOUSE_ARTIFACT_FILE_ROOTS = env_list("GATEHOUSE_ARTIFACT_FILE_ROOTS")
+GATEHOUSE_ARTIFACT_TIMEOUT = float(os.environ.get("GATEHOUSE_ARTIFACT_TIMEOUT", "10"))
+GATEHOUSE_ARTIFACT_MAX_BYTES = int(os.environ.get("GATEHOUSE_ARTIFACT_MAX_BYTES", str(2**30)))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -182,6 +182,52 @@ class ModelVersion(models.Model):
     def short_sha(self) -> str:
         return self.commit_sha[:10]
 
+    @property
+    def latest_artifact_check(self) -> "ArtifactCheck | None":
+        return self.artifact_checks.first()
+
+
+class ArtifactOutcome(models.TextChoices):
+    VERIFIED = "verified", "The store holds the registered digest"
+    MISMATCH = "mismatch", "The store holds another digest"
+    UNVERIFIED = "unverified", "The store could not be read"
+
+
+class ArtifactCheckPurpose(models.TextChoices):
+    REGISTRATION = "registration", "At registration"
+    DEPLOYMENT_START = "deployment_start", "At deployment start"
+
+
+class ArtifactCheck(models.Model):
+    """One look at a version's artifact in its store (registry/artifacts.py): what the store held
+    and when. The version itself never changes, so its verification is the history of these
+    rows; the gate reads the newest one that reached the store."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="artifact_checks"
+    )
+    purpose = models.CharField(max_length=20, choices=ArtifactCheckPurpose.choices)
+    outcome = models.CharField(max_length=12, choices=ArtifactOutcome.choices)
+    store = models.CharField(max_length=20, help_text="s3, artifactory, file, http …")
+    observed_sha256 = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=500, blank=True, help_text="Why it is unverified.")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [
+            models.Index(fields=["model_version", "-checked_at"], name="artifact_check_newest")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(observed_sha256="") | Q(observed_sha256__regex=SHA256_HEX),
+                name="artifact_check_sha256",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} artifact {self.outcome} at {self.checked_at:%Y-%m-%d %H:%M}"
+
 
 class PipelineStatus(models.Model):
     """What the CI system last said about a commit's pipeline. Refreshed by a periodic task and

@@ -26,6 +26,8 @@ from releases.builders import Clock, change_fields, environments_create, file_ch
 from releases.models import ChangeRequest, Environment
 from releases.services.change_requests import change_request_file
 
+pytest_plugins = ["tests.artifact_stores"]
+
 # Every app stays available (None), so template tags and content types of all apps work in
 # transactional tests; the name says what the marker is for.
 TRANSACTIONAL_APPS = None

@@ -6,6 +6,7 @@ from rest_framework import serializers
 from portal.serializers import NoUnknownFields
 from portal.validators import PlainName
 from registry.models import (
+    ArtifactCheck,
     DatasetVersion,
     Finding,
     LifecycleStatus,
@@ -89,6 +90,12 @@ class DatasetOfVersion(serializers.ModelSerializer):
         fields = ["id", "name", "version", "uri", "sha256"]
 
 
+class ArtifactCheckOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ArtifactCheck
+        fields = ["outcome", "purpose", "store", "observed_sha256", "detail", "checked_at"]
+
+
 class ModelVersionOutput(serializers.ModelSerializer):
     """A version as CI and tools see it, with whether it can be rebuilt and what is missing."""
 
@@ -98,6 +105,13 @@ class ModelVersionOutput(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by_name", read_only=True)
     reproducible = serializers.SerializerMethodField()
     missing = serializers.SerializerMethodField()
+    artifact_check = ArtifactCheckOutput(
+        source="latest_artifact_check",
+        read_only=True,
+        allow_null=True,
+        help_text="The newest look at the artifact in its store: verified, mismatch or "
+        "unverified (with why). null: registered before verification existed.",
+    )
 
     class Meta:
         model = ModelVersion
@@ -122,6 +136,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
             "created_at",
             "reproducible",
             "missing",
+            "artifact_check",
         ]
 
     def get_reproducible(self, version: ModelVersion) -> bool:
