@@ -167,6 +167,11 @@ def _store(uri: str) -> tuple[str, Callable[[str], str] | None]:
     return store, readers.get(scheme)
 
 
+def artifact_store_connected(uri: str) -> bool:
+    store, reader = _store(uri)
+    return reader is not None and store in settings.GATEHOUSE_ARTIFACT_STORES
+
+
 def artifact_read(uri: str, *, expected_sha256: str) -> ArtifactReading:
     """Compare `expected_sha256` with what the store of `uri` holds. Never raises for a store
     that cannot answer: that is an `unverified` reading with the reason."""

@@ -20,6 +20,7 @@ RULE_FIELDS = (
     "soak_requires_healthy",
     "emergency_allowed",
     "requires_validation",
+    "requires_verified_artifact",
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",

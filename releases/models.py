@@ -66,6 +66,11 @@ class EnvironmentPolicy(models.Model):
         help_text="Refuse a build that no current, unrejected Model Risk validation covers, and "
         "any while a high finding of the model is past its remediation date.",
     )
+    requires_verified_artifact = models.BooleanField(
+        default=False,
+        help_text="Refuse a build whose artifact no store has ever verified against its "
+        "registered digest (registry/artifacts.py).",
+    )
     exclude_commit_authors = models.BooleanField(default=False)
     retrospective_hours = models.PositiveSmallIntegerField(default=72)
     retrospective_excludes_authoriser = models.BooleanField(

@@ -81,7 +81,7 @@ def artifactory(settings, monkeypatch):
     store = Artifactory(f"http://127.0.0.1:{port}/artifactory")
 
     class StorageApi(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
+        def do_GET(self):
             store.authorisations.append(self.headers.get("Authorization", ""))
             prefix = "/artifactory/api/storage/"
             path = self.path.removeprefix(prefix)

@@ -28,6 +28,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from registry.models import (
+    ArtifactOutcome,
     FindingSeverity,
     FindingStatus,
     ModelVersion,
@@ -156,6 +157,9 @@ class GateQuestion:
     # findings of the model are open past their remediation date.
     validation: "ValidationEvidence | None" = None
     findings_overdue: int = 0
+    # Issue 20: what the newest look at the build's artifact that reached its store found
+    # (verified or mismatch; None when no store has ever answered).
+    artifact_outcome: str | None = None
 
     @property
     def change_kind(self) -> str:
@@ -215,6 +219,7 @@ POLICY_FIELDS = [
     "soak_requires_healthy",
     "emergency_allowed",
     "requires_validation",
+    "requires_verified_artifact",
     "exclude_commit_authors",
     "retrospective_hours",
     "created_at",
@@ -297,6 +302,9 @@ SELECT {environment_e},
          WHERE fv.model_id = m.id AND fi.status = '{finding_open}'
            AND fi.severity = '{finding_high}' AND fi.remediation_due < %(today)s)
          AS findings_overdue,
+       (SELECT ac.outcome FROM registry_artifactcheck ac
+         WHERE ac.model_version_id = v.id AND ac.outcome <> '{artifact_unverified}'
+         ORDER BY ac.checked_at DESC, ac.id DESC LIMIT 1) AS artifact_outcome,
        (SELECT ps.status FROM registry_pipelinestatus ps
          WHERE ps.repository_id = v.repository_id AND ps.commit_sha = v.commit_sha)
          AS pipeline_status,
@@ -424,6 +432,7 @@ def _statement(template: str, **parts: str) -> str:
         emergency=Kind.EMERGENCY,
         finding_open=FindingStatus.OPEN,
         finding_high=FindingSeverity.HIGH,
+        artifact_unverified=ArtifactOutcome.UNVERIFIED,
     )
 
 
@@ -658,4 +667,5 @@ def gate_question_resolve(
             else None
         ),
         findings_overdue=build["findings_overdue"] or 0,
+        artifact_outcome=build["artifact_outcome"],
     )

@@ -14,7 +14,9 @@ from audit.services import audit_record, describe_actor
 from portal.authentication import is_service_account
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Scope
-from registry.models import ModelVersion, RegisteredModel
+from registry.artifacts import artifact_store_connected
+from registry.models import ArtifactCheckPurpose, ModelVersion, RegisteredModel
+from registry.services import model_version_artifact_check
 from releases import notifications
 from releases.models import (
     ChangeRequest,
@@ -138,6 +140,40 @@ def _refuse_unknown_names(answer: GateAnswer) -> None:
         raise ValidationError(errors)
 
 
+def _artifact_recheck(
+    *,
+    actor: Any,
+    model_version: ModelVersion | None,
+    model: RegisteredModel | str,
+    version: str,
+    artifact_sha256: str,
+    request: Any,
+) -> None:
+    """Issue 20: look at the build's artifact in its store again before the gate judges the
+    start, so an object replaced since registration is refused (`artifact_changed`). The store
+    is read before the deployment's transaction opens; an unconnected store is not asked."""
+    if model_version is None:
+        name = getattr(model, "name", model)
+        if not name or "\x00" in name + version + artifact_sha256:
+            return
+        found = ModelVersion.objects.select_related("model").filter(model__name=name)
+        if version:
+            found = found.filter(version=version)
+        elif artifact_sha256:
+            found = found.filter(artifact_sha256=artifact_sha256)
+        else:
+            return
+        model_version = found.order_by("-created_at", "-pk").first()
+    if model_version is None or not artifact_store_connected(model_version.artifact_uri):
+        return
+    model_version_artifact_check(
+        actor=actor,
+        model_version=model_version,
+        purpose=ArtifactCheckPurpose.DEPLOYMENT_START,
+        request=request,
+    )
+
+
 def deployment_start(
     *,
     actor: Any,
@@ -163,6 +199,15 @@ def deployment_start(
     version's digest (rule 1).
     """
     now = now or timezone.now()
+    _require_scope(actor)
+    _artifact_recheck(
+        actor=actor,
+        model_version=model_version,
+        model=model,
+        version=version,
+        artifact_sha256=artifact_sha256,
+        request=request,
+    )
     if model_version is not None:
         model, version = model_version.model, model_version.version
     with transaction.atomic():

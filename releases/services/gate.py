@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
-from registry.models import LifecycleStatus
+from registry.models import ArtifactOutcome, LifecycleStatus
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
     USABLE_STATES,
@@ -76,6 +76,8 @@ class GateCode(models.TextChoices):
     VALIDATION_EXPIRED = "validation_expired", "The build's validation has expired."
     VALIDATION_REJECTED = "validation_rejected", "Model Risk rejected the build's validation."
     FINDINGS_OVERDUE = "findings_overdue", "A high validation finding is past its due date."
+    ARTIFACT_CHANGED = "artifact_changed", "The artifact in its store is no longer the build's."
+    ARTIFACT_UNVERIFIED = "artifact_unverified", "No store has verified the build's artifact."
 
 
 @dataclass(frozen=True)
@@ -519,6 +521,30 @@ def findings_overdue(q: GateQuestion) -> str | None:
     )
 
 
+def artifact_changed(q: GateQuestion) -> str | None:
+    """Issue 20: the newest look at the artifact that reached its store found another digest
+    there; what would be deployed is not the build that was approved."""
+    if q.model_version is None or q.artifact_outcome != ArtifactOutcome.MISMATCH:
+        return None
+    return (
+        f"The store of {q.model_version.artifact_uri} no longer holds digest "
+        f"{_digest(q.model_version.artifact_sha256)}: the object changed since it was registered."
+    )
+
+
+def artifact_unverified(q: GateQuestion) -> str | None:
+    """Issue 20: where the policy asks, a store has confirmed the build's digest at least once
+    (at registration or at a deployment start); CI's word alone is not enough."""
+    if q.policy is None or not q.policy.requires_verified_artifact or q.model_version is None:
+        return None
+    if q.artifact_outcome is not None:
+        return None
+    return (
+        f"No store has confirmed the digest of {q.model.name} {q.model_version.version} "
+        f"({q.model_version.artifact_uri}); {q.environment.name} takes only verified artifacts."
+    )
+
+
 ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
 DEPLOYS = frozenset({NORMAL, EMERGENCY})
 
@@ -551,6 +577,8 @@ RULES: list[Rule] = [
     Rule(GateCode.VALIDATION_EXPIRED, validation_expired, frozenset({NORMAL})),
     Rule(GateCode.VALIDATION_REJECTED, validation_rejected, frozenset({NORMAL})),
     Rule(GateCode.FINDINGS_OVERDUE, findings_overdue, frozenset({NORMAL})),
+    Rule(GateCode.ARTIFACT_CHANGED, artifact_changed, ANY),
+    Rule(GateCode.ARTIFACT_UNVERIFIED, artifact_unverified, DEPLOYS),
     Rule(
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
