@@ -101,6 +101,7 @@ class AuditAction(models.TextChoices):
     DEPLOYMENT_SUCCEEDED = "deployment.succeeded", "Deployment succeeded"
     DEPLOYMENT_FAILED = "deployment.failed", "Deployment failed"
     DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back", "Deployment rolled back"
+    BATCH_RUN_ATTESTED = "batch_run.attested", "Batch run attested its artifact"
     DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED = (
         "deployment.unauthorised_change_detected",
         "Unauthorised change detected",

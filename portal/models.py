@@ -65,6 +65,7 @@ class Scope(models.TextChoices):
     GATE_READ = "gate:read", "Ask the deployment gate"
     AUDIT_READ = "audit:read", "Read the audit trail"
     METRICS_READ = "metrics:read", "Read the operational metrics (Prometheus)"
+    RUNS_WRITE = "runs:write", "Attest batch runs (what a scoring job runs)"
 
 
 class ServiceAccount(models.Model):

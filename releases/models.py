@@ -427,6 +427,52 @@ class GateTally(models.Model):
         return f"{self.purpose} {self.environment} {self.code or self.allowed}: {self.count}"
 
 
+class BatchRun(models.Model):
+    """A batch scoring job (YARN, Airflow, cron) attesting at its start which artifact digest
+    it runs in an environment (issue 20, rule 14): the portal's answer is kept with the run."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    artifact_sha256 = models.CharField(max_length=64)
+    job_id = models.CharField(max_length=200)
+    host = models.CharField(max_length=255)
+    # The registered build with that digest (None: no build of the model has it).
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # What was live when the run started (None: nothing).
+    live_deployment = models.ForeignKey(
+        Deployment, on_delete=models.PROTECT, null=True, blank=True, related_name="batch_runs"
+    )
+    allowed = models.BooleanField()
+    code = models.CharField(max_length=32, blank=True, help_text="Why not, when not allowed.")
+    started_at = models.DateTimeField()
+    reported_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reported_by_service = models.ForeignKey(
+        ServiceAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reported_by_name = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "model", "job_id", "host"], name="batch_run_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(artifact_sha256__regex=SHA256_HEX), name="batch_run_sha256"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["environment", "model", "-started_at"], name="batch_run_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.job_id} of {self.model} in {self.environment}"
+
+
 class UnauthorisedChange(models.Model):
     """Rule 14: a live deployment reported serving an artifact digest that the ledger did not put
     there. It stays flagged until someone reviews it."""
@@ -434,7 +480,13 @@ class UnauthorisedChange(models.Model):
     deployment = models.ForeignKey(
         Deployment, on_delete=models.PROTECT, related_name="unauthorised_changes"
     )
-    health_check = models.ForeignKey(HealthCheck, on_delete=models.PROTECT, related_name="+")
+    # What reported the digest: a health probe or a batch run's attestation.
+    health_check = models.ForeignKey(
+        HealthCheck, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    batch_run = models.ForeignKey(
+        BatchRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
     expected_sha256 = models.CharField(max_length=64)
@@ -461,7 +513,11 @@ class UnauthorisedChange(models.Model):
                 fields=["deployment", "reported_sha256"],
                 condition=Q(reviewed_at__isnull=True),
                 name="unauthorised_one_open_per_digest",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(health_check__isnull=False) | Q(batch_run__isnull=False),
+                name="unauthorised_has_a_witness",
+            ),
         ]
 
     def __str__(self) -> str:

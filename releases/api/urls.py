@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import admission, change_requests, deployments, platforms
+from releases.api import admission, change_requests, deployments, platforms, runs
 
 urlpatterns: list = [
     # Change requests (releases/api/change_requests.py)
@@ -37,6 +37,7 @@ urlpatterns: list = [
         deployments.LiveView.as_view(),
         name="api-live",
     ),
+    path("runs/", runs.RunsView.as_view(), name="api-runs"),
     # The platforms' own webhooks (releases/api/platforms.py), outside the OpenAPI schema
     path(
         "platforms/gitlab/deployments/",

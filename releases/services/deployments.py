@@ -537,23 +537,49 @@ def health_check_record(
     expected = deployment.model_version.artifact_sha256
     if not check.reported_sha256 or check.reported_sha256 == expected:
         return check
+    unauthorised_change_raise(
+        actor=actor,
+        deployment=deployment,
+        reported_sha256=check.reported_sha256,
+        now=now,
+        health_check=check,
+    )
+    return check
+
+
+def unauthorised_change_raise(
+    *,
+    actor: Any,
+    deployment: Deployment,
+    reported_sha256: str,
+    now: datetime,
+    health_check: HealthCheck | None = None,
+    batch_run: Any = None,
+    request: Any = None,
+) -> UnauthorisedChange | None:
+    """Rule 14: flag `deployment` as serving `reported_sha256`, which the ledger did not put
+    there, and tell people; once per digest while a flag stays unreviewed. Runs inside the
+    caller's transaction (a health probe or a batch run's attestation, the witness)."""
     already = UnauthorisedChange.objects.filter(
-        deployment=deployment, reported_sha256=check.reported_sha256, reviewed_at__isnull=True
+        deployment=deployment, reported_sha256=reported_sha256, reviewed_at__isnull=True
     ).exists()
     if already:
-        return check
+        return None
+    expected = deployment.model_version.artifact_sha256
     flag = UnauthorisedChange(
         deployment=deployment,
-        health_check=check,
+        health_check=health_check,
+        batch_run=batch_run,
         environment=deployment.environment,
         model=deployment.model,
         expected_sha256=expected,
-        reported_sha256=check.reported_sha256,
+        reported_sha256=reported_sha256,
         detected_at=now,
     )
     flag.full_clean()
     flag.save()
     notifications.unauthorised_change(flag=flag)
+    witness = {"batch_run": batch_run.pk, "job_id": batch_run.job_id} if batch_run else {}
     audit_record(
         actor=actor,
         action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
@@ -563,10 +589,12 @@ def health_check_record(
             "flag": flag.pk,
             "model": deployment.model.name,
             "expected_sha256": expected,
-            "reported_sha256": check.reported_sha256,
+            "reported_sha256": reported_sha256,
+            **witness,
         },
+        request=request,
     )
-    return check
+    return flag
 
 
 @transaction.atomic

@@ -245,6 +245,7 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     },
     "api/v1/gate/": {"POST": api(people=400, tokens=403, token_gate_read=400)},
     "api/v1/deployments/": {"POST": api(people=400, tokens=403, token_deployments_write=400)},
+    "api/v1/runs/": {"POST": api(people=400, tokens=403, token_runs_write=400)},
     # Only the pipeline or the person who started the deployment (none of the personas here).
     "api/v1/deployments/<int:pk>/result/": {
         "POST": api(people=403, tokens=403, token_deployments_write=200)
