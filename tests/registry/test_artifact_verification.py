@@ -8,6 +8,8 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
@@ -204,3 +206,21 @@ def test_an_http_artifact_is_streamed_and_hashed(ready, settings, tmp_path, web_
         artifact_sha256=OTHER,
     )
     assert gone.latest_artifact_check.outcome == ArtifactOutcome.UNVERIFIED
+
+
+def test_the_version_list_reads_every_versions_check_in_one_query(ready, ci, settings):
+    settings.GATEHOUSE_ARTIFACT_STORES = []
+    client = ci.client()
+    url = "/api/v1/models/credit-scoring/versions/"
+    register()
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            answer = client.get(url).json()
+        assert {version["artifact_check"]["outcome"] for version in answer} == {"unverified"}
+        return len(captured)
+
+    one = queries()
+    for number in (1, 2):
+        register(version=f"1.0.{number}", build_id=f"48{number}", artifact_sha256=f"{number}" * 64)
+    assert queries() == one
