@@ -19,6 +19,7 @@ from registry.models import ArtifactCheckPurpose, ModelVersion, RegisteredModel
 from registry.services import model_version_artifact_check
 from releases import notifications
 from releases.models import (
+    BatchRun,
     ChangeRequest,
     Deployment,
     DeploymentKind,
@@ -554,7 +555,7 @@ def unauthorised_change_raise(
     reported_sha256: str,
     now: datetime,
     health_check: HealthCheck | None = None,
-    batch_run: Any = None,
+    batch_run: BatchRun | None = None,
     request: Any = None,
 ) -> UnauthorisedChange | None:
     """Rule 14: flag `deployment` as serving `reported_sha256`, which the ledger did not put
