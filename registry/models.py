@@ -117,6 +117,12 @@ class DatasetVersion(models.Model):
                 condition=Q(rows__isnull=True) | Q(rows__gte=0), name="dataset_rows"
             ),
         ]
+        # The search box finds datasets by the start of their name.
+        indexes = [
+            models.Index(
+                fields=["name"], name="dataset_name_prefix", opclasses=["varchar_pattern_ops"]
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name}@{self.version}"
@@ -170,9 +176,17 @@ class ModelVersion(models.Model):
         ]
         indexes = [
             models.Index(fields=["model", "artifact_sha256"], name="mv_model_artifact"),
-            # One digest is one build, whatever the model: registration looks it up.
-            models.Index(fields=["artifact_sha256"], name="mv_artifact"),
-            models.Index(fields=["commit_sha"], name="mv_commit"),
+            # One digest is one build, whatever the model: registration looks it up. The search
+            # box looks up prefixes (`LIKE 'a1b2c3d%'`), which a btree under a non-C collation
+            # serves only with the pattern operator class; equality uses it too.
+            models.Index(
+                fields=["artifact_sha256"],
+                name="mv_artifact_prefix",
+                opclasses=["varchar_pattern_ops"],
+            ),
+            models.Index(
+                fields=["commit_sha"], name="mv_commit_prefix", opclasses=["varchar_pattern_ops"]
+            ),
         ]
 
     def __str__(self) -> str:

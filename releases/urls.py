@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.views import change_requests, environments, metrics
+from releases.views import change_requests, environments, metrics, search
 
 app_name = "releases"
 
@@ -61,6 +61,8 @@ urlpatterns: list = [
         name="unauthorised-change-review",
     ),
     path("deployments/<int:pk>/", environments.deployment_detail, name="deployment"),
+    # The search box (releases/views/search.py)
+    path("search/", search.search_page, name="search"),
     # Delivery metrics and the live-version timeline (releases/views/metrics.py)
     path("metrics/", metrics.delivery_metrics, name="metrics"),
 ]

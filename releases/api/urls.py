@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.api import admission, change_requests, deployments, platforms
+from releases.api import admission, change_requests, deployments, platforms, search
 
 urlpatterns: list = [
     # Change requests (releases/api/change_requests.py)
@@ -37,6 +37,8 @@ urlpatterns: list = [
         deployments.LiveView.as_view(),
         name="api-live",
     ),
+    # The search box's answer (releases/api/search.py)
+    path("search/", search.SearchView.as_view(), name="api-search"),
     # The platforms' own webhooks (releases/api/platforms.py), outside the OpenAPI schema
     path(
         "platforms/gitlab/deployments/",
