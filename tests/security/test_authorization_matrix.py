@@ -207,6 +207,7 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/unauthorised-changes/<int:pk>/review/": {"POST": only(("admin",), status=302)},
     "releases/deployments/<int:pk>/": {"GET": page()},
     "releases/metrics/": {"GET": page()},
+    "releases/search/": {"GET": page()},
     "api/v1/whoami/": {"GET": api(people=200, tokens=200)},
     "api/v1/audit/events/": {
         "GET": api(
@@ -258,6 +259,10 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         )
     },
     "api/v1/environments/<str:environment>/live/": {"GET": api(people=200, tokens=200)},
+    # Without `q` an allowed caller is told what to type (400 query_missing).
+    "api/v1/search/": {
+        "GET": api(people=400, tokens=403, token_gate_read=400, token_audit_read=400)
+    },
     # Called by the platforms with their own secrets: no person or token gets past them.
     "api/v1/platforms/gitlab/deployments/": {"POST": row(anonymous=403, people=403, tokens=403)},
     "api/v1/platforms/github/events/": {"POST": row(anonymous=403, people=403, tokens=403)},
