@@ -290,11 +290,13 @@ def api_queries(*, token: str, gate: dict, label: str) -> dict:
     }
 
 
-def history_reads(*, at_fraction: float, reader) -> dict:
-    """ "What was live in prod at T" (T inside the loaded history) and filtered audit pages."""
+def history_reads(*, at_fraction: float, reader, gate: dict) -> dict:
+    """ "What was live in prod at T" (T inside the loaded history), filtered audit pages and
+    the search box's answers (`GET /api/v1/search/?q=`) for each kind of query."""
     from django.db.models import Max
     from django.test import Client
 
+    from registry.models import ModelVersion
     from releases.models import Deployment, Environment
     from releases.selectors.live import live_in_environment
 
@@ -338,6 +340,27 @@ def history_reads(*, at_fraction: float, reader) -> dict:
                 raise SystemExit(f"audit API {query}: {response.status_code}")
 
         results[f"audit page, {label}"] = (timed(page), queries_of(page))
+    question = gate["question"]
+    build = ModelVersion.objects.get(model__name=question["model"], version=question["version"])
+    searches = {
+        "commit prefix": build.commit_sha[:7],
+        "digest prefix": build.artifact_sha256[:10],
+        "change request": gate["change"],
+        "model": question["model"],
+        "person": "requester",
+    }
+    for label, q in searches.items():
+
+        def search(q=q):
+            response = client.get("/api/v1/search/", {"q": q})
+            found = response.json() if response.status_code == 200 else {}
+            if not any(
+                found.get(kind)
+                for kind in ("commits", "artifacts", "change_requests", "models", "people")
+            ):
+                raise SystemExit(f"search {q}: {response.status_code} {response.content[:300]!r}")
+
+        results[f"search, {label}"] = (timed(search), queries_of(search))
     return results
 
 
@@ -780,8 +803,9 @@ def report(figures: dict) -> str:
         f"provenance the pages show, and the live API with `?at=`), T in the middle of the "
         f"history, at {MEDIUM_DEPLOYMENTS:,} and {sizes['deployments']:,} deployments; audit "
         f"pages through `GET /api/v1/audit/events/` (50 events, newest first) at "
-        f"{figures['events_medium']:,} and {sizes['events']:,} events. Best of up to 15 runs "
-        f"in-process.",
+        f"{figures['events_medium']:,} and {sizes['events']:,} events; the search box through "
+        f"`GET /api/v1/search/?q=` for the gate's build, change request and model and for a "
+        f"person (goal: the same queries at both sizes). Best of up to 15 runs in-process.",
         "",
         f"| read | small | large | ratio | queries (small / large) | goal ≤ 2 times "
         f"| {previous}: large, ratio |",
@@ -790,7 +814,10 @@ def report(figures: dict) -> str:
             figures,
             "history_small",
             "history_big",
-            lambda label, ratio, small, big: verdict(ratio <= 2),
+            # The search's goal is the number of queries; its time follows the hits shown.
+            lambda label, ratio, small, big: verdict(
+                small == big if label.startswith("search") else ratio <= 2
+            ),
         ),
         "",
         f"### 3. Pages at {FEW_CHANGES} and at {sizes['changes']:,} change requests",
@@ -976,7 +1003,9 @@ def main() -> None:
         figures["events_medium"] = sizes()["events"]
         figures["pack_small"] = evidence_pack_reads(change=gate["change"])
         print(f"evidence pack at {figures['events_medium']:,} events: {figures['pack_small']}")
-        figures["history_small"] = history_reads(at_fraction=0.5, reader=users["auditor"])
+        figures["history_small"] = history_reads(
+            at_fraction=0.5, reader=users["auditor"], gate=gate
+        )
         print(f"history at {MEDIUM_DEPLOYMENTS:,}: {figures['history_small']}", flush=True)
 
         mark = time.perf_counter()
@@ -987,7 +1016,7 @@ def main() -> None:
         print(f"grown in {load_seconds / 60:.1f} minutes so far: {sizes()}", flush=True)
         figures["queries_big"] = api_queries(token=seeded["token"], gate=gate, label="big")
         print(f"queries at {BIG_DEPLOYMENTS:,}: {figures['queries_big']}", flush=True)
-        figures["history_big"] = history_reads(at_fraction=0.5, reader=users["auditor"])
+        figures["history_big"] = history_reads(at_fraction=0.5, reader=users["auditor"], gate=gate)
         print(f"history at {BIG_DEPLOYMENTS:,}: {figures['history_big']}", flush=True)
         figures["pack_big"] = evidence_pack_reads(change=gate["change"])
         print(f"evidence pack at {sizes()['events']:,} events: {figures['pack_big']}")
