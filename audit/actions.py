@@ -66,6 +66,10 @@ class AuditAction(models.TextChoices):
     ENVIRONMENT_POLICY_CHANGED = "environment_policy.changed", "Approval policy changed"
     FREEZE_WINDOW_CREATED = "freeze_window.created", "Freeze window created"
     FREEZE_WINDOW_CANCELLED = "freeze_window.cancelled", "Freeze window cancelled"
+    MAINTENANCE_WINDOW_CREATED = "maintenance_window.created", "Maintenance window planned"
+    MAINTENANCE_WINDOW_CANCELLED = "maintenance_window.cancelled", "Maintenance window cancelled"
+    CALENDAR_FEED_ISSUED = "calendar_feed.issued", "Calendar feed address issued"
+    CALENDAR_FEED_REVOKED = "calendar_feed.revoked", "Calendar feed address revoked"
 
     # Change requests
     CHANGE_REQUEST_CREATED = "change_request.created", "Change request created"

@@ -151,6 +151,9 @@ GATEHOUSE_VALIDATION_MONTHS = dict(
     )
 )
 GATEHOUSE_MIN_PROD_TEAMS = int(os.environ.get("GATEHOUSE_MIN_PROD_TEAMS", "3"))
+# Conflicts (issue 18): the gate warns `signer_overloaded` when the only approver of a team is
+# needed on more changes than this whose windows start on one day.
+GATEHOUSE_SIGNER_CHANGES_PER_DAY = int(os.environ.get("GATEHOUSE_SIGNER_CHANGES_PER_DAY", "5"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

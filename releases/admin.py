@@ -23,6 +23,7 @@ RULE_FIELDS = (
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",
+    "conflicts_block",
 )
 PREVIEW_FIELDS = (
     "approval_teams",

@@ -72,6 +72,12 @@ class EnvironmentPolicy(models.Model):
         default=True,
         help_text="Whoever authorised an emergency change may not sign its retrospective.",
     )
+    conflicts_block = models.BooleanField(
+        default=False,
+        help_text="Refuse a normal change while another change to the same model, or to a model "
+        "it depends on or that depends on it, has an overlapping window (conflicting_change, "
+        "dependency_conflict); otherwise the gate only warns.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150)
 
@@ -112,6 +118,34 @@ class FreezeWindow(models.Model):
         return (
             f"{self.environment.name} freeze {self.starts_at:%Y-%m-%d} to {self.ends_at:%Y-%m-%d}"
         )
+
+
+class MaintenanceWindow(models.Model):
+    """A planned period in which an environment's platform is maintained (patching, upgrades):
+    shown on the change calendar so that changes are planned around it. It refuses nothing."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="maintenance_windows"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    title = models.CharField(max_length=300, validators=[SingleLine()])
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by_name = models.CharField(max_length=150, blank=True)
+    cancel_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="maintenance_window_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name} maintenance {self.starts_at:%Y-%m-%d %H:%M}: {self.title}"
 
 
 class ChangeRequest(models.Model):
@@ -155,6 +189,8 @@ class ChangeRequest(models.Model):
         indexes = [
             models.Index(fields=["state", "environment"], name="cr_state_env"),
             models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
+            # The change calendar reads the windows that end after the period it shows begins.
+            models.Index(fields=["window_end", "window_start"], name="cr_window"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -301,6 +337,8 @@ class Deployment(models.Model):
             ),
             models.Index(fields=["change_request", "status"], name="deployment_change"),
             models.Index(fields=["model", "environment", "-started_at"], name="deployment_history"),
+            # The change calendar reads a period's deployments across every environment.
+            models.Index(fields=["started_at"], name="deployment_started"),
         ]
 
     def __str__(self) -> str:
@@ -473,3 +511,56 @@ class ReconciliationFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_type} {self.object_id}.{self.field}: not what the trail says"
+
+
+class CalendarFeed(models.Model):
+    """The secret address of one person's or one team's change calendar in iCalendar form, for
+    Outlook and the like, which cannot sign in. Only the sha256 of the token is kept; its owner
+    revokes it or issues a new one (which revokes the old)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="calendar_feeds",
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="calendar_feeds"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    created_by_name = models.CharField(max_length=150)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True)
+                | Q(user__isnull=True, team__isnull=False),
+                name="calendar_feed_one_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(token_hash__regex=SHA256_HEX), name="calendar_feed_token_hash_hex"
+            ),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(revoked_at__isnull=True, user__isnull=False),
+                name="calendar_feed_one_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["team"],
+                condition=Q(revoked_at__isnull=True, team__isnull=False),
+                name="calendar_feed_one_per_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.team.name if self.team_id else self.user.get_username()
+        return f"Calendar feed of {owner}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -40,6 +40,7 @@ class Action(StrEnum):
     ROLL_BACK = "roll_back"
     REPORT_RESULT = "report_result"
     REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
+    MANAGE_CALENDAR_FEED = "manage_calendar_feed"
 
 
 # The only states in which a signature is asked for, and which kind of signature that is.
@@ -419,7 +420,26 @@ def denial(
             f"Only an approver of {flag.environment.name} may clear this flag.",
             code="not_allowed_to_review",
         )
+    if action == Action.MANAGE_CALENDAR_FEED:
+        return calendar_feed_owner_denial(user, obj)
     raise ValueError(f"Unknown action {action!r}")
+
+
+def calendar_feed_owner_denial(user: Any, owner: Any) -> DomainError | None:
+    """A person's calendar feed is theirs alone; a team's is managed by its members."""
+    denial = person_denial(user)
+    if denial is not None:
+        return denial
+    if isinstance(owner, Team):
+        if Membership.objects.filter(user=user, team=owner).exists():
+            return None
+        return RuleDenied(
+            f"Only members of {owner.name} issue or revoke its calendar feed.",
+            code="not_a_team_member",
+        )
+    if owner.pk != user.pk:
+        return RuleDenied("A person's calendar feed is theirs alone.", code="not_your_feed")
+    return None
 
 
 def may(user: Any, action: Action, obj: Any, **facts: Any) -> bool:

@@ -27,6 +27,7 @@ from releases.selectors import change_requests as selectors
 from releases.selectors.commits import release_commits
 from releases.selectors.policy import environment_policies_current, freeze_windows_active
 from releases.services import change_requests as services
+from releases.services.gate import CONFLICT_CODES, gate_evaluate
 from releases.states import Kind, State
 
 
@@ -46,6 +47,20 @@ def _page(request: HttpRequest, number: str) -> selectors.ChangeRequestPage:
 
 def _detail(change_request) -> HttpResponse:
     return redirect("releases:change-request", number=change_request.number)
+
+
+def _tell_conflicts(request: HttpRequest, change_request) -> None:
+    """Issue 18: what else changes in the same window, said when a change is filed or
+    submitted, while there is time to agree an order (the change page shows it too)."""
+    answer = gate_evaluate(
+        environment=change_request.environment,
+        model=change_request.model_version.model,
+        version=change_request.model_version.version,
+        change_request=change_request,
+    )
+    for reason in [*answer.reasons, *answer.warnings]:
+        if reason.code in CONFLICT_CODES:
+            messages.warning(request, f"{reason.code}: {reason.message}")
 
 
 @require_GET
@@ -129,6 +144,7 @@ def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> H
             else:
                 verb = "filed" if action == "file" else "saved as a draft"
                 messages.success(request, f"{change_request.number} {verb}.")
+                _tell_conflicts(request, change_request)
                 return _detail(change_request)
     else:
         form = form_class(initial=_initial(request))
@@ -233,13 +249,13 @@ def _act(request: HttpRequest, number: str, action) -> HttpResponse:
 
 @require_POST
 def change_request_submit(request: HttpRequest, number: str) -> HttpResponse:
-    return _act(
-        request,
-        number,
-        lambda cr: services.change_request_submit(
-            actor=request.user, change_request=cr, request=request
-        ),
-    )
+    def submit(change_request) -> None:
+        submitted = services.change_request_submit(
+            actor=request.user, change_request=change_request, request=request
+        )
+        _tell_conflicts(request, submitted)
+
+    return _act(request, number, submit)
 
 
 def _with_reason(request: HttpRequest, number: str, action) -> HttpResponse:
