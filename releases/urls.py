@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.views import change_requests, environments, metrics
+from releases.views import calendar, change_requests, environments, metrics
 
 app_name = "releases"
 
@@ -63,4 +63,15 @@ urlpatterns: list = [
     path("deployments/<int:pk>/", environments.deployment_detail, name="deployment"),
     # Delivery metrics and the live-version timeline (releases/views/metrics.py)
     path("metrics/", metrics.delivery_metrics, name="metrics"),
+    # The change calendar, its feeds and the CAB's agenda (releases/views/calendar.py)
+    path("calendar/", calendar.calendar, name="calendar"),
+    path("calendar/feeds/", calendar.calendar_feeds, name="calendar-feeds"),
+    path("calendar/feeds/issue/", calendar.calendar_feed_issue, name="calendar-feed-issue"),
+    path(
+        "calendar/feeds/<int:pk>/revoke/",
+        calendar.calendar_feed_revoke,
+        name="calendar-feed-revoke",
+    ),
+    path("calendar/feeds/<str:token>.ics", calendar.calendar_feed, name="calendar-feed"),
+    path("cab/", calendar.cab, name="cab"),
 ]

@@ -820,9 +820,11 @@ def _question(
 
 
 # The batch: the question of each change request in a set, asked as at the start of its window
-# (as at `now` for a change that has none yet), in one statement whatever their number.
+# (as at `now` once the window has begun, or for a change that has none yet), in one statement
+# whatever their number.
 CHANGES_ASKED = """(SELECT qc.id AS q_change_id, qe.name AS q_environment, qm.name AS q_model,
-        qv.version AS q_version, COALESCE(qc.window_start, %(now)s) AS q_now
+        qv.version AS q_version,
+        CASE WHEN qc.window_start > %(now)s THEN qc.window_start ELSE %(now)s END AS q_now
    FROM releases_changerequest qc
    JOIN releases_environment qe ON qe.id = qc.environment_id
    JOIN registry_modelversion qv ON qv.id = qc.model_version_id
@@ -853,8 +855,9 @@ BATCH_SQL = _statement(
 def gate_questions_for_changes(
     changes: list[ChangeRequest], *, now: datetime | None = None
 ) -> dict[int, GateQuestion]:
-    """The gate's question of each change request, as it stands for the start of its window:
-    what the CAB reads to know whether a change will be let through when its window opens.
+    """The gate's question of each change request, as it stands for the start of its window
+    (or now, once it has begun): what the CAB reads to know whether a change will be let
+    through when its window opens.
     One statement for the questions and one for the teams that have not signed, whatever the
     number of changes; the facts are those of `gate_question_resolve`, from the same SQL."""
     if not changes:

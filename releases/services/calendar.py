@@ -1,7 +1,6 @@
 """The change calendar's own records: maintenance windows, planned by administrators, and the
 secret addresses of the iCalendar feeds that people and teams subscribe to from Outlook."""
 
-import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +15,7 @@ from portal.exceptions import Conflict
 from portal.models import ServiceAccount, Team
 from releases.models import CalendarFeed, Environment, MaintenanceWindow
 from releases.permissions import Action, refuse
+from releases.selectors.calendar import feed_token_hash
 
 Actor = AbstractBaseUser | ServiceAccount | None
 
@@ -80,10 +80,6 @@ def maintenance_window_cancel(
         request=request,
     )
     return window
-
-
-def feed_token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
