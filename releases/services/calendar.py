@@ -145,7 +145,8 @@ def calendar_feed_revoke(
     *, actor: AbstractBaseUser, feed: CalendarFeed, request=None
 ) -> CalendarFeed:
     """Stop the feed's address answering (a 404 from then on)."""
-    feed = CalendarFeed.objects.select_for_update().select_related("user", "team").get(pk=feed.pk)
+    rows = CalendarFeed.objects.select_for_update(of=("self",)).select_related("user", "team")
+    feed = rows.get(pk=feed.pk)
     owner = feed.team or feed.user
     refuse(actor, Action.MANAGE_CALENDAR_FEED, owner)
     if feed.is_revoked:
