@@ -31,6 +31,7 @@ from integrations.models import ChangeTicket, TicketDeliveryAttempt, TicketTrans
 from organisation import services as organisation
 from portal.models import Membership, ServiceToken
 from releases.models import EnvironmentPolicy
+from releases.services.calendar import maintenance_window_create
 from releases.services.policy import freeze_window_create
 from tests.registry import helpers
 
@@ -65,6 +66,17 @@ def a_freeze(world):
         starts_at=start,
         ends_at=start + timedelta(days=2),
         reason="Year end",
+    )
+
+
+def a_maintenance_window(world):
+    start = timezone.now() + timedelta(days=30)
+    return maintenance_window_create(
+        actor=None,
+        environment=world["envs"]["prod"],
+        starts_at=start,
+        ends_at=start + timedelta(hours=4),
+        title="Database failover test",
     )
 
 
@@ -250,6 +262,19 @@ CASES = {
         },
         added="freeze_window.created",
         actions={"cancel": "freeze_window.cancelled"},
+    ),
+    "releases.MaintenanceWindow": Case(
+        existing=a_maintenance_window,
+        add=lambda window: {
+            "environment": str(window.environment_id),
+            "starts_at_0": (timezone.now() + timedelta(days=60)).date().isoformat(),
+            "starts_at_1": "22:00:00",
+            "ends_at_0": (timezone.now() + timedelta(days=61)).date().isoformat(),
+            "ends_at_1": "02:00:00",
+            "title": "Kubernetes upgrade",
+        },
+        added="maintenance_window.created",
+        actions={"cancel": "maintenance_window.cancelled"},
     ),
     "releases.ChangeRequest": Case(existing=lambda world: world["approved"]),
     "releases.SignOff": Case(existing=lambda world: world["approved"].sign_offs.first()),
