@@ -27,6 +27,7 @@ from portal.exceptions import Conflict
 from portal.models import Scope, Team
 from registry.models import Document, Finding, RegisteredModel
 from releases.models import ChangeRequest, Environment, UnauthorisedChange
+from releases.services.calendar import calendar_feed_issue
 from releases.services.deployments import rollback_plan
 from tests.conftest import make_service_caller
 
@@ -102,6 +103,8 @@ PARAMETERS: dict[str, dict[str, str]] = {
     },
     "releases/unauthorised-changes/<int:pk>/review/": {"pk": "flag"},
     "releases/deployments/<int:pk>/": {"pk": "deployment"},
+    "releases/calendar/feeds/<int:pk>/revoke/": {"pk": "calendar_feed"},
+    "releases/calendar/feeds/<str:token>.ics": {"token": "feed_token"},
     "api/v1/models/<slug:name>/versions/": {"name": "model"},
     "api/v1/models/<slug:name>/findings/<int:pk>/close/": {
         "name": "finding_model",
@@ -205,6 +208,15 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/unauthorised-changes/<int:pk>/review/": {"POST": only(("admin",), status=302)},
     "releases/deployments/<int:pk>/": {"GET": page()},
     "releases/metrics/": {"GET": page()},
+    "releases/calendar/": {"GET": page()},
+    "releases/cab/": {"GET": page()},
+    "releases/calendar/feeds/": {"GET": page()},
+    # Everyone signed in has a calendar of their own to subscribe to (shown once: a 200).
+    "releases/calendar/feeds/issue/": {"POST": page()},
+    # The demo's feed is the requester's: only they revoke it; others are refused.
+    "releases/calendar/feeds/<int:pk>/revoke/": {"POST": only(("requester",), status=302)},
+    # The secret address is the credential: Outlook reads it without a session or a token.
+    "releases/calendar/feeds/<str:token>.ics": {"GET": PUBLIC},
     "api/v1/whoami/": {"GET": api(people=200, tokens=200)},
     "api/v1/audit/events/": {
         "GET": api(
@@ -335,6 +347,8 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
             continue
     event = AuditEvent.objects.filter(object_type__startswith="releases.").order_by("seq").first()
     flag = UnauthorisedChange.objects.order_by("pk").first()
+    requester = get_user_model().objects.get(username="requester")
+    feed = calendar_feed_issue(actor=requester, owner=requester)
     values = {
         "change": change.number,
         "model": change.model_version.model.name,
@@ -349,6 +363,8 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "document": str(Document.objects.order_by("pk").first().pk),
         "finding": str(Finding.objects.order_by("pk").first().pk),
         "finding_model": Finding.objects.order_by("pk").first().validation.model.name,
+        "calendar_feed": str(feed.feed.pk),
+        "feed_token": feed.token,
     }
     return tokens, values
 
