@@ -250,18 +250,30 @@ def _queries(fn) -> int:
 
 
 def test_the_calendar_reads_in_the_same_queries_at_3_and_at_30_changes(
-    envs, builds, requester, peer, clock, week, django_assert_max_num_queries
+    envs, builds, requester, peer, clock, week, login, django_assert_max_num_queries
 ):
+    monday = week.now.date()
     pages = [
-        {"view": "week", "around": week.now.date(), "filters": CalendarFilters()},
-        {"view": "month", "around": week.now.date(), "filters": CalendarFilters()},
-        {"view": "week", "around": week.now.date(), "filters": CalendarFilters(team="model-risk")},
+        {"view": "week", "around": monday, "filters": CalendarFilters()},
+        {"view": "month", "around": monday, "filters": CalendarFilters()},
+        {"view": "week", "around": monday, "filters": CalendarFilters(team="model-risk")},
     ]
+    urls = [
+        f"/releases/calendar/?date={monday}",
+        f"/releases/calendar/?view=month&date={monday}",
+        f"/releases/calendar/?date={monday}&team=model-risk&kind=change",
+    ]
+    client = login(requester)
     _many_changes(envs, builds, requester, peer, clock, week, 3)
     few = [_queries(lambda page=page: calendar_page(**page)) for page in pages]
+    few_urls = [_queries(lambda url=url: client.get(url)) for url in urls]
     assert len(calendar_page(**pages[1]).entries) == 3
     _many_changes(envs, builds, requester, peer, clock, week, 27)
     assert len(calendar_page(**pages[1]).entries) == 30
     for page, count in zip(pages, few, strict=True):
         with django_assert_max_num_queries(count):
             calendar_page(**page)
+    for url, count in zip(urls, few_urls, strict=True):
+        with django_assert_max_num_queries(count):
+            response = client.get(url)
+        assert response.content.decode().count('class="cal-entry kind-change"') >= 15
