@@ -293,3 +293,13 @@ def test_nothing_is_said_on_filing_without_a_conflict(envs, builds, requester, l
     assert filed.status_code == 200
     text = filed.content.decode()
     assert "filed." in text and "message warning" not in text
+
+
+def test_the_policies_in_force_say_whether_collisions_refuse(envs, login, requester):
+    policy.environment_policy_change(
+        actor=None, environment=envs["test"], approval_teams=[], conflicts_block=True
+    )
+    text = login(requester).get("/releases/freezes/").content.decode()
+    rows = {row.split("</td>", 1)[0]: row for row in text.split("<tr>\n        <td>")[1:]}
+    assert "refuse a collision" in rows["test"]
+    assert "refuse a collision" not in rows["prod"] and "<td>warn</td>" in rows["prod"]
