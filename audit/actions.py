@@ -32,6 +32,8 @@ class AuditAction(models.TextChoices):
         "service_account.grants_changed",
         "Service account's teams and environments changed",
     )
+    ABSENCE_SET = "absence.set", "Absence with a delegate recorded"
+    ABSENCE_CANCELLED = "absence.cancelled", "Absence cancelled"
     SERVICE_TOKEN_ISSUED = "service_token.issued", "Service token issued"
     SERVICE_TOKEN_REVOKED = "service_token.revoked", "Service token revoked"
     USER_CREATED = "user.created", "User created"
