@@ -503,6 +503,10 @@ def _choose_slot(
         raise Conflict(f"{team.name} has already signed.", code="team_already_signed")
     if delegated_team_ids is not None:
         mine = [s for s in slots if s.team.pk in delegated_team_ids]
+        if delegated_team_ids and not mine:
+            raise Conflict(
+                "The team you stand in for has already signed.", code="team_already_signed"
+            )
     else:
         mine = [
             s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)
