@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from audit.models import AuditEvent
 from portal.exceptions import Conflict
-from portal.models import Scope, Team
+from portal.models import Absence, Scope, Team
 from registry.models import Document, Finding, RegisteredModel
 from releases.models import ChangeRequest, Environment, UnauthorisedChange
 from releases.services.deployments import rollback_plan
@@ -95,6 +95,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
         "number": "change",
         "pk": "sign_off",
     },
+    "absences/<int:pk>/cancel/": {"pk": "absence"},
     "releases/environments/<str:name>/": {"name": "environment"},
     "releases/environments/<str:name>/models/<str:model>/rollback/": {
         "name": "environment",
@@ -143,6 +144,10 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "": {"GET": page()},
     "notifications/": {"GET": page()},
     "notifications/read/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    # Everyone has the page; an empty absence is a 400 for anyone (the service decides whose
+    # absence one records). A cancel comes back to the page (302) with a message either way.
+    "absences/": {"GET": page(), "POST": page(**dict.fromkeys(PEOPLE, 400))},
+    "absences/<int:pk>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "login/": {"GET": PUBLIC},
     "logout/": {"POST": row(anonymous=302, people=302, tokens=302)},
     "healthz": {"GET": PUBLIC},
@@ -349,6 +354,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "document": str(Document.objects.order_by("pk").first().pk),
         "finding": str(Finding.objects.order_by("pk").first().pk),
         "finding_model": Finding.objects.order_by("pk").first().validation.model.name,
+        "absence": str(Absence.objects.order_by("pk").first().pk),
     }
     return tokens, values
 
