@@ -311,6 +311,18 @@ def change_requests_waiting_for(*, user) -> list[WaitingItem]:
     return sorted(items, key=lambda item: (item.waiting_since, item.change_request.pk))
 
 
+@dataclass(frozen=True)
+class DelegateSlot:
+    """A slot the asker may fill as the delegate of the absent `principal`."""
+
+    slot: Slot
+    principal: Any
+
+    @property
+    def query(self) -> str:
+        return sign_query(self.slot, self.principal)
+
+
 @dataclass
 class Panel:
     """One signature the request needs (or got): who signed what, when, under which policy."""
@@ -321,16 +333,12 @@ class Panel:
     can_sign: bool
     denial: str = ""
     can_withdraw: bool = False
-    # The absent approvers the asker may sign this slot for, as their delegate.
-    delegations: list = field(default_factory=list)
+    # How the asker may sign this slot as the delegate of an absent approver.
+    delegations: list[DelegateSlot] = field(default_factory=list)
 
     @property
     def sign_query(self) -> str:
         return sign_query(self.slot)
-
-    @property
-    def delegate_queries(self) -> list[tuple[Any, str]]:
-        return [(principal, sign_query(self.slot, principal)) for principal in self.delegations]
 
     @property
     def active(self) -> SignOff | None:
@@ -353,8 +361,7 @@ class ChangeRequestPage:
     can_submit: bool
     can_cancel: bool
     sign_slots: list[Slot] = field(default_factory=list)
-    # (slot, absent principal): what the asker may sign as a delegate.
-    delegate_slots: list[tuple[Slot, Any]] = field(default_factory=list)
+    delegate_slots: list[DelegateSlot] = field(default_factory=list)
     can_read_audit: bool = False
     retrospective_overdue: bool = False
     validation: Validation | None = None
@@ -427,10 +434,10 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
     for slot, given in _panels(change_request, policy, sign_offs):
         is_open = slot in open_now
         denial = None
-        principals = []
+        delegated = []
         if is_open and commits_readable:
-            principals = [
-                principal
+            delegated = [
+                DelegateSlot(slot, principal)
                 for principal in delegations.principals_for(user, slot)
                 if delegations.denial(
                     user=user,
@@ -444,7 +451,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
                 )
                 is None
             ]
-            delegate_slots += [(slot, principal) for principal in principals]
+            delegate_slots += delegated
         if is_open:
             denial = signer_denial(
                 user=user,
@@ -474,7 +481,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
                 can_sign=can_sign,
                 denial=denial.detail if denial is not None else "",
                 can_withdraw=standing is not None and may(user, Action.WITHDRAW_SIGN_OFF, standing),
-                delegations=principals,
+                delegations=delegated,
             )
         )
     # The request's own history is part of reading it; the whole trail stays for auditors.

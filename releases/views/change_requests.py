@@ -296,9 +296,9 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
     if principal_name:
         slot = next(
             (
-                s
-                for s, p in page.delegate_slots
-                if wanted_slot(s) and principal is not None and p.pk == principal.pk
+                d.slot
+                for d in page.delegate_slots
+                if wanted_slot(d.slot) and principal is not None and d.principal.pk == principal.pk
             ),
             None,
         )
