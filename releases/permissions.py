@@ -3,8 +3,9 @@ selectors and views (which choose the buttons), so a page never offers what the 
 Rules 2, 3, 4, 6, 10, 14 and 15 of DESIGN.md, and delegation during an absence (issue 17).
 
 `denial(user, action, obj)` says why not, as the domain error the service raises (a stable code);
-`may` is its yes or no. The sign-off rules take the loaded rows they judge (`signer_denial`);
-the rest read at most the environment's policy."""
+`may` is its yes or no. The sign-off rules take the loaded rows they judge (`signer_denial`,
+and `delegate_denial` for a delegate signing for an absent approver); the rest read at most the
+environment's policy."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass

@@ -642,21 +642,14 @@ def _sign(
                 person_id__in=[principal.pk, actor.pk], cancelled_at__isnull=True
             )
         )
+    lent = _places_lent(absences, principal=principal, delegate=actor, day=today)
     slot = _choose_slot(
         actor=actor,
         change_request=change_request,
         slots=slots,
         team=team,
         memberships=memberships,
-        delegated_team_ids=(
-            {
-                a.team_id
-                for a in absences
-                if a.person_id == principal.pk and a.delegate_id == actor.pk and a.covers(today)
-            }
-            if principal is not None
-            else None
-        ),
+        delegated_team_ids={a.team_id for a in lent} if principal is not None else None,
     )
     commit_authors = None
     if policy.exclude_commit_authors:
@@ -753,7 +746,7 @@ def _sign(
             "signed_at": sign_off.signed_at,
             "state_before": state_before,
             "state_after": change_request.state,
-            **_delegation_record(principal, absences, slot=slot, actor=actor, today=today),
+            **_delegation_record(principal, lent, slot=slot),
         },
         request=request,
     )
@@ -761,20 +754,26 @@ def _sign(
     return sign_off
 
 
-def _delegation_record(principal, absences, *, slot: Slot, actor, today) -> dict:
+def _places_lent(absences: list[Absence], *, principal, delegate, day) -> list[Absence]:
+    """The absences of `principal` in force on `day` that name `delegate`."""
+    if principal is None:
+        return []
+    return [
+        absence
+        for absence in absences
+        if absence.person_id == principal.pk
+        and absence.delegate_id == delegate.pk
+        and absence.covers(day)
+    ]
+
+
+def _delegation_record(principal, lent: list[Absence], *, slot: Slot) -> dict:
     """What the signing event says of a delegation: the absent principal (id and name, as they
     were then) and the absence that lent their place. Nothing for a signature in one's own
     name, so the events written before delegation read the same."""
     if principal is None:
         return {}
-    absence = next(
-        a
-        for a in absences
-        if a.person_id == principal.pk
-        and a.team_id == slot.team.pk
-        and a.delegate_id == actor.pk
-        and a.covers(today)
-    )
+    absence = next(a for a in lent if a.team_id == slot.team.pk)
     return {
         "on_behalf_of": {
             "id": principal.pk,

@@ -290,20 +290,16 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
         get_user_model().objects.filter(username=principal_name).first() if principal_name else None
     )
 
-    def wanted_slot(candidate) -> bool:
-        return team is None or (candidate.team is not None and candidate.team.pk == team.pk)
-
-    if principal_name:
-        slot = next(
-            (
-                d.slot
-                for d in page.delegate_slots
-                if wanted_slot(d.slot) and principal is not None and d.principal.pk == principal.pk
-            ),
-            None,
-        )
-    else:
-        slot = next((s for s in page.sign_slots if wanted_slot(s)), None)
+    # As a delegate, only the places lent by that absent approver are offered.
+    offered = (
+        [d.slot for d in page.delegate_slots if principal and d.principal.pk == principal.pk]
+        if principal_name
+        else page.sign_slots
+    )
+    slot = next(
+        (s for s in offered if team is None or (s.team is not None and s.team.pk == team.pk)),
+        None,
+    )
     status = 200
     if request.method == "POST":
         form = SignForm(request.POST)
@@ -311,7 +307,9 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
             try:
                 if principal_name and principal is None:
                     raise RuleDenied(
-                        f"Nobody signs in as '{principal_name}'.", code="not_a_delegate"
+                        f"Nobody here is called '{principal_name}'; nobody named you their "
+                        "delegate under that name.",
+                        code="not_a_delegate",
                     )
                 sign_off = services.change_request_sign(
                     actor=request.user,
