@@ -608,3 +608,112 @@ class TestRecordsAndEvidence:
             if d.object_type == "portal.absence"
         }
         assert found == {(str(rita_away.pk), "ends_on"), (str(rita_away.pk), "delegate")}
+
+
+class TestAbsencePages:
+    def test_the_form_offers_only_eligible_delegates(self, rita, deputy, release_approver, login):
+        form = login(rita).get("/absences/").context["form"]
+        assert "person" not in form.fields
+        offered = {(m.user.username, m.team.slug) for m in form.fields["delegate"].queryset}
+        assert offered == {("riskdeputy", "model-risk")}
+
+    def test_a_change_manager_chooses_who_is_away(self, change_manager, rita, deputy, login):
+        form = login(change_manager).get("/absences/").context["form"]
+        assert rita in form.fields["person"].queryset
+        assert change_manager not in form.fields["person"].queryset
+
+    def test_someone_without_approvals_is_told_so(self, peer, login):
+        page = login(peer).get("/absences/").content.decode()
+        assert "You hold no approver role" in page
+
+    def test_recording_and_cancelling_in_the_page(self, rita, deputy, login, org):
+        client = login(rita)
+        membership = deputy.memberships.get(team=org["model-risk"])
+        response = client.post(
+            "/absences/",
+            {
+                "delegate": membership.pk,
+                "starts_on": day(0).isoformat(),
+                "ends_on": day(4).isoformat(),
+            },
+        )
+        assert response.status_code == 302
+        absence = Absence.objects.get(person=rita)
+        page = client.get("/absences/").content.decode()
+        assert "Milan Novak" in page and "Away now" in page
+        assert client.get("/").status_code == 200
+        response = client.post(f"/absences/{absence.pk}/cancel/", follow=True)
+        assert "The absence is cancelled" in response.content.decode()
+        absence.refresh_from_db()
+        assert absence.cancelled_at is not None
+
+    def test_a_refusal_shows_on_the_form(self, rita, deputy, login, org):
+        membership = deputy.memberships.get(team=org["model-risk"])
+        response = login(rita).post(
+            "/absences/",
+            {
+                "delegate": membership.pk,
+                "starts_on": day(-2).isoformat(),
+                "ends_on": day(4).isoformat(),
+            },
+        )
+        assert response.status_code == 403
+        assert "not back-dated" in response.content.decode()
+        response = login(rita).post(
+            "/absences/",
+            {
+                "delegate": membership.pk,
+                "starts_on": day(4).isoformat(),
+                "ends_on": day(2).isoformat(),
+            },
+        )
+        assert response.status_code == 400
+        assert response.context["form"].errors["ends_on"]
+        assert not Absence.objects.exists()
+
+    def test_a_delegate_offered_to_someone_else_is_refused(self, peer, rita, deputy, login, org):
+        """The select is a convenience: a membership posted by hand still meets the service."""
+        membership = deputy.memberships.get(team=org["model-risk"])
+        response = login(peer).post(
+            "/absences/",
+            {
+                "delegate": membership.pk,
+                "starts_on": day(0).isoformat(),
+                "ends_on": day(1).isoformat(),
+            },
+        )
+        assert response.status_code == 400
+        assert not Absence.objects.exists()
+
+    def test_someone_elses_absence_is_not_cancelled_from_the_page(self, rita_away, deputy, login):
+        response = login(deputy).post(f"/absences/{rita_away.pk}/cancel/", follow=True)
+        assert "Only the person away" in response.content.decode()
+        rita_away.refresh_from_db()
+        assert rita_away.cancelled_at is None
+
+    def test_the_admin_cancels_through_the_service(self, rita_away, administrator, login):
+        login(administrator).post(
+            "/admin/portal/absence/",
+            {"action": "cancel", "_selected_action": [rita_away.pk]},
+        )
+        rita_away.refresh_from_db()
+        assert rita_away.cancelled_by_name == administrator.get_full_name()
+        assert AuditEvent.objects.get(action="absence.cancelled").actor_name == "admin"
+
+
+def test_the_demo_has_an_approver_away_with_a_delegate(settings, tmp_path):
+    from io import StringIO
+
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    users = get_user_model().objects
+    absence = Absence.objects.get(person__username="risk")
+    assert absence.covers(timezone.localdate())
+    assert absence.delegate.username == "riskdeputy" and absence.team.slug == "model-risk"
+    assert "signs for Model Risk as her delegate" in out.getvalue()
+    waiting = change_requests_waiting_for(user=users.get(username="riskdeputy"))
+    assert any(item.on_behalf_of == absence.person for item in waiting)
