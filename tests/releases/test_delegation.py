@@ -4,9 +4,12 @@ Every rule is tested both ways; the refusals are the sidesteps a careless user o
 would try, each with its stable code. Separation of duties binds both people."""
 
 from datetime import timedelta
+from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from git import Actor
@@ -671,8 +674,9 @@ class TestAbsencePages:
         assert response.context["form"].errors["ends_on"]
         assert not Absence.objects.exists()
 
-    def test_a_delegate_offered_to_someone_else_is_refused(self, peer, rita, deputy, login, org):
-        """The select is a convenience: a membership posted by hand still meets the service."""
+    def test_a_delegate_not_offered_is_refused(self, peer, rita, deputy, login, org):
+        """A membership posted by hand that the select does not offer is refused (here to
+        someone who holds no approver role, and so has no approvals to hand over)."""
         membership = deputy.memberships.get(team=org["model-risk"])
         response = login(peer).post(
             "/absences/",
@@ -702,11 +706,6 @@ class TestAbsencePages:
 
 
 def test_the_demo_has_an_approver_away_with_a_delegate(settings, tmp_path):
-    from io import StringIO
-
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-
     settings.VAR_DIR = tmp_path
     out = StringIO()
     call_command("seed_demo", stdout=out)
