@@ -3,8 +3,10 @@ approver of the same team, who then approves "on behalf of <Team>, as delegate o
 Every rule is tested both ways; the refusals are the sidesteps a careless user or an attacker
 would try, each with its stable code. Separation of duties binds both people."""
 
+import io
+import json
+import zipfile
 from datetime import timedelta
-from io import StringIO
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -13,6 +15,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from git import Actor
+from pypdf import PdfReader
 
 from audit.models import AuditEvent
 from organisation import services as org_services
@@ -581,6 +584,19 @@ class TestRecordsAndEvidence:
         assert delegated["on_behalf_of_username"] == "risk"
         assert MEANING in delegated["meaning"]
 
+    def test_the_evidence_pdf_names_the_principal(
+        self, rita_away, rita, deputy, in_approval, login
+    ):
+        as_delegate(deputy, in_approval, rita)
+        response = login(deputy).get(f"/api/v1/change-requests/{in_approval.number}/evidence/")
+        content = b"".join(response) if response.streaming else response.content
+        with zipfile.ZipFile(io.BytesIO(content)) as pack:
+            pdf = PdfReader(io.BytesIO(pack.read("evidence.pdf")))
+            facts = json.loads(pack.read("evidence.json"))
+        text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
+        assert "Milan Novak, as delegate of Rita Kovacs" in text
+        assert [s["on_behalf_of_username"] for s in facts["sign_offs"]] == [None, "risk"]
+
     def test_a_delegated_sign_off_is_explained_by_the_trail(
         self, rita_away, rita, deputy, in_approval
     ):
@@ -707,7 +723,7 @@ class TestAbsencePages:
 
 def test_the_demo_has_an_approver_away_with_a_delegate(settings, tmp_path):
     settings.VAR_DIR = tmp_path
-    out = StringIO()
+    out = io.StringIO()
     call_command("seed_demo", stdout=out)
     users = get_user_model().objects
     absence = Absence.objects.get(person__username="risk")
