@@ -357,9 +357,10 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
 
 
 def validation_covering(version) -> Validation | None:
-    """The newest validation that covers the build, with its findings, for Model Risk's panel."""
+    """The newest concluded validation that covers the build, with its findings, for Model
+    Risk's panel (one still open counts for nothing yet)."""
     validation = (
-        Validation.objects.filter(covers=version)
+        Validation.objects.filter(covers=version, concluded_at__isnull=False)
         .select_related("validator")
         .prefetch_related(Prefetch("findings", queryset=Finding.objects.select_related("owner")))
         .order_by("-concluded_at", "-pk")
