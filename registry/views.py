@@ -332,15 +332,18 @@ def inventory(request: HttpRequest) -> HttpResponse:
         and model.next_validation_due < today
     ]
     # What runs under a lapsed validation: two queries, and only when one has lapsed.
-    versions = list(ModelVersion.objects.filter(model__in=lapsed).select_related("model"))
+    versions = list(ModelVersion.objects.filter(model__in=lapsed).only("id", "model_id", "version"))
     live = hooks.live_environments(versions)
+    live_under: dict[int, list[str]] = {}
+    for version in versions:
+        if live.get(version.pk):
+            live_under.setdefault(version.model_id, []).append(
+                f"{version.version} in {', '.join(live[version.pk])}"
+            )
+    lapsed_ids = {model.pk for model in lapsed}
     for model in models:
-        model.lapsed = model in lapsed
-        model.live_under_lapse = [
-            f"{version.version} in {', '.join(live[version.pk])}"
-            for version in versions
-            if version.model_id == model.pk and live.get(version.pk)
-        ]
+        model.lapsed = model.pk in lapsed_ids
+        model.live_under_lapse = live_under.get(model.pk, [])
     return render(
         request,
         "registry/inventory.html",
