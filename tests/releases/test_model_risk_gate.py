@@ -144,3 +144,60 @@ def test_the_inventory_flags_only_models_in_production_whose_validation_lapsed(
     )
     assert 'data-testid="lapsed"' not in rows["current-live"]
     assert 'data-testid="lapsed"' not in rows["lapsed-shelved"]
+
+
+def test_the_inventory_export_holds_every_field_of_an_entry(
+    mirrored_builds, model_risk_approver, requester, auditor, login
+):
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    from registry.builders import build_register
+
+    build_register(
+        "transactions-features", "1.0", repository="https://git.example.com/data-science/features"
+    )
+    model = mirrored_builds["2.0"].model
+    model_inventory_update(
+        actor=model_risk_approver,
+        model=model,
+        purpose="Scores card-not-present fraud.",
+        intended_use="Holds a payment for review.",
+        prohibited_uses="Credit decisions.",
+        business_owner="Head of Payments",
+        model_risk_owner="risk",
+        risk_tier=1,
+        tier_rationale="Material: blocks payments.",
+        ai_act_high_risk=True,
+        regulatory_rationale="Annex III, creditworthiness adjacent.",
+        upstream_models=["transactions-features"],
+        upstream_datasets=["payments", "chargebacks"],
+        lifecycle_status=LifecycleStatus.IN_PRODUCTION,
+        next_validation_due=date(2027, 3, 31),
+    )
+    expected = {
+        "model": "fraud-score",
+        "owner team": "Data Science",
+        "risk tier": "1",
+        "tier rationale": "Material: blocks payments.",
+        "lifecycle status": "In production",
+        "purpose": "Scores card-not-present fraud.",
+        "intended use": "Holds a payment for review.",
+        "prohibited uses": "Credit decisions.",
+        "business owner": "Head of Payments",
+        "model risk owner": "risk",
+        "EU AI Act high-risk": "yes",
+        "regulatory rationale": "Annex III, creditworthiness adjacent.",
+        "upstream models": "transactions-features",
+        "upstream datasets": "payments, chargebacks",
+        "next validation due": "2027-03-31",
+    }
+    client = login(auditor)
+    rows = list(csv.DictReader(io.StringIO(client.get("/registry/inventory.csv").content.decode())))
+    assert next(row for row in rows if row["model"] == "fraud-score") == expected
+    sheet = load_workbook(io.BytesIO(client.get("/registry/inventory.xlsx").content)).active
+    header, *cells = list(sheet.iter_rows(values_only=True))
+    found = next(dict(zip(header, row, strict=True)) for row in cells if row[0] == "fraud-score")
+    assert {key: str(value) for key, value in found.items()} == expected
