@@ -268,8 +268,9 @@ INVENTORY = {
 
 def seed_model_risk(stdout) -> None:
     """A lived-in inventory: credit-scoring validated, its periodic review brought forward to
-    three weeks from now and opened by Model Risk's workbench token; fraud-detection 1.1.0 approved with a high finding past its date (its
-    production change is held at the gate); churn-forecast validated; a retired scorecard."""
+    three weeks from now and opened by Model Risk's workbench token; fraud-detection 1.1.0
+    approved with a high finding past its date (its production change is held at the gate);
+    churn-forecast validated; a retired scorecard."""
     if Validation.objects.exists():
         return
     users = {user.username: user for user in get_user_model().objects.all()}
