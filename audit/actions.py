@@ -56,7 +56,9 @@ class AuditAction(models.TextChoices):
     MODEL_REGISTERED = "model.registered", "Model registered"
     MODEL_INVENTORY_UPDATED = "model.inventory_updated", "Model inventory entry updated"
     MODEL_RETIRED = "model.retired", "Model retired by an approved change"
+    VALIDATION_OPENED = "validation.opened", "Model validation opened"
     VALIDATION_CONCLUDED = "validation.concluded", "Model validation concluded"
+    FINDING_RECORDED = "finding.recorded", "Validation finding recorded"
     FINDING_CLOSED = "finding.closed", "Validation finding closed"
     MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"
     DATASET_VERSION_REGISTERED = "dataset_version.registered", "Dataset version registered"
@@ -84,6 +86,11 @@ class AuditAction(models.TextChoices):
     CHANGE_REQUEST_RETROSPECTIVE_ESCALATED = (
         "change_request.retrospective_escalated",
         "Retrospective review escalated",
+    )
+
+    CHANGE_TICKET_LINKED = (
+        "change_ticket.linked",
+        "Change request mirrored in the ticket system",
     )
 
     # The gate and deployments

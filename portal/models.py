@@ -108,6 +108,8 @@ class Scope(models.TextChoices):
     DEPLOYMENTS_WRITE = "deployments:write", "Report deployments and roll back"
     GATE_READ = "gate:read", "Ask the deployment gate"
     AUDIT_READ = "audit:read", "Read the audit trail"
+    VALIDATIONS_WRITE = "validations:write", "Open validations and record findings (Model Risk)"
+    METRICS_READ = "metrics:read", "Read the operational metrics (Prometheus)"
 
 
 class ServiceAccount(models.Model):

@@ -23,6 +23,7 @@ from portal.models import Absence, Membership, Team
 from portal.selectors import absences_covering
 from registry.models import Finding, Validation
 from registry.reproducibility import Reproducibility, reproducibility
+from releases.hooks import ExternalLink, external_links
 from releases.models import ChangeRequest, EnvironmentPolicy, SignOff, SignOffKind
 from releases.permissions import (
     Action,
@@ -365,6 +366,7 @@ class ChangeRequestPage:
     can_read_audit: bool = False
     retrospective_overdue: bool = False
     validation: Validation | None = None
+    external_links: list[ExternalLink] = field(default_factory=list)
 
     @property
     def model_risk_team(self) -> str:
@@ -505,13 +507,15 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         can_read_audit=can_read_audit(user),
         retrospective_overdue=retrospective_overdue(change_request, now=timezone.now()),
         validation=validation_covering(version),
+        external_links=external_links([change_request]).get(change_request.pk, []),
     )
 
 
 def validation_covering(version) -> Validation | None:
-    """The newest validation that covers the build, with its findings, for Model Risk's panel."""
+    """The newest concluded validation that covers the build, with its findings, for Model
+    Risk's panel (one still open counts for nothing yet)."""
     validation = (
-        Validation.objects.filter(covers=version)
+        Validation.objects.filter(covers=version, concluded_at__isnull=False)
         .select_related("validator")
         .prefetch_related(Prefetch("findings", queryset=Finding.objects.select_related("owner")))
         .order_by("-concluded_at", "-pk")

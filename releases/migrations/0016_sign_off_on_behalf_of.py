@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0006_absences_with_delegates'),
-        ('releases', '0013_change_request_retires_model'),
+        ('releases', '0015_metrics_indexes'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
