@@ -44,7 +44,7 @@ def _detailed():
         Prefetch(
             "sign_offs",
             queryset=SignOff.objects.select_related(
-                "team", "signer", "policy", "withdrawn_by"
+                "team", "signer", "policy", "withdrawn_by", "on_behalf_of"
             ).order_by("signed_at", "id"),
         )
     )
