@@ -59,6 +59,32 @@ class Membership(models.Model):
         return [Role(role).label for role in self.roles]
 
 
+class ProviderIdentity(models.Model):
+    """The person the bank's identity provider knows as `subject` at `issuer` is this user.
+    Single sign-on matches people by this pair alone, never by e-mail or username, which
+    another account or another provider may also carry."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provider_identities"
+    )
+    issuer = models.URLField(max_length=300)
+    subject = models.CharField(max_length=255)
+    linked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "subject"], name="provider_identity_unique_subject"
+            ),
+            models.UniqueConstraint(
+                fields=["issuer", "user"], name="provider_identity_one_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"
+
+
 class Scope(models.TextChoices):
     REGISTRY_WRITE = "registry:write", "Register datasets, models and builds"
     DEPLOYMENTS_WRITE = "deployments:write", "Report deployments and roll back"

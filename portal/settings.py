@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.ldap_settings import directory_settings
+from portal.oidc_settings import provider_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GATEHOUSE_VAR_DIR", BASE_DIR / "var"))
@@ -168,6 +169,19 @@ _directory = directory_settings(os.environ)
 globals().update(_directory)
 if _directory:
     AUTHENTICATION_BACKENDS.insert(1, "organisation.ldap_backend.DirectoryBackend")
+# Optional single sign-on at the bank's OpenID Connect provider: on when OIDC_ISSUER is set (the
+# OIDC_* variables are read in portal/oidc_settings.py). Local and directory accounts keep working.
+OIDC_OP_ISSUER = ""
+try:
+    _provider = provider_settings(os.environ)
+except ValueError as unreadable:
+    raise ImproperlyConfigured(str(unreadable)) from unreadable
+globals().update(_provider)
+if _provider:
+    AUTHENTICATION_BACKENDS.append("organisation.oidc.ProviderBackend")
+# Signing re-authenticates people who sign in at the provider there (rule 6): the signature
+# counts only if they signed in again after being sent and at most this many seconds ago.
+GATEHOUSE_OIDC_STEP_UP_SECONDS = int(os.environ.get("GATEHOUSE_OIDC_STEP_UP_SECONDS", "300"))
 # Sign-in throttling (django-axes): five failures for one username from one address lock that
 # pair out for a quarter of an hour.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)

@@ -72,6 +72,15 @@ class EnvironmentPolicy(models.Model):
         default=True,
         help_text="Whoever authorised an emergency change may not sign its retrospective.",
     )
+    required_acr = models.CharField(
+        "required assurance (acr)",
+        max_length=200,
+        blank=True,
+        validators=[SingleLine()],
+        help_text="Every signature must be confirmed at the identity provider with this "
+        "authentication context class (acr), e.g. its two-factor level; a password typed again "
+        "is then not enough. Blank: no requirement.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150)
 
@@ -210,6 +219,10 @@ class SignOff(models.Model):
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(EnvironmentPolicy, on_delete=models.PROTECT, related_name="+")
     reauthenticated = models.BooleanField(default=False)
+    # Set when the signer confirmed at the identity provider (not with a password): when they
+    # signed in there again, and at which assurance.
+    auth_time = models.DateTimeField(null=True, blank=True)
+    acr = models.CharField(max_length=200, blank=True)
     signed_at = models.DateTimeField()
     voided_at = models.DateTimeField(null=True, blank=True)
     voided_reason = models.CharField(max_length=300, blank=True)
@@ -240,6 +253,35 @@ class SignOff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.change_request.number} by {self.signer}"
+
+
+class SignatureStepUp(models.Model):
+    """A signature waiting while its signer signs in again at the identity provider (rule 6 for
+    single sign-on): what they chose on the sign form, and the state, nonce and PKCE verifier of
+    the request that sent them there, bound to this signature alone. Taken once (`taken_at`) by
+    the provider's answer; a second answer with the same state is a replay."""
+
+    change_request = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="+")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    content_digest = models.CharField(max_length=64)
+    acr_values = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64)
+    code_verifier = models.CharField(max_length=128)
+    issued_at = models.DateTimeField()
+    taken_at = models.DateTimeField(null=True, blank=True)
+    sign_off = models.OneToOneField(
+        SignOff, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    refusal = models.CharField(max_length=50, blank=True)
+
+    def __str__(self) -> str:
+        return f"Signature of {self.change_request.number} waiting at the identity provider"
 
 
 class DeploymentKind(models.TextChoices):
