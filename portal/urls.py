@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from organisation.oidc import ProviderSignIn, ProviderSignInReturn
 from portal import health, views
 
 api_v1 = [
@@ -16,7 +17,10 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications-read"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", views.SignInView.as_view(), name="login"),
+    # Single sign-on (organisation/oidc.py); answers 404 unless OIDC_ISSUER is set.
+    path("oidc/authenticate/", ProviderSignIn.as_view(), name="oidc_authentication_init"),
+    path("oidc/callback/", ProviderSignInReturn.as_view(), name="oidc_authentication_callback"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

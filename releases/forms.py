@@ -98,6 +98,12 @@ class SignForm(forms.Form):
     content_digest = forms.CharField(widget=forms.HiddenInput, max_length=64)
     team = forms.CharField(widget=forms.HiddenInput, required=False)
 
+    def __init__(self, *args, at_provider: bool = False, **kwargs):
+        """`at_provider`: the signer confirms at the identity provider, not with a password."""
+        super().__init__(*args, **kwargs)
+        if at_provider:
+            del self.fields["password"]
+
 
 class ReasonForm(forms.Form):
     """Why a change is cancelled or a sign-off withdrawn. Blank is left to the service, which
