@@ -23,6 +23,7 @@ RULE_FIELDS = (
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",
+    "required_acr",
 )
 PREVIEW_FIELDS = (
     "approval_teams",

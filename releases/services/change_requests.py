@@ -813,7 +813,7 @@ def _step_up_refusal_record(*, actor, step_up: SignatureStepUp, code: str, reque
 @transaction.atomic
 def _step_up_take(*, actor, state: str, now: datetime) -> SignatureStepUp:
     step_up = (
-        SignatureStepUp.objects.select_for_update()
+        SignatureStepUp.objects.select_for_update(of=("self",))
         .select_related("change_request__environment", "team")
         .filter(state=state)
         .first()
@@ -904,16 +904,16 @@ def _sign_at_provider(
     *,
     actor,
     step_up: SignatureStepUp,
-    claims: Mapping,
-    groups: list[str] | None,
+    confirmation: ProviderReauthentication,
     request,
     now: datetime,
 ) -> SignOff:
     step_up = SignatureStepUp.objects.select_for_update().get(pk=step_up.pk)
-    confirmation = _step_up_denial(actor=actor, step_up=step_up, claims=claims, now=now)
-    mapping = getattr(settings, "GATEHOUSE_OIDC_TEAM_GROUPS", [])
-    if groups is not None and mapping:
-        memberships_follow_groups(user=actor, groups=groups, mapping=mapping)
+    if step_up.sign_off_id is not None or step_up.refusal:
+        raise Conflict(
+            "This answer of the identity provider was used already; sign again.",
+            code="step_up_replayed",
+        )
     sign_off = _sign(
         actor=actor,
         change_request=step_up.change_request,
@@ -946,13 +946,20 @@ def change_request_sign_at_provider(
     confirm this signature: the nonce of this pending signature and no other, the signer's own
     subject, a sign-in (`auth_time`) after they were sent there and at most
     GATEHOUSE_OIDC_STEP_UP_SECONDS ago, and the `acr` the policy asks for. The signer's team
-    roles follow the provider's `groups` first, as at sign-in. Then every rule of
-    `change_request_sign` applies; `auth_time` and `acr` are stored on the sign-off and in its
-    event. A refusal is recorded and uses the pending signature up."""
+    roles follow the provider's `groups` first, as at sign-in, and stay so whatever follows.
+    Then every rule of `change_request_sign` applies; `auth_time` and `acr` are stored on the
+    sign-off and in its event. A refusal is recorded and uses the pending signature up."""
     now = now or timezone.now()
+    step_up = SignatureStepUp.objects.select_related("change_request__environment", "team").get(
+        pk=step_up.pk
+    )
     try:
+        confirmation = _step_up_denial(actor=actor, step_up=step_up, claims=claims, now=now)
+        mapping = getattr(settings, "GATEHOUSE_OIDC_TEAM_GROUPS", [])
+        if groups is not None and mapping:
+            memberships_follow_groups(user=actor, groups=groups, mapping=mapping)
         return _sign_at_provider(
-            actor=actor, step_up=step_up, claims=claims, groups=groups, request=request, now=now
+            actor=actor, step_up=step_up, confirmation=confirmation, request=request, now=now
         )
     except (RuleDenied, Conflict) as error:
         if error.code != "step_up_not_taken":

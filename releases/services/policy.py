@@ -33,6 +33,7 @@ POLICY_FIELDS = (
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",
+    "required_acr",
 )
 
 
@@ -218,6 +219,7 @@ def environment_policy_change(
     exclude_commit_authors: bool = False,
     retrospective_hours: int = 72,
     retrospective_excludes_authoriser: bool = True,
+    required_acr: str = "",
     request=None,
 ) -> EnvironmentPolicy:
     """Write the next policy version of `environment`. The environment row is locked so two
@@ -257,6 +259,7 @@ def environment_policy_change(
         exclude_commit_authors=exclude_commit_authors,
         retrospective_hours=retrospective_hours,
         retrospective_excludes_authoriser=retrospective_excludes_authoriser,
+        required_acr=required_acr.strip(),
         created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()

@@ -48,7 +48,8 @@ const provider = new Provider(issuer, {
   claims: {
     acr: null,
     auth_time: null,
-    openid: ['sub'],
+    // Like most providers, state the assurance of every sign-in, asked for or not.
+    openid: ['sub', 'acr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'given_name', 'family_name', 'preferred_username'],
     groups: ['groups'],

@@ -11,6 +11,7 @@ redirects, fills its login form and returns the address the provider sends the b
 import base64
 import hashlib
 import json
+import re
 import secrets
 import shutil
 import socket
@@ -83,7 +84,15 @@ class ProviderBrowser:
         url, asked = authorization_url, False
         for _ in range(12):
             response = self.session.get(url, allow_redirects=False, timeout=10)
-            if response.status_code == 200 and 'name="password"' in response.text:
+            if response.status_code == 200 and "document.forms[0].submit()" in response.text:
+                # A page a browser submits by itself (the provider ending another person's
+                # session before it signs this one in).
+                action = response.text.split('action="', 1)[1].split('"', 1)[0]
+                fields = dict(re.findall(r'name="([^"]+)" value="([^"]*)"', response.text))
+                response = self.session.post(
+                    self._absolute(action), data=fields, allow_redirects=False, timeout=10
+                )
+            elif response.status_code == 200 and 'name="password"' in response.text:
                 if person is None:
                     raise AssertionError("The provider asked for a sign-in nobody gave.")
                 asked = True
