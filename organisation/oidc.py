@@ -8,7 +8,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import jwt
 import requests
@@ -53,6 +53,16 @@ def signs_at_provider(user) -> bool:
         provider_enabled()
         and not user.has_usable_password()
         and ProviderIdentity.objects.filter(user=user, issuer=settings.OIDC_OP_ISSUER).exists()
+    )
+
+
+def form_action_to_provider(policy: str) -> str:
+    """A page's Content Security Policy that lets its form lead to the provider's sign-in page:
+    the sign form is answered with a redirect there, which browsers hold to `form-action`."""
+    endpoint = settings.OIDC_OP_AUTHORIZATION_ENDPOINT or settings.OIDC_OP_ISSUER
+    parts = urlsplit(endpoint)
+    return policy.replace(
+        "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
     )
 
 

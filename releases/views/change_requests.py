@@ -4,6 +4,7 @@ answered with its status (403 or 409), so a bypassed button gets the same answer
 
 import logging
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -14,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from organisation.oidc import (
     ProviderError,
+    form_action_to_provider,
     provider_name,
     signs_at_provider,
     step_up_answer,
@@ -382,7 +384,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
         if slot
         else {}
     )
-    return render(
+    response = render(
         request,
         "releases/change_request_sign.html",
         {
@@ -395,6 +397,11 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
         },
         status=status,
     )
+    if at_provider:
+        response["Content-Security-Policy"] = form_action_to_provider(
+            settings.CONTENT_SECURITY_POLICY
+        )
+    return response
 
 
 @require_GET

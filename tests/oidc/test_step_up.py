@@ -88,6 +88,9 @@ def test_signing_asks_for_a_new_sign_in_at_the_provider_and_records_it(alma, wai
     assert page.status_code == 200
     assert b'name="password"' not in page.content
     assert b"Sign in again at Bank SSO and sign" in page.content
+    # The form's answer is a redirect to the provider, which form-action 'self' would stop.
+    provider = alma.at_provider.provider.issuer
+    assert f"form-action 'self' {provider};" in page["Content-Security-Policy"]
 
     sent = _ask_to_sign(alma, waiting, comment="Validated last month.")
 
