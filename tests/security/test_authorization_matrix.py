@@ -144,6 +144,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "notifications/": {"GET": page()},
     "notifications/read/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "login/": {"GET": PUBLIC},
+    # Single sign-on is off here (no OIDC_ISSUER); tests/oidc covers it switched on.
+    "oidc/authenticate/": {"GET": row(anonymous=404, people=404, tokens=404)},
+    "oidc/callback/": {"GET": row(anonymous=404, people=404, tokens=404)},
     "logout/": {"POST": row(anonymous=302, people=302, tokens=302)},
     "healthz": {"GET": PUBLIC},
     "readyz": {"GET": PUBLIC},
@@ -192,6 +195,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "GET": only(("risk", "release", "platform"), others=302),
         "POST": page(**dict.fromkeys(PEOPLE, 400)),
     },
+    # Where the identity provider sends a signer back: without a signature of theirs waiting,
+    # a message on the dashboard (tests/oidc/test_step_up.py).
+    "releases/signature/returned/": {"GET": page(**dict.fromkeys(PEOPLE, 302))},
     "releases/freezes/": {"GET": page()},
     "releases/emergencies/": {"GET": page()},
     "releases/emergencies/new/": {"GET": page(), "POST": page()},
