@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
 from django.utils import timezone
 
 from audit.models import AuditEvent
@@ -18,6 +19,7 @@ from portal.exceptions import Conflict, RuleDenied
 from portal.models import Membership, ProviderIdentity
 from releases.builders import sign
 from releases.models import EnvironmentPolicy, SignatureStepUp, SignOff
+from releases.reconciliation import discrepancies_find
 from releases.services import change_requests, policy
 from releases.states import State
 from tests.oidc.conftest import ALMA, BERT
@@ -340,3 +342,21 @@ def test_a_local_account_still_types_its_password(
         f"/releases/change-requests/{waiting.number}/sign/?team=model-risk"
     )
     assert b'name="password"' in page.content and b"Bank SSO" not in page.content
+
+
+def test_the_trail_vouches_for_when_and_how_a_signer_signed_in_again(alma, waiting):
+    """Rule 17: an `auth_time` or `acr` set by SQL after the signature is reported."""
+    alma.through_provider(_ask_to_sign(alma, waiting))
+    sign_off = SignOff.objects.get(signer=alma.user)
+    assert not [found for found in discrepancies_find() if found.object_id == str(sign_off.pk)]
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE releases_signoff SET auth_time = %s, acr = %s WHERE id = %s",
+            [sign_off.auth_time - timedelta(hours=1), MFA_ACR, sign_off.pk],
+        )
+
+    reported = {
+        found.field for found in discrepancies_find() if found.object_id == str(sign_off.pk)
+    }
+    assert reported == {"auth_time", "acr"}
