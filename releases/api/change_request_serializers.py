@@ -124,6 +124,8 @@ class SignOffOutput(serializers.ModelSerializer):
             "content_digest",
             "policy_version",
             "reauthenticated",
+            "auth_time",
+            "acr",
             "signed_at",
             "voided_at",
             "voided_reason",

@@ -131,6 +131,9 @@ def test_signing_asks_for_a_new_sign_in_at_the_provider_and_records_it(alma, wai
     assert step_up.sign_off == sign_off and step_up.taken_at is not None
     detail = alma.portal.get(returned["Location"])
     assert b"signed in again at the identity provider" in detail.content
+    api = alma.portal.get(f"/api/v1/change-requests/{waiting.number}/").json()
+    [given] = [s for s in api["sign_offs"] if s["signer"] == alma.user.username]
+    assert (given["acr"], given["auth_time"] is not None) == (PASSWORD_ACR, True)
 
 
 @pytest.mark.parametrize(
