@@ -82,8 +82,9 @@ def _timeout() -> float:
 def _discovery(issuer: str) -> dict:
     """The issuer's discovery document (OpenID Connect Discovery 1.0), read once per process.
     A document that names another issuer is refused: its keys would vouch for someone else."""
+    timeout = _timeout()
     try:
-        response = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=_timeout())
+        response = requests.get(f"{issuer}/.well-known/openid-configuration", timeout=timeout)
         response.raise_for_status()
         document = response.json()
     except (requests.RequestException, ValueError) as error:
@@ -119,8 +120,9 @@ def _signing_key(header: dict):
     algorithm = settings.OIDC_RP_SIGN_ALGO
     if algorithm.startswith("HS"):
         return settings.OIDC_RP_CLIENT_SECRET
+    timeout = _timeout()
     try:
-        response = requests.get(provider_endpoints().jwks, timeout=_timeout())
+        response = requests.get(provider_endpoints().jwks, timeout=timeout)
         response.raise_for_status()
         keys = response.json()["keys"]
     except (requests.RequestException, ValueError, KeyError) as error:

@@ -22,12 +22,13 @@ from typing import Any
 
 from portal.team_groups import parse_team_groups
 
-ENDPOINTS = {
-    "OIDC_OP_AUTHORIZATION_ENDPOINT": "OIDC_AUTHORIZATION_ENDPOINT",
-    "OIDC_OP_TOKEN_ENDPOINT": "OIDC_TOKEN_ENDPOINT",
-    "OIDC_OP_USER_ENDPOINT": "OIDC_USERINFO_ENDPOINT",
-    "OIDC_OP_JWKS_ENDPOINT": "OIDC_JWKS_URI",
-}
+# (Django setting of mozilla-django-oidc, environment variable) for each endpoint.
+ENDPOINTS = (
+    ("OIDC_OP_AUTHORIZATION_ENDPOINT", "OIDC_AUTHORIZATION_ENDPOINT"),
+    ("OIDC_OP_TOKEN_ENDPOINT", "OIDC_TOKEN_ENDPOINT"),
+    ("OIDC_OP_USER_ENDPOINT", "OIDC_USERINFO_ENDPOINT"),
+    ("OIDC_OP_JWKS_ENDPOINT", "OIDC_JWKS_URI"),
+)
 
 
 def provider_settings(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -44,7 +45,7 @@ def provider_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "OIDC_OP_ISSUER": issuer,
         "OIDC_RP_CLIENT_ID": environ["OIDC_CLIENT_ID"],
         "OIDC_RP_CLIENT_SECRET": environ["OIDC_CLIENT_SECRET"],
-        **{setting: environ.get(variable, "").strip() for setting, variable in ENDPOINTS.items()},
+        **{setting: environ.get(variable, "").strip() for setting, variable in ENDPOINTS},
         "OIDC_RP_SCOPES": environ.get("OIDC_SCOPES", "openid email profile"),
         "OIDC_RP_SIGN_ALGO": environ.get("OIDC_SIGN_ALGORITHM", "RS256"),
         "OIDC_USE_PKCE": True,

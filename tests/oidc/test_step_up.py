@@ -158,7 +158,13 @@ def test_an_earlier_sign_in_at_the_provider_is_refused(alma, waiting, age, why):
 
 
 def test_the_policy_asks_for_an_assurance_level_and_refuses_another(alma, waiting, envs):
+    start = _tail()
     _require_acr(envs["prod"], MFA_ACR)
+    changed = AuditEvent.objects.get(seq__gt=start, action="environment_policy.changed")
+    assert (changed.data["before"]["required_acr"], changed.data["after"]["required_acr"]) == (
+        "",
+        MFA_ACR,
+    )
     sent = _ask_to_sign(alma, waiting)
     assert parse_qs(urlsplit(sent["Location"]).query)["acr_values"] == [MFA_ACR]
     start = _tail()
@@ -363,3 +369,26 @@ def test_the_trail_vouches_for_when_and_how_a_signer_signed_in_again(alma, waiti
         found.field for found in discrepancies_find() if found.object_id == str(sign_off.pk)
     }
     assert reported == {"auth_time", "acr"}
+
+
+def test_a_token_that_does_not_say_when_the_signer_signed_in_is_refused(alma, waiting):
+    sent = _ask_to_sign(alma, waiting)
+    returned = alma.at_provider.authorize(sent["Location"], ALMA).returned_to
+    step_up = change_requests.change_request_step_up_take(
+        actor=alma.user, state=SignatureStepUp.objects.get().state
+    )
+    answer = step_up_answer(
+        code=parse_qs(urlsplit(returned).query)["code"][0],
+        code_verifier=step_up.code_verifier,
+        redirect_uri=RETURNED,
+    )
+    claims = {name: value for name, value in answer.claims.items() if name != "auth_time"}
+
+    with pytest.raises(RuleDenied) as refused:
+        change_requests.change_request_sign_at_provider(
+            actor=alma.user, step_up=step_up, claims=claims
+        )
+
+    assert refused.value.code == "step_up_stale"
+    assert "did not say when you signed in" in refused.value.detail
+    assert not SignOff.objects.filter(signer=alma.user).exists()
