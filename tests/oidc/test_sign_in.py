@@ -3,6 +3,7 @@ bank's provider, their accounts are found by the provider's subject (never by e-
 username), their team roles follow the provider's groups at every sign-in (audited like any
 membership change), local accounts keep working, and nothing of it is on without OIDC_ISSUER."""
 
+import socket
 from dataclasses import replace
 
 import pytest
@@ -209,3 +210,22 @@ def test_explicit_endpoints_need_no_discovery(settings, single_sign_on):
         OIDC_JWKS_URI="https://sso.example/jwks",
     )
     assert provider_endpoints().token == "https://sso.example/token"
+
+
+def test_a_provider_that_cannot_be_reached_is_a_message_not_an_error(client, settings, db):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    for name, value in provider_settings(
+        {
+            "OIDC_ISSUER": f"http://127.0.0.1:{closed}",
+            "OIDC_CLIENT_ID": "x",
+            "OIDC_CLIENT_SECRET": "y",
+        }
+    ).items():
+        setattr(settings, name, value)
+
+    response = client.get("/oidc/authenticate/", follow=True)
+
+    assert response.redirect_chain == [("/login/", 302)]
+    assert b"Signing in with single sign-on did not succeed" in response.content
