@@ -104,3 +104,10 @@ class AuditAction(models.TextChoices):
         "deployment.unauthorised_change_escalated",
         "Unauthorised change escalated",
     )
+
+    # Chat and webhook subscriptions (integrations)
+    WEBHOOK_CREATED = "webhook.created", "Webhook subscription created"
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook subscription changed"
+    WEBHOOK_DEACTIVATED = "webhook.deactivated", "Webhook subscription deactivated"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook signing secret rotated"
+    WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"

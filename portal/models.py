@@ -64,6 +64,7 @@ class Scope(models.TextChoices):
     DEPLOYMENTS_WRITE = "deployments:write", "Report deployments and roll back"
     GATE_READ = "gate:read", "Ask the deployment gate"
     AUDIT_READ = "audit:read", "Read the audit trail"
+    WEBHOOKS_WRITE = "webhooks:write", "Manage the chat and webhook subscriptions of its teams"
 
 
 class ServiceAccount(models.Model):

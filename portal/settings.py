@@ -268,6 +268,18 @@ GITHUB_APP_ID = os.environ.get("GITHUB_APP_ID", "")
 GITHUB_APP_PRIVATE_KEY = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")
 GITHUB_APP_WEBHOOK_SECRET = os.environ.get("GITHUB_APP_WEBHOOK_SECRET", "")
 
+# Chat and webhook subscriptions (docs/operations.md, "Chat and webhooks"). Signing secrets and
+# endpoint URLs (a Teams or Slack URL is itself a credential) are stored encrypted with the first
+# of GATEHOUSE_WEBHOOK_KEYS (Fernet keys, comma-separated; the others still decrypt, for
+# rotation); unset, one key is derived from the secret key. Plain http is refused except to
+# 127.0.0.1, ::1 or localhost, and to those only when GATEHOUSE_WEBHOOKS_ALLOW_LOCAL_HTTP is on
+# (by default: when DEBUG is).
+WEBHOOK_ENCRYPTION_KEYS = env_list("GATEHOUSE_WEBHOOK_KEYS")
+WEBHOOK_ALLOW_LOCAL_HTTP = env_bool("GATEHOUSE_WEBHOOKS_ALLOW_LOCAL_HTTP", DEBUG)
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_WEBHOOK_TIMEOUT", "10"))
+# After a rotation the previous secret signs too, this long, so receivers can switch over.
+WEBHOOK_SECRET_OVERLAP_HOURS = int(os.environ.get("GATEHOUSE_WEBHOOK_SECRET_OVERLAP_HOURS", "24"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.authentication.BearerTokenAuthentication",
