@@ -317,6 +317,8 @@ SPECTACULAR_SETTINGS = {
         "SignOffKindEnum": "releases.models.SignOffKind",
         "ActorKindEnum": "audit.models.ActorKind",
         "GateCodeEnum": "releases.services.gate.GateCode",
+        "WebhookKindEnum": "integrations.models.WebhookKind",
+        "WebhookEventTypeEnum": "integrations.models.WebhookEventType",
     },
 }
 

@@ -10,6 +10,7 @@ api_v1 = [
     path("", include("audit.api.urls")),
     path("", include("registry.api.urls")),
     path("", include("releases.api.urls")),
+    path("", include("integrations.api.urls")),
 ]
 
 urlpatterns = [
@@ -24,6 +25,7 @@ urlpatterns = [
     path("audit/", include("audit.urls")),
     path("registry/", include("registry.urls")),
     path("releases/", include("releases.urls")),
+    path("integrations/", include("integrations.urls")),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
