@@ -114,7 +114,7 @@ def _and(items: list[str]) -> str:
 
 
 def waiting_for(change_request: ChangeRequest) -> list[str]:
-    """Whose signature the change waits for now, in the policy's order."""
+    """Whose signature the change waits for now (approval teams by name)."""
     policy = environment_policy_current(environment=change_request.environment)
     teams = list(policy.approval_teams.all()) if policy else []
     standing = change_request.sign_offs.filter(voided_at__isnull=True).select_related("team")

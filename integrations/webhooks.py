@@ -210,11 +210,7 @@ def webhook_subscription_create(
 
 
 def _locked(subscription: WebhookSubscription) -> WebhookSubscription:
-    return (
-        WebhookSubscription.objects.select_for_update()
-        .select_related("team")
-        .get(pk=subscription.pk)
-    )
+    return WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
 
 
 @transaction.atomic
