@@ -27,6 +27,7 @@ from django_celery_beat.models import (
 
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.services import audit_checkpoint_create, audit_verify
+from integrations.webhooks import webhook_subscription_create
 from organisation import services as organisation
 from portal.models import Membership, ServiceToken
 from releases.models import EnvironmentPolicy
@@ -78,6 +79,16 @@ def an_access_attempt(world):
         path_info="/accounts/login/",
         failures_since_start=9,
     )
+
+
+def a_webhook(world):
+    return webhook_subscription_create(
+        actor=None,
+        name="walk hook",
+        kind="standard",
+        url="https://risk.bank.example/hook",
+        event_types=["change_request.waiting"],
+    ).subscription
 
 
 SIGN_IN = {"user_agent": "curl", "ip_address": "192.0.2.7", "username": "mallory"}
@@ -268,6 +279,19 @@ CASES = {
         added="schedule.created",
         changed="schedule.updated",
         deleted="schedule.deleted",
+    ),
+    "integrations.WebhookSubscription": Case(
+        existing=a_webhook,
+        add={
+            "name": "walked channel",
+            "kind": "slack",
+            "new_url": "https://hooks.slack.com/services/T0/B0/walk",
+            "event_types": ["change_request.waiting"],
+        },
+        change={"name": "walk hook renamed"},
+        added="webhook.created",
+        changed="webhook.updated",
+        actions={"rotate_secret": "webhook.secret_rotated", "deactivate": "webhook.deactivated"},
     ),
     "axes.AccessAttempt": Case(existing=an_access_attempt, deleted="user.lockout_cleared"),
     "axes.AccessLog": Case(existing=lambda world: AccessLog.objects.create(**SIGN_IN)),

@@ -23,6 +23,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent
+from integrations.webhooks import webhook_subscription_create
 from portal.exceptions import Conflict
 from portal.models import Scope, Team
 from registry.models import Document, Finding, RegisteredModel
@@ -118,6 +119,11 @@ PARAMETERS: dict[str, dict[str, str]] = {
         "name": "live_model",
     },
     "api/v1/environments/<str:environment>/live/": {"environment": "environment"},
+    "integrations/webhooks/<int:pk>/": {"pk": "webhook"},
+    "integrations/webhooks/<int:pk>/test/": {"pk": "webhook"},
+    "api/v1/webhooks/<int:pk>/": {"pk": "webhook"},
+    "api/v1/webhooks/<int:pk>/rotate-secret/": {"pk": "webhook"},
+    "api/v1/webhooks/<int:pk>/deactivate/": {"pk": "webhook"},
 }
 
 # What a POST sends where an empty payload would stop at validation before the rules are
@@ -137,6 +143,10 @@ REGISTRY_WRITE = api(people=403, tokens=403, token_registry_write=400)
 PEOPLE_WRITE = api(people=400, tokens=403)
 # Rule 10: the change's owner, an approver of the environment, or the pipeline.
 MAY_ROLL_BACK = ("requester", "risk", "release", "platform")
+
+# Administrators manage every webhook subscription; a token with webhooks:write those of its
+# teams (the matrix's tokens act for Data Science, which the demo subscription names).
+WEBHOOK_MANAGERS = api(people=403, tokens=403, admin=200, token_webhooks_write=200)
 
 # route → method → persona → status.
 EXPECTED: dict[str, dict[str, dict[str, int]]] = {
@@ -263,6 +273,18 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "api/v1/platforms/kubernetes/admission/": {
         "POST": api(people=401, tokens=403, token_gate_read=400)
     },
+    "integrations/webhooks/": {"GET": only(("admin",))},
+    "integrations/webhooks/<int:pk>/": {"GET": only(("admin",))},
+    # The test message goes out at once (to a closed local port here); the answer comes back
+    # as a message on the subscription's page.
+    "integrations/webhooks/<int:pk>/test/": {"POST": only(("admin",), status=302)},
+    "api/v1/webhooks/": {
+        "GET": WEBHOOK_MANAGERS,
+        "POST": api(people=403, tokens=403, admin=400, token_webhooks_write=400),
+    },
+    "api/v1/webhooks/<int:pk>/": {"GET": WEBHOOK_MANAGERS},
+    "api/v1/webhooks/<int:pk>/rotate-secret/": {"POST": WEBHOOK_MANAGERS},
+    "api/v1/webhooks/<int:pk>/deactivate/": {"POST": WEBHOOK_MANAGERS},
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
 }
@@ -335,6 +357,15 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
             continue
     event = AuditEvent.objects.filter(object_type__startswith="releases.").order_by("seq").first()
     flag = UnauthorisedChange.objects.order_by("pk").first()
+    # A Standard Webhooks subscription of Data Science, at a closed local port.
+    webhook = webhook_subscription_create(
+        actor=None,
+        name="matrix hook",
+        kind="standard",
+        url="http://127.0.0.1:9/hook",
+        event_types=["change_request.waiting"],
+        team=granted[0],
+    ).subscription
     values = {
         "change": change.number,
         "model": change.model_version.model.name,
@@ -349,6 +380,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "document": str(Document.objects.order_by("pk").first().pk),
         "finding": str(Finding.objects.order_by("pk").first().pk),
         "finding_model": Finding.objects.order_by("pk").first().validation.model.name,
+        "webhook": str(webhook.pk),
     }
     return tokens, values
 
