@@ -21,11 +21,13 @@ from email.utils import parsedate_to_datetime
 import requests
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from audit.models import AuditEvent
 from integrations.models import (
     DeliveryStatus,
+    TrailCursor,
     WebhookAttempt,
     WebhookDelivery,
     WebhookKind,
@@ -66,13 +68,27 @@ def _matches(subscription: WebhookSubscription, event: AuditEvent) -> bool:
     )
 
 
+def _cursor_start() -> None:
+    """The first run starts where the oldest subscription does, or at the trail's tail: a
+    portal installed over years of trail does not read all of it before its first message."""
+    if TrailCursor.objects.filter(name=CONSUMER).exists():
+        return
+    tail = AuditEvent.objects.aggregate(tail=Max("seq"))["tail"] or 0
+    active = WebhookSubscription.objects.filter(is_active=True)
+    start = min([tail, *active.values_list("starts_after_seq", flat=True)])
+    TrailCursor.objects.get_or_create(name=CONSUMER, defaults={"last_seq": start})
+
+
 @transaction.atomic
 def webhooks_fan_out(*, limit: int = 500) -> list[WebhookDelivery]:
     """Claim the new events for the webhooks and write the deliveries they make, in one
     transaction; each event's message is written once and rendered per endpoint kind."""
+    _cursor_start()
     events = claim_events(consumer=CONSUMER, actions=SOURCE_ACTIONS, limit=limit)
     if not events:
         return []
+    # Read after the claim: a subscription made before a claimed event has committed by now
+    # (its own "webhook.created" event precedes it on the trail).
     subscriptions = list(WebhookSubscription.objects.filter(is_active=True))
     now = timezone.now()
     deliveries = []

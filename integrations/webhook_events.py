@@ -151,12 +151,13 @@ def _change_data(cr: ChangeRequest) -> dict:
 
 
 def _where_now(cr: ChangeRequest, state_then: str | None) -> tuple[str, list[str]]:
-    """ "waits for …", or where the change is now when it has moved on since the event."""
+    """Who the change waits for, or where it is: "now" when it has moved on since the event."""
+    moved = state_then is not None and cr.state != state_then
     if cr.state in WAITING_STATES:
         waits = waiting_for(cr)
         if waits:
-            return f"waits for {_and(waits)}", waits
-    if state_then is not None and cr.state != state_then:
+            return f"{'now ' if moved else ''}waits for {_and(waits)}", waits
+    if moved:
         return f"is now {cr.get_state_display().lower()}", []
     return "", []
 

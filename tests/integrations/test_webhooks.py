@@ -474,3 +474,18 @@ def test_the_trail_records_each_change_without_the_url_path(administrator, subsc
     }
     assert updated.data["url_changed"] is True
     assert "s3cr3t" not in created.body + updated.body
+
+
+def test_the_first_run_starts_at_the_oldest_subscription_not_at_the_start_of_the_trail(
+    new_change, subscribe
+):
+    new_change()
+    tail = AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first()
+    assert webhooks_fan_out() == []
+    assert TrailCursor.objects.get(name=CONSUMER).last_seq == tail
+
+    TrailCursor.objects.filter(name=CONSUMER).delete()
+    subscription = subscribe().subscription
+    new_change()
+    assert len(webhooks_fan_out()) == 1
+    assert subscription.starts_after_seq == tail
