@@ -217,7 +217,7 @@ def _deployment_message(event: AuditEvent, deployment: Deployment) -> tuple[str,
     where = f"{deployment.model.name} in {deployment.environment.name}"
     under = f" ({deployment.change_request.number})" if deployment.change_request else ""
     facts = {
-        "deployment": deployment.pk,
+        "id": deployment.pk,
         "model": deployment.model.name,
         "version": deployment.model_version.version,
         "environment": deployment.environment.name,

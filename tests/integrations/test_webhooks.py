@@ -29,8 +29,10 @@ from integrations.webhook_delivery import (
     webhooks_fan_out,
 )
 from portal.celery import app as celery_app
-from releases.builders import sign
+from releases.builders import deploy, file_change, sign
 from releases.services.change_requests import change_request_cancel
+from releases.services.deployments import deployment_rollback, health_check_record
+from releases.states import Kind
 from tests.integrations.webhook_receiver import start_receiver
 
 pytestmark = pytest.mark.django_db
@@ -489,3 +491,77 @@ def test_the_first_run_starts_at_the_oldest_subscription_not_at_the_start_of_the
     new_change()
     assert len(webhooks_fan_out()) == 1
     assert subscription.starts_after_seq == tail
+
+
+def test_what_each_kind_of_event_says(
+    subscribe, receiver, envs, builds, ci, clock, approved_for_test, requester
+):
+    subscribe()
+    approved = approved_for_test("1.0")
+    deploy(
+        actor=ci.account,
+        environment=envs["test"],
+        model_version=builds["1.0"],
+        change_request=approved,
+        clock=clock,
+    )
+    deploy(
+        actor=ci.account,
+        environment=envs["dev"],
+        model_version=builds["1.1"],
+        clock=clock,
+        succeed=False,
+        detail="OOMKilled",
+    )
+    live = deploy(
+        actor=ci.account, environment=envs["dev"], model_version=builds["1.2"], clock=clock
+    )
+    health_check_record(
+        deployment=live, ok=True, reported_sha256=builds["1.0"].artifact_sha256, now=clock.now
+    )
+    deploy(actor=ci.account, environment=envs["dev"], model_version=builds["1.0"], clock=clock)
+    deployment_rollback(
+        actor=ci.account, environment="dev", model="fraud-score", reason="Scores drift."
+    )
+    emergency = file_change(
+        requester=requester,
+        model_version=builds["1.1"],
+        environment=envs["prod"],
+        kind=Kind.EMERGENCY,
+        now=clock.now,
+    )
+
+    run()
+
+    said = [(post.json()["type"], post.json()["data"]["summary"]) for post in receiver.received]
+    number = approved.number
+    assert said == [
+        (
+            "change_request.submitted",
+            f"{number} fraud-score 1.0 to test was submitted by Rhea Quinn; it is now deployed",
+        ),
+        (
+            "change_request.approved",
+            f"{number} fraud-score 1.0 to test is approved: Per Eriksen signed as peer reviewer",
+        ),
+        ("change_request.deployed", f"{number} fraud-score 1.0 to test is deployed"),
+        ("deployment.failed", "Deployment of fraud-score 1.1 to dev failed: OOMKilled"),
+        (
+            "deployment.unauthorised_change",
+            f"Unauthorised change: fraud-score in dev serves {builds['1.0'].artifact_sha256[:12]}…",
+        ),
+        (
+            "deployment.rolled_back",
+            f"fraud-score in dev was rolled back from 1.0 to 1.2 by {ci.account.name}: "
+            "Scores drift.",
+        ),
+        (
+            "emergency.submitted",
+            f"Emergency change {emergency.number} fraud-score 1.1 to prod (incident INC-4711); "
+            "it waits for an emergency approver",
+        ),
+    ]
+    rolled_back = receiver.received[5].json()["data"]
+    assert rolled_back["deployment"]["from_version"] == "1.0"
+    assert rolled_back["url"].endswith(f"/releases/deployments/{rolled_back['deployment']['id']}/")
+    assert receiver.received[3].json()["data"]["change_request"] is None
