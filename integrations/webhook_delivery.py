@@ -118,8 +118,11 @@ def webhooks_fan_out(*, limit: int = 500) -> list[WebhookDelivery]:
 
 
 def deliveries_due(*, limit: int = 200) -> list[int]:
+    """Deliveries whose attempt is due, oldest due first. A test message is not one: it has its
+    one attempt in the request that asked for it."""
     return list(
         WebhookDelivery.objects.filter(
+            event__isnull=False,
             status=DeliveryStatus.PENDING,
             next_attempt_at__lte=timezone.now(),
             subscription__is_active=True,
@@ -230,11 +233,15 @@ def _elapsed(started: float) -> int:
 
 
 def _lease_take(delivery_id: int, now: datetime, *, first_only: bool) -> bool:
-    due = WebhookDelivery.objects.filter(
-        pk=delivery_id, status=DeliveryStatus.PENDING, subscription__is_active=True
-    )
-    due = due.filter(attempts=0, next_attempt_at__isnull=True) if first_only else due
-    if not first_only:
+    """One conditional UPDATE on the delivery's own columns: PostgreSQL re-checks them on the
+    row a concurrent worker just leased, so only one worker gets it. (A condition on the
+    subscription would be a subquery, which the re-check does not re-read.)"""
+    if not WebhookSubscription.objects.filter(deliveries=delivery_id, is_active=True).exists():
+        return False
+    due = WebhookDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
+    if first_only:
+        due = due.filter(attempts=0, next_attempt_at__isnull=True)
+    else:
         due = due.filter(next_attempt_at__lte=now)
     return due.update(next_attempt_at=now + _lease()) == 1
 

@@ -4,10 +4,11 @@ package), retried with back-off, exactly once per subscription and event."""
 
 import json
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from standardwebhooks import Webhook
 
 from audit.models import AuditEvent
@@ -33,6 +34,8 @@ from releases.builders import deploy, file_change, sign
 from releases.services.change_requests import change_request_cancel
 from releases.services.deployments import deployment_rollback, health_check_record
 from releases.states import Kind
+from tests.concurrency.helpers import race
+from tests.conftest import TRANSACTIONAL_APPS
 from tests.integrations.webhook_receiver import start_receiver
 
 pytestmark = pytest.mark.django_db
@@ -254,8 +257,6 @@ def test_slack_text_cannot_mention_the_channel(subscribe, receiver, new_change):
 
 
 def test_the_url_and_secret_are_stored_encrypted(subscribe):
-    from django.db import connection
-
     subscription = subscribe().subscription
     with connection.cursor() as cursor:
         cursor.execute(
@@ -565,3 +566,20 @@ def test_what_each_kind_of_event_says(
     assert rolled_back["deployment"]["from_version"] == "1.0"
     assert rolled_back["url"].endswith(f"/releases/deployments/{rolled_back['deployment']['id']}/")
     assert receiver.received[3].json()["data"]["change_request"] is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent workers need PostgreSQL")
+@pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)
+def test_workers_racing_for_one_delivery_send_it_once(subscribe, receiver, new_change):
+    subscribe()
+    new_change()
+    [delivery] = webhooks_fan_out()
+
+    results, errors = race(
+        [partial(webhook_delivery_attempt, delivery_id=delivery.pk) for _ in range(4)]
+    )
+
+    assert errors == []
+    assert len([attempt for attempt in results if attempt is not None]) == 1
+    assert len(receiver.received) == 1
+    assert WebhookAttempt.objects.filter(delivery=delivery).count() == 1
