@@ -1,17 +1,92 @@
-"""Webhook subscriptions in the Django admin, written through the audited services. The URL is
-write-only here (a Teams or Slack URL is a credential) and the signing secret appears once, in
-the message that follows its making; no page shows either again."""
+"""The integrations in the Django admin. The change tickets' delivery log is read-only for
+staff: which change is mirrored where, every transition taken from the trail and every request
+made for it, with what came back; the sweep and its workers write it (integrations.tickets).
+Webhook subscriptions are written through the audited services: the URL is write-only (a Teams
+or Slack URL is a credential) and the signing secret appears once, in the message that follows
+its making; no page shows either again."""
+
+import json
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.urls import reverse
 from django.utils.html import format_html
 
 from audit.admin import TrailNotAdminLog
 from integrations import webhooks as services
-from integrations.models import WebhookEventType, WebhookSubscription
+from integrations.models import (
+    ChangeTicket,
+    TicketDeliveryAttempt,
+    TicketTransition,
+    WebhookEventType,
+    WebhookSubscription,
+)
 from organisation.services import environment_names_check
+
+
+class ReadOnly:
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class TransitionInline(ReadOnly, admin.TabularInline):
+    model = TicketTransition
+    fields = ("event", "kind", "summary", "attempts", "next_attempt_at", "delivered_at")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+
+
+class DeliveryAttemptInline(ReadOnly, admin.TabularInline):
+    model = TicketDeliveryAttempt
+    fields = ("attempt", "at", "method", "path", "status", "ok", "detail", "duration_ms")
+    readonly_fields = fields
+    extra = 0
+
+
+@admin.register(ChangeTicket)
+class ChangeTicketAdmin(ReadOnly, TrailNotAdminLog, admin.ModelAdmin):
+    list_display = ("change_request", "system", "reference", "linked_at", "synced_at")
+    list_filter = ("system",)
+    search_fields = ("reference", "external_id")
+    list_select_related = ("change_request",)
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+    inlines = [TransitionInline]
+
+    def get_actions(self, request):
+        return {}
+
+
+@admin.register(TicketTransition)
+class TicketTransitionAdmin(ReadOnly, TrailNotAdminLog, admin.ModelAdmin):
+    list_display = (
+        "__str__",
+        "kind",
+        "attempts",
+        "next_attempt_at",
+        "delivered_at",
+        "last_error",
+    )
+    list_filter = ("kind", "ticket__system", ("delivered_at", admin.EmptyFieldListFilter))
+    list_select_related = ("ticket__change_request",)
+    exclude = ("change",)
+    readonly_fields = ("change_as_sent",)
+    inlines = [DeliveryAttemptInline]
+
+    def get_actions(self, request):
+        return {}
+
+    @admin.display(description="Change as sent")
+    def change_as_sent(self, transition: TicketTransition) -> str:
+        return json.dumps(transition.change, indent=2, ensure_ascii=False)
 
 
 class WebhookSubscriptionForm(forms.ModelForm):

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes
 from portal.models import Scope
+from releases import hooks
 from releases.api.change_request_serializers import ChangeRequestInput, ChangeRequestOutput
 from releases.evidence_pack import evidence_pack_build
 from releases.models import ChangeRequest, SignOff
@@ -96,7 +97,10 @@ class ChangeRequestsView(APIView):
         filters.is_valid(raise_exception=True)
         paginator = NewestFirst()
         page = paginator.paginate_queryset(_detailed().filter(**filters.validated_data), request)
-        return paginator.get_paginated_response(ChangeRequestOutput(page, many=True).data)
+        context = {"external_links": hooks.external_links(page)}
+        return paginator.get_paginated_response(
+            ChangeRequestOutput(page, many=True, context=context).data
+        )
 
     @extend_schema(
         request=ChangeRequestInput,

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('audit', '0005_merkle_chunks'),
-        ('integrations', '0001_trail_cursor'),
+        ('integrations', '0002_change_tickets'),
         ('portal', '0005_team_name_single_line'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
