@@ -65,6 +65,7 @@ class Scope(models.TextChoices):
     GATE_READ = "gate:read", "Ask the deployment gate"
     AUDIT_READ = "audit:read", "Read the audit trail"
     WEBHOOKS_WRITE = "webhooks:write", "Manage the chat and webhook subscriptions of its teams"
+    METRICS_READ = "metrics:read", "Read the operational metrics (Prometheus)"
 
 
 class ServiceAccount(models.Model):

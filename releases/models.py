@@ -219,6 +219,14 @@ class SignOff(models.Model):
 
     class Meta:
         ordering = ["signed_at"]
+        indexes = [
+            # The approvals of the last days, for the sign-off latency of /metrics.
+            models.Index(
+                fields=["signed_at"],
+                condition=Q(kind="approval", voided_at__isnull=True),
+                name="signoff_approval_time",
+            ),
+        ]
         constraints = [
             # Only the signer withdraws, and a withdrawn sign-off is void for every reader.
             models.CheckConstraint(
@@ -301,6 +309,8 @@ class Deployment(models.Model):
             ),
             models.Index(fields=["change_request", "status"], name="deployment_change"),
             models.Index(fields=["model", "environment", "-started_at"], name="deployment_history"),
+            # Counted by status at every scrape of /metrics: an index-only scan.
+            models.Index(fields=["environment", "kind", "status"], name="deployment_status"),
         ]
 
     def __str__(self) -> str:
@@ -382,6 +392,34 @@ class GateDecision(models.Model):
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else "denied"
         return f"Gate {verdict} at {self.decided_at:%Y-%m-%d %H:%M}"
+
+
+class GateTally(models.Model):
+    """Running totals of the gate's decisions, read by `/metrics` (docs/operations.md, Metrics):
+    a row with an empty `code` counts the decisions of one environment, purpose and answer; a
+    row with a code counts the refusals that named it. Kept by `gate_decision_tally` in the
+    transaction that records each decision and its audit event, so that a scrape reads a few
+    rows rather than every decision on the trail. Operational figures, not evidence: the
+    decisions and their events are the record, and the migration that made this table summed
+    the decisions recorded before it."""
+
+    environment = models.CharField(
+        max_length=50, blank=True, help_text="Its name then; empty when none was found."
+    )
+    purpose = models.CharField(max_length=16, choices=GatePurpose.choices)
+    allowed = models.BooleanField()
+    code = models.CharField(max_length=64, blank=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "purpose", "allowed", "code"], name="gate_tally_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.environment} {self.code or self.allowed}: {self.count}"
 
 
 class UnauthorisedChange(models.Model):

@@ -157,6 +157,8 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "logout/": {"POST": row(anonymous=302, people=302, tokens=302)},
     "healthz": {"GET": PUBLIC},
     "readyz": {"GET": PUBLIC},
+    # Prometheus scrapes with a metrics:read token; administrators may look in the browser.
+    "metrics": {"GET": api(people=403, tokens=403, token_metrics_read=200, admin=200)},
     "admin/": {"GET": only(("admin",), others=302)},
     "audit/": {"GET": only(AUDIT_READERS)},
     "audit/objects/<str:object_type>/<str:object_id>/": {"GET": only(AUDIT_READERS)},
