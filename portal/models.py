@@ -64,6 +64,8 @@ class Scope(models.TextChoices):
     DEPLOYMENTS_WRITE = "deployments:write", "Report deployments and roll back"
     GATE_READ = "gate:read", "Ask the deployment gate"
     AUDIT_READ = "audit:read", "Read the audit trail"
+    # Reports: the change record without the trail (IPs, user agents) and without any write.
+    READ = "read", "Read change requests, sign-offs, deployments, environments and notifications"
 
 
 class ServiceAccount(models.Model):

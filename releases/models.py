@@ -154,6 +154,8 @@ class ChangeRequest(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["state", "environment"], name="cr_state_env"),
+            # Reports that sync ask what changed since their last run (`updated_since`).
+            models.Index(fields=["updated_at"], name="cr_updated_at"),
             models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
         ]
         constraints = [

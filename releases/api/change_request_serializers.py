@@ -174,6 +174,7 @@ class ChangeRequestOutput(serializers.ModelSerializer):
             "content_digest",
             "policy_version",
             "created_at",
+            "updated_at",
             "submitted_at",
             "retrospective_due_at",
             "sign_offs",

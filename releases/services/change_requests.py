@@ -764,6 +764,9 @@ def sign_off_withdraw(
         _move(change_request, target)
         change_request.policy = policy
         change_request.save(update_fields=["state", "policy", "updated_at"])
+    else:
+        # The change's record moved even where its state did not (`updated_since` readers).
+        change_request.save(update_fields=["updated_at"])
     notifications.sign_off_withdrawn(change_request=change_request, sign_off=sign_off)
     notifications.change_request_waiting(change_request=change_request)
     audit_record(
@@ -939,13 +942,13 @@ def change_request_mark_rolled_back(
     *, change_request: ChangeRequest, deployment: Deployment, actor=None, request=None
 ) -> ChangeRequest:
     """Called by the rollback service. A deployed normal change becomes rolled back; an
-    emergency change keeps owing its retrospective, so its state stays and only the event is
-    recorded."""
+    emergency change keeps owing its retrospective, so its state stays and only the event (and
+    `updated_at`) is recorded."""
     change_request = _lock(change_request)
     state_before = change_request.state
     if not (change_request.kind == Kind.EMERGENCY and state_before == State.RETRO_REVIEW):
         _move(change_request, State.ROLLED_BACK)
-        change_request.save()
+    change_request.save()
     audit_record(
         actor=actor,
         action=AuditAction.CHANGE_REQUEST_ROLLED_BACK,
