@@ -35,15 +35,17 @@ class NoUnknownFields(serializers.Serializer):
 
 
 @extend_schema_field(OpenApiTypes.DATETIME)
-class MomentField(serializers.CharField):
+class MomentField(serializers.Field):
     """An ISO-8601 moment with its offset, read as `?at=` is (portal.moments): a date that does
     not exist or a moment without its offset is refused, never taken in the server's zone."""
 
-    def __init__(self, **kwargs):
-        super().__init__(max_length=64, **kwargs)
-
     def to_internal_value(self, data):
+        if not isinstance(data, str) or not data or len(data) > 64:
+            raise serializers.ValidationError("An ISO-8601 date and time with its offset.")
         try:
-            return moment_from_query(super().to_internal_value(data), offset_required=True)
+            return moment_from_query(data, offset_required=True)
         except BadRequest as refused:
             raise serializers.ValidationError(refused.detail) from None
+
+    def to_representation(self, value):
+        return value.isoformat()
