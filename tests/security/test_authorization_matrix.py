@@ -112,7 +112,10 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "api/v1/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "api/v1/change-requests/<str:number>/": {"number": "change"},
     "api/v1/change-requests/<str:number>/evidence/": {"number": "change"},
+    "api/v1/change-requests/<str:number>/sign-offs/": {"number": "change"},
+    "api/v1/deployments/<int:pk>/": {"pk": "deployment"},
     "api/v1/deployments/<int:pk>/result/": {"pk": "deployment"},
+    "api/v1/environments/<str:environment>/": {"environment": "environment"},
     "api/v1/environments/<str:environment>/models/<str:name>/rollback/": {
         "environment": "environment",
         "name": "live_model",
@@ -135,6 +138,8 @@ PUBLIC = row(anonymous=200, people=200, tokens=200)
 REGISTRY_WRITE = api(people=403, tokens=403, token_registry_write=400)
 # Filing and deciding are for people; the pipeline starts and reports deployments.
 PEOPLE_WRITE = api(people=400, tokens=403)
+# The read API for reports: every person, and tokens with `read` (issue 17).
+READ = api(people=200, tokens=403, token_read=200)
 # Rule 10: the change's owner, an approver of the environment, or the pipeline.
 MAY_ROLL_BACK = ("requester", "risk", "release", "platform")
 
@@ -206,6 +211,7 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/deployments/<int:pk>/": {"GET": page()},
     "releases/metrics/": {"GET": page()},
     "api/v1/whoami/": {"GET": api(people=200, tokens=200)},
+    "api/v1/notifications/": {"GET": READ},
     "api/v1/audit/events/": {
         "GET": api(
             people=403, tokens=403, token_audit_read=200, **dict.fromkeys(AUDIT_READERS, 200)
@@ -236,13 +242,18 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "POST": REGISTRY_WRITE,
     },
     "api/v1/models/<slug:name>/versions/<str:version>/": {"GET": api(people=200, tokens=200)},
-    "api/v1/change-requests/": {"GET": api(people=200, tokens=200), "POST": PEOPLE_WRITE},
+    "api/v1/change-requests/": {"GET": READ, "POST": PEOPLE_WRITE},
     "api/v1/change-requests/<str:number>/": {"GET": api(people=200, tokens=200)},
     "api/v1/change-requests/<str:number>/evidence/": {
         "GET": api(people=200, tokens=403, token_audit_read=200)
     },
+    "api/v1/change-requests/<str:number>/sign-offs/": {"GET": READ},
     "api/v1/gate/": {"POST": api(people=400, tokens=403, token_gate_read=400)},
-    "api/v1/deployments/": {"POST": api(people=400, tokens=403, token_deployments_write=400)},
+    "api/v1/deployments/": {
+        "GET": READ,
+        "POST": api(people=400, tokens=403, token_deployments_write=400),
+    },
+    "api/v1/deployments/<int:pk>/": {"GET": READ},
     # Only the pipeline or the person who started the deployment (none of the personas here).
     "api/v1/deployments/<int:pk>/result/": {
         "POST": api(people=403, tokens=403, token_deployments_write=200)
@@ -256,6 +267,8 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         )
     },
     "api/v1/environments/<str:environment>/live/": {"GET": api(people=200, tokens=200)},
+    "api/v1/environments/": {"GET": READ},
+    "api/v1/environments/<str:environment>/": {"GET": READ},
     # Called by the platforms with their own secrets: no person or token gets past them.
     "api/v1/platforms/gitlab/deployments/": {"POST": row(anonymous=403, people=403, tokens=403)},
     "api/v1/platforms/github/events/": {"POST": row(anonymous=403, people=403, tokens=403)},
