@@ -104,6 +104,9 @@ class EnvironmentQuery(serializers.Serializer):
 
 
 class InPromotionOrder(ReadCursor):
+    """Promotion order, the one every page shows. There are a handful of environments, one
+    page; only re-ranking one between two pages of a long list could move it across them."""
+
     ordering = ("rank", "name")
 
 
