@@ -35,7 +35,7 @@ run: $(RUNTIME)
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/bandit -q -r portal audit organisation registry releases -x '*/migrations/*'
+	$(BIN)/bandit -q -r portal audit organisation registry releases integrations -x '*/migrations/*'
 	$(BIN)/lint-imports --no-cache --no-logo
 
 test: lint

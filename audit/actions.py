@@ -84,6 +84,11 @@ class AuditAction(models.TextChoices):
         "Retrospective review escalated",
     )
 
+    CHANGE_TICKET_LINKED = (
+        "change_ticket.linked",
+        "Change request mirrored in the ticket system",
+    )
+
     # The gate and deployments
     GATE_CHECKED = "gate.checked", "Gate checked"
     GATE_ADMISSION_REVIEWED = "gate.admission_reviewed", "Cluster admission reviewed"

@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "organisation",
     "registry",
     "releases",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -266,6 +267,61 @@ GITHUB_API_URL = os.environ.get("GITHUB_API_URL", "https://api.github.com").rstr
 GITHUB_APP_ID = os.environ.get("GITHUB_APP_ID", "")
 GITHUB_APP_PRIVATE_KEY = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")
 GITHUB_APP_WEBHOOK_SECRET = os.environ.get("GITHUB_APP_WEBHOOK_SECRET", "")
+
+# Change tickets (docs/operations.md, "Change tickets"): every change request mirrored as a
+# change record in ServiceNow or an issue in Jira, through the audit trail read as an outbox.
+# Unset, nothing is sent and the trail is not read.
+GATEHOUSE_TICKETS = os.environ.get("GATEHOUSE_TICKETS", "").strip().lower()
+GATEHOUSE_TICKETS_URL = os.environ.get("GATEHOUSE_TICKETS_URL", "").rstrip("/")
+GATEHOUSE_TICKETS_USER = os.environ.get("GATEHOUSE_TICKETS_USER", "")
+GATEHOUSE_TICKETS_PASSWORD = os.environ.get("GATEHOUSE_TICKETS_PASSWORD", "")
+GATEHOUSE_TICKETS_TOKEN = os.environ.get("GATEHOUSE_TICKETS_TOKEN", "")
+GATEHOUSE_TICKETS_TIMEOUT = float(os.environ.get("GATEHOUSE_TICKETS_TIMEOUT", "10"))
+# Names each record after its change request (`gatehouse-cr-42`): the ServiceNow correlation id
+# and the Jira label by which a retry finds a record whose creation it did not hear back about.
+# Two portals sharing one ticket system need two prefixes.
+GATEHOUSE_TICKETS_PREFIX = os.environ.get("GATEHOUSE_TICKETS_PREFIX", "gatehouse").lower()
+GATEHOUSE_TICKETS_SERVICENOW_ASSIGNMENT_GROUP = os.environ.get(
+    "GATEHOUSE_TICKETS_SERVICENOW_ASSIGNMENT_GROUP", ""
+)
+GATEHOUSE_TICKETS_SERVICENOW_CATEGORY = os.environ.get("GATEHOUSE_TICKETS_SERVICENOW_CATEGORY", "")
+GATEHOUSE_TICKETS_JIRA_PROJECT = os.environ.get("GATEHOUSE_TICKETS_JIRA_PROJECT", "")
+GATEHOUSE_TICKETS_JIRA_ISSUE_TYPE = os.environ.get("GATEHOUSE_TICKETS_JIRA_ISSUE_TYPE", "Task")
+GATEHOUSE_TICKETS_JIRA_DONE_TRANSITION = os.environ.get(
+    "GATEHOUSE_TICKETS_JIRA_DONE_TRANSITION", "Done"
+)
+_ticket_problems = [
+    problem
+    for problem, found in (
+        (
+            "GATEHOUSE_TICKETS is servicenow or jira",
+            GATEHOUSE_TICKETS not in {"servicenow", "jira"},
+        ),
+        ("GATEHOUSE_TICKETS_URL is missing", not GATEHOUSE_TICKETS_URL),
+        (
+            "GATEHOUSE_TICKETS_URL must be https in the production profile",
+            PRODUCTION and not GATEHOUSE_TICKETS_URL.startswith("https://"),
+        ),
+        (
+            "GATEHOUSE_TICKETS_TOKEN, or GATEHOUSE_TICKETS_USER and _PASSWORD, are missing",
+            not (
+                GATEHOUSE_TICKETS_TOKEN or (GATEHOUSE_TICKETS_USER and GATEHOUSE_TICKETS_PASSWORD)
+            ),
+        ),
+        (
+            "GATEHOUSE_TICKETS_JIRA_PROJECT is missing",
+            GATEHOUSE_TICKETS == "jira" and not GATEHOUSE_TICKETS_JIRA_PROJECT,
+        ),
+        (
+            "GATEHOUSE_TICKETS_PREFIX takes ASCII letters, digits and hyphens",
+            not GATEHOUSE_TICKETS_PREFIX.isascii()
+            or not GATEHOUSE_TICKETS_PREFIX.replace("-", "").isalnum(),
+        ),
+    )
+    if found
+]
+if GATEHOUSE_TICKETS and _ticket_problems:
+    raise ImproperlyConfigured("Change tickets: " + "; ".join(_ticket_problems) + ".")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -18,6 +18,7 @@ from portal.authentication import TokenScopes
 from portal.models import Scope
 from portal.pagination import PAGING_PARAMETERS, OldestFirst, ReadCursor, page_of, query_filters
 from portal.serializers import MomentField
+from releases import hooks
 from releases.api.change_request_serializers import (
     ChangeRequestInput,
     ChangeRequestOutput,
@@ -103,6 +104,13 @@ CHANGE_REQUEST_EXAMPLE = {
     "submitted_at": "2026-11-20T10:12:03+01:00",
     "retrospective_due_at": None,
     "sign_offs": [],
+    "external_links": [
+        {
+            "system": "ServiceNow",
+            "reference": "CHG0030001",
+            "url": "https://bank.service-now.example/change_request.do?sys_id=4f1c",
+        }
+    ],
 }
 SIGN_OFF_EXAMPLE = {
     "id": 311,
@@ -155,7 +163,10 @@ class ChangeRequestsView(APIView):
         page = paginator.paginate_queryset(
             selectors.change_requests_read(filters=filters), request, view=self
         )
-        return paginator.get_paginated_response(ChangeRequestOutput(page, many=True).data)
+        context = {"external_links": hooks.external_links(page)}
+        return paginator.get_paginated_response(
+            ChangeRequestOutput(page, many=True, context=context).data
+        )
 
     @extend_schema(
         request=ChangeRequestInput,

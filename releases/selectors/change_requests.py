@@ -20,6 +20,7 @@ from portal.exceptions import NotFound, RuleDenied
 from portal.models import Membership, Team
 from registry.models import Finding, Validation
 from registry.reproducibility import Reproducibility, reproducibility
+from releases.hooks import ExternalLink, external_links
 from releases.models import ChangeRequest, EnvironmentPolicy, SignOff, SignOffKind
 from releases.permissions import Action, Slot, may, open_slots, signer_denial
 from releases.selectors.commits import ReleaseCommits, release_commits
@@ -282,6 +283,7 @@ class ChangeRequestPage:
     can_read_audit: bool = False
     retrospective_overdue: bool = False
     validation: Validation | None = None
+    external_links: list[ExternalLink] = field(default_factory=list)
 
     @property
     def model_risk_team(self) -> str:
@@ -397,6 +399,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         can_read_audit=can_read_audit(user),
         retrospective_overdue=retrospective_overdue(change_request, now=timezone.now()),
         validation=validation_covering(version),
+        external_links=external_links([change_request]).get(change_request.pk, []),
     )
 
 

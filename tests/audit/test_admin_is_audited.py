@@ -27,6 +27,7 @@ from django_celery_beat.models import (
 
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.services import audit_checkpoint_create, audit_verify
+from integrations.models import ChangeTicket, TicketDeliveryAttempt, TicketTransition
 from organisation import services as organisation
 from portal.models import Membership, ServiceToken
 from releases.models import EnvironmentPolicy
@@ -78,6 +79,41 @@ def an_access_attempt(world):
         path_info="/accounts/login/",
         failures_since_start=9,
     )
+
+
+def a_change_ticket(world):
+    return ChangeTicket.objects.create(
+        change_request=world["approved"],
+        system="servicenow",
+        external_id="9d385017c611228701d22104cc95c371",
+        reference="CHG0030001",
+        url="https://bank.service-now.example/change_request.do?sys_id=9d38",
+    )
+
+
+def a_ticket_transition(world):
+    now = timezone.now()
+    transition = TicketTransition.objects.create(
+        ticket=a_change_ticket(world),
+        event=AuditEvent.objects.order_by("seq").last(),
+        kind="create",
+        summary="Change request submitted by requester",
+        change={"number": world["approved"].number},
+        claimed_at=now,
+        next_attempt_at=now,
+    )
+    TicketDeliveryAttempt.objects.create(
+        transition=transition,
+        attempt=1,
+        at=now,
+        method="POST",
+        path="/api/now/table/change_request",
+        status=429,
+        ok=False,
+        detail="429 Too Many Requests",
+        duration_ms=12,
+    )
+    return transition
 
 
 SIGN_IN = {"user_agent": "curl", "ip_address": "192.0.2.7", "username": "mallory"}
@@ -269,6 +305,8 @@ CASES = {
         changed="schedule.updated",
         deleted="schedule.deleted",
     ),
+    "integrations.ChangeTicket": Case(existing=a_change_ticket),
+    "integrations.TicketTransition": Case(existing=a_ticket_transition),
     "axes.AccessAttempt": Case(existing=an_access_attempt, deleted="user.lockout_cleared"),
     "axes.AccessLog": Case(existing=lambda world: AccessLog.objects.create(**SIGN_IN)),
     "axes.AccessFailureLog": Case(
