@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from portal import health, views
+from portal import health, metrics, views
 
 api_v1 = [
     path("", include("portal.api.urls")),
@@ -16,10 +16,12 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("notifications/", views.notification_list, name="notifications"),
     path("notifications/read/", views.notifications_read, name="notifications-read"),
+    path("absences/", include("organisation.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.MetricsView.as_view(), name="metrics"),
     path("admin/", admin.site.urls),
     path("audit/", include("audit.urls")),
     path("registry/", include("registry.urls")),

@@ -24,8 +24,8 @@ from rest_framework.views import APIView
 
 from audit.models import AuditEvent
 from portal.exceptions import Conflict
-from portal.models import Scope, Team
-from registry.models import Document, Finding, RegisteredModel
+from portal.models import Absence, Scope, Team
+from registry.models import Document, Finding, RegisteredModel, Validation
 from releases.models import ChangeRequest, Environment, UnauthorisedChange
 from releases.services.deployments import rollback_plan
 from tests.conftest import make_service_caller
@@ -79,6 +79,10 @@ PARAMETERS: dict[str, dict[str, str]] = {
     },
     "registry/models/<slug:name>/": {"name": "model"},
     "registry/models/<slug:name>/validations/": {"name": "model"},
+    "registry/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "name": "open_model",
+        "pk": "open_validation",
+    },
     "registry/documents/<int:pk>/": {"pk": "document"},
     "registry/models/<slug:name>/findings/<int:pk>/close/": {
         "name": "finding_model",
@@ -95,6 +99,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
         "number": "change",
         "pk": "sign_off",
     },
+    "absences/<int:pk>/cancel/": {"pk": "absence"},
     "releases/environments/<str:name>/": {"name": "environment"},
     "releases/environments/<str:name>/models/<str:model>/rollback/": {
         "name": "environment",
@@ -109,6 +114,14 @@ PARAMETERS: dict[str, dict[str, str]] = {
     },
     "api/v1/models/<slug:name>/inventory/": {"name": "model"},
     "api/v1/models/<slug:name>/validations/": {"name": "model"},
+    "api/v1/models/<slug:name>/validations/<int:pk>/findings/": {
+        "name": "open_model",
+        "pk": "open_validation",
+    },
+    "api/v1/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "name": "open_model",
+        "pk": "open_validation",
+    },
     "api/v1/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "api/v1/change-requests/<str:number>/": {"number": "change"},
     "api/v1/change-requests/<str:number>/evidence/": {"number": "change"},
@@ -148,10 +161,16 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "": {"GET": page()},
     "notifications/": {"GET": page()},
     "notifications/read/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    # Everyone has the page; an empty absence is a 400 for anyone (the service decides whose
+    # absence one records). A cancel comes back to the page (302) with a message either way.
+    "absences/": {"GET": page(), "POST": page(**dict.fromkeys(PEOPLE, 400))},
+    "absences/<int:pk>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "login/": {"GET": PUBLIC},
     "logout/": {"POST": row(anonymous=302, people=302, tokens=302)},
     "healthz": {"GET": PUBLIC},
     "readyz": {"GET": PUBLIC},
+    # Prometheus scrapes with a metrics:read token; administrators may look in the browser.
+    "metrics": {"GET": api(people=403, tokens=403, token_metrics_read=200, admin=200)},
     "admin/": {"GET": only(("admin",), others=302)},
     "audit/": {"GET": only(AUDIT_READERS)},
     "audit/objects/<str:object_type>/<str:object_id>/": {"GET": only(AUDIT_READERS)},
@@ -185,6 +204,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/change-requests/<str:number>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     # Model Risk concludes a validation; a refusal comes back to the model page as a message.
     "registry/models/<slug:name>/validations/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    "registry/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "POST": page(**dict.fromkeys(PEOPLE, 302))
+    },
     "registry/models/<slug:name>/findings/<int:pk>/close/": {
         "POST": page(**dict.fromkeys(PEOPLE, 302))
     },
@@ -234,8 +256,21 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "GET": api(people=200, tokens=200),
         "POST": api(people=403, tokens=403, requester=200, peer=200, risk=200, admin=200),
     },
-    "api/v1/models/<slug:name>/validations/": {"GET": api(people=200, tokens=200)},
-    # An empty body is a 400 for people; tokens never close findings.
+    "api/v1/inventory/": {"GET": api(people=200, tokens=200)},
+    # Model Risk (Rita) opens validations and records findings: an empty body is a 400 for her.
+    # The matrix's tokens act for Platform Operations and Data Science, not for Model Risk.
+    "api/v1/models/<slug:name>/validations/": {
+        "GET": api(people=200, tokens=200),
+        "POST": api(people=403, tokens=403, risk=400),
+    },
+    "api/v1/models/<slug:name>/validations/<int:pk>/findings/": {
+        "POST": api(people=403, tokens=403, risk=400)
+    },
+    # Concluding is the validator's signature in the browser: the API refuses everyone.
+    "api/v1/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "POST": api(people=403, tokens=403)
+    },
+    # An empty body is a 400 for people; the matrix's tokens do not act for Model Risk.
     "api/v1/models/<slug:name>/findings/<int:pk>/close/": {"POST": api(people=400, tokens=403)},
     "api/v1/models/<slug:name>/versions/": {
         "GET": api(people=200, tokens=200),
@@ -348,6 +383,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
             continue
     event = AuditEvent.objects.filter(object_type__startswith="releases.").order_by("seq").first()
     flag = UnauthorisedChange.objects.order_by("pk").first()
+    open_validation = Validation.objects.filter(concluded_at__isnull=True).first()
     values = {
         "change": change.number,
         "model": change.model_version.model.name,
@@ -362,6 +398,9 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "document": str(Document.objects.order_by("pk").first().pk),
         "finding": str(Finding.objects.order_by("pk").first().pk),
         "finding_model": Finding.objects.order_by("pk").first().validation.model.name,
+        "absence": str(Absence.objects.order_by("pk").first().pk),
+        "open_validation": str(open_validation.pk),
+        "open_model": open_validation.model.name,
     }
     return tokens, values
 

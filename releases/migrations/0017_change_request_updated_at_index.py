@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('releases', '0013_change_request_retires_model'),
+        ('releases', '0016_sign_off_on_behalf_of'),
     ]
 
     operations = [
