@@ -4,7 +4,7 @@ cursor and a number of queries that does not grow with the page."""
 
 import base64
 import itertools
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 from django.db import connection
@@ -555,6 +555,9 @@ def test_notification_filters(notified, requester, reader, django_clock):
     told(requester, "e", "Later")
     notifications_mark_read(actor=requester)
     assert subjects(reader.get(NOTIFICATIONS, {"since": since.isoformat()})) == ["Later"]
+    # ISO-8601 allows offsets up to 23:59, PostgreSQL only to 15:59: the moment is read in UTC.
+    far_east = since.astimezone(timezone(timedelta(hours=23, minutes=59))).isoformat()
+    assert subjects(reader.get(NOTIFICATIONS, {"since": far_east})) == ["Later"]
     assert subjects(reader.get(NOTIFICATIONS, {"unread": "true"})) == ["For the peer"]
     assert subjects(reader.get(NOTIFICATIONS, {"recipient": "requester"})) == [
         "Later",
