@@ -154,6 +154,8 @@ class ChangeRequest(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["state", "environment"], name="cr_state_env"),
+            # Reports that sync ask what changed since their last run (`updated_since`).
+            models.Index(fields=["updated_at"], name="cr_updated_at"),
             models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
         ]
         constraints = [
@@ -192,7 +194,8 @@ class Decision(models.TextChoices):
 class SignOff(models.Model):
     """An electronic signature: who, for which team, what they decided, what it means, and the
     digest of the content they saw. Voided, never deleted: when the request is edited, or when
-    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why)."""
+    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why).
+    A delegate's approval names the absent approver it was given for (`on_behalf_of`)."""
 
     change_request = models.ForeignKey(
         ChangeRequest, on_delete=models.PROTECT, related_name="sign_offs"
@@ -216,6 +219,14 @@ class SignOff(models.Model):
     withdrawn_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="delegated_sign_offs",
+        help_text="The absent approver whose delegate the signer was (portal.Absence).",
+    )
 
     class Meta:
         ordering = ["signed_at"]
@@ -228,6 +239,18 @@ class SignOff(models.Model):
             ),
         ]
         constraints = [
+            # A delegate gives a team approval only, never for themself, and a principal is
+            # represented once per change, as a signer is.
+            models.CheckConstraint(
+                condition=Q(on_behalf_of__isnull=True)
+                | (Q(kind="approval") & ~Q(on_behalf_of=models.F("signer"))),
+                name="signoff_delegated_approval",
+            ),
+            models.UniqueConstraint(
+                fields=["change_request", "on_behalf_of"],
+                condition=Q(voided_at__isnull=True, on_behalf_of__isnull=False),
+                name="signoff_one_per_principal",
+            ),
             # Only the signer withdraws, and a withdrawn sign-off is void for every reader.
             models.CheckConstraint(
                 condition=Q(withdrawn_by__isnull=True)

@@ -140,6 +140,8 @@ class ReleasesReplay:
             "content_digest": data["content_digest"],
             "policy_version": data["policy_version"],
             "voided": False,
+            # Said only of a delegate's approval; every other signature was given in one's name.
+            "on_behalf_of": str(data["on_behalf_of"]["id"]) if "on_behalf_of" in data else None,
         }
         # Events written before the signing time was recorded name only the moment of the event.
         if "signed_at" in data:
@@ -233,6 +235,9 @@ def _sign_off_rows() -> Iterator[tuple[str, dict[str, Any]]]:
                 "policy_version": sign_off.policy.version,
                 "signed_at": sign_off.signed_at,
                 "voided": sign_off.voided_at is not None,
+                "on_behalf_of": (
+                    str(sign_off.on_behalf_of_id) if sign_off.on_behalf_of_id else None
+                ),
             },
         )
 

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import rfc8785
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -18,7 +19,7 @@ from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
 from organisation.reauthentication import password_confirms
 from portal.exceptions import Conflict, NotFound, RuleDenied
-from portal.models import Membership, Team
+from portal.models import Absence, Membership, Team
 from registry.model_risk import model_retire
 from registry.models import ModelVersion
 from releases import notifications
@@ -37,6 +38,8 @@ from releases.permissions import (
     SIGN_OFF_KIND_BY_STATE,
     Action,
     Slot,
+    delegate_denial,
+    full_name,
     open_slots,
     person_denial,
     refuse,
@@ -473,8 +476,16 @@ def change_request_file(
 
 
 def _choose_slot(
-    *, actor, change_request: ChangeRequest, slots: list[Slot], team: Team | None, memberships
+    *,
+    actor,
+    change_request: ChangeRequest,
+    slots: list[Slot],
+    team: Team | None,
+    memberships,
+    delegated_team_ids: set[int] | None = None,
 ) -> Slot:
+    """The slot `team` names, else the only one the signer may fill: by their approver roles,
+    or, signing as a delegate, by the teams of the principal's absence (`delegated_team_ids`)."""
     kind = SIGN_OFF_KIND_BY_STATE[change_request.state]
     if kind in (SignOffKind.PEER_REVIEW, SignOffKind.EMERGENCY_AUTHORISATION):
         return slots[0]
@@ -490,7 +501,16 @@ def _choose_slot(
                 code="team_not_required",
             )
         raise Conflict(f"{team.name} has already signed.", code="team_already_signed")
-    mine = [s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)]
+    if delegated_team_ids is not None:
+        mine = [s for s in slots if s.team.pk in delegated_team_ids]
+        if delegated_team_ids and not mine:
+            raise Conflict(
+                "The team you stand in for has already signed.", code="team_already_signed"
+            )
+    else:
+        mine = [
+            s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)
+        ]
     if len(mine) > 1:
         raise RuleDenied("Say for which team you sign.", code="team_required")
     return mine[0] if mine else slots[0]
@@ -526,11 +546,13 @@ def change_request_sign(
     content_digest: str,
     team: Team | None = None,
     comment: str = "",
+    on_behalf_of: AbstractBaseUser | None = None,
     request=None,
     now: datetime | None = None,
 ) -> SignOff:
     """Give the signature the request waits for in its state: peer review, team approval,
-    emergency authorisation or retrospective review.
+    emergency authorisation or retrospective review. With `on_behalf_of`, a team approval is
+    given as the delegate of that absent approver (`permissions.delegate_denial`).
 
     Rule 6: the signer re-enters their password (checked, never stored) and the meaning, the
     digest of the content they saw (rule 5) and the policy version (rule 13) are stored on the
@@ -549,6 +571,7 @@ def change_request_sign(
             content_digest=content_digest,
             team=team,
             comment=comment,
+            on_behalf_of=on_behalf_of,
             request=request,
             now=now,
         )
@@ -568,6 +591,7 @@ def _sign(
     content_digest: str,
     team: Team | None,
     comment: str,
+    on_behalf_of: AbstractBaseUser | None,
     request,
     now: datetime | None,
 ) -> SignOff:
@@ -607,12 +631,25 @@ def _sign(
     if not slots:
         raise Conflict(f"{change_request.number} has all its signatures.", code="complete")
     memberships = list(Membership.objects.filter(user=actor))
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    principal, absences = None, []
+    if on_behalf_of is not None:
+        principal = get_user_model().objects.get(pk=on_behalf_of.pk)
+        # Locked: an absence cancelled meanwhile is seen, or waits for this signature.
+        absences = list(
+            Absence.objects.select_for_update().filter(
+                person_id__in=[principal.pk, actor.pk], cancelled_at__isnull=True
+            )
+        )
+    lent = _places_lent(absences, principal=principal, delegate=actor, day=today)
     slot = _choose_slot(
         actor=actor,
         change_request=change_request,
         slots=slots,
         team=team,
         memberships=memberships,
+        delegated_team_ids={a.team_id for a in lent} if principal is not None else None,
     )
     commit_authors = None
     if policy.exclude_commit_authors:
@@ -626,21 +663,34 @@ def _sign(
                 code="commits_unknown",
             )
         commit_authors = commits.author_emails
-    denial = signer_denial(
-        user=actor,
-        change_request=change_request,
-        slot=slot,
-        memberships=memberships,
-        sign_offs=sign_offs,
-        commit_author_emails=commit_authors,
-        authoriser_excluded=policy.retrospective_excludes_authoriser,
-    )
+    if principal is None:
+        denial = signer_denial(
+            user=actor,
+            change_request=change_request,
+            slot=slot,
+            memberships=memberships,
+            sign_offs=sign_offs,
+            commit_author_emails=commit_authors,
+            authoriser_excluded=policy.retrospective_excludes_authoriser,
+        )
+    else:
+        denial = delegate_denial(
+            user=actor,
+            principal=principal,
+            change_request=change_request,
+            slot=slot,
+            memberships=memberships,
+            principal_memberships=Membership.objects.filter(user=principal),
+            sign_offs=sign_offs,
+            absences=absences,
+            today=today,
+            commit_author_emails=commit_authors,
+        )
     if denial is not None:
         raise denial
     signing_team = slot.team
     if kind == SignOffKind.EMERGENCY_AUTHORISATION:
         signing_team = next(m.team for m in memberships if m.is_emergency_approver)
-    now = now or timezone.now()
     sign_off = SignOff(
         change_request=change_request,
         kind=kind,
@@ -648,11 +698,14 @@ def _sign(
         signer=actor,
         decision=decision,
         comment=comment,
-        meaning=signature_meaning(change_request=change_request, slot=slot, decision=decision),
+        meaning=signature_meaning(
+            change_request=change_request, slot=slot, decision=decision, principal=principal
+        ),
         content_digest=change_request.content_digest,
         policy=policy,
         reauthenticated=True,
         signed_at=now,
+        on_behalf_of=principal,
     )
     sign_off.full_clean()
     sign_off.save()
@@ -693,11 +746,42 @@ def _sign(
             "signed_at": sign_off.signed_at,
             "state_before": state_before,
             "state_after": change_request.state,
+            **_delegation_record(principal, lent, slot=slot),
         },
         request=request,
     )
     _retire_once_approved(change_request, actor=actor, request=request)
     return sign_off
+
+
+def _places_lent(absences: list[Absence], *, principal, delegate, day) -> list[Absence]:
+    """The absences of `principal` in force on `day` that name `delegate`."""
+    if principal is None:
+        return []
+    return [
+        absence
+        for absence in absences
+        if absence.person_id == principal.pk
+        and absence.delegate_id == delegate.pk
+        and absence.covers(day)
+    ]
+
+
+def _delegation_record(principal, lent: list[Absence], *, slot: Slot) -> dict:
+    """What the signing event says of a delegation: the absent principal (id and name, as they
+    were then) and the absence that lent their place. Nothing for a signature in one's own
+    name, so the events written before delegation read the same."""
+    if principal is None:
+        return {}
+    absence = next(a for a in lent if a.team_id == slot.team.pk)
+    return {
+        "on_behalf_of": {
+            "id": principal.pk,
+            "username": principal.get_username(),
+            "name": full_name(principal),
+            "absence": absence.pk,
+        }
+    }
 
 
 # The steps of a normal change on its way, in order: a withdrawal only ever moves back.
@@ -764,6 +848,9 @@ def sign_off_withdraw(
         _move(change_request, target)
         change_request.policy = policy
         change_request.save(update_fields=["state", "policy", "updated_at"])
+    else:
+        # The change's record moved even where its state did not (`updated_since` readers).
+        change_request.save(update_fields=["updated_at"])
     notifications.sign_off_withdrawn(change_request=change_request, sign_off=sign_off)
     notifications.change_request_waiting(change_request=change_request)
     audit_record(
@@ -939,13 +1026,13 @@ def change_request_mark_rolled_back(
     *, change_request: ChangeRequest, deployment: Deployment, actor=None, request=None
 ) -> ChangeRequest:
     """Called by the rollback service. A deployed normal change becomes rolled back; an
-    emergency change keeps owing its retrospective, so its state stays and only the event is
-    recorded."""
+    emergency change keeps owing its retrospective, so its state stays and only the event (and
+    `updated_at`) is recorded."""
     change_request = _lock(change_request)
     state_before = change_request.state
     if not (change_request.kind == Kind.EMERGENCY and state_before == State.RETRO_REVIEW):
         _move(change_request, State.ROLLED_BACK)
-        change_request.save()
+    change_request.save()
     audit_record(
         actor=actor,
         action=AuditAction.CHANGE_REQUEST_ROLLED_BACK,

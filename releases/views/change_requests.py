@@ -3,6 +3,7 @@ what each person sees. A rule's refusal is shown on the page with the service's 
 answered with its status (403 or 409), so a bypassed button gets the same answer as the API."""
 
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -281,14 +282,22 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
     goes to the service, which decides; the page is only offered to those who may sign."""
     page = _page(request, number)
     change_request = page.change_request
-    wanted = request.POST.get("team") if request.method == "POST" else request.GET.get("team")
+    asked = request.POST if request.method == "POST" else request.GET
+    wanted = asked.get("team")
     team = Team.objects.filter(slug=wanted).first() if wanted else None
+    principal_name = asked.get("on_behalf_of", "")
+    principal = (
+        get_user_model().objects.filter(username=principal_name).first() if principal_name else None
+    )
+
+    # As a delegate, only the places lent by that absent approver are offered.
+    offered = (
+        [d.slot for d in page.delegate_slots if principal and d.principal.pk == principal.pk]
+        if principal_name
+        else page.sign_slots
+    )
     slot = next(
-        (
-            s
-            for s in page.sign_slots
-            if team is None or (s.team is not None and s.team.pk == team.pk)
-        ),
+        (s for s in offered if team is None or (s.team is not None and s.team.pk == team.pk)),
         None,
     )
     status = 200
@@ -296,6 +305,12 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
         form = SignForm(request.POST)
         if form.is_valid():
             try:
+                if principal_name and principal is None:
+                    raise RuleDenied(
+                        f"Nobody here is called '{principal_name}'; nobody named you their "
+                        "delegate under that name.",
+                        code="not_a_delegate",
+                    )
                 sign_off = services.change_request_sign(
                     actor=request.user,
                     change_request=change_request,
@@ -304,6 +319,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                     password=form.cleaned_data["password"],
                     content_digest=form.cleaned_data["content_digest"],
                     team=team,
+                    on_behalf_of=principal,
                     request=request,
                 )
             except (DomainError, ValidationError) as error:
@@ -321,12 +337,18 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
             initial={
                 "content_digest": change_request.content_digest,
                 "team": slot.team.slug if slot.team else "",
+                "on_behalf_of": principal_name,
                 "decision": Decision.APPROVE,
             }
         )
     meanings = (
         {
-            decision: signature_meaning(change_request=change_request, slot=slot, decision=decision)
+            decision: signature_meaning(
+                change_request=change_request,
+                slot=slot,
+                decision=decision,
+                principal=principal if principal_name else None,
+            )
             for decision in Decision.values
         }
         if slot
@@ -335,7 +357,13 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
     return render(
         request,
         "releases/change_request_sign.html",
-        {"page": page, "form": form, "slot": slot, "meanings": meanings},
+        {
+            "page": page,
+            "form": form,
+            "slot": slot,
+            "meanings": meanings,
+            "on_behalf_of": principal if principal_name else None,
+        },
         status=status,
     )
 

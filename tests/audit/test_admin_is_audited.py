@@ -48,6 +48,21 @@ def a_group(world):
     return organisation.group_create(actor=None, name="walkers", permissions=[])
 
 
+def an_absence(world):
+    model_risk = world["org"]["model-risk"]
+    deputy = organisation.user_create(actor=None, username="deputy", password=None)
+    organisation.membership_set(actor=None, user=deputy, team=model_risk, is_approver=True)
+    today = timezone.localdate()
+    return organisation.absence_set(
+        actor=None,
+        person=get_user_model().objects.get(username="risk"),
+        team=model_risk,
+        delegate=deputy,
+        starts_on=today,
+        ends_on=today + timedelta(days=3),
+    )
+
+
 def an_interval(world):
     return IntervalSchedule.objects.create(every=7, period=IntervalSchedule.MINUTES)
 
@@ -186,6 +201,8 @@ CASES = {
         changed="membership.changed",
         deleted="membership.removed",
     ),
+    # Recorded on the My absences page; the admin reads and cancels them.
+    "portal.Absence": Case(existing=an_absence, actions={"cancel": "absence.cancelled"}),
     "portal.ServiceAccount": Case(
         existing=lambda world: world["ci"].account,
         add=lambda account: {
