@@ -32,6 +32,8 @@ class AuditAction(models.TextChoices):
         "service_account.grants_changed",
         "Service account's teams and environments changed",
     )
+    ABSENCE_SET = "absence.set", "Absence with a delegate recorded"
+    ABSENCE_CANCELLED = "absence.cancelled", "Absence cancelled"
     SERVICE_TOKEN_ISSUED = "service_token.issued", "Service token issued"
     SERVICE_TOKEN_REVOKED = "service_token.revoked", "Service token revoked"
     USER_CREATED = "user.created", "User created"
@@ -55,7 +57,9 @@ class AuditAction(models.TextChoices):
     MODEL_REGISTERED = "model.registered", "Model registered"
     MODEL_INVENTORY_UPDATED = "model.inventory_updated", "Model inventory entry updated"
     MODEL_RETIRED = "model.retired", "Model retired by an approved change"
+    VALIDATION_OPENED = "validation.opened", "Model validation opened"
     VALIDATION_CONCLUDED = "validation.concluded", "Model validation concluded"
+    FINDING_RECORDED = "finding.recorded", "Validation finding recorded"
     FINDING_CLOSED = "finding.closed", "Validation finding closed"
     MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"
     DATASET_VERSION_REGISTERED = "dataset_version.registered", "Dataset version registered"
@@ -89,6 +93,11 @@ class AuditAction(models.TextChoices):
         "Retrospective review escalated",
     )
 
+    CHANGE_TICKET_LINKED = (
+        "change_ticket.linked",
+        "Change request mirrored in the ticket system",
+    )
+
     # The gate and deployments
     GATE_CHECKED = "gate.checked", "Gate checked"
     GATE_ADMISSION_REVIEWED = "gate.admission_reviewed", "Cluster admission reviewed"
@@ -109,3 +118,10 @@ class AuditAction(models.TextChoices):
         "deployment.unauthorised_change_escalated",
         "Unauthorised change escalated",
     )
+
+    # Chat and webhook subscriptions (integrations)
+    WEBHOOK_CREATED = "webhook.created", "Webhook subscription created"
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook subscription changed"
+    WEBHOOK_DEACTIVATED = "webhook.deactivated", "Webhook subscription deactivated"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook signing secret rotated"
+    WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"

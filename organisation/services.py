@@ -1,6 +1,6 @@
-"""Writes to the organisation: teams, memberships, service accounts, users and groups. Who may
-approve or sign in is itself governed, so every change here is audited: these services sit above
-`audit`, while the models they write stay at the bottom in `portal` (see
+"""Writes to the organisation: teams, memberships, absences, service accounts, users and
+groups. Who may approve or sign in is itself governed, so every change here is audited: these
+services sit above `audit`, while the models they write stay at the bottom in `portal` (see
 `organisation/__init__.py`)."""
 
 import hashlib
@@ -8,21 +8,25 @@ import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from axes.models import AccessAttempt
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.actions import AuditAction
 from audit.services import audit_record
 from organisation.hooks import known_environment_names
+from organisation.permissions import absence_denial
 from portal.authentication import TOKEN_PREFIX, hash_token
-from portal.exceptions import Conflict
+from portal.exceptions import Conflict, RuleDenied
 from portal.models import (
+    Absence,
     Membership,
     ProviderIdentity,
     Scope,
@@ -30,6 +34,8 @@ from portal.models import (
     ServiceToken,
     Team,
 )
+from portal.notifications import notify
+from portal.selectors import absences_overlapping
 from portal.team_groups import TeamGroup
 
 Actor = AbstractBaseUser | ServiceAccount | None
@@ -617,3 +623,199 @@ def group_delete(*, actor: Actor, group: Group, request=None) -> None:
     audit_record(
         actor=actor, action=AuditAction.GROUP_DELETED, target=target, data=data, request=request
     )
+
+
+def _person(user: AbstractBaseUser) -> dict:
+    return {"id": user.pk, "username": user.get_username(), "name": _full_name(user)}
+
+
+def _full_name(user: AbstractBaseUser) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def _absence_record(absence: Absence) -> dict:
+    return {
+        "person": _person(absence.person),
+        "team": absence.team.slug,
+        "delegate": _person(absence.delegate),
+        "starts_on": absence.starts_on.isoformat(),
+        "ends_on": absence.ends_on.isoformat(),
+    }
+
+
+def _approver_membership(user: AbstractBaseUser, team: Team) -> Membership | None:
+    """The user's membership of `team` if they hold the approver role there, locked: a role
+    taken away meanwhile waits for the absence to be written, or is seen."""
+    return (
+        Membership.objects.select_for_update()
+        .filter(user=user, team=team, is_approver=True)
+        .first()
+    )
+
+
+def _span(absence: Absence) -> str:
+    return f"{absence.starts_on:%Y-%m-%d} to {absence.ends_on:%Y-%m-%d}"
+
+
+@transaction.atomic
+def absence_set(
+    *,
+    actor: Actor,
+    person: AbstractBaseUser,
+    team: Team,
+    delegate: AbstractBaseUser,
+    starts_on: date,
+    ends_on: date,
+    request=None,
+    now: datetime | None = None,
+) -> Absence:
+    """Record that `person`, an approver of `team`, is away from `starts_on` to `ends_on`, and
+    that `delegate`, another approver of `team`, gives that team's approvals on their behalf
+    meanwhile. Never back-dated (a signature given before stays what it was); one absence per
+    person and team at a time; no chains: the delegate is not away themself then, and someone
+    who stands in for another is not away either. The person, a change manager or an admin
+    records it; the event names both the person and who recorded it."""
+    denial = absence_denial(actor, person)
+    if denial is not None:
+        raise denial
+    today = timezone.localdate(now)
+    if ends_on < starts_on:
+        raise ValidationError(
+            {"ends_on": ValidationError("The absence must end on or after its first day.")}
+        )
+    if starts_on < today:
+        raise RuleDenied(
+            f"An absence starts today ({today:%Y-%m-%d}) at the earliest: it is not back-dated "
+            "to cover what was signed before.",
+            code="absence_backdated",
+        )
+    name = _full_name(person)
+    if _approver_membership(person, team) is None:
+        raise RuleDenied(
+            f"{name} does not hold the approver role in {team.name}: there are no approvals "
+            "to delegate.",
+            code="not_an_approver",
+        )
+    if delegate.pk == person.pk:
+        raise RuleDenied("Name someone else as delegate.", code="delegate_is_self")
+    if not delegate.is_active or _approver_membership(delegate, team) is None:
+        raise RuleDenied(
+            f"{_full_name(delegate)} does not hold the approver role in {team.name}; a delegate "
+            "must.",
+            code="delegate_not_an_approver",
+        )
+    overlapping = absences_overlapping(starts_on=starts_on, ends_on=ends_on).select_for_update()
+    clash = overlapping.filter(person=person, team=team).first()
+    if clash is not None:
+        raise Conflict(
+            f"{name} is already recorded away from {team.name} from {_span(clash)}; cancel that "
+            "absence first.",
+            code="absence_overlaps",
+        )
+    away = overlapping.filter(person=delegate).first()
+    if away is not None:
+        raise Conflict(
+            f"{_full_name(delegate)} is away from {_span(away)} too; a delegate does not hand "
+            "on what they were given.",
+            code="delegate_absent",
+        )
+    covering = overlapping.filter(delegate=person).select_related("person").first()
+    if covering is not None:
+        raise Conflict(
+            f"{name} stands in for {_full_name(covering.person)} from {_span(covering)}; a "
+            "delegate does not delegate further. Ask for another delegate first.",
+            code="delegate_chain",
+        )
+    absence = Absence(
+        person=person,
+        team=team,
+        delegate=delegate,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        created_by_name=_full_name(actor) if actor is not None else "system",
+    )
+    absence.full_clean()
+    absence.save()
+    _absence_told(absence, actor=actor, cancelled=False)
+    audit_record(
+        actor=actor,
+        action=AuditAction.ABSENCE_SET,
+        target=absence,
+        data={**_absence_record(absence), "recorded_by": _recorder(actor)},
+        request=request,
+    )
+    return absence
+
+
+def _recorder(actor: Actor) -> dict | None:
+    return _person(actor) if actor is not None else None
+
+
+@transaction.atomic
+def absence_cancel(
+    *, actor: Actor, absence: Absence, request=None, now: datetime | None = None
+) -> Absence:
+    """Call an absence off (back early, or plans changed): from then on its delegate no longer
+    signs on the person's behalf; what they signed meanwhile stands. An absence that is over
+    stays as it was."""
+    absence = (
+        Absence.objects.select_for_update()
+        .select_related("person", "team", "delegate")
+        .get(pk=absence.pk)
+    )
+    denial = absence_denial(actor, absence.person)
+    if denial is not None:
+        raise denial
+    moment = now or timezone.now()
+    if absence.cancelled_at is not None:
+        raise Conflict("This absence is cancelled already.", code="absence_cancelled")
+    if absence.ends_on < timezone.localdate(moment):
+        raise Conflict(
+            f"This absence ended on {absence.ends_on:%Y-%m-%d}; it stays on record as it was.",
+            code="absence_over",
+        )
+    absence.cancelled_at = moment
+    absence.cancelled_by_name = _full_name(actor) if actor is not None else "system"
+    absence.full_clean()
+    absence.save(update_fields=["cancelled_at", "cancelled_by_name"])
+    _absence_told(absence, actor=actor, cancelled=True)
+    audit_record(
+        actor=actor,
+        action=AuditAction.ABSENCE_CANCELLED,
+        target=absence,
+        data={**_absence_record(absence), "cancelled_by": _recorder(actor)},
+        request=request,
+    )
+    return absence
+
+
+def _absence_told(absence: Absence, *, actor: Actor, cancelled: bool) -> None:
+    """The delegate learns what they now stand in for (or no longer do); the person learns it
+    too when someone else recorded or cancelled it."""
+    person, span = _full_name(absence.person), _span(absence)
+    what = "no longer stand" if cancelled else "stand"
+    notify(
+        recipients=[absence.delegate],
+        key=f"absence:{absence.pk}:{'cancelled' if cancelled else 'set'}:delegate",
+        subject=f"You {what} in for {person} in {absence.team.name} ({span})",
+        body=(
+            f"{person}'s absence from {span} is cancelled: their approvals are theirs again."
+            if cancelled
+            else f"{person} is away from {span}. Changes waiting for {absence.team.name} show "
+            f"under Waiting for me, to sign as {person}'s delegate."
+        ),
+        reason=f"{person} named you their delegate in {absence.team.name}.",
+        link=reverse("organisation:absences"),
+    )
+    if actor is not None and actor.pk != absence.person_id:
+        notify(
+            recipients=[absence.person],
+            key=f"absence:{absence.pk}:{'cancelled' if cancelled else 'set'}:person",
+            subject=(
+                f"{_full_name(actor)} {'cancelled' if cancelled else 'recorded'} your absence "
+                f"from {span}"
+            ),
+            body=f"Delegate in {absence.team.name}: {_full_name(absence.delegate)}.",
+            reason="It is your absence.",
+            link=reverse("organisation:absences"),
+        )

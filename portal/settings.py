@@ -282,6 +282,73 @@ GITHUB_APP_ID = os.environ.get("GITHUB_APP_ID", "")
 GITHUB_APP_PRIVATE_KEY = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")
 GITHUB_APP_WEBHOOK_SECRET = os.environ.get("GITHUB_APP_WEBHOOK_SECRET", "")
 
+# Chat and webhook subscriptions (docs/operations.md, "Chat and webhooks"). Signing secrets and
+# endpoint URLs (a Teams or Slack URL is itself a credential) are stored encrypted with the first
+# of GATEHOUSE_WEBHOOK_KEYS (Fernet keys, comma-separated; the others still decrypt, for
+# rotation); unset, one key is derived from the secret key. Plain http is refused except to
+# 127.0.0.1, ::1 or localhost, and to those only when GATEHOUSE_WEBHOOKS_ALLOW_LOCAL_HTTP is on
+# (by default: when DEBUG is).
+WEBHOOK_ENCRYPTION_KEYS = env_list("GATEHOUSE_WEBHOOK_KEYS")
+WEBHOOK_ALLOW_LOCAL_HTTP = env_bool("GATEHOUSE_WEBHOOKS_ALLOW_LOCAL_HTTP", DEBUG)
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_WEBHOOK_TIMEOUT", "10"))
+# After a rotation the previous secret signs too, this long, so receivers can switch over.
+WEBHOOK_SECRET_OVERLAP_HOURS = int(os.environ.get("GATEHOUSE_WEBHOOK_SECRET_OVERLAP_HOURS", "24"))
+
+# Change tickets (docs/operations.md, "Change tickets"): every change request mirrored as a
+# change record in ServiceNow or an issue in Jira, through the audit trail read as an outbox.
+# Unset, nothing is sent and the trail is not read.
+GATEHOUSE_TICKETS = os.environ.get("GATEHOUSE_TICKETS", "").strip().lower()
+GATEHOUSE_TICKETS_URL = os.environ.get("GATEHOUSE_TICKETS_URL", "").rstrip("/")
+GATEHOUSE_TICKETS_USER = os.environ.get("GATEHOUSE_TICKETS_USER", "")
+GATEHOUSE_TICKETS_PASSWORD = os.environ.get("GATEHOUSE_TICKETS_PASSWORD", "")
+GATEHOUSE_TICKETS_TOKEN = os.environ.get("GATEHOUSE_TICKETS_TOKEN", "")
+GATEHOUSE_TICKETS_TIMEOUT = float(os.environ.get("GATEHOUSE_TICKETS_TIMEOUT", "10"))
+# Names each record after its change request (`gatehouse-cr-42`): the ServiceNow correlation id
+# and the Jira label by which a retry finds a record whose creation it did not hear back about.
+# Two portals sharing one ticket system need two prefixes.
+GATEHOUSE_TICKETS_PREFIX = os.environ.get("GATEHOUSE_TICKETS_PREFIX", "gatehouse").lower()
+GATEHOUSE_TICKETS_SERVICENOW_ASSIGNMENT_GROUP = os.environ.get(
+    "GATEHOUSE_TICKETS_SERVICENOW_ASSIGNMENT_GROUP", ""
+)
+GATEHOUSE_TICKETS_SERVICENOW_CATEGORY = os.environ.get("GATEHOUSE_TICKETS_SERVICENOW_CATEGORY", "")
+GATEHOUSE_TICKETS_JIRA_PROJECT = os.environ.get("GATEHOUSE_TICKETS_JIRA_PROJECT", "")
+GATEHOUSE_TICKETS_JIRA_ISSUE_TYPE = os.environ.get("GATEHOUSE_TICKETS_JIRA_ISSUE_TYPE", "Task")
+GATEHOUSE_TICKETS_JIRA_DONE_TRANSITION = os.environ.get(
+    "GATEHOUSE_TICKETS_JIRA_DONE_TRANSITION", "Done"
+)
+_ticket_problems = [
+    problem
+    for problem, found in (
+        (
+            "GATEHOUSE_TICKETS is servicenow or jira",
+            GATEHOUSE_TICKETS not in {"servicenow", "jira"},
+        ),
+        ("GATEHOUSE_TICKETS_URL is missing", not GATEHOUSE_TICKETS_URL),
+        (
+            "GATEHOUSE_TICKETS_URL must be https in the production profile",
+            PRODUCTION and not GATEHOUSE_TICKETS_URL.startswith("https://"),
+        ),
+        (
+            "GATEHOUSE_TICKETS_TOKEN, or GATEHOUSE_TICKETS_USER and _PASSWORD, are missing",
+            not (
+                GATEHOUSE_TICKETS_TOKEN or (GATEHOUSE_TICKETS_USER and GATEHOUSE_TICKETS_PASSWORD)
+            ),
+        ),
+        (
+            "GATEHOUSE_TICKETS_JIRA_PROJECT is missing",
+            GATEHOUSE_TICKETS == "jira" and not GATEHOUSE_TICKETS_JIRA_PROJECT,
+        ),
+        (
+            "GATEHOUSE_TICKETS_PREFIX takes ASCII letters, digits and hyphens",
+            not GATEHOUSE_TICKETS_PREFIX.isascii()
+            or not GATEHOUSE_TICKETS_PREFIX.replace("-", "").isalnum(),
+        ),
+    )
+    if found
+]
+if GATEHOUSE_TICKETS and _ticket_problems:
+    raise ImproperlyConfigured("Change tickets: " + "; ".join(_ticket_problems) + ".")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "portal.authentication.BearerTokenAuthentication",
@@ -319,6 +386,8 @@ SPECTACULAR_SETTINGS = {
         "SignOffKindEnum": "releases.models.SignOffKind",
         "ActorKindEnum": "audit.models.ActorKind",
         "GateCodeEnum": "releases.services.gate.GateCode",
+        "WebhookKindEnum": "integrations.models.WebhookKind",
+        "WebhookEventTypeEnum": "integrations.models.WebhookEventType",
     },
 }
 

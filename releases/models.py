@@ -163,6 +163,8 @@ class ChangeRequest(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["state", "environment"], name="cr_state_env"),
+            # Reports that sync ask what changed since their last run (`updated_since`).
+            models.Index(fields=["updated_at"], name="cr_updated_at"),
             models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
         ]
         constraints = [
@@ -201,7 +203,8 @@ class Decision(models.TextChoices):
 class SignOff(models.Model):
     """An electronic signature: who, for which team, what they decided, what it means, and the
     digest of the content they saw. Voided, never deleted: when the request is edited, or when
-    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why)."""
+    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why).
+    A delegate's approval names the absent approver it was given for (`on_behalf_of`)."""
 
     change_request = models.ForeignKey(
         ChangeRequest, on_delete=models.PROTECT, related_name="sign_offs"
@@ -229,10 +232,38 @@ class SignOff(models.Model):
     withdrawn_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="delegated_sign_offs",
+        help_text="The absent approver whose delegate the signer was (portal.Absence).",
+    )
 
     class Meta:
         ordering = ["signed_at"]
+        indexes = [
+            # The approvals of the last days, for the sign-off latency of /metrics.
+            models.Index(
+                fields=["signed_at"],
+                condition=Q(kind="approval", voided_at__isnull=True),
+                name="signoff_approval_time",
+            ),
+        ]
         constraints = [
+            # A delegate gives a team approval only, never for themself, and a principal is
+            # represented once per change, as a signer is.
+            models.CheckConstraint(
+                condition=Q(on_behalf_of__isnull=True)
+                | (Q(kind="approval") & ~Q(on_behalf_of=models.F("signer"))),
+                name="signoff_delegated_approval",
+            ),
+            models.UniqueConstraint(
+                fields=["change_request", "on_behalf_of"],
+                condition=Q(voided_at__isnull=True, on_behalf_of__isnull=False),
+                name="signoff_one_per_principal",
+            ),
             # Only the signer withdraws, and a withdrawn sign-off is void for every reader.
             models.CheckConstraint(
                 condition=Q(withdrawn_by__isnull=True)
@@ -265,6 +296,10 @@ class SignatureStepUp(models.Model):
     signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     team = models.ForeignKey(
         Team, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The absent approver a delegate signs for, as on the sign form (issue 17, delegation).
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
     decision = models.CharField(max_length=16, choices=Decision.choices)
     comment = models.TextField(blank=True)
@@ -343,6 +378,8 @@ class Deployment(models.Model):
             ),
             models.Index(fields=["change_request", "status"], name="deployment_change"),
             models.Index(fields=["model", "environment", "-started_at"], name="deployment_history"),
+            # Counted by status at every scrape of /metrics: an index-only scan.
+            models.Index(fields=["environment", "kind", "status"], name="deployment_status"),
         ]
 
     def __str__(self) -> str:
@@ -424,6 +461,34 @@ class GateDecision(models.Model):
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else "denied"
         return f"Gate {verdict} at {self.decided_at:%Y-%m-%d %H:%M}"
+
+
+class GateTally(models.Model):
+    """Running totals of the gate's decisions, read by `/metrics` (docs/operations.md, Metrics):
+    a row with an empty `code` counts the decisions of one environment, purpose and answer; a
+    row with a code counts the refusals that named it. Kept by `gate_decision_tally` in the
+    transaction that records each decision and its audit event, so that a scrape reads a few
+    rows rather than every decision on the trail. Operational figures, not evidence: the
+    decisions and their events are the record, and the migration that made this table summed
+    the decisions recorded before it."""
+
+    environment = models.CharField(
+        max_length=50, blank=True, help_text="Its name then; empty when none was found."
+    )
+    purpose = models.CharField(max_length=16, choices=GatePurpose.choices)
+    allowed = models.BooleanField()
+    code = models.CharField(max_length=64, blank=True)
+    count = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "purpose", "allowed", "code"], name="gate_tally_key"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.environment} {self.code or self.allowed}: {self.count}"
 
 
 class UnauthorisedChange(models.Model):

@@ -140,6 +140,8 @@ class ReleasesReplay:
             "content_digest": data["content_digest"],
             "policy_version": data["policy_version"],
             "voided": False,
+            # Said only of a delegate's approval; every other signature was given in one's name.
+            "on_behalf_of": str(data["on_behalf_of"]["id"]) if "on_behalf_of" in data else None,
         }
         # Since signatures may be confirmed at the identity provider, the event says how.
         if "reauthenticated_by" in data:
@@ -239,6 +241,9 @@ def _sign_off_rows() -> Iterator[tuple[str, dict[str, Any]]]:
                 "auth_time": sign_off.auth_time,
                 "acr": sign_off.acr,
                 "voided": sign_off.voided_at is not None,
+                "on_behalf_of": (
+                    str(sign_off.on_behalf_of_id) if sign_off.on_behalf_of_id else None
+                ),
             },
         )
 

@@ -2,11 +2,13 @@
 contract does (model and environment by name, team by slug) and turns them into rows; the
 services check the rules."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.models import Team
 from portal.validators import SingleLine
 from registry.models import ModelVersion
+from releases import hooks
 from releases.models import ChangeRequest, Environment, SignOff
 from releases.states import Kind
 
@@ -110,6 +112,13 @@ class SignOffOutput(serializers.ModelSerializer):
         allow_null=True,
         help_text="The signer, when they withdrew it (void without it: voided by an edit).",
     )
+    on_behalf_of = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="The absent approver for whom the signer approved, as their delegate; null "
+        "for a signature in one's own name.",
+    )
 
     class Meta:
         model = SignOff
@@ -130,10 +139,22 @@ class SignOffOutput(serializers.ModelSerializer):
             "voided_at",
             "voided_reason",
             "withdrawn_by",
+            "on_behalf_of",
         ]
 
 
+class ExternalLinkOutput(serializers.Serializer):
+    system = serializers.CharField(read_only=True, help_text="ServiceNow, Jira, …")
+    reference = serializers.CharField(
+        read_only=True, help_text="The record's number or key there: CHG0030001, OPS-42."
+    )
+    url = serializers.URLField(read_only=True)
+
+
 class ChangeRequestOutput(serializers.ModelSerializer):
+    """Reads the external links from the context (`external_links`, the hook's answer for a
+    whole page) when the view put them there, else asks the hook for this one request."""
+
     number = serializers.CharField(read_only=True)
     model = serializers.CharField(source="model_version.model.name", read_only=True)
     version = serializers.CharField(source="model_version.version", read_only=True)
@@ -148,6 +169,9 @@ class ChangeRequestOutput(serializers.ModelSerializer):
         source="policy.version", read_only=True, allow_null=True, default=None
     )
     sign_offs = SignOffOutput(many=True, read_only=True)
+    external_links = serializers.SerializerMethodField(
+        help_text="Where else the change is recorded: its change ticket in ServiceNow or Jira."
+    )
 
     class Meta:
         model = ChangeRequest
@@ -176,7 +200,16 @@ class ChangeRequestOutput(serializers.ModelSerializer):
             "content_digest",
             "policy_version",
             "created_at",
+            "updated_at",
             "submitted_at",
             "retrospective_due_at",
             "sign_offs",
+            "external_links",
         ]
+
+    @extend_schema_field(ExternalLinkOutput(many=True))
+    def get_external_links(self, change_request: ChangeRequest) -> list[dict]:
+        links = self.context.get("external_links")
+        if links is None:
+            links = hooks.external_links([change_request])
+        return ExternalLinkOutput(links.get(change_request.pk, []), many=True).data

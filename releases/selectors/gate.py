@@ -328,7 +328,7 @@ LEFT JOIN registry_repository r ON r.id = v.repository_id
 LEFT JOIN registry_validation val ON val.id = (
     SELECT vc.validation_id FROM registry_validation_covers vc
     JOIN registry_validation v3 ON v3.id = vc.validation_id
-    WHERE vc.modelversion_id = v.id
+    WHERE vc.modelversion_id = v.id AND v3.concluded_at IS NOT NULL
     ORDER BY v3.concluded_at DESC, v3.id DESC LIMIT 1)
 LEFT JOIN releases_deployment soak ON soak.id = (
     SELECT d.id FROM releases_deployment d

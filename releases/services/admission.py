@@ -40,6 +40,7 @@ from releases.services.gate import (
     Reason,
     decision_data,
     gate_decision_save,
+    gate_decision_tally,
     gate_judge,
 )
 
@@ -205,6 +206,7 @@ def admission_review(
         data={**asked, **decision_data(answer, decision)},
         request=request,
     )
+    gate_decision_tally(decision)
     return AdmissionAnswer(
         uid=problem.uid if problem else workload.uid, answer=answer, malformed=bool(problem)
     )

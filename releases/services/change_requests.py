@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import rfc8785
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -21,7 +22,7 @@ from audit.services import audit_record
 from organisation.reauthentication import password_confirms
 from organisation.services import memberships_follow_groups
 from portal.exceptions import Conflict, NotFound, RuleDenied
-from portal.models import Membership, ProviderIdentity, Team
+from portal.models import Absence, Membership, ProviderIdentity, Team
 from registry.model_risk import model_retire
 from registry.models import ModelVersion
 from releases import notifications
@@ -41,6 +42,8 @@ from releases.permissions import (
     SIGN_OFF_KIND_BY_STATE,
     Action,
     Slot,
+    delegate_denial,
+    full_name,
     open_slots,
     person_denial,
     refuse,
@@ -479,8 +482,16 @@ def change_request_file(
 
 
 def _choose_slot(
-    *, actor, change_request: ChangeRequest, slots: list[Slot], team: Team | None, memberships
+    *,
+    actor,
+    change_request: ChangeRequest,
+    slots: list[Slot],
+    team: Team | None,
+    memberships,
+    delegated_team_ids: set[int] | None = None,
 ) -> Slot:
+    """The slot `team` names, else the only one the signer may fill: by their approver roles,
+    or, signing as a delegate, by the teams of the principal's absence (`delegated_team_ids`)."""
     kind = SIGN_OFF_KIND_BY_STATE[change_request.state]
     if kind in (SignOffKind.PEER_REVIEW, SignOffKind.EMERGENCY_AUTHORISATION):
         return slots[0]
@@ -496,7 +507,16 @@ def _choose_slot(
                 code="team_not_required",
             )
         raise Conflict(f"{team.name} has already signed.", code="team_already_signed")
-    mine = [s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)]
+    if delegated_team_ids is not None:
+        mine = [s for s in slots if s.team.pk in delegated_team_ids]
+        if delegated_team_ids and not mine:
+            raise Conflict(
+                "The team you stand in for has already signed.", code="team_already_signed"
+            )
+    else:
+        mine = [
+            s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)
+        ]
     if len(mine) > 1:
         raise RuleDenied("Say for which team you sign.", code="team_required")
     return mine[0] if mine else slots[0]
@@ -532,11 +552,13 @@ def change_request_sign(
     content_digest: str,
     team: Team | None = None,
     comment: str = "",
+    on_behalf_of: AbstractBaseUser | None = None,
     request=None,
     now: datetime | None = None,
 ) -> SignOff:
     """Give the signature the request waits for in its state: peer review, team approval,
-    emergency authorisation or retrospective review.
+    emergency authorisation or retrospective review. With `on_behalf_of`, a team approval is
+    given as the delegate of that absent approver (`permissions.delegate_denial`).
 
     Rule 6: the signer re-enters their password (checked, never stored) and the meaning, the
     digest of the content they saw (rule 5) and the policy version (rule 13) are stored on the
@@ -556,6 +578,7 @@ def change_request_sign(
             content_digest=content_digest,
             team=team,
             comment=comment,
+            on_behalf_of=on_behalf_of,
             request=request,
             now=now,
         )
@@ -624,6 +647,7 @@ def _sign(
     content_digest: str,
     team: Team | None,
     comment: str,
+    on_behalf_of: AbstractBaseUser | None,
     request,
     now: datetime | None,
 ) -> SignOff:
@@ -655,12 +679,25 @@ def _sign(
     if not slots:
         raise Conflict(f"{change_request.number} has all its signatures.", code="complete")
     memberships = list(Membership.objects.filter(user=actor))
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    principal, absences = None, []
+    if on_behalf_of is not None:
+        principal = get_user_model().objects.get(pk=on_behalf_of.pk)
+        # Locked: an absence cancelled meanwhile is seen, or waits for this signature.
+        absences = list(
+            Absence.objects.select_for_update().filter(
+                person_id__in=[principal.pk, actor.pk], cancelled_at__isnull=True
+            )
+        )
+    lent = _places_lent(absences, principal=principal, delegate=actor, day=today)
     slot = _choose_slot(
         actor=actor,
         change_request=change_request,
         slots=slots,
         team=team,
         memberships=memberships,
+        delegated_team_ids={a.team_id for a in lent} if principal is not None else None,
     )
     commit_authors = None
     if policy.exclude_commit_authors:
@@ -674,21 +711,34 @@ def _sign(
                 code="commits_unknown",
             )
         commit_authors = commits.author_emails
-    denial = signer_denial(
-        user=actor,
-        change_request=change_request,
-        slot=slot,
-        memberships=memberships,
-        sign_offs=sign_offs,
-        commit_author_emails=commit_authors,
-        authoriser_excluded=policy.retrospective_excludes_authoriser,
-    )
+    if principal is None:
+        denial = signer_denial(
+            user=actor,
+            change_request=change_request,
+            slot=slot,
+            memberships=memberships,
+            sign_offs=sign_offs,
+            commit_author_emails=commit_authors,
+            authoriser_excluded=policy.retrospective_excludes_authoriser,
+        )
+    else:
+        denial = delegate_denial(
+            user=actor,
+            principal=principal,
+            change_request=change_request,
+            slot=slot,
+            memberships=memberships,
+            principal_memberships=Membership.objects.filter(user=principal),
+            sign_offs=sign_offs,
+            absences=absences,
+            today=today,
+            commit_author_emails=commit_authors,
+        )
     if denial is not None:
         raise denial
     signing_team = slot.team
     if kind == SignOffKind.EMERGENCY_AUTHORISATION:
         signing_team = next(m.team for m in memberships if m.is_emergency_approver)
-    now = now or timezone.now()
     sign_off = SignOff(
         change_request=change_request,
         kind=kind,
@@ -696,13 +746,16 @@ def _sign(
         signer=actor,
         decision=decision,
         comment=comment,
-        meaning=signature_meaning(change_request=change_request, slot=slot, decision=decision),
+        meaning=signature_meaning(
+            change_request=change_request, slot=slot, decision=decision, principal=principal
+        ),
         content_digest=change_request.content_digest,
         policy=policy,
         reauthenticated=True,
         auth_time=at_provider.auth_time if at_provider else None,
         acr=at_provider.acr if at_provider else "",
         signed_at=now,
+        on_behalf_of=principal,
     )
     sign_off.full_clean()
     sign_off.save()
@@ -745,6 +798,7 @@ def _sign(
             "signed_at": sign_off.signed_at,
             "state_before": state_before,
             "state_after": change_request.state,
+            **_delegation_record(principal, lent, slot=slot),
         },
         request=request,
     )
@@ -761,6 +815,7 @@ def change_request_step_up_begin(
     content_digest: str,
     team: Team | None = None,
     comment: str = "",
+    on_behalf_of: AbstractBaseUser | None = None,
     now: datetime | None = None,
 ) -> SignatureStepUp:
     """Rule 6 for people who sign in at the identity provider: their choice on the sign form
@@ -783,6 +838,7 @@ def change_request_step_up_begin(
         change_request=change_request,
         signer=actor,
         team=team,
+        on_behalf_of=on_behalf_of,
         decision=decision,
         comment=comment,
         content_digest=content_digest,
@@ -923,6 +979,7 @@ def _sign_at_provider(
         content_digest=step_up.content_digest,
         team=step_up.team,
         comment=step_up.comment,
+        on_behalf_of=step_up.on_behalf_of,
         request=request,
         now=now,
     )
@@ -965,6 +1022,36 @@ def change_request_sign_at_provider(
         if error.code != "step_up_not_taken":
             _step_up_refusal_record(actor=actor, step_up=step_up, code=error.code, request=request)
         raise
+
+
+def _places_lent(absences: list[Absence], *, principal, delegate, day) -> list[Absence]:
+    """The absences of `principal` in force on `day` that name `delegate`."""
+    if principal is None:
+        return []
+    return [
+        absence
+        for absence in absences
+        if absence.person_id == principal.pk
+        and absence.delegate_id == delegate.pk
+        and absence.covers(day)
+    ]
+
+
+def _delegation_record(principal, lent: list[Absence], *, slot: Slot) -> dict:
+    """What the signing event says of a delegation: the absent principal (id and name, as they
+    were then) and the absence that lent their place. Nothing for a signature in one's own
+    name, so the events written before delegation read the same."""
+    if principal is None:
+        return {}
+    absence = next(a for a in lent if a.team_id == slot.team.pk)
+    return {
+        "on_behalf_of": {
+            "id": principal.pk,
+            "username": principal.get_username(),
+            "name": full_name(principal),
+            "absence": absence.pk,
+        }
+    }
 
 
 # The steps of a normal change on its way, in order: a withdrawal only ever moves back.
@@ -1031,6 +1118,9 @@ def sign_off_withdraw(
         _move(change_request, target)
         change_request.policy = policy
         change_request.save(update_fields=["state", "policy", "updated_at"])
+    else:
+        # The change's record moved even where its state did not (`updated_since` readers).
+        change_request.save(update_fields=["updated_at"])
     notifications.sign_off_withdrawn(change_request=change_request, sign_off=sign_off)
     notifications.change_request_waiting(change_request=change_request)
     audit_record(
@@ -1206,13 +1296,13 @@ def change_request_mark_rolled_back(
     *, change_request: ChangeRequest, deployment: Deployment, actor=None, request=None
 ) -> ChangeRequest:
     """Called by the rollback service. A deployed normal change becomes rolled back; an
-    emergency change keeps owing its retrospective, so its state stays and only the event is
-    recorded."""
+    emergency change keeps owing its retrospective, so its state stays and only the event (and
+    `updated_at`) is recorded."""
     change_request = _lock(change_request)
     state_before = change_request.state
     if not (change_request.kind == Kind.EMERGENCY and state_before == State.RETRO_REVIEW):
         _move(change_request, State.ROLLED_BACK)
-        change_request.save()
+    change_request.save()
     audit_record(
         actor=actor,
         action=AuditAction.CHANGE_REQUEST_ROLLED_BACK,

@@ -39,6 +39,7 @@ from releases.services.gate import (
     GateAnswer,
     decision_data,
     gate_decision_save,
+    gate_decision_tally,
     gate_evaluate,
     gate_judge,
 )
@@ -219,6 +220,7 @@ def deployment_start(
             },
             request=request,
         )
+        gate_decision_tally(decision)
     if deployment is None:
         raise GateDenied(answer)
     return deployment, True

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -641,6 +641,26 @@ def gate_decision_save(
     return decision
 
 
+# Adds one to a running total, creating its row on first use (PostgreSQL and SQLite alike).
+TALLY_ADD = (
+    'INSERT INTO releases_gatetally (environment, purpose, allowed, code, "count") '
+    "VALUES (%s, %s, %s, %s, 1) ON CONFLICT (environment, purpose, allowed, code) "
+    'DO UPDATE SET "count" = releases_gatetally."count" + 1'
+)
+
+
+def gate_decision_tally(decision: GateDecision) -> None:
+    """Add one decision to the running totals that `/metrics` reads (`GateTally`). Called after
+    the decision's audit event: that append holds the trail's lock to the end of the
+    transaction, so the totals' rows are only ever locked under it, and two transactions that
+    record several decisions cannot wait on each other's rows."""
+    environment = decision.environment.name if decision.environment else ""
+    codes = sorted({reason["code"] for reason in decision.reasons})
+    keys = [(environment, decision.purpose, decision.allowed, code) for code in ["", *codes]]
+    with connection.cursor() as cursor:
+        cursor.executemany(TALLY_ADD, keys)
+
+
 def decision_data(answer: GateAnswer, decision: GateDecision) -> dict[str, Any]:
     data = answer.as_dict()
     del data["soak"], data["decided_at"]
@@ -683,4 +703,5 @@ def gate_decide(
         data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
         request=request,
     )
+    gate_decision_tally(answer.decision)
     return answer

@@ -25,7 +25,7 @@ from audit.services import audit_record, describe_actor
 from registry import github, gitlab
 from registry.models import ModelVersion, Repository
 from releases.models import Environment, GateDecision, GatePurpose
-from releases.services.gate import GateAnswer, Reason, gate_decide
+from releases.services.gate import GateAnswer, Reason, gate_decide, gate_decision_tally
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def _unregistered_save(
             "reasons": decision.reasons,
         },
     )
+    gate_decision_tally(decision)
     return decision
 
 

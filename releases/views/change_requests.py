@@ -6,6 +6,7 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -294,7 +295,18 @@ def _signature_returned_uri(request: HttpRequest) -> str:
     return request.build_absolute_uri(reverse("releases:signature-returned"))
 
 
-def _sign_at_provider(request: HttpRequest, change_request, form: SignForm, team) -> HttpResponse:
+def _require_principal(principal_name: str, principal) -> None:
+    if principal_name and principal is None:
+        raise RuleDenied(
+            f"Nobody here is called '{principal_name}'; nobody named you their delegate under "
+            "that name.",
+            code="not_a_delegate",
+        )
+
+
+def _sign_at_provider(
+    request: HttpRequest, change_request, form: SignForm, team, principal
+) -> HttpResponse:
     """Send a signer who signs in at the identity provider there to sign in again; the
     signature is given when they come back (`change_request_sign_returned`)."""
     step_up = services.change_request_step_up_begin(
@@ -304,6 +316,7 @@ def _sign_at_provider(request: HttpRequest, change_request, form: SignForm, team
         comment=form.cleaned_data["comment"],
         content_digest=form.cleaned_data["content_digest"],
         team=team,
+        on_behalf_of=principal,
     )
     return redirect(
         step_up_url(
@@ -322,14 +335,22 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
     service, which decides; the page is only offered to those who may sign."""
     page = _page(request, number)
     change_request = page.change_request
-    wanted = request.POST.get("team") if request.method == "POST" else request.GET.get("team")
+    asked = request.POST if request.method == "POST" else request.GET
+    wanted = asked.get("team")
     team = Team.objects.filter(slug=wanted).first() if wanted else None
+    principal_name = asked.get("on_behalf_of", "")
+    principal = (
+        get_user_model().objects.filter(username=principal_name).first() if principal_name else None
+    )
+
+    # As a delegate, only the places lent by that absent approver are offered.
+    offered = (
+        [d.slot for d in page.delegate_slots if principal and d.principal.pk == principal.pk]
+        if principal_name
+        else page.sign_slots
+    )
     slot = next(
-        (
-            s
-            for s in page.sign_slots
-            if team is None or (s.team is not None and s.team.pk == team.pk)
-        ),
+        (s for s in offered if team is None or (s.team is not None and s.team.pk == team.pk)),
         None,
     )
     status = 200
@@ -338,7 +359,8 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
         form = SignForm(request.POST, at_provider=at_provider)
         if form.is_valid() and at_provider:
             try:
-                return _sign_at_provider(request, change_request, form, team)
+                _require_principal(principal_name, principal)
+                return _sign_at_provider(request, change_request, form, team, principal)
             except (DomainError, ValidationError) as error:
                 status = refusal_on_form(form, error)
             except ProviderError:
@@ -347,6 +369,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                 status = 503
         elif form.is_valid():
             try:
+                _require_principal(principal_name, principal)
                 sign_off = services.change_request_sign(
                     actor=request.user,
                     change_request=change_request,
@@ -355,6 +378,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                     password=form.cleaned_data["password"],
                     content_digest=form.cleaned_data["content_digest"],
                     team=team,
+                    on_behalf_of=principal,
                     request=request,
                 )
             except (DomainError, ValidationError) as error:
@@ -372,13 +396,19 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
             initial={
                 "content_digest": change_request.content_digest,
                 "team": slot.team.slug if slot.team else "",
+                "on_behalf_of": principal_name,
                 "decision": Decision.APPROVE,
             },
             at_provider=at_provider,
         )
     meanings = (
         {
-            decision: signature_meaning(change_request=change_request, slot=slot, decision=decision)
+            decision: signature_meaning(
+                change_request=change_request,
+                slot=slot,
+                decision=decision,
+                principal=principal if principal_name else None,
+            )
             for decision in Decision.values
         }
         if slot
@@ -394,6 +424,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
             "meanings": meanings,
             "at_provider": at_provider,
             "provider_name": provider_name(),
+            "on_behalf_of": principal if principal_name else None,
         },
         status=status,
     )

@@ -15,7 +15,7 @@ from audit.services import Actor, audit_record, describe_actor
 from portal.models import ServiceAccount
 
 ROOT = Path(__file__).resolve().parents[2]
-WRITERS = ("audit", "organisation", "portal", "registry", "releases")
+WRITERS = ("audit", "organisation", "portal", "registry", "releases", "integrations")
 
 
 def test_every_action_is_entity_dot_verb_and_named_once():

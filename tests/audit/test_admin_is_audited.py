@@ -27,6 +27,8 @@ from django_celery_beat.models import (
 
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.services import audit_checkpoint_create, audit_verify
+from integrations.models import ChangeTicket, TicketDeliveryAttempt, TicketTransition
+from integrations.webhooks import webhook_subscription_create
 from organisation import services as organisation
 from portal.models import Membership, ServiceToken
 from releases.models import EnvironmentPolicy
@@ -44,6 +46,21 @@ def a_user(world):
 
 def a_group(world):
     return organisation.group_create(actor=None, name="walkers", permissions=[])
+
+
+def an_absence(world):
+    model_risk = world["org"]["model-risk"]
+    deputy = organisation.user_create(actor=None, username="deputy", password=None)
+    organisation.membership_set(actor=None, user=deputy, team=model_risk, is_approver=True)
+    today = timezone.localdate()
+    return organisation.absence_set(
+        actor=None,
+        person=get_user_model().objects.get(username="risk"),
+        team=model_risk,
+        delegate=deputy,
+        starts_on=today,
+        ends_on=today + timedelta(days=3),
+    )
 
 
 def an_interval(world):
@@ -78,6 +95,51 @@ def an_access_attempt(world):
         path_info="/accounts/login/",
         failures_since_start=9,
     )
+
+
+def a_webhook(world):
+    return webhook_subscription_create(
+        actor=None,
+        name="walk hook",
+        kind="standard",
+        url="https://risk.bank.example/hook",
+        event_types=["change_request.waiting"],
+    ).subscription
+
+
+def a_change_ticket(world):
+    return ChangeTicket.objects.create(
+        change_request=world["approved"],
+        system="servicenow",
+        external_id="9d385017c611228701d22104cc95c371",
+        reference="CHG0030001",
+        url="https://bank.service-now.example/change_request.do?sys_id=9d38",
+    )
+
+
+def a_ticket_transition(world):
+    now = timezone.now()
+    transition = TicketTransition.objects.create(
+        ticket=a_change_ticket(world),
+        event=AuditEvent.objects.order_by("seq").last(),
+        kind="create",
+        summary="Change request submitted by requester",
+        change={"number": world["approved"].number},
+        claimed_at=now,
+        next_attempt_at=now,
+    )
+    TicketDeliveryAttempt.objects.create(
+        transition=transition,
+        attempt=1,
+        at=now,
+        method="POST",
+        path="/api/now/table/change_request",
+        status=429,
+        ok=False,
+        detail="429 Too Many Requests",
+        duration_ms=12,
+    )
+    return transition
 
 
 SIGN_IN = {"user_agent": "curl", "ip_address": "192.0.2.7", "username": "mallory"}
@@ -139,6 +201,8 @@ CASES = {
         changed="membership.changed",
         deleted="membership.removed",
     ),
+    # Recorded on the My absences page; the admin reads and cancels them.
+    "portal.Absence": Case(existing=an_absence, actions={"cancel": "absence.cancelled"}),
     "portal.ServiceAccount": Case(
         existing=lambda world: world["ci"].account,
         add=lambda account: {
@@ -269,6 +333,21 @@ CASES = {
         changed="schedule.updated",
         deleted="schedule.deleted",
     ),
+    "integrations.WebhookSubscription": Case(
+        existing=a_webhook,
+        add={
+            "name": "walked channel",
+            "kind": "slack",
+            "new_url": "https://hooks.slack.com/services/T0/B0/walk",
+            "event_types": ["change_request.waiting"],
+        },
+        change={"name": "walk hook renamed"},
+        added="webhook.created",
+        changed="webhook.updated",
+        actions={"rotate_secret": "webhook.secret_rotated", "deactivate": "webhook.deactivated"},
+    ),
+    "integrations.ChangeTicket": Case(existing=a_change_ticket),
+    "integrations.TicketTransition": Case(existing=a_ticket_transition),
     "axes.AccessAttempt": Case(existing=an_access_attempt, deleted="user.lockout_cleared"),
     "axes.AccessLog": Case(existing=lambda world: AccessLog.objects.create(**SIGN_IN)),
     "axes.AccessFailureLog": Case(

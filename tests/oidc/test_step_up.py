@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from audit.models import AuditEvent
 from organisation.oidc import step_up_answer
+from organisation.services import absence_set
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Membership, ProviderIdentity
 from releases.builders import sign
@@ -392,3 +393,36 @@ def test_a_token_that_does_not_say_when_the_signer_signed_in_is_refused(alma, wa
     assert refused.value.code == "step_up_stale"
     assert "did not say when you signed in" in refused.value.detail
     assert not SignOff.objects.filter(signer=alma.user).exists()
+
+
+def test_a_delegate_who_signs_at_the_provider_signs_on_behalf_of_the_absent_approver(
+    alma, waiting, model_risk_approver
+):
+    """The pending signature keeps the delegation chosen on the sign form: coming back from the
+    provider signs as delegate, never silently in the delegate's own name."""
+    today = timezone.localdate()
+    absence_set(
+        actor=model_risk_approver,
+        person=model_risk_approver,
+        team=Membership.objects.get(user=model_risk_approver, team__slug="model-risk").team,
+        delegate=alma.user,
+        starts_on=today,
+        ends_on=today + timedelta(days=3),
+    )
+    sent = alma.portal.post(
+        f"/releases/change-requests/{waiting.number}/sign/",
+        {
+            "decision": "approve",
+            "content_digest": waiting.content_digest,
+            "team": "model-risk",
+            "on_behalf_of": model_risk_approver.username,
+        },
+    )
+    assert SignatureStepUp.objects.get().on_behalf_of == model_risk_approver
+
+    alma.through_provider(sent)
+
+    sign_off = SignOff.objects.get(signer=alma.user)
+    assert sign_off.on_behalf_of == model_risk_approver
+    assert sign_off.auth_time is not None
+    assert "as delegate of" in sign_off.meaning

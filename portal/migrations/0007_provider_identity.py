@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0005_team_name_single_line'),
+        ('portal', '0006_absences_with_delegates'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
