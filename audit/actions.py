@@ -41,6 +41,7 @@ class AuditAction(models.TextChoices):
     USER_PASSWORD_SET = "user.password_set", "User password set"
     USER_DELETED = "user.deleted", "User deleted"
     USER_LOCKOUT_CLEARED = "user.lockout_cleared", "Sign-in lockout cleared"
+    USER_IDENTITY_LINKED = "user.identity_linked", "User linked to the identity provider"
     GROUP_CREATED = "group.created", "Group created"
     GROUP_UPDATED = "group.updated", "Group updated"
     GROUP_DELETED = "group.deleted", "Group deleted"
@@ -82,6 +83,10 @@ class AuditAction(models.TextChoices):
     CHANGE_REQUEST_SIGNED = "change_request.signed", "Change request signed"
     SIGN_OFF_WITHDRAWN = "sign_off.withdrawn", "Sign-off withdrawn by its signer"
     CHANGE_REQUEST_REAUTH_FAILED = "change_request.reauth_failed", "Signature password refused"
+    CHANGE_REQUEST_STEP_UP_REFUSED = (
+        "change_request.step_up_refused",
+        "Signature at the identity provider refused",
+    )
     CHANGE_REQUEST_CANCELLED = "change_request.cancelled", "Change request cancelled"
     CHANGE_REQUEST_EXPIRED = "change_request.expired", "Change request expired"
     CHANGE_REQUEST_DEPLOYED = "change_request.deployed", "Change request deployed"
@@ -117,3 +122,10 @@ class AuditAction(models.TextChoices):
         "deployment.unauthorised_change_escalated",
         "Unauthorised change escalated",
     )
+
+    # Chat and webhook subscriptions (integrations)
+    WEBHOOK_CREATED = "webhook.created", "Webhook subscription created"
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook subscription changed"
+    WEBHOOK_DEACTIVATED = "webhook.deactivated", "Webhook subscription deactivated"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook signing secret rotated"
+    WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"

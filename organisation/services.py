@@ -3,9 +3,10 @@ groups. Who may approve or sign in is itself governed, so every change here is a
 services sit above `audit`, while the models they write stay at the bottom in `portal` (see
 `organisation/__init__.py`)."""
 
+import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -24,9 +25,18 @@ from organisation.hooks import known_environment_names
 from organisation.permissions import absence_denial
 from portal.authentication import TOKEN_PREFIX, hash_token
 from portal.exceptions import Conflict, RuleDenied
-from portal.models import Absence, Membership, Scope, ServiceAccount, ServiceToken, Team
+from portal.models import (
+    Absence,
+    Membership,
+    ProviderIdentity,
+    Scope,
+    ServiceAccount,
+    ServiceToken,
+    Team,
+)
 from portal.notifications import notify
 from portal.selectors import absences_overlapping
+from portal.team_groups import TeamGroup
 
 Actor = AbstractBaseUser | ServiceAccount | None
 
@@ -117,6 +127,39 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
     target_repr = Membership(pk=membership.pk, user=membership.user, team=membership.team)
     membership.delete()
     audit_record(actor=actor, action=AuditAction.MEMBERSHIP_REMOVED, target=target_repr, data=data)
+
+
+@transaction.atomic
+def memberships_follow_groups(
+    *, user: AbstractBaseUser, groups: Iterable[str], mapping: Iterable[TeamGroup]
+) -> None:
+    """At each sign-in through the directory or the identity provider, the person's memberships
+    in the mapped teams follow the groups they are in now, as the system, audited like any
+    membership change: leaving the approvers' group takes the approver role away, leaving every
+    group of a team takes the membership. Teams the mapping does not name are left to the
+    administrators."""
+    held = {group.lower() for group in groups}
+    roles_by_team: dict[str, set[str]] = {entry.team: set() for entry in mapping}
+    for entry in mapping:
+        if entry.group in held:
+            roles_by_team[entry.team].add(entry.role)
+    teams = {team.slug: team for team in Team.objects.filter(slug__in=roles_by_team)}
+    for slug, roles in roles_by_team.items():
+        team = teams.get(slug)
+        if team is None:
+            continue
+        if roles:
+            membership_set(
+                actor=None,
+                user=user,
+                team=team,
+                is_approver="approver" in roles,
+                is_emergency_approver="emergency_approver" in roles,
+            )
+            continue
+        membership = Membership.objects.filter(user=user, team=team).first()
+        if membership is not None:
+            membership_remove(actor=None, membership=membership)
 
 
 def _validate_scopes(scopes: list[str]) -> list[str]:
@@ -419,6 +462,90 @@ def user_delete(*, actor: Actor, user: AbstractBaseUser, request=None) -> None:
     audit_record(
         actor=actor, action=AuditAction.USER_DELETED, target=target, data=data, request=request
     )
+
+
+# What Django accepts in a username (UnicodeUsernameValidator), and room for a "-2" suffix.
+USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
+USERNAME_LENGTH = 140
+
+
+def _free_username(issuer: str, subject: str, wanted: str) -> str:
+    """The provider's name for the person where no account has it yet, else the same with a
+    number: an existing account is never taken over because it has the same name."""
+    base = USERNAME_UNSAFE.sub("", wanted)[:USERNAME_LENGTH]
+    if not base:
+        base = "sso-" + hashlib.sha256(f"{issuer} {subject}".encode()).hexdigest()[:12]
+    taken = set(
+        get_user_model()
+        .objects.filter(username__istartswith=base)
+        .values_list("username", flat=True)
+    )
+    taken = {name.lower() for name in taken}
+    candidate, number = base, 1
+    while candidate.lower() in taken:
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+@transaction.atomic
+def user_sign_in_from_provider(
+    *,
+    issuer: str,
+    claims: Mapping,
+    groups: Iterable[str] | None,
+    mapping: Iterable[TeamGroup],
+    username_claim: str = "preferred_username",
+    request=None,
+) -> AbstractBaseUser:
+    """The account of the person the identity provider vouched for (`claims`: the verified ID
+    token's subject with the user info). They are found by issuer and subject only: the first
+    sign-in of a subject creates an account of its own, without a password and linked to that
+    subject, even when a local or directory account carries the same e-mail or username, so
+    whoever controls an address elsewhere cannot take an account over. Later sign-ins bring
+    name and e-mail up to date. Where teams are mapped to groups, the memberships follow the
+    groups (`groups` None: the provider sent no group claim, and nothing is changed)."""
+    subject = str(claims["sub"])
+    identity = (
+        ProviderIdentity.objects.select_related("user")
+        .filter(issuer=issuer, subject=subject)
+        .first()
+    )
+    names = {
+        "first_name": str(claims.get("given_name") or "")[:150],
+        "last_name": str(claims.get("family_name") or "")[:150],
+        "email": str(claims.get("email") or "")[:254],
+    }
+    if identity is None:
+        user = user_create(
+            actor=None,
+            username=_free_username(issuer, subject, str(claims.get(username_claim) or "")),
+            password=None,
+            request=request,
+            **names,
+        )
+        ProviderIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        audit_record(
+            actor=None,
+            action=AuditAction.USER_IDENTITY_LINKED,
+            target=user,
+            data={"user": user.get_username(), "issuer": issuer, "subject": subject},
+            request=request,
+        )
+    else:
+        user = identity.user
+        if any(getattr(user, field) != value for field, value in names.items()):
+            user = user_update(
+                actor=None,
+                user=user,
+                groups=user.groups.all(),
+                user_permissions=user.user_permissions.all(),
+                request=request,
+                **names,
+            )
+    if groups is not None:
+        memberships_follow_groups(user=user, groups=groups, mapping=mapping)
+    return user
 
 
 @transaction.atomic

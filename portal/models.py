@@ -59,6 +59,32 @@ class Membership(models.Model):
         return [Role(role).label for role in self.roles]
 
 
+class ProviderIdentity(models.Model):
+    """The person the bank's identity provider knows as `subject` at `issuer` is this user.
+    Single sign-on matches people by this pair alone, never by e-mail or username, which
+    another account or another provider may also carry."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provider_identities"
+    )
+    issuer = models.URLField(max_length=300)
+    subject = models.CharField(max_length=255)
+    linked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "subject"], name="provider_identity_unique_subject"
+            ),
+            models.UniqueConstraint(
+                fields=["issuer", "user"], name="provider_identity_one_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"
+
+
 class Absence(models.Model):
     """An approver away from `starts_on` to `ends_on` (both included, dates in the portal's time
     zone) whose approvals for `team` their `delegate`, an approver of the same team, may give
@@ -109,7 +135,10 @@ class Scope(models.TextChoices):
     GATE_READ = "gate:read", "Ask the deployment gate"
     AUDIT_READ = "audit:read", "Read the audit trail"
     VALIDATIONS_WRITE = "validations:write", "Open validations and record findings (Model Risk)"
+    WEBHOOKS_WRITE = "webhooks:write", "Manage the chat and webhook subscriptions of its teams"
     METRICS_READ = "metrics:read", "Read the operational metrics (Prometheus)"
+    # Reports: the change record without the trail (IPs, user agents) and without any write.
+    READ = "read", "Read change requests, sign-offs, deployments, environments and notifications"
 
 
 class ServiceAccount(models.Model):

@@ -33,6 +33,7 @@ RULE_FIELDS = (
     "retrospective_hours",
     "retrospective_excludes_authoriser",
     "conflicts_block",
+    "required_acr",
 )
 PREVIEW_FIELDS = (
     "approval_teams",

@@ -85,6 +85,7 @@ def seed_validation_required(prod: Environment) -> None:
         exclude_commit_authors=current.exclude_commit_authors,
         retrospective_hours=current.retrospective_hours,
         retrospective_excludes_authoriser=current.retrospective_excludes_authoriser,
+        required_acr=current.required_acr,
     )
 
 

@@ -78,6 +78,15 @@ class EnvironmentPolicy(models.Model):
         "it depends on or that depends on it, has an overlapping window (conflicting_change, "
         "dependency_conflict); otherwise the gate only warns.",
     )
+    required_acr = models.CharField(
+        "required assurance (acr)",
+        max_length=200,
+        blank=True,
+        validators=[SingleLine()],
+        help_text="Every signature must be confirmed at the identity provider with this "
+        "authentication context class (acr), e.g. its two-factor level; a password typed again "
+        "is then not enough. Blank: no requirement.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150)
 
@@ -188,6 +197,8 @@ class ChangeRequest(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["state", "environment"], name="cr_state_env"),
+            # Reports that sync ask what changed since their last run (`updated_since`).
+            models.Index(fields=["updated_at"], name="cr_updated_at"),
             models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
             # The change calendar reads the windows that end after the period it shows begins.
             models.Index(fields=["window_end", "window_start"], name="cr_window"),
@@ -247,6 +258,10 @@ class SignOff(models.Model):
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(EnvironmentPolicy, on_delete=models.PROTECT, related_name="+")
     reauthenticated = models.BooleanField(default=False)
+    # Set when the signer confirmed at the identity provider (not with a password): when they
+    # signed in there again, and at which assurance.
+    auth_time = models.DateTimeField(null=True, blank=True)
+    acr = models.CharField(max_length=200, blank=True)
     signed_at = models.DateTimeField()
     voided_at = models.DateTimeField(null=True, blank=True)
     voided_reason = models.CharField(max_length=300, blank=True)
@@ -305,6 +320,39 @@ class SignOff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.change_request.number} by {self.signer}"
+
+
+class SignatureStepUp(models.Model):
+    """A signature waiting while its signer signs in again at the identity provider (rule 6 for
+    single sign-on): what they chose on the sign form, and the state, nonce and PKCE verifier of
+    the request that sent them there, bound to this signature alone. Taken once (`taken_at`) by
+    the provider's answer; a second answer with the same state is a replay."""
+
+    change_request = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="+")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The absent approver a delegate signs for, as on the sign form (issue 17, delegation).
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    content_digest = models.CharField(max_length=64)
+    acr_values = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64)
+    code_verifier = models.CharField(max_length=128)
+    issued_at = models.DateTimeField()
+    taken_at = models.DateTimeField(null=True, blank=True)
+    sign_off = models.OneToOneField(
+        SignOff, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    refusal = models.CharField(max_length=50, blank=True)
+
+    def __str__(self) -> str:
+        return f"Signature of {self.change_request.number} waiting at the identity provider"
 
 
 class DeploymentKind(models.TextChoices):

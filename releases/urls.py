@@ -44,6 +44,12 @@ urlpatterns: list = [
         change_requests.change_request_sign,
         name="change-request-sign",
     ),
+    # Where the identity provider sends a signer back (register it there as a redirect URI).
+    path(
+        "signature/returned/",
+        change_requests.change_request_sign_returned,
+        name="signature-returned",
+    ),
     path("freezes/", change_requests.freeze_list, name="freezes"),
     path("emergencies/", change_requests.emergency_list, name="emergencies"),
     path("emergencies/new/", change_requests.emergency_new, name="emergency-new"),

@@ -1,9 +1,8 @@
 """The registry's REST endpoints (DESIGN.md, REST contract v1). Registrations answer 201 when
 they record something and 200 when the same payload was recorded before, so CI can retry."""
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, status
-from rest_framework.pagination import CursorPagination
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,6 +11,7 @@ from portal.authentication import TokenScopes, is_service_account
 from portal.exceptions import NotFound
 from portal.idempotency import idempotent
 from portal.models import Scope
+from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
 from registry import model_risk, selectors, services
 from registry.api import serializers as s
 from registry.models import Finding, Validation
@@ -87,23 +87,55 @@ class DatasetVersionsView(RegistryView):
         )
 
 
+class ModelQuery(serializers.Serializer):
+    q = serializers.CharField(
+        max_length=200, required=False, help_text="Search in names and descriptions."
+    )
+    owner_team = serializers.SlugField(
+        max_length=100, required=False, help_text="The owner team's slug."
+    )
+    risk_tier = serializers.ChoiceField([1, 2, 3], required=False)
+
+
+class ByName(ReadCursor):
+    ordering = "name"
+
+
 class ModelsView(RegistryView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter("q", str, description="Search in names and descriptions."),
-            OpenApiParameter("owner_team", str, description="The owner team's slug."),
-            OpenApiParameter("risk_tier", int, enum=[1, 2, 3]),
+        operation_id="v1_models_list",
+        parameters=[ModelQuery, *PAGING_PARAMETERS],
+        responses={200: page_of("ModelPage", s.ModelOutput(many=True))},
+        examples=[
+            OpenApiExample(
+                "A page of models",
+                value={
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {
+                            "id": 3,
+                            "name": "fraud-score",
+                            "owner_team": "data-science",
+                            "description": "Card fraud score.",
+                            "risk_tier": 1,
+                            "created_at": "2026-03-02T10:00:00+01:00",
+                        }
+                    ],
+                },
+                response_only=True,
+            )
         ],
-        responses=s.ModelOutput(many=True),
+        description=(
+            "Registered models by name; cursor paging. Open to every caller (CI finds its "
+            "models here); the inventory entry of one is `models/{name}/inventory/`."
+        ),
     )
     def get(self, request: Request) -> Response:
-        tier = request.query_params.get("risk_tier", "")
-        models = selectors.model_list(
-            q=request.query_params.get("q", ""),
-            owner_team=request.query_params.get("owner_team", ""),
-            risk_tier=int(tier) if tier.isdigit() else None,
-        )
-        return Response(s.ModelOutput(models, many=True).data)
+        filters = query_filters(ModelQuery, request)
+        paginator = ByName()
+        page = paginator.paginate_queryset(selectors.model_list(**filters), request, view=self)
+        return paginator.get_paginated_response(s.ModelOutput(page, many=True).data)
 
     @extend_schema(
         request=s.ModelInput,
@@ -195,31 +227,13 @@ class ModelInventoryView(APIView):
         return Response(s.InventoryOutput(model).data)
 
 
-class ByName(CursorPagination):
-    """A cursor, not a page number, so that a model registered between two calls neither
-    repeats nor skips one."""
-
-    ordering = "name"
-    page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 500
-
-
 class InventoryView(APIView):
     """The model inventory, as its page lists and filters it; open to every reader."""
 
     @extend_schema(
         operation_id="v1_inventory_list",
-        parameters=[
-            s.InventoryFilters,
-            OpenApiParameter("cursor", str, description="From `next` or `previous`."),
-            OpenApiParameter("page_size", int, description="1 to 500; 100 by default."),
-        ],
-        responses={
-            200: s.InventoryPage,
-            400: ERRORS[400],
-            404: OpenApiResponse(description="A cursor that is not one of ours."),
-        },
+        parameters=[s.InventoryFilters, *PAGING_PARAMETERS],
+        responses={200: s.InventoryPage, 400: ERRORS[400]},
         description="Every model's inventory entry by name, cursor paging.",
     )
     def get(self, request: Request) -> Response:

@@ -71,6 +71,7 @@ class ChangeRequestFilters:
     requester: str = ""
     team: str = ""
     kind: str = ""
+    updated_since: datetime | None = None
 
 
 LIST_COLUMNS = (
@@ -88,13 +89,11 @@ LIST_COLUMNS = (
 )
 
 
-def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
-    """Every signed-in person may read every change request: the office works in the open. `team`
-    keeps requests filed by that team or waiting for, or signed by, that team. Newest first,
-    with the columns the list shows only: a page's cost is mostly building its rows."""
-    queryset = ChangeRequest.objects.select_related(
-        "model_version__model", "environment", "requester", "team"
-    ).only(*LIST_COLUMNS)
+def _matching(
+    queryset: QuerySet[ChangeRequest], filters: ChangeRequestFilters
+) -> QuerySet[ChangeRequest]:
+    """`team` keeps requests filed by that team or signed by it (a standing sign-off), on the
+    page and in the API alike."""
     exact = {
         "state": filters.state,
         "environment__name": filters.environment,
@@ -103,13 +102,58 @@ def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[Chan
         "kind": filters.kind,
     }
     queryset = queryset.filter(**{key: value for key, value in exact.items() if value})
+    if filters.updated_since is not None:
+        queryset = queryset.filter(updated_at__gte=filters.updated_since)
     if filters.team:
         # EXISTS rather than a join: no DISTINCT, so a page is read by walking the id index.
         signed = SignOff.objects.filter(
             change_request=OuterRef("pk"), team__slug=filters.team, voided_at__isnull=True
         )
         queryset = queryset.filter(Q(team__slug=filters.team) | Exists(signed))
-    return queryset.order_by("-id")
+    return queryset
+
+
+def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
+    """Every signed-in person may read every change request: the office works in the open.
+    Newest first, with the columns the list shows only: a page's cost is mostly building its
+    rows."""
+    queryset = ChangeRequest.objects.select_related(
+        "model_version__model", "environment", "requester", "team"
+    ).only(*LIST_COLUMNS)
+    return _matching(queryset, filters).order_by("-id")
+
+
+def change_requests_detailed() -> QuerySet[ChangeRequest]:
+    """Change requests with everything the API shows of one, every sign-off included (voided
+    and withdrawn ones too, with who withdrew them): a fixed number of queries for any page."""
+    return change_requests().prefetch_related(
+        Prefetch(
+            "sign_offs",
+            queryset=SignOff.objects.select_related(
+                "team", "signer", "policy", "withdrawn_by", "on_behalf_of"
+            ).order_by("signed_at", "id"),
+        )
+    )
+
+
+def change_requests_read(*, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
+    """The API's list: the page's filters, plus `updated_since` for reports that sync."""
+    return _matching(change_requests_detailed(), filters).order_by("-id")
+
+
+def sign_offs_of(
+    *, change_request: ChangeRequest, kind: str = "", voided: bool | None = None
+) -> QuerySet[SignOff]:
+    """Every sign-off of a change request, as given: voided ones (by an edit) and withdrawn ones
+    (by their signer) keep their reason, so a report sees what was signed and undone."""
+    sign_offs = SignOff.objects.filter(change_request=change_request).select_related(
+        "team", "signer", "policy", "withdrawn_by", "on_behalf_of"
+    )
+    if kind:
+        sign_offs = sign_offs.filter(kind=kind)
+    if voided is not None:
+        sign_offs = sign_offs.filter(voided_at__isnull=not voided)
+    return sign_offs.order_by("id")
 
 
 LIST_PAGE_SIZE = 50

@@ -74,6 +74,8 @@ def _sign_off(sign_off: SignOff) -> dict[str, Any]:
         "policy_version": sign_off.policy.version,
         "content_digest": sign_off.content_digest,
         "reauthenticated": sign_off.reauthenticated,
+        "auth_time": _iso(sign_off.auth_time),
+        "acr": sign_off.acr,
         "voided_at": _iso(sign_off.voided_at),
         "voided_reason": sign_off.voided_reason,
     }

@@ -2,14 +2,26 @@
 what each person sees. A rule's refusal is shown on the page with the service's sentence and
 answered with its status (403 or 409), so a bypassed button gets the same answer as the API."""
 
+import logging
+
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from organisation.oidc import (
+    ProviderError,
+    form_action_to_provider,
+    provider_name,
+    signs_at_provider,
+    step_up_answer,
+    step_up_url,
+)
 from portal.exceptions import Conflict, DomainError, NotFound, RuleDenied
 from portal.models import Team
 from registry.models import ModelVersion
@@ -30,6 +42,8 @@ from releases.selectors.policy import environment_policies_current, freeze_windo
 from releases.services import change_requests as services
 from releases.services.gate import CONFLICT_CODES, gate_evaluate
 from releases.states import Kind, State
+
+logger = logging.getLogger(__name__)
 
 
 def _get(number: str):
@@ -293,9 +307,48 @@ def sign_off_withdraw(request: HttpRequest, number: str, pk: int) -> HttpRespons
     return _with_reason(request, number, withdraw)
 
 
+def _signature_returned_uri(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("releases:signature-returned"))
+
+
+def _require_principal(principal_name: str, principal) -> None:
+    if principal_name and principal is None:
+        raise RuleDenied(
+            f"Nobody here is called '{principal_name}'; nobody named you their delegate under "
+            "that name.",
+            code="not_a_delegate",
+        )
+
+
+def _sign_at_provider(
+    request: HttpRequest, change_request, form: SignForm, team, principal
+) -> HttpResponse:
+    """Send a signer who signs in at the identity provider there to sign in again; the
+    signature is given when they come back (`change_request_sign_returned`)."""
+    step_up = services.change_request_step_up_begin(
+        actor=request.user,
+        change_request=change_request,
+        decision=form.cleaned_data["decision"],
+        comment=form.cleaned_data["comment"],
+        content_digest=form.cleaned_data["content_digest"],
+        team=team,
+        on_behalf_of=principal,
+    )
+    return redirect(
+        step_up_url(
+            redirect_uri=_signature_returned_uri(request),
+            state=step_up.state,
+            nonce=step_up.nonce,
+            code_verifier=step_up.code_verifier,
+            acr_values=step_up.acr_values,
+        )
+    )
+
+
 def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
-    """The electronic signature: the meaning is shown, the password asked again. A POST always
-    goes to the service, which decides; the page is only offered to those who may sign."""
+    """The electronic signature: the meaning is shown, the password asked again, or for people
+    who sign in at the identity provider, a new sign-in there. A POST always goes to the
+    service, which decides; the page is only offered to those who may sign."""
     page = _page(request, number)
     change_request = page.change_request
     asked = request.POST if request.method == "POST" else request.GET
@@ -317,16 +370,22 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
         None,
     )
     status = 200
+    at_provider = signs_at_provider(request.user)
     if request.method == "POST":
-        form = SignForm(request.POST)
-        if form.is_valid():
+        form = SignForm(request.POST, at_provider=at_provider)
+        if form.is_valid() and at_provider:
             try:
-                if principal_name and principal is None:
-                    raise RuleDenied(
-                        f"Nobody here is called '{principal_name}'; nobody named you their "
-                        "delegate under that name.",
-                        code="not_a_delegate",
-                    )
+                _require_principal(principal_name, principal)
+                return _sign_at_provider(request, change_request, form, team, principal)
+            except (DomainError, ValidationError) as error:
+                status = refusal_on_form(form, error)
+            except ProviderError:
+                logger.exception("signature: the identity provider cannot be reached")
+                form.add_error(None, f"{provider_name()} cannot be reached; nothing was signed.")
+                status = 503
+        elif form.is_valid():
+            try:
+                _require_principal(principal_name, principal)
                 sign_off = services.change_request_sign(
                     actor=request.user,
                     change_request=change_request,
@@ -355,7 +414,8 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                 "team": slot.team.slug if slot.team else "",
                 "on_behalf_of": principal_name,
                 "decision": Decision.APPROVE,
-            }
+            },
+            at_provider=at_provider,
         )
     meanings = (
         {
@@ -370,7 +430,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
         if slot
         else {}
     )
-    return render(
+    response = render(
         request,
         "releases/change_request_sign.html",
         {
@@ -378,10 +438,61 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
             "form": form,
             "slot": slot,
             "meanings": meanings,
+            "at_provider": at_provider,
+            "provider_name": provider_name(),
             "on_behalf_of": principal if principal_name else None,
         },
         status=status,
     )
+    if at_provider:
+        response["Content-Security-Policy"] = form_action_to_provider(
+            settings.CONTENT_SECURITY_POLICY
+        )
+    return response
+
+
+@require_GET
+def change_request_sign_returned(request: HttpRequest) -> HttpResponse:
+    """Where the identity provider sends a signer back. The pending signature is taken first
+    (a replayed answer goes no further), the provider's code is traded for a checked ID token,
+    and the service decides whether it confirms this signature."""
+    try:
+        step_up = services.change_request_step_up_take(
+            actor=request.user, state=request.GET.get("state", ""), request=request
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+        return redirect("dashboard")
+    change_request = step_up.change_request
+    try:
+        if request.GET.get("error") or not request.GET.get("code"):
+            raise ProviderError(request.GET.get("error", "no code"))
+        answer = step_up_answer(
+            code=request.GET["code"],
+            code_verifier=step_up.code_verifier,
+            redirect_uri=_signature_returned_uri(request),
+        )
+    except ProviderError:
+        logger.warning("signature: the identity provider's answer was refused", exc_info=True)
+        messages.error(
+            request, f"{provider_name()} did not confirm your sign-in; nothing was signed."
+        )
+        return _detail(change_request)
+    try:
+        sign_off = services.change_request_sign_at_provider(
+            actor=request.user,
+            step_up=step_up,
+            claims=answer.claims,
+            groups=answer.groups,
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    else:
+        messages.success(request, f"Signed: “{sign_off.meaning}”.")
+    return _detail(change_request)
 
 
 @require_GET

@@ -314,7 +314,7 @@ def test_the_inventory_list_is_cursor_paged_filtered_and_flat_in_queries(
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:
-            assert client.get("/api/v1/inventory/", {"page_size": 500}).status_code == 200
+            assert client.get("/api/v1/inventory/", {"page_size": 200}).status_code == 200
         return len(captured)
 
     few = queries()

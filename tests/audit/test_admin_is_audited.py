@@ -28,6 +28,7 @@ from django_celery_beat.models import (
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.services import audit_checkpoint_create, audit_verify
 from integrations.models import ChangeTicket, TicketDeliveryAttempt, TicketTransition
+from integrations.webhooks import webhook_subscription_create
 from organisation import services as organisation
 from portal.models import Membership, ServiceToken
 from releases.models import EnvironmentPolicy
@@ -106,6 +107,16 @@ def an_access_attempt(world):
         path_info="/accounts/login/",
         failures_since_start=9,
     )
+
+
+def a_webhook(world):
+    return webhook_subscription_create(
+        actor=None,
+        name="walk hook",
+        kind="standard",
+        url="https://risk.bank.example/hook",
+        event_types=["change_request.waiting"],
+    ).subscription
 
 
 def a_change_ticket(world):
@@ -346,6 +357,19 @@ CASES = {
         added="schedule.created",
         changed="schedule.updated",
         deleted="schedule.deleted",
+    ),
+    "integrations.WebhookSubscription": Case(
+        existing=a_webhook,
+        add={
+            "name": "walked channel",
+            "kind": "slack",
+            "new_url": "https://hooks.slack.com/services/T0/B0/walk",
+            "event_types": ["change_request.waiting"],
+        },
+        change={"name": "walk hook renamed"},
+        added="webhook.created",
+        changed="webhook.updated",
+        actions={"rotate_secret": "webhook.secret_rotated", "deactivate": "webhook.deactivated"},
     ),
     "integrations.ChangeTicket": Case(existing=a_change_ticket),
     "integrations.TicketTransition": Case(existing=a_ticket_transition),

@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ('portal', '0006_absences_with_delegates'),
         ('registry', '0010_validation_opened_before_it_is_signed'),
-        ('releases', '0016_sign_off_on_behalf_of'),
+        ('releases', '0018_signature_at_identity_provider'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
