@@ -33,6 +33,8 @@ POLICY_FIELDS = (
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",
+    "conflicts_block",
+    "required_acr",
 )
 
 
@@ -218,6 +220,8 @@ def environment_policy_change(
     exclude_commit_authors: bool = False,
     retrospective_hours: int = 72,
     retrospective_excludes_authoriser: bool = True,
+    conflicts_block: bool = False,
+    required_acr: str = "",
     request=None,
 ) -> EnvironmentPolicy:
     """Write the next policy version of `environment`. The environment row is locked so two
@@ -257,6 +261,8 @@ def environment_policy_change(
         exclude_commit_authors=exclude_commit_authors,
         retrospective_hours=retrospective_hours,
         retrospective_excludes_authoriser=retrospective_excludes_authoriser,
+        conflicts_block=conflicts_block,
+        required_acr=required_acr.strip(),
         created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()

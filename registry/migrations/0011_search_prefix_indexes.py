@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0005_team_name_single_line'),
-        ('registry', '0009_documents'),
+        ('registry', '0010_validation_opened_before_it_is_signed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
