@@ -9,6 +9,7 @@ from registry.models import (
     ArtifactCheck,
     DatasetVersion,
     Finding,
+    FindingSeverity,
     LifecycleStatus,
     ModelVersion,
     RegisteredModel,
@@ -157,6 +158,7 @@ class InventoryOutput(serializers.ModelSerializer):
     class Meta:
         model = RegisteredModel
         fields = [
+            "id",
             "name",
             "owner_team",
             "risk_tier",
@@ -206,21 +208,66 @@ class ValidationOutput(serializers.ModelSerializer):
     versions = serializers.SlugRelatedField(
         source="covers", slug_field="version", many=True, read_only=True
     )
+    status = serializers.ChoiceField(
+        choices=["open", "concluded"],
+        read_only=True,
+        help_text="`open` until its validator signs it (no outcome until then), `concluded`.",
+    )
     findings = FindingOutput(many=True, read_only=True)
 
     class Meta:
         model = Validation
         fields = [
             "id",
+            "status",
             "versions",
             "validator",
             "scope",
+            "opened_at",
             "outcome",
             "meaning",
             "concluded_at",
             "valid_until",
             "findings",
         ]
+
+
+class ValidationOpenInput(NoUnknownFields):
+    versions = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        min_length=1,
+        max_length=50,
+        help_text="The versions of the model it covers.",
+    )
+    scope = serializers.CharField(max_length=5000, help_text="What the validation covers.")
+    validator = serializers.CharField(
+        max_length=150,
+        help_text="The username of the member of Model Risk who will conclude it, independent "
+        "of the model (not in its owner team, not an author of the commits it covers).",
+    )
+
+
+class FindingInput(NoUnknownFields):
+    title = serializers.CharField(max_length=200)
+    severity = serializers.ChoiceField(choices=FindingSeverity.choices)
+    owner = serializers.CharField(max_length=150, help_text="The username of its owner.")
+    remediation_due = serializers.DateField()
+
+
+class InventoryFilters(serializers.Serializer):
+    """The inventory list's query string, as the inventory page filters: a value it does not
+    know is a 400, not an empty page."""
+
+    risk_tier = serializers.ChoiceField(choices=[1, 2, 3], required=False)
+    lifecycle_status = serializers.ChoiceField(choices=LifecycleStatus.choices, required=False)
+    owner_team = serializers.SlugField(max_length=100, required=False)
+    validation_due_by = serializers.DateField(required=False)
+
+
+class InventoryPage(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = InventoryOutput(many=True)
 
 
 class FindingCloseInput(NoUnknownFields):

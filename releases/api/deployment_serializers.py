@@ -147,6 +147,27 @@ class DeploymentOutput(serializers.ModelSerializer):
         ]
 
 
+class PersonOutput(serializers.Serializer):
+    username = serializers.CharField()
+    name = serializers.CharField(source="get_full_name")
+
+
+class DeployerOutput(serializers.Serializer):
+    """Who started the deployment: a person, or a pipeline (a service account) with the link to
+    its run."""
+
+    kind = serializers.ChoiceField(choices=["person", "pipeline"])
+    name = serializers.CharField(help_text="The person's username or the service account's name.")
+    pipeline_url = serializers.CharField(allow_blank=True)
+
+    def to_representation(self, deployment: Deployment) -> dict:
+        return {
+            "kind": "pipeline" if deployment.started_by_service_id else "person",
+            "name": deployment.started_by_name,
+            "pipeline_url": deployment.pipeline_url,
+        }
+
+
 class LiveModelOutput(serializers.Serializer):
     deployment = serializers.IntegerField(source="pk")
     model = serializers.CharField(source="model.name")
@@ -157,8 +178,15 @@ class LiveModelOutput(serializers.Serializer):
     kind = serializers.CharField()
     status = serializers.CharField()
     deployed_by = serializers.CharField(source="started_by_name")
+    deployer = DeployerOutput(source="*")
     change_request = serializers.CharField(
         source="change_request.number", allow_null=True, default=None
+    )
+    requester = PersonOutput(
+        source="change_request.requester",
+        allow_null=True,
+        default=None,
+        help_text="Who asked for the change; null when the environment needs none.",
     )
     signers = serializers.SerializerMethodField()
 

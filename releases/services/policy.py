@@ -34,6 +34,8 @@ POLICY_FIELDS = (
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",
+    "conflicts_block",
+    "required_acr",
 )
 
 
@@ -220,6 +222,8 @@ def environment_policy_change(
     exclude_commit_authors: bool = False,
     retrospective_hours: int = 72,
     retrospective_excludes_authoriser: bool = True,
+    conflicts_block: bool = False,
+    required_acr: str = "",
     request=None,
 ) -> EnvironmentPolicy:
     """Write the next policy version of `environment`. The environment row is locked so two
@@ -260,6 +264,8 @@ def environment_policy_change(
         exclude_commit_authors=exclude_commit_authors,
         retrospective_hours=retrospective_hours,
         retrospective_excludes_authoriser=retrospective_excludes_authoriser,
+        conflicts_block=conflicts_block,
+        required_acr=required_acr.strip(),
         created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('registry', '0009_documents'),
+        ('registry', '0011_search_prefix_indexes'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('releases', '0015_metrics_indexes'),
+        ('releases', '0019_calendar_feeds_maintenance_windows_conflicts_block'),
     ]
 
     operations = [

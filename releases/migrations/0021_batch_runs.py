@@ -9,8 +9,8 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('portal', '0005_team_name_single_line'),
-        ('registry', '0010_artifact_checks'),
-        ('releases', '0016_policy_requires_verified_artifact'),
+        ('registry', '0012_artifact_checks'),
+        ('releases', '0020_policy_requires_verified_artifact'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
