@@ -25,7 +25,13 @@ $(DEV): requirements.txt requirements-ldap.txt requirements-dev.txt | $(BIN)/pyt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 
-install: $(DEV)
+# The OpenID provider the single sign-on tests start (tests/oidc/provider.js), from its lock file.
+OIDC_PROVIDER := tests/oidc/node_modules/.package-lock.json
+$(OIDC_PROVIDER): tests/oidc/package.json tests/oidc/package-lock.json
+	cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(DEV) $(OIDC_PROVIDER)
 
 run: $(RUNTIME)
 	$(BIN)/python manage.py migrate --no-input

@@ -32,6 +32,8 @@ class AuditAction(models.TextChoices):
         "service_account.grants_changed",
         "Service account's teams and environments changed",
     )
+    ABSENCE_SET = "absence.set", "Absence with a delegate recorded"
+    ABSENCE_CANCELLED = "absence.cancelled", "Absence cancelled"
     SERVICE_TOKEN_ISSUED = "service_token.issued", "Service token issued"
     SERVICE_TOKEN_REVOKED = "service_token.revoked", "Service token revoked"
     USER_CREATED = "user.created", "User created"
@@ -40,6 +42,7 @@ class AuditAction(models.TextChoices):
     USER_DELETED = "user.deleted", "User deleted"
     USER_LOCKOUT_CLEARED = "user.lockout_cleared", "Sign-in lockout cleared"
     USER_SESSIONS_ENDED = "user.sessions_ended", "Signed out everywhere"
+    USER_IDENTITY_LINKED = "user.identity_linked", "User linked to the identity provider"
     GROUP_CREATED = "group.created", "Group created"
     GROUP_UPDATED = "group.updated", "Group updated"
     GROUP_DELETED = "group.deleted", "Group deleted"
@@ -55,9 +58,15 @@ class AuditAction(models.TextChoices):
     MODEL_REGISTERED = "model.registered", "Model registered"
     MODEL_INVENTORY_UPDATED = "model.inventory_updated", "Model inventory entry updated"
     MODEL_RETIRED = "model.retired", "Model retired by an approved change"
+    VALIDATION_OPENED = "validation.opened", "Model validation opened"
     VALIDATION_CONCLUDED = "validation.concluded", "Model validation concluded"
+    FINDING_RECORDED = "finding.recorded", "Validation finding recorded"
     FINDING_CLOSED = "finding.closed", "Validation finding closed"
     MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"
+    MODEL_VERSION_ARTIFACT_CHECKED = (
+        "model_version.artifact_checked",
+        "Model version artifact checked in its store",
+    )
     DATASET_VERSION_REGISTERED = "dataset_version.registered", "Dataset version registered"
     PIPELINE_STATUS_CHANGED = "registry.pipeline_status_changed", "Pipeline status changed"
 
@@ -67,6 +76,10 @@ class AuditAction(models.TextChoices):
     ENVIRONMENT_POLICY_CHANGED = "environment_policy.changed", "Approval policy changed"
     FREEZE_WINDOW_CREATED = "freeze_window.created", "Freeze window created"
     FREEZE_WINDOW_CANCELLED = "freeze_window.cancelled", "Freeze window cancelled"
+    MAINTENANCE_WINDOW_CREATED = "maintenance_window.created", "Maintenance window planned"
+    MAINTENANCE_WINDOW_CANCELLED = "maintenance_window.cancelled", "Maintenance window cancelled"
+    CALENDAR_FEED_ISSUED = "calendar_feed.issued", "Calendar feed address issued"
+    CALENDAR_FEED_REVOKED = "calendar_feed.revoked", "Calendar feed address revoked"
 
     # Change requests
     CHANGE_REQUEST_CREATED = "change_request.created", "Change request created"
@@ -75,6 +88,10 @@ class AuditAction(models.TextChoices):
     CHANGE_REQUEST_SIGNED = "change_request.signed", "Change request signed"
     SIGN_OFF_WITHDRAWN = "sign_off.withdrawn", "Sign-off withdrawn by its signer"
     CHANGE_REQUEST_REAUTH_FAILED = "change_request.reauth_failed", "Signature password refused"
+    CHANGE_REQUEST_STEP_UP_REFUSED = (
+        "change_request.step_up_refused",
+        "Signature at the identity provider refused",
+    )
     CHANGE_REQUEST_CANCELLED = "change_request.cancelled", "Change request cancelled"
     CHANGE_REQUEST_EXPIRED = "change_request.expired", "Change request expired"
     CHANGE_REQUEST_DEPLOYED = "change_request.deployed", "Change request deployed"
@@ -98,6 +115,7 @@ class AuditAction(models.TextChoices):
     DEPLOYMENT_SUCCEEDED = "deployment.succeeded", "Deployment succeeded"
     DEPLOYMENT_FAILED = "deployment.failed", "Deployment failed"
     DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back", "Deployment rolled back"
+    BATCH_RUN_ATTESTED = "batch_run.attested", "Batch run attested its artifact"
     DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED = (
         "deployment.unauthorised_change_detected",
         "Unauthorised change detected",
@@ -110,3 +128,10 @@ class AuditAction(models.TextChoices):
         "deployment.unauthorised_change_escalated",
         "Unauthorised change escalated",
     )
+
+    # Chat and webhook subscriptions (integrations)
+    WEBHOOK_CREATED = "webhook.created", "Webhook subscription created"
+    WEBHOOK_UPDATED = "webhook.updated", "Webhook subscription changed"
+    WEBHOOK_DEACTIVATED = "webhook.deactivated", "Webhook subscription deactivated"
+    WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook signing secret rotated"
+    WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"

@@ -13,7 +13,9 @@ measured at the sizes the goals name, against a baseline from the same run:
 3. the change request, environment and dashboard pages at 10 and at 10,000 change requests
    (the change request list by its pages of 50);
 4. registering a build without a version (the portal numbers it) at 10 and at 10,000 versions of
-   one model.
+   one model;
+5. the model inventory page and its CSV at 10 models (right after seeding) and at 1,000 (at the
+   end of the run, over the whole history).
 
 The figures replace the platform section of docs/benchmarks.md, each beside the figure it
 replaces (read from that section before it is rewritten). BENCH_PLATFORM_SCALE shrinks the big
@@ -50,6 +52,7 @@ from bench.bench_audit import (  # noqa: E402
 BENCH_DB = os.environ.get("BENCH_PLATFORM_DB", "gatehouse_bench_platform")
 SCALE = float(os.environ.get("BENCH_PLATFORM_SCALE", "1"))
 MODELS = 200
+FEW_MODELS = 10
 INVENTORY_MODELS = 1_000
 SMALL_DEPLOYMENTS = 1_000
 MEDIUM_DEPLOYMENTS = 10_000
@@ -117,9 +120,10 @@ def queries_of(fn, *, statements: bool = False) -> int | tuple[int, int]:
 
 
 def seed(stdout) -> dict:
-    """The part built through the services; returns what the measurements need."""
+    """The part built through the services, with the first `FEW_MODELS` models (the rest come
+    after the inventory is measured at that size); returns what the measurements need."""
     from audit import demo as audit_demo
-    from bench.platform_data import CI_NAME, REPOSITORY, model_name
+    from bench.platform_data import CI_NAME, REPOSITORY
     from organisation.demo import seed_organisation
     from organisation.services import service_account_create
     from portal.models import Scope, Team
@@ -138,10 +142,20 @@ def seed(stdout) -> dict:
         scopes=[scope.value for scope in Scope],
     )
     registry.repository_register(actor=None, url=REPOSITORY)
-    for index in range(MODELS):
-        registry.model_register(actor=None, name=model_name(index), owner_team="data-science")
-    stdout.write(f"  seeded the organisation, {MODELS} models, the service account {account.name}")
+    models_register(0, FEW_MODELS)
+    stdout.write(
+        f"  seeded the organisation, {FEW_MODELS} models, the service account {account.name}"
+    )
     return {"token": issued.secret, "account": account}
+
+
+def models_register(start: int, stop: int) -> None:
+    """Register the benchmark's models `start` to `stop` through the service, as CI does."""
+    from bench.platform_data import model_name
+    from registry import services as registry
+
+    for index in range(start, stop):
+        registry.model_register(actor=None, name=model_name(index), owner_team="data-science")
 
 
 def approved_change(*, account) -> dict:
@@ -290,11 +304,13 @@ def api_queries(*, token: str, gate: dict, label: str) -> dict:
     }
 
 
-def history_reads(*, at_fraction: float, reader) -> dict:
-    """ "What was live in prod at T" (T inside the loaded history) and filtered audit pages."""
+def history_reads(*, at_fraction: float, reader, gate: dict) -> dict:
+    """ "What was live in prod at T" (T inside the loaded history), filtered audit pages and
+    the search box's answers (`GET /api/v1/search/?q=`) for each kind of query."""
     from django.db.models import Max
     from django.test import Client
 
+    from registry.models import ModelVersion
     from releases.models import Deployment, Environment
     from releases.selectors.live import live_in_environment
 
@@ -338,6 +354,27 @@ def history_reads(*, at_fraction: float, reader) -> dict:
                 raise SystemExit(f"audit API {query}: {response.status_code}")
 
         results[f"audit page, {label}"] = (timed(page), queries_of(page))
+    question = gate["question"]
+    build = ModelVersion.objects.get(model__name=question["model"], version=question["version"])
+    searches = {
+        "commit prefix": build.commit_sha[:7],
+        "digest prefix": build.artifact_sha256[:10],
+        "change request": gate["change"],
+        "model": question["model"],
+        "person": "requester",
+    }
+    for label, q in searches.items():
+
+        def search(q=q):
+            response = client.get("/api/v1/search/", {"q": q})
+            found = response.json() if response.status_code == 200 else {}
+            if not any(
+                found.get(kind)
+                for kind in ("commits", "artifacts", "change_requests", "models", "people")
+            ):
+                raise SystemExit(f"search {q}: {response.status_code} {response.content[:300]!r}")
+
+        results[f"search, {label}"] = (timed(search), queries_of(search))
     return results
 
 
@@ -383,7 +420,11 @@ def evidence_pack_reads(*, change: str) -> dict:
 
 
 def inventory_reads(*, user) -> dict:
-    """The model inventory page and its CSV download, unfiltered (every model on one page)."""
+    """The model inventory page and its CSV download, unfiltered (every model on one page),
+    each model's entry filled first (`bench.platform_data.inventory_fill`)."""
+    from bench.platform_data import inventory_fill
+
+    inventory_fill()
     from django.test import Client
 
     client = Client()
@@ -421,8 +462,11 @@ def models_grow_to(total: int) -> int:
 def page_reads(*, user, change: str) -> dict:
     """The pages, and the change request list by its pages: the first, one further on (the
     middle of the history; at ten changes, the page after the newest five), and the first page
-    filtered by team (requests filed by, waiting for or signed by Model Risk)."""
+    filtered by team (requests filed by, waiting for or signed by Model Risk); the change
+    calendar's week and month around the changes in flight (their windows open in two days),
+    unfiltered and for Model Risk, and the CAB's agenda of the coming week."""
     from django.test import Client
+    from django.utils import timezone
 
     from releases.models import ChangeRequest
 
@@ -430,6 +474,7 @@ def page_reads(*, user, change: str) -> dict:
     client.force_login(user)
     ids = list(ChangeRequest.objects.order_by("-id").values_list("id", flat=True))
     further = ids[len(ids) // 2] if len(ids) > 100 else ids[4]
+    in_flight = (timezone.localdate() + timedelta(days=2)).isoformat()
     pages = {
         "dashboard": "/",
         "change requests waiting for me": "/releases/waiting/",
@@ -439,6 +484,12 @@ def page_reads(*, user, change: str) -> dict:
         ),
         "change request list, team filter": "/releases/change-requests/?team=model-risk",
         "change request list, in approval": "/releases/change-requests/?state=in_approval",
+        "change calendar, week": f"/releases/calendar/?date={in_flight}",
+        "change calendar, month": f"/releases/calendar/?view=month&date={in_flight}",
+        "change calendar, week, team filter": (
+            f"/releases/calendar/?date={in_flight}&team=model-risk"
+        ),
+        "CAB agenda (a week of production changes)": "/releases/cab/",
         "change request page": f"/releases/change-requests/{change}/",
         "environment list": "/releases/environments/",
         "environment page (prod)": "/releases/environments/prod/",
@@ -654,6 +705,8 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
+# Pages that show everything in a period, whose goal is the same queries at both sizes.
+SHOWS_THE_PERIOD = ("change calendar", "CAB agenda")
 # A row renamed since the previous run, so its figures are still found beside the new ones.
 RENAMED = {"change request list, first page (50 rows)": "change request list (up to 200 rows)"}
 
@@ -780,8 +833,9 @@ def report(figures: dict) -> str:
         f"provenance the pages show, and the live API with `?at=`), T in the middle of the "
         f"history, at {MEDIUM_DEPLOYMENTS:,} and {sizes['deployments']:,} deployments; audit "
         f"pages through `GET /api/v1/audit/events/` (50 events, newest first) at "
-        f"{figures['events_medium']:,} and {sizes['events']:,} events. Best of up to 15 runs "
-        f"in-process.",
+        f"{figures['events_medium']:,} and {sizes['events']:,} events; the search box through "
+        f"`GET /api/v1/search/?q=` for the gate's build, change request and model and for a "
+        f"person (goal: the same queries at both sizes). Best of up to 15 runs in-process.",
         "",
         f"| read | small | large | ratio | queries (small / large) | goal ≤ 2 times "
         f"| {previous}: large, ratio |",
@@ -790,7 +844,10 @@ def report(figures: dict) -> str:
             figures,
             "history_small",
             "history_big",
-            lambda label, ratio, small, big: verdict(ratio <= 2),
+            # The search's goal is the number of queries; its time follows the hits shown.
+            lambda label, ratio, small, big: verdict(
+                small == big if label.startswith("search") else ratio <= 2
+            ),
         ),
         "",
         f"### 3. Pages at {FEW_CHANGES} and at {sizes['changes']:,} change requests",
@@ -809,8 +866,17 @@ def report(figures: dict) -> str:
             figures,
             "pages_few",
             "pages_many",
-            lambda label, ratio, few, many: verdict(ratio <= 2 and few == many),
+            lambda label, ratio, few, many: (
+                verdict(few == many)
+                if label.startswith(SHOWS_THE_PERIOD)
+                else verdict(ratio <= 2 and few == many)
+            ),
         ),
+        "",
+        "The change calendar and the CAB's agenda show every entry of their period (at "
+        f"{FEW_CHANGES} changes, the ten in flight; at {sizes['changes']:,}, also the history's "
+        "windows of those days), so their time follows what they show; their goal is the same "
+        "queries.",
         "",
         f"### 4. A build registered without a version, at {FEW_VERSIONS} and at "
         f"{figures['numbering_many']['versions']:,} versions of one model",
@@ -871,9 +937,14 @@ def report(figures: dict) -> str:
         f"### 6. The model inventory at {few_models:,} and at {many_models:,} models",
         "",
         "`/registry/inventory/` and its CSV download, every model on one page, signed in as "
-        "`risk` (Model Risk), in-process, best of up to 11 runs; the larger size adds bulk "
-        "model rows. The page and the CSV list every model, so their time follows the models "
-        "shown; the goal is the same number of queries.",
+        f"`risk` (Model Risk), in-process, best of up to 11 runs: at {few_models:,} models "
+        "right after seeding (the gate's build live in test, no history yet), and at "
+        f"{many_models:,} at the end of the run, over the whole history (the last "
+        f"{many_models - MODELS - 1:,} are bulk model rows without builds). Every entry is filled "
+        "like the demo's (`inventory_fill`: owners, tier and rationale, an upstream model and "
+        "dataset); one model in ten is in production with its validation lapsed, so the page "
+        "reads what runs under it, at both sizes. The page and the CSV list every model, so "
+        "their time follows the models shown; the goal is the same number of queries.",
         "",
         f"| read | {few_models:,} models | {many_models:,} models | ratio | queries (few / many) "
         f"| goal: same queries | {previous}: many, ratio |",
@@ -959,13 +1030,19 @@ def main() -> None:
         load_seconds = 0.0
         mark = time.perf_counter()
         seeded = seed(out)
+        gate = approved_change(account=seeded["account"])
+        users = {u.username: u for u in get_user_model().objects.all()}
+        load_seconds += time.perf_counter() - mark
+        figures["inventory_few"] = inventory_reads(user=users["risk"])
+        few_models = sizes()["models"]
+        print(f"inventory at {few_models}: {figures['inventory_few']}", flush=True)
+        mark = time.perf_counter()
+        models_register(FEW_MODELS, MODELS)
         timeline = Timeline(versions=BIG_DEPLOYMENTS // 10, now=timezone.now())
         loader = Loader(timeline=timeline, stdout=out)
-        gate = approved_change(account=seeded["account"])
         loader.grow_to(deployments=SMALL_DEPLOYMENTS)
         analyze()
         load_seconds += time.perf_counter() - mark
-        users = {u.username: u for u in get_user_model().objects.all()}
         figures["queries_small"] = api_queries(token=seeded["token"], gate=gate, label="small")
         print(f"queries at {SMALL_DEPLOYMENTS:,}: {figures['queries_small']}", flush=True)
 
@@ -976,7 +1053,9 @@ def main() -> None:
         figures["events_medium"] = sizes()["events"]
         figures["pack_small"] = evidence_pack_reads(change=gate["change"])
         print(f"evidence pack at {figures['events_medium']:,} events: {figures['pack_small']}")
-        figures["history_small"] = history_reads(at_fraction=0.5, reader=users["auditor"])
+        figures["history_small"] = history_reads(
+            at_fraction=0.5, reader=users["auditor"], gate=gate
+        )
         print(f"history at {MEDIUM_DEPLOYMENTS:,}: {figures['history_small']}", flush=True)
 
         mark = time.perf_counter()
@@ -987,7 +1066,7 @@ def main() -> None:
         print(f"grown in {load_seconds / 60:.1f} minutes so far: {sizes()}", flush=True)
         figures["queries_big"] = api_queries(token=seeded["token"], gate=gate, label="big")
         print(f"queries at {BIG_DEPLOYMENTS:,}: {figures['queries_big']}", flush=True)
-        figures["history_big"] = history_reads(at_fraction=0.5, reader=users["auditor"])
+        figures["history_big"] = history_reads(at_fraction=0.5, reader=users["auditor"], gate=gate)
         print(f"history at {BIG_DEPLOYMENTS:,}: {figures['history_big']}", flush=True)
         figures["pack_big"] = evidence_pack_reads(change=gate["change"])
         print(f"evidence pack at {sizes()['events']:,} events: {figures['pack_big']}")
@@ -1018,10 +1097,10 @@ def main() -> None:
         figures["numbering_many"] = numbering(token=seeded["token"])
         print(f"numbering at {MANY_VERSIONS:,}: {figures['numbering_many']}", flush=True)
 
-        figures["inventory_few"] = inventory_reads(user=users["risk"])
-        figures["inventory_counts"] = (sizes()["models"], models_grow_to(INVENTORY_MODELS))
+        figures["inventory_counts"] = (few_models, models_grow_to(INVENTORY_MODELS))
+        analyze()
         figures["inventory_many"] = inventory_reads(user=users["risk"])
-        print(f"inventory: {figures['inventory_few']} -> {figures['inventory_many']}", flush=True)
+        print(f"inventory at {INVENTORY_MODELS:,}: {figures['inventory_many']}", flush=True)
 
         figures["http"] = http_load(token=seeded["token"], gate=gate, workdir=workdir)
         run, _ = audit_verify(actor=None)

@@ -2,8 +2,9 @@
 kind and by COPY where there are a hundred thousand of them.
 
 Through the services: the demo (teams, personas, environments, policies, freeze, demo changes),
-the CI service account, all 200 registered models, the build the gate is asked about and its
-approved production change (peer review and three team sign-offs, with the personas' passwords).
+the CI service account, all 200 registered models (the first ten before the inventory is first
+measured), the build the gate is asked about and its approved production change (peer review and
+three team sign-offs, with the personas' passwords). By bulk rows: the inventory entries.
 
 By COPY, the history: builds, deployments, change requests with their sign-offs, and the audit
 events the services would have written for them. A timeline over 1,000 days: build `g` (model
@@ -514,3 +515,53 @@ def load_numbered_versions(*, model_name: str, upto: int, stdout) -> None:
         RegisteredModel.objects.filter(pk=model.pk).update(highest_version_number=upto)
         append_events(events)
     stdout.write(f"  loaded {len(rows):,} numbered builds of {model_name} (up to {upto:,})\n")
+
+
+def inventory_fill() -> int:
+    """Give every model without one an inventory entry like the demo's, as bulk rows (what the
+    inventory reads, not the audit events of `model_inventory_update`): a purpose, a business
+    and a model risk owner, a tier with its rationale, the model before it as an upstream model
+    and a dataset, a next validation date; one model in ten, by registration order, is in
+    production with that date passed, so the page looks up what runs under it. Returns how many
+    models were filled."""
+    from django.contrib.auth import get_user_model
+
+    from registry.models import LifecycleStatus, RegisteredModel
+
+    owner = get_user_model().objects.get(username="risk")
+    today = timezone.localdate()
+    ordered = list(RegisteredModel.objects.order_by("pk").only("pk", "purpose"))
+    pending = [(index, model) for index, model in enumerate(ordered) if not model.purpose]
+    for index, model in pending:
+        lapsed = index % 10 == 0
+        model.purpose = f"Scores the bank's book {index} for the benchmark."
+        model.business_owner = "Head of Retail Credit"
+        model.model_risk_owner_id = owner.pk
+        model.risk_tier = 1 + index % 3
+        model.tier_rationale = "Materiality, complexity and reliance as the benchmark sets them."
+        model.upstream_datasets = [f"transactions-{index % 7}"]
+        model.lifecycle_status = (
+            LifecycleStatus.IN_PRODUCTION if lapsed else LifecycleStatus.APPROVED
+        )
+        model.next_validation_due = today + timedelta(days=-5 if lapsed else 30 + index % 300)
+    RegisteredModel.objects.bulk_update(
+        [model for _, model in pending],
+        [
+            "purpose",
+            "business_owner",
+            "model_risk_owner",
+            "risk_tier",
+            "tier_rationale",
+            "upstream_datasets",
+            "lifecycle_status",
+            "next_validation_due",
+        ],
+        batch_size=500,
+    )
+    upstream = RegisteredModel.upstream_models.through
+    upstream.objects.bulk_create(
+        upstream(from_registeredmodel_id=model.pk, to_registeredmodel_id=ordered[index - 1].pk)
+        for index, model in pending
+        if index
+    )
+    return len(pending)

@@ -1,4 +1,10 @@
+from django.conf import settings
 from django.db import models
+
+from audit.models import AuditEvent
+from integrations.webhook_secrets import SealedTextField
+from portal.models import Team
+from portal.validators import SingleLine
 
 
 class TrailCursor(models.Model):
@@ -115,3 +121,160 @@ class TicketDeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} → {self.status or 'no answer'}"
+
+
+class WebhookKind(models.TextChoices):
+    TEAMS = "teams", "Microsoft Teams (card)"
+    SLACK = "slack", "Slack (blocks)"
+    STANDARD = "standard", "Standard Webhooks (signed JSON)"
+
+
+class WebhookEventType(models.TextChoices):
+    """What a subscription may ask to be told: the moments people act on. Where an audit action
+    says it alone, the type carries its name; the others are read from the event's data (a
+    signature that approved the change, one that left it waiting for the next team)."""
+
+    CHANGE_REQUEST_SUBMITTED = "change_request.submitted", "Change request submitted"
+    CHANGE_REQUEST_WAITING = "change_request.waiting", "Change request waits for a sign-off"
+    CHANGE_REQUEST_SIGNED = "change_request.signed", "Sign-off given"
+    SIGN_OFF_WITHDRAWN = "sign_off.withdrawn", "Sign-off withdrawn"
+    CHANGE_REQUEST_APPROVED = "change_request.approved", "Change request approved"
+    CHANGE_REQUEST_REJECTED = "change_request.rejected", "Change request rejected"
+    CHANGE_REQUEST_CANCELLED = "change_request.cancelled", "Change request cancelled"
+    CHANGE_REQUEST_EXPIRED = "change_request.expired", "Change request expired unused"
+    CHANGE_REQUEST_DEPLOYED = "change_request.deployed", "Change request deployed"
+    DEPLOYMENT_FAILED = "deployment.failed", "Deployment failed"
+    DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back", "Rolled back"
+    UNAUTHORISED_CHANGE = "deployment.unauthorised_change", "Unauthorised change detected"
+    EMERGENCY_SUBMITTED = "emergency.submitted", "Emergency change filed"
+    RETROSPECTIVE_ESCALATED = (
+        "change_request.retrospective_escalated",
+        "Emergency change's retrospective escalated",
+    )
+
+
+# The type of the message "Send test" delivers; nobody subscribes to it.
+TEST_EVENT_TYPE = "gatehouse.test"
+
+
+class WebhookSubscription(models.Model):
+    """Where to tell what: a Teams or Slack channel's incoming webhook, or a signed Standard
+    Webhooks endpoint. Changed only through integrations.webhooks, every change audited."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[SingleLine()])
+    kind = models.CharField(max_length=16, choices=WebhookKind.choices)
+    url = SealedTextField(help_text="Stored encrypted; a chat URL is a credential.")
+    url_hint = models.CharField(max_length=300, help_text="Scheme and host: what pages show.")
+    event_types = models.JSONField(default=list)
+    environments = models.JSONField(
+        default=list, blank=True, help_text="Names of the environments to tell about; empty: all."
+    )
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The team whose service tokens may manage it; administrators manage all.",
+    )
+    is_active = models.BooleanField(default=True)
+    starts_after_seq = models.BigIntegerField(
+        default=0, help_text="The trail's tail when it was made: it is told what comes after."
+    )
+    secret = SealedTextField(blank=True)
+    previous_secret = SealedTextField(blank=True)
+    previous_secret_until = models.DateTimeField(null=True, blank=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_by_name = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(kind__in=WebhookKind.values), name="webhook_kind_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled (subscription deactivated)"
+
+
+class WebhookDelivery(models.Model):
+    """One message to one subscription about one audit event, written in the transaction that
+    claims the event (integrations.outbox): never twice for the same pair. `body` is exactly
+    what is sent, the same on every attempt, and `message_id` is its `webhook-id`."""
+
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    event = models.ForeignKey(
+        AuditEvent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    message_id = models.CharField(max_length=40, unique=True)
+    event_type = models.CharField(max_length=64)
+    body = models.TextField()
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["subscription", "event"], name="webhook_delivery_once"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=models.Q(status="pending"),
+                name="webhook_delivery_due",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} to {self.subscription}"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery and what came of it: the delivery log."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="log")
+    number = models.PositiveSmallIntegerField()
+    attempted_at = models.DateTimeField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=300, blank=True)
+    duration_ms = models.PositiveIntegerField()
+    answer = models.CharField(max_length=500, blank=True, help_text="The start of the answer.")
+    retry_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="webhook_attempt_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"attempt {self.number} of {self.delivery}"
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300

@@ -3,6 +3,11 @@
 from celery import shared_task
 
 from integrations.tickets import change_ticket_deliver, change_tickets_claim, change_tickets_due
+from integrations.webhook_delivery import (
+    deliveries_due,
+    webhook_delivery_attempt,
+    webhooks_fan_out,
+)
 from portal.queue import enqueue_on_commit
 
 CLAIM_BATCH = 200
@@ -33,3 +38,20 @@ def sync_change_tickets() -> int:
 @shared_task(acks_late=True)
 def deliver_change_ticket(ticket_id: int) -> int:
     return change_ticket_deliver(ticket_id=ticket_id)
+
+
+@shared_task
+def deliver_webhook(delivery_id: int) -> bool:
+    return webhook_delivery_attempt(delivery_id=delivery_id) is not None
+
+
+@shared_task
+def deliver_webhooks() -> int:
+    """Every 30 s: turn the trail's new events into deliveries, then hand every delivery that
+    is due (new, or its back-off over) to a worker. A delivery the broker loses is due again
+    at the next run."""
+    webhooks_fan_out()
+    due = deliveries_due()
+    for delivery_id in due:
+        enqueue_on_commit(deliver_webhook, delivery_id)
+    return len(due)

@@ -16,7 +16,8 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from audit.admin import TrailNotAdminLog
 from organisation import services
-from portal.models import Membership, ServiceAccount, ServiceToken, Team
+from portal.exceptions import DomainError
+from portal.models import Absence, Membership, ServiceAccount, ServiceToken, Team
 
 
 class ServiceBackedAdmin(TrailNotAdminLog, admin.ModelAdmin):
@@ -208,6 +209,35 @@ class ServiceTokenAdmin(ServiceBackedAdmin):
     def revoke(self, request, queryset):
         for token in queryset:
             services.service_token_revoke(actor=request.user, token=token)
+
+
+@admin.register(Absence)
+class AbsenceAdmin(ServiceBackedAdmin):
+    """Absences are recorded on the My absences page, where the delegate is chosen among those
+    eligible; here they are read and cancelled, through the service."""
+
+    list_display = ("person", "team", "starts_on", "ends_on", "delegate", "cancelled_at")
+    list_filter = ("team",)
+    list_select_related = ("person", "team", "delegate")
+    search_fields = ("person__username", "delegate__username")
+    actions = ["cancel"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the selected absences")
+    def cancel(self, request, queryset):
+        for absence in queryset.filter(cancelled_at__isnull=True):
+            try:
+                services.absence_cancel(actor=request.user, absence=absence, request=request)
+            except DomainError as error:
+                self.message_user(request, f"{absence}: {error.detail}", messages.ERROR)
 
 
 admin.site.unregister(get_user_model())

@@ -1,9 +1,13 @@
-"""The organisation part of the demo: four teams and the personas of the product."""
+"""The organisation part of the demo: four teams and the personas of the product, and an
+approver away with a delegate."""
+
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from organisation import services
-from portal.models import Team
+from portal.models import Absence, Team
 
 DEMO_PASSWORD = "gatehouse-demo"  # noqa: S105  # nosec B105 - the published demo login
 
@@ -35,23 +39,9 @@ def seed_organisation() -> list[tuple[str, str, str]]:
         teams[slug] = team or services.team_create(
             actor=None, name=name, slug=slug, description=description
         )
-    users = get_user_model().objects
     logins = []
     for username, full_name, slug, approver, emergency, staff in PERSONAS:
-        first, _, last = full_name.partition(" ")
-        user, created = users.get_or_create(
-            username=username,
-            defaults={
-                "first_name": first,
-                "last_name": last,
-                "email": f"{username}@gatehouse.example",
-                "is_staff": staff,
-                "is_superuser": staff,
-            },
-        )
-        if created:
-            user.set_password(DEMO_PASSWORD)
-            user.save(update_fields=["password"])
+        user = _login(username, full_name, staff=staff)
         roles = "administrator" if staff else ""
         if slug:
             membership = services.membership_set(
@@ -66,3 +56,55 @@ def seed_organisation() -> list[tuple[str, str, str]]:
             roles = "auditor (reads the audit trail)"
         logins.append((username, full_name, roles))
     return logins
+
+
+def _login(username: str, full_name: str, *, staff: bool = False):
+    """The demo user called `username`, made with the demo password if missing."""
+    first, _, last = full_name.partition(" ")
+    user, created = get_user_model().objects.get_or_create(
+        username=username,
+        defaults={
+            "first_name": first,
+            "last_name": last,
+            "email": f"{username}@gatehouse.example",
+            "is_staff": staff,
+            "is_superuser": staff,
+        },
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
+
+
+# Rita Kovacs is on holiday; Milan Novak, the other Model Risk approver, signs as her delegate.
+DELEGATE = ("riskdeputy", "Milan Novak")
+AWAY_DAYS = 10
+
+
+def seed(stdout) -> None:
+    """An approver away with a delegate (issue 17): `risk` is away from today for ten days, and
+    `riskdeputy`, another approver of Model Risk, finds her team's approvals waiting for him as
+    her delegate. Recorded again only when no absence of hers is in force or to come."""
+    team = Team.objects.filter(slug="model-risk").first()
+    away = get_user_model().objects.filter(username="risk").first()
+    if team is None or away is None:
+        return
+    username, full_name = DELEGATE
+    deputy = _login(username, full_name)
+    services.membership_set(actor=None, user=deputy, team=team, is_approver=True)
+    today = timezone.localdate()
+    absence = Absence.objects.filter(
+        person=away, team=team, cancelled_at__isnull=True, ends_on__gte=today
+    ).first() or services.absence_set(
+        actor=None,
+        person=away,
+        team=team,
+        delegate=deputy,
+        starts_on=today,
+        ends_on=today + timedelta(days=AWAY_DAYS),
+    )
+    stdout.write(
+        f"Organisation: {away.get_full_name()} (risk) is away until {absence.ends_on:%Y-%m-%d}; "
+        f"{deputy.get_full_name()} ({username}) signs for {team.name} as her delegate."
+    )

@@ -1,12 +1,14 @@
-"""Writes to the organisation: teams, memberships, service accounts, users and groups. Who may
-approve or sign in is itself governed, so every change here is audited: these services sit above
-`audit`, while the models they write stay at the bottom in `portal` (see
+"""Writes to the organisation: teams, memberships, absences, service accounts, users and
+groups. Who may approve or sign in is itself governed, so every change here is audited: these
+services sit above `audit`, while the models they write stay at the bottom in `portal` (see
 `organisation/__init__.py`)."""
 
+import hashlib
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 
 from axes.models import AccessAttempt
 from django.contrib.auth import SESSION_KEY, get_user_model
@@ -14,15 +16,28 @@ from django.contrib.auth.models import AbstractBaseUser, Group, Permission
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
 from audit.actions import AuditAction
 from audit.services import audit_record
 from organisation.hooks import known_environment_names
+from organisation.permissions import absence_denial
 from portal.authentication import TOKEN_PREFIX, hash_token
-from portal.exceptions import Conflict
-from portal.models import Membership, Scope, ServiceAccount, ServiceToken, Team
+from portal.exceptions import Conflict, RuleDenied
+from portal.models import (
+    Absence,
+    Membership,
+    ProviderIdentity,
+    Scope,
+    ServiceAccount,
+    ServiceToken,
+    Team,
+)
+from portal.notifications import notify
+from portal.selectors import absences_overlapping
+from portal.team_groups import TeamGroup
 
 Actor = AbstractBaseUser | ServiceAccount | None
 
@@ -113,6 +128,39 @@ def membership_remove(*, actor: Actor, membership: Membership) -> None:
     target_repr = Membership(pk=membership.pk, user=membership.user, team=membership.team)
     membership.delete()
     audit_record(actor=actor, action=AuditAction.MEMBERSHIP_REMOVED, target=target_repr, data=data)
+
+
+@transaction.atomic
+def memberships_follow_groups(
+    *, user: AbstractBaseUser, groups: Iterable[str], mapping: Iterable[TeamGroup]
+) -> None:
+    """At each sign-in through the directory or the identity provider, the person's memberships
+    in the mapped teams follow the groups they are in now, as the system, audited like any
+    membership change: leaving the approvers' group takes the approver role away, leaving every
+    group of a team takes the membership. Teams the mapping does not name are left to the
+    administrators."""
+    held = {group.lower() for group in groups}
+    roles_by_team: dict[str, set[str]] = {entry.team: set() for entry in mapping}
+    for entry in mapping:
+        if entry.group in held:
+            roles_by_team[entry.team].add(entry.role)
+    teams = {team.slug: team for team in Team.objects.filter(slug__in=roles_by_team)}
+    for slug, roles in roles_by_team.items():
+        team = teams.get(slug)
+        if team is None:
+            continue
+        if roles:
+            membership_set(
+                actor=None,
+                user=user,
+                team=team,
+                is_approver="approver" in roles,
+                is_emergency_approver="emergency_approver" in roles,
+            )
+            continue
+        membership = Membership.objects.filter(user=user, team=team).first()
+        if membership is not None:
+            membership_remove(actor=None, membership=membership)
 
 
 def _validate_scopes(scopes: list[str]) -> list[str]:
@@ -437,6 +485,90 @@ def user_delete(*, actor: Actor, user: AbstractBaseUser, request=None) -> None:
     )
 
 
+# What Django accepts in a username (UnicodeUsernameValidator), and room for a "-2" suffix.
+USERNAME_UNSAFE = re.compile(r"[^\w.@+-]")
+USERNAME_LENGTH = 140
+
+
+def _free_username(issuer: str, subject: str, wanted: str) -> str:
+    """The provider's name for the person where no account has it yet, else the same with a
+    number: an existing account is never taken over because it has the same name."""
+    base = USERNAME_UNSAFE.sub("", wanted)[:USERNAME_LENGTH]
+    if not base:
+        base = "sso-" + hashlib.sha256(f"{issuer} {subject}".encode()).hexdigest()[:12]
+    taken = set(
+        get_user_model()
+        .objects.filter(username__istartswith=base)
+        .values_list("username", flat=True)
+    )
+    taken = {name.lower() for name in taken}
+    candidate, number = base, 1
+    while candidate.lower() in taken:
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
+
+
+@transaction.atomic
+def user_sign_in_from_provider(
+    *,
+    issuer: str,
+    claims: Mapping,
+    groups: Iterable[str] | None,
+    mapping: Iterable[TeamGroup],
+    username_claim: str = "preferred_username",
+    request=None,
+) -> AbstractBaseUser:
+    """The account of the person the identity provider vouched for (`claims`: the verified ID
+    token's subject with the user info). They are found by issuer and subject only: the first
+    sign-in of a subject creates an account of its own, without a password and linked to that
+    subject, even when a local or directory account carries the same e-mail or username, so
+    whoever controls an address elsewhere cannot take an account over. Later sign-ins bring
+    name and e-mail up to date. Where teams are mapped to groups, the memberships follow the
+    groups (`groups` None: the provider sent no group claim, and nothing is changed)."""
+    subject = str(claims["sub"])
+    identity = (
+        ProviderIdentity.objects.select_related("user")
+        .filter(issuer=issuer, subject=subject)
+        .first()
+    )
+    names = {
+        "first_name": str(claims.get("given_name") or "")[:150],
+        "last_name": str(claims.get("family_name") or "")[:150],
+        "email": str(claims.get("email") or "")[:254],
+    }
+    if identity is None:
+        user = user_create(
+            actor=None,
+            username=_free_username(issuer, subject, str(claims.get(username_claim) or "")),
+            password=None,
+            request=request,
+            **names,
+        )
+        ProviderIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+        audit_record(
+            actor=None,
+            action=AuditAction.USER_IDENTITY_LINKED,
+            target=user,
+            data={"user": user.get_username(), "issuer": issuer, "subject": subject},
+            request=request,
+        )
+    else:
+        user = identity.user
+        if any(getattr(user, field) != value for field, value in names.items()):
+            user = user_update(
+                actor=None,
+                user=user,
+                groups=user.groups.all(),
+                user_permissions=user.user_permissions.all(),
+                request=request,
+                **names,
+            )
+    if groups is not None:
+        memberships_follow_groups(user=user, groups=groups, mapping=mapping)
+    return user
+
+
 @transaction.atomic
 def user_lockout_clear(*, actor: Actor, attempt: AccessAttempt, request=None) -> None:
     """Forget the failed sign-ins that locked a user name or address out (django-axes)."""
@@ -512,3 +644,199 @@ def group_delete(*, actor: Actor, group: Group, request=None) -> None:
     audit_record(
         actor=actor, action=AuditAction.GROUP_DELETED, target=target, data=data, request=request
     )
+
+
+def _person(user: AbstractBaseUser) -> dict:
+    return {"id": user.pk, "username": user.get_username(), "name": _full_name(user)}
+
+
+def _full_name(user: AbstractBaseUser) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def _absence_record(absence: Absence) -> dict:
+    return {
+        "person": _person(absence.person),
+        "team": absence.team.slug,
+        "delegate": _person(absence.delegate),
+        "starts_on": absence.starts_on.isoformat(),
+        "ends_on": absence.ends_on.isoformat(),
+    }
+
+
+def _approver_membership(user: AbstractBaseUser, team: Team) -> Membership | None:
+    """The user's membership of `team` if they hold the approver role there, locked: a role
+    taken away meanwhile waits for the absence to be written, or is seen."""
+    return (
+        Membership.objects.select_for_update()
+        .filter(user=user, team=team, is_approver=True)
+        .first()
+    )
+
+
+def _span(absence: Absence) -> str:
+    return f"{absence.starts_on:%Y-%m-%d} to {absence.ends_on:%Y-%m-%d}"
+
+
+@transaction.atomic
+def absence_set(
+    *,
+    actor: Actor,
+    person: AbstractBaseUser,
+    team: Team,
+    delegate: AbstractBaseUser,
+    starts_on: date,
+    ends_on: date,
+    request=None,
+    now: datetime | None = None,
+) -> Absence:
+    """Record that `person`, an approver of `team`, is away from `starts_on` to `ends_on`, and
+    that `delegate`, another approver of `team`, gives that team's approvals on their behalf
+    meanwhile. Never back-dated (a signature given before stays what it was); one absence per
+    person and team at a time; no chains: the delegate is not away themself then, and someone
+    who stands in for another is not away either. The person, a change manager or an admin
+    records it; the event names both the person and who recorded it."""
+    denial = absence_denial(actor, person)
+    if denial is not None:
+        raise denial
+    today = timezone.localdate(now)
+    if ends_on < starts_on:
+        raise ValidationError(
+            {"ends_on": ValidationError("The absence must end on or after its first day.")}
+        )
+    if starts_on < today:
+        raise RuleDenied(
+            f"An absence starts today ({today:%Y-%m-%d}) at the earliest: it is not back-dated "
+            "to cover what was signed before.",
+            code="absence_backdated",
+        )
+    name = _full_name(person)
+    if _approver_membership(person, team) is None:
+        raise RuleDenied(
+            f"{name} does not hold the approver role in {team.name}: there are no approvals "
+            "to delegate.",
+            code="not_an_approver",
+        )
+    if delegate.pk == person.pk:
+        raise RuleDenied("Name someone else as delegate.", code="delegate_is_self")
+    if not delegate.is_active or _approver_membership(delegate, team) is None:
+        raise RuleDenied(
+            f"{_full_name(delegate)} does not hold the approver role in {team.name}; a delegate "
+            "must.",
+            code="delegate_not_an_approver",
+        )
+    overlapping = absences_overlapping(starts_on=starts_on, ends_on=ends_on).select_for_update()
+    clash = overlapping.filter(person=person, team=team).first()
+    if clash is not None:
+        raise Conflict(
+            f"{name} is already recorded away from {team.name} from {_span(clash)}; cancel that "
+            "absence first.",
+            code="absence_overlaps",
+        )
+    away = overlapping.filter(person=delegate).first()
+    if away is not None:
+        raise Conflict(
+            f"{_full_name(delegate)} is away from {_span(away)} too; a delegate does not hand "
+            "on what they were given.",
+            code="delegate_absent",
+        )
+    covering = overlapping.filter(delegate=person).select_related("person").first()
+    if covering is not None:
+        raise Conflict(
+            f"{name} stands in for {_full_name(covering.person)} from {_span(covering)}; a "
+            "delegate does not delegate further. Ask for another delegate first.",
+            code="delegate_chain",
+        )
+    absence = Absence(
+        person=person,
+        team=team,
+        delegate=delegate,
+        starts_on=starts_on,
+        ends_on=ends_on,
+        created_by_name=_full_name(actor) if actor is not None else "system",
+    )
+    absence.full_clean()
+    absence.save()
+    _absence_told(absence, actor=actor, cancelled=False)
+    audit_record(
+        actor=actor,
+        action=AuditAction.ABSENCE_SET,
+        target=absence,
+        data={**_absence_record(absence), "recorded_by": _recorder(actor)},
+        request=request,
+    )
+    return absence
+
+
+def _recorder(actor: Actor) -> dict | None:
+    return _person(actor) if actor is not None else None
+
+
+@transaction.atomic
+def absence_cancel(
+    *, actor: Actor, absence: Absence, request=None, now: datetime | None = None
+) -> Absence:
+    """Call an absence off (back early, or plans changed): from then on its delegate no longer
+    signs on the person's behalf; what they signed meanwhile stands. An absence that is over
+    stays as it was."""
+    absence = (
+        Absence.objects.select_for_update()
+        .select_related("person", "team", "delegate")
+        .get(pk=absence.pk)
+    )
+    denial = absence_denial(actor, absence.person)
+    if denial is not None:
+        raise denial
+    moment = now or timezone.now()
+    if absence.cancelled_at is not None:
+        raise Conflict("This absence is cancelled already.", code="absence_cancelled")
+    if absence.ends_on < timezone.localdate(moment):
+        raise Conflict(
+            f"This absence ended on {absence.ends_on:%Y-%m-%d}; it stays on record as it was.",
+            code="absence_over",
+        )
+    absence.cancelled_at = moment
+    absence.cancelled_by_name = _full_name(actor) if actor is not None else "system"
+    absence.full_clean()
+    absence.save(update_fields=["cancelled_at", "cancelled_by_name"])
+    _absence_told(absence, actor=actor, cancelled=True)
+    audit_record(
+        actor=actor,
+        action=AuditAction.ABSENCE_CANCELLED,
+        target=absence,
+        data={**_absence_record(absence), "cancelled_by": _recorder(actor)},
+        request=request,
+    )
+    return absence
+
+
+def _absence_told(absence: Absence, *, actor: Actor, cancelled: bool) -> None:
+    """The delegate learns what they now stand in for (or no longer do); the person learns it
+    too when someone else recorded or cancelled it."""
+    person, span = _full_name(absence.person), _span(absence)
+    what = "no longer stand" if cancelled else "stand"
+    notify(
+        recipients=[absence.delegate],
+        key=f"absence:{absence.pk}:{'cancelled' if cancelled else 'set'}:delegate",
+        subject=f"You {what} in for {person} in {absence.team.name} ({span})",
+        body=(
+            f"{person}'s absence from {span} is cancelled: their approvals are theirs again."
+            if cancelled
+            else f"{person} is away from {span}. Changes waiting for {absence.team.name} show "
+            f"under Waiting for me, to sign as {person}'s delegate."
+        ),
+        reason=f"{person} named you their delegate in {absence.team.name}.",
+        link=reverse("organisation:absences"),
+    )
+    if actor is not None and actor.pk != absence.person_id:
+        notify(
+            recipients=[absence.person],
+            key=f"absence:{absence.pk}:{'cancelled' if cancelled else 'set'}:person",
+            subject=(
+                f"{_full_name(actor)} {'cancelled' if cancelled else 'recorded'} your absence "
+                f"from {span}"
+            ),
+            body=f"Delegate in {absence.team.name}: {_full_name(absence.delegate)}.",
+            reason="It is your absence.",
+            link=reverse("organisation:absences"),
+        )

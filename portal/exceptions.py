@@ -44,6 +44,17 @@ class BadRequest(DomainError):
     status_code = status.HTTP_400_BAD_REQUEST
 
 
+class InvalidQuery(BadRequest):
+    """Query parameters a list cannot take: an unknown filter, a value of the wrong shape, a
+    cursor that is not one of ours. `fields` names each parameter with its messages."""
+
+    code = "invalid_filter"
+
+    def __init__(self, detail: str, *, fields: dict[str, list[str]], code: str | None = None):
+        super().__init__(detail, code=code)
+        self.fields = fields
+
+
 class BodyTooLarge(DomainError):
     """The body is over `DATA_UPLOAD_MAX_MEMORY_SIZE`: refused before it is read whole."""
 
@@ -68,7 +79,10 @@ def api_exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = body_too_large()
     if isinstance(exc, DomainError):
-        return Response({"code": exc.code, "detail": exc.detail}, status=exc.status_code)
+        body = {"code": exc.code, "detail": exc.detail}
+        if isinstance(exc, InvalidQuery):
+            body["fields"] = exc.fields
+        return Response(body, status=exc.status_code)
     if isinstance(exc, DjangoValidationError):
         exc = DRFValidationError(
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}

@@ -10,37 +10,13 @@ no models.
 | `LDAP_USER_SEARCH_BASE`, `LDAP_USER_FILTER` | else search for the user (filter `(uid=%(user)s)`) |
 | `LDAP_START_TLS` | `true` to upgrade an `ldap://` connection with StartTLS |
 | `LDAP_GROUP_SEARCH_BASE` | where `groupOfNames` groups live (needed for the team mapping) |
-| `LDAP_TEAM_GROUPS` | `team-slug[:role]=group DN;…`, role `approver` or `emergency_approver` |
+| `LDAP_TEAM_GROUPS` | `team-slug[:role]=group DN;…` (portal/team_groups.py) |
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-ROLES = ("member", "approver", "emergency_approver")
-
-
-@dataclass(frozen=True)
-class TeamGroup:
-    """Members of the directory group `dn` hold `role` in the team `team`."""
-
-    dn: str
-    team: str
-    role: str
-
-
-def parse_team_groups(value: str) -> list[TeamGroup]:
-    """`model-risk:approver=cn=risk-approvers,ou=groups,dc=bank,dc=example;data-science=cn=…`.
-    DNs contain '=' and ',', so an entry splits at its first '=' and entries at ';'."""
-    mapping = []
-    for entry in filter(None, (part.strip() for part in value.split(";"))):
-        key, separator, dn = entry.partition("=")
-        team, _, role = key.strip().partition(":")
-        role = role.strip() or "member"
-        if not separator or not team.strip() or not dn.strip() or role not in ROLES:
-            raise ValueError(f"LDAP_TEAM_GROUPS: cannot read {entry!r}")
-        mapping.append(TeamGroup(dn=dn.strip().lower(), team=team.strip(), role=role))
-    return mapping
+from portal.team_groups import parse_team_groups
 
 
 def directory_settings(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -59,7 +35,9 @@ def directory_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "AUTH_LDAP_USER_ATTR_MAP": {"first_name": "givenName", "last_name": "sn", "email": "mail"},
         "AUTH_LDAP_ALWAYS_UPDATE_USER": True,
         "AUTH_LDAP_CONNECTION_OPTIONS": {ldap.OPT_REFERRALS: 0, ldap.OPT_NETWORK_TIMEOUT: 5},
-        "GATEHOUSE_LDAP_TEAM_GROUPS": parse_team_groups(environ.get("LDAP_TEAM_GROUPS", "")),
+        "GATEHOUSE_LDAP_TEAM_GROUPS": parse_team_groups(
+            environ.get("LDAP_TEAM_GROUPS", ""), variable="LDAP_TEAM_GROUPS"
+        ),
     }
     template = environ.get("LDAP_USER_DN_TEMPLATE", "").strip()
     if template:

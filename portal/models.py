@@ -59,12 +59,87 @@ class Membership(models.Model):
         return [Role(role).label for role in self.roles]
 
 
+class ProviderIdentity(models.Model):
+    """The person the bank's identity provider knows as `subject` at `issuer` is this user.
+    Single sign-on matches people by this pair alone, never by e-mail or username, which
+    another account or another provider may also carry."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="provider_identities"
+    )
+    issuer = models.URLField(max_length=300)
+    subject = models.CharField(max_length=255)
+    linked_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "subject"], name="provider_identity_unique_subject"
+            ),
+            models.UniqueConstraint(
+                fields=["issuer", "user"], name="provider_identity_one_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} at {self.issuer}"
+
+
+class Absence(models.Model):
+    """An approver away from `starts_on` to `ends_on` (both included, dates in the portal's time
+    zone) whose approvals for `team` their `delegate`, an approver of the same team, may give
+    meanwhile on their behalf. Cancelled, never deleted: a signature given under it must stay
+    explainable."""
+
+    person = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="absences"
+    )
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="absences")
+    delegate = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="delegations"
+    )
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(
+        max_length=150, help_text="Who recorded it: the person, a change manager or an admin."
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-starts_on", "-id"]
+        indexes = [
+            models.Index(fields=["person", "team", "ends_on"], name="absence_person"),
+            models.Index(fields=["delegate", "ends_on"], name="absence_delegate"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=models.F("starts_on")), name="absence_order"
+            ),
+            models.CheckConstraint(
+                condition=~Q(delegate=models.F("person")), name="absence_delegate_not_self"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.person} away {self.starts_on} to {self.ends_on} ({self.team})"
+
+    def covers(self, day) -> bool:
+        return self.cancelled_at is None and self.starts_on <= day <= self.ends_on
+
+
 class Scope(models.TextChoices):
     REGISTRY_WRITE = "registry:write", "Register datasets, models and builds"
     DEPLOYMENTS_WRITE = "deployments:write", "Report deployments and roll back"
     GATE_READ = "gate:read", "Ask the deployment gate"
     AUDIT_READ = "audit:read", "Read the audit trail"
+    VALIDATIONS_WRITE = "validations:write", "Open validations and record findings (Model Risk)"
+    WEBHOOKS_WRITE = "webhooks:write", "Manage the chat and webhook subscriptions of its teams"
     METRICS_READ = "metrics:read", "Read the operational metrics (Prometheus)"
+    RUNS_WRITE = "runs:write", "Attest batch runs (what a scoring job runs)"
+    # Reports: the change record without the trail (IPs, user agents) and without any write.
+    READ = "read", "Read change requests, sign-offs, deployments, environments and notifications"
 
 
 class ServiceAccount(models.Model):

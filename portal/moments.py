@@ -22,8 +22,8 @@ def moment_from_query(raw: str, *, offset_required: bool = False) -> datetime | 
         if moment is not None and timezone.is_naive(moment) and not offset_required:
             moment = timezone.make_aware(moment)
         if moment is not None and timezone.is_aware(moment):
-            moment.astimezone(UTC)
-            return moment
+            # In UTC: PostgreSQL refuses offsets beyond 15:59 that ISO-8601 allows.
+            return moment.astimezone(UTC)
     except (ValueError, OverflowError):
         pass
     shown = raw if len(raw) <= 40 else f"{raw[:40]}…"

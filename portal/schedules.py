@@ -13,6 +13,7 @@ RUN_BOOKKEEPING = {"last_run_at", "total_run_count", "date_changed"}
 # name, task, every (seconds) or a daily hour (UTC)
 SCHEDULES = [
     ("Deliver notifications left in the outbox", "portal.tasks.deliver_pending_notifications", 60),
+    ("Deliver chat and webhook messages", "integrations.tasks.deliver_webhooks", 30),
     ("Sync change tickets (ServiceNow, Jira)", "integrations.tasks.sync_change_tickets", 30),
     ("Poll the health of live deployments", "releases.tasks.poll_health", 60),
     ("Expire change requests whose window passed", "releases.tasks.expire_change_requests", 300),

@@ -2,7 +2,12 @@
 
 from collections.abc import Mapping
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+
+from portal.exceptions import BadRequest
+from portal.moments import moment_from_query
 
 UNKNOWN_FIELD = "Unknown field."
 
@@ -27,3 +32,20 @@ class NoUnknownFields(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError(unknown)
         return value
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class MomentField(serializers.Field):
+    """An ISO-8601 moment with its offset, read as `?at=` is (portal.moments): a date that does
+    not exist or a moment without its offset is refused, never taken in the server's zone."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not data or len(data) > 64:
+            raise serializers.ValidationError("An ISO-8601 date and time with its offset.")
+        try:
+            return moment_from_query(data, offset_required=True)
+        except BadRequest as refused:
+            raise serializers.ValidationError(refused.detail) from None
+
+    def to_representation(self, value):
+        return value.isoformat()

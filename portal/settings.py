@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.ldap_settings import directory_settings
+from portal.oidc_settings import provider_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("GATEHOUSE_VAR_DIR", BASE_DIR / "var"))
@@ -152,6 +153,20 @@ GATEHOUSE_VALIDATION_MONTHS = dict(
     )
 )
 GATEHOUSE_MIN_PROD_TEAMS = int(os.environ.get("GATEHOUSE_MIN_PROD_TEAMS", "3"))
+# Artifact verification (registry/artifacts.py): the stores the portal reads a registered
+# build's checksum from (any of s3, artifactory, file, http; none by default, so every version is
+# recorded "unverified" until an operator connects a store). Credentials come from the
+# environment only: AWS_* for S3 (boto3's own chain), GATEHOUSE_ARTIFACTORY_TOKEN.
+GATEHOUSE_ARTIFACT_STORES = env_list("GATEHOUSE_ARTIFACT_STORES")
+GATEHOUSE_S3_ENDPOINT_URL = os.environ.get("GATEHOUSE_S3_ENDPOINT_URL", "")
+GATEHOUSE_ARTIFACTORY_URL = os.environ.get("GATEHOUSE_ARTIFACTORY_URL", "").rstrip("/")
+# file:// artifacts are hashed only under these directories (not any file the portal can read).
+GATEHOUSE_ARTIFACT_FILE_ROOTS = env_list("GATEHOUSE_ARTIFACT_FILE_ROOTS")
+GATEHOUSE_ARTIFACT_TIMEOUT = float(os.environ.get("GATEHOUSE_ARTIFACT_TIMEOUT", "10"))
+GATEHOUSE_ARTIFACT_MAX_BYTES = int(os.environ.get("GATEHOUSE_ARTIFACT_MAX_BYTES", str(2**30)))
+# Conflicts (issue 18): the gate warns `signer_overloaded` when the only approver of a team is
+# needed on more changes than this whose windows start on one day.
+GATEHOUSE_SIGNER_CHANGES_PER_DAY = int(os.environ.get("GATEHOUSE_SIGNER_CHANGES_PER_DAY", "5"))
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -169,6 +184,19 @@ _directory = directory_settings(os.environ)
 globals().update(_directory)
 if _directory:
     AUTHENTICATION_BACKENDS.insert(1, "organisation.ldap_backend.DirectoryBackend")
+# Optional single sign-on at the bank's OpenID Connect provider: on when OIDC_ISSUER is set (the
+# OIDC_* variables are read in portal/oidc_settings.py). Local and directory accounts keep working.
+OIDC_OP_ISSUER = ""
+try:
+    _provider = provider_settings(os.environ)
+except ValueError as unreadable:
+    raise ImproperlyConfigured(str(unreadable)) from unreadable
+globals().update(_provider)
+if _provider:
+    AUTHENTICATION_BACKENDS.append("organisation.oidc.ProviderBackend")
+# Signing re-authenticates people who sign in at the provider there (rule 6): the signature
+# counts only if they signed in again after being sent and at most this many seconds ago.
+GATEHOUSE_OIDC_STEP_UP_SECONDS = int(os.environ.get("GATEHOUSE_OIDC_STEP_UP_SECONDS", "300"))
 # Sign-in throttling (django-axes): five failures for one username from one address lock that
 # pair out for a quarter of an hour.
 AXES_ENABLED = env_bool("AXES_ENABLED", True)
@@ -269,6 +297,18 @@ GITHUB_APP_ID = os.environ.get("GITHUB_APP_ID", "")
 GITHUB_APP_PRIVATE_KEY = os.environ.get("GITHUB_APP_PRIVATE_KEY", "")
 GITHUB_APP_WEBHOOK_SECRET = os.environ.get("GITHUB_APP_WEBHOOK_SECRET", "")
 
+# Chat and webhook subscriptions (docs/operations.md, "Chat and webhooks"). Signing secrets and
+# endpoint URLs (a Teams or Slack URL is itself a credential) are stored encrypted with the first
+# of GATEHOUSE_WEBHOOK_KEYS (Fernet keys, comma-separated; the others still decrypt, for
+# rotation); unset, one key is derived from the secret key. Plain http is refused except to
+# 127.0.0.1, ::1 or localhost, and to those only when GATEHOUSE_WEBHOOKS_ALLOW_LOCAL_HTTP is on
+# (by default: when DEBUG is).
+WEBHOOK_ENCRYPTION_KEYS = env_list("GATEHOUSE_WEBHOOK_KEYS")
+WEBHOOK_ALLOW_LOCAL_HTTP = env_bool("GATEHOUSE_WEBHOOKS_ALLOW_LOCAL_HTTP", DEBUG)
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("GATEHOUSE_WEBHOOK_TIMEOUT", "10"))
+# After a rotation the previous secret signs too, this long, so receivers can switch over.
+WEBHOOK_SECRET_OVERLAP_HOURS = int(os.environ.get("GATEHOUSE_WEBHOOK_SECRET_OVERLAP_HOURS", "24"))
+
 # Change tickets (docs/operations.md, "Change tickets"): every change request mirrored as a
 # change record in ServiceNow or an issue in Jira, through the audit trail read as an outbox.
 # Unset, nothing is sent and the trail is not read.
@@ -361,6 +401,8 @@ SPECTACULAR_SETTINGS = {
         "SignOffKindEnum": "releases.models.SignOffKind",
         "ActorKindEnum": "audit.models.ActorKind",
         "GateCodeEnum": "releases.services.gate.GateCode",
+        "WebhookKindEnum": "integrations.models.WebhookKind",
+        "WebhookEventTypeEnum": "integrations.models.WebhookEventType",
     },
 }
 

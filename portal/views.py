@@ -3,12 +3,14 @@ import sys
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth.views import LoginView
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_POST, require_safe
 
+from organisation.oidc import provider_enabled, provider_name
 from organisation.services import user_sessions_end
 from portal.dashboard import dashboard_panels_for
 from portal.notifications import notifications_for, notifications_mark_read
@@ -25,6 +27,16 @@ def dashboard(request):
             "memberships": memberships_of(user=request.user),
         },
     )
+
+
+class SignInView(LoginView):
+    """The sign-in page: username and password, and "Sign in with …" where single sign-on is
+    configured."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["provider_name"] = provider_name() if provider_enabled() else ""
+        return context
 
 
 @require_safe

@@ -13,6 +13,8 @@ from django.utils import timezone
 from git import Actor, Repo
 
 from organisation.demo import DEMO_PASSWORD
+from organisation.services import service_account_create
+from portal.models import Scope, Team
 from registry import git, model_risk, services
 from registry.builders import Commit, digest, repository_grow, repository_mirrored
 from registry.models import LifecycleStatus, ModelVersion, RegisteredModel, Validation
@@ -266,8 +268,9 @@ INVENTORY = {
 
 def seed_model_risk(stdout) -> None:
     """A lived-in inventory: credit-scoring validated, its periodic review brought forward to
-    three weeks from now; fraud-detection 1.1.0 approved with a high finding past its date (its
-    production change is held at the gate); churn-forecast validated; a retired scorecard."""
+    three weeks from now and opened by Model Risk's workbench token; fraud-detection 1.1.0
+    approved with a high finding past its date (its production change is held at the gate);
+    churn-forecast validated; a retired scorecard."""
     if Validation.objects.exists():
         return
     users = {user.username: user for user in get_user_model().objects.all()}
@@ -313,6 +316,29 @@ def seed_model_risk(stdout) -> None:
         actor=risk,
         model=models["credit-scoring"],
         next_validation_due=(now + timedelta(days=21)).date(),
+    )
+    # Its periodic review is under way: opened by Model Risk's workbench over the API, for Rita
+    # to conclude, with a finding recorded so far.
+    workbench, _ = service_account_create(
+        actor=None,
+        name="model-risk-workbench",
+        team=Team.objects.get(slug=settings.GATEHOUSE_MODEL_RISK_TEAM),
+        scopes=[Scope.VALIDATIONS_WRITE],
+    )
+    review = model_risk.validation_open(
+        actor=workbench,
+        model=models["credit-scoring"],
+        versions=["1.2.1"],
+        scope="Periodic review: stability of the 2026-Q4 population, overrides by branch.",
+        validator="risk",
+    )
+    model_risk.finding_record(
+        actor=workbench,
+        validation=review,
+        title="Override rate by branch not monitored",
+        severity="medium",
+        owner="requester",
+        remediation_due=(now + timedelta(days=45)).date(),
     )
     validate(
         "fraud-detection",
@@ -362,5 +388,6 @@ def seed_model_risk(stdout) -> None:
     )
     stdout.write(
         "Model risk: 3 validations (fraud-detection has a high finding past due), "
-        "credit-scoring's review due in three weeks, legacy-scorecard to be retired by change."
+        "credit-scoring's review due in three weeks and open for Rita to conclude, "
+        "legacy-scorecard to be retired by change."
     )

@@ -1,5 +1,6 @@
 """Model risk (issue 16): each model's inventory entry, and the independent validations that
-Model Risk concludes with an electronic signature and the gate then enforces.
+Model Risk opens (its people, or its tokens over the API), records findings in, and whose named
+validator concludes with an electronic signature in the browser; the gate then enforces them.
 
 A validator belongs to Model Risk, is not a member of the model's owner team and did not author
 the commits the validation covers (read from the repository's mirror: without a readable mirror
@@ -25,7 +26,7 @@ from audit.actions import AuditAction
 from audit.services import audit_record
 from organisation.reauthentication import password_confirms
 from portal.authentication import is_service_account
-from portal.exceptions import RuleDenied
+from portal.exceptions import Conflict, RuleDenied
 from portal.models import Membership
 from portal.notifications import notify
 from registry import git
@@ -41,6 +42,7 @@ from registry.models import (
     Validation,
     ValidationOutcome,
 )
+from registry.permissions import token_model_risk_denial
 
 INVENTORY_FIELDS = (
     "purpose",
@@ -214,20 +216,25 @@ def add_months(moment: datetime, months: int) -> datetime:
 
 
 def _validator_denial(
-    actor: Any, model: RegisteredModel, versions: list[ModelVersion]
+    validator: Any, model: RegisteredModel, versions: list[ModelVersion], *, actor: Any
 ) -> RuleDenied | None:
-    """Rule: a validation is independent of what it validates."""
-    if not is_model_risk(actor):
+    """Rule: a validation is independent of what it validates. Asked when it is opened for
+    `validator` and again when they sign it."""
+    you = validator == actor
+    who = "You" if you else validator.get_full_name() or validator.username
+    if not is_model_risk(validator):
         return RuleDenied(
-            "Only a member of Model Risk concludes a validation.", code="not_model_risk"
+            "Only a member of Model Risk validates a model"
+            + ("." if you else f"; {who} is not one."),
+            code="not_model_risk",
         )
-    if Membership.objects.filter(user=actor, team_id=model.owner_team_id).exists():
+    if Membership.objects.filter(user=validator, team_id=model.owner_team_id).exists():
         return RuleDenied(
-            f"You are a member of {model.owner_team.name}, which owns {model.name}: its "
-            "validation must be independent.",
+            f"{who} {'are' if you else 'is'} a member of {model.owner_team.name}, which owns "
+            f"{model.name}: its validation must be independent.",
             code="validator_not_independent",
         )
-    email = (actor.email or "").strip().lower()
+    email = (validator.email or "").strip().lower()
     for version in versions:
         info = git.commit_info(version.repository, version.commit_sha)
         if info is None:
@@ -239,11 +246,186 @@ def _validator_denial(
             )
         if email and info.author_email.strip().lower() == email:
             return RuleDenied(
-                f"You authored the commit of {model.name} {version.version}: its validation "
+                f"{who} authored the commit of {model.name} {version.version}: its validation "
                 "must be independent.",
                 code="validator_authored_commit",
             )
     return None
+
+
+def model_risk_work_denial(actor: Any, model: RegisteredModel) -> RuleDenied | None:
+    """Who opens a validation of `model` and records its findings: a member of Model Risk who is
+    not in the model's owner team, or a token that acts for Model Risk and not for the owners
+    (`registry.permissions.token_model_risk_denial`)."""
+    if is_service_account(actor):
+        return token_model_risk_denial(actor, model=model)
+    if actor is None or not actor.is_authenticated or not is_model_risk(actor):
+        return RuleDenied(
+            "Only Model Risk opens validations and records their findings.", code="not_model_risk"
+        )
+    if Membership.objects.filter(user=actor, team_id=model.owner_team_id).exists():
+        return RuleDenied(
+            f"You are a member of {model.owner_team.name}, which owns {model.name}: its "
+            "validation must be independent.",
+            code="validator_not_independent",
+        )
+    return None
+
+
+def _finding_errors(finding: dict, prefix: str = "") -> dict[str, str]:
+    errors = {}
+    if not str(finding.get("title", "")).strip():
+        errors[f"{prefix}title"] = "A finding needs a title."
+    if finding.get("severity") not in FindingSeverity.values:
+        errors[f"{prefix}severity"] = "high, medium or low."
+    if not isinstance(finding.get("remediation_due"), date):
+        errors[f"{prefix}remediation_due"] = "A date."
+    return errors
+
+
+def _active_user(username: str) -> Any:
+    return get_user_model().objects.filter(username=username, is_active=True).first()
+
+
+@transaction.atomic
+def validation_open(
+    *,
+    actor: Any,
+    model: RegisteredModel,
+    versions: Iterable[str],
+    scope: str,
+    validator: str,
+    request: Any = None,
+) -> Validation:
+    """Open a validation of `model` covering the versions named, for `validator` (a username)
+    to conclude: Model Risk's people and tokens open one, the validator alone signs it, in the
+    browser. The validator's independence is checked now and again at the signature."""
+    model = (
+        RegisteredModel.objects.select_for_update().select_related("owner_team").get(pk=model.pk)
+    )
+    denied = model_risk_work_denial(actor, model)
+    if denied is not None:
+        raise denied
+    names = sorted(set(versions))
+    found = list(model.versions.filter(version__in=names).select_related("repository"))
+    errors: dict[str, str] = {}
+    missing = sorted(set(names) - {version.version for version in found})
+    if not names or missing:
+        errors["versions"] = (
+            f"{model.name} has no version {', '.join(missing)}."
+            if missing
+            else f"Name one or more versions of {model.name}."
+        )
+    if not scope.strip():
+        errors["scope"] = "Say what the validation covers."
+    person = _active_user(validator)
+    if person is None:
+        errors["validator"] = f"No active user is called '{validator}'."
+    if errors:
+        raise ValidationError(errors)
+    found.sort(key=lambda version: version.pk)
+    denied = _validator_denial(person, model, found, actor=actor)
+    if denied is not None:
+        raise denied
+    validation = Validation.objects.create(model=model, validator=person, scope=scope.strip())
+    validation.covers.set(found)
+    before = model.lifecycle_status
+    if before == LifecycleStatus.IN_DEVELOPMENT:
+        model.lifecycle_status = LifecycleStatus.IN_VALIDATION
+        model.save(update_fields=["lifecycle_status"])
+    listed = ", ".join(version.version for version in found)
+    notify(
+        recipients=[person],
+        key=f"validation:{validation.pk}:opened",
+        subject=f"{model.name} {listed}: a validation for you to conclude",
+        body=f"Model Risk opened a validation of {model.name} {listed} and named you its "
+        f"validator. Scope: {validation.scope}",
+        reason="You are its validator.",
+        link=f"/registry/models/{model.name}/",
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.VALIDATION_OPENED,
+        target=model,
+        data={
+            "validation": validation.pk,
+            "versions": [version.version for version in found],
+            "scope": validation.scope,
+            "validator": person.username,
+            "lifecycle_status": {"before": before, "after": model.lifecycle_status},
+        },
+        request=request,
+    )
+    return validation
+
+
+@transaction.atomic
+def finding_record(
+    *,
+    actor: Any,
+    validation: Validation,
+    title: str,
+    severity: str,
+    owner: str,
+    remediation_due: date,
+    request: Any = None,
+) -> Finding:
+    """Record a finding of an open validation, owned by `owner` (a username). Once concluded,
+    a validation is what its validator signed: its findings no longer change."""
+    validation = (
+        Validation.objects.select_for_update()
+        .select_related("model__owner_team")
+        .get(pk=validation.pk)
+    )
+    model = validation.model
+    denied = model_risk_work_denial(actor, model)
+    if denied is not None:
+        raise denied
+    if not validation.is_open:
+        raise Conflict(
+            f"This validation of {model.name} was concluded and signed; record the finding in "
+            "a new validation.",
+            code="validation_concluded",
+        )
+    errors = _finding_errors(
+        {"title": title, "severity": severity, "remediation_due": remediation_due}
+    )
+    person = _active_user(owner)
+    if person is None:
+        errors["owner"] = f"No active user is called '{owner}'."
+    if errors:
+        raise ValidationError(errors)
+    finding = Finding.objects.create(
+        validation=validation,
+        title=title.strip(),
+        severity=severity,
+        owner=person,
+        remediation_due=remediation_due,
+    )
+    notify(
+        recipients=[person],
+        key=f"finding:{finding.pk}:recorded",
+        subject=f"{model.name}: a {severity} finding for you, due {remediation_due.isoformat()}",
+        body=f"Model Risk's validation of {model.name} found: {finding.title}. Remediate it by "
+        f"{remediation_due.isoformat()}.",
+        reason="You own this finding.",
+        link=f"/registry/models/{model.name}/",
+    )
+    audit_record(
+        actor=actor,
+        action=AuditAction.FINDING_RECORDED,
+        target=model,
+        data={
+            "validation": validation.pk,
+            "finding": finding.pk,
+            "title": finding.title,
+            "severity": severity,
+            "owner": person.username,
+            "remediation_due": remediation_due.isoformat(),
+        },
+        request=request,
+    )
+    return finding
 
 
 @transaction.atomic
@@ -260,9 +442,9 @@ def validation_conclude(
     request: Any = None,
     now: datetime | None = None,
 ) -> Validation:
-    """Conclude a validation of `model` covering `versions`, as an electronic signature: the
-    validator re-enters their password and the meaning is stored and audited. Each finding is
-    `{title, severity, owner (a user), remediation_due (a date)}`."""
+    """Open and conclude a validation of `model` covering `versions` in one step, from the model
+    page: the validator is the actor. Each finding is `{title, severity, owner (a user),
+    remediation_due (a date)}`."""
     model = (
         RegisteredModel.objects.select_for_update().select_related("owner_team").get(pk=model.pk)
     )
@@ -276,38 +458,19 @@ def validation_conclude(
         errors["outcome"] = f"One of {', '.join(ValidationOutcome.values)}."
     findings = list(findings)
     for number, finding in enumerate(findings, start=1):
-        if not str(finding.get("title", "")).strip():
-            errors[f"findings.{number}.title"] = "A finding needs a title."
-        if finding.get("severity") not in FindingSeverity.values:
-            errors[f"findings.{number}.severity"] = "high, medium or low."
-        if not isinstance(finding.get("remediation_due"), date):
-            errors[f"findings.{number}.remediation_due"] = "A date."
+        errors.update(_finding_errors(finding, prefix=f"findings.{number}."))
     if errors:
         raise ValidationError(errors)
-    denied = _validator_denial(actor, model, versions)
+    denied = _validator_denial(actor, model, versions, actor=actor)
     if denied is not None:
         raise denied
-    if not password_confirms(actor, password):
-        raise RuleDenied("The password does not match: nothing was signed.", code="reauth_failed")
+    _password_confirmed(actor, password)
     now = now or timezone.now()
-    months = settings.GATEHOUSE_VALIDATION_MONTHS[model.risk_tier]
-    listed = ", ".join(version.version for version in versions)
-    meaning = (
-        f"I conclude the validation of {model.name} {listed} as "
-        f"{ValidationOutcome(outcome).label.lower()} for Model Risk"
-    )
     validation = Validation.objects.create(
-        model=model,
-        validator=actor,
-        scope=scope.strip(),
-        outcome=outcome,
-        meaning=meaning,
-        reauthenticated=True,
-        concluded_at=now,
-        valid_until=add_months(now, months),
+        model=model, validator=actor, scope=scope.strip(), opened_at=now
     )
     validation.covers.set(versions)
-    created = [
+    for finding in findings:
         Finding.objects.create(
             validation=validation,
             title=str(finding["title"]).strip(),
@@ -315,8 +478,98 @@ def validation_conclude(
             owner=finding["owner"],
             remediation_due=finding["remediation_due"],
         )
-        for finding in findings
-    ]
+    return _sign(
+        actor=actor, validation=validation, outcome=outcome, report=report, request=request, now=now
+    )
+
+
+@transaction.atomic
+def validation_conclude_opened(
+    *,
+    actor: Any,
+    validation: Validation,
+    outcome: str,
+    password: str,
+    report: tuple[str, bytes] | None = None,
+    request: Any = None,
+    now: datetime | None = None,
+) -> Validation:
+    """The validator named when the validation was opened concludes it, with the findings
+    recorded while it was open, as an electronic signature; independence is checked again."""
+    validation = (
+        Validation.objects.select_for_update()
+        .select_related("model__owner_team", "validator")
+        .get(pk=validation.pk)
+    )
+    model = validation.model
+    if not validation.is_open:
+        raise Conflict(
+            f"This validation of {model.name} is concluded already.", code="validation_concluded"
+        )
+    if is_service_account(actor) or actor != validation.validator:
+        name = validation.validator.get_full_name() or validation.validator.username
+        raise RuleDenied(
+            f"{name} was named the validator of this validation; only they conclude it.",
+            code="not_the_validator",
+        )
+    if outcome not in ValidationOutcome.values:
+        raise ValidationError({"outcome": f"One of {', '.join(ValidationOutcome.values)}."})
+    versions = list(validation.covers.select_related("repository").order_by("pk"))
+    denied = _validator_denial(actor, model, versions, actor=actor)
+    if denied is not None:
+        raise denied
+    _password_confirmed(actor, password)
+    return _sign(
+        actor=actor,
+        validation=validation,
+        outcome=outcome,
+        report=report,
+        request=request,
+        now=now or timezone.now(),
+    )
+
+
+def validation_conclusion_refused(validation: Validation) -> RuleDenied:
+    """Why the REST API never concludes a validation: it is the validator's electronic
+    signature, given in the browser with the password entered again (21 CFR Part 11), which
+    the API never takes, like a change request's sign-off."""
+    return RuleDenied(
+        f"Concluding a validation is its validator's electronic signature: they sign it on "
+        f"/registry/models/{validation.model.name}/ with their password, which the API never "
+        "takes.",
+        code="signature_in_browser",
+    )
+
+
+def _password_confirmed(actor: Any, password: str) -> None:
+    if not password_confirms(actor, password):
+        raise RuleDenied("The password does not match: nothing was signed.", code="reauth_failed")
+
+
+def _sign(
+    *,
+    actor: Any,
+    validation: Validation,
+    outcome: str,
+    report: tuple[str, bytes] | None,
+    request: Any,
+    now: datetime,
+) -> Validation:
+    """Conclude `validation` (open, locked by the caller) as `outcome`: the signature's
+    meaning, its validity by the model's tier, the report, the model's next validation date."""
+    model = validation.model
+    versions = list(validation.covers.order_by("pk"))
+    listed = ", ".join(version.version for version in versions)
+    meaning = (
+        f"I conclude the validation of {model.name} {listed} as "
+        f"{ValidationOutcome(outcome).label.lower()} for Model Risk"
+    )
+    validation.outcome, validation.meaning, validation.reauthenticated = outcome, meaning, True
+    validation.concluded_at = now
+    validation.valid_until = add_months(now, settings.GATEHOUSE_VALIDATION_MONTHS[model.risk_tier])
+    validation.save(
+        update_fields=["outcome", "meaning", "reauthenticated", "concluded_at", "valid_until"]
+    )
     document = None
     if report is not None:
         document = document_attach(
@@ -333,6 +586,7 @@ def validation_conclude(
     ):
         model.lifecycle_status = LifecycleStatus.APPROVED
     model.save(update_fields=["next_validation_due", "lifecycle_status"])
+    findings = validation.findings.select_related("owner").order_by("pk")
     audit_record(
         actor=actor,
         action=AuditAction.VALIDATION_CONCLUDED,
@@ -353,8 +607,9 @@ def validation_conclude(
                     "severity": finding.severity,
                     "owner": finding.owner.username,
                     "remediation_due": finding.remediation_due.isoformat(),
+                    "status": finding.status,
                 }
-                for finding in created
+                for finding in findings
             ],
         },
         request=request,
@@ -366,10 +621,14 @@ def validation_conclude(
 def finding_close(
     *, actor: Any, finding: Finding, status: str, note: str, request: Any = None
 ) -> Finding:
-    """A finding is remediated (its owner or Model Risk says so) or accepted (Model Risk only,
-    with a note): either way it stops blocking the gate, and the trail says who and why."""
+    """A finding is remediated (its owner or Model Risk says so) or accepted (a person of Model
+    Risk, with a note): either way it stops blocking the gate, and the trail says who and why.
+    Model Risk here is independent of the model (`model_risk_work_denial`); its token may mark
+    a finding remediated, but accepting a risk is a person's decision."""
     finding = (
-        Finding.objects.select_for_update().select_related("validation__model").get(pk=finding.pk)
+        Finding.objects.select_for_update()
+        .select_related("validation__model__owner_team")
+        .get(pk=finding.pk)
     )
     if status not in (FindingStatus.REMEDIATED, FindingStatus.ACCEPTED):
         raise ValidationError({"status": "remediated or accepted."})
@@ -377,15 +636,25 @@ def finding_close(
         raise ValidationError({"note": "Say what was done, or why the risk is accepted."})
     if finding.status != FindingStatus.OPEN:
         raise RuleDenied(f"This finding is {finding.status} already.", code="finding_closed")
-    allowed = is_model_risk(actor) or (
+    model_risk_denied = model_risk_work_denial(actor, finding.validation.model)
+    if is_service_account(actor):
+        if model_risk_denied is not None:
+            raise model_risk_denied
+        if status == FindingStatus.ACCEPTED:
+            raise RuleDenied(
+                "Accepting a finding's risk is a decision a person of Model Risk takes and "
+                "answers for; a token marks a finding remediated only.",
+                code="people_only",
+            )
+    elif model_risk_denied is not None and not (
         status == FindingStatus.REMEDIATED and finding.owner_id == getattr(actor, "pk", None)
-    )
-    if not allowed:
+    ):
         raise RuleDenied(
             "Model Risk accepts a finding; its owner or Model Risk marks it remediated.",
             code="not_allowed_to_close_finding",
         )
-    finding.status, finding.closed_by, finding.closed_at = status, actor, timezone.now()
+    finding.status, finding.closed_at = status, timezone.now()
+    finding.closed_by = None if is_service_account(actor) else actor
     finding.save(update_fields=["status", "closed_by", "closed_at"])
     audit_record(
         actor=actor,

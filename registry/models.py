@@ -117,6 +117,12 @@ class DatasetVersion(models.Model):
                 condition=Q(rows__isnull=True) | Q(rows__gte=0), name="dataset_rows"
             ),
         ]
+        # The search box finds datasets by the start of their name.
+        indexes = [
+            models.Index(
+                fields=["name"], name="dataset_name_prefix", opclasses=["varchar_pattern_ops"]
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name}@{self.version}"
@@ -170,9 +176,17 @@ class ModelVersion(models.Model):
         ]
         indexes = [
             models.Index(fields=["model", "artifact_sha256"], name="mv_model_artifact"),
-            # One digest is one build, whatever the model: registration looks it up.
-            models.Index(fields=["artifact_sha256"], name="mv_artifact"),
-            models.Index(fields=["commit_sha"], name="mv_commit"),
+            # One digest is one build, whatever the model: registration looks it up. The search
+            # box looks up prefixes (`LIKE 'a1b2c3d%'`), which a btree under a non-C collation
+            # serves only with the pattern operator class; equality uses it too.
+            models.Index(
+                fields=["artifact_sha256"],
+                name="mv_artifact_prefix",
+                opclasses=["varchar_pattern_ops"],
+            ),
+            models.Index(
+                fields=["commit_sha"], name="mv_commit_prefix", opclasses=["varchar_pattern_ops"]
+            ),
         ]
 
     def __str__(self) -> str:
@@ -181,6 +195,52 @@ class ModelVersion(models.Model):
     @property
     def short_sha(self) -> str:
         return self.commit_sha[:10]
+
+    @property
+    def latest_artifact_check(self) -> "ArtifactCheck | None":
+        return self.artifact_checks.first()
+
+
+class ArtifactOutcome(models.TextChoices):
+    VERIFIED = "verified", "The store holds the registered digest"
+    MISMATCH = "mismatch", "The store holds another digest"
+    UNVERIFIED = "unverified", "The store could not be read"
+
+
+class ArtifactCheckPurpose(models.TextChoices):
+    REGISTRATION = "registration", "At registration"
+    DEPLOYMENT_START = "deployment_start", "At deployment start"
+
+
+class ArtifactCheck(models.Model):
+    """One look at a version's artifact in its store (registry/artifacts.py): what the store held
+    and when. The version itself never changes, so its verification is the history of these
+    rows; the gate reads the newest one that reached the store."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="artifact_checks"
+    )
+    purpose = models.CharField(max_length=20, choices=ArtifactCheckPurpose.choices)
+    outcome = models.CharField(max_length=12, choices=ArtifactOutcome.choices)
+    store = models.CharField(max_length=20, help_text="s3, artifactory, file, http …")
+    observed_sha256 = models.CharField(max_length=64, blank=True)
+    detail = models.CharField(max_length=500, blank=True, help_text="Why it is unverified.")
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-checked_at", "-id"]
+        indexes = [
+            models.Index(fields=["model_version", "-checked_at"], name="artifact_check_newest")
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(observed_sha256="") | Q(observed_sha256__regex=SHA256_HEX),
+                name="artifact_check_sha256",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} artifact {self.outcome} at {self.checked_at:%Y-%m-%d %H:%M}"
 
 
 class PipelineStatus(models.Model):
@@ -216,9 +276,11 @@ class ValidationOutcome(models.TextChoices):
 
 
 class Validation(models.Model):
-    """An independent validation of a model, covering the versions it names, concluded by a
-    validator of Model Risk with an electronic signature (`registry.model_risk`). Never edited
-    once concluded; a new validation supersedes it."""
+    """An independent validation of a model, covering the versions it names. Model Risk opens it
+    naming its validator (over the API, or in one step from the model page), records findings
+    while it is open, and the validator concludes it with an electronic signature
+    (`registry.model_risk`). Only a concluded validation counts at the gate; it is never edited
+    once concluded, and a new validation supersedes it."""
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="validations")
     covers = models.ManyToManyField("ModelVersion", related_name="validations")
@@ -226,21 +288,50 @@ class Validation(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="validations"
     )
     scope = models.TextField()
-    outcome = models.CharField(max_length=16, choices=ValidationOutcome.choices)
-    meaning = models.CharField(max_length=300)
+    opened_at = models.DateTimeField(default=timezone.now)
+    outcome = models.CharField(max_length=16, choices=ValidationOutcome.choices, blank=True)
+    meaning = models.CharField(max_length=300, blank=True)
     reauthenticated = models.BooleanField(default=False)
-    concluded_at = models.DateTimeField()
-    valid_until = models.DateTimeField()
+    concluded_at = models.DateTimeField(null=True, blank=True)
+    valid_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        ordering = ["-concluded_at", "-id"]
+        ordering = [models.F("concluded_at").desc(nulls_first=True), "-id"]
+        constraints = [
+            # Open: nothing of the signature yet. Concluded: all of it.
+            models.CheckConstraint(
+                condition=Q(
+                    concluded_at__isnull=True,
+                    valid_until__isnull=True,
+                    outcome="",
+                    meaning="",
+                    reauthenticated=False,
+                )
+                | Q(
+                    concluded_at__isnull=False,
+                    valid_until__isnull=False,
+                    outcome__in=ValidationOutcome.values,
+                    reauthenticated=True,
+                ),
+                name="validation_open_or_signed",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"validation of {self.model} ({self.get_outcome_display()})"
+        state = self.get_outcome_display() if self.concluded_at else "open"
+        return f"validation of {self.model} ({state})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.concluded_at is None
+
+    @property
+    def status(self) -> str:
+        return "open" if self.is_open else "concluded"
 
     @property
     def expired(self) -> bool:
-        return self.valid_until <= timezone.now()
+        return self.valid_until is not None and self.valid_until <= timezone.now()
 
 
 class FindingSeverity(models.TextChoices):

@@ -36,7 +36,8 @@ def model_get(*, name: str) -> RegisteredModel:
 def versions_with_evidence() -> QuerySet:
     """Versions with what a page or a response shows of them, in a fixed number of queries."""
     return ModelVersion.objects.select_related("model", "repository").prefetch_related(
-        Prefetch("datasets", queryset=DatasetVersion.objects.order_by("name", "version"))
+        Prefetch("datasets", queryset=DatasetVersion.objects.order_by("name", "version")),
+        "artifact_checks",
     )
 
 

@@ -11,6 +11,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Model
+from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.models import ActorKind
@@ -20,7 +21,16 @@ from portal.models import ServiceAccount, Team
 from portal.queue import enqueue_on_commit
 from portal.validators import PlainName
 from registry import git
-from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
+from registry.artifacts import ArtifactReading, artifact_read
+from registry.models import (
+    ArtifactCheck,
+    ArtifactCheckPurpose,
+    ArtifactOutcome,
+    DatasetVersion,
+    ModelVersion,
+    RegisteredModel,
+    Repository,
+)
 from registry.permissions import token_team_denial
 from registry.pipelines import linked_to_gitlab
 from registry.tasks import refresh_pipeline_status
@@ -415,7 +425,9 @@ def model_version_register(
     a new build gets the number after the model's highest plain-number version (1, 2, 3 …;
     versions such as "1.4.0" are names and do not count). When the repository has a mirror, the
     commit must be in it (`unknown_commit`). A token registers builds only of the models of
-    the teams it acts for (rule 15, `token_wrong_team`).
+    the teams it acts for (rule 15, `token_wrong_team`). Where the artifact's store is connected,
+    the digest it holds must be `artifact_sha256` (`artifact_digest_mismatch`); a store that
+    cannot answer leaves the version recorded as unverified, with the reason.
     """
     errors = Errors()
     _check_sha1(errors, "commit_sha", commit_sha)
@@ -456,6 +468,9 @@ def model_version_register(
             "the mirror to fetch, then retry.",
             code="unknown_commit",
         )
+    reading = artifact_read(artifact_uri, expected_sha256=artifact_sha256)
+    if reading.outcome == ArtifactOutcome.MISMATCH:
+        raise _digest_mismatch(artifact_uri, artifact_sha256, reading)
     return _model_version_insert(
         actor=actor,
         model=registered_model,
@@ -475,8 +490,71 @@ def model_version_register(
         },
         version=version,
         dataset_keys=dataset_keys,
+        reading=reading,
         request=request,
     )
+
+
+def _digest_mismatch(uri: str, registered: str, reading: ArtifactReading) -> Conflict:
+    return Conflict(
+        f"The {reading.store} store holds {uri} with sha256 {reading.observed_sha256}, not "
+        f"{registered}: the artifact is not the build CI describes.",
+        code="artifact_digest_mismatch",
+    )
+
+
+def _artifact_check_save(
+    model_version: ModelVersion, reading: ArtifactReading, purpose: str
+) -> ArtifactCheck:
+    check = ArtifactCheck(
+        model_version=model_version,
+        purpose=purpose,
+        outcome=reading.outcome,
+        store=reading.store[:20],
+        observed_sha256=reading.observed_sha256,
+        detail=reading.detail[:500],
+        checked_at=timezone.now(),
+    )
+    check.full_clean()
+    check.save()
+    return check
+
+
+def _check_data(check: ArtifactCheck) -> dict[str, Any]:
+    return {
+        "outcome": check.outcome,
+        "store": check.store,
+        "observed_sha256": check.observed_sha256,
+        "detail": check.detail,
+    }
+
+
+def model_version_artifact_check(
+    *, actor: Actor, model_version: ModelVersion, purpose: str, request: Any = None
+) -> ArtifactCheck:
+    """Look at the version's artifact in its store again (deployment start) and record what it
+    holds now. The store is read before the transaction opens; a mismatch is recorded, not
+    raised: the gate refuses it (`artifact_changed`)."""
+    reading = artifact_read(
+        model_version.artifact_uri, expected_sha256=model_version.artifact_sha256
+    )
+    with transaction.atomic():
+        check = _artifact_check_save(model_version, reading, purpose)
+        audit_record(
+            actor=actor,
+            action=AuditAction.MODEL_VERSION_ARTIFACT_CHECKED,
+            target=model_version,
+            data={
+                "model": model_version.model.name,
+                "version": model_version.version,
+                "artifact_uri": model_version.artifact_uri,
+                "artifact_sha256": model_version.artifact_sha256,
+                "purpose": purpose,
+                **_check_data(check),
+            },
+            request=request,
+        )
+    return check
 
 
 # Registrations of one artifact digest take turns on this advisory lock (PostgreSQL), whatever
@@ -518,6 +596,7 @@ def _model_version_insert(
     wanted: dict[str, Any],
     version: str,
     dataset_keys: list[tuple[str, str]],
+    reading: ArtifactReading,
     request: Any,
 ) -> tuple[ModelVersion, bool]:
     # The model row is the lock: registrations of one model (and version numbering) take turns.
@@ -563,6 +642,7 @@ def _model_version_insert(
     if number is not None and number > model.highest_version_number:
         RegisteredModel.objects.filter(pk=model.pk).update(highest_version_number=number)
     model_version.datasets.add(*dataset_rows)
+    check = _artifact_check_save(model_version, reading, ArtifactCheckPurpose.REGISTRATION)
     audit_record(
         actor=actor,
         action=AuditAction.MODEL_VERSION_REGISTERED,
@@ -573,6 +653,7 @@ def _model_version_insert(
             "repository": repository.url,
             **wanted,
             "datasets": [f"{name}@{number}" for name, number in dataset_keys],
+            "artifact_check": _check_data(check),
         },
         request=request,
     )

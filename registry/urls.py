@@ -9,6 +9,11 @@ urlpatterns = [
     path("models/<slug:name>/", views.model_detail, name="model"),
     path("models/<slug:name>/validations/", views.validation_new, name="validation-new"),
     path(
+        "models/<slug:name>/validations/<int:pk>/conclude/",
+        views.validation_conclude,
+        name="validation-conclude",
+    ),
+    path(
         "models/<slug:name>/findings/<int:pk>/close/",
         views.finding_close,
         name="finding-close",

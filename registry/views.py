@@ -104,10 +104,9 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
         {"version": version, "repro": reproducibility(version), "live": live.get(version.pk, [])}
         for version in versions
     ]
-    validations = (
-        model.validations.select_related("validator")
-        .prefetch_related("covers", "findings__owner", "documents")
-        .order_by("-concluded_at", "-pk")
+    # Open validations first, then the newest concluded.
+    validations = model.validations.select_related("validator").prefetch_related(
+        "covers", "findings__owner", "documents"
     )
     history = AuditEvent.objects.filter(
         object_type=RegisteredModel._meta.label_lower, object_id=str(model.pk)
@@ -158,6 +157,33 @@ def validation_new(request: HttpRequest, name: str) -> HttpResponse:
             password=data.get("password", ""),
             findings=findings,
             report=report,
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    else:
+        messages.success(request, f"Validation of {model.name} concluded and signed.")
+    return redirect("registry:model", name=model.name)
+
+
+@require_POST
+def validation_conclude(request: HttpRequest, name: str, pk: int) -> HttpResponse:
+    """The validator named when Model Risk opened a validation concludes it here, with the
+    findings recorded since: an electronic signature (the service checks who and the password)."""
+    model = _found(selectors.model_get, name=name)
+    validation = model.validations.filter(pk=pk).first()
+    if validation is None:
+        raise Http404("No such validation of this model.")
+    upload = request.FILES.get("report")
+    try:
+        model_risk.validation_conclude_opened(
+            actor=request.user,
+            validation=validation,
+            outcome=request.POST.get("outcome", ""),
+            password=request.POST.get("password", ""),
+            report=(upload.name, upload.read()) if upload else None,
             request=request,
         )
     except DomainError as refusal:
@@ -382,15 +408,18 @@ def inventory(request: HttpRequest) -> HttpResponse:
         and model.next_validation_due < today
     ]
     # What runs under a lapsed validation: two queries, and only when one has lapsed.
-    versions = list(ModelVersion.objects.filter(model__in=lapsed).select_related("model"))
+    versions = list(ModelVersion.objects.filter(model__in=lapsed).only("id", "model_id", "version"))
     live = hooks.live_environments(versions)
+    live_under: dict[int, list[str]] = {}
+    for version in versions:
+        if live.get(version.pk):
+            live_under.setdefault(version.model_id, []).append(
+                f"{version.version} in {', '.join(live[version.pk])}"
+            )
+    lapsed_ids = {model.pk for model in lapsed}
     for model in models:
-        model.lapsed = model in lapsed
-        model.live_under_lapse = [
-            f"{version.version} in {', '.join(live[version.pk])}"
-            for version in versions
-            if version.model_id == model.pk and live.get(version.pk)
-        ]
+        model.lapsed = model.pk in lapsed_ids
+        model.live_under_lapse = live_under.get(model.pk, [])
     return render(
         request,
         "registry/inventory.html",

@@ -1,5 +1,6 @@
-"""The Django admin for environments, policies and freezes, through the services: saving a policy
-writes its next version (never edits one), and every change is audited like any other path.
+"""The Django admin for environments, policies, freezes and maintenance windows, through the
+services: saving a policy writes its next version (never edits one), and every change is audited
+like any other path.
 Change requests and sign-offs are read-only here: they move only through their services."""
 
 from django.contrib import admin, messages
@@ -8,7 +9,15 @@ from django.template.response import TemplateResponse
 
 from organisation.admin import ServiceBackedAdmin
 from portal.exceptions import DomainError
-from releases.models import ChangeRequest, Environment, EnvironmentPolicy, FreezeWindow, SignOff
+from releases.models import (
+    ChangeRequest,
+    Environment,
+    EnvironmentPolicy,
+    FreezeWindow,
+    MaintenanceWindow,
+    SignOff,
+)
+from releases.services import calendar as calendar_services
 from releases.services import policy as services
 
 RULE_FIELDS = (
@@ -20,9 +29,12 @@ RULE_FIELDS = (
     "soak_requires_healthy",
     "emergency_allowed",
     "requires_validation",
+    "requires_verified_artifact",
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",
+    "conflicts_block",
+    "required_acr",
 )
 PREVIEW_FIELDS = (
     "approval_teams",
@@ -210,6 +222,43 @@ class FreezeWindowAdmin(ServiceBackedAdmin):
             services.freeze_window_cancel(
                 actor=request.user,
                 freeze_window=freeze,
+                reason=f"Cancelled in the admin by {request.user.get_username()}",
+                request=request,
+            )
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(ServiceBackedAdmin):
+    """Planned maintenance, shown on the change calendar; created or cancelled, never edited."""
+
+    list_display = ("environment", "starts_at", "ends_at", "title", "cancelled_at")
+    list_filter = ("environment",)
+    fields = ("environment", "starts_at", "ends_at", "title")
+    actions = ["cancel"]
+
+    def save_model(self, request, obj, form, change):
+        saved = calendar_services.maintenance_window_create(
+            actor=request.user,
+            environment=obj.environment,
+            starts_at=obj.starts_at,
+            ends_at=obj.ends_at,
+            title=obj.title,
+            request=request,
+        )
+        obj.pk = saved.pk
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the selected maintenance windows")
+    def cancel(self, request, queryset):
+        for window in queryset.filter(cancelled_at__isnull=True):
+            calendar_services.maintenance_window_cancel(
+                actor=request.user,
+                maintenance_window=window,
                 reason=f"Cancelled in the admin by {request.user.get_username()}",
                 request=request,
             )

@@ -109,10 +109,11 @@ def sign(
     content_digest: str = "",
     comment: str = "",
     team: Team | None = None,
+    on_behalf_of=None,
     now: datetime | None = None,
 ) -> SignOff:
     """Sign as `signer` with their password and the content digest they are shown (a rejection
-    says why)."""
+    says why); as the delegate of the absent `on_behalf_of` when given."""
     change_request.refresh_from_db()
     return change_requests.change_request_sign(
         actor=signer,
@@ -120,6 +121,7 @@ def sign(
         decision=decision,
         comment=comment or ("" if decision == "approve" else "Not like this."),
         team=team,
+        on_behalf_of=on_behalf_of,
         password=password,
         content_digest=content_digest or change_request.content_digest,
         now=now,

@@ -16,18 +16,26 @@ from portal.models import Scope, ServiceAccount, Team
 from registry.models import ModelVersion
 from releases.builders import Clock, deploy, sign
 from releases.builders import environments_create as seed_environments
-from releases.models import ChangeRequest, Deployment, Environment, FreezeWindow
+from releases.models import (
+    ChangeRequest,
+    Deployment,
+    Environment,
+    FreezeWindow,
+    MaintenanceWindow,
+)
 from releases.selectors.live import live_in_environment
-from releases.services import change_requests, deployments, policy
+from releases.services import calendar, change_requests, deployments, policy
 from releases.states import Kind
 
 YEAR_END = "Year-end close: no normal change to production"
+NODE_UPGRADE = "Kubernetes node upgrade of the scoring cluster"
 
 
 def seed(stdout) -> None:
     environments = seed_environments()
     seed_production_mark(environments["prod"])
     seed_freezes(environments)
+    seed_maintenance(environments)
     seed_deployment_history(environments)
     emergency = seed_emergency_history(environments)
     filed = seed_change_requests(environments)
@@ -35,7 +43,8 @@ def seed(stdout) -> None:
     seed_retirement(environments)
     seed_validation_required(environments["prod"])
     stdout.write(
-        f"Releases: environments {', '.join(environments)}; year-end freeze on prod; "
+        f"Releases: environments {', '.join(environments)}; year-end freeze and a maintenance "
+        "window on prod; "
         f"{filed} demo change requests; {Deployment.objects.count()} deployments over six weeks."
     )
     stdout.write(
@@ -76,6 +85,7 @@ def seed_validation_required(prod: Environment) -> None:
         exclude_commit_authors=current.exclude_commit_authors,
         retrospective_hours=current.retrospective_hours,
         retrospective_excludes_authoriser=current.retrospective_excludes_authoriser,
+        required_acr=current.required_acr,
     )
 
 
@@ -92,6 +102,25 @@ def seed_freezes(environments: dict[str, Environment]) -> None:
         starts_at=datetime(year, 12, 20, tzinfo=tz),
         ends_at=datetime(year + 1, 1, 5, tzinfo=tz),
         reason=YEAR_END,
+    )
+
+
+def seed_maintenance(environments: dict[str, Environment]) -> None:
+    """Next Saturday night's platform maintenance, for the change calendar."""
+    prod = environments["prod"]
+    if MaintenanceWindow.objects.filter(environment=prod, title=NODE_UPGRADE).exists():
+        return
+    today = timezone.localdate()
+    saturday = today + timedelta(days=(5 - today.weekday()) % 7 or 7)
+    starts = timezone.make_aware(datetime.combine(saturday, datetime.min.time())) + timedelta(
+        hours=22
+    )
+    calendar.maintenance_window_create(
+        actor=None,
+        environment=prod,
+        starts_at=starts,
+        ends_at=starts + timedelta(hours=4),
+        title=NODE_UPGRADE,
     )
 
 

@@ -120,7 +120,8 @@ def evidence_pdf(facts: dict[str, Any], *, head: dict[str, Any], events: int) ->
                 [
                     s["kind"],
                     s["team"] or "",
-                    s["signer"],
+                    s["signer"]
+                    + (f", as delegate of {s['on_behalf_of']}" if s.get("on_behalf_of") else ""),
                     f"{s['decision']}: {s['meaning']}"
                     + (f" ({s['comment']})" if s["comment"] else ""),
                     s["signed_at"],

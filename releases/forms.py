@@ -121,6 +121,14 @@ class SignForm(forms.Form):
     )
     content_digest = forms.CharField(widget=forms.HiddenInput, max_length=64)
     team = forms.CharField(widget=forms.HiddenInput, required=False)
+    # The absent approver's user name, when signing as their delegate.
+    on_behalf_of = forms.CharField(widget=forms.HiddenInput, required=False, max_length=150)
+
+    def __init__(self, *args, at_provider: bool = False, **kwargs):
+        """`at_provider`: the signer confirms at the identity provider, not with a password."""
+        super().__init__(*args, **kwargs)
+        if at_provider:
+            del self.fields["password"]
 
 
 class ReasonForm(forms.Form):

@@ -66,11 +66,31 @@ class EnvironmentPolicy(models.Model):
         help_text="Refuse a build that no current, unrejected Model Risk validation covers, and "
         "any while a high finding of the model is past its remediation date.",
     )
+    requires_verified_artifact = models.BooleanField(
+        default=False,
+        help_text="Refuse a build whose artifact no store has ever verified against its "
+        "registered digest (registry/artifacts.py).",
+    )
     exclude_commit_authors = models.BooleanField(default=False)
     retrospective_hours = models.PositiveSmallIntegerField(default=72)
     retrospective_excludes_authoriser = models.BooleanField(
         default=True,
         help_text="Whoever authorised an emergency change may not sign its retrospective.",
+    )
+    conflicts_block = models.BooleanField(
+        default=False,
+        help_text="Refuse a normal change while another change to the same model, or to a model "
+        "it depends on or that depends on it, has an overlapping window (conflicting_change, "
+        "dependency_conflict); otherwise the gate only warns.",
+    )
+    required_acr = models.CharField(
+        "required assurance (acr)",
+        max_length=200,
+        blank=True,
+        validators=[SingleLine()],
+        help_text="Every signature must be confirmed at the identity provider with this "
+        "authentication context class (acr), e.g. its two-factor level; a password typed again "
+        "is then not enough. Blank: no requirement.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150)
@@ -114,6 +134,34 @@ class FreezeWindow(models.Model):
         )
 
 
+class MaintenanceWindow(models.Model):
+    """A planned period in which an environment's platform is maintained (patching, upgrades):
+    shown on the change calendar so that changes are planned around it. It refuses nothing."""
+
+    environment = models.ForeignKey(
+        Environment, on_delete=models.PROTECT, related_name="maintenance_windows"
+    )
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    title = models.CharField(max_length=300, validators=[SingleLine()])
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by_name = models.CharField(max_length=150)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by_name = models.CharField(max_length=150, blank=True)
+    cancel_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="maintenance_window_order"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.environment.name} maintenance {self.starts_at:%Y-%m-%d %H:%M}: {self.title}"
+
+
 class ChangeRequest(models.Model):
     """A request to put one exact model version into one environment. Its human number is
     `CR-<id>`."""
@@ -154,7 +202,11 @@ class ChangeRequest(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["state", "environment"], name="cr_state_env"),
+            # Reports that sync ask what changed since their last run (`updated_since`).
+            models.Index(fields=["updated_at"], name="cr_updated_at"),
             models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
+            # The change calendar reads the windows that end after the period it shows begins.
+            models.Index(fields=["window_end", "window_start"], name="cr_window"),
         ]
         constraints = [
             models.CheckConstraint(
@@ -192,7 +244,8 @@ class Decision(models.TextChoices):
 class SignOff(models.Model):
     """An electronic signature: who, for which team, what they decided, what it means, and the
     digest of the content they saw. Voided, never deleted: when the request is edited, or when
-    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why)."""
+    the signer withdraws it (`withdrawn_by`, the signer's own act; `voided_reason` says why).
+    A delegate's approval names the absent approver it was given for (`on_behalf_of`)."""
 
     change_request = models.ForeignKey(
         ChangeRequest, on_delete=models.PROTECT, related_name="sign_offs"
@@ -210,11 +263,23 @@ class SignOff(models.Model):
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(EnvironmentPolicy, on_delete=models.PROTECT, related_name="+")
     reauthenticated = models.BooleanField(default=False)
+    # Set when the signer confirmed at the identity provider (not with a password): when they
+    # signed in there again, and at which assurance.
+    auth_time = models.DateTimeField(null=True, blank=True)
+    acr = models.CharField(max_length=200, blank=True)
     signed_at = models.DateTimeField()
     voided_at = models.DateTimeField(null=True, blank=True)
     voided_reason = models.CharField(max_length=300, blank=True)
     withdrawn_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="delegated_sign_offs",
+        help_text="The absent approver whose delegate the signer was (portal.Absence).",
     )
 
     class Meta:
@@ -228,6 +293,18 @@ class SignOff(models.Model):
             ),
         ]
         constraints = [
+            # A delegate gives a team approval only, never for themself, and a principal is
+            # represented once per change, as a signer is.
+            models.CheckConstraint(
+                condition=Q(on_behalf_of__isnull=True)
+                | (Q(kind="approval") & ~Q(on_behalf_of=models.F("signer"))),
+                name="signoff_delegated_approval",
+            ),
+            models.UniqueConstraint(
+                fields=["change_request", "on_behalf_of"],
+                condition=Q(voided_at__isnull=True, on_behalf_of__isnull=False),
+                name="signoff_one_per_principal",
+            ),
             # Only the signer withdraws, and a withdrawn sign-off is void for every reader.
             models.CheckConstraint(
                 condition=Q(withdrawn_by__isnull=True)
@@ -248,6 +325,39 @@ class SignOff(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} of {self.change_request.number} by {self.signer}"
+
+
+class SignatureStepUp(models.Model):
+    """A signature waiting while its signer signs in again at the identity provider (rule 6 for
+    single sign-on): what they chose on the sign form, and the state, nonce and PKCE verifier of
+    the request that sent them there, bound to this signature alone. Taken once (`taken_at`) by
+    the provider's answer; a second answer with the same state is a replay."""
+
+    change_request = models.ForeignKey(ChangeRequest, on_delete=models.CASCADE, related_name="+")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    # The absent approver a delegate signs for, as on the sign form (issue 17, delegation).
+    on_behalf_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    comment = models.TextField(blank=True)
+    content_digest = models.CharField(max_length=64)
+    acr_values = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64)
+    code_verifier = models.CharField(max_length=128)
+    issued_at = models.DateTimeField()
+    taken_at = models.DateTimeField(null=True, blank=True)
+    sign_off = models.OneToOneField(
+        SignOff, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    refusal = models.CharField(max_length=50, blank=True)
+
+    def __str__(self) -> str:
+        return f"Signature of {self.change_request.number} waiting at the identity provider"
 
 
 class DeploymentKind(models.TextChoices):
@@ -311,6 +421,8 @@ class Deployment(models.Model):
             models.Index(fields=["model", "environment", "-started_at"], name="deployment_history"),
             # Counted by status at every scrape of /metrics: an index-only scan.
             models.Index(fields=["environment", "kind", "status"], name="deployment_status"),
+            # The change calendar reads a period's deployments across every environment.
+            models.Index(fields=["started_at"], name="deployment_started"),
         ]
 
     def __str__(self) -> str:
@@ -422,6 +534,52 @@ class GateTally(models.Model):
         return f"{self.purpose} {self.environment} {self.code or self.allowed}: {self.count}"
 
 
+class BatchRun(models.Model):
+    """A batch scoring job (YARN, Airflow, cron) attesting at its start which artifact digest
+    it runs in an environment (issue 20, rule 14): the portal's answer is kept with the run."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    artifact_sha256 = models.CharField(max_length=64)
+    job_id = models.CharField(max_length=200)
+    host = models.CharField(max_length=255)
+    # The registered build with that digest (None: no build of the model has it).
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # What was live when the run started (None: nothing).
+    live_deployment = models.ForeignKey(
+        Deployment, on_delete=models.PROTECT, null=True, blank=True, related_name="batch_runs"
+    )
+    allowed = models.BooleanField()
+    code = models.CharField(max_length=32, blank=True, help_text="Why not, when not allowed.")
+    started_at = models.DateTimeField()
+    reported_by_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reported_by_service = models.ForeignKey(
+        ServiceAccount, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    reported_by_name = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "model", "job_id", "host"], name="batch_run_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(artifact_sha256__regex=SHA256_HEX), name="batch_run_sha256"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["environment", "model", "-started_at"], name="batch_run_recent")
+        ]
+
+    def __str__(self) -> str:
+        return f"Run {self.job_id} of {self.model} in {self.environment}"
+
+
 class UnauthorisedChange(models.Model):
     """Rule 14: a live deployment reported serving an artifact digest that the ledger did not put
     there. It stays flagged until someone reviews it."""
@@ -429,7 +587,13 @@ class UnauthorisedChange(models.Model):
     deployment = models.ForeignKey(
         Deployment, on_delete=models.PROTECT, related_name="unauthorised_changes"
     )
-    health_check = models.ForeignKey(HealthCheck, on_delete=models.PROTECT, related_name="+")
+    # What reported the digest: a health probe or a batch run's attestation.
+    health_check = models.ForeignKey(
+        HealthCheck, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    batch_run = models.ForeignKey(
+        BatchRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
     expected_sha256 = models.CharField(max_length=64)
@@ -456,7 +620,11 @@ class UnauthorisedChange(models.Model):
                 fields=["deployment", "reported_sha256"],
                 condition=Q(reviewed_at__isnull=True),
                 name="unauthorised_one_open_per_digest",
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(health_check__isnull=False) | Q(batch_run__isnull=False),
+                name="unauthorised_has_a_witness",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -511,3 +679,56 @@ class ReconciliationFinding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.object_type} {self.object_id}.{self.field}: not what the trail says"
+
+
+class CalendarFeed(models.Model):
+    """The secret address of one person's or one team's change calendar in iCalendar form, for
+    Outlook and the like, which cannot sign in. Only the sha256 of the token is kept; its owner
+    revokes it or issues a new one (which revokes the old)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="calendar_feeds",
+    )
+    team = models.ForeignKey(
+        Team, on_delete=models.CASCADE, null=True, blank=True, related_name="calendar_feeds"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField()
+    created_by_name = models.CharField(max_length=150)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_name = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, team__isnull=True)
+                | Q(user__isnull=True, team__isnull=False),
+                name="calendar_feed_one_owner",
+            ),
+            models.CheckConstraint(
+                condition=Q(token_hash__regex=SHA256_HEX), name="calendar_feed_token_hash_hex"
+            ),
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=Q(revoked_at__isnull=True, user__isnull=False),
+                name="calendar_feed_one_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["team"],
+                condition=Q(revoked_at__isnull=True, team__isnull=False),
+                name="calendar_feed_one_per_team",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        owner = self.team.name if self.team_id else self.user.get_username()
+        return f"Calendar feed of {owner}"
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -6,10 +6,12 @@ from datetime import datetime
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.selectors import AUDITORS_GROUP
-from portal.models import Membership
+from portal.models import Membership, Team
 from portal.notifications import notify
+from portal.selectors import absences_covering
 from releases.models import (
     ChangeRequest,
     Deployment,
@@ -29,9 +31,12 @@ def _link(change_request: ChangeRequest) -> str:
 
 
 def _active_signers(change_request: ChangeRequest) -> set[int]:
-    return set(
-        change_request.sign_offs.filter(voided_at__isnull=True).values_list("signer_id", flat=True)
-    )
+    """Who signed, and the absent approvers a delegate signed for: one sign-off each."""
+    signed = change_request.sign_offs.filter(voided_at__isnull=True)
+    people = set()
+    for signer, principal in signed.values_list("signer_id", "on_behalf_of_id"):
+        people |= {signer, principal} - {None}
+    return people
 
 
 def _people(*, exclude: set[int], **membership_filter) -> QuerySet:
@@ -65,13 +70,39 @@ def _waiting_groups(cr: ChangeRequest) -> tuple[str, list[tuple[QuerySet, str]]]
             "team_id", flat=True
         )
     )
-    return "approval", [
-        (
-            _people(exclude=exclude, team=team, is_approver=True),
-            f"You approve for {team.name}, which {cr.environment.name} requires.",
+    groups = []
+    for team in policy.approval_teams.all():
+        if team.pk in signed_teams:
+            continue
+        # First, so that a delegate is told why it is theirs (one notification per person).
+        groups += _delegates(team, exclude=exclude)
+        groups.append(
+            (
+                _people(exclude=exclude, team=team, is_approver=True),
+                f"You approve for {team.name}, which {cr.environment.name} requires.",
+            )
         )
-        for team in policy.approval_teams.all()
-        if team.pk not in signed_teams
+    return "approval", groups
+
+
+def _delegates(team: Team, *, exclude: set[int]) -> list[tuple[QuerySet, str]]:
+    """The delegates of the approvers of `team` who are away today, each with whom they stand
+    in for; not where the principal is the requester or signed already, and only approvers of
+    the team (roles count now)."""
+    principals = Membership.objects.filter(team=team, is_approver=True).values("user_id")
+    absences = (
+        absences_covering(day=timezone.localdate())
+        .filter(team=team, person_id__in=principals)
+        .exclude(person_id__in=exclude)
+        .select_related("person")
+    )
+    return [
+        (
+            _people(exclude=exclude, team=team, is_approver=True).filter(pk=absence.delegate_id),
+            f"You stand in for {_name(absence.person)}, an approver of {team.name} who is away "
+            f"until {absence.ends_on:%Y-%m-%d}: you may sign as their delegate.",
+        )
+        for absence in absences
     ]
 
 
@@ -97,6 +128,8 @@ def change_request_decided(*, change_request: ChangeRequest, sign_off: SignOff) 
     """Tell the requester about every decision on their change."""
     cr = change_request
     signer = sign_off.signer.get_full_name() or sign_off.signer.get_username()
+    if sign_off.on_behalf_of is not None:
+        signer += f" (delegate of {_name(sign_off.on_behalf_of)})"
     verb = "approved" if sign_off.decision == "approve" else "rejected"
     on_behalf = f" for {sign_off.team.name}" if sign_off.team else ""
     notify(

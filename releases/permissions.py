@@ -1,19 +1,21 @@
 """Who may do what in releases: one home, asked by the services (which refuse) and by the
 selectors and views (which choose the buttons), so a page never offers what the service refuses.
-Rules 2, 3, 4, 6, 10, 14 and 15 of DESIGN.md.
+Rules 2, 3, 4, 6, 10, 14 and 15 of DESIGN.md, and delegation during an absence (issue 17).
 
 `denial(user, action, obj)` says why not, as the domain error the service raises (a stable code);
-`may` is its yes or no. The sign-off rules take the loaded rows they judge (`signer_denial`);
-the rest read at most the environment's policy."""
+`may` is its yes or no. The sign-off rules take the loaded rows they judge (`signer_denial`,
+and `delegate_denial` for a delegate signing for an absent approver); the rest read at most the
+environment's policy."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any
 
 from portal.authentication import is_service_account
 from portal.exceptions import Conflict, DomainError, RuleDenied
-from portal.models import Membership, Scope, Team
+from portal.models import Absence, Membership, Scope, Team
 from registry.models import RegisteredModel
 from registry.permissions import token_team_denial
 from releases.models import (
@@ -40,6 +42,7 @@ class Action(StrEnum):
     ROLL_BACK = "roll_back"
     REPORT_RESULT = "report_result"
     REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
+    MANAGE_CALENDAR_FEED = "manage_calendar_feed"
 
 
 # The only states in which a signature is asked for, and which kind of signature that is.
@@ -108,15 +111,17 @@ def signer_denial(
             f"{change_request.number} is your own change; someone else must sign it.",
             code="own_change",
         )
+    sign_offs = list(sign_offs)
     retrospective = slot.kind == SignOffKind.RETROSPECTIVE
+    given = _signed_by(sign_offs, user.pk, retrospective=retrospective)
+    if given is not None:
+        through = "" if given.signer_id == user.pk else ", through your delegate"
+        return RuleDenied(
+            f"You already signed {change_request.number} "
+            f"({given.get_kind_display().lower()}{through}); one sign-off per person.",
+            code="already_signed",
+        )
     for sign_off in sign_offs:
-        same_round = (sign_off.kind == SignOffKind.RETROSPECTIVE) == retrospective
-        if sign_off.voided_at is None and sign_off.signer_id == user.pk and same_round:
-            return RuleDenied(
-                f"You already signed {change_request.number} "
-                f"({sign_off.get_kind_display().lower()}); one sign-off per person.",
-                code="already_signed",
-            )
         authorised = (
             sign_off.kind == SignOffKind.EMERGENCY_AUTHORISATION
             and sign_off.decision == Decision.APPROVE
@@ -160,8 +165,139 @@ def signer_denial(
     return None
 
 
-def signature_meaning(*, change_request: ChangeRequest, slot: Slot, decision: str) -> str:
-    """The sentence the signer sees before signing and that is stored with the signature."""
+def _signed_by(sign_offs: Iterable[SignOff], person_id: int, *, retrospective: bool):
+    """The standing sign-off that `person_id` gave in this round (retrospectives count apart),
+    themself or through their delegate: one sign-off per person counts both."""
+    for sign_off in sign_offs:
+        same_round = (sign_off.kind == SignOffKind.RETROSPECTIVE) == retrospective
+        signed = person_id in (sign_off.signer_id, sign_off.on_behalf_of_id)
+        if sign_off.voided_at is None and same_round and signed:
+            return sign_off
+    return None
+
+
+def full_name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+def delegate_denial(
+    *,
+    user,
+    principal,
+    change_request: ChangeRequest,
+    slot: Slot,
+    memberships: Iterable[Membership],
+    principal_memberships: Iterable[Membership],
+    sign_offs: Iterable[SignOff],
+    absences: Iterable[Absence],
+    today: date,
+    commit_author_emails: set[str] | None = None,
+) -> DomainError | None:
+    """Why `user` may not fill `slot` now as the delegate of the absent `principal`, or None.
+
+    A delegation lends the principal's place and nothing more: a team approval only, for the
+    team and the days of an absence of the principal that names `user` (`today` in the portal's
+    time zone), and only when both could sign it. Rule 4 binds both people: neither is the
+    requester, neither signed this change already (themself or through a delegate), both hold
+    the approver role in that team now (a demoted principal's delegation is void), and neither
+    authored a commit where the policy excludes authors. A delegate who is away does not hand
+    the place on. `memberships` are the delegate's, `absences` those of the two, as read now."""
+    sign_offs, absences = list(sign_offs), list(absences)
+    name = full_name(principal)
+    if slot.kind != SignOffKind.APPROVAL:
+        return RuleDenied(
+            "A delegate gives team approvals only; a peer review, an emergency authorisation or "
+            "a retrospective is signed in one's own name.",
+            code="delegation_not_for_kind",
+        )
+    named = [
+        absence
+        for absence in absences
+        if absence.person_id == principal.pk
+        and absence.team_id == slot.team.pk
+        and absence.delegate_id == user.pk
+        and absence.cancelled_at is None
+    ]
+    if not named:
+        return RuleDenied(
+            f"{name} has not named you their delegate in {slot.team.name}.",
+            code="not_a_delegate",
+        )
+    if not any(absence.covers(today) for absence in named):
+        spans = ", ".join(f"{a.starts_on:%Y-%m-%d} to {a.ends_on:%Y-%m-%d}" for a in named)
+        return RuleDenied(
+            f"You stand in for {name} only while they are away ({spans}), not on {today:%Y-%m-%d}.",
+            code="delegation_not_current",
+        )
+    if any(absence.person_id == user.pk and absence.covers(today) for absence in absences):
+        return RuleDenied(
+            "You are recorded away yourself today; a delegate does not hand on what they were "
+            "given.",
+            code="delegate_absent",
+        )
+    denial = signer_denial(
+        user=user,
+        change_request=change_request,
+        slot=slot,
+        memberships=memberships,
+        sign_offs=sign_offs,
+        commit_author_emails=commit_author_emails,
+    )
+    if denial is not None:
+        return denial
+    return _principal_denial(
+        principal=principal,
+        change_request=change_request,
+        slot=slot,
+        memberships=principal_memberships,
+        sign_offs=sign_offs,
+        commit_author_emails=commit_author_emails,
+    )
+
+
+def _principal_denial(
+    *,
+    principal,
+    change_request: ChangeRequest,
+    slot: Slot,
+    memberships: Iterable[Membership],
+    sign_offs: list[SignOff],
+    commit_author_emails: set[str] | None,
+) -> DomainError | None:
+    """The signer's rules, asked of the absent principal whose place the delegate takes."""
+    number, name = change_request.number, full_name(principal)
+    if principal.pk == change_request.requester_id:
+        return RuleDenied(
+            f"{number} is {name}'s own change; nobody signs it on their behalf.",
+            code="principal_own_change",
+        )
+    if _signed_by(sign_offs, principal.pk, retrospective=False) is not None:
+        return RuleDenied(
+            f"{name} already signed {number}; one sign-off per person, a delegate's included.",
+            code="principal_already_signed",
+        )
+    approver = any(m.team_id == slot.team.pk and m.is_approver for m in memberships)
+    if not (principal.is_active and approver):
+        return RuleDenied(
+            f"{name} no longer holds the approver role in {slot.team.name}: their delegation "
+            "is void.",
+            code="principal_not_an_approver",
+        )
+    email = (getattr(principal, "email", "") or "").strip().lower()
+    if commit_author_emails is not None and email and email in commit_author_emails:
+        return RuleDenied(
+            f"{name} authored a commit in this release; the policy excludes commit authors, "
+            "and their delegate with them.",
+            code="principal_commit_author",
+        )
+    return None
+
+
+def signature_meaning(
+    *, change_request: ChangeRequest, slot: Slot, decision: str, principal=None
+) -> str:
+    """The sentence the signer sees before signing and that is stored with the signature; a
+    delegate's names the absent approver they sign for."""
     number, environment = change_request.number, change_request.environment.name
     approve = decision == Decision.APPROVE
     if slot.kind == SignOffKind.PEER_REVIEW:
@@ -177,7 +313,10 @@ def signature_meaning(*, change_request: ChangeRequest, slot: Slot, decision: st
             f"{verdict} it on behalf of {slot.team.name}"
         )
     verb = "approve" if approve else "reject"
-    return f"I {verb} {number} for {environment} on behalf of {slot.team.name}"
+    meaning = f"I {verb} {number} for {environment} on behalf of {slot.team.name}"
+    if principal is not None:
+        meaning += f", as delegate of {full_name(principal)}"
+    return meaning
 
 
 def person_denial(user: Any) -> DomainError | None:
@@ -424,7 +563,26 @@ def denial(
             f"Only an approver of {flag.environment.name} may clear this flag.",
             code="not_allowed_to_review",
         )
+    if action == Action.MANAGE_CALENDAR_FEED:
+        return calendar_feed_owner_denial(user, obj)
     raise ValueError(f"Unknown action {action!r}")
+
+
+def calendar_feed_owner_denial(user: Any, owner: Any) -> DomainError | None:
+    """A person's calendar feed is theirs alone; a team's is managed by its members."""
+    denial = person_denial(user)
+    if denial is not None:
+        return denial
+    if isinstance(owner, Team):
+        if Membership.objects.filter(user=user, team=owner).exists():
+            return None
+        return RuleDenied(
+            f"Only members of {owner.name} issue or revoke its calendar feed.",
+            code="not_a_team_member",
+        )
+    if owner.pk != user.pk:
+        return RuleDenied("A person's calendar feed is theirs alone.", code="not_your_feed")
+    return None
 
 
 def may(user: Any, action: Action, obj: Any, **facts: Any) -> bool:

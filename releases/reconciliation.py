@@ -140,7 +140,13 @@ class ReleasesReplay:
             "content_digest": data["content_digest"],
             "policy_version": data["policy_version"],
             "voided": False,
+            # Said only of a delegate's approval; every other signature was given in one's name.
+            "on_behalf_of": str(data["on_behalf_of"]["id"]) if "on_behalf_of" in data else None,
         }
+        # Since signatures may be confirmed at the identity provider, the event says how.
+        if "reauthenticated_by" in data:
+            signed["auth_time"] = data.get("auth_time")
+            signed["acr"] = data.get("acr", "")
         # Events written before the signing time was recorded name only the moment of the event.
         if "signed_at" in data:
             signed["signed_at"] = data["signed_at"]
@@ -232,7 +238,12 @@ def _sign_off_rows() -> Iterator[tuple[str, dict[str, Any]]]:
                 "content_digest": sign_off.content_digest,
                 "policy_version": sign_off.policy.version,
                 "signed_at": sign_off.signed_at,
+                "auth_time": sign_off.auth_time,
+                "acr": sign_off.acr,
                 "voided": sign_off.voided_at is not None,
+                "on_behalf_of": (
+                    str(sign_off.on_behalf_of_id) if sign_off.on_behalf_of_id else None
+                ),
             },
         )
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from releases.views import change_requests, environments, metrics
+from releases.views import calendar, change_requests, environments, metrics, search
 
 app_name = "releases"
 
@@ -44,6 +44,12 @@ urlpatterns: list = [
         change_requests.change_request_sign,
         name="change-request-sign",
     ),
+    # Where the identity provider sends a signer back (register it there as a redirect URI).
+    path(
+        "signature/returned/",
+        change_requests.change_request_sign_returned,
+        name="signature-returned",
+    ),
     path("freezes/", change_requests.freeze_list, name="freezes"),
     path("emergencies/", change_requests.emergency_list, name="emergencies"),
     path("emergencies/new/", change_requests.emergency_new, name="emergency-new"),
@@ -61,6 +67,19 @@ urlpatterns: list = [
         name="unauthorised-change-review",
     ),
     path("deployments/<int:pk>/", environments.deployment_detail, name="deployment"),
+    # The search box (releases/views/search.py)
+    path("search/", search.search_page, name="search"),
     # Delivery metrics and the live-version timeline (releases/views/metrics.py)
     path("metrics/", metrics.delivery_metrics, name="metrics"),
+    # The change calendar, its feeds and the CAB's agenda (releases/views/calendar.py)
+    path("calendar/", calendar.calendar, name="calendar"),
+    path("calendar/feeds/", calendar.calendar_feeds, name="calendar-feeds"),
+    path("calendar/feeds/issue/", calendar.calendar_feed_issue, name="calendar-feed-issue"),
+    path(
+        "calendar/feeds/<int:pk>/revoke/",
+        calendar.calendar_feed_revoke,
+        name="calendar-feed-revoke",
+    ),
+    path("calendar/feeds/<str:token>.ics", calendar.calendar_feed, name="calendar-feed"),
+    path("cab/", calendar.cab, name="cab"),
 ]

@@ -14,17 +14,21 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
+from git import Actor
 from rest_framework.test import APIClient
 
 from organisation import services
 from organisation.demo import DEMO_PASSWORD, seed_organisation
 from portal.models import Scope, ServiceAccount, Team
 from registry import services as registry
-from registry.builders import build_register
+from registry.builders import build_register, repository_with_mirror, training_commits
 from registry.models import ModelVersion, RegisteredModel
 from releases.builders import Clock, change_fields, environments_create, file_change, sign
 from releases.models import ChangeRequest, Environment
+from releases.services import policy
 from releases.services.change_requests import change_request_file
+
+pytest_plugins = ["tests.artifact_stores"]
 
 # Every app stays available (None), so template tags and content types of all apps work in
 # transactional tests; the name says what the marker is for.
@@ -242,3 +246,31 @@ def approved(new_change, prod_signers) -> ChangeRequest:
         sign(signer, change_request)
     change_request.refresh_from_db()
     return change_request
+
+
+@pytest.fixture
+def mirrored_builds(org, tmp_path, model_risk_approver):
+    """fraud-score 2.0 and 2.1 from commits in a mirrored repository; 2.1's commit is by the
+    Model Risk approver herself."""
+    risk_author = Actor(model_risk_approver.get_full_name(), model_risk_approver.email)
+    commits = [*training_commits(1), *training_commits(1, authors=[risk_author], start=1)]
+    shas = repository_with_mirror(tmp_path / "source", commits)
+    return {
+        "2.0": build_register("fraud-score", "2.0", commit_sha=shas[0]),
+        "2.1": build_register("fraud-score", "2.1", commit_sha=shas[1]),
+    }
+
+
+@pytest.fixture
+def dev_needs_validation(envs):
+    """dev, which needs no change request, asks for a validation: the gate's answer there is
+    the model-risk rules alone."""
+    policy.environment_policy_change(
+        actor=None,
+        environment=envs["dev"],
+        approval_teams=[],
+        needs_change_request=False,
+        needs_peer_review=False,
+        requires_validation=True,
+    )
+    return envs["dev"]

@@ -6,8 +6,10 @@ from rest_framework import serializers
 from portal.serializers import NoUnknownFields
 from portal.validators import PlainName
 from registry.models import (
+    ArtifactCheck,
     DatasetVersion,
     Finding,
+    FindingSeverity,
     LifecycleStatus,
     ModelVersion,
     RegisteredModel,
@@ -89,6 +91,12 @@ class DatasetOfVersion(serializers.ModelSerializer):
         fields = ["id", "name", "version", "uri", "sha256"]
 
 
+class ArtifactCheckOutput(serializers.ModelSerializer):
+    class Meta:
+        model = ArtifactCheck
+        fields = ["outcome", "purpose", "store", "observed_sha256", "detail", "checked_at"]
+
+
 class ModelVersionOutput(serializers.ModelSerializer):
     """A version as CI and tools see it, with whether it can be rebuilt and what is missing."""
 
@@ -98,6 +106,13 @@ class ModelVersionOutput(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by_name", read_only=True)
     reproducible = serializers.SerializerMethodField()
     missing = serializers.SerializerMethodField()
+    artifact_check = ArtifactCheckOutput(
+        source="latest_artifact_check",
+        read_only=True,
+        allow_null=True,
+        help_text="The newest look at the artifact in its store: verified, mismatch or "
+        "unverified (with why). null: registered before verification existed.",
+    )
 
     class Meta:
         model = ModelVersion
@@ -122,6 +137,7 @@ class ModelVersionOutput(serializers.ModelSerializer):
             "created_at",
             "reproducible",
             "missing",
+            "artifact_check",
         ]
 
     def get_reproducible(self, version: ModelVersion) -> bool:
@@ -142,6 +158,7 @@ class InventoryOutput(serializers.ModelSerializer):
     class Meta:
         model = RegisteredModel
         fields = [
+            "id",
             "name",
             "owner_team",
             "risk_tier",
@@ -191,21 +208,66 @@ class ValidationOutput(serializers.ModelSerializer):
     versions = serializers.SlugRelatedField(
         source="covers", slug_field="version", many=True, read_only=True
     )
+    status = serializers.ChoiceField(
+        choices=["open", "concluded"],
+        read_only=True,
+        help_text="`open` until its validator signs it (no outcome until then), `concluded`.",
+    )
     findings = FindingOutput(many=True, read_only=True)
 
     class Meta:
         model = Validation
         fields = [
             "id",
+            "status",
             "versions",
             "validator",
             "scope",
+            "opened_at",
             "outcome",
             "meaning",
             "concluded_at",
             "valid_until",
             "findings",
         ]
+
+
+class ValidationOpenInput(NoUnknownFields):
+    versions = serializers.ListField(
+        child=serializers.CharField(max_length=100),
+        min_length=1,
+        max_length=50,
+        help_text="The versions of the model it covers.",
+    )
+    scope = serializers.CharField(max_length=5000, help_text="What the validation covers.")
+    validator = serializers.CharField(
+        max_length=150,
+        help_text="The username of the member of Model Risk who will conclude it, independent "
+        "of the model (not in its owner team, not an author of the commits it covers).",
+    )
+
+
+class FindingInput(NoUnknownFields):
+    title = serializers.CharField(max_length=200)
+    severity = serializers.ChoiceField(choices=FindingSeverity.choices)
+    owner = serializers.CharField(max_length=150, help_text="The username of its owner.")
+    remediation_due = serializers.DateField()
+
+
+class InventoryFilters(serializers.Serializer):
+    """The inventory list's query string, as the inventory page filters: a value it does not
+    know is a 400, not an empty page."""
+
+    risk_tier = serializers.ChoiceField(choices=[1, 2, 3], required=False)
+    lifecycle_status = serializers.ChoiceField(choices=LifecycleStatus.choices, required=False)
+    owner_team = serializers.SlugField(max_length=100, required=False)
+    validation_due_by = serializers.DateField(required=False)
+
+
+class InventoryPage(serializers.Serializer):
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = InventoryOutput(many=True)
 
 
 class FindingCloseInput(NoUnknownFields):

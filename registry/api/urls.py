@@ -5,6 +5,7 @@ from registry.api import views
 urlpatterns = [
     path("datasets/", views.DatasetVersionsView.as_view(), name="api-datasets"),
     path("models/", views.ModelsView.as_view(), name="api-models"),
+    path("inventory/", views.InventoryView.as_view(), name="api-inventory"),
     path(
         "models/<slug:name>/inventory/",
         views.ModelInventoryView.as_view(),
@@ -14,6 +15,16 @@ urlpatterns = [
         "models/<slug:name>/validations/",
         views.ModelValidationsView.as_view(),
         name="api-model-validations",
+    ),
+    path(
+        "models/<slug:name>/validations/<int:pk>/findings/",
+        views.ValidationFindingsView.as_view(),
+        name="api-validation-findings",
+    ),
+    path(
+        "models/<slug:name>/validations/<int:pk>/conclude/",
+        views.ValidationConcludeView.as_view(),
+        name="api-validation-conclude",
     ),
     path(
         "models/<slug:name>/findings/<int:pk>/close/",

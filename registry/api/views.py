@@ -1,19 +1,20 @@
 """The registry's REST endpoints (DESIGN.md, REST contract v1). Registrations answer 201 when
 they record something and 200 when the same payload was recorded before, so CI can retry."""
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes, is_service_account
-from portal.exceptions import NotFound, RuleDenied
+from portal.exceptions import NotFound
 from portal.idempotency import idempotent
 from portal.models import Scope
+from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
 from registry import model_risk, selectors, services
 from registry.api import serializers as s
-from registry.models import Finding
+from registry.models import Finding, Validation
 
 ERRORS = {
     400: OpenApiResponse(description="Validation errors: field → messages."),
@@ -86,23 +87,55 @@ class DatasetVersionsView(RegistryView):
         )
 
 
+class ModelQuery(serializers.Serializer):
+    q = serializers.CharField(
+        max_length=200, required=False, help_text="Search in names and descriptions."
+    )
+    owner_team = serializers.SlugField(
+        max_length=100, required=False, help_text="The owner team's slug."
+    )
+    risk_tier = serializers.ChoiceField([1, 2, 3], required=False)
+
+
+class ByName(ReadCursor):
+    ordering = "name"
+
+
 class ModelsView(RegistryView):
     @extend_schema(
-        parameters=[
-            OpenApiParameter("q", str, description="Search in names and descriptions."),
-            OpenApiParameter("owner_team", str, description="The owner team's slug."),
-            OpenApiParameter("risk_tier", int, enum=[1, 2, 3]),
+        operation_id="v1_models_list",
+        parameters=[ModelQuery, *PAGING_PARAMETERS],
+        responses={200: page_of("ModelPage", s.ModelOutput(many=True))},
+        examples=[
+            OpenApiExample(
+                "A page of models",
+                value={
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {
+                            "id": 3,
+                            "name": "fraud-score",
+                            "owner_team": "data-science",
+                            "description": "Card fraud score.",
+                            "risk_tier": 1,
+                            "created_at": "2026-03-02T10:00:00+01:00",
+                        }
+                    ],
+                },
+                response_only=True,
+            )
         ],
-        responses=s.ModelOutput(many=True),
+        description=(
+            "Registered models by name; cursor paging. Open to every caller (CI finds its "
+            "models here); the inventory entry of one is `models/{name}/inventory/`."
+        ),
     )
     def get(self, request: Request) -> Response:
-        tier = request.query_params.get("risk_tier", "")
-        models = selectors.model_list(
-            q=request.query_params.get("q", ""),
-            owner_team=request.query_params.get("owner_team", ""),
-            risk_tier=int(tier) if tier.isdigit() else None,
-        )
-        return Response(s.ModelOutput(models, many=True).data)
+        filters = query_filters(ModelQuery, request)
+        paginator = ByName()
+        page = paginator.paginate_queryset(selectors.model_list(**filters), request, view=self)
+        return paginator.get_paginated_response(s.ModelOutput(page, many=True).data)
 
     @extend_schema(
         request=s.ModelInput,
@@ -194,36 +227,174 @@ class ModelInventoryView(APIView):
         return Response(s.InventoryOutput(model).data)
 
 
-class ModelValidationsView(APIView):
-    """The model's validations with their findings, newest first; open to every reader."""
+class InventoryView(APIView):
+    """The model inventory, as its page lists and filters it; open to every reader."""
+
+    @extend_schema(
+        operation_id="v1_inventory_list",
+        parameters=[s.InventoryFilters, *PAGING_PARAMETERS],
+        responses={200: s.InventoryPage, 400: ERRORS[400]},
+        description="Every model's inventory entry by name, cursor paging.",
+    )
+    def get(self, request: Request) -> Response:
+        filters = s.InventoryFilters(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        paginator = ByName()
+        page = paginator.paginate_queryset(
+            selectors.model_inventory(filters=selectors.InventoryFilters(**filters.validated_data)),
+            request,
+        )
+        return paginator.get_paginated_response(s.InventoryOutput(page, many=True).data)
+
+
+MODEL_RISK_ERRORS = {
+    400: ERRORS[400],
+    403: OpenApiResponse(
+        description="`{code, detail}`: a token without `validations:write`, `token_wrong_team` "
+        "(the token does not act for Model Risk), `token_not_independent` (it also acts for "
+        "the model's owner team), `not_model_risk`, `validator_not_independent`, "
+        "`validator_authored_commit`, `commits_unknown`."
+    ),
+    404: OpenApiResponse(description="No such model or validation."),
+}
+
+
+class ModelRiskView(APIView):
+    """Model Risk's writes: its people signed in, or a token with `validations:write` that acts
+    for Model Risk. Who may is asked before the payload is read, so a caller learns the rule,
+    not the payload's shape; the services ask again."""
+
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes = {"POST": Scope.VALIDATIONS_WRITE}
+
+    def may_work_on(self, request: Request, model) -> None:
+        denied = model_risk.model_risk_work_denial(request.user, model)
+        if denied is not None:
+            raise denied
+
+    def validation(self, name: str, pk: int) -> Validation:
+        found = (
+            Validation.objects.filter(pk=pk, model__name=name)
+            .select_related("model__owner_team")
+            .first()
+        )
+        if found is None:
+            raise NotFound("No such validation of this model.", code="unknown_validation")
+        return found
+
+
+def _validation_read(pk: int) -> Validation:
+    return (
+        Validation.objects.select_related("validator")
+        .prefetch_related("covers", "findings__owner")
+        .get(pk=pk)
+    )
+
+
+class ModelValidationsView(ModelRiskView):
+    """The model's validations with their findings, open ones first then the newest; open to
+    every reader. Model Risk opens one for a validator to conclude."""
+
+    required_scopes = {"POST": Scope.VALIDATIONS_WRITE, "GET": None}
 
     @extend_schema(responses={200: s.ValidationOutput(many=True), 404: OpenApiResponse()})
     def get(self, request: Request, name: str) -> Response:
         model = selectors.model_get(name=name)
-        validations = (
-            model.validations.select_related("validator")
-            .prefetch_related("covers", "findings__owner")
-            .order_by("-concluded_at", "-pk")
+        validations = model.validations.select_related("validator").prefetch_related(
+            "covers", "findings__owner"
         )
         return Response(s.ValidationOutput(validations, many=True).data)
 
+    @extend_schema(
+        request=s.ValidationOpenInput,
+        responses={201: s.ValidationOutput, **MODEL_RISK_ERRORS},
+        description=(
+            "Open a validation of the model covering the versions named, for `validator` to "
+            "conclude. It counts at the gate only once its validator concludes it, which is an "
+            "electronic signature given in the browser (see `.../conclude/`). Retries may "
+            "carry `Idempotency-Key`."
+        ),
+    )
+    @idempotent
+    def post(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(name=name)
+        self.may_work_on(request, model)
+        payload = s.ValidationOpenInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        opened = model_risk.validation_open(
+            actor=request.user, model=model, request=request, **payload.validated_data
+        )
+        return Response(
+            s.ValidationOutput(_validation_read(opened.pk)).data, status=status.HTTP_201_CREATED
+        )
 
-class FindingCloseView(APIView):
+
+class ValidationFindingsView(ModelRiskView):
+    @extend_schema(
+        request=s.FindingInput,
+        responses={
+            201: s.FindingOutput,
+            409: OpenApiResponse(description="`validation_concluded`: it was signed already."),
+            **MODEL_RISK_ERRORS,
+        },
+        description=(
+            "Record a finding of an open validation; its owner is told. A high finding open "
+            "past its remediation date holds the model's changes where the policy requires "
+            "validation (`findings_overdue`). Retries may carry `Idempotency-Key`."
+        ),
+    )
+    @idempotent
+    def post(self, request: Request, name: str, pk: int) -> Response:
+        validation = self.validation(name, pk)
+        self.may_work_on(request, validation.model)
+        payload = s.FindingInput(data=request.data)
+        payload.is_valid(raise_exception=True)
+        finding = model_risk.finding_record(
+            actor=request.user, validation=validation, request=request, **payload.validated_data
+        )
+        return Response(s.FindingOutput(finding).data, status=status.HTTP_201_CREATED)
+
+
+class ValidationConcludeView(ModelRiskView):
+    """Never over the API: concluding is the validator's electronic signature."""
+
+    required_scopes: dict = {}
+
+    @extend_schema(
+        request=None,
+        responses={
+            403: OpenApiResponse(
+                description="Always `signature_in_browser`: the validator concludes a "
+                "validation on the model's page with their password, which the API never takes."
+            ),
+            404: OpenApiResponse(description="No such model or validation."),
+        },
+    )
+    def post(self, request: Request, name: str, pk: int) -> Response:
+        raise model_risk.validation_conclusion_refused(self.validation(name, pk))
+
+
+class FindingCloseView(ModelRiskView):
     """Close a finding: its owner marks it remediated, Model Risk remediated or accepted, with a
-    note; signed-in people only (`people_only` for a token)."""
+    note. A token of Model Risk (`validations:write`) marks one remediated; accepting a risk is
+    a person's decision (`people_only`)."""
 
     @extend_schema(
         request=s.FindingCloseInput,
-        responses={200: s.FindingOutput, 400: ERRORS[400], 403: ERRORS[403]},
+        responses={200: s.FindingOutput, **MODEL_RISK_ERRORS},
     )
     def post(self, request: Request, name: str, pk: int) -> Response:
-        if is_service_account(request.user):
-            raise RuleDenied("People close findings, not tokens.", code="people_only")
-        closing = s.FindingCloseInput(data=request.data)
-        closing.is_valid(raise_exception=True)
-        finding = Finding.objects.filter(pk=pk, validation__model__name=name).first()
+        finding = (
+            Finding.objects.filter(pk=pk, validation__model__name=name)
+            .select_related("validation__model__owner_team")
+            .first()
+        )
         if finding is None:
             raise NotFound("No such finding of this model.", code="unknown_finding")
+        if is_service_account(request.user):
+            self.may_work_on(request, finding.validation.model)
+        closing = s.FindingCloseInput(data=request.data)
+        closing.is_valid(raise_exception=True)
         closed = model_risk.finding_close(
             actor=request.user, finding=finding, request=request, **closing.validated_data
         )

@@ -9,7 +9,8 @@ It reads what the CI system already knows (commit, ref, pipeline id and URL, pro
 usual variables of GitLab CI, GitHub Actions and Jenkins; options on the command line win.
 
     GATEHOUSE_URL    the portal, e.g. https://gatehouse.bank.example
-    GATEHOUSE_TOKEN  a service account token (registry:write, gate:read, deployments:write)
+    GATEHOUSE_TOKEN  a service account token (registry:write, gate:read, deployments:write;
+                     runs:write alone for a batch job's run-start)
 
 Examples:
     gatehouse_ci.py dataset --name loans --version 2026-11-01 --uri s3://data/loans.parquet \
@@ -21,6 +22,8 @@ Examples:
     ID=$(gatehouse_ci.py --field id deploy-start --environment prod --model credit-scoring \
         --version 12)
     gatehouse_ci.py deploy-result --deployment "$ID" --status succeeded
+    gatehouse_ci.py run-start --environment prod --model credit-scoring \
+        --artifact model.pkl --job-id "$YARN_APP_ID"        # exit 1: do not score
 
 It fails closed: the token goes only to GATEHOUSE_URL, over https (plain http only with
 --insecure, for a test portal); a redirect is refused, never followed, and a success that is not
@@ -36,6 +39,7 @@ import datetime
 import hashlib
 import json
 import os
+import socket
 import sys
 import time
 import urllib.error
@@ -369,6 +373,24 @@ def command_deploy_start(portal, args, context):
     return expect(*portal.post("/api/v1/deployments/", body), 200, 201)
 
 
+def command_run_start(portal, args, context):
+    """A batch job at its start: is the artifact it loaded the one live there? Exit 1 if not,
+    so the job's wrapper stops before scoring."""
+    body = {
+        "environment": args.environment,
+        "model": args.model,
+        "artifact_sha256": args.artifact_sha256 or sha256_of(args.artifact),
+        "job_id": args.job_id,
+        "host": args.host or socket.getfqdn(),
+    }
+    if not body["job_id"]:
+        raise SystemExit("error: --job-id unknown: pass it, or set GATEHOUSE_JOB_ID")
+    answer = expect(*portal.post("/api/v1/runs/", body), 200, 201)
+    if not answer.get("allowed"):
+        raise Refused(f"Gatehouse: run refused\n  {answer.get('code')}: {answer.get('detail')}")
+    return answer
+
+
 def command_deploy_result(portal, args, context):
     body = {"status": args.status}
     if args.detail:
@@ -452,6 +474,21 @@ def parser():
     start.add_argument("--pipeline-url", help="default: the CI pipeline or run URL")
     start.add_argument("--health-url", help="where the portal checks the deployment is alive")
 
+    run = commands.add_parser(
+        "run-start", help="a batch job attests the artifact it runs (exit 1: do not score)"
+    )
+    run.add_argument("--environment", required=True)
+    run.add_argument("--model", required=True)
+    loaded = run.add_mutually_exclusive_group(required=True)
+    loaded.add_argument("--artifact", help="the artifact file the job loads; hashed here")
+    loaded.add_argument("--artifact-sha256")
+    run.add_argument(
+        "--job-id",
+        default=os.environ.get("GATEHOUSE_JOB_ID", ""),
+        help="YARN application id, Airflow run id…; default $GATEHOUSE_JOB_ID",
+    )
+    run.add_argument("--host", help="default: this machine's name")
+
     result = commands.add_parser("deploy-result", help="report how a deployment ended")
     result.add_argument("--deployment", required=True, help="the id deploy-start printed")
     result.add_argument("--status", required=True, choices=["succeeded", "failed"])
@@ -467,6 +504,7 @@ COMMANDS = {
     "gate": command_gate,
     "deploy-start": command_deploy_start,
     "deploy-result": command_deploy_result,
+    "run-start": command_run_start,
 }
 
 

@@ -112,6 +112,13 @@ class SignOffOutput(serializers.ModelSerializer):
         allow_null=True,
         help_text="The signer, when they withdrew it (void without it: voided by an edit).",
     )
+    on_behalf_of = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="The absent approver for whom the signer approved, as their delegate; null "
+        "for a signature in one's own name.",
+    )
 
     class Meta:
         model = SignOff
@@ -126,10 +133,13 @@ class SignOffOutput(serializers.ModelSerializer):
             "content_digest",
             "policy_version",
             "reauthenticated",
+            "auth_time",
+            "acr",
             "signed_at",
             "voided_at",
             "voided_reason",
             "withdrawn_by",
+            "on_behalf_of",
         ]
 
 
@@ -190,6 +200,7 @@ class ChangeRequestOutput(serializers.ModelSerializer):
             "content_digest",
             "policy_version",
             "created_at",
+            "updated_at",
             "submitted_at",
             "retrospective_due_at",
             "sign_offs",

@@ -4,6 +4,7 @@ things as the REST contract does (environment and model by name, change request 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.serializers import NoUnknownFields
 from releases.models import Deployment, DeploymentStatus, SignOff
 from releases.selectors.live import signers_of
 from releases.services.gate import GateCode
@@ -146,6 +147,27 @@ class DeploymentOutput(serializers.ModelSerializer):
         ]
 
 
+class PersonOutput(serializers.Serializer):
+    username = serializers.CharField()
+    name = serializers.CharField(source="get_full_name")
+
+
+class DeployerOutput(serializers.Serializer):
+    """Who started the deployment: a person, or a pipeline (a service account) with the link to
+    its run."""
+
+    kind = serializers.ChoiceField(choices=["person", "pipeline"])
+    name = serializers.CharField(help_text="The person's username or the service account's name.")
+    pipeline_url = serializers.CharField(allow_blank=True)
+
+    def to_representation(self, deployment: Deployment) -> dict:
+        return {
+            "kind": "pipeline" if deployment.started_by_service_id else "person",
+            "name": deployment.started_by_name,
+            "pipeline_url": deployment.pipeline_url,
+        }
+
+
 class LiveModelOutput(serializers.Serializer):
     deployment = serializers.IntegerField(source="pk")
     model = serializers.CharField(source="model.name")
@@ -156,8 +178,15 @@ class LiveModelOutput(serializers.Serializer):
     kind = serializers.CharField()
     status = serializers.CharField()
     deployed_by = serializers.CharField(source="started_by_name")
+    deployer = DeployerOutput(source="*")
     change_request = serializers.CharField(
         source="change_request.number", allow_null=True, default=None
+    )
+    requester = PersonOutput(
+        source="change_request.requester",
+        allow_null=True,
+        default=None,
+        help_text="Who asked for the change; null when the environment needs none.",
     )
     signers = serializers.SerializerMethodField()
 
@@ -170,3 +199,30 @@ class LiveOutput(serializers.Serializer):
     environment = serializers.CharField()
     at = serializers.DateTimeField(allow_null=True, help_text="null: now.")
     models = LiveModelOutput(many=True)
+
+
+class RunInput(NoUnknownFields):
+    environment = serializers.CharField(max_length=50, help_text="Where the job scores.")
+    model = serializers.CharField(max_length=100, help_text="The registered model's name.")
+    artifact_sha256 = serializers.RegexField(SHA256, help_text="The digest the job loaded.")
+    job_id = serializers.CharField(
+        max_length=200, help_text="The scheduler's id: YARN application, Airflow run, cron tag."
+    )
+    host = serializers.CharField(max_length=255, help_text="Where the job runs.")
+
+
+class RunOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    allowed = serializers.BooleanField(help_text="false: the job must not score.")
+    code = serializers.ChoiceField(
+        ["digest_not_live", "nothing_live"], allow_null=True, help_text="Why not; null if allowed."
+    )
+    detail = serializers.CharField()
+    environment = serializers.CharField()
+    model = serializers.CharField()
+    artifact_sha256 = serializers.CharField()
+    job_id = serializers.CharField()
+    host = serializers.CharField()
+    live_version = serializers.CharField(allow_null=True)
+    live_sha256 = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField()

@@ -5,8 +5,8 @@ every reason. All of them call the same services as the pages."""
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import permissions, status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,8 +15,11 @@ from portal.authentication import TokenScopes
 from portal.idempotency import idempotent
 from portal.models import Scope
 from portal.moments import moment_from_query
+from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
+from portal.serializers import MomentField
 from releases.api import deployment_serializers as s
-from releases.models import Deployment, Environment
+from releases.models import Deployment, DeploymentKind, DeploymentStatus, Environment
+from releases.selectors.deployments import DeploymentFilters, deployment_get, deployments_read
 from releases.selectors.live import live_in_environment
 from releases.services import deployments, gate
 
@@ -60,9 +63,63 @@ class GateView(APIView):
         return Response(answer.as_dict())
 
 
+class DeploymentQuery(serializers.Serializer):
+    """The history's query string: a value of the wrong shape is 400 `invalid_filter`."""
+
+    environment = serializers.SlugField(max_length=50, required=False)
+    model = serializers.SlugField(max_length=100, required=False, help_text="The model's name.")
+    status = serializers.ChoiceField(DeploymentStatus.choices, required=False)
+    kind = serializers.ChoiceField(DeploymentKind.choices, required=False)
+    started_since = MomentField(required=False, help_text="ISO-8601 with its offset.")
+
+
+DEPLOYMENT_EXAMPLE = {
+    "id": 1207,
+    "environment": "prod",
+    "model": "fraud-score",
+    "version": "2.1.0",
+    "commit_sha": "3f1c2d9e8b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e",
+    "artifact_sha256": "9b74c9897bac770ffc029102a200c5de5f1e2c7e4b3a2d1c0f9e8d7c6b5a4f3e",
+    "kind": "deploy",
+    "status": "succeeded",
+    "rollback_of": None,
+    "change_request": "CR-42",
+    "started_by": "cd-platform",
+    "started_at": "2026-11-26T09:14:02+01:00",
+    "finished_at": "2026-11-26T09:21:40+01:00",
+    "succeeded_at": "2026-11-26T09:21:40+01:00",
+    "pipeline_url": "https://gitlab.bank.example/ml/fraud-score/-/pipelines/88121",
+    "health_url": "https://fraud-score.prod.bank.example/healthz",
+    "detail": "",
+    "reason": "",
+}
+
+
 class DeploymentsView(APIView):
     permission_classes = [permissions.IsAuthenticated, TokenScopes]
-    required_scopes = {"POST": Scope.DEPLOYMENTS_WRITE}
+    required_scopes = {"POST": Scope.DEPLOYMENTS_WRITE, "GET": Scope.READ}
+
+    @extend_schema(
+        operation_id="v1_deployments_list",
+        parameters=[DeploymentQuery, *PAGING_PARAMETERS],
+        responses={200: page_of("DeploymentPage", s.DeploymentOutput(many=True))},
+        examples=[
+            OpenApiExample(
+                "A page of deployments",
+                value={"next": None, "previous": None, "results": [DEPLOYMENT_EXAMPLE]},
+                response_only=True,
+            )
+        ],
+        description=(
+            "Every deployment, rollback and failed attempt, newest first; cursor paging. A "
+            "token needs `read`."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        filters = DeploymentFilters(**query_filters(DeploymentQuery, request))
+        paginator = ReadCursor()
+        page = paginator.paginate_queryset(deployments_read(filters=filters), request, view=self)
+        return paginator.get_paginated_response(s.DeploymentOutput(page, many=True).data)
 
     @extend_schema(
         request=s.DeploymentInput,
@@ -100,6 +157,23 @@ class DeploymentsView(APIView):
             s.DeploymentOutput(deployment).data,
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+
+class DeploymentView(APIView):
+    permission_classes = [permissions.IsAuthenticated, TokenScopes]
+    required_scopes = {"GET": Scope.READ}
+
+    @extend_schema(
+        operation_id="v1_deployment_retrieve",
+        responses={
+            200: s.DeploymentOutput,
+            404: OpenApiResponse(description="`unknown_deployment`."),
+        },
+        examples=[OpenApiExample("A deployment", value=DEPLOYMENT_EXAMPLE, response_only=True)],
+        description="One deployment by its id. A token needs `read`.",
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(s.DeploymentOutput(deployment_get(pk=pk)).data)
 
 
 class DeploymentResultView(APIView):

@@ -8,7 +8,9 @@ where it would need git per row)."""
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.db.models import Exists, F, OuterRef, Prefetch, Q, QuerySet
@@ -17,12 +19,20 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from audit.selectors import can_read_audit
 from portal.exceptions import NotFound, RuleDenied
-from portal.models import Membership, Team
+from portal.models import Absence, Membership, Team
+from portal.selectors import absences_covering
 from registry.models import Finding, Validation
 from registry.reproducibility import Reproducibility, reproducibility
 from releases.hooks import ExternalLink, external_links
 from releases.models import ChangeRequest, EnvironmentPolicy, SignOff, SignOffKind
-from releases.permissions import Action, Slot, may, open_slots, signer_denial
+from releases.permissions import (
+    Action,
+    Slot,
+    delegate_denial,
+    may,
+    open_slots,
+    signer_denial,
+)
 from releases.selectors.commits import ReleaseCommits, release_commits
 from releases.selectors.policy import environment_policies_current, environment_policy_current
 from releases.states import FINAL, Kind, State
@@ -61,6 +71,7 @@ class ChangeRequestFilters:
     requester: str = ""
     team: str = ""
     kind: str = ""
+    updated_since: datetime | None = None
 
 
 LIST_COLUMNS = (
@@ -78,13 +89,11 @@ LIST_COLUMNS = (
 )
 
 
-def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
-    """Every signed-in person may read every change request: the office works in the open. `team`
-    keeps requests filed by that team or waiting for, or signed by, that team. Newest first,
-    with the columns the list shows only: a page's cost is mostly building its rows."""
-    queryset = ChangeRequest.objects.select_related(
-        "model_version__model", "environment", "requester", "team"
-    ).only(*LIST_COLUMNS)
+def _matching(
+    queryset: QuerySet[ChangeRequest], filters: ChangeRequestFilters
+) -> QuerySet[ChangeRequest]:
+    """`team` keeps requests filed by that team or signed by it (a standing sign-off), on the
+    page and in the API alike."""
     exact = {
         "state": filters.state,
         "environment__name": filters.environment,
@@ -93,13 +102,58 @@ def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[Chan
         "kind": filters.kind,
     }
     queryset = queryset.filter(**{key: value for key, value in exact.items() if value})
+    if filters.updated_since is not None:
+        queryset = queryset.filter(updated_at__gte=filters.updated_since)
     if filters.team:
         # EXISTS rather than a join: no DISTINCT, so a page is read by walking the id index.
         signed = SignOff.objects.filter(
             change_request=OuterRef("pk"), team__slug=filters.team, voided_at__isnull=True
         )
         queryset = queryset.filter(Q(team__slug=filters.team) | Exists(signed))
-    return queryset.order_by("-id")
+    return queryset
+
+
+def change_request_list(*, user, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
+    """Every signed-in person may read every change request: the office works in the open.
+    Newest first, with the columns the list shows only: a page's cost is mostly building its
+    rows."""
+    queryset = ChangeRequest.objects.select_related(
+        "model_version__model", "environment", "requester", "team"
+    ).only(*LIST_COLUMNS)
+    return _matching(queryset, filters).order_by("-id")
+
+
+def change_requests_detailed() -> QuerySet[ChangeRequest]:
+    """Change requests with everything the API shows of one, every sign-off included (voided
+    and withdrawn ones too, with who withdrew them): a fixed number of queries for any page."""
+    return change_requests().prefetch_related(
+        Prefetch(
+            "sign_offs",
+            queryset=SignOff.objects.select_related(
+                "team", "signer", "policy", "withdrawn_by", "on_behalf_of"
+            ).order_by("signed_at", "id"),
+        )
+    )
+
+
+def change_requests_read(*, filters: ChangeRequestFilters) -> QuerySet[ChangeRequest]:
+    """The API's list: the page's filters, plus `updated_since` for reports that sync."""
+    return _matching(change_requests_detailed(), filters).order_by("-id")
+
+
+def sign_offs_of(
+    *, change_request: ChangeRequest, kind: str = "", voided: bool | None = None
+) -> QuerySet[SignOff]:
+    """Every sign-off of a change request, as given: voided ones (by an edit) and withdrawn ones
+    (by their signer) keep their reason, so a report sees what was signed and undone."""
+    sign_offs = SignOff.objects.filter(change_request=change_request).select_related(
+        "team", "signer", "policy", "withdrawn_by", "on_behalf_of"
+    )
+    if kind:
+        sign_offs = sign_offs.filter(kind=kind)
+    if voided is not None:
+        sign_offs = sign_offs.filter(voided_at__isnull=not voided)
+    return sign_offs.order_by("id")
 
 
 LIST_PAGE_SIZE = 50
@@ -151,13 +205,87 @@ def change_request_list_page(
 
 @dataclass(frozen=True)
 class WaitingItem:
+    """A signature `change_request` waits for; `on_behalf_of` is the absent approver whose
+    delegate the asker would sign as."""
+
     change_request: ChangeRequest
     slot: Slot
     waiting_since: datetime
+    on_behalf_of: Any = None
 
     @property
     def age(self) -> timedelta:
         return timezone.now() - self.waiting_since
+
+    @property
+    def sign_query(self) -> str:
+        """The sign page's query string for this signature."""
+        return sign_query(self.slot, self.on_behalf_of)
+
+
+def sign_query(slot: Slot, on_behalf_of=None) -> str:
+    params = {}
+    if slot.team is not None:
+        params["team"] = slot.team.slug
+    if on_behalf_of is not None:
+        params["on_behalf_of"] = on_behalf_of.get_username()
+    return f"?{urlencode(params)}" if params else ""
+
+
+@dataclass(frozen=True)
+class Delegations:
+    """What a person's delegations are today: the absences that name them (with the absent
+    principals and their memberships) and their own absences, read once for a page."""
+
+    absences: list[Absence]
+    principal_memberships: dict[int, list[Membership]]
+
+    @classmethod
+    def of(cls, user, *, today: date) -> "Delegations":
+        covering = absences_covering(day=today)
+        absences = list(
+            covering.filter(Q(delegate=user) | Q(person=user)).select_related("person", "team")
+        )
+        principals = {a.person_id for a in absences if a.delegate_id == user.pk}
+        memberships: dict[int, list[Membership]] = {pk: [] for pk in principals}
+        for membership in Membership.objects.filter(user_id__in=principals):
+            memberships[membership.user_id].append(membership)
+        return cls(absences, memberships)
+
+    def principals_for(self, user, slot: Slot) -> list:
+        """The absent approvers whose place in `slot` the user is named to take today."""
+        if slot.kind != SignOffKind.APPROVAL:
+            return []
+        return [
+            absence.person
+            for absence in self.absences
+            if absence.delegate_id == user.pk and absence.team_id == slot.team.pk
+        ]
+
+    def denial(
+        self,
+        *,
+        user,
+        principal,
+        change_request: ChangeRequest,
+        slot: Slot,
+        memberships: list[Membership],
+        sign_offs: list[SignOff],
+        today: date,
+        commit_author_emails: set[str] | None = None,
+    ):
+        return delegate_denial(
+            user=user,
+            principal=principal,
+            change_request=change_request,
+            slot=slot,
+            memberships=memberships,
+            principal_memberships=self.principal_memberships.get(principal.pk, []),
+            sign_offs=sign_offs,
+            absences=self.absences,
+            today=today,
+            commit_author_emails=commit_author_emails,
+        )
 
 
 def _active_sign_offs() -> Prefetch:
@@ -169,7 +297,11 @@ def _active_sign_offs() -> Prefetch:
 def change_requests_waiting_for(*, user) -> list[WaitingItem]:
     """What `user` can sign now, oldest first: peer reviews for their teams, approvals and
     retrospectives for teams where they hold the approver role, emergency authorisations if they
-    are an emergency approver. A fixed number of queries however long the list."""
+    are an emergency approver. An approval they may give as the delegate of an absent approver
+    of that team comes marked with that principal. A fixed number of queries however long the
+    list."""
+    today = timezone.localdate()
+    delegations = Delegations.of(user, today=today)
     memberships = list(Membership.objects.filter(user=user).select_related("team"))
     if not memberships:
         return []
@@ -189,7 +321,28 @@ def change_requests_waiting_for(*, user) -> list[WaitingItem]:
     for change_request in candidates:
         policy = policies.get(change_request.environment_id)
         teams = list(policy.approval_teams.all()) if policy else []
+        since = change_request.submitted_at or change_request.created_at
         for slot in open_slots(change_request, teams, change_request.active):
+            principal = next(
+                (
+                    principal
+                    for principal in delegations.principals_for(user, slot)
+                    if delegations.denial(
+                        user=user,
+                        principal=principal,
+                        change_request=change_request,
+                        slot=slot,
+                        memberships=memberships,
+                        sign_offs=change_request.active,
+                        today=today,
+                    )
+                    is None
+                ),
+                None,
+            )
+            if principal is not None:
+                items.append(WaitingItem(change_request, slot, since, on_behalf_of=principal))
+                continue
             denial = signer_denial(
                 user=user,
                 change_request=change_request,
@@ -199,9 +352,20 @@ def change_requests_waiting_for(*, user) -> list[WaitingItem]:
                 authoriser_excluded=policy.retrospective_excludes_authoriser if policy else True,
             )
             if denial is None:
-                since = change_request.submitted_at or change_request.created_at
                 items.append(WaitingItem(change_request, slot, since))
     return sorted(items, key=lambda item: (item.waiting_since, item.change_request.pk))
+
+
+@dataclass(frozen=True)
+class DelegateSlot:
+    """A slot the asker may fill as the delegate of the absent `principal`."""
+
+    slot: Slot
+    principal: Any
+
+    @property
+    def query(self) -> str:
+        return sign_query(self.slot, self.principal)
 
 
 @dataclass
@@ -214,6 +378,12 @@ class Panel:
     can_sign: bool
     denial: str = ""
     can_withdraw: bool = False
+    # How the asker may sign this slot as the delegate of an absent approver.
+    delegations: list[DelegateSlot] = field(default_factory=list)
+
+    @property
+    def sign_query(self) -> str:
+        return sign_query(self.slot)
 
     @property
     def active(self) -> SignOff | None:
@@ -236,6 +406,7 @@ class ChangeRequestPage:
     can_submit: bool
     can_cancel: bool
     sign_slots: list[Slot] = field(default_factory=list)
+    delegate_slots: list[DelegateSlot] = field(default_factory=list)
     can_read_audit: bool = False
     retrospective_overdue: bool = False
     validation: Validation | None = None
@@ -287,7 +458,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
     version = change_request.model_version
     sign_offs = list(
         change_request.sign_offs.select_related(
-            "signer", "team", "policy", "withdrawn_by"
+            "signer", "team", "policy", "withdrawn_by", "on_behalf_of"
         ).order_by("signed_at", "id")
     )
     active = [s for s in sign_offs if s.voided_at is None]
@@ -300,10 +471,33 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
     open_now = open_slots(
         change_request, list(policy.approval_teams.all()) if policy else [], active
     )
-    panels, sign_slots = [], []
+    today = timezone.localdate()
+    delegations = (
+        Delegations.of(user, today=today) if user.is_authenticated else Delegations([], {})
+    )
+    commits_readable = not (policy and policy.exclude_commit_authors and authors is None)
+    panels, sign_slots, delegate_slots = [], [], []
     for slot, given in _panels(change_request, policy, sign_offs):
         is_open = slot in open_now
         denial = None
+        delegated = []
+        if is_open and commits_readable:
+            delegated = [
+                DelegateSlot(slot, principal)
+                for principal in delegations.principals_for(user, slot)
+                if delegations.denial(
+                    user=user,
+                    principal=principal,
+                    change_request=change_request,
+                    slot=slot,
+                    memberships=memberships,
+                    sign_offs=active,
+                    today=today,
+                    commit_author_emails=authors,
+                )
+                is None
+            ]
+            delegate_slots += delegated
         if is_open:
             denial = signer_denial(
                 user=user,
@@ -333,6 +527,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
                 can_sign=can_sign,
                 denial=denial.detail if denial is not None else "",
                 can_withdraw=standing is not None and may(user, Action.WITHDRAW_SIGN_OFF, standing),
+                delegations=delegated,
             )
         )
     # The request's own history is part of reading it; the whole trail stays for auditors.
@@ -352,6 +547,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
         can_submit=may(user, Action.SUBMIT, change_request),
         can_cancel=may(user, Action.CANCEL, change_request),
         sign_slots=sign_slots,
+        delegate_slots=delegate_slots,
         can_read_audit=can_read_audit(user),
         retrospective_overdue=retrospective_overdue(change_request, now=timezone.now()),
         validation=validation_covering(version),
@@ -360,9 +556,10 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
 
 
 def validation_covering(version) -> Validation | None:
-    """The newest validation that covers the build, with its findings, for Model Risk's panel."""
+    """The newest concluded validation that covers the build, with its findings, for Model
+    Risk's panel (one still open counts for nothing yet)."""
     validation = (
-        Validation.objects.filter(covers=version)
+        Validation.objects.filter(covers=version, concluded_at__isnull=False)
         .select_related("validator")
         .prefetch_related(Prefetch("findings", queryset=Finding.objects.select_related("owner")))
         .order_by("-concluded_at", "-pk")

@@ -62,6 +62,11 @@ def _sign_off(sign_off: SignOff) -> dict[str, Any]:
         "team": sign_off.team.name if sign_off.team else None,
         "signer": _name(sign_off.signer),
         "signer_username": sign_off.signer.username,
+        # The absent approver whose delegate signed, else None.
+        "on_behalf_of": _name(sign_off.on_behalf_of) or None,
+        "on_behalf_of_username": (
+            sign_off.on_behalf_of.username if sign_off.on_behalf_of else None
+        ),
         "decision": sign_off.decision,
         "meaning": sign_off.meaning,
         "comment": sign_off.comment,
@@ -69,6 +74,8 @@ def _sign_off(sign_off: SignOff) -> dict[str, Any]:
         "policy_version": sign_off.policy.version,
         "content_digest": sign_off.content_digest,
         "reauthenticated": sign_off.reauthenticated,
+        "auth_time": _iso(sign_off.auth_time),
+        "acr": sign_off.acr,
         "voided_at": _iso(sign_off.voided_at),
         "voided_reason": sign_off.voided_reason,
     }
@@ -113,9 +120,9 @@ def change_request_evidence(*, change_request: ChangeRequest) -> Evidence:
         .select_related("policy")
         .get(pk=change_request.pk)
     )
-    sign_offs = change.sign_offs.select_related("signer", "team", "policy").order_by(
-        "signed_at", "pk"
-    )
+    sign_offs = change.sign_offs.select_related(
+        "signer", "team", "policy", "on_behalf_of"
+    ).order_by("signed_at", "pk")
     decisions = (
         GateDecision.objects.filter(change_request=change)
         .select_related("policy")

@@ -17,8 +17,9 @@ data hold several, the newest registration wins.
 
 import re
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -27,7 +28,9 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from portal.models import Membership
 from registry.models import (
+    ArtifactOutcome,
     FindingSeverity,
     FindingStatus,
     ModelVersion,
@@ -122,6 +125,22 @@ class OverdueRetrospective:
 
 
 @dataclass(frozen=True)
+class DependencyConflict:
+    number: str
+    model: str
+    # True when this change's model depends on `model`; False when `model` depends on it.
+    upstream: bool
+
+
+@dataclass(frozen=True)
+class OverloadedSigner:
+    username: str
+    team: str
+    changes: int
+    day: date
+
+
+@dataclass(frozen=True)
 class GateQuestion:
     """What the gate was asked, as asked (`asked`), and the rows and facts it resolved to. A
     missing row is None; the rules say which absence is a refusal."""
@@ -152,10 +171,18 @@ class GateQuestion:
     # overlaps this change's, and a freeze planned to begin inside its window.
     conflicting_change: str | None = None
     window_freeze_reason: str | None = None
+    # A live change to a model this one depends on, or that depends on it, in the same
+    # environment and an overlapping window; and the sole approver of a team this change still
+    # needs who is needed on more changes that day than `GATEHOUSE_SIGNER_CHANGES_PER_DAY`.
+    dependency_conflict: "DependencyConflict | None" = None
+    signer_overloaded: "OverloadedSigner | None" = None
     # Model risk (issue 16): the newest validation covering the build, and how many high
     # findings of the model are open past their remediation date.
     validation: "ValidationEvidence | None" = None
     findings_overdue: int = 0
+    # Issue 20: what the newest look at the build's artifact that reached its store found
+    # (verified or mismatch; None when no store has ever answered).
+    artifact_outcome: str | None = None
 
     @property
     def change_kind(self) -> str:
@@ -215,8 +242,10 @@ POLICY_FIELDS = [
     "soak_requires_healthy",
     "emergency_allowed",
     "requires_validation",
+    "requires_verified_artifact",
     "exclude_commit_authors",
     "retrospective_hours",
+    "conflicts_block",
     "created_at",
 ]
 MODEL_FIELDS = ["id", "name", "owner_team_id", "risk_tier", "lifecycle_status"]
@@ -261,7 +290,7 @@ def _in(values) -> str:
 # The build and its surroundings. `asked` is a one-row table so that every name that matches
 # nothing still yields a row with NULLs, and the rules can say which one was unknown.
 BUILD_SQL = """
-SELECT {environment_e},
+SELECT {asked_columns}{environment_e},
        {policy_p},
        soak_env.name AS soak_source_name,
        {model_m},
@@ -297,6 +326,9 @@ SELECT {environment_e},
          WHERE fv.model_id = m.id AND fi.status = '{finding_open}'
            AND fi.severity = '{finding_high}' AND fi.remediation_due < %(today)s)
          AS findings_overdue,
+       (SELECT ac.outcome FROM registry_artifactcheck ac
+         WHERE ac.model_version_id = v.id AND ac.outcome <> '{artifact_unverified}'
+         ORDER BY ac.checked_at DESC, ac.id DESC LIMIT 1) AS artifact_outcome,
        (SELECT ps.status FROM registry_pipelinestatus ps
          WHERE ps.repository_id = v.repository_id AND ps.commit_sha = v.commit_sha)
          AS pipeline_status,
@@ -306,8 +338,8 @@ SELECT {environment_e},
          ORDER BY CASE WHEN c.state IN ({usable}) THEN 0 ELSE 1 END,
                   c.id DESC
          LIMIT 1) AS found_change_id
-FROM (SELECT 1 AS one) asked
-LEFT JOIN releases_environment e ON e.name = %(environment)s
+FROM {asked} asked
+LEFT JOIN releases_environment e ON e.name = {ask_environment}
 LEFT JOIN releases_environmentpolicy p ON p.id = (
     SELECT p2.id FROM releases_environmentpolicy p2 WHERE p2.environment_id = e.id
     ORDER BY p2.version DESC LIMIT 1)
@@ -315,20 +347,20 @@ LEFT JOIN releases_environment soak_env ON soak_env.id = p.soak_source_id
 LEFT JOIN releases_freezewindow f ON f.id = (
     SELECT f2.id FROM releases_freezewindow f2
     WHERE f2.environment_id = e.id AND f2.cancelled_at IS NULL
-      AND f2.starts_at <= %(now)s AND f2.ends_at > %(now)s
+      AND f2.starts_at <= {ask_now} AND f2.ends_at > {ask_now}
     ORDER BY f2.ends_at LIMIT 1)
-LEFT JOIN registry_registeredmodel m ON m.name = %(model)s
+LEFT JOIN registry_registeredmodel m ON m.name = {ask_model}
 LEFT JOIN registry_modelversion v ON v.id = (
     SELECT v2.id FROM registry_modelversion v2
     WHERE v2.model_id = m.id
-      AND ((%(version)s <> '' AND v2.version = %(version)s)
-        OR (%(version)s = '' AND v2.artifact_sha256 = %(artifact_sha256)s))
+      AND (({ask_version} <> '' AND v2.version = {ask_version})
+        OR ({ask_version} = '' AND v2.artifact_sha256 = {ask_artifact_sha256}))
     ORDER BY v2.created_at DESC, v2.id DESC LIMIT 1)
 LEFT JOIN registry_repository r ON r.id = v.repository_id
 LEFT JOIN registry_validation val ON val.id = (
     SELECT vc.validation_id FROM registry_validation_covers vc
     JOIN registry_validation v3 ON v3.id = vc.validation_id
-    WHERE vc.modelversion_id = v.id
+    WHERE vc.modelversion_id = v.id AND v3.concluded_at IS NOT NULL
     ORDER BY v3.concluded_at DESC, v3.id DESC LIMIT 1)
 LEFT JOIN releases_deployment soak ON soak.id = (
     SELECT d.id FROM releases_deployment d
@@ -381,8 +413,13 @@ SELECT {build_columns}{change_c},
        (SELECT fw.reason FROM releases_freezewindow fw
          WHERE fw.environment_id = c.environment_id AND fw.cancelled_at IS NULL
            AND fw.starts_at < c.window_end AND fw.ends_at > c.window_start
-           AND fw.starts_at > %(now)s
-         ORDER BY fw.starts_at LIMIT 1) AS window_freeze_reason
+           AND fw.starts_at > {ask_now}
+         ORDER BY fw.starts_at LIMIT 1) AS window_freeze_reason,
+       dx.id AS dependency_id, dxm.name AS dependency_model,
+       EXISTS (SELECT 1 FROM {dependencies} du WHERE du.from_registeredmodel_id = cv.model_id
+               AND du.to_registeredmodel_id = dxm.id) AS dependency_upstream,
+       su.username AS overloaded_username, st.name AS overloaded_team,
+       {overloaded_needed} AS overloaded_elsewhere
 FROM {source} asked
 LEFT JOIN releases_changerequest c ON c.id = {change_id}
 LEFT JOIN registry_modelversion cv ON cv.id = c.model_version_id
@@ -393,14 +430,95 @@ LEFT JOIN releases_changerequest o ON o.id = (
     JOIN registry_modelversion ov ON ov.id = o2.model_version_id
     WHERE o2.kind = '{emergency}' AND ov.model_id = {model_id}
       AND o2.state IN ({retrospective_pending})
-      AND o2.retrospective_due_at < %(now)s AND o2.id <> COALESCE(c.id, 0)
+      AND o2.retrospective_due_at < {ask_now} AND o2.id <> COALESCE(c.id, 0)
     ORDER BY o2.retrospective_due_at LIMIT 1)
+LEFT JOIN releases_changerequest dx ON dx.id = (
+    SELECT x.id FROM releases_changerequest x
+    JOIN registry_modelversion xv ON xv.id = x.model_version_id
+    JOIN {dependencies} dep
+      ON (dep.from_registeredmodel_id = cv.model_id AND dep.to_registeredmodel_id = xv.model_id)
+      OR (dep.to_registeredmodel_id = cv.model_id AND dep.from_registeredmodel_id = xv.model_id)
+    WHERE x.id <> c.id AND x.environment_id = c.environment_id AND x.state IN ({live})
+      AND x.window_start < c.window_end AND x.window_end > c.window_start
+    ORDER BY x.window_start, x.id LIMIT 1)
+LEFT JOIN registry_modelversion dxv ON dxv.id = dx.model_version_id
+LEFT JOIN registry_registeredmodel dxm ON dxm.id = dxv.model_id
+LEFT JOIN portal_membership so ON so.id = (
+    SELECT sm.id FROM releases_environmentpolicy_approval_teams sa
+    JOIN portal_membership sm ON sm.team_id = sa.team_id AND sm.is_approver = %(true)s
+    WHERE sa.environmentpolicy_id = {policy_id} AND c.window_start IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM portal_membership sx WHERE sx.team_id = sa.team_id
+                      AND sx.is_approver = %(true)s AND sx.user_id <> sm.user_id)
+      AND NOT EXISTS (SELECT 1 FROM releases_signoff ss WHERE ss.change_request_id = c.id
+                      AND ss.team_id = sa.team_id AND ss.kind = '{approval}'
+                      AND ss.decision = '{approve}' AND ss.voided_at IS NULL)
+      AND {sole_needed} >= %(signer_limit)s
+    ORDER BY sm.user_id, sm.team_id LIMIT 1)
+LEFT JOIN {users} su ON su.id = so.user_id
+LEFT JOIN portal_team st ON st.id = so.team_id
 """
+
+# How many other live changes whose window starts on the same day (in the portal's time zone)
+# as change `c` need `{person}` to sign: as the only approver of an approval team of the
+# policy in force there that has not signed yet (issue 18, `signer_overloaded`).
+SIGNER_NEEDED_SQL = """(SELECT COUNT(*) FROM releases_changerequest n
+  WHERE n.id <> c.id AND n.state IN ({live}) AND n.window_start IS NOT NULL
+    AND {n_day} = {c_day}
+    AND EXISTS (
+      SELECT 1 FROM releases_environmentpolicy_approval_teams na
+      JOIN portal_membership nm ON nm.team_id = na.team_id AND nm.user_id = {person}
+        AND nm.is_approver = %(true)s
+      WHERE na.environmentpolicy_id = (
+          SELECT np.id FROM releases_environmentpolicy np
+          WHERE np.environment_id = n.environment_id ORDER BY np.version DESC LIMIT 1)
+        AND NOT EXISTS (SELECT 1 FROM portal_membership nx WHERE nx.team_id = na.team_id
+                        AND nx.is_approver = %(true)s AND nx.user_id <> {person})
+        AND NOT EXISTS (SELECT 1 FROM releases_signoff ns WHERE ns.change_request_id = n.id
+                        AND ns.team_id = na.team_id AND ns.kind = '{approval}'
+                        AND ns.decision = '{approve}' AND ns.voided_at IS NULL)))"""
+
+
+def _local_date(column: str) -> str:
+    """The calendar day of a moment in the portal's time zone (`%(time_zone)s`), on either
+    database (Django registers `django_datetime_cast_date` on its SQLite connections)."""
+    if connection.vendor == "postgresql":
+        return f"CAST(({column}) AT TIME ZONE %(time_zone)s AS DATE)"
+    return f"django_datetime_cast_date({column}, %(time_zone)s, 'UTC')"
+
+
+# What the build statement is asked about: one question's parameters by default; the batch of
+# change requests (`gate_questions_for_changes`) puts a column of its rows in their place.
+ASKED_BY_PARAMETERS = {
+    "asked": "(SELECT 1 AS one)",
+    "asked_columns": "",
+    "ask_environment": "%(environment)s",
+    "ask_model": "%(model)s",
+    "ask_version": "%(version)s",
+    "ask_artifact_sha256": "%(artifact_sha256)s",
+    "ask_now": "%(now)s",
+}
+LIVE_STATES = frozenset(State) - DEAD_STATES - USED_STATES - {State.DRAFT}
+
+
+def _signer_needed(person: str) -> str:
+    return SIGNER_NEEDED_SQL.format(
+        person=person,
+        live=_in(LIVE_STATES),
+        n_day=_local_date("n.window_start"),
+        c_day=_local_date("c.window_start"),
+        approval=SignOffKind.APPROVAL,
+        approve=Decision.APPROVE,
+    )
 
 
 def _statement(template: str, **parts: str) -> str:
     return template.format(
-        **parts,
+        **{**ASKED_BY_PARAMETERS, **parts},
+        dependencies=RegisteredModel.upstream_models.through._meta.db_table,
+        users=Membership._meta.get_field("user").related_model._meta.db_table,
+        live=_in(LIVE_STATES),
+        sole_needed=_signer_needed("sm.user_id"),
+        overloaded_needed=_signer_needed("so.user_id"),
         environment_e=_columns("e", "e_", ENVIRONMENT_FIELDS, Environment),
         environment_ce=_columns("ce", "ce_", ENVIRONMENT_FIELDS, Environment),
         policy_p=_columns("p", "p_", POLICY_FIELDS, EnvironmentPolicy),
@@ -424,6 +542,7 @@ def _statement(template: str, **parts: str) -> str:
         emergency=Kind.EMERGENCY,
         finding_open=FindingStatus.OPEN,
         finding_high=FindingSeverity.HIGH,
+        artifact_unverified=ArtifactOutcome.UNVERIFIED,
     )
 
 
@@ -440,6 +559,9 @@ PARAMETER_TYPES = {
     "change_request": "bigint",
     "model_id": "bigint",
     "policy_id": "bigint",
+    "true": "boolean",
+    "signer_limit": "integer",
+    "time_zone": "text",
 }
 # PostgreSQL connection → the names of the statements prepared on it.
 _prepared: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -532,6 +654,18 @@ def _lock(change_request_id: int) -> None:
     list(ChangeRequest.objects.select_for_update().filter(pk=change_request_id).values_list("pk"))
 
 
+def _parameters(now: datetime) -> dict[str, Any]:
+    """The parameters every statement takes besides the names asked."""
+    return {
+        "now": _param(now),
+        "today": timezone.localdate(now),
+        "false": False,
+        "true": True,
+        "signer_limit": settings.GATEHOUSE_SIGNER_CHANGES_PER_DAY,
+        "time_zone": timezone.get_current_timezone_name(),
+    }
+
+
 def gate_question_resolve(
     *,
     environment: Environment | str,
@@ -555,17 +689,42 @@ def gate_question_resolve(
     }
     named = change_request not in (None, "")
     params = {
+        **_parameters(now),
         "environment": _matchable(asked["environment"]),
         "model": _matchable(asked["model"]),
         "version": _matchable(version),
         "artifact_sha256": _matchable(artifact_sha256),
-        "now": _param(now),
-        "today": timezone.localdate(now),
-        "false": False,
         "named": named,
         "change_request": change_request_pk(change_request) if named else None,
     }
     build = (BUILD if lock else QUESTION).fetch_row(params)
+    change = build
+    if lock:
+        change_id = params["change_request"] if named else build["found_change_id"]
+        if change_id is not None:
+            _lock(change_id)
+        change = CHANGE.fetch_row(
+            {
+                **params,
+                "change_request": change_id,
+                "model_id": build["m_id"],
+                "policy_id": build["p_id"],
+            }
+        )
+    return _question(asked=asked, now=now, named=named, build=build, change=change)
+
+
+def _question(
+    *,
+    asked: dict[str, str],
+    now: datetime,
+    named: bool,
+    build: dict[str, Any],
+    change: dict[str, Any],
+    unsigned_teams: Callable[[EnvironmentPolicy, ChangeRequest], list[str]] | None = None,
+) -> GateQuestion:
+    """The question from the rows its statements returned (the build's and the change's, one
+    and the same row unless deployment start locked the change in between)."""
     found_environment = _instance(Environment, build, "e_", ENVIRONMENT_FIELDS)
     policy = _instance(EnvironmentPolicy, build, "p_", POLICY_FIELDS)
     found_model = _instance(RegisteredModel, build, "m_", MODEL_FIELDS)
@@ -593,19 +752,6 @@ def gate_question_resolve(
         model_version.model = found_model
         model_version.repository = _instance(Repository, build, "r_", REPOSITORY_FIELDS)
 
-    change = build
-    if lock:
-        change_id = params["change_request"] if named else build["found_change_id"]
-        if change_id is not None:
-            _lock(change_id)
-        change = CHANGE.fetch_row(
-            {
-                **params,
-                "change_request": change_id,
-                "model_id": build["m_id"],
-                "policy_id": build["p_id"],
-            }
-        )
     found_change = _instance(ChangeRequest, change, "c_", CHANGE_FIELDS)
     if found_change is not None:
         found_change.model_version = _instance(ModelVersion, change, "cv_", VERSION_FIELDS)
@@ -637,7 +783,9 @@ def gate_question_resolve(
         attempt_succeeded=bool(change["attempt_succeeded"]),
         authorised_at=_moment(change["authorised_at"]),
         unsigned_teams=(
-            _unsigned_teams(policy, found_change) if change["missing_approval_teams"] else []
+            (unsigned_teams or _unsigned_teams)(policy, found_change)
+            if change["missing_approval_teams"]
+            else []
         ),
         peer_reviewed=bool(change["peer_reviewed"]),
         record_inconsistent=bool(change["record_inconsistent"]),
@@ -648,6 +796,25 @@ def gate_question_resolve(
             else None
         ),
         window_freeze_reason=change["window_freeze_reason"],
+        dependency_conflict=(
+            DependencyConflict(
+                number=ChangeRequest(pk=change["dependency_id"]).number,
+                model=change["dependency_model"],
+                upstream=bool(change["dependency_upstream"]),
+            )
+            if change["dependency_id"] is not None
+            else None
+        ),
+        signer_overloaded=(
+            OverloadedSigner(
+                username=change["overloaded_username"],
+                team=change["overloaded_team"],
+                changes=change["overloaded_elsewhere"] + 1,
+                day=timezone.localtime(found_change.window_start).date(),
+            )
+            if change["overloaded_username"] is not None
+            else None
+        ),
         validation=(
             ValidationEvidence(
                 outcome=build["validation_outcome"],
@@ -658,4 +825,104 @@ def gate_question_resolve(
             else None
         ),
         findings_overdue=build["findings_overdue"] or 0,
+        artifact_outcome=build["artifact_outcome"],
     )
+
+
+# The batch: the question of each change request in a set, asked as at the start of its window
+# (as at `now` once the window has begun, or for a change that has none yet), in one statement
+# whatever their number.
+CHANGES_ASKED = """(SELECT qc.id AS q_change_id, qe.name AS q_environment, qm.name AS q_model,
+        qv.version AS q_version,
+        CASE WHEN qc.window_start > %(now)s THEN qc.window_start ELSE %(now)s END AS q_now
+   FROM releases_changerequest qc
+   JOIN releases_environment qe ON qe.id = qc.environment_id
+   JOIN registry_modelversion qv ON qv.id = qc.model_version_id
+   JOIN registry_registeredmodel qm ON qm.id = qv.model_id
+   WHERE qc.id IN (CHANGE_IDS))"""
+BATCH_SQL = _statement(
+    CHANGE_SQL,
+    build_columns="asked.*, ",
+    source="({})".format(
+        _statement(
+            BUILD_SQL,
+            asked=CHANGES_ASKED,
+            asked_columns="asked.*, ",
+            ask_environment="asked.q_environment",
+            ask_model="asked.q_model",
+            ask_version="asked.q_version",
+            ask_artifact_sha256="''",
+            ask_now="asked.q_now",
+        )
+    ),
+    change_id="asked.q_change_id",
+    model_id="asked.m_id",
+    policy_id="asked.p_id",
+    ask_now="asked.q_now",
+)
+
+
+def gate_questions_for_changes(
+    changes: list[ChangeRequest], *, now: datetime | None = None
+) -> dict[int, GateQuestion]:
+    """The gate's question of each change request, as it stands for the start of its window
+    (or now, once it has begun): what the CAB reads to know whether a change will be let
+    through when its window opens.
+    One statement for the questions and one for the teams that have not signed, whatever the
+    number of changes; the facts are those of `gate_question_resolve`, from the same SQL."""
+    if not changes:
+        return {}
+    now = now or timezone.now()
+    ids = ", ".join(str(int(change.pk)) for change in changes)
+    with connection.cursor() as cursor:
+        cursor.execute(BATCH_SQL.replace("CHANGE_IDS", ids), _parameters(now))
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+    unsigned = _unsigned_teams_of(
+        {row["c_id"]: row["p_id"] for row in rows if row["missing_approval_teams"]}
+    )
+    questions = {}
+    for row in rows:
+        asked = {
+            "environment": row["q_environment"],
+            "model": row["q_model"],
+            "version": row["q_version"],
+            "artifact_sha256": "",
+            "change_request": ChangeRequest(pk=row["q_change_id"]).number,
+        }
+        questions[row["q_change_id"]] = _question(
+            asked=asked,
+            now=_moment(row["q_now"]),
+            named=True,
+            build=row,
+            change=row,
+            unsigned_teams=lambda policy, change: unsigned.get(change.pk, []),
+        )
+    return questions
+
+
+def _unsigned_teams_of(policy_of_change: dict[int, int]) -> dict[int, list[str]]:
+    """Change id → the approval teams of its policy in force without a standing approval on
+    it, by name: `_unsigned_teams` for many changes in two queries."""
+    if not policy_of_change:
+        return {}
+    through = EnvironmentPolicy.approval_teams.through
+    teams: dict[int, list[tuple[int, str]]] = {}
+    for policy_id, team_id, name in through.objects.filter(
+        environmentpolicy_id__in=set(policy_of_change.values())
+    ).values_list("environmentpolicy_id", "team_id", "team__name"):
+        teams.setdefault(policy_id, []).append((team_id, name))
+    signed = set(
+        SignOff.objects.filter(
+            change_request_id__in=list(policy_of_change),
+            kind=SignOffKind.APPROVAL,
+            decision=Decision.APPROVE,
+            voided_at__isnull=True,
+        ).values_list("change_request_id", "team_id")
+    )
+    return {
+        change_id: sorted(
+            name for team_id, name in teams.get(policy_id, []) if (change_id, team_id) not in signed
+        )
+        for change_id, policy_id in policy_of_change.items()
+    }

@@ -95,6 +95,34 @@ def live_in_environment(
     return with_provenance(queryset)
 
 
+def live_in_environments(environments: Sequence[Environment]) -> dict[int, list[Deployment]]:
+    """What is live now in each of `environments`, by environment id, each by model name: two
+    queries whatever their number (one index probe per model and environment, then the rows)."""
+    probes = {
+        f"live_{environment.pk}": Subquery(
+            Deployment.objects.filter(
+                environment=environment.pk, model=OuterRef("pk"), **_succeeded_by(None)
+            )
+            .order_by("-succeeded_at", "-pk")
+            .values("pk")[:1]
+        )
+        for environment in environments
+    }
+    live: dict[int, list[Deployment]] = {environment.pk: [] for environment in environments}
+    if not probes:
+        return live
+    rows = RegisteredModel.objects.annotate(**probes).order_by().values_list(*probes)
+    ids = {pk for row in rows for pk in row if pk is not None}
+    deployments = (
+        Deployment.objects.filter(pk__in=ids)
+        .select_related("model", "model_version", "change_request")
+        .order_by("model__name")
+    )
+    for deployment in deployments:
+        live[deployment.environment_id].append(deployment)
+    return live
+
+
 def live_deployment(
     *, environment: Environment, model: RegisteredModel, at: datetime | None = None
 ) -> Deployment | None:

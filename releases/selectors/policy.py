@@ -1,9 +1,14 @@
 """The environments, and which policy version is in force in each."""
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from collections.abc import Sequence
 
+from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.utils import timezone
+
+from portal.exceptions import NotFound
 from portal.models import Team
 from releases.models import Environment, EnvironmentPolicy, FreezeWindow
+from releases.selectors.live import live_in_environments
 
 
 def _with_teams(queryset: QuerySet[EnvironmentPolicy]) -> QuerySet[EnvironmentPolicy]:
@@ -44,3 +49,45 @@ def freeze_windows_active() -> QuerySet[FreezeWindow]:
 def production_environment_names() -> set[str]:
     """Environments marked as production (the registry compares model cards against them)."""
     return set(Environment.objects.filter(is_production=True).values_list("name", flat=True))
+
+
+def environments_read(*, production: bool | None = None) -> QuerySet[Environment]:
+    """Environments in promotion order with the policy in force (the latest version, with its
+    approval teams) and the freezes that have not ended and were not cancelled, by prefetch:
+    a fixed number of queries for any page."""
+    latest = (
+        EnvironmentPolicy.objects.filter(environment=OuterRef("environment"))
+        .order_by("-version")
+        .values("version")[:1]
+    )
+    standing = FreezeWindow.objects.filter(
+        cancelled_at__isnull=True, ends_at__gt=timezone.now()
+    ).order_by("starts_at", "id")
+    environments = Environment.objects.prefetch_related(
+        Prefetch(
+            "policies",
+            queryset=_with_teams(EnvironmentPolicy.objects.filter(version=Subquery(latest))),
+            to_attr="policies_in_force",
+        ),
+        Prefetch("freezes", queryset=standing, to_attr="freezes_standing"),
+    )
+    if production is not None:
+        environments = environments.filter(is_production=production)
+    return environments.order_by("rank", "name")
+
+
+def environment_read(*, name: str) -> Environment:
+    found = environments_read().filter(name=name).first() if "\x00" not in name else None
+    if found is None:
+        raise NotFound(f"No environment is named '{name}'.", code="unknown_environment")
+    return found
+
+
+def environments_with_live(environments: Sequence[Environment]) -> list[Environment]:
+    """`environments` (from `environments_read`), each with `policy_in_force` and `live_now`,
+    what is live there now per model."""
+    live = live_in_environments(environments)
+    for environment in environments:
+        environment.policy_in_force = next(iter(environment.policies_in_force), None)
+        environment.live_now = live[environment.pk]
+    return list(environments)

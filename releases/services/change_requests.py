@@ -3,11 +3,14 @@
 exactly one move, and refuses with a stable code what DESIGN.md rules 1-6, 8 and 11 forbid."""
 
 import hashlib
-from collections.abc import Iterable
-from datetime import datetime, timedelta
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import rfc8785
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -17,8 +20,9 @@ from audit.actions import AuditAction
 from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
 from organisation.reauthentication import password_confirms
+from organisation.services import memberships_follow_groups
 from portal.exceptions import Conflict, NotFound, RuleDenied
-from portal.models import Membership, Team
+from portal.models import Absence, Membership, ProviderIdentity, Team
 from registry.model_risk import model_retire
 from registry.models import ModelVersion
 from releases import notifications
@@ -30,6 +34,7 @@ from releases.models import (
     Environment,
     EnvironmentPolicy,
     FreezeWindow,
+    SignatureStepUp,
     SignOff,
     SignOffKind,
 )
@@ -37,6 +42,8 @@ from releases.permissions import (
     SIGN_OFF_KIND_BY_STATE,
     Action,
     Slot,
+    delegate_denial,
+    full_name,
     open_slots,
     person_denial,
     refuse,
@@ -55,6 +62,8 @@ RETROSPECTIVE_WARNING = timedelta(hours=12)
 # Wrong passwords on the sign form count like wrong passwords at sign-in (django-axes).
 REAUTH_LIMIT = getattr(settings, "AXES_FAILURE_LIMIT", 5)
 REAUTH_COOLOFF = timedelta(hours=getattr(settings, "AXES_COOLOFF_TIME", 0.25))
+# The identity provider's clock and ours may disagree by this much about when a signer signed in.
+STEP_UP_CLOCK_SKEW = timedelta(seconds=10)
 EDITABLE_FIELDS = (
     "model_version",
     "title",
@@ -491,8 +500,16 @@ def change_request_file(
 
 
 def _choose_slot(
-    *, actor, change_request: ChangeRequest, slots: list[Slot], team: Team | None, memberships
+    *,
+    actor,
+    change_request: ChangeRequest,
+    slots: list[Slot],
+    team: Team | None,
+    memberships,
+    delegated_team_ids: set[int] | None = None,
 ) -> Slot:
+    """The slot `team` names, else the only one the signer may fill: by their approver roles,
+    or, signing as a delegate, by the teams of the principal's absence (`delegated_team_ids`)."""
     kind = SIGN_OFF_KIND_BY_STATE[change_request.state]
     if kind in (SignOffKind.PEER_REVIEW, SignOffKind.EMERGENCY_AUTHORISATION):
         return slots[0]
@@ -512,7 +529,16 @@ def _choose_slot(
             f"nothing more is needed from {team.name}.",
             code="team_already_signed",
         )
-    mine = [s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)]
+    if delegated_team_ids is not None:
+        mine = [s for s in slots if s.team.pk in delegated_team_ids]
+        if delegated_team_ids and not mine:
+            raise Conflict(
+                "The team you stand in for has already signed.", code="team_already_signed"
+            )
+    else:
+        mine = [
+            s for s in slots if any(m.team_id == s.team.pk and m.is_approver for m in memberships)
+        ]
     if len(mine) > 1:
         raise RuleDenied(
             "Choose the team you sign for: the sign page lists the teams you may sign for.",
@@ -551,11 +577,13 @@ def change_request_sign(
     content_digest: str,
     team: Team | None = None,
     comment: str = "",
+    on_behalf_of: AbstractBaseUser | None = None,
     request=None,
     now: datetime | None = None,
 ) -> SignOff:
     """Give the signature the request waits for in its state: peer review, team approval,
-    emergency authorisation or retrospective review.
+    emergency authorisation or retrospective review. With `on_behalf_of`, a team approval is
+    given as the delegate of that absent approver (`permissions.delegate_denial`).
 
     Rule 6: the signer re-enters their password (checked, never stored) and the meaning, the
     digest of the content they saw (rule 5) and the policy version (rule 13) are stored on the
@@ -571,9 +599,11 @@ def change_request_sign(
             change_request=change_request,
             decision=decision,
             password=password,
+            at_provider=None,
             content_digest=content_digest,
             team=team,
             comment=comment,
+            on_behalf_of=on_behalf_of,
             request=request,
             now=now,
         )
@@ -583,16 +613,68 @@ def change_request_sign(
         raise
 
 
+@dataclass(frozen=True)
+class ProviderReauthentication:
+    """How the identity provider confirmed a signer (`change_request_sign_at_provider`): when
+    they signed in there again and at which assurance (`acr`)."""
+
+    auth_time: datetime
+    acr: str
+
+
+def _check_decision(decision: str, comment: str) -> None:
+    if decision not in Decision.values:
+        raise RuleDenied(
+            "Choose Approve or Reject: a sign-off needs a decision.", code="invalid_decision"
+        )
+    if decision == Decision.REJECT and not comment.strip():
+        raise ValidationError(
+            {"comment": ValidationError("Say why you reject.", code="comment_required")}
+        )
+
+
+def _check_digest(change_request: ChangeRequest, content_digest: str) -> None:
+    if content_digest != change_request.content_digest:
+        raise Conflict(
+            f"{change_request.number} changed since you read it; read it again before signing.",
+            code="content_changed",
+        )
+
+
+def _check_assurance(policy: EnvironmentPolicy, at_provider: ProviderReauthentication | None):
+    """A policy's `required_acr`: the provider must have confirmed the signer at that level; a
+    password typed again never reaches it."""
+    if not policy.required_acr:
+        return
+    environment = policy.environment.name
+    if at_provider is None:
+        raise RuleDenied(
+            f"{environment} takes only signatures confirmed at the identity provider with "
+            f"{policy.required_acr}; a password is not enough.",
+            code="acr_not_met",
+        )
+    if at_provider.acr != policy.required_acr:
+        achieved = at_provider.acr or "no stated level"
+        raise RuleDenied(
+            f"{environment} takes only signatures confirmed at the identity provider with "
+            f"{policy.required_acr}; you signed in there with {achieved}. Sign in again at the "
+            "level asked for.",
+            code="acr_not_met",
+        )
+
+
 @transaction.atomic
 def _sign(
     *,
     actor: AbstractBaseUser,
     change_request: ChangeRequest,
     decision: str,
-    password: str,
+    password: str | None,
+    at_provider: ProviderReauthentication | None,
     content_digest: str,
     team: Team | None,
     comment: str,
+    on_behalf_of: AbstractBaseUser | None,
     request,
     now: datetime | None,
 ) -> SignOff:
@@ -611,26 +693,16 @@ def _sign(
             "for no signature.",
             code="invalid_transition",
         )
-    if decision not in Decision.values:
-        raise RuleDenied(
-            "Choose Approve or Reject: a sign-off needs a decision.", code="invalid_decision"
-        )
-    if decision == Decision.REJECT and not comment.strip():
-        raise ValidationError(
-            {"comment": ValidationError("Say why you reject.", code="comment_required")}
-        )
-    if not password or not password_confirms(actor, password):
+    _check_decision(decision, comment)
+    if at_provider is None and (not password or not password_confirms(actor, password)):
         raise RuleDenied(
             "The password is not right; nothing was signed. Type your sign-in password again "
             "(several wrong attempts lock signing for a while).",
             code="reauth_failed",
         )
-    if content_digest != change_request.content_digest:
-        raise Conflict(
-            f"{change_request.number} changed since you read it; read it again before signing.",
-            code="content_changed",
-        )
+    _check_digest(change_request, content_digest)
     policy = _policy(change_request.environment)
+    _check_assurance(policy, at_provider)
     change_request.policy = policy
     approval_teams = list(policy.approval_teams.all())
     sign_offs = list(change_request.sign_offs.filter(voided_at__isnull=True))
@@ -641,12 +713,25 @@ def _sign(
             code="complete",
         )
     memberships = list(Membership.objects.filter(user=actor))
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    principal, absences = None, []
+    if on_behalf_of is not None:
+        principal = get_user_model().objects.get(pk=on_behalf_of.pk)
+        # Locked: an absence cancelled meanwhile is seen, or waits for this signature.
+        absences = list(
+            Absence.objects.select_for_update().filter(
+                person_id__in=[principal.pk, actor.pk], cancelled_at__isnull=True
+            )
+        )
+    lent = _places_lent(absences, principal=principal, delegate=actor, day=today)
     slot = _choose_slot(
         actor=actor,
         change_request=change_request,
         slots=slots,
         team=team,
         memberships=memberships,
+        delegated_team_ids={a.team_id for a in lent} if principal is not None else None,
     )
     commit_authors = None
     if policy.exclude_commit_authors:
@@ -660,21 +745,34 @@ def _sign(
                 code="commits_unknown",
             )
         commit_authors = commits.author_emails
-    denial = signer_denial(
-        user=actor,
-        change_request=change_request,
-        slot=slot,
-        memberships=memberships,
-        sign_offs=sign_offs,
-        commit_author_emails=commit_authors,
-        authoriser_excluded=policy.retrospective_excludes_authoriser,
-    )
+    if principal is None:
+        denial = signer_denial(
+            user=actor,
+            change_request=change_request,
+            slot=slot,
+            memberships=memberships,
+            sign_offs=sign_offs,
+            commit_author_emails=commit_authors,
+            authoriser_excluded=policy.retrospective_excludes_authoriser,
+        )
+    else:
+        denial = delegate_denial(
+            user=actor,
+            principal=principal,
+            change_request=change_request,
+            slot=slot,
+            memberships=memberships,
+            principal_memberships=Membership.objects.filter(user=principal),
+            sign_offs=sign_offs,
+            absences=absences,
+            today=today,
+            commit_author_emails=commit_authors,
+        )
     if denial is not None:
         raise denial
     signing_team = slot.team
     if kind == SignOffKind.EMERGENCY_AUTHORISATION:
         signing_team = next(m.team for m in memberships if m.is_emergency_approver)
-    now = now or timezone.now()
     sign_off = SignOff(
         change_request=change_request,
         kind=kind,
@@ -682,11 +780,16 @@ def _sign(
         signer=actor,
         decision=decision,
         comment=comment,
-        meaning=signature_meaning(change_request=change_request, slot=slot, decision=decision),
+        meaning=signature_meaning(
+            change_request=change_request, slot=slot, decision=decision, principal=principal
+        ),
         content_digest=change_request.content_digest,
         policy=policy,
         reauthenticated=True,
+        auth_time=at_provider.auth_time if at_provider else None,
+        acr=at_provider.acr if at_provider else "",
         signed_at=now,
+        on_behalf_of=principal,
     )
     sign_off.full_clean()
     sign_off.save()
@@ -724,14 +827,265 @@ def _sign(
             "content_digest": sign_off.content_digest,
             "policy_version": policy.version,
             "reauthenticated": True,
+            "reauthenticated_by": "identity_provider" if at_provider else "password",
+            **({"auth_time": at_provider.auth_time, "acr": at_provider.acr} if at_provider else {}),
             "signed_at": sign_off.signed_at,
             "state_before": state_before,
             "state_after": change_request.state,
+            **_delegation_record(principal, lent, slot=slot),
         },
         request=request,
     )
     _retire_once_approved(change_request, actor=actor, request=request)
     return sign_off
+
+
+@transaction.atomic
+def change_request_step_up_begin(
+    *,
+    actor: AbstractBaseUser,
+    change_request: ChangeRequest,
+    decision: str,
+    content_digest: str,
+    team: Team | None = None,
+    comment: str = "",
+    on_behalf_of: AbstractBaseUser | None = None,
+    now: datetime | None = None,
+) -> SignatureStepUp:
+    """Rule 6 for people who sign in at the identity provider: their choice on the sign form
+    waits here, under a fresh state, nonce and PKCE verifier, while they sign in there again
+    (`organisation.oidc.step_up_url`). What can be refused already is, so nobody is sent away
+    for nothing; everything is checked again when they come back. Nothing is signed yet, so
+    nothing is audited yet: the signature's event records when this began."""
+    _require_person(actor)
+    change_request = ChangeRequest.objects.get(pk=change_request.pk)
+    if SIGN_OFF_KIND_BY_STATE.get(change_request.state) is None:
+        raise Conflict(
+            f"{change_request.number} is {change_request.get_state_display().lower()}; it waits "
+            "for no signature.",
+            code="invalid_transition",
+        )
+    _check_decision(decision, comment)
+    _check_digest(change_request, content_digest)
+    policy = _policy(change_request.environment)
+    step_up = SignatureStepUp(
+        change_request=change_request,
+        signer=actor,
+        team=team,
+        on_behalf_of=on_behalf_of,
+        decision=decision,
+        comment=comment,
+        content_digest=content_digest,
+        acr_values=policy.required_acr,
+        state=secrets.token_urlsafe(32),
+        nonce=secrets.token_urlsafe(32),
+        code_verifier=secrets.token_urlsafe(64),
+        issued_at=now or timezone.now(),
+    )
+    step_up.full_clean()
+    step_up.save()
+    return step_up
+
+
+@transaction.atomic
+def _step_up_refusal_record(*, actor, step_up: SignatureStepUp, code: str, request) -> None:
+    SignatureStepUp.objects.filter(pk=step_up.pk).update(refusal=code)
+    audit_record(
+        actor=actor,
+        action=AuditAction.CHANGE_REQUEST_STEP_UP_REFUSED,
+        target=step_up.change_request,
+        environment=step_up.change_request.environment,
+        data={"code": code, "issued_at": step_up.issued_at},
+        request=request,
+    )
+
+
+@transaction.atomic
+def _step_up_take(*, actor, state: str, now: datetime) -> SignatureStepUp:
+    step_up = (
+        SignatureStepUp.objects.select_for_update(of=("self",))
+        .select_related("change_request__environment", "team")
+        .filter(state=state)
+        .first()
+        if state
+        else None
+    )
+    # Someone else's pending signature is not found either: its state tells nobody anything.
+    if step_up is None or step_up.signer_id != actor.pk:
+        raise NotFound(
+            "No signature of yours waits for this answer of the identity provider.",
+            code="step_up_unknown",
+        )
+    if step_up.taken_at is not None:
+        raise Conflict(
+            "This answer of the identity provider was used already; sign again.",
+            code="step_up_replayed",
+        )
+    step_up.taken_at = now
+    step_up.save(update_fields=["taken_at"])
+    return step_up
+
+
+def change_request_step_up_take(
+    *, actor: AbstractBaseUser, state: str, request=None, now: datetime | None = None
+) -> SignatureStepUp:
+    """The pending signature the provider's answer names by its `state`, taken once and before
+    the provider is asked anything more: the same answer arriving again (a replayed callback)
+    is refused and recorded. Only its signer may take it."""
+    try:
+        return _step_up_take(actor=actor, state=state, now=now or timezone.now())
+    except Conflict as error:
+        step_up = SignatureStepUp.objects.select_related("change_request__environment").get(
+            state=state
+        )
+        _step_up_refusal_record(actor=actor, step_up=step_up, code=error.code, request=request)
+        raise
+
+
+def _auth_time(claims: Mapping) -> datetime | None:
+    value = claims.get("auth_time")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return datetime.fromtimestamp(value, tz=UTC)
+
+
+def _step_up_denial(
+    *, actor, step_up: SignatureStepUp, claims: Mapping, now: datetime
+) -> ProviderReauthentication:
+    """Whether the provider's verified claims confirm this very signature by this signer, just
+    now; the confirmation to sign with if they do."""
+    if step_up.taken_at is None or step_up.signer_id != actor.pk:
+        raise RuleDenied("Come back from the identity provider first.", code="step_up_not_taken")
+    if step_up.sign_off_id is not None or step_up.refusal:
+        raise Conflict(
+            "This answer of the identity provider was used already; sign again.",
+            code="step_up_replayed",
+        )
+    if not secrets.compare_digest(str(claims.get("nonce", "")), step_up.nonce):
+        raise RuleDenied(
+            "The identity provider's answer belongs to another signature; nothing was signed.",
+            code="step_up_mismatch",
+        )
+    if not ProviderIdentity.objects.filter(
+        user=actor, issuer=claims.get("iss", ""), subject=str(claims.get("sub", ""))
+    ).exists():
+        raise RuleDenied(
+            "You signed in at the identity provider as someone else; nothing was signed.",
+            code="step_up_wrong_signer",
+        )
+    auth_time = _auth_time(claims)
+    limit = timedelta(seconds=settings.GATEHOUSE_OIDC_STEP_UP_SECONDS)
+    if auth_time is None:
+        raise RuleDenied(
+            "The identity provider did not say when you signed in; nothing was signed.",
+            code="step_up_stale",
+        )
+    if auth_time < step_up.issued_at - STEP_UP_CLOCK_SKEW or now - auth_time > limit:
+        raise RuleDenied(
+            "The identity provider answered with an earlier sign-in, not a new one; nothing was "
+            "signed. Sign again and sign in at the provider when it asks.",
+            code="step_up_stale",
+        )
+    return ProviderReauthentication(auth_time=auth_time, acr=str(claims.get("acr") or ""))
+
+
+@transaction.atomic
+def _sign_at_provider(
+    *,
+    actor,
+    step_up: SignatureStepUp,
+    confirmation: ProviderReauthentication,
+    request,
+    now: datetime,
+) -> SignOff:
+    step_up = SignatureStepUp.objects.select_for_update().get(pk=step_up.pk)
+    if step_up.sign_off_id is not None or step_up.refusal:
+        raise Conflict(
+            "This answer of the identity provider was used already; sign again.",
+            code="step_up_replayed",
+        )
+    sign_off = _sign(
+        actor=actor,
+        change_request=step_up.change_request,
+        decision=step_up.decision,
+        password=None,
+        at_provider=confirmation,
+        content_digest=step_up.content_digest,
+        team=step_up.team,
+        comment=step_up.comment,
+        on_behalf_of=step_up.on_behalf_of,
+        request=request,
+        now=now,
+    )
+    step_up.sign_off = sign_off
+    step_up.save(update_fields=["sign_off"])
+    return sign_off
+
+
+def change_request_sign_at_provider(
+    *,
+    actor: AbstractBaseUser,
+    step_up: SignatureStepUp,
+    claims: Mapping,
+    groups: list[str] | None = None,
+    request=None,
+    now: datetime | None = None,
+) -> SignOff:
+    """Rule 6 for single sign-on: give the signature `step_up` waited for, once the identity
+    provider confirmed its signer. `claims` are the ID token's, its signature, issuer, audience
+    and expiry already checked (`organisation.oidc.step_up_answer`); this decides whether they
+    confirm this signature: the nonce of this pending signature and no other, the signer's own
+    subject, a sign-in (`auth_time`) after they were sent there and at most
+    GATEHOUSE_OIDC_STEP_UP_SECONDS ago, and the `acr` the policy asks for. The signer's team
+    roles follow the provider's `groups` first, as at sign-in, and stay so whatever follows.
+    Then every rule of `change_request_sign` applies; `auth_time` and `acr` are stored on the
+    sign-off and in its event. A refusal is recorded and uses the pending signature up."""
+    now = now or timezone.now()
+    step_up = SignatureStepUp.objects.select_related("change_request__environment", "team").get(
+        pk=step_up.pk
+    )
+    try:
+        confirmation = _step_up_denial(actor=actor, step_up=step_up, claims=claims, now=now)
+        mapping = getattr(settings, "GATEHOUSE_OIDC_TEAM_GROUPS", [])
+        if groups is not None and mapping:
+            memberships_follow_groups(user=actor, groups=groups, mapping=mapping)
+        return _sign_at_provider(
+            actor=actor, step_up=step_up, confirmation=confirmation, request=request, now=now
+        )
+    except (RuleDenied, Conflict) as error:
+        if error.code != "step_up_not_taken":
+            _step_up_refusal_record(actor=actor, step_up=step_up, code=error.code, request=request)
+        raise
+
+
+def _places_lent(absences: list[Absence], *, principal, delegate, day) -> list[Absence]:
+    """The absences of `principal` in force on `day` that name `delegate`."""
+    if principal is None:
+        return []
+    return [
+        absence
+        for absence in absences
+        if absence.person_id == principal.pk
+        and absence.delegate_id == delegate.pk
+        and absence.covers(day)
+    ]
+
+
+def _delegation_record(principal, lent: list[Absence], *, slot: Slot) -> dict:
+    """What the signing event says of a delegation: the absent principal (id and name, as they
+    were then) and the absence that lent their place. Nothing for a signature in one's own
+    name, so the events written before delegation read the same."""
+    if principal is None:
+        return {}
+    absence = next(a for a in lent if a.team_id == slot.team.pk)
+    return {
+        "on_behalf_of": {
+            "id": principal.pk,
+            "username": principal.get_username(),
+            "name": full_name(principal),
+            "absence": absence.pk,
+        }
+    }
 
 
 # The steps of a normal change on its way, in order: a withdrawal only ever moves back.
@@ -798,6 +1152,9 @@ def sign_off_withdraw(
         _move(change_request, target)
         change_request.policy = policy
         change_request.save(update_fields=["state", "policy", "updated_at"])
+    else:
+        # The change's record moved even where its state did not (`updated_since` readers).
+        change_request.save(update_fields=["updated_at"])
     notifications.sign_off_withdrawn(change_request=change_request, sign_off=sign_off)
     notifications.change_request_waiting(change_request=change_request)
     audit_record(
@@ -973,13 +1330,13 @@ def change_request_mark_rolled_back(
     *, change_request: ChangeRequest, deployment: Deployment, actor=None, request=None
 ) -> ChangeRequest:
     """Called by the rollback service. A deployed normal change becomes rolled back; an
-    emergency change keeps owing its retrospective, so its state stays and only the event is
-    recorded."""
+    emergency change keeps owing its retrospective, so its state stays and only the event (and
+    `updated_at`) is recorded."""
     change_request = _lock(change_request)
     state_before = change_request.state
     if not (change_request.kind == Kind.EMERGENCY and state_before == State.RETRO_REVIEW):
         _move(change_request, State.ROLLED_BACK)
-        change_request.save()
+    change_request.save()
     audit_record(
         actor=actor,
         action=AuditAction.CHANGE_REQUEST_ROLLED_BACK,

@@ -14,9 +14,12 @@ from audit.services import audit_record, describe_actor
 from portal.authentication import is_service_account
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Scope
-from registry.models import ModelVersion, RegisteredModel
+from registry.artifacts import artifact_store_connected
+from registry.models import ArtifactCheckPurpose, ModelVersion, RegisteredModel
+from registry.services import model_version_artifact_check
 from releases import notifications
 from releases.models import (
+    BatchRun,
     ChangeRequest,
     Deployment,
     DeploymentKind,
@@ -138,6 +141,40 @@ def _refuse_unknown_names(answer: GateAnswer) -> None:
         raise ValidationError(errors)
 
 
+def _artifact_recheck(
+    *,
+    actor: Any,
+    model_version: ModelVersion | None,
+    model: RegisteredModel | str,
+    version: str,
+    artifact_sha256: str,
+    request: Any,
+) -> None:
+    """Issue 20: look at the build's artifact in its store again before the gate judges the
+    start, so an object replaced since registration is refused (`artifact_changed`). The store
+    is read before the deployment's transaction opens; an unconnected store is not asked."""
+    if model_version is None:
+        name = getattr(model, "name", model)
+        if not name or "\x00" in name + version + artifact_sha256:
+            return
+        found = ModelVersion.objects.select_related("model").filter(model__name=name)
+        if version:
+            found = found.filter(version=version)
+        elif artifact_sha256:
+            found = found.filter(artifact_sha256=artifact_sha256)
+        else:
+            return
+        model_version = found.order_by("-created_at", "-pk").first()
+    if model_version is None or not artifact_store_connected(model_version.artifact_uri):
+        return
+    model_version_artifact_check(
+        actor=actor,
+        model_version=model_version,
+        purpose=ArtifactCheckPurpose.DEPLOYMENT_START,
+        request=request,
+    )
+
+
 def deployment_start(
     *,
     actor: Any,
@@ -163,6 +200,15 @@ def deployment_start(
     version's digest (rule 1).
     """
     now = now or timezone.now()
+    _require_scope(actor)
+    _artifact_recheck(
+        actor=actor,
+        model_version=model_version,
+        model=model,
+        version=version,
+        artifact_sha256=artifact_sha256,
+        request=request,
+    )
     if model_version is not None:
         model, version = model_version.model, model_version.version
     with transaction.atomic():
@@ -492,23 +538,49 @@ def health_check_record(
     expected = deployment.model_version.artifact_sha256
     if not check.reported_sha256 or check.reported_sha256 == expected:
         return check
+    unauthorised_change_raise(
+        actor=actor,
+        deployment=deployment,
+        reported_sha256=check.reported_sha256,
+        now=now,
+        health_check=check,
+    )
+    return check
+
+
+def unauthorised_change_raise(
+    *,
+    actor: Any,
+    deployment: Deployment,
+    reported_sha256: str,
+    now: datetime,
+    health_check: HealthCheck | None = None,
+    batch_run: BatchRun | None = None,
+    request: Any = None,
+) -> UnauthorisedChange | None:
+    """Rule 14: flag `deployment` as serving `reported_sha256`, which the ledger did not put
+    there, and tell people; once per digest while a flag stays unreviewed. Runs inside the
+    caller's transaction (a health probe or a batch run's attestation, the witness)."""
     already = UnauthorisedChange.objects.filter(
-        deployment=deployment, reported_sha256=check.reported_sha256, reviewed_at__isnull=True
+        deployment=deployment, reported_sha256=reported_sha256, reviewed_at__isnull=True
     ).exists()
     if already:
-        return check
+        return None
+    expected = deployment.model_version.artifact_sha256
     flag = UnauthorisedChange(
         deployment=deployment,
-        health_check=check,
+        health_check=health_check,
+        batch_run=batch_run,
         environment=deployment.environment,
         model=deployment.model,
         expected_sha256=expected,
-        reported_sha256=check.reported_sha256,
+        reported_sha256=reported_sha256,
         detected_at=now,
     )
     flag.full_clean()
     flag.save()
     notifications.unauthorised_change(flag=flag)
+    witness = {"batch_run": batch_run.pk, "job_id": batch_run.job_id} if batch_run else {}
     audit_record(
         actor=actor,
         action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
@@ -518,10 +590,12 @@ def health_check_record(
             "flag": flag.pk,
             "model": deployment.model.name,
             "expected_sha256": expected,
-            "reported_sha256": check.reported_sha256,
+            "reported_sha256": reported_sha256,
+            **witness,
         },
+        request=request,
     )
-    return check
+    return flag
 
 
 @transaction.atomic

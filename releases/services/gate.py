@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, models, transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
-from registry.models import LifecycleStatus
+from registry.models import ArtifactOutcome, LifecycleStatus
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
     USABLE_STATES,
@@ -71,11 +72,21 @@ class GateCode(models.TextChoices):
         "Another change to the model and environment has an overlapping window.",
     )
     WINDOW_TOUCHES_FREEZE = "window_touches_freeze", "A freeze begins inside the change's window."
+    DEPENDENCY_CONFLICT = (
+        "dependency_conflict",
+        "A model this one depends on, or that depends on it, changes in an overlapping window.",
+    )
+    SIGNER_OVERLOADED = (
+        "signer_overloaded",
+        "The only approver of a team is needed on too many changes that day.",
+    )
     MODEL_RETIRED = "model_retired", "The model is retired."
     VALIDATION_MISSING = "validation_missing", "No Model Risk validation covers the build."
     VALIDATION_EXPIRED = "validation_expired", "The build's validation has expired."
     VALIDATION_REJECTED = "validation_rejected", "Model Risk rejected the build's validation."
     FINDINGS_OVERDUE = "findings_overdue", "A high validation finding is past its due date."
+    ARTIFACT_CHANGED = "artifact_changed", "The artifact in its store is no longer the build's."
+    ARTIFACT_UNVERIFIED = "artifact_unverified", "No store has verified the build's artifact."
 
 
 @dataclass(frozen=True)
@@ -90,14 +101,25 @@ class Reason:
 @dataclass(frozen=True)
 class Rule:
     """One row of the gate: its code, the function that returns the refusal's sentence (or
-    None when the rule holds), the kinds of deployment it refuses, those it only warns, and,
-    for a rule that says a name matches nothing, the input field that named it."""
+    None when the rule holds), the kinds of deployment it refuses, those it only warns (unless
+    the policy's `blocks_where_policy` flag makes them refusals), and, for a rule that says a
+    name matches nothing, the input field that named it."""
 
     code: GateCode
     check: Callable[[GateQuestion], str | None]
     blocks: frozenset[str]
     warns: frozenset[str] = frozenset()
     field: str = ""
+    # A policy flag that turns the warning into a refusal where the policy in force sets it.
+    blocks_where_policy: str = ""
+
+    def refuses(self, kind: str, question: GateQuestion) -> bool:
+        if kind in self.blocks:
+            return True
+        policy = question.policy
+        return bool(
+            self.blocks_where_policy and policy and getattr(policy, self.blocks_where_policy)
+        )
 
 
 @dataclass
@@ -465,6 +487,36 @@ def window_touches_freeze(q: GateQuestion) -> str | None:
     return f"A freeze ({q.window_freeze_reason}) begins inside this change's window."
 
 
+def dependency_conflict(q: GateQuestion) -> str | None:
+    """Issue 18: a model and the models it depends on (the inventory's upstream models)
+    changing in one environment in overlapping windows would each be tested against the other's
+    old version."""
+    conflict = q.dependency_conflict
+    if conflict is None:
+        return None
+    if conflict.upstream:
+        relation = f"{q.change_request.model_version.model.name} depends on it"
+    else:
+        relation = f"it depends on {q.change_request.model_version.model.name}"
+    return (
+        f"{conflict.number} changes {conflict.model} ({relation}) in "
+        f"{q.change_request.environment.name} in a window that overlaps this change's."
+    )
+
+
+def signer_overloaded(q: GateQuestion) -> str | None:
+    """Issue 18: one person who alone can sign for a team, needed on more changes in a day than
+    `GATEHOUSE_SIGNER_CHANGES_PER_DAY`, is a bottleneck and a rubber stamp in the making."""
+    signer = q.signer_overloaded
+    if signer is None:
+        return None
+    return (
+        f"{signer.username} is the only approver of {signer.team} and is needed on "
+        f"{signer.changes} changes whose windows start on {signer.day:%Y-%m-%d} (more than "
+        f"{settings.GATEHOUSE_SIGNER_CHANGES_PER_DAY} a day)."
+    )
+
+
 def model_retired(q: GateQuestion) -> str | None:
     """A retired model goes nowhere, rollbacks included (issue 16)."""
     if q.model is None or q.model.lifecycle_status != LifecycleStatus.RETIRED:
@@ -519,6 +571,30 @@ def findings_overdue(q: GateQuestion) -> str | None:
     )
 
 
+def artifact_changed(q: GateQuestion) -> str | None:
+    """Issue 20: the newest look at the artifact that reached its store found another digest
+    there; what would be deployed is not the build that was approved."""
+    if q.model_version is None or q.artifact_outcome != ArtifactOutcome.MISMATCH:
+        return None
+    return (
+        f"The store of {q.model_version.artifact_uri} no longer holds digest "
+        f"{_digest(q.model_version.artifact_sha256)}: the object changed since it was registered."
+    )
+
+
+def artifact_unverified(q: GateQuestion) -> str | None:
+    """Issue 20: where the policy asks, a store has confirmed the build's digest at least once
+    (at registration or at a deployment start); CI's word alone is not enough."""
+    if q.policy is None or not q.policy.requires_verified_artifact or q.model_version is None:
+        return None
+    if q.artifact_outcome is not None:
+        return None
+    return (
+        f"No store has confirmed the digest of {q.model.name} {q.model_version.version} "
+        f"({q.model_version.artifact_uri}); {q.environment.name} takes only verified artifacts."
+    )
+
+
 ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
 DEPLOYS = frozenset({NORMAL, EMERGENCY})
 
@@ -551,21 +627,45 @@ RULES: list[Rule] = [
     Rule(GateCode.VALIDATION_EXPIRED, validation_expired, frozenset({NORMAL})),
     Rule(GateCode.VALIDATION_REJECTED, validation_rejected, frozenset({NORMAL})),
     Rule(GateCode.FINDINGS_OVERDUE, findings_overdue, frozenset({NORMAL})),
+    Rule(GateCode.ARTIFACT_CHANGED, artifact_changed, ANY),
+    Rule(GateCode.ARTIFACT_UNVERIFIED, artifact_unverified, DEPLOYS),
     Rule(
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
         blocks=frozenset({EMERGENCY}),
         warns=frozenset({NORMAL}),
     ),
-    # Issue 18: conflicts, warnings only.
-    Rule(GateCode.CONFLICTING_CHANGE, conflicting_change, frozenset(), warns=frozenset({NORMAL})),
+    # Issue 18: conflicts warn; collisions refuse where the policy says so.
+    Rule(
+        GateCode.CONFLICTING_CHANGE,
+        conflicting_change,
+        frozenset(),
+        warns=frozenset({NORMAL}),
+        blocks_where_policy="conflicts_block",
+    ),
+    Rule(
+        GateCode.DEPENDENCY_CONFLICT,
+        dependency_conflict,
+        frozenset(),
+        warns=frozenset({NORMAL}),
+        blocks_where_policy="conflicts_block",
+    ),
     Rule(
         GateCode.WINDOW_TOUCHES_FREEZE,
         window_touches_freeze,
         frozenset(),
         warns=frozenset({NORMAL}),
     ),
+    Rule(GateCode.SIGNER_OVERLOADED, signer_overloaded, frozenset(), warns=frozenset({NORMAL})),
 ]
+CONFLICT_CODES = frozenset(
+    {
+        GateCode.CONFLICTING_CHANGE,
+        GateCode.DEPENDENCY_CONFLICT,
+        GateCode.WINDOW_TOUCHES_FREEZE,
+        GateCode.SIGNER_OVERLOADED,
+    }
+)
 
 RULE_BY_CODE = {rule.code: rule for rule in RULES}
 UNKNOWN_NAME_FIELDS = {rule.code.value: rule.field for rule in RULES if rule.field}
@@ -581,7 +681,7 @@ def gate_judge(question: GateQuestion, *, kind: str | None = None) -> GateAnswer
             continue
         message = rule.check(question)
         if message is not None:
-            target = answer.reasons if kind in rule.blocks else answer.warnings
+            target = answer.reasons if rule.refuses(kind, question) else answer.warnings
             target.append(Reason(rule.code.value, message))
     return answer
 

@@ -30,9 +30,12 @@ POLICY_FIELDS = (
     "soak_requires_healthy",
     "emergency_allowed",
     "requires_validation",
+    "requires_verified_artifact",
     "exclude_commit_authors",
     "retrospective_hours",
     "retrospective_excludes_authoriser",
+    "conflicts_block",
+    "required_acr",
 )
 
 
@@ -215,9 +218,12 @@ def environment_policy_change(
     soak_requires_healthy: bool = False,
     emergency_allowed: bool = True,
     requires_validation: bool = False,
+    requires_verified_artifact: bool = False,
     exclude_commit_authors: bool = False,
     retrospective_hours: int = 72,
     retrospective_excludes_authoriser: bool = True,
+    conflicts_block: bool = False,
+    required_acr: str = "",
     request=None,
 ) -> EnvironmentPolicy:
     """Write the next policy version of `environment`. The environment row is locked so two
@@ -254,9 +260,12 @@ def environment_policy_change(
         soak_requires_healthy=soak_requires_healthy,
         emergency_allowed=emergency_allowed,
         requires_validation=requires_validation,
+        requires_verified_artifact=requires_verified_artifact,
         exclude_commit_authors=exclude_commit_authors,
         retrospective_hours=retrospective_hours,
         retrospective_excludes_authoriser=retrospective_excludes_authoriser,
+        conflicts_block=conflicts_block,
+        required_acr=required_acr.strip(),
         created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()

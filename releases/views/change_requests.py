@@ -2,15 +2,27 @@
 what each person sees. A rule's refusal is shown on the page with the service's sentence and
 answered with its status (403 or 409), so a bypassed button gets the same answer as the API."""
 
+import logging
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from organisation.oidc import (
+    ProviderError,
+    form_action_to_provider,
+    provider_name,
+    signs_at_provider,
+    step_up_answer,
+    step_up_url,
+)
 from portal.exceptions import Conflict, DomainError, NotFound, RuleDenied
 from portal.models import Team
 from registry.models import ModelVersion
@@ -30,7 +42,10 @@ from releases.selectors.commits import release_commits
 from releases.selectors.policy import environment_policies_current, freeze_windows_active
 from releases.selectors.windows import next_windows
 from releases.services import change_requests as services
+from releases.services.gate import CONFLICT_CODES, gate_evaluate
 from releases.states import Kind, State
+
+logger = logging.getLogger(__name__)
 
 
 def _get(number: str):
@@ -49,6 +64,20 @@ def _page(request: HttpRequest, number: str) -> selectors.ChangeRequestPage:
 
 def _detail(change_request) -> HttpResponse:
     return redirect("releases:change-request", number=change_request.number)
+
+
+def _tell_conflicts(request: HttpRequest, change_request) -> None:
+    """Issue 18: what else changes in the same window, said when a change is filed or
+    submitted, while there is time to agree an order (the change page shows it too)."""
+    answer = gate_evaluate(
+        environment=change_request.environment,
+        model=change_request.model_version.model,
+        version=change_request.model_version.version,
+        change_request=change_request,
+    )
+    for reason in [*answer.reasons, *answer.warnings]:
+        if reason.code in CONFLICT_CODES:
+            messages.warning(request, f"{reason.code}: {reason.message}")
 
 
 @require_GET
@@ -149,6 +178,7 @@ def _file(request: HttpRequest, form_class, kind: str, template_title: str) -> H
             else:
                 verb = "filed" if action == "file" else "saved as a draft"
                 messages.success(request, f"{change_request.number} {verb}.")
+                _tell_conflicts(request, change_request)
                 return _detail(change_request)
     else:
         form = form_class(initial=_initial(request, windows))
@@ -262,13 +292,13 @@ def _act(request: HttpRequest, number: str, action) -> HttpResponse:
 
 @require_POST
 def change_request_submit(request: HttpRequest, number: str) -> HttpResponse:
-    return _act(
-        request,
-        number,
-        lambda cr: services.change_request_submit(
-            actor=request.user, change_request=cr, request=request
-        ),
-    )
+    def submit(change_request) -> None:
+        submitted = services.change_request_submit(
+            actor=request.user, change_request=change_request, request=request
+        )
+        _tell_conflicts(request, submitted)
+
+    return _act(request, number, submit)
 
 
 def _with_reason(request: HttpRequest, number: str, action) -> HttpResponse:
@@ -304,26 +334,85 @@ def sign_off_withdraw(request: HttpRequest, number: str, pk: int) -> HttpRespons
     return _with_reason(request, number, withdraw)
 
 
+def _signature_returned_uri(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("releases:signature-returned"))
+
+
+def _require_principal(principal_name: str, principal) -> None:
+    if principal_name and principal is None:
+        raise RuleDenied(
+            f"Nobody here is called '{principal_name}'; nobody named you their delegate under "
+            "that name.",
+            code="not_a_delegate",
+        )
+
+
+def _sign_at_provider(
+    request: HttpRequest, change_request, form: SignForm, team, principal
+) -> HttpResponse:
+    """Send a signer who signs in at the identity provider there to sign in again; the
+    signature is given when they come back (`change_request_sign_returned`)."""
+    step_up = services.change_request_step_up_begin(
+        actor=request.user,
+        change_request=change_request,
+        decision=form.cleaned_data["decision"],
+        comment=form.cleaned_data["comment"],
+        content_digest=form.cleaned_data["content_digest"],
+        team=team,
+        on_behalf_of=principal,
+    )
+    return redirect(
+        step_up_url(
+            redirect_uri=_signature_returned_uri(request),
+            state=step_up.state,
+            nonce=step_up.nonce,
+            code_verifier=step_up.code_verifier,
+            acr_values=step_up.acr_values,
+        )
+    )
+
+
 def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
-    """The electronic signature: the meaning is shown, the password asked again. A POST always
-    goes to the service, which decides; the page is only offered to those who may sign."""
+    """The electronic signature: the meaning is shown, the password asked again, or for people
+    who sign in at the identity provider, a new sign-in there. A POST always goes to the
+    service, which decides; the page is only offered to those who may sign."""
     page = _page(request, number)
     change_request = page.change_request
-    wanted = request.POST.get("team") if request.method == "POST" else request.GET.get("team")
+    asked = request.POST if request.method == "POST" else request.GET
+    wanted = asked.get("team")
     team = Team.objects.filter(slug=wanted).first() if wanted else None
+    principal_name = asked.get("on_behalf_of", "")
+    principal = (
+        get_user_model().objects.filter(username=principal_name).first() if principal_name else None
+    )
+
+    # As a delegate, only the places lent by that absent approver are offered.
+    offered = (
+        [d.slot for d in page.delegate_slots if principal and d.principal.pk == principal.pk]
+        if principal_name
+        else page.sign_slots
+    )
     slot = next(
-        (
-            s
-            for s in page.sign_slots
-            if team is None or (s.team is not None and s.team.pk == team.pk)
-        ),
+        (s for s in offered if team is None or (s.team is not None and s.team.pk == team.pk)),
         None,
     )
     status = 200
+    at_provider = signs_at_provider(request.user)
     if request.method == "POST":
-        form = SignForm(request.POST)
-        if form.is_valid():
+        form = SignForm(request.POST, at_provider=at_provider)
+        if form.is_valid() and at_provider:
             try:
+                _require_principal(principal_name, principal)
+                return _sign_at_provider(request, change_request, form, team, principal)
+            except (DomainError, ValidationError) as error:
+                status = refusal_on_form(form, error)
+            except ProviderError:
+                logger.exception("signature: the identity provider cannot be reached")
+                form.add_error(None, f"{provider_name()} cannot be reached; nothing was signed.")
+                status = 503
+        elif form.is_valid():
+            try:
+                _require_principal(principal_name, principal)
                 sign_off = services.change_request_sign(
                     actor=request.user,
                     change_request=change_request,
@@ -332,6 +421,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                     password=form.cleaned_data["password"],
                     content_digest=form.cleaned_data["content_digest"],
                     team=team,
+                    on_behalf_of=principal,
                     request=request,
                 )
             except (DomainError, ValidationError) as error:
@@ -349,23 +439,87 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
             initial={
                 "content_digest": change_request.content_digest,
                 "team": slot.team.slug if slot.team else "",
+                "on_behalf_of": principal_name,
                 "decision": Decision.APPROVE,
-            }
+            },
+            at_provider=at_provider,
         )
     meanings = (
         {
-            decision: signature_meaning(change_request=change_request, slot=slot, decision=decision)
+            decision: signature_meaning(
+                change_request=change_request,
+                slot=slot,
+                decision=decision,
+                principal=principal if principal_name else None,
+            )
             for decision in Decision.values
         }
         if slot
         else {}
     )
-    return render(
+    response = render(
         request,
         "releases/change_request_sign.html",
-        {"page": page, "form": form, "slot": slot, "meanings": meanings},
+        {
+            "page": page,
+            "form": form,
+            "slot": slot,
+            "meanings": meanings,
+            "at_provider": at_provider,
+            "provider_name": provider_name(),
+            "on_behalf_of": principal if principal_name else None,
+        },
         status=status,
     )
+    if at_provider:
+        response["Content-Security-Policy"] = form_action_to_provider(
+            settings.CONTENT_SECURITY_POLICY
+        )
+    return response
+
+
+@require_GET
+def change_request_sign_returned(request: HttpRequest) -> HttpResponse:
+    """Where the identity provider sends a signer back. The pending signature is taken first
+    (a replayed answer goes no further), the provider's code is traded for a checked ID token,
+    and the service decides whether it confirms this signature."""
+    try:
+        step_up = services.change_request_step_up_take(
+            actor=request.user, state=request.GET.get("state", ""), request=request
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+        return redirect("dashboard")
+    change_request = step_up.change_request
+    try:
+        if request.GET.get("error") or not request.GET.get("code"):
+            raise ProviderError(request.GET.get("error", "no code"))
+        answer = step_up_answer(
+            code=request.GET["code"],
+            code_verifier=step_up.code_verifier,
+            redirect_uri=_signature_returned_uri(request),
+        )
+    except ProviderError:
+        logger.warning("signature: the identity provider's answer was refused", exc_info=True)
+        messages.error(
+            request, f"{provider_name()} did not confirm your sign-in; nothing was signed."
+        )
+        return _detail(change_request)
+    try:
+        sign_off = services.change_request_sign_at_provider(
+            actor=request.user,
+            step_up=step_up,
+            claims=answer.claims,
+            groups=answer.groups,
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    else:
+        messages.success(request, f"Signed: “{sign_off.meaning}”.")
+    return _detail(change_request)
 
 
 @require_GET

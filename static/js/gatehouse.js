@@ -57,3 +57,12 @@ document.addEventListener("DOMContentLoaded", function () {
   suggest();
   environment.addEventListener("change", suggest);
 });
+
+// A button marked data-print prints the page (the CAB's agenda has its own print styles).
+document.addEventListener("DOMContentLoaded", function () {
+  document.querySelectorAll("[data-print]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      window.print();
+    });
+  });
+});

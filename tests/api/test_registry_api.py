@@ -78,11 +78,10 @@ def test_register_and_list_models(writer, org, login, requester):
     helpers.register_model(name="fraud-detection", owner_team="model-risk", risk_tier=2)
     listed = login(requester).get("/api/v1/models/", {"owner_team": "model-risk"})
     assert listed.status_code == 200
-    assert [m["name"] for m in listed.json()] == ["fraud-detection"]
-    assert [m["name"] for m in writer.get("/api/v1/models/", {"risk_tier": 1}).json()] == [
-        "credit-scoring"
-    ]
-    assert all("id" in m for m in listed.json())
+    assert [m["name"] for m in listed.json()["results"]] == ["fraud-detection"]
+    tier_one = writer.get("/api/v1/models/", {"risk_tier": 1}).json()["results"]
+    assert [m["name"] for m in tier_one] == ["credit-scoring"]
+    assert all("id" in m for m in listed.json()["results"])
 
 
 def test_register_model_conflict_and_validation(writer, org):

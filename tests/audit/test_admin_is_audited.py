@@ -28,9 +28,11 @@ from django_celery_beat.models import (
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.services import audit_checkpoint_create, audit_verify
 from integrations.models import ChangeTicket, TicketDeliveryAttempt, TicketTransition
+from integrations.webhooks import webhook_subscription_create
 from organisation import services as organisation
 from portal.models import Membership, ServiceToken
 from releases.models import EnvironmentPolicy
+from releases.services.calendar import maintenance_window_create
 from releases.services.policy import freeze_window_create
 from tests.registry import helpers
 
@@ -45,6 +47,21 @@ def a_user(world):
 
 def a_group(world):
     return organisation.group_create(actor=None, name="walkers", permissions=[])
+
+
+def an_absence(world):
+    model_risk = world["org"]["model-risk"]
+    deputy = organisation.user_create(actor=None, username="deputy", password=None)
+    organisation.membership_set(actor=None, user=deputy, team=model_risk, is_approver=True)
+    today = timezone.localdate()
+    return organisation.absence_set(
+        actor=None,
+        person=get_user_model().objects.get(username="risk"),
+        team=model_risk,
+        delegate=deputy,
+        starts_on=today,
+        ends_on=today + timedelta(days=3),
+    )
 
 
 def an_interval(world):
@@ -68,6 +85,17 @@ def a_freeze(world):
     )
 
 
+def a_maintenance_window(world):
+    start = timezone.now() + timedelta(days=30)
+    return maintenance_window_create(
+        actor=None,
+        environment=world["envs"]["prod"],
+        starts_at=start,
+        ends_at=start + timedelta(hours=4),
+        title="Database failover test",
+    )
+
+
 def an_access_attempt(world):
     return AccessAttempt.objects.create(
         username="mallory",
@@ -79,6 +107,16 @@ def an_access_attempt(world):
         path_info="/accounts/login/",
         failures_since_start=9,
     )
+
+
+def a_webhook(world):
+    return webhook_subscription_create(
+        actor=None,
+        name="walk hook",
+        kind="standard",
+        url="https://risk.bank.example/hook",
+        event_types=["change_request.waiting"],
+    ).subscription
 
 
 def a_change_ticket(world):
@@ -175,6 +213,8 @@ CASES = {
         changed="membership.changed",
         deleted="membership.removed",
     ),
+    # Recorded on the My absences page; the admin reads and cancels them.
+    "portal.Absence": Case(existing=an_absence, actions={"cancel": "absence.cancelled"}),
     "portal.ServiceAccount": Case(
         existing=lambda world: world["ci"].account,
         add=lambda account: {
@@ -251,6 +291,19 @@ CASES = {
         added="freeze_window.created",
         actions={"cancel": "freeze_window.cancelled"},
     ),
+    "releases.MaintenanceWindow": Case(
+        existing=a_maintenance_window,
+        add=lambda window: {
+            "environment": str(window.environment_id),
+            "starts_at_0": (timezone.now() + timedelta(days=60)).date().isoformat(),
+            "starts_at_1": "22:00:00",
+            "ends_at_0": (timezone.now() + timedelta(days=61)).date().isoformat(),
+            "ends_at_1": "02:00:00",
+            "title": "Kubernetes upgrade",
+        },
+        added="maintenance_window.created",
+        actions={"cancel": "maintenance_window.cancelled"},
+    ),
     "releases.ChangeRequest": Case(existing=lambda world: world["approved"]),
     "releases.SignOff": Case(existing=lambda world: world["approved"].sign_offs.first()),
     "django_celery_beat.PeriodicTask": Case(
@@ -304,6 +357,19 @@ CASES = {
         added="schedule.created",
         changed="schedule.updated",
         deleted="schedule.deleted",
+    ),
+    "integrations.WebhookSubscription": Case(
+        existing=a_webhook,
+        add={
+            "name": "walked channel",
+            "kind": "slack",
+            "new_url": "https://hooks.slack.com/services/T0/B0/walk",
+            "event_types": ["change_request.waiting"],
+        },
+        change={"name": "walk hook renamed"},
+        added="webhook.created",
+        changed="webhook.updated",
+        actions={"rotate_secret": "webhook.secret_rotated", "deactivate": "webhook.deactivated"},
     ),
     "integrations.ChangeTicket": Case(existing=a_change_ticket),
     "integrations.TicketTransition": Case(existing=a_ticket_transition),

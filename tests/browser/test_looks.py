@@ -38,6 +38,7 @@ def test_the_main_pages_fit_the_window(page, sign_in, peer, filed_change, width)
         f"/releases/change-requests/{filed_change.number}/sign/",
         "/releases/environments/prod/",
         "/releases/change-requests/",
+        "/absences/",
     ]:
         page.goto(path)
         overflow = page.evaluate(

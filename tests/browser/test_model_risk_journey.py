@@ -1,6 +1,7 @@
 """Issue 16 in Chromium: Model Risk validates a model with a finding already past its date; the
 requester's production change is held at the gate for it; the requester remediates the finding
-on the model page; Model Risk then signs the change seeing the validation beside the button."""
+on the model page; Model Risk then signs the change seeing the validation beside the button.
+And a validation opened by Model Risk's tool over the API, signed by its validator on the page."""
 
 from datetime import timedelta
 
@@ -97,3 +98,41 @@ def test_model_risk_validates_the_change_is_held_then_signed_seeing_the_validati
     page.fill("#id_password", DEMO_PASSWORD)
     page.get_by_role("button", name="Sign", exact=True).click()
     expect(page.locator(".messages")).to_contain_text("Signed:")
+
+
+def test_a_validation_opened_by_model_risks_tool_is_signed_by_its_validator_in_the_browser(
+    page, sign_in, prod_change, org, model_risk_approver, requester
+):
+    """Model Risk's workbench opens the validation and files a finding over the API; the API
+    refuses to conclude it; Rita signs it on the model page; her panel on the change shows it."""
+    from portal.models import Scope
+    from tests.conftest import make_service_caller
+
+    workbench = make_service_caller(org["model-risk"], "workbench", [Scope.VALIDATIONS_WRITE])
+    api = workbench.client()
+    opened = api.post(
+        "/api/v1/models/fraud-score/validations/",
+        {"versions": ["2.0"], "scope": "Annual review of 2.0.", "validator": "risk"},
+        format="json",
+    ).json()
+    base = f"/api/v1/models/fraud-score/validations/{opened['id']}"
+    due = (timezone.localdate() + timedelta(days=60)).isoformat()
+    finding = {"title": "Thresholds undocumented", "severity": "low", "owner": requester.username}
+    recorded = api.post(f"{base}/findings/", {**finding, "remediation_due": due}, format="json")
+    assert recorded.status_code == 201
+    assert api.post(f"{base}/conclude/", {}, format="json").json()["code"] == "signature_in_browser"
+
+    sign_in(model_risk_approver)
+    page.goto("/registry/models/fraud-score/")
+    expect(page.get_by_test_id("validation-open")).to_contain_text("validator Rita Kovacs")
+    form = page.get_by_test_id("conclude-opened")
+    form.get_by_label("Outcome").select_option(label="Approved")
+    form.get_by_label("Your password, to sign").fill(DEMO_PASSWORD)
+    form.get_by_role("button", name="Sign the validation").click()
+    expect(page.locator(".messages")).to_contain_text("Validation of fraud-score concluded")
+    expect(page.get_by_test_id("validation-open")).to_have_count(0)
+
+    page.goto(f"/releases/change-requests/{prod_change.number}/")
+    evidence = page.get_by_test_id("validation-evidence")
+    expect(evidence).to_contain_text("Approved by Rita Kovacs")
+    expect(evidence).to_contain_text("Thresholds undocumented")

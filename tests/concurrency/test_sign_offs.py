@@ -4,6 +4,7 @@ signing together give one sign-off for that team."""
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from organisation import services as org_services
@@ -95,3 +96,34 @@ def test_two_approvers_of_one_team_give_one_sign_off_for_it(in_approval):
         ).count()
         == 1
     )
+
+
+def test_a_principal_and_their_delegate_signing_together_give_one_sign_off(in_approval):
+    """One sign-off per person counts the absent principal too, under a race: Rita Kovacs
+    approving for Release Management while her delegate approves for Model Risk on her behalf
+    give one of the two, never both."""
+    org, change_request = in_approval
+    rita, deputy = person("risk"), person("auditor")
+    for user, team in ((deputy, "model-risk"), (rita, "release-management")):
+        org_services.membership_set(actor=None, user=user, team=org[team], is_approver=True)
+    today = timezone.localdate()
+    org_services.absence_set(
+        actor=rita,
+        person=rita,
+        team=org["model-risk"],
+        delegate=deputy,
+        starts_on=today,
+        ends_on=today,
+    )
+
+    results, errors = race(
+        [
+            lambda: sign(person("risk"), change_request, team=org["release-management"]),
+            lambda: sign(person("auditor"), change_request, on_behalf_of=person("risk")),
+        ]
+    )
+
+    assert len(results) == 1 and len(errors) == 1
+    assert errors[0].code in {"already_signed", "principal_already_signed"}
+    standing = SignOff.objects.filter(change_request=change_request, voided_at__isnull=True)
+    assert standing.filter(signer=rita).count() + standing.filter(on_behalf_of=rita).count() == 1

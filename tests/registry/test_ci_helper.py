@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from registry.builders import commit_id
 from registry.models import DatasetVersion, ModelVersion, Repository
-from releases.models import Deployment
+from releases.models import BatchRun, Deployment
 from tests.conftest import TRANSACTIONAL_APPS
 from tests.registry import helpers
 from tests.stubs import JsonHandler, serving
@@ -407,6 +407,18 @@ def test_gate_and_deployment_against_the_portal(live_server, envs, ci, run, file
     assert refused.returncode == 1
     assert "no_approved_change" in refused.stderr
     assert Deployment.objects.count() == 1
+
+    # A batch job in dev checks the artifact it loaded before scoring (issue 20).
+    scoring = ("run-start", "--environment", "dev", "--model", "credit-scoring")
+    job = {**portal, "ci": {"GATEHOUSE_JOB_ID": "application_1733_0001"}}
+    live = run(*scoring, "--artifact", str(files["model.pkl"]), **job)
+    assert live.returncode == 0, live.stderr
+    assert json.loads(live.stdout)["allowed"] is True
+    assert json.loads(live.stdout)["job_id"] == "application_1733_0001"
+    stale = run(*scoring, "--artifact", str(files["uv.lock"]), "--job-id", "app_2", **portal)
+    assert stale.returncode == 1
+    assert "run refused" in stale.stderr and "digest_not_live" in stale.stderr
+    assert BatchRun.objects.filter(allowed=False, job_id="app_2").exists()
 
 
 GATE_ARGS = ("gate", "--environment", "prod", "--model", "credit-scoring", "--version", "3")

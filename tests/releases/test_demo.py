@@ -6,7 +6,13 @@ from django.contrib.auth import get_user_model
 from audit.models import AuditEvent
 from registry import demo as registry_demo
 from releases import demo
-from releases.models import ChangeRequest, EnvironmentPolicy, FreezeWindow, SignOff
+from releases.models import (
+    ChangeRequest,
+    EnvironmentPolicy,
+    FreezeWindow,
+    MaintenanceWindow,
+    SignOff,
+)
 from releases.selectors.change_requests import change_requests_waiting_for
 from releases.selectors.policy import environment_policies_current
 from releases.states import State
@@ -33,6 +39,7 @@ def test_the_demo_gives_every_approver_something_and_is_idempotent(org, settings
     assert (prod.soak_source.name, prod.soak_days, prod.retrospective_hours) == ("test", 7, 72)
     assert prod.emergency_allowed
     assert FreezeWindow.objects.filter(environment__name="prod").count() == 1
+    assert MaintenanceWindow.objects.filter(environment__name="prod").count() == 1
 
     states = set(ChangeRequest.objects.values_list("state", flat=True))
     assert {

@@ -29,6 +29,8 @@ GATE_TESTS = [
     ROOT / "tests/releases/test_pipeline_status.py",
     ROOT / "tests/releases/test_policy_in_force.py",
     ROOT / "tests/releases/test_model_risk.py",
+    ROOT / "tests/releases/test_artifact_gate.py",
+    ROOT / "tests/releases/test_conflicts.py",
 ]
 
 

@@ -23,10 +23,12 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.views import APIView
 
 from audit.models import AuditEvent
+from integrations.webhooks import webhook_subscription_create
 from portal.exceptions import Conflict
-from portal.models import Scope, Team
-from registry.models import Document, Finding, RegisteredModel
+from portal.models import Absence, Scope, Team
+from registry.models import Document, Finding, RegisteredModel, Validation
 from releases.models import ChangeRequest, Environment, UnauthorisedChange
+from releases.services.calendar import calendar_feed_issue
 from releases.services.deployments import rollback_plan
 from tests.conftest import make_service_caller
 
@@ -79,6 +81,10 @@ PARAMETERS: dict[str, dict[str, str]] = {
     },
     "registry/models/<slug:name>/": {"name": "model"},
     "registry/models/<slug:name>/validations/": {"name": "model"},
+    "registry/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "name": "open_model",
+        "pk": "open_validation",
+    },
     "registry/documents/<int:pk>/": {"pk": "document"},
     "registry/models/<slug:name>/findings/<int:pk>/close/": {
         "name": "finding_model",
@@ -95,6 +101,7 @@ PARAMETERS: dict[str, dict[str, str]] = {
         "number": "change",
         "pk": "sign_off",
     },
+    "absences/<int:pk>/cancel/": {"pk": "absence"},
     "releases/environments/<str:name>/": {"name": "environment"},
     "releases/environments/<str:name>/models/<str:model>/rollback/": {
         "name": "environment",
@@ -102,6 +109,8 @@ PARAMETERS: dict[str, dict[str, str]] = {
     },
     "releases/unauthorised-changes/<int:pk>/review/": {"pk": "flag"},
     "releases/deployments/<int:pk>/": {"pk": "deployment"},
+    "releases/calendar/feeds/<int:pk>/revoke/": {"pk": "calendar_feed"},
+    "releases/calendar/feeds/<str:token>.ics": {"token": "feed_token"},
     "api/v1/models/<slug:name>/versions/": {"name": "model"},
     "api/v1/models/<slug:name>/findings/<int:pk>/close/": {
         "name": "finding_model",
@@ -109,15 +118,31 @@ PARAMETERS: dict[str, dict[str, str]] = {
     },
     "api/v1/models/<slug:name>/inventory/": {"name": "model"},
     "api/v1/models/<slug:name>/validations/": {"name": "model"},
+    "api/v1/models/<slug:name>/validations/<int:pk>/findings/": {
+        "name": "open_model",
+        "pk": "open_validation",
+    },
+    "api/v1/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "name": "open_model",
+        "pk": "open_validation",
+    },
     "api/v1/models/<slug:name>/versions/<str:version>/": {"name": "model", "version": "version"},
     "api/v1/change-requests/<str:number>/": {"number": "change"},
     "api/v1/change-requests/<str:number>/evidence/": {"number": "change"},
+    "api/v1/change-requests/<str:number>/sign-offs/": {"number": "change"},
+    "api/v1/deployments/<int:pk>/": {"pk": "deployment"},
     "api/v1/deployments/<int:pk>/result/": {"pk": "deployment"},
+    "api/v1/environments/<str:environment>/": {"environment": "environment"},
     "api/v1/environments/<str:environment>/models/<str:name>/rollback/": {
         "environment": "environment",
         "name": "live_model",
     },
     "api/v1/environments/<str:environment>/live/": {"environment": "environment"},
+    "integrations/webhooks/<int:pk>/": {"pk": "webhook"},
+    "integrations/webhooks/<int:pk>/test/": {"pk": "webhook"},
+    "api/v1/webhooks/<int:pk>/": {"pk": "webhook"},
+    "api/v1/webhooks/<int:pk>/rotate-secret/": {"pk": "webhook"},
+    "api/v1/webhooks/<int:pk>/deactivate/": {"pk": "webhook"},
 }
 
 # What a POST sends where an empty payload would stop at validation before the rules are
@@ -135,8 +160,14 @@ PUBLIC = row(anonymous=200, people=200, tokens=200)
 REGISTRY_WRITE = api(people=403, tokens=403, token_registry_write=400)
 # Filing and deciding are for people; the pipeline starts and reports deployments.
 PEOPLE_WRITE = api(people=400, tokens=403)
+# The read API for reports: every person, and tokens with `read` (issue 17).
+READ = api(people=200, tokens=403, token_read=200)
 # Rule 10: the change's owner, an approver of the environment, or the pipeline.
 MAY_ROLL_BACK = ("requester", "risk", "release", "platform")
+
+# Administrators manage every webhook subscription; a token with webhooks:write those of its
+# teams (the matrix's tokens act for Data Science, which the demo subscription names).
+WEBHOOK_MANAGERS = api(people=403, tokens=403, admin=200, token_webhooks_write=200)
 
 # route → method → persona → status.
 EXPECTED: dict[str, dict[str, dict[str, int]]] = {
@@ -146,7 +177,14 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "profile/": {"GET": page()},
     # Signing out everywhere needs the confirmation box ticked: an empty POST is a 400.
     "profile/sign-out-everywhere/": {"POST": page(**dict.fromkeys(PEOPLE, 400))},
+    # Everyone has the page; an empty absence is a 400 for anyone (the service decides whose
+    # absence one records). A cancel comes back to the page (302) with a message either way.
+    "absences/": {"GET": page(), "POST": page(**dict.fromkeys(PEOPLE, 400))},
+    "absences/<int:pk>/cancel/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
     "login/": {"GET": PUBLIC},
+    # Single sign-on is off here (no OIDC_ISSUER); tests/oidc covers it switched on.
+    "oidc/authenticate/": {"GET": row(anonymous=404, people=404, tokens=404)},
+    "oidc/callback/": {"GET": row(anonymous=404, people=404, tokens=404)},
     "logout/": {"POST": row(anonymous=302, people=302, tokens=302)},
     "healthz": {"GET": PUBLIC},
     "readyz": {"GET": PUBLIC},
@@ -194,6 +232,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     },
     # Model Risk concludes a validation; a refusal comes back to the model page as a message.
     "registry/models/<slug:name>/validations/": {"POST": page(**dict.fromkeys(PEOPLE, 302))},
+    "registry/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "POST": page(**dict.fromkeys(PEOPLE, 302))
+    },
     "registry/models/<slug:name>/findings/<int:pk>/close/": {
         "POST": page(**dict.fromkeys(PEOPLE, 302))
     },
@@ -206,6 +247,9 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "GET": only(("risk", "release", "platform"), others=302),
         "POST": page(**dict.fromkeys(PEOPLE, 400)),
     },
+    # Where the identity provider sends a signer back: without a signature of theirs waiting,
+    # a message on the dashboard (tests/oidc/test_step_up.py).
+    "releases/signature/returned/": {"GET": page(**dict.fromkeys(PEOPLE, 302))},
     "releases/freezes/": {"GET": page()},
     "releases/emergencies/": {"GET": page()},
     "releases/emergencies/new/": {"GET": page(), "POST": page()},
@@ -219,7 +263,18 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/unauthorised-changes/<int:pk>/review/": {"POST": only(("admin",), status=302)},
     "releases/deployments/<int:pk>/": {"GET": page()},
     "releases/metrics/": {"GET": page()},
+    "releases/search/": {"GET": page()},
+    "releases/calendar/": {"GET": page()},
+    "releases/cab/": {"GET": page()},
+    "releases/calendar/feeds/": {"GET": page()},
+    # Everyone signed in has a calendar of their own to subscribe to (shown once: a 200).
+    "releases/calendar/feeds/issue/": {"POST": page()},
+    # The demo's feed is the requester's: only they revoke it; others are refused.
+    "releases/calendar/feeds/<int:pk>/revoke/": {"POST": only(("requester",), status=302)},
+    # The secret address is the credential: Outlook reads it without a session or a token.
+    "releases/calendar/feeds/<str:token>.ics": {"GET": PUBLIC},
     "api/v1/whoami/": {"GET": api(people=200, tokens=200)},
+    "api/v1/notifications/": {"GET": READ},
     "api/v1/audit/events/": {
         "GET": api(
             people=403, tokens=403, token_audit_read=200, **dict.fromkeys(AUDIT_READERS, 200)
@@ -242,21 +297,40 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         "GET": api(people=200, tokens=200),
         "POST": api(people=403, tokens=403, requester=200, peer=200, risk=200, admin=200),
     },
-    "api/v1/models/<slug:name>/validations/": {"GET": api(people=200, tokens=200)},
-    # An empty body is a 400 for people; tokens never close findings.
+    "api/v1/inventory/": {"GET": api(people=200, tokens=200)},
+    # Model Risk (Rita) opens validations and records findings: an empty body is a 400 for her.
+    # The matrix's tokens act for Platform Operations and Data Science, not for Model Risk.
+    "api/v1/models/<slug:name>/validations/": {
+        "GET": api(people=200, tokens=200),
+        "POST": api(people=403, tokens=403, risk=400),
+    },
+    "api/v1/models/<slug:name>/validations/<int:pk>/findings/": {
+        "POST": api(people=403, tokens=403, risk=400)
+    },
+    # Concluding is the validator's signature in the browser: the API refuses everyone.
+    "api/v1/models/<slug:name>/validations/<int:pk>/conclude/": {
+        "POST": api(people=403, tokens=403)
+    },
+    # An empty body is a 400 for people; the matrix's tokens do not act for Model Risk.
     "api/v1/models/<slug:name>/findings/<int:pk>/close/": {"POST": api(people=400, tokens=403)},
     "api/v1/models/<slug:name>/versions/": {
         "GET": api(people=200, tokens=200),
         "POST": REGISTRY_WRITE,
     },
     "api/v1/models/<slug:name>/versions/<str:version>/": {"GET": api(people=200, tokens=200)},
-    "api/v1/change-requests/": {"GET": api(people=200, tokens=200), "POST": PEOPLE_WRITE},
+    "api/v1/change-requests/": {"GET": READ, "POST": PEOPLE_WRITE},
     "api/v1/change-requests/<str:number>/": {"GET": api(people=200, tokens=200)},
     "api/v1/change-requests/<str:number>/evidence/": {
         "GET": api(people=200, tokens=403, token_audit_read=200)
     },
+    "api/v1/change-requests/<str:number>/sign-offs/": {"GET": READ},
     "api/v1/gate/": {"POST": api(people=400, tokens=403, token_gate_read=400)},
-    "api/v1/deployments/": {"POST": api(people=400, tokens=403, token_deployments_write=400)},
+    "api/v1/deployments/": {
+        "GET": READ,
+        "POST": api(people=400, tokens=403, token_deployments_write=400),
+    },
+    "api/v1/deployments/<int:pk>/": {"GET": READ},
+    "api/v1/runs/": {"POST": api(people=400, tokens=403, token_runs_write=400)},
     # Only the pipeline or the person who started the deployment (none of the personas here).
     "api/v1/deployments/<int:pk>/result/": {
         "POST": api(people=403, tokens=403, token_deployments_write=200)
@@ -270,6 +344,12 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
         )
     },
     "api/v1/environments/<str:environment>/live/": {"GET": api(people=200, tokens=200)},
+    # Without `q` an allowed caller is told what to type (400 query_missing).
+    "api/v1/search/": {
+        "GET": api(people=400, tokens=403, token_gate_read=400, token_audit_read=400)
+    },
+    "api/v1/environments/": {"GET": READ},
+    "api/v1/environments/<str:environment>/": {"GET": READ},
     # Called by the platforms with their own secrets: no person or token gets past them.
     "api/v1/platforms/gitlab/deployments/": {"POST": row(anonymous=403, people=403, tokens=403)},
     "api/v1/platforms/github/events/": {"POST": row(anonymous=403, people=403, tokens=403)},
@@ -277,6 +357,18 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "api/v1/platforms/kubernetes/admission/": {
         "POST": api(people=401, tokens=403, token_gate_read=400)
     },
+    "integrations/webhooks/": {"GET": only(("admin",))},
+    "integrations/webhooks/<int:pk>/": {"GET": only(("admin",))},
+    # The test message goes out at once (to a closed local port here); the answer comes back
+    # as a message on the subscription's page.
+    "integrations/webhooks/<int:pk>/test/": {"POST": only(("admin",), status=302)},
+    "api/v1/webhooks/": {
+        "GET": WEBHOOK_MANAGERS,
+        "POST": api(people=403, tokens=403, admin=400, token_webhooks_write=400),
+    },
+    "api/v1/webhooks/<int:pk>/": {"GET": WEBHOOK_MANAGERS},
+    "api/v1/webhooks/<int:pk>/rotate-secret/": {"POST": WEBHOOK_MANAGERS},
+    "api/v1/webhooks/<int:pk>/deactivate/": {"POST": WEBHOOK_MANAGERS},
     "api/schema/": {"GET": PUBLIC},
     "api/docs/": {"GET": PUBLIC},
 }
@@ -349,6 +441,18 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
             continue
     event = AuditEvent.objects.filter(object_type__startswith="releases.").order_by("seq").first()
     flag = UnauthorisedChange.objects.order_by("pk").first()
+    requester = get_user_model().objects.get(username="requester")
+    feed = calendar_feed_issue(actor=requester, owner=requester)
+    open_validation = Validation.objects.filter(concluded_at__isnull=True).first()
+    # A Standard Webhooks subscription of Data Science, at a closed local port.
+    webhook = webhook_subscription_create(
+        actor=None,
+        name="matrix hook",
+        kind="standard",
+        url="http://127.0.0.1:9/hook",
+        event_types=["change_request.waiting"],
+        team=granted[0],
+    ).subscription
     values = {
         "change": change.number,
         "model": change.model_version.model.name,
@@ -363,6 +467,12 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "document": str(Document.objects.order_by("pk").first().pk),
         "finding": str(Finding.objects.order_by("pk").first().pk),
         "finding_model": Finding.objects.order_by("pk").first().validation.model.name,
+        "calendar_feed": str(feed.feed.pk),
+        "feed_token": feed.token,
+        "absence": str(Absence.objects.order_by("pk").first().pk),
+        "open_validation": str(open_validation.pk),
+        "open_model": open_validation.model.name,
+        "webhook": str(webhook.pk),
     }
     return tokens, values
 

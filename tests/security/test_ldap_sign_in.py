@@ -8,8 +8,9 @@ from django.contrib.auth import get_user_model
 
 from audit.models import AuditEvent
 from portal.exceptions import RuleDenied
-from portal.ldap_settings import TeamGroup, directory_settings, parse_team_groups
+from portal.ldap_settings import directory_settings
 from portal.models import Membership
+from portal.team_groups import TeamGroup, parse_team_groups
 from registry.builders import build_register
 from releases.builders import change_fields, environments_create, sign
 from releases.services import change_requests
@@ -101,12 +102,14 @@ def test_the_directory_is_off_without_a_server():
 
 
 def test_team_groups_are_read_with_dns_that_contain_equals_signs():
-    assert parse_team_groups("risk:approver=CN=A,OU=G,DC=B; data-science=cn=ds,dc=b") == [
-        TeamGroup(dn="cn=a,ou=g,dc=b", team="risk", role="approver"),
-        TeamGroup(dn="cn=ds,dc=b", team="data-science", role="member"),
+    assert parse_team_groups(
+        "risk:approver=CN=A,OU=G,DC=B; data-science=cn=ds,dc=b", variable="LDAP_TEAM_GROUPS"
+    ) == [
+        TeamGroup(group="cn=a,ou=g,dc=b", team="risk", role="approver"),
+        TeamGroup(group="cn=ds,dc=b", team="data-science", role="member"),
     ]
     with pytest.raises(ValueError, match="cannot read"):
-        parse_team_groups("risk:owner=cn=a")
+        parse_team_groups("risk:owner=cn=a", variable="LDAP_TEAM_GROUPS")
 
 
 def test_a_directory_approver_signs_with_their_directory_password(client, bank, org):

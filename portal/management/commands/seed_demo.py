@@ -6,7 +6,7 @@ from django.db import transaction
 from organisation.demo import DEMO_PASSWORD, seed_organisation
 
 # Apps that add to the demo expose `demo.seed(stdout)`; they run in dependency order.
-DEMO_APPS = ["audit", "registry", "releases"]
+DEMO_APPS = ["audit", "organisation", "registry", "releases"]
 
 
 class Command(BaseCommand):
