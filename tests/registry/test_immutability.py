@@ -1,7 +1,7 @@
 """A registered version never changes: the database refuses it even when code tries."""
 
 import pytest
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 
 from registry.builders import digest
 from registry.models import DatasetVersion, ModelVersion
@@ -22,12 +22,18 @@ def refused(operation) -> bool:
     return False
 
 
+def _delete_in_sql(table: str, pk: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [pk])
+
+
 @pytest.mark.django_db
 def test_database_refuses_to_update_or_delete_a_version(version):
     assert refused(
         lambda: ModelVersion.objects.filter(pk=version.pk).update(artifact_sha256="0" * 64)
     )
-    assert refused(lambda: ModelVersion.objects.filter(pk=version.pk).delete())
+    # In SQL: the ORM would stop first at the version's artifact checks (PROTECT).
+    assert refused(lambda: _delete_in_sql("registry_modelversion", version.pk))
     version.refresh_from_db()
     assert version.artifact_sha256 == digest("artifact 1.0.0")
 

@@ -360,8 +360,9 @@ def test_two_queries_whatever_the_history(envs, fraud_versions):
 
 
 def test_the_page_on_a_controlled_clock(login, auditor, envs, history, django_clock):
-    client = login(auditor)
+    # Signed in at NOW: a session left idle for longer ends (GATEHOUSE_SESSION_IDLE_MINUTES).
     django_clock.now = NOW
+    client = login(auditor)
     page = client.get("/releases/metrics/", {"environment": "dev", "days": "30"})
     text = page.content.decode()
     for heading in ("Deployment frequency", "Lead time for changes", "Change failure rate"):
