@@ -100,6 +100,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 description=obj.description,
                 is_production=obj.is_production,
                 admission_namespaces=obj.admission_namespaces,
+                cluster=services.cluster_settings_of(obj),
                 request=request,
             )
         else:
@@ -110,6 +111,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 description=obj.description,
                 is_production=obj.is_production,
                 admission_namespaces=obj.admission_namespaces,
+                cluster=services.cluster_settings_of(obj),
                 request=request,
             )
             self.message_user(
