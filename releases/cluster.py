@@ -44,8 +44,9 @@ def _configuration(environment: Environment) -> client.Configuration:
         if variable and not token:
             raise ClusterUnreachable(f"The variable {variable} holding the token is not set.")
         if token:
-            configuration.api_key = {"authorization": token}
-            configuration.api_key_prefix = {"authorization": "Bearer"}
+            # The key the client looks for since 36 (its prefix is not found under the old one).
+            configuration.api_key = {"BearerToken": token}
+            configuration.api_key_prefix = {"BearerToken": "Bearer"}
         configuration.ssl_ca_cert = settings.GATEHOUSE_KUBERNETES_CA_FILE or None
     # A poll comes back soon: fail fast rather than retry inside one.
     configuration.retries = False
