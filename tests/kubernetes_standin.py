@@ -5,7 +5,7 @@ runtime observation makes, with the shapes the API server gives:
 - `GET /apis/apps/v1/namespaces/{ns}/deployments` (a DeploymentList)
 - `GET /api/v1/namespaces/{ns}/pods` (a PodList, with `status.containerStatuses[].imageID`)
 
-both with `labelSelector` (`key`, `key=value`, `key!=value`, comma-separated). Like a token
+both with `labelSelector` (`key`, `key=value`, `key==value`, `key!=value`, comma-separated). Like a token
 bound by a Role to one namespace, it answers 401 without the bearer token and 403 (a `Status`)
 for another namespace or any other path or verb."""
 
@@ -133,14 +133,14 @@ class Cluster:
 
 
 def _selected(labels: dict[str, str], selector: str) -> bool:
-    for term in filter(None, selector.split(",")):
+    for term in filter(None, selector.replace("==", "=").split(",")):
         if "!=" in term:
             key, value = term.split("!=", 1)
             if labels.get(key) == value:
                 return False
         elif "=" in term:
             key, value = term.split("=", 1)
-            if labels.get(key) != value.lstrip("="):
+            if labels.get(key) != value:
                 return False
         elif term not in labels:
             return False

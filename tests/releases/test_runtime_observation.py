@@ -7,6 +7,8 @@ from datetime import timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
@@ -242,3 +244,38 @@ def test_the_page_shows_ledger_and_runtime_with_when_each_was_seen(
     assert "application_0042" in section
     assert digest("1.1")[:12] in section and "not the ledger" in section
     assert "up" in section and NAMESPACE in section
+
+
+def test_the_page_costs_the_same_with_3_and_30_observed_models(
+    dev, ci, kubernetes_api, login, auditor
+):
+    client = login(auditor)
+
+    def observe(first: int, count: int) -> int:
+        for n in range(first, first + count):
+            version = build_register(f"model-{n:02}", "1.0")
+            deployment, _ = deployment_start(
+                actor=ci.account, environment=dev, model_version=version
+            )
+            deployment_record_result(actor=ci.account, deployment=deployment, status="succeeded")
+            health_check_record(deployment=deployment, ok=True, latency_ms=n)
+            for job in ("a", "b", "c", "d"):
+                batch_run_attest(
+                    actor=None,
+                    environment="dev",
+                    model=version.model.name,
+                    artifact_sha256=version.artifact_sha256,
+                    job_id=f"job-{job}",
+                    host="worker-01",
+                )
+            images = [[version.artifact_sha256]] if n % 3 else [[SIDECAR]]
+            kubernetes_api.run(f"workload-{n:02}", model=version.model.name, images=images)
+        observe_runtime(dev.pk)
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get("/releases/environments/dev/").content.decode()
+        assert page.count("last seen") == first + count
+        return len(captured.captured_queries)
+
+    few = observe(0, 3)
+    many = observe(3, 27)
+    assert few == many
