@@ -5,9 +5,9 @@ runtime observation makes, with the shapes the API server gives:
 - `GET /apis/apps/v1/namespaces/{ns}/deployments` (a DeploymentList)
 - `GET /api/v1/namespaces/{ns}/pods` (a PodList, with `status.containerStatuses[].imageID`)
 
-both with `labelSelector` (`key`, `key=value`, `key==value`, `key!=value`, comma-separated). Like a token
-bound by a Role to one namespace, it answers 401 without the bearer token and 403 (a `Status`)
-for another namespace or any other path or verb."""
+both with `labelSelector` (`key`, `key=value`, `key==value`, `key!=value`, comma-separated).
+Like a token bound by a Role to one namespace, it answers 401 without the bearer token and 403
+(a `Status`) for another namespace or any other path or verb."""
 
 import json
 import re
