@@ -21,7 +21,7 @@ from releases.services.deployments import (
     health_check_record,
     unauthorised_change_review,
 )
-from releases.services.policy import environment_update
+from releases.services.policy import cluster_settings_of, environment_update
 from releases.services.runs import batch_run_attest
 from releases.tasks import observe_runtime, observe_runtimes
 from tests.kubernetes_standin import NAMESPACE, TOKEN, TOKEN_VARIABLE
@@ -199,8 +199,13 @@ def test_a_refused_read_is_an_error_too(dev, live, kubernetes_api, monkeypatch):
     assert "401" in observe_runtime(dev.pk)["error"]
     monkeypatch.delenv(TOKEN_VARIABLE)
     assert TOKEN_VARIABLE in observe_runtime(dev.pk)["error"]
-    dev.cluster_namespace = "models-prod"
-    dev.save(update_fields=["cluster_namespace"])
+    environment_update(
+        actor=None,
+        environment=dev,
+        rank=dev.rank,
+        description="",
+        cluster={**cluster_settings_of(dev), "cluster_namespace": "models-prod"},
+    )
     monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
     assert "403" in observe_runtime(dev.pk)["error"]
     assert not WorkloadObservation.objects.exists()
