@@ -85,7 +85,14 @@ class RefusalsAsMessages:
 
 @admin.register(Environment)
 class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
-    list_display = ("name", "rank", "is_production", "admission_namespaces", "description")
+    list_display = (
+        "name",
+        "rank",
+        "is_production",
+        "admission_namespaces",
+        "cluster_namespace",
+        "description",
+    )
     inlines = [PolicyInline]
 
     def get_readonly_fields(self, request, obj=None):

@@ -208,7 +208,8 @@ def environment_update(
     environment.admission_namespaces = _governed_namespaces(
         admission_namespaces, environment_id=environment.pk
     )
-    for name, value in _cluster(cluster or cluster_settings_of(environment)).items():
+    kept = cluster_settings_of(environment) if cluster is None else cluster
+    for name, value in _cluster(kept).items():
         setattr(environment, name, value)
     environment.full_clean()
     environment.save()

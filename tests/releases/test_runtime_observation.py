@@ -284,3 +284,15 @@ def test_the_page_costs_the_same_with_3_and_30_observed_models(
     few = observe(0, 3)
     many = observe(3, 27)
     assert few == many
+
+
+def test_the_mapping_is_audited_and_no_token_is_stored(dev, kubernetes_api):
+    (updated,) = events(AuditAction.ENVIRONMENT_UPDATED)
+    assert updated.data["before"]["cluster_namespace"] == ""
+    assert updated.data["after"] == {
+        **updated.data["after"],
+        "cluster_api_server": kubernetes_api.url,
+        "cluster_namespace": NAMESPACE,
+        "cluster_token_variable": TOKEN_VARIABLE,
+    }
+    assert TOKEN not in updated.body
