@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
+from portal.rows import row_insert
 from registry.models import ArtifactOutcome, LifecycleStatus
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
@@ -735,10 +736,9 @@ def gate_decision_save(
         asked_by_name=describe_actor(actor).name,
         decided_at=answer.decided_at,
     )
-    # Every value comes from rows read in this transaction a moment ago and from the rule
-    # table; validating them again would cost more than the whole judgement.
-    decision.save(force_insert=True)
-    return decision
+    # Every value comes from rows read a moment ago and from the rule table; validating them
+    # again, or compiling the ORM's INSERT, would cost more than the whole judgement.
+    return row_insert(decision)
 
 
 # Adds one to a running total, creating its row on first use (PostgreSQL and SQLite alike).
@@ -767,7 +767,6 @@ def decision_data(answer: GateAnswer, decision: GateDecision) -> dict[str, Any]:
     return {"gate_decision": decision.pk, **data}
 
 
-@transaction.atomic
 def gate_decide(
     *,
     actor: Any,
@@ -782,7 +781,12 @@ def gate_decide(
     asked_by: dict[str, Any] | None = None,
 ) -> GateAnswer:
     """The gate as CI asks it, or a platform (`purpose`, and `asked_by` naming the platform's
-    deployment): judge, then record the decision and its audit event."""
+    deployment): judge, then record the decision and its audit event.
+
+    One read resolves the question (outside any transaction of its own: it only reads, as the
+    change request page does), then one short transaction records what it answered: the
+    decision, its audit event and the running totals. The answer is the one of the moment of
+    the read, and says so (`decided_at`); a deployment start judges again under its locks."""
     answer = gate_evaluate(
         environment=environment,
         model=model,
@@ -792,16 +796,17 @@ def gate_decide(
         now=now,
     )
     question = {**answer.question.asked, **(asked_by or {})}
-    answer.decision = gate_decision_save(
-        actor=actor, answer=answer, purpose=purpose, question=question
-    )
-    audit_record(
-        actor=actor,
-        action=AuditAction.GATE_CHECKED,
-        target=answer.model_version or answer.model,
-        environment=answer.environment,
-        data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
-        request=request,
-    )
-    gate_decision_tally(answer.decision)
+    with transaction.atomic():
+        answer.decision = gate_decision_save(
+            actor=actor, answer=answer, purpose=purpose, question=question
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.GATE_CHECKED,
+            target=answer.model_version or answer.model,
+            environment=answer.environment,
+            data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
+            request=request,
+        )
+        gate_decision_tally(answer.decision)
     return answer
