@@ -30,16 +30,27 @@ def _insert_sql(model: type[Model], vendor: str, with_pk: bool) -> tuple[str, tu
     return sql, fields, returning
 
 
-def row_insert(instance: Model) -> Model:
+# SQL and its parameters.
+Statement = tuple[str, list[Any]]
+
+
+def row_insert(instance: Model, *, then: Statement | None = None) -> Model:
     """Insert `instance` as `save(force_insert=True)` would (no signals: the models written here
-    have no receivers), setting its primary key when the database chooses it."""
+    have no receivers), setting its primary key when the database chooses it. `then` runs right
+    after it, in the same round trip on PostgreSQL (a row whose key is already set)."""
     model = type(instance)
     sql, fields, returning = _insert_sql(model, connection.vendor, instance.pk is not None)
     values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        if then is not None and connection.vendor == "postgresql" and not returning:
+            cursor.execute(f"{sql}; {then[0]}", [*values, *then[1]])
+            then = None
+        else:
+            cursor.execute(sql, values)
         if returning:
             instance.pk = cursor.fetchone()[0]
+        if then is not None:
+            cursor.execute(*then)
     instance._state.adding = False
     instance._state.db = connection.alias
     return instance

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
-from portal.rows import row_insert
+from portal.rows import Statement, row_insert
 from registry.models import ArtifactOutcome, LifecycleStatus
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
@@ -741,24 +741,35 @@ def gate_decision_save(
     return row_insert(decision)
 
 
-# Adds one to a running total, creating its row on first use (PostgreSQL and SQLite alike).
+# Adds one to running totals, creating their rows on first use (PostgreSQL and SQLite alike).
 TALLY_ADD = (
     'INSERT INTO releases_gatetally (environment, purpose, allowed, code, "count") '
-    "VALUES (%s, %s, %s, %s, 1) ON CONFLICT (environment, purpose, allowed, code) "
+    "VALUES {rows} ON CONFLICT (environment, purpose, allowed, code) "
     'DO UPDATE SET "count" = releases_gatetally."count" + 1'
 )
 
 
-def gate_decision_tally(decision: GateDecision) -> None:
-    """Add one decision to the running totals that `/metrics` reads (`GateTally`). Called after
-    the decision's audit event: that append holds the trail's lock to the end of the
-    transaction, so the totals' rows are only ever locked under it, and two transactions that
-    record several decisions cannot wait on each other's rows."""
+def gate_decision_tally_statement(decision: GateDecision) -> Statement:
+    """The statement that adds one decision to the running totals that `/metrics` reads
+    (`GateTally`): one row for the decision, one per code it was refused with, in key order."""
     environment = decision.environment.name if decision.environment else ""
     codes = sorted({reason["code"] for reason in decision.reasons})
-    keys = [(environment, decision.purpose, decision.allowed, code) for code in ["", *codes]]
+    rows = ", ".join(["(%s, %s, %s, %s, 1)"] * (len(codes) + 1))
+    params = [
+        value
+        for code in ["", *codes]
+        for value in (environment, decision.purpose, decision.allowed, code)
+    ]
+    return TALLY_ADD.format(rows=rows), params
+
+
+def gate_decision_tally(decision: GateDecision) -> None:
+    """Add one decision to the running totals. Called after the decision's audit event (or
+    sent with it, `audit_record(then=...)`): that append holds the trail's lock to the end of
+    the transaction, so the totals' rows are only ever locked under it, and two transactions
+    that record several decisions cannot wait on each other's rows."""
     with connection.cursor() as cursor:
-        cursor.executemany(TALLY_ADD, keys)
+        cursor.execute(*gate_decision_tally_statement(decision))
 
 
 def decision_data(answer: GateAnswer, decision: GateDecision) -> dict[str, Any]:
@@ -807,6 +818,6 @@ def gate_decide(
             environment=answer.environment,
             data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
             request=request,
+            then=gate_decision_tally_statement(answer.decision),
         )
-        gate_decision_tally(answer.decision)
     return answer
