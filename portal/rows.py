@@ -40,7 +40,9 @@ def row_insert(instance: Model, *, then: Statement | None = None) -> Model:
     after it, in the same round trip on PostgreSQL (a row whose key is already set)."""
     model = type(instance)
     sql, fields, returning = _insert_sql(model, connection.vendor, instance.pk is not None)
-    values = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
+    ]
     with connection.cursor() as cursor:
         if then is not None and connection.vendor == "postgresql" and not returning:
             cursor.execute(f"{sql}; {then[0]}", [*values, *then[1]])
