@@ -794,7 +794,8 @@ def _question(
         authorised_at=_moment(change["authorised_at"]),
         unsigned_teams=(
             (unsigned_teams or _unsigned_teams)(policy, found_change)
-            if change["missing_approval_teams"]
+            # With no change, every team counts as missing and no rule asks which.
+            if found_change is not None and change["missing_approval_teams"]
             else []
         ),
         peer_reviewed=bool(change["peer_reviewed"]),
