@@ -2,7 +2,6 @@
 
 import hashlib
 import hmac
-
 from functools import cache
 
 from django.db import connection
@@ -34,17 +33,22 @@ def _columns(model: type[Model], table: str) -> tuple[str, tuple[str, ...]]:
     return ", ".join(f"{table}.{quote(field.column)}" for field in fields), names
 
 
+ACCOUNT_OF_PREFIX_SQL = """SELECT {columns} FROM {tokens} t
+JOIN {accounts} a ON a.id = t.service_account_id JOIN {teams} m ON m.id = a.team_id
+WHERE t.prefix = %s"""
+
+
 @cache
 def _token_sql() -> tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """The token, its account and the account's team in one statement, put together once."""
     token_columns, token_names = _columns(ServiceToken, "t")
     account_columns, account_names = _columns(ServiceAccount, "a")
     team_columns, team_names = _columns(Team, "m")
-    sql = (
-        f"SELECT {token_columns}, {account_columns}, {team_columns} "
-        f"FROM {ServiceToken._meta.db_table} t "
-        f"JOIN {ServiceAccount._meta.db_table} a ON a.id = t.service_account_id "
-        f"JOIN {Team._meta.db_table} m ON m.id = a.team_id WHERE t.prefix = %s"
+    sql = ACCOUNT_OF_PREFIX_SQL.format(
+        columns=f"{token_columns}, {account_columns}, {team_columns}",
+        tokens=ServiceToken._meta.db_table,
+        accounts=ServiceAccount._meta.db_table,
+        teams=Team._meta.db_table,
     )
     return sql, token_names, account_names, team_names
 

@@ -12,6 +12,8 @@ from typing import Any
 from django.db import connection
 from django.db.models import Model
 
+INSERT_SQL = "INSERT INTO {table} ({columns}) VALUES ({values}){returning}"
+
 
 @cache
 def _insert_sql(model: type[Model], vendor: str, with_pk: bool) -> tuple[str, tuple, bool]:
@@ -21,11 +23,11 @@ def _insert_sql(model: type[Model], vendor: str, with_pk: bool) -> tuple[str, tu
     )
     quote = connection.ops.quote_name
     returning = not with_pk and meta.auto_field is not None
-    sql = "INSERT INTO {} ({}) VALUES ({}){}".format(
-        quote(meta.db_table),
-        ", ".join(quote(field.column) for field in fields),
-        ", ".join(["%s"] * len(fields)),
-        f" RETURNING {quote(meta.pk.column)}" if returning else "",
+    sql = INSERT_SQL.format(
+        table=quote(meta.db_table),
+        columns=", ".join(quote(field.column) for field in fields),
+        values=", ".join(["%s"] * len(fields)),
+        returning=f" RETURNING {quote(meta.pk.column)}" if returning else "",
     )
     return sql, fields, returning
 

@@ -19,8 +19,8 @@ import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
