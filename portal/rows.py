@@ -22,7 +22,11 @@ def _insert_sql(model: type[Model], vendor: str, with_pk: bool) -> tuple[str, tu
         field for field in meta.local_concrete_fields if with_pk or field is not meta.auto_field
     )
     quote = connection.ops.quote_name
-    returning = not with_pk and meta.auto_field is not None
+    returning = (
+        not with_pk
+        and meta.auto_field is not None
+        and connection.features.can_return_columns_from_insert
+    )
     sql = INSERT_SQL.format(
         table=quote(meta.db_table),
         columns=", ".join(quote(field.column) for field in fields),
@@ -46,13 +50,15 @@ def row_insert(instance: Model, *, then: Statement | None = None) -> Model:
         field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields
     ]
     with connection.cursor() as cursor:
-        if then is not None and connection.vendor == "postgresql" and not returning:
+        if then is not None and connection.vendor == "postgresql" and instance.pk is not None:
             cursor.execute(f"{sql}; {then[0]}", [*values, *then[1]])
             then = None
         else:
             cursor.execute(sql, values)
         if returning:
             instance.pk = cursor.fetchone()[0]
+        elif instance.pk is None:
+            instance.pk = cursor.lastrowid
         if then is not None:
             cursor.execute(*then)
     instance._state.adding = False
