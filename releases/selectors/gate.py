@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -208,30 +209,39 @@ def _param(moment: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _instance(model: type[Model], row: dict[str, Any], prefix: str, fields: list[str]):
+@cache
+def _reading(model: type[Model], prefix: str, fields: tuple[str, ...]) -> tuple:
+    """Each field's key in the row and its type, looked up once: per call, the lookups cost
+    more than building the instances."""
+    return tuple(
+        (f"{prefix}{name}", model._meta.get_field(name).get_internal_type()) for name in fields
+    )
+
+
+def _instance(model: type[Model], row: dict[str, Any], prefix: str, fields: tuple[str, ...]):
     """A model instance from the `prefix`-named columns of a row (None when its id is NULL);
     fields left out are loaded on first access, as with `only()`."""
     if row[f"{prefix}id"] is None:
         return None
     values = []
-    for name in fields:
-        value = row[f"{prefix}{name}"]
-        if model._meta.get_field(name).get_internal_type() == "DateTimeField":
+    for key, kind in _reading(model, prefix, fields):
+        value = row[key]
+        if kind == "DateTimeField":
             value = _moment(value)
-        elif model._meta.get_field(name).get_internal_type() == "BooleanField":
-            value = None if value is None else bool(value)
+        elif kind == "BooleanField" and value is not None:
+            value = bool(value)
         values.append(value)
     return model.from_db(connection.alias, fields, values)
 
 
-def _columns(table: str, prefix: str, fields: list[str], model: type[Model]) -> str:
+def _columns(table: str, prefix: str, fields: tuple[str, ...], model: type[Model]) -> str:
     return ", ".join(
         f'{table}."{model._meta.get_field(name).column}" AS "{prefix}{name}"' for name in fields
     )
 
 
-ENVIRONMENT_FIELDS = ["id", "name", "rank"]
-POLICY_FIELDS = [
+ENVIRONMENT_FIELDS = ("id", "name", "rank")
+POLICY_FIELDS = (
     "id",
     "environment_id",
     "version",
@@ -247,9 +257,9 @@ POLICY_FIELDS = [
     "retrospective_hours",
     "conflicts_block",
     "created_at",
-]
-MODEL_FIELDS = ["id", "name", "owner_team_id", "risk_tier", "lifecycle_status"]
-VERSION_FIELDS = [
+)
+MODEL_FIELDS = ("id", "name", "owner_team_id", "risk_tier", "lifecycle_status")
+VERSION_FIELDS = (
     "id",
     "model_id",
     "version",
@@ -260,9 +270,9 @@ VERSION_FIELDS = [
     "artifact_uri",
     "artifact_sha256",
     "created_at",
-]
-REPOSITORY_FIELDS = ["id", "url", "gitlab_url", "gitlab_project_id"]
-CHANGE_FIELDS = [
+)
+REPOSITORY_FIELDS = ("id", "url", "gitlab_url", "gitlab_project_id")
+CHANGE_FIELDS = (
     "id",
     "kind",
     "state",
@@ -277,7 +287,7 @@ CHANGE_FIELDS = [
     "content_digest",
     "policy_id",
     "retrospective_due_at",
-]
+)
 
 
 def _in(values) -> str:
@@ -784,7 +794,8 @@ def _question(
         authorised_at=_moment(change["authorised_at"]),
         unsigned_teams=(
             (unsigned_teams or _unsigned_teams)(policy, found_change)
-            if change["missing_approval_teams"]
+            # With no change, every team counts as missing and no rule asks which.
+            if found_change is not None and change["missing_approval_teams"]
             else []
         ),
         peer_reviewed=bool(change["peer_reviewed"]),

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
+from portal.rows import Statement, row_insert
 from registry.models import ArtifactOutcome, LifecycleStatus
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
@@ -735,30 +736,40 @@ def gate_decision_save(
         asked_by_name=describe_actor(actor).name,
         decided_at=answer.decided_at,
     )
-    # Every value comes from rows read in this transaction a moment ago and from the rule
-    # table; validating them again would cost more than the whole judgement.
-    decision.save(force_insert=True)
-    return decision
+    # Every value comes from rows read a moment ago and from the rule table; validating them
+    # again, or compiling the ORM's INSERT, would cost more than the whole judgement.
+    return row_insert(decision)
 
 
-# Adds one to a running total, creating its row on first use (PostgreSQL and SQLite alike).
+# Adds one to running totals, creating their rows on first use (PostgreSQL and SQLite alike).
 TALLY_ADD = (
     'INSERT INTO releases_gatetally (environment, purpose, allowed, code, "count") '
-    "VALUES (%s, %s, %s, %s, 1) ON CONFLICT (environment, purpose, allowed, code) "
+    "VALUES {rows} ON CONFLICT (environment, purpose, allowed, code) "
     'DO UPDATE SET "count" = releases_gatetally."count" + 1'
 )
 
 
-def gate_decision_tally(decision: GateDecision) -> None:
-    """Add one decision to the running totals that `/metrics` reads (`GateTally`). Called after
-    the decision's audit event: that append holds the trail's lock to the end of the
-    transaction, so the totals' rows are only ever locked under it, and two transactions that
-    record several decisions cannot wait on each other's rows."""
+def gate_decision_tally_statement(decision: GateDecision) -> Statement:
+    """The statement that adds one decision to the running totals that `/metrics` reads
+    (`GateTally`): one row for the decision, one per code it was refused with, in key order."""
     environment = decision.environment.name if decision.environment else ""
     codes = sorted({reason["code"] for reason in decision.reasons})
-    keys = [(environment, decision.purpose, decision.allowed, code) for code in ["", *codes]]
+    rows = ", ".join(["(%s, %s, %s, %s, 1)"] * (len(codes) + 1))
+    params = [
+        value
+        for code in ["", *codes]
+        for value in (environment, decision.purpose, decision.allowed, code)
+    ]
+    return TALLY_ADD.format(rows=rows), params
+
+
+def gate_decision_tally(decision: GateDecision) -> None:
+    """Add one decision to the running totals. Called after the decision's audit event (or
+    sent with it, `audit_record(then=...)`): that append holds the trail's lock to the end of
+    the transaction, so the totals' rows are only ever locked under it, and two transactions
+    that record several decisions cannot wait on each other's rows."""
     with connection.cursor() as cursor:
-        cursor.executemany(TALLY_ADD, keys)
+        cursor.execute(*gate_decision_tally_statement(decision))
 
 
 def decision_data(answer: GateAnswer, decision: GateDecision) -> dict[str, Any]:
@@ -767,7 +778,6 @@ def decision_data(answer: GateAnswer, decision: GateDecision) -> dict[str, Any]:
     return {"gate_decision": decision.pk, **data}
 
 
-@transaction.atomic
 def gate_decide(
     *,
     actor: Any,
@@ -782,7 +792,12 @@ def gate_decide(
     asked_by: dict[str, Any] | None = None,
 ) -> GateAnswer:
     """The gate as CI asks it, or a platform (`purpose`, and `asked_by` naming the platform's
-    deployment): judge, then record the decision and its audit event."""
+    deployment): judge, then record the decision and its audit event.
+
+    One read resolves the question (outside any transaction of its own: it only reads, as the
+    change request page does), then one short transaction records what it answered: the
+    decision, its audit event and the running totals. The answer is the one of the moment of
+    the read, and says so (`decided_at`); a deployment start judges again under its locks."""
     answer = gate_evaluate(
         environment=environment,
         model=model,
@@ -792,16 +807,17 @@ def gate_decide(
         now=now,
     )
     question = {**answer.question.asked, **(asked_by or {})}
-    answer.decision = gate_decision_save(
-        actor=actor, answer=answer, purpose=purpose, question=question
-    )
-    audit_record(
-        actor=actor,
-        action=AuditAction.GATE_CHECKED,
-        target=answer.model_version or answer.model,
-        environment=answer.environment,
-        data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
-        request=request,
-    )
-    gate_decision_tally(answer.decision)
+    with transaction.atomic():
+        answer.decision = gate_decision_save(
+            actor=actor, answer=answer, purpose=purpose, question=question
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.GATE_CHECKED,
+            target=answer.model_version or answer.model,
+            environment=answer.environment,
+            data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
+            request=request,
+            then=gate_decision_tally_statement(answer.decision),
+        )
     return answer
