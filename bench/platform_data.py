@@ -397,7 +397,6 @@ def change_request_rows(
                 "content_digest": content,
                 "policy_id": policy.pk,
                 "reauthenticated": True,
-                "acr": "",
                 "signed_at": filed + timedelta(minutes=10 * (i + 1)),
                 "voided_at": None,
                 "voided_reason": "",
