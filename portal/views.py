@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_POST, require_safe
 
+from organisation.forms import SignInForm
 from organisation.oidc import provider_enabled, provider_name
 from organisation.services import user_sessions_end
 from portal.dashboard import dashboard_panels_for
@@ -33,6 +34,8 @@ def dashboard(request):
 class SignInView(LoginView):
     """The sign-in page: username and password, and "Sign in with …" where single sign-on is
     configured."""
+
+    authentication_form = SignInForm
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
