@@ -62,7 +62,10 @@ class GateDenied(RuleDenied):
 
     def __init__(self, answer: GateAnswer):
         codes = ", ".join(answer.codes())
-        super().__init__(f"The gate refused this deployment: {codes}.")
+        super().__init__(
+            f"The gate refused this deployment: {codes}. Each of `reasons` says why and what to "
+            "do next; nothing was deployed."
+        )
         self.answer = answer
         self.reasons = answer.reasons
 
