@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -230,3 +231,20 @@ def test_the_404_page_names_what_is_missing_and_where_to_look(login, requester, 
     ) in missing_change
     assert "Nothing is at /no-such-page/." in unknown_address
     assert "look it up with the search box at the top" in unknown_address
+
+
+def test_a_form_sent_without_its_token_says_nothing_changed_and_to_reload(
+    password, requester, filed_change
+):
+    strict = Client(enforce_csrf_checks=True)
+    strict.login(username=requester.username, password=password)
+
+    response = strict.post(
+        reverse("releases:change-request-cancel", args=[filed_change.number]),
+        {"reason": "Not needed."},
+    )
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "Nothing was changed" in page
+    assert "reload the page and send the form again" in page
