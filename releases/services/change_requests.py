@@ -312,7 +312,7 @@ def _check_content(
     elif not policy.needs_change_request:
         raise RuleDenied(
             f"{change_request.environment.name} needs no change request: its policy lets CI "
-            "deploy there without one. Cancel this change; the pipeline deploys the build.",
+            "deploy there without one, so nothing needs filing: the pipeline deploys the build.",
             code="change_request_not_needed",
         )
     _check_window(
