@@ -27,7 +27,7 @@ def test_any_valid_token_downloads_the_helper_with_its_version_and_digest(servic
     assert hashlib.sha256(body).hexdigest() == HELPER_SHA256
     assert response["X-Gatehouse-CI-SHA256"] == HELPER_SHA256
     assert response["X-Gatehouse-CI-Version"] == "3"
-    assert b'VERSION = "2"' in body
+    assert b'VERSION = "3"' in body
 
 
 def test_the_digest_is_published_in_sha256sum_format(service_caller, login, requester):
