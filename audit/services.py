@@ -287,7 +287,10 @@ def proof_tree(*, size: int, root: bytes) -> ChunkedMerkleTree:
         if tree.root() == root:
             return tree
     raise Conflict(
-        "The stored event hashes do not give the signed Merkle root.", code="chain_broken"
+        "The stored event hashes do not give the signed Merkle root, so nothing is signed or "
+        "exported. Run `manage.py audit_verify` to find the first bad event, and see "
+        "docs/audit.md (Verification and checkpoints).",
+        code="chain_broken",
     )
 
 
@@ -297,7 +300,9 @@ def verified_since_latest_head() -> Report:
     report = verify_chain(after=latest_tree_head())
     if not report.ok:
         raise Conflict(
-            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}",
+            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}. "
+            "Nothing is signed over it: find who changed it (docs/audit.md, Verification and "
+            "checkpoints) before anything else.",
             code="chain_broken",
         )
     return report
@@ -316,12 +321,18 @@ def audit_checkpoint_create(*, actor: Any) -> AuditCheckpoint:
     latest = latest_tree_head()
     report = verify_chain(after=latest)
     if report.tip_seq == 0:
-        raise Conflict("The trail is empty: there is nothing to sign yet.", code="empty_trail")
+        raise Conflict(
+            "The trail is empty: there is nothing to sign yet. Checkpoint once events are "
+            "recorded.",
+            code="empty_trail",
+        )
     if report.ok and latest is not None and latest.size == report.tip_seq:
         return latest
     if not report.ok:
         raise Conflict(
-            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}",
+            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}. "
+            "Nothing is signed over it: find who changed it (docs/audit.md, Verification and "
+            "checkpoints) before anything else.",
             code="chain_broken",
         )
     root = report.frontier.root().hex()
@@ -414,7 +425,11 @@ def audit_signing_key_rotate(*, actor: Any, new_key_pem: bytes | None = None) ->
     old_public, new_public = old.public_key(), new.public_key()
     old_id, new_id = keys.key_id_of(old_public), keys.key_id_of(new_public)
     if old_id == new_id or AuditKeyRotation.objects.filter(new_key_id=new_id).exists():
-        raise Conflict("That key has been the signing key before.", code="signing_key_reused")
+        raise Conflict(
+            "That key has been the signing key before, and a retired key never signs again: "
+            "generate a new one.",
+            code="signing_key_reused",
+        )
     rotated_at = timezone.now()
     message = key_rotation_message(
         old_id,

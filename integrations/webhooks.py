@@ -40,7 +40,7 @@ from integrations.webhook_delivery import message_id_new, webhook_delivery_attem
 from integrations.webhook_events import message_for_test, render
 from integrations.webhook_secrets import secret_generate
 from organisation.services import environment_names_check
-from portal.authentication import is_service_account
+from portal.authentication import GRANT_SCOPE, is_service_account
 from portal.exceptions import RuleDenied
 from portal.models import Scope, Team
 
@@ -54,7 +54,9 @@ def manage_denial(actor, *, team: Team | None) -> RuleDenied | None:
     if is_service_account(actor):
         if not actor.has_scope(Scope.WEBHOOKS_WRITE):
             return RuleDenied(
-                f"This token lacks the '{Scope.WEBHOOKS_WRITE}' scope.", code="missing_scope"
+                f"This token lacks the '{Scope.WEBHOOKS_WRITE}' scope that managing webhooks "
+                f"needs. {GRANT_SCOPE}",
+                code="missing_scope",
             )
         if team is None or not actor.acts_for_team(team.pk):
             return RuleDenied(
@@ -65,7 +67,10 @@ def manage_denial(actor, *, team: Team | None) -> RuleDenied | None:
         return None
     if getattr(actor, "is_staff", False) and actor.is_active:
         return None
-    return RuleDenied("Webhooks are managed by administrators.", code="webhooks_admin_only")
+    return RuleDenied(
+        "Webhooks are managed by administrators: ask one to add or change the subscription.",
+        code="webhooks_admin_only",
+    )
 
 
 def may_manage(actor, *, team: Team | None = None) -> bool:
@@ -338,7 +343,9 @@ def _test_delivery_create(*, actor, subscription: WebhookSubscription, request) 
     if denial:
         raise denial
     if not subscription.is_active:
-        raise ValidationError({"is_active": "The subscription is deactivated."})
+        raise ValidationError(
+            {"is_active": "The subscription is deactivated: activate it, then send the test."}
+        )
     now = timezone.now()
     message = message_for_test(subscription_name=subscription.name, actor=actor, at=now)
     delivery = WebhookDelivery.objects.create(

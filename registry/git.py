@@ -101,12 +101,18 @@ def resolve_ref(repository: Repository, ref: str) -> str:
     """The full SHA a branch, tag or abbreviated SHA points at in the mirror."""
     repo = open_mirror(repository)
     if repo is None:
-        raise NotFound(f"{repository.url} has no local mirror.", code="no_mirror")
+        raise NotFound(
+            f"{repository.url} has no local mirror: name the full 40-hex commit SHA instead, "
+            "or ask an administrator to configure a mirror (Admin → Repositories).",
+            code="no_mirror",
+        )
     try:
         return repo.git.rev_parse("--verify", "--end-of-options", f"{ref}^{{commit}}")
     except GitCommandError:
         raise NotFound(
-            f"'{ref}' names no commit in {repository.url}.", code="unknown_ref"
+            f"'{ref}' names no commit in {repository.url}: push it, or wait for the mirror to "
+            "fetch, then retry.",
+            code="unknown_ref",
         ) from None
 
 

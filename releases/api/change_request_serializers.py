@@ -62,15 +62,24 @@ class ChangeRequestInput(serializers.Serializer):
             .first()
         )
         if model_version is None:
-            errors["version"] = [f"{data['model']} has no registered version '{data['version']}'."]
+            errors["version"] = [
+                f"{data['model']} has no registered version '{data['version']}'. CI registers "
+                "each build (gatehouse_ci.py build, docs/ci.md); name one the model lists."
+            ]
         environment = Environment.objects.filter(name=data["environment"]).first()
         if environment is None:
-            errors["environment"] = [f"No environment is named '{data['environment']}'."]
+            errors["environment"] = [
+                f"No environment is named '{data['environment']}'. Names are exact (dev, test, "
+                "prod …): GET /api/v1/environments/ lists them."
+            ]
         team = None
         if data["team"]:
             team = Team.objects.filter(slug=data["team"]).first()
             if team is None:
-                errors["team"] = [f"No team has the slug '{data['team']}'."]
+                errors["team"] = [
+                    f"No team has the slug '{data['team']}'. Leave it out to file for the "
+                    "model's owner team."
+                ]
         if data["kind"] == Kind.NORMAL:
             for name in ("window_start", "window_end"):
                 if data[name] is None:

@@ -59,7 +59,11 @@ def change_request_get(
     queryset = change_requests() if queryset is None else queryset
     found = queryset.filter(pk=int(match.group(1))).first() if match else None
     if found is None:
-        raise NotFound(f"No change request is numbered '{number}'.", code="unknown_change_request")
+        raise NotFound(
+            f"No change request is numbered '{number}'. Numbers look like CR-42; the Change "
+            "requests page lists them.",
+            code="unknown_change_request",
+        )
     return found
 
 

@@ -79,7 +79,10 @@ def environments_read(*, production: bool | None = None) -> QuerySet[Environment
 def environment_read(*, name: str) -> Environment:
     found = environments_read().filter(name=name).first() if "\x00" not in name else None
     if found is None:
-        raise NotFound(f"No environment is named '{name}'.", code="unknown_environment")
+        raise NotFound(
+            f"No environment is named '{name}'. Names are exact: the Environments page lists them.",
+            code="unknown_environment",
+        )
     return found
 
 

@@ -128,7 +128,8 @@ def _move(change_request: ChangeRequest, target: str) -> str:
     if not can_move(change_request.kind, before, target):
         raise Conflict(
             f"{change_request.number} is {change_request.get_state_display().lower()}; "
-            f"it cannot become {State(target).label.lower()}.",
+            f"it cannot become {State(target).label.lower()}. Reload its page to see what it "
+            "waits for now.",
             code="invalid_transition",
         )
     change_request.state = target
@@ -178,7 +179,8 @@ def _owner_team(actor, model_version: ModelVersion, team: Team | None) -> Team:
         )
     if not Membership.objects.filter(user=actor, team=owner).exists():
         raise RuleDenied(
-            f"Only members of {owner.name}, which owns {model.name}, file its changes.",
+            f"Only members of {owner.name}, which owns {model.name}, file its changes: ask "
+            f"one of them, or ask an administrator to add you to {owner.name}.",
             code="not_owner_team",
         )
     return owner
@@ -224,7 +226,8 @@ def _check_window(
         raise ValidationError(
             {
                 "window_end": ValidationError(
-                    "The window must end after it starts.", code="window_order"
+                    "The window must end after it starts: choose an end after the start.",
+                    code="window_order",
                 )
             }
         )
@@ -265,12 +268,14 @@ def _check_emergency(
     """Rule 11: an incident and a reason; none while a retrospective for the model is overdue."""
     if not policy.emergency_allowed:
         raise RuleDenied(
-            f"The {policy.environment.name} policy does not allow emergency changes.",
+            f"The {policy.environment.name} policy does not allow emergency changes: file a "
+            "normal change instead.",
             code="emergency_not_allowed",
         )
     if not incident_ref.strip() or not justification.strip():
         raise RuleDenied(
-            "An emergency change needs an incident reference and a justification.",
+            "An emergency change needs an incident reference and a justification: give both "
+            "and file it again.",
             code="incident_required",
         )
     overdue = (
@@ -286,7 +291,8 @@ def _check_emergency(
     if overdue is not None:
         raise RuleDenied(
             f"The retrospective of emergency change {overdue.number} for "
-            f"{model_version.model.name} is overdue; no new emergency change until it is done.",
+            f"{model_version.model.name} is overdue; no new emergency change until it is done. "
+            f"Each approval team signs it on the page of {overdue.number}.",
             code="retrospective_overdue",
         )
 
@@ -306,7 +312,7 @@ def _check_content(
     elif not policy.needs_change_request:
         raise RuleDenied(
             f"{change_request.environment.name} needs no change request: its policy lets CI "
-            "deploy there without one.",
+            "deploy there without one, so nothing needs filing: the pipeline deploys the build.",
             code="change_request_not_needed",
         )
     _check_window(
@@ -349,7 +355,8 @@ def change_request_create(
         # Retiring stops the model everywhere, so it takes production's signatures, not those
         # of an environment that asks less.
         raise Conflict(
-            f"A retirement is filed for a production environment, not {environment.name}.",
+            f"A retirement is filed for a production environment, not {environment.name}: "
+            "choose the production environment.",
             code="retirement_needs_production",
         )
     change_request = ChangeRequest(
@@ -521,7 +528,7 @@ def _choose_slot(
         if team.pk not in policy_team_ids:
             raise RuleDenied(
                 f"{team.name} is not an approval team of the {change_request.environment.name} "
-                "policy.",
+                "policy: choose one of the teams the sign page lists.",
                 code="team_not_required",
             )
         raise Conflict(
@@ -533,7 +540,8 @@ def _choose_slot(
         mine = [s for s in slots if s.team.pk in delegated_team_ids]
         if delegated_team_ids and not mine:
             raise Conflict(
-                "The team you stand in for has already signed.", code="team_already_signed"
+                "The team you stand in for has already signed; nothing more is needed from you.",
+                code="team_already_signed",
             )
     else:
         mine = [
@@ -636,7 +644,8 @@ def _check_decision(decision: str, comment: str) -> None:
 def _check_digest(change_request: ChangeRequest, content_digest: str) -> None:
     if content_digest != change_request.content_digest:
         raise Conflict(
-            f"{change_request.number} changed since you read it; read it again before signing.",
+            f"{change_request.number} changed since you read it, and a signature binds to "
+            "what was read: read it again, then sign.",
             code="content_changed",
         )
 
@@ -690,7 +699,7 @@ def _sign(
     if kind is None:
         raise Conflict(
             f"{change_request.number} is {change_request.get_state_display().lower()}; it waits "
-            "for no signature.",
+            "for no signature, so there is nothing to sign.",
             code="invalid_transition",
         )
     _check_decision(decision, comment)
@@ -709,7 +718,8 @@ def _sign(
     slots = open_slots(change_request, approval_teams, sign_offs)
     if not slots:
         raise Conflict(
-            f"{change_request.number} has all its signatures; nothing waits for yours.",
+            f"{change_request.number} has all its signatures; nothing waits for yours, and "
+            "there is nothing more to do.",
             code="complete",
         )
     memberships = list(Membership.objects.filter(user=actor))
@@ -741,7 +751,8 @@ def _sign(
         if not commits.known:
             raise RuleDenied(
                 f"The commits of this release cannot be read ({commits.note}); the policy "
-                "excludes their authors, so nobody can sign yet.",
+                "excludes their authors, so nobody can sign yet. An administrator fixes the "
+                "repository's mirror (Admin → Repositories); then sign again.",
                 code="commits_unknown",
             )
         commit_authors = commits.author_emails
@@ -862,7 +873,7 @@ def change_request_step_up_begin(
     if SIGN_OFF_KIND_BY_STATE.get(change_request.state) is None:
         raise Conflict(
             f"{change_request.number} is {change_request.get_state_display().lower()}; it waits "
-            "for no signature.",
+            "for no signature, so there is nothing to sign.",
             code="invalid_transition",
         )
     _check_decision(decision, comment)
@@ -913,7 +924,8 @@ def _step_up_take(*, actor, state: str, now: datetime) -> SignatureStepUp:
     # Someone else's pending signature is not found either: its state tells nobody anything.
     if step_up is None or step_up.signer_id != actor.pk:
         raise NotFound(
-            "No signature of yours waits for this answer of the identity provider.",
+            "No signature of yours waits for this answer of the identity provider: start "
+            "signing again from the change's page.",
             code="step_up_unknown",
         )
     if step_up.taken_at is not None:
@@ -955,7 +967,11 @@ def _step_up_denial(
     """Whether the provider's verified claims confirm this very signature by this signer, just
     now; the confirmation to sign with if they do."""
     if step_up.taken_at is None or step_up.signer_id != actor.pk:
-        raise RuleDenied("Come back from the identity provider first.", code="step_up_not_taken")
+        raise RuleDenied(
+            "The identity provider has not answered for this signature yet: sign in there when "
+            "it asks, and come back to the portal.",
+            code="step_up_not_taken",
+        )
     if step_up.sign_off_id is not None or step_up.refusal:
         raise Conflict(
             "This answer of the identity provider was used already; sign again.",
@@ -963,21 +979,25 @@ def _step_up_denial(
         )
     if not secrets.compare_digest(str(claims.get("nonce", "")), step_up.nonce):
         raise RuleDenied(
-            "The identity provider's answer belongs to another signature; nothing was signed.",
+            "The identity provider's answer belongs to another signature; nothing was signed. "
+            "Start signing again from the change's page.",
             code="step_up_mismatch",
         )
     if not ProviderIdentity.objects.filter(
         user=actor, issuer=claims.get("iss", ""), subject=str(claims.get("sub", ""))
     ).exists():
         raise RuleDenied(
-            "You signed in at the identity provider as someone else; nothing was signed.",
+            "You signed in at the identity provider as someone else; nothing was signed. Sign "
+            "again, and sign in at the provider as yourself.",
             code="step_up_wrong_signer",
         )
     auth_time = _auth_time(claims)
     limit = timedelta(seconds=settings.GATEHOUSE_OIDC_STEP_UP_SECONDS)
     if auth_time is None:
         raise RuleDenied(
-            "The identity provider did not say when you signed in; nothing was signed.",
+            "The identity provider did not say when you signed in; nothing was signed. Sign "
+            "again; if it keeps happening, an administrator checks that the provider sends "
+            "auth_time.",
             code="step_up_stale",
         )
     if auth_time < step_up.issued_at - STEP_UP_CLOCK_SKEW or now - auth_time > limit:
@@ -1216,7 +1236,8 @@ def change_request_expire(
     change_request = _lock(change_request)
     if change_request.window_end is None or change_request.window_end > timezone.now():
         raise Conflict(
-            f"The window of {change_request.number} is not over.", code="window_not_over"
+            f"The window of {change_request.number} is not over; it expires only after its end.",
+            code="window_not_over",
         )
     state_before = _move(change_request, State.EXPIRED)
     change_request.save()
@@ -1364,11 +1385,13 @@ def change_request_retrospective_escalate(
     due = change_request.retrospective_due_at
     if change_request.state != State.RETRO_REVIEW or due is None:
         raise Conflict(
-            f"{change_request.number} owes no retrospective review.", code="no_retrospective_due"
+            f"{change_request.number} owes no retrospective review; there is nothing to sign.",
+            code="no_retrospective_due",
         )
     if now < due - RETROSPECTIVE_WARNING:
         raise Conflict(
-            f"The retrospective of {change_request.number} is not due before {due:%Y-%m-%d %H:%M}.",
+            f"The retrospective of {change_request.number} is not due before "
+            f"{due:%Y-%m-%d %H:%M}; wait until then.",
             code="retrospective_not_due",
         )
     overdue = due <= now

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
-from portal.authentication import is_service_account
+from portal.authentication import GRANT_SCOPE, is_service_account
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Scope
 from registry.artifacts import artifact_store_connected
@@ -63,7 +63,10 @@ class GateDenied(RuleDenied):
 
     def __init__(self, answer: GateAnswer):
         codes = ", ".join(answer.codes())
-        super().__init__(f"The gate refused this deployment: {codes}.")
+        super().__init__(
+            f"The gate refused this deployment: {codes}. Each of `reasons` says why and what to "
+            "do next; nothing was deployed."
+        )
         self.answer = answer
         self.reasons = answer.reasons
 
@@ -79,7 +82,9 @@ def _started_by(actor: Any) -> dict[str, Any]:
 def _require_scope(actor: Any) -> None:
     if is_service_account(actor) and not actor.has_scope(Scope.DEPLOYMENTS_WRITE):
         raise RuleDenied(
-            f"This token lacks the '{Scope.DEPLOYMENTS_WRITE}' scope.", code="missing_scope"
+            f"This token lacks the '{Scope.DEPLOYMENTS_WRITE}' scope that deploying needs. "
+            f"{GRANT_SCOPE}",
+            code="missing_scope",
         )
 
 
@@ -103,7 +108,7 @@ def _may_deploy(
         return
     raise RuleDenied(
         f"Only {model.owner_team.name}, the requester of the change or the pipeline may deploy "
-        f"{model.name}.",
+        f"{model.name}: deploy it from {model.owner_team.name}'s pipeline, or ask its requester.",
         code="not_allowed_to_deploy",
     )
 
@@ -289,7 +294,8 @@ def _same_pipeline(
     )
     if not same:
         raise Conflict(
-            f"Pipeline {pipeline_url} already reported a different deployment.",
+            f"Pipeline {pipeline_url} already reported a different deployment. Each pipeline "
+            "run reports one deployment: report this one with its own pipeline URL.",
             code="pipeline_url_reused",
         )
     return existing
@@ -324,7 +330,8 @@ def deployment_record_result(
         if deployment.status == status:
             return deployment
         raise Conflict(
-            f"This deployment already ended as {deployment.get_status_display().lower()}.",
+            f"This deployment already ended as {deployment.get_status_display().lower()}; a "
+            "result is reported once. To try again, start a new deployment.",
             code="deployment_finished",
         )
     deployment.status = status
@@ -376,7 +383,7 @@ def _refuse_unless_live(environment: Environment, model: RegisteredModel, versio
         now_live = live.model_version.version if live else "nothing"
         raise Conflict(
             f"{model.name} {version} is not live in {environment.name} (live: {now_live}); "
-            "nothing was rolled back.",
+            "nothing was rolled back. Read what is live now before rolling back again.",
             code="not_live",
         )
 
@@ -399,7 +406,8 @@ def rollback_plan(
     replaced = history.order_by("-pk").first()
     if replaced is None or replaced.status == DeploymentStatus.ROLLED_BACK:
         raise Conflict(
-            f"There is nothing to roll back for {model.name} in {environment.name}.",
+            f"There is nothing to roll back for {model.name} in {environment.name}: no "
+            "deployment of it is recorded there.",
             code="nothing_to_roll_back",
         )
     earlier = history.filter(succeeded_at__isnull=False).exclude(pk=replaced.pk)
@@ -411,7 +419,8 @@ def rollback_plan(
     if target is None:
         raise Conflict(
             f"No earlier version of {model.name} was live in {environment.name}, so there is "
-            "nothing to roll back to.",
+            "nothing to roll back to. Deploy the version you want under a change request "
+            "instead.",
             code="no_previous_version",
         )
     return replaced, target
@@ -626,7 +635,10 @@ def unauthorised_change_review(
         .get(pk=flag.pk)
     )
     if flag.reviewed_at is not None:
-        raise Conflict("This flag has been reviewed already.", code="already_reviewed")
+        raise Conflict(
+            "This flag has been reviewed already; its review is on the environment's page.",
+            code="already_reviewed",
+        )
     note = note.strip()
     if not note:
         raise ValidationError({"note": "Say what the review found."})

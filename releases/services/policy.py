@@ -80,7 +80,8 @@ def production_policy_shortfalls(
 def _refuse_weak_production_policy(environment: Environment, shortfalls: list[str]) -> None:
     if shortfalls:
         raise Conflict(
-            f"{environment.name} is a production environment: " + "; ".join(shortfalls) + ".",
+            f"{environment.name} is a production environment: {'; '.join(shortfalls)}. "
+            "Nothing was saved: keep the policy at or above that floor.",
             code="production_policy_too_weak",
         )
 
@@ -109,7 +110,9 @@ def _governed_namespaces(text: str, *, environment_id: int | None) -> str:
         taken = set(names) & set(namespaces_parse(other.admission_namespaces))
         if taken:
             raise Conflict(
-                f"Namespace {', '.join(sorted(taken))} is governed by {other.name} already.",
+                f"Namespace {', '.join(sorted(taken))} is governed by {other.name} already: "
+                f"one environment governs a namespace. Remove it from {other.name} first, or "
+                "leave it out here.",
                 code="namespace_governed_elsewhere",
             )
     return ", ".join(names)
@@ -265,7 +268,11 @@ def environment_policy_change(
         .first()
     )
     if soak_source is not None and soak_source.pk == environment.pk:
-        raise Conflict("An environment cannot be its own soak source.", code="soak_source_self")
+        raise Conflict(
+            "An environment cannot be its own soak source: choose the environment a build "
+            "soaks in before it comes here (test, for production).",
+            code="soak_source_self",
+        )
     approval_teams = list(approval_teams)
     if environment.is_production:
         _refuse_weak_production_policy(
@@ -444,7 +451,10 @@ def freeze_window_create(
 ) -> FreezeWindow:
     """A period in which normal changes to `environment` are refused (rule 8)."""
     if ends_at <= starts_at:
-        raise Conflict("A freeze must end after it starts.", code="freeze_order")
+        raise Conflict(
+            "A freeze must end after it starts: choose an end after the start.",
+            code="freeze_order",
+        )
     freeze = FreezeWindow(
         environment=environment,
         starts_at=starts_at,
@@ -472,7 +482,10 @@ def freeze_window_cancel(
     """Lift a freeze. The row stays, marked cancelled, so past refusals remain explainable."""
     freeze = FreezeWindow.objects.select_for_update().get(pk=freeze_window.pk)
     if freeze.cancelled_at is not None:
-        raise Conflict("This freeze is already cancelled.", code="freeze_cancelled")
+        raise Conflict(
+            "This freeze is already cancelled; there is nothing more to do.",
+            code="freeze_cancelled",
+        )
     freeze.cancelled_at = timezone.now()
     freeze.cancelled_by_name = describe_actor(actor).name
     freeze.cancel_reason = reason

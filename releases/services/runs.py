@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
-from portal.authentication import is_service_account
+from portal.authentication import GRANT_SCOPE, is_service_account
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Membership, Scope
 from registry.models import ModelVersion, RegisteredModel
@@ -32,7 +32,9 @@ def _may_attest(actor: Any, model: RegisteredModel, environment: Environment) ->
     if is_service_account(actor):
         if not actor.has_scope(Scope.RUNS_WRITE):
             raise RuleDenied(
-                f"This token lacks the '{Scope.RUNS_WRITE}' scope.", code="missing_scope"
+                f"This token lacks the '{Scope.RUNS_WRITE}' scope that attesting runs needs. "
+                f"{GRANT_SCOPE}",
+                code="missing_scope",
             )
         denied = token_reach_denial(actor, model=model, environment=environment)
         if denied is not None:
@@ -41,7 +43,8 @@ def _may_attest(actor: Any, model: RegisteredModel, environment: Environment) ->
     if actor is None or Membership.objects.filter(user=actor, team_id=model.owner_team_id).exists():
         return
     raise RuleDenied(
-        f"Only {model.owner_team.name} or its pipelines attest runs of {model.name}.",
+        f"Only {model.owner_team.name} or its pipelines attest runs of {model.name}: attest "
+        "from its pipeline, with its token.",
         code="not_allowed_to_attest",
     )
 
@@ -93,7 +96,7 @@ def batch_run_attest(
         if existing.artifact_sha256 != artifact_sha256:
             raise Conflict(
                 f"Job {job_id} on {host} attested digest {existing.artifact_sha256[:12]}… "
-                "already; a job runs one artifact.",
+                "already; a job runs one artifact. Attest this run under a new job id.",
                 code="run_conflict",
             )
         return existing, False
