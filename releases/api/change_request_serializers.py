@@ -17,7 +17,12 @@ class ChangeRequestInput(serializers.Serializer):
     model = serializers.CharField(max_length=100, help_text="The registered model's name.")
     version = serializers.CharField(max_length=100, help_text="The registered version.")
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
-    kind = serializers.ChoiceField(Kind.choices, required=False, default=Kind.NORMAL)
+    # Standard changes and their templates are filed on their pages (issue 18).
+    kind = serializers.ChoiceField(
+        [(kind.value, kind.label) for kind in (Kind.NORMAL, Kind.EMERGENCY)],
+        required=False,
+        default=Kind.NORMAL,
+    )
     title = serializers.CharField(max_length=200, validators=[SingleLine()])
     justification = serializers.CharField()
     risk = serializers.CharField(required=False, allow_blank=True, default="")
