@@ -691,6 +691,8 @@ CHANGE = Statement(
 
 def _unsigned_teams(policy: EnvironmentPolicy, change: ChangeRequest) -> list[str]:
     """The names the statement counted, read only when some team is missing (a refusal)."""
+    if change is None:
+        return sorted(team.name for team in policy.approval_teams.all())
     signed = set(
         SignOff.objects.filter(
             change_request=change,

@@ -56,7 +56,7 @@ def standard_templates() -> QuerySet[StandardChangeTemplate]:
             Prefetch(
                 "change_requests",
                 queryset=ChangeRequest.objects.select_related(
-                    "model_version", "environment", "requester"
+                    "model_version", "environment", "requester", "risk_policy"
                 ).order_by("pk"),
             ),
         )
