@@ -48,6 +48,7 @@ def change_requests() -> QuerySet[ChangeRequest]:
         "requester",
         "team",
         "policy",
+        "risk_policy",
     )
 
 
