@@ -37,7 +37,7 @@ TIER_POINTS = {1: 30, 2: 15, 3: 0}
 KIND_POINTS = {Kind.EMERGENCY: 25, Kind.NORMAL: 10, Kind.STANDARD_TEMPLATE: 10, Kind.STANDARD: 0}
 SMALL_DIFF = (5, 200)
 MEDIUM_DIFF = (20, 1000)
-DIFF_POINTS = {"small": 0, "medium": 10, "large": 20, "unknown": 15}
+DIFF_POINTS = {"small": 0, "medium": 10, "large": 20, "unknown": 15, "first": 10}
 SOAK_MISSING_POINTS = 10
 PIPELINE_POINTS = {"success": 0, None: 5}
 PIPELINE_NOT_GREEN_POINTS = 15
@@ -160,7 +160,7 @@ def _diff_factor(change_request: ChangeRequest) -> Factor:
     live = live_deployment(environment=change_request.environment, model=version.model)
     name = "Size of the diff since what is live"
     if live is None:
-        return Factor(name, "nothing is live there yet", DIFF_POINTS["unknown"])
+        return Factor(name, "nothing is live there yet", DIFF_POINTS["first"])
     stat = None
     if live.model_version.repository_id == version.repository_id:
         stat = git.diff_stat(version.repository, live.model_version.commit_sha, version.commit_sha)

@@ -236,7 +236,8 @@ def _param(moment: datetime) -> Any:
 
 def _instance(model: type[Model], row: dict[str, Any], prefix: str, fields: list[str]):
     """A model instance from the `prefix`-named columns of a row (None when its id is NULL);
-    fields left out are loaded on first access, as with `only()`."""
+    fields left out are loaded on first access, as with `only()`. `fields` are listed in the
+    model's order, as `Model.from_db` takes them."""
     if row[f"{prefix}id"] is None:
         return None
     values = []
@@ -306,10 +307,10 @@ CHANGE_FIELDS = [
     "incident_ref",
     "content_digest",
     "policy_id",
-    "retrospective_due_at",
     "standard_template_id",
     "template_diff",
     "risk_level",
+    "retrospective_due_at",
 ]
 
 
