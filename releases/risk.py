@@ -155,9 +155,9 @@ def track_record(
     )
 
 
-def _diff_factor(change_request: ChangeRequest) -> Factor:
+def _diff_factor(change_request: ChangeRequest, now: datetime) -> Factor:
     version: ModelVersion = change_request.model_version
-    live = live_deployment(environment=change_request.environment, model=version.model)
+    live = live_deployment(environment=change_request.environment, model=version.model, at=now)
     name = "Size of the diff since what is live"
     if live is None:
         return Factor(name, "nothing is live there yet", DIFF_POINTS["first"])
@@ -216,7 +216,7 @@ def risk_score(
         Factor(
             "Change type", Kind(change_request.kind).label.lower(), KIND_POINTS[change_request.kind]
         ),
-        _diff_factor(change_request),
+        _diff_factor(change_request, now),
         _evidence_factor(change_request, now),
         Factor(
             f"Track record of {model.name} ({TRACK_RECORD_DAYS} days)",
