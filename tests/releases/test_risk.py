@@ -243,3 +243,22 @@ def test_a_new_high_risk_team_sends_an_approved_high_risk_change_back_for_it(
     sign(cab["approver"], high, now=clock.now + timedelta(minutes=1))
     high.refresh_from_db()
     assert high.state == State.APPROVED
+
+
+def test_the_api_gives_the_score_with_its_factors_and_policy_version(
+    login, requester, envs, builds, clock
+):
+    change = file_change(
+        requester=requester, model_version=builds["1.0"], environment=envs["test"], now=clock.now
+    )
+
+    body = login(requester).get(f"/api/v1/change-requests/{change.number}/").json()
+
+    assert body["risk_score"]["score"] == 40 and body["risk_score"]["level"] == "medium"
+    assert body["risk_score"]["factors"][0] == {
+        "name": "Model tier",
+        "value": "tier 2",
+        "points": 15,
+    }
+    assert body["risk_score"]["policy_version"] == change.risk_policy.version
+    assert body["standard_template"] is None
