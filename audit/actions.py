@@ -102,6 +102,11 @@ class AuditAction(models.TextChoices):
         "Retrospective review escalated",
     )
 
+    # Standard changes (issue 18)
+    STANDARD_TEMPLATE_CREATED = "standard_template.created", "Standard change template filed"
+    STANDARD_TEMPLATE_REVOKED = "standard_template.revoked", "Standard change template revoked"
+    STANDARD_TEMPLATE_USED = "standard_template.used", "Standard change template used"
+
     CHANGE_TICKET_LINKED = (
         "change_ticket.linked",
         "Change request mirrored in the ticket system",

@@ -131,6 +131,30 @@ def commits_between(
     return [_info(commit) for commit in repo.iter_commits(revision, max_count=limit)]
 
 
+@dataclass(frozen=True)
+class DiffStat:
+    """What `git diff --numstat base head` counts: the paths changed and the lines added and
+    removed (a binary file counts as a path without lines)."""
+
+    paths: list[str]
+    lines: int
+
+
+def diff_stat(repository: Repository, base_sha: str, head_sha: str) -> DiffStat | None:
+    """The change from `base_sha` to `head_sha` in the mirror; None without a mirror or when
+    either commit is unknown to it (the caller says what that means)."""
+    repo = open_mirror(repository)
+    if repo is None or _commit(repo, head_sha) is None or _commit(repo, base_sha) is None:
+        return None
+    paths, lines = [], 0
+    output = repo.git.diff("--numstat", "--no-renames", base_sha, head_sha, "--")
+    for row in output.splitlines():
+        added, removed, path = row.split("\t", 2)
+        paths.append(path)
+        lines += sum(int(count) for count in (added, removed) if count.isdigit())
+    return DiffStat(paths=sorted(paths), lines=lines)
+
+
 def fetch_mirror(repository: Repository) -> MirrorFetch:
     """Bring the mirror up to date with its origin; clone it on first use."""
     path = mirror_path(repository)

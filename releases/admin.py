@@ -35,6 +35,9 @@ RULE_FIELDS = (
     "retrospective_excludes_authoriser",
     "conflicts_block",
     "required_acr",
+    "standard_changes_allowed",
+    "low_risk_approval_teams",
+    "high_risk_team",
 )
 PREVIEW_FIELDS = (
     "approval_teams",
@@ -142,7 +145,7 @@ class EnvironmentPolicyAdmin(RefusalsAsMessages, ServiceBackedAdmin):
     list_filter = ("environment",)
     fields = ("environment", *RULE_FIELDS, "version", "created_at", "created_by_name")
     readonly_fields = ("version", "created_at", "created_by_name")
-    filter_horizontal = ("approval_teams",)
+    filter_horizontal = ("approval_teams", "low_risk_approval_teams")
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "environment") if obj else self.readonly_fields

@@ -122,6 +122,28 @@ class EnvironmentPolicy(models.Model):
         "authentication context class (acr), e.g. its two-factor level; a password typed again "
         "is then not enough. Blank: no requirement.",
     )
+    # Issue 18: the path a change's risk level maps to (releases/risk.py scores it).
+    standard_changes_allowed = models.BooleanField(
+        default=False,
+        help_text="Low-risk changes may be made under an approved standard change template: "
+        "a peer review and the gate's rules, no team sign-offs.",
+    )
+    low_risk_approval_teams = models.ManyToManyField(
+        Team,
+        blank=True,
+        related_name="+",
+        help_text="The approval teams a low-risk normal change needs (some of the approval "
+        "teams; never fewer than production's floor). None chosen: all of them.",
+    )
+    high_risk_team = models.ForeignKey(
+        Team,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A team whose sign-off a high-risk change needs as well, e.g. the change "
+        "advisory board.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150)
 
@@ -136,6 +158,32 @@ class EnvironmentPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment.name} policy v{self.version}"
+
+    def teams_for(self, change_request: "ChangeRequest") -> list[Team]:
+        """The approval teams `change_request` needs under this policy, by its kind and the risk
+        level it was submitted with: none for a standard change (its template had them all),
+        the low-risk teams for a low-risk normal change where the policy names them, and the
+        high-risk team besides for a high-risk change."""
+        if change_request.kind == Kind.STANDARD:
+            return []
+        teams = list(self.approval_teams.all())
+        level = change_request.risk_level
+        if change_request.kind == Kind.NORMAL and level == RiskLevel.LOW:
+            fewer = {team.pk for team in self.low_risk_approval_teams.all()}
+            if fewer:
+                teams = [team for team in teams if team.pk in fewer]
+        added = self.high_risk_team_id
+        if level == RiskLevel.HIGH and added is not None and all(t.pk != added for t in teams):
+            teams.append(self.high_risk_team)
+        return teams
+
+
+class RiskLevel(models.TextChoices):
+    """Where a change's risk score falls (the thresholds: releases/risk.py)."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
 
 
 class FreezeWindow(models.Model):
@@ -196,7 +244,7 @@ class ChangeRequest(models.Model):
     """A request to put one exact model version into one environment. Its human number is
     `CR-<id>`."""
 
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.NORMAL)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.NORMAL)
     state = models.CharField(max_length=32, choices=State.choices, default=State.DRAFT)
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="change_requests"
@@ -221,6 +269,25 @@ class ChangeRequest(models.Model):
     )
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(
+        EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Issue 18: the template a standard change is made under, or that a template's approval
+    # approves; and, for an instance, what its commits since the template's build touch
+    # outside the template's paths, read from git at submission.
+    standard_template = models.ForeignKey(
+        "StandardChangeTemplate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="change_requests",
+    )
+    template_diff = models.JSONField(default=dict, blank=True)
+    # The risk score, its level and its factors as submitted, with the policy version it cites;
+    # written by the submission only.
+    risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, blank=True)
+    risk_factors = models.JSONField(default=list, blank=True)
+    risk_policy = models.ForeignKey(
         EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -257,6 +324,52 @@ class ChangeRequest(models.Model):
     @property
     def number(self) -> str:
         return f"CR-{self.pk}"
+
+
+class StandardChangeTemplate(models.Model):
+    """Issue 18, rule 18: a change that may be made again and again once approved. It names the
+    model, the environments, the build it was approved with (`base_version`) and what may vary:
+    a new build from the same repository whose build URL starts with `pipeline`, and whose
+    commits since the base touch only `allowed_paths` (globs, one a line). It is approved once,
+    by its change request of kind `standard_template`, and serves until `valid_until`, for
+    `max_uses` deployments, unless revoked."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    environments = models.ManyToManyField(Environment, related_name="standard_templates")
+    base_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    pipeline = models.CharField(
+        max_length=500,
+        validators=[SingleLine()],
+        help_text="The start of the build URL of every instance's build (its CI pipeline).",
+    )
+    allowed_paths = models.TextField(
+        help_text="The paths the commits of an instance may touch: globs, one a line "
+        "(data/**, configs/*.yaml)."
+    )
+    valid_until = models.DateTimeField()
+    max_uses = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    created_by_name = models.CharField(max_length=150)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_name = models.CharField(max_length=150, blank=True)
+    revoke_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_uses__gte=1), name="standard_template_max_uses"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ST-{self.pk} {self.model.name}"
+
+    @property
+    def number(self) -> str:
+        return f"ST-{self.pk}"
+
+    @property
+    def path_globs(self) -> list[str]:
+        return [line.strip() for line in self.allowed_paths.splitlines() if line.strip()]
 
 
 class SignOffKind(models.TextChoices):

@@ -71,7 +71,7 @@ def _waiting_groups(cr: ChangeRequest) -> tuple[str, list[tuple[QuerySet, str]]]
         )
     )
     groups = []
-    for team in policy.approval_teams.all():
+    for team in policy.teams_for(cr):
         if team.pk in signed_teams:
             continue
         # First, so that a delegate is told why it is theirs (one notification per person).

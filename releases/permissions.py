@@ -26,6 +26,7 @@ from releases.models import (
     Environment,
     SignOff,
     SignOffKind,
+    StandardChangeTemplate,
     UnauthorisedChange,
 )
 from releases.selectors.policy import environment_policy_current
@@ -43,6 +44,7 @@ class Action(StrEnum):
     REPORT_RESULT = "report_result"
     REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
     MANAGE_CALENDAR_FEED = "manage_calendar_feed"
+    REVOKE_STANDARD_TEMPLATE = "revoke_standard_template"
 
 
 # The only states in which a signature is asked for, and which kind of signature that is.
@@ -604,7 +606,25 @@ def denial(
         )
     if action == Action.MANAGE_CALENDAR_FEED:
         return calendar_feed_owner_denial(user, obj)
+    if action == Action.REVOKE_STANDARD_TEMPLATE:
+        return _template_revoker_denial(user, obj)
     raise ValueError(f"Unknown action {action!r}")
+
+
+def _template_revoker_denial(user, template: StandardChangeTemplate) -> DomainError | None:
+    """Rule 18: a change manager, or an approver of an environment the template serves, stops
+    a standard change template; those who gave the trust may take it back."""
+    denial = person_denial(user)
+    if denial is not None:
+        return denial
+    if is_change_manager(user) or any(
+        is_environment_approver(user, environment) for environment in template.environments.all()
+    ):
+        return None
+    return RuleDenied(
+        f"Only a change manager or an approver of its environments may revoke {template.number}.",
+        code="not_allowed_to_revoke",
+    )
 
 
 def calendar_feed_owner_denial(user: Any, owner: Any) -> DomainError | None:

@@ -12,8 +12,9 @@ from releases.selectors.live import live_in_environments
 
 
 def _with_teams(queryset: QuerySet[EnvironmentPolicy]) -> QuerySet[EnvironmentPolicy]:
-    return queryset.select_related("environment", "soak_source").prefetch_related(
-        Prefetch("approval_teams", queryset=Team.objects.order_by("name"))
+    return queryset.select_related("environment", "soak_source", "high_risk_team").prefetch_related(
+        Prefetch("approval_teams", queryset=Team.objects.order_by("name")),
+        "low_risk_approval_teams",
     )
 
 

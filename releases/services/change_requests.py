@@ -34,9 +34,11 @@ from releases.models import (
     Environment,
     EnvironmentPolicy,
     FreezeWindow,
+    RiskLevel,
     SignatureStepUp,
     SignOff,
     SignOffKind,
+    StandardChangeTemplate,
 )
 from releases.permissions import (
     SIGN_OFF_KIND_BY_STATE,
@@ -50,8 +52,11 @@ from releases.permissions import (
     signature_meaning,
     signer_denial,
 )
+from releases.risk import risk_score
 from releases.selectors.commits import release_commits
+from releases.selectors.gate import USED_STATES
 from releases.selectors.policy import environment_policy_current
+from releases.selectors.standard_changes import template_diff_read
 from releases.states import Kind, State, can_move
 
 # A window may start a few minutes before the request is filed: the form takes time to fill in.
@@ -100,11 +105,35 @@ def content_digest(change_request: ChangeRequest) -> str:
     # Said only when true, so the digests of every change filed before retirements stay valid.
     if change_request.retires_model:
         body["retires_model"] = True
-    # An emergency change's window is set by its authorisation, not written by the requester.
-    if change_request.kind == Kind.NORMAL:
+    # A standard change is signed with the template it is made under, and a template's
+    # approval with the terms it approves.
+    template = change_request.standard_template
+    if template is not None:
+        body["standard_template"] = template_terms(template)
+    # An emergency change's window is set by its authorisation, not written by the requester;
+    # a template has none.
+    if change_request.kind in WINDOWED_KINDS:
         body["window_start"] = _iso(change_request.window_start)
         body["window_end"] = _iso(change_request.window_end)
     return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+
+
+WINDOWED_KINDS = frozenset({Kind.NORMAL, Kind.STANDARD})
+
+
+def template_terms(template: StandardChangeTemplate) -> dict:
+    """What a standard change template allows, as its signers read it."""
+    return {
+        "id": template.pk,
+        "model": template.model.name,
+        "environments": sorted(template.environments.values_list("name", flat=True)),
+        "base_version": str(template.base_version),
+        "repository": template.base_version.repository.url,
+        "pipeline": template.pipeline,
+        "allowed_paths": template.path_globs,
+        "valid_until": _iso(template.valid_until),
+        "max_uses": template.max_uses,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -212,9 +241,9 @@ def _check_window(
     end: datetime | None,
     now: datetime,
 ) -> None:
-    """Rule 8: a normal change names a future window that no freeze overlaps. An emergency
-    change gets its window when it is authorised."""
-    if kind == Kind.EMERGENCY:
+    """Rule 8: a normal or standard change names a future window that no freeze overlaps. An
+    emergency change gets its window when it is authorised; a template needs none."""
+    if kind not in WINDOWED_KINDS:
         return
     if start is None or end is None:
         raise RuleDenied(
@@ -297,6 +326,9 @@ def _check_emergency(
         )
 
 
+TEMPLATED_KINDS = frozenset({Kind.STANDARD, Kind.STANDARD_TEMPLATE})
+
+
 def _check_content(
     change_request: ChangeRequest, policy: EnvironmentPolicy, now: datetime | None = None
 ) -> None:
@@ -308,6 +340,11 @@ def _check_content(
             incident_ref=change_request.incident_ref,
             justification=change_request.justification,
             now=now,
+        )
+    elif change_request.kind in TEMPLATED_KINDS and change_request.standard_template is None:
+        raise RuleDenied(
+            "A standard change, and a template's approval, name their standard change template.",
+            code="standard_template_required",
         )
     elif not policy.needs_change_request:
         raise RuleDenied(
@@ -341,6 +378,7 @@ def change_request_create(
     incident_ref: str = "",
     team: Team | None = None,
     retires_model: bool = False,
+    standard_template: StandardChangeTemplate | None = None,
     request=None,
     now: datetime | None = None,
 ) -> ChangeRequest:
@@ -371,10 +409,11 @@ def change_request_create(
         risk_impact=risk_impact,
         test_evidence=test_evidence,
         rollback_plan=rollback_plan,
-        window_start=window_start if kind == Kind.NORMAL else None,
-        window_end=window_end if kind == Kind.NORMAL else None,
+        window_start=window_start if kind in WINDOWED_KINDS else None,
+        window_end=window_end if kind in WINDOWED_KINDS else None,
         incident_ref=incident_ref,
         retires_model=retires_model and kind == Kind.NORMAL,
+        standard_template=standard_template if kind in TEMPLATED_KINDS else None,
         policy=policy,
     )
     _check_content(change_request, policy, now)
@@ -390,6 +429,7 @@ def change_request_create(
             "kind": kind,
             "policy_version": policy.version,
             "retires_model": change_request.retires_model,
+            "standard_template": change_request.standard_template_id,
             **_content(change_request),
         },
         request=request,
@@ -458,23 +498,34 @@ def change_request_submit(
     now: datetime | None = None,
 ) -> ChangeRequest:
     """Send a draft to its first signers: the peer reviewer where the policy asks (rule 2), else
-    the approval teams, else it is approved; an emergency change goes to the emergency
-    approvers."""
+    the approval teams its risk level needs (rule 18), else it is approved; an emergency change
+    goes to the emergency approvers, a standard change to its peer reviewer alone. The risk
+    score is computed and kept here, and a standard change's commits are compared with its
+    template's paths."""
     change_request = _lock(change_request)
     refuse(actor, Action.SUBMIT, change_request)
     policy = _policy(change_request.environment)
+    now = now or timezone.now()
     _check_content(change_request, policy, now)
+    score = risk_score(change_request=change_request, policy=policy, now=now)
+    change_request.risk_score, change_request.risk_level = score.score, score.level
+    change_request.risk_factors, change_request.risk_policy = score.factors_data(), policy
+    if change_request.kind == Kind.STANDARD:
+        _check_standard_path(change_request, policy)
+        change_request.template_diff = template_diff_read(
+            template=change_request.standard_template, model_version=change_request.model_version
+        )
     if change_request.kind == Kind.EMERGENCY:
         target = State.AWAITING_AUTHORISATION
-    elif policy.needs_peer_review:
+    elif policy.needs_peer_review or change_request.kind == Kind.STANDARD:
         target = State.IN_REVIEW
-    elif policy.approval_teams.all():
+    elif policy.teams_for(change_request):
         target = State.IN_APPROVAL
     else:
         target = State.APPROVED
     state_before = _move(change_request, target)
     change_request.policy = policy
-    change_request.submitted_at = now or timezone.now()
+    change_request.submitted_at = now
     change_request.full_clean()
     change_request.save()
     notifications.change_request_waiting(change_request=change_request)
@@ -488,11 +539,40 @@ def change_request_submit(
             "state_after": change_request.state,
             "policy_version": policy.version,
             "content_digest": change_request.content_digest,
+            "risk": {
+                "score": score.score,
+                "level": score.level,
+                "factors": change_request.risk_factors,
+                "policy_version": score.policy_version,
+            },
+            **(
+                {"template_diff": change_request.template_diff}
+                if change_request.kind == Kind.STANDARD
+                else {}
+            ),
         },
         request=request,
     )
     _retire_once_approved(change_request, actor=actor, request=request)
     return change_request
+
+
+def _check_standard_path(change_request: ChangeRequest, policy: EnvironmentPolicy) -> None:
+    """Rule 18: the fast track is earned. The policy must allow standard changes, and the
+    change's risk must be low; anything else is filed as a normal change."""
+    if not policy.standard_changes_allowed:
+        raise RuleDenied(
+            f"The {policy.environment.name} policy (v{policy.version}) allows no standard "
+            "changes; file a normal change.",
+            code="standard_changes_not_allowed",
+        )
+    if change_request.risk_level != RiskLevel.LOW:
+        raise RuleDenied(
+            f"This change's risk is {change_request.risk_level} ({change_request.risk_score} "
+            "points); only a low-risk change may be made under a standard template. File a "
+            "normal change.",
+            code="risk_too_high_for_standard",
+        )
 
 
 @transaction.atomic
@@ -713,7 +793,7 @@ def _sign(
     policy = _policy(change_request.environment)
     _check_assurance(policy, at_provider)
     change_request.policy = policy
-    approval_teams = list(policy.approval_teams.all())
+    approval_teams = policy.teams_for(change_request)
     sign_offs = list(change_request.sign_offs.filter(voided_at__isnull=True))
     slots = open_slots(change_request, approval_teams, sign_offs)
     if not slots:
@@ -810,7 +890,7 @@ def _sign(
         _move(change_request, State.REJECTED)
     elif kind == SignOffKind.PEER_REVIEW:
         # Approvals that stand (the peer review alone was withdrawn) are not asked again.
-        _move(change_request, _step_waited_for(policy, [*sign_offs, sign_off]))
+        _move(change_request, _step_waited_for(policy, change_request, [*sign_offs, sign_off]))
     elif kind == SignOffKind.EMERGENCY_AUTHORISATION:
         _move(change_request, State.AUTHORISED)
         change_request.window_start, change_request.window_end = now, now + EMERGENCY_VALIDITY
@@ -1112,13 +1192,16 @@ def _delegation_record(principal, lent: list[Absence], *, slot: Slot) -> dict:
 STEPS = (State.IN_REVIEW, State.IN_APPROVAL, State.APPROVED)
 
 
-def _step_waited_for(policy: EnvironmentPolicy, sign_offs: list[SignOff]) -> str:
-    """Where a normal change belongs given the sign-offs that stand and the policy in force:
-    peer review first where the policy asks for it, then each approval team, then approved."""
+def _step_waited_for(
+    policy: EnvironmentPolicy, change_request: ChangeRequest, sign_offs: list[SignOff]
+) -> str:
+    """Where a normal or standard change belongs given the sign-offs that stand and the policy
+    in force: peer review first where the policy asks for it (always, for a standard change),
+    then each approval team its risk needs, then approved."""
     missing, peer_missing = signatures_missing(
         sign_offs,
-        approval_teams=list(policy.approval_teams.all()),
-        needs_peer_review=policy.needs_peer_review,
+        approval_teams=policy.teams_for(change_request),
+        needs_peer_review=policy.needs_peer_review or change_request.kind == Kind.STANDARD,
     )
     if peer_missing:
         return State.IN_REVIEW
@@ -1167,7 +1250,7 @@ def sign_off_withdraw(
     sign_off.save(update_fields=["voided_at", "voided_reason", "withdrawn_by"])
     policy = _policy(change_request.environment)
     state_before = change_request.state
-    target = _step_waited_for(policy, list(change_request.sign_offs.all()))
+    target = _step_waited_for(policy, change_request, list(change_request.sign_offs.all()))
     if state_before in STEPS and STEPS.index(target) < STEPS.index(state_before):
         _move(change_request, target)
         change_request.policy = policy
@@ -1275,16 +1358,17 @@ def change_requests_reopen_for_policy(
     lacks the peer review or an approval team the new version asks for goes back to review or
     approval, for the missing signatures only (those given stay valid), each audited, and the
     people it now waits for are told."""
-    teams = list(policy.approval_teams.all())
     reopened = []
     approved = ChangeRequest.objects.select_for_update().filter(
-        environment=policy.environment_id, kind=Kind.NORMAL, state=State.APPROVED
+        environment=policy.environment_id,
+        kind__in=[Kind.NORMAL, Kind.STANDARD],
+        state=State.APPROVED,
     )
     for change_request in approved.prefetch_related("sign_offs"):
         missing, peer_missing = signatures_missing(
             change_request.sign_offs.all(),
-            approval_teams=teams,
-            needs_peer_review=policy.needs_peer_review,
+            approval_teams=policy.teams_for(change_request),
+            needs_peer_review=policy.needs_peer_review or change_request.kind == Kind.STANDARD,
         )
         if not missing and not peer_missing:
             continue
@@ -1343,6 +1427,23 @@ def change_request_mark_deployed(
         },
         request=request,
     )
+    if change_request.kind == Kind.STANDARD:
+        template = change_request.standard_template
+        audit_record(
+            actor=actor,
+            action=AuditAction.STANDARD_TEMPLATE_USED,
+            target=template,
+            environment=change_request.environment,
+            data={
+                "change_request": change_request.number,
+                "deployment": deployment.pk,
+                "uses": template.change_requests.filter(
+                    kind=Kind.STANDARD, state__in=USED_STATES
+                ).count(),
+                "max_uses": template.max_uses,
+            },
+            request=request,
+        )
     return change_request
 
 

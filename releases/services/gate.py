@@ -34,6 +34,10 @@ from releases.states import Kind, State
 # The kind of deployment a rule is asked about: a change request's kind, or a rollback.
 ROLLBACK = "rollback"
 NORMAL, EMERGENCY = Kind.NORMAL.value, Kind.EMERGENCY.value
+STANDARD, STANDARD_TEMPLATE = Kind.STANDARD.value, Kind.STANDARD_TEMPLATE.value
+# A standard change meets every rule of a normal one (soak, window, freeze, validation),
+# besides matching its template.
+PLANNED = frozenset({NORMAL, STANDARD})
 
 
 class GateCode(models.TextChoices):
@@ -88,6 +92,10 @@ class GateCode(models.TextChoices):
     FINDINGS_OVERDUE = "findings_overdue", "A high validation finding is past its due date."
     ARTIFACT_CHANGED = "artifact_changed", "The artifact in its store is no longer the build's."
     ARTIFACT_UNVERIFIED = "artifact_unverified", "No store has verified the build's artifact."
+    NOT_WITHIN_TEMPLATE = (
+        "not_within_template",
+        "The standard change differs from its template, or the template may not serve.",
+    )
 
 
 @dataclass(frozen=True)
@@ -363,6 +371,62 @@ def no_approved_change(q: GateQuestion) -> str | None:
     return None
 
 
+def not_within_template(q: GateQuestion) -> str | None:
+    """Issue 18, rule 18: a standard change goes only where and as its template allows: same
+    model, an environment of the template, same repository and pipeline, commits since the
+    template's build that touch only its paths (read from git at submission), while the
+    template is approved, not revoked, not expired and not used up. A template's own approval
+    authorises no deployment."""
+    cr = q.change_request
+    if cr is None:
+        return None
+    if cr.kind == STANDARD_TEMPLATE:
+        return (
+            f"{cr.number} approves standard change template ST-{cr.standard_template_id}; it "
+            "authorises standard changes made under it, not a deployment: file a standard "
+            "change under the template to deploy a build."
+        )
+    template = q.template
+    if template is None:
+        return (
+            f"{cr.number} names no standard change template: file it again under an approved "
+            "template, or as a normal change."
+        )
+    version = cr.model_version
+    differs = []
+    if not template.approved:
+        differs.append("the template is not approved")
+    if template.revoked_at is not None:
+        differs.append(f"the template was revoked at {_when(template.revoked_at)}")
+    if q.now >= template.valid_until:
+        differs.append(f"the template expired at {_when(template.valid_until)}")
+    if template.uses >= template.max_uses:
+        differs.append(f"the template has been used {template.uses} of {template.max_uses} times")
+    if version.model_id != template.model_id:
+        differs.append(f"it is for {version.model.name}, another model")
+    if not template.serves_environment:
+        differs.append(f"the template does not serve {cr.environment.name}")
+    if version.repository_id != template.repository_id:
+        differs.append("its build comes from another repository")
+    if not (version.build_url or "").startswith(template.pipeline):
+        differs.append(f"its build is not from the pipeline {template.pipeline}")
+    diff = cr.template_diff or {}
+    if not diff.get("known"):
+        differs.append(
+            f"its commits could not be compared with the template's ({diff.get('note', '')})"
+        )
+    elif diff.get("outside"):
+        shown = ", ".join(diff["outside"][:5])
+        more = f" and {len(diff['outside']) - 5} more" if len(diff["outside"]) > 5 else ""
+        differs.append(f"its commits touch {shown}{more}, outside the template's paths")
+    if not differs:
+        return None
+    return (
+        f"{cr.number} is not within {template.number}: {'; '.join(differs)}. File it as a "
+        "normal change, which takes the full sign-off path."
+    )
+
+
 def emergency_not_authorised(q: GateQuestion) -> str | None:
     cr = q.change_request
     if cr.state not in USED_STATES and cr.state != USABLE_STATES[Kind.EMERGENCY]:
@@ -403,7 +467,7 @@ def policy_changed(q: GateQuestion) -> str | None:
     if cr is None or policy is None or cr.state != USABLE_STATES[Kind.NORMAL]:
         return None
     missing = list(q.unsigned_teams)
-    if policy.needs_peer_review and not q.peer_reviewed:
+    if (policy.needs_peer_review or cr.kind == STANDARD) and not q.peer_reviewed:
         missing.insert(0, "a peer review")
     if not missing:
         return None
@@ -688,8 +752,8 @@ def artifact_unverified(q: GateQuestion) -> str | None:
     )
 
 
-ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
-DEPLOYS = frozenset({NORMAL, EMERGENCY})
+ANY = frozenset({NORMAL, EMERGENCY, STANDARD, ROLLBACK})
+DEPLOYS = frozenset({NORMAL, EMERGENCY, STANDARD})
 
 RULES: list[Rule] = [
     Rule(GateCode.UNKNOWN_ENVIRONMENT, unknown_environment, ANY, field="environment"),
@@ -702,54 +766,59 @@ RULES: list[Rule] = [
     Rule(GateCode.WRONG_MODEL, wrong_model, DEPLOYS),
     Rule(GateCode.WRONG_VERSION, wrong_version, DEPLOYS),
     Rule(GateCode.CHANGE_ALREADY_USED, change_already_used, DEPLOYS),
-    Rule(GateCode.NO_APPROVED_CHANGE, no_approved_change, frozenset({NORMAL})),
+    Rule(GateCode.NO_APPROVED_CHANGE, no_approved_change, PLANNED),
+    Rule(
+        GateCode.NOT_WITHIN_TEMPLATE,
+        not_within_template,
+        frozenset({STANDARD, STANDARD_TEMPLATE}),
+    ),
     Rule(GateCode.EMERGENCY_NOT_AUTHORISED, emergency_not_authorised, frozenset({EMERGENCY})),
     Rule(
         GateCode.POLICY_EMERGENCY_NOT_ALLOWED, policy_emergency_not_allowed, frozenset({EMERGENCY})
     ),
     Rule(GateCode.EMERGENCY_EXPIRED, emergency_expired, frozenset({EMERGENCY})),
-    Rule(GateCode.POLICY_CHANGED, policy_changed, frozenset({NORMAL})),
-    Rule(GateCode.OUTSIDE_WINDOW, outside_window, frozenset({NORMAL})),
+    Rule(GateCode.POLICY_CHANGED, policy_changed, PLANNED),
+    Rule(GateCode.OUTSIDE_WINDOW, outside_window, PLANNED),
     Rule(GateCode.DEPLOYMENT_IN_PROGRESS, deployment_in_progress, DEPLOYS),
-    Rule(GateCode.FREEZE_IN_EFFECT, freeze_in_effect, frozenset({NORMAL})),
-    Rule(GateCode.SOAK_NOT_MET, soak_not_met, frozenset({NORMAL})),
+    Rule(GateCode.FREEZE_IN_EFFECT, freeze_in_effect, PLANNED),
+    Rule(GateCode.SOAK_NOT_MET, soak_not_met, PLANNED),
     Rule(GateCode.PIPELINE_NOT_GREEN, pipeline_not_green, DEPLOYS),
     Rule(GateCode.RECORD_INCONSISTENT, record_inconsistent, DEPLOYS),
     Rule(GateCode.MODEL_RETIRED, model_retired, ANY),
-    Rule(GateCode.VALIDATION_MISSING, validation_missing, frozenset({NORMAL})),
-    Rule(GateCode.VALIDATION_EXPIRED, validation_expired, frozenset({NORMAL})),
-    Rule(GateCode.VALIDATION_REJECTED, validation_rejected, frozenset({NORMAL})),
-    Rule(GateCode.FINDINGS_OVERDUE, findings_overdue, frozenset({NORMAL})),
+    Rule(GateCode.VALIDATION_MISSING, validation_missing, PLANNED),
+    Rule(GateCode.VALIDATION_EXPIRED, validation_expired, PLANNED),
+    Rule(GateCode.VALIDATION_REJECTED, validation_rejected, PLANNED),
+    Rule(GateCode.FINDINGS_OVERDUE, findings_overdue, PLANNED),
     Rule(GateCode.ARTIFACT_CHANGED, artifact_changed, ANY),
     Rule(GateCode.ARTIFACT_UNVERIFIED, artifact_unverified, DEPLOYS),
     Rule(
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
         blocks=frozenset({EMERGENCY}),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
     ),
     # Issue 18: conflicts warn; collisions refuse where the policy says so.
     Rule(
         GateCode.CONFLICTING_CHANGE,
         conflicting_change,
         frozenset(),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
         blocks_where_policy="conflicts_block",
     ),
     Rule(
         GateCode.DEPENDENCY_CONFLICT,
         dependency_conflict,
         frozenset(),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
         blocks_where_policy="conflicts_block",
     ),
     Rule(
         GateCode.WINDOW_TOUCHES_FREEZE,
         window_touches_freeze,
         frozenset(),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
     ),
-    Rule(GateCode.SIGNER_OVERLOADED, signer_overloaded, frozenset(), warns=frozenset({NORMAL})),
+    Rule(GateCode.SIGNER_OVERLOADED, signer_overloaded, frozenset(), warns=PLANNED),
 ]
 CONFLICT_CODES = frozenset(
     {

@@ -36,6 +36,7 @@ POLICY_FIELDS = (
     "retrospective_excludes_authoriser",
     "conflicts_block",
     "required_acr",
+    "standard_changes_allowed",
 )
 
 
@@ -47,6 +48,10 @@ def policy_snapshot(policy: EnvironmentPolicy | None) -> dict | None:
     data["version"] = policy.version
     data["approval_teams"] = [team.slug for team in policy.approval_teams.all()]
     data["soak_source"] = policy.soak_source.name if policy.soak_source else None
+    data["low_risk_approval_teams"] = sorted(
+        team.slug for team in policy.low_risk_approval_teams.all()
+    )
+    data["high_risk_team"] = policy.high_risk_team.slug if policy.high_risk_team else None
     return data
 
 
@@ -57,10 +62,11 @@ def production_policy_shortfalls(
     needs_peer_review: bool,
     soak_source: Environment | None,
     soak_days: int,
+    low_risk_approval_teams: list[Team] = (),
 ) -> list[str]:
     """What these rules lack against the floor under a production policy (rule 13's guardrail),
     one sentence each; empty when they hold. A bank's production must keep its four eyes, its
-    approval teams and its soak, whoever holds the admin."""
+    approval teams and its soak, whoever holds the admin, low-risk changes included (rule 18)."""
     floor = settings.GATEHOUSE_MIN_PROD_TEAMS
     shortfalls = []
     if not needs_change_request:
@@ -74,6 +80,11 @@ def production_policy_shortfalls(
         )
     if soak_source is None or soak_days < 1:
         shortfalls.append("it must require a soak of at least one day in another environment")
+    if low_risk_approval_teams and len(low_risk_approval_teams) < floor:
+        shortfalls.append(
+            f"it lets a low-risk change through with {len(low_risk_approval_teams)} approval "
+            f"team(s) where production needs at least {floor}"
+        )
     return shortfalls
 
 
@@ -96,6 +107,7 @@ def _current_shortfalls(environment: Environment) -> list[str]:
         needs_peer_review=current.needs_peer_review,
         soak_source=current.soak_source,
         soak_days=current.soak_days,
+        low_risk_approval_teams=list(current.low_risk_approval_teams.all()),
     )
 
 
@@ -255,6 +267,9 @@ def environment_policy_change(
     retrospective_excludes_authoriser: bool = True,
     conflicts_block: bool = False,
     required_acr: str = "",
+    standard_changes_allowed: bool = False,
+    low_risk_approval_teams: Iterable[Team] = (),
+    high_risk_team: Team | None = None,
     request=None,
 ) -> EnvironmentPolicy:
     """Write the next policy version of `environment`. The environment row is locked so two
@@ -274,6 +289,14 @@ def environment_policy_change(
             code="soak_source_self",
         )
     approval_teams = list(approval_teams)
+    low_risk_approval_teams = list(low_risk_approval_teams)
+    strays = [team.name for team in low_risk_approval_teams if team not in approval_teams]
+    if strays:
+        raise Conflict(
+            f"The low-risk approval teams are some of the approval teams; {', '.join(strays)} "
+            "is not one.",
+            code="low_risk_team_not_approval_team",
+        )
     if environment.is_production:
         _refuse_weak_production_policy(
             environment,
@@ -283,6 +306,7 @@ def environment_policy_change(
                 needs_peer_review=needs_peer_review,
                 soak_source=soak_source,
                 soak_days=soak_days,
+                low_risk_approval_teams=low_risk_approval_teams,
             ),
         )
     policy = EnvironmentPolicy(
@@ -301,11 +325,14 @@ def environment_policy_change(
         retrospective_excludes_authoriser=retrospective_excludes_authoriser,
         conflicts_block=conflicts_block,
         required_acr=required_acr.strip(),
+        standard_changes_allowed=standard_changes_allowed,
+        high_risk_team=high_risk_team,
         created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()
     policy.save()
     policy.approval_teams.set(approval_teams)
+    policy.low_risk_approval_teams.set(low_risk_approval_teams)
     audit_record(
         actor=actor,
         action=AuditAction.ENVIRONMENT_POLICY_CHANGED,
