@@ -122,7 +122,7 @@ def describe_request(request: Any) -> tuple[str, str | None, str]:
     )
 
 
-TAIL_SQL = 'SELECT "seq", "hash" FROM audit_auditevent ORDER BY "seq" DESC LIMIT 1'
+TAIL_SQL = 'SELECT "seq", "hash" FROM "audit_auditevent" ORDER BY "seq" DESC LIMIT 1'
 
 
 def _lock_tail() -> tuple[int, str]:
