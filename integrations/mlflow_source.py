@@ -366,7 +366,14 @@ def mlflow_promotion_observe(
     flag = None
     if not authorised and live and digest:
         flag = unauthorised_change_raise(
-            actor=actor, deployment=live, reported_sha256=digest, now=now
+            actor=actor,
+            deployment=live,
+            reported_sha256=digest,
+            now=now,
+            observed_by=(
+                f"MLflow {tracking_uri}: {mlflow_model} {promotion.label} moved to version "
+                f"{mlflow_version}"
+            ),
         )
     observed = MlflowPromotion(
         tracking_uri=tracking_uri,
@@ -409,20 +416,29 @@ def _pointed_at(reading: ModelReading, promotion: Promotion) -> str:
     return str(max(in_stage)) if in_stage else ""
 
 
-def _observe_promotions(
-    tracking_uri: str, readings: list[ModelReading], report: ImportReport, now: datetime
-) -> None:
+def _promotion_environments() -> list[tuple[Promotion, Environment]]:
+    """The configured promotions with their environments; checked before anything is read."""
     promotions = promotions_configured()
     environments = {
         e.name: e for e in Environment.objects.filter(name__in={p.environment for p in promotions})
     }
-    for promotion in promotions:
-        environment = environments.get(promotion.environment)
-        if environment is None:
-            raise ImproperlyConfigured(
-                f"GATEHOUSE_MLFLOW_PROMOTIONS names environment '{promotion.environment}', "
-                "which does not exist."
-            )
+    missing = sorted({p.environment for p in promotions} - set(environments))
+    if missing:
+        raise ImproperlyConfigured(
+            f"GATEHOUSE_MLFLOW_PROMOTIONS names environment(s) {', '.join(missing)}, which do "
+            "not exist."
+        )
+    return [(promotion, environments[promotion.environment]) for promotion in promotions]
+
+
+def _observe_promotions(
+    tracking_uri: str,
+    promotions: list[tuple[Promotion, Environment]],
+    readings: list[ModelReading],
+    report: ImportReport,
+    now: datetime,
+) -> None:
+    for promotion, environment in promotions:
         for reading in readings:
             version = _pointed_at(reading, promotion)
             if not version:
@@ -456,6 +472,7 @@ def mlflow_import(*, tracking_uri: str = "", now: datetime | None = None) -> Imp
     if not tracking_uri:
         raise ImproperlyConfigured("GATEHOUSE_MLFLOW_TRACKING_URI is not set.")
     now = now or timezone.now()
+    promotions = _promotion_environments()
     report = ImportReport()
     try:
         readings = _read(_client(tracking_uri), tracking_uri, report)
@@ -479,5 +496,5 @@ def mlflow_import(*, tracking_uri: str = "", now: datetime | None = None) -> Imp
             code, detail = facts.refusal
             report.refused.append((facts.name, code, detail))
             logger.warning("MLflow %s refused [%s]: %s", facts.name, code, detail)
-    _observe_promotions(tracking_uri, readings, report, now)
+    _observe_promotions(tracking_uri, promotions, readings, report, now)
     return report

@@ -594,6 +594,10 @@ class UnauthorisedChange(models.Model):
     batch_run = models.ForeignKey(
         BatchRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
+    # Or a source above this app (integrations: an MLflow alias moved), named in words.
+    observed_by = models.CharField(
+        max_length=300, blank=True, help_text="What reported it, when not a probe or a run."
+    )
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
     expected_sha256 = models.CharField(max_length=64)
@@ -622,7 +626,9 @@ class UnauthorisedChange(models.Model):
                 name="unauthorised_one_open_per_digest",
             ),
             models.CheckConstraint(
-                condition=Q(health_check__isnull=False) | Q(batch_run__isnull=False),
+                condition=Q(health_check__isnull=False)
+                | Q(batch_run__isnull=False)
+                | ~Q(observed_by=""),
                 name="unauthorised_has_a_witness",
             ),
         ]

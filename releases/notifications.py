@@ -271,6 +271,14 @@ def deployment_unhealthy(*, deployment: Deployment, since: datetime, detail: str
         )
 
 
+def _witness(flag: UnauthorisedChange) -> str:
+    if flag.observed_by:
+        return flag.observed_by
+    if flag.batch_run_id:
+        return f"batch job {flag.batch_run.job_id} on {flag.batch_run.host}"
+    return "the health endpoint"
+
+
 def unauthorised_change(*, flag: UnauthorisedChange, escalated: bool = False) -> list:
     """Rule 14: a digest the ledger did not put there reaches the model's owner team, the
     environment's approvers and the change managers at once, and again, escalated, while it
@@ -289,7 +297,7 @@ def unauthorised_change(*, flag: UnauthorisedChange, escalated: bool = False) ->
             key=f"unauthorised:{flag.pk}:{stage}",
             subject=(f"{'STILL UNREVIEWED: ' if escalated else ''}Unauthorised change: {what}"),
             body=(
-                f"The ledger put {flag.expected_sha256[:12]}… there; the health endpoint reports "
+                f"The ledger put {flag.expected_sha256[:12]}… there; {_witness(flag)} reports "
                 f"{flag.reported_sha256[:12]}…. An approver of {flag.environment.name} reviews "
                 "the flag on the environment page."
             ),

@@ -556,11 +556,13 @@ def unauthorised_change_raise(
     now: datetime,
     health_check: HealthCheck | None = None,
     batch_run: BatchRun | None = None,
+    observed_by: str = "",
     request: Any = None,
 ) -> UnauthorisedChange | None:
     """Rule 14: flag `deployment` as serving `reported_sha256`, which the ledger did not put
     there, and tell people; once per digest while a flag stays unreviewed. Runs inside the
-    caller's transaction (a health probe or a batch run's attestation, the witness)."""
+    caller's transaction (a health probe or a batch run's attestation, the witness; or, in
+    `observed_by`, a source such as an MLflow alias moved outside Gatehouse)."""
     already = UnauthorisedChange.objects.filter(
         deployment=deployment, reported_sha256=reported_sha256, reviewed_at__isnull=True
     ).exists()
@@ -571,6 +573,7 @@ def unauthorised_change_raise(
         deployment=deployment,
         health_check=health_check,
         batch_run=batch_run,
+        observed_by=observed_by[:300],
         environment=deployment.environment,
         model=deployment.model,
         expected_sha256=expected,
@@ -581,6 +584,8 @@ def unauthorised_change_raise(
     flag.save()
     notifications.unauthorised_change(flag=flag)
     witness = {"batch_run": batch_run.pk, "job_id": batch_run.job_id} if batch_run else {}
+    if observed_by:
+        witness["observed_by"] = flag.observed_by
     audit_record(
         actor=actor,
         action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
