@@ -3,6 +3,7 @@
 it, with commits from a real git repository whose mirror the registry checks."""
 
 import hashlib
+import logging
 import subprocess
 import uuid
 from io import StringIO
@@ -14,6 +15,7 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from integrations.mlflow_source import MlflowUnreachable, mlflow_import
 from integrations.models import MlflowPromotion, MlflowVersion
+from integrations.tasks import import_from_mlflow
 from registry import services as registry
 from registry.builders import REPOSITORY_URL, repository_with_mirror, training_commits
 from registry.models import ArtifactOutcome, DatasetVersion, ModelVersion
@@ -222,3 +224,23 @@ def test_an_mlflow_that_does_not_answer_writes_nothing_and_fails_loudly(settings
         call_command("mlflow_import")
 
     assert events_since(before) == [] and not MlflowVersion.objects.exists()
+
+
+def test_the_periodic_task_retries_an_mlflow_that_does_not_answer(
+    settings, monkeypatch, org, caplog
+):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    settings.GATEHOUSE_MLFLOW_TRACKING_URI = f"http://127.0.0.1:{free_port()}"
+
+    with caplog.at_level(logging.ERROR, logger="gatehouse.mlflow"):
+        result = import_from_mlflow.apply()
+
+    assert result.failed() and isinstance(result.result, MlflowUnreachable)
+    attempts = [r for r in caplog.records if r.name == "gatehouse.mlflow"]
+    assert len(attempts) == 1 + import_from_mlflow.max_retries
+    assert "did not answer" in attempts[-1].getMessage()
+
+
+def test_the_periodic_task_does_nothing_while_mlflow_is_not_connected(settings, org):
+    settings.GATEHOUSE_MLFLOW_TRACKING_URI = ""
+    assert import_from_mlflow.apply().get() == 0
