@@ -25,7 +25,7 @@ from urllib.parse import quote
 import requests
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
@@ -84,6 +84,9 @@ def promotions_configured() -> list[Promotion]:
     return promotions
 
 
+Refusal = tuple[str, str]
+
+
 @dataclass
 class VersionFacts:
     """What MLflow says about one model version, read before anything is written."""
@@ -95,7 +98,7 @@ class VersionFacts:
     fields: dict[str, Any] = field(default_factory=dict)
     datasets: list[dict[str, Any]] = field(default_factory=list)
     url: str = ""
-    refusal: tuple[str, str] | None = None
+    refusal: Refusal | None = None
 
     @property
     def name(self) -> str:
@@ -175,21 +178,27 @@ def _dataset(dataset_input: Any) -> dict[str, Any] | str:
     }
 
 
-def _artifact_digest(version: Any, run: Any, tracking_uri: str) -> tuple[str, str]:
+def _artifact_digest(version: Any, run: Any, tracking_uri: str) -> tuple[str, Refusal | None]:
     """The digest rule (docs/operations.md, "MLflow"): the artifact as read through MLflow's
     artifact API; where it cannot be read, the `gatehouse.artifact_sha256` tag the pipeline
-    wrote on the version or its run. Both present must agree. Returns (digest, refusal)."""
+    wrote on the version or its run. Both present must agree."""
     written = (version.tags or {}).get(DIGEST_TAG) or run.data.tags.get(DIGEST_TAG, "")
     written = written.lower()
     try:
         read = mlflow_artifact_sha256(version.source, tracking_uri=tracking_uri)
     except Unreadable as unreadable:
         if SHA256_HEX.match(written):
-            return written, ""
-        return "", f"the artifact cannot be read ({unreadable}) and carries no {DIGEST_TAG} tag"
+            return written, None
+        return "", (
+            "no_digest",
+            f"the artifact cannot be read ({unreadable}) and carries no {DIGEST_TAG} tag",
+        )
     if written and written != read:
-        return "", f"the artifact's sha256 is {read}, but {DIGEST_TAG} says {written}"
-    return read, ""
+        return "", (
+            "digest_mismatch",
+            f"the artifact's sha256 is {read}, but {DIGEST_TAG} says {written}",
+        )
+    return read, None
 
 
 def _version_facts(
@@ -228,9 +237,8 @@ def _version_facts(
     if unknown:
         facts.refusal = ("dataset_without_digest", "; ".join(unknown))
         return facts
-    digest, refusal = _artifact_digest(version, run, tracking_uri)
-    if refusal:
-        facts.refusal = ("no_digest" if "cannot be read" in refusal else "digest_mismatch", refusal)
+    digest, facts.refusal = _artifact_digest(version, run, tracking_uri)
+    if facts.refusal:
         return facts
     facts.datasets = datasets
     facts.fields = {
@@ -263,8 +271,12 @@ def _read(client: Any, tracking_uri: str, report: ImportReport) -> list[ModelRea
     for registered in _pages(client.search_registered_models):
         name = (registered.tags or {}).get(MODEL_TAG, registered.name)
         model = RegisteredModel.objects.filter(name=name).first()
-        if model is None or "'" in registered.name:
+        if model is None:
             report.skipped_models.append(registered.name)
+            continue
+        if "'" in registered.name:
+            # MLflow's filter language has no escape for it.
+            report.refused.append((registered.name, "unsupported_name", "a quote in the name"))
             continue
         versions = _pages(client.search_model_versions, filter_string=f"name='{registered.name}'")
         linked = set(
@@ -486,6 +498,10 @@ def mlflow_import(*, tracking_uri: str = "", now: datetime | None = None) -> Imp
                     mlflow_version_import(
                         actor=None, tracking_uri=tracking_uri, facts=facts, now=now
                     )
+                except IntegrityError:
+                    # Another run (the command beside the task) linked it first.
+                    report.unchanged += 1
+                    continue
                 except DomainError as refused:
                     facts.refusal = (refused.code, str(refused))
                 except ValidationError as invalid:

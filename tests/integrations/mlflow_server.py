@@ -137,9 +137,13 @@ class MlflowWorld:
         self.client.set_terminated(run_id)
         return run_id, directory
 
-    def register(self, run_id: str) -> str:
-        source = f"{self.client.get_run(run_id).info.artifact_uri}/model"
-        return str(self.client.create_model_version(self.name, source, run_id=run_id).version)
+    def register(self, run_id: str, *, path: str = "model", digest_tag: str = "") -> str:
+        """A version from the run's artifact at `path`, with the `gatehouse.artifact_sha256`
+        tag a pipeline may write."""
+        source = f"{self.client.get_run(run_id).info.artifact_uri}/{path}"
+        tags = {"gatehouse.artifact_sha256": digest_tag} if digest_tag else None
+        version = self.client.create_model_version(self.name, source, run_id=run_id, tags=tags)
+        return str(version.version)
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client.set_registered_model_alias(self.name, alias, version)

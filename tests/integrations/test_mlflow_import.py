@@ -212,6 +212,24 @@ def test_a_commit_the_repository_does_not_have_is_refused_and_reported(mlflow):
     assert mlflow_import().refused[0][1] == "unknown_commit"
 
 
+def test_the_pipelines_digest_tag_stands_in_for_an_unreadable_artifact_and_must_agree(
+    mlflow, commits
+):
+    run_id, directory = mlflow.train(commit=commits[0], weights=b"v1")
+    told = hashlib.sha256(b"what the pipeline says").hexdigest()
+    wrong = mlflow.register(run_id, digest_tag=told)
+    unreadable = mlflow.register(run_id, path="not-logged", digest_tag=told)
+
+    report = mlflow_import()
+
+    refused = {name: (code, detail) for name, code, detail in report.refused}
+    code, detail = refused[f"{mlflow.name} v{wrong}"]
+    assert code == "digest_mismatch" and sha256sum_tree(directory) in detail
+    version = ModelVersion.objects.get(model__name=mlflow.model, version=unreadable)
+    assert version.artifact_sha256 == told
+    assert version.latest_artifact_check.outcome == ArtifactOutcome.UNVERIFIED
+
+
 def test_an_mlflow_that_does_not_answer_writes_nothing_and_fails_loudly(settings, monkeypatch, org):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
