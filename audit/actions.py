@@ -116,6 +116,8 @@ class AuditAction(models.TextChoices):
     DEPLOYMENT_FAILED = "deployment.failed", "Deployment failed"
     DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back", "Deployment rolled back"
     BATCH_RUN_ATTESTED = "batch_run.attested", "Batch run attested its artifact"
+    WORKLOAD_OBSERVED = "workload.observed", "Cluster workload first seen serving a digest"
+    CLUSTER_UNREACHABLE = "cluster.unreachable", "Cluster namespace could not be read"
     DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED = (
         "deployment.unauthorised_change_detected",
         "Unauthorised change detected",

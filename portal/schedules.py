@@ -16,6 +16,7 @@ SCHEDULES = [
     ("Deliver chat and webhook messages", "integrations.tasks.deliver_webhooks", 30),
     ("Sync change tickets (ServiceNow, Jira)", "integrations.tasks.sync_change_tickets", 30),
     ("Poll the health of live deployments", "releases.tasks.poll_health", 60),
+    ("Observe the models running in clusters", "releases.tasks.observe_runtimes", 120),
     ("Expire change requests whose window passed", "releases.tasks.expire_change_requests", 300),
     ("Escalate emergency retrospectives", "releases.tasks.escalate_retrospectives", 900),
     (

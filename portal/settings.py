@@ -172,6 +172,10 @@ GATEHOUSE_MLFLOW_TRACKING_URI = os.environ.get("GATEHOUSE_MLFLOW_TRACKING_URI", 
 # Which MLflow aliases and stages stand for which environment, `alias:champion=prod,
 # stage:Production=prod`: a version moved there that is not live there is flagged (rule 14).
 GATEHOUSE_MLFLOW_PROMOTIONS = env_list("GATEHOUSE_MLFLOW_PROMOTIONS")
+# Runtime observation (issue 20, releases/cluster.py): each environment names its API server,
+# namespace and the variable holding its token (admin); these apply to every cluster read.
+GATEHOUSE_KUBERNETES_CA_FILE = os.environ.get("GATEHOUSE_KUBERNETES_CA_FILE", "")
+GATEHOUSE_KUBERNETES_TIMEOUT = float(os.environ.get("GATEHOUSE_KUBERNETES_TIMEOUT", "10"))
 # Conflicts (issue 18): the gate warns `signer_overloaded` when the only approver of a team is
 # needed on more changes than this whose windows start on one day.
 GATEHOUSE_SIGNER_CHANGES_PER_DAY = int(os.environ.get("GATEHOUSE_SIGNER_CHANGES_PER_DAY", "5"))

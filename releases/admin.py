@@ -85,7 +85,14 @@ class RefusalsAsMessages:
 
 @admin.register(Environment)
 class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
-    list_display = ("name", "rank", "is_production", "admission_namespaces", "description")
+    list_display = (
+        "name",
+        "rank",
+        "is_production",
+        "admission_namespaces",
+        "cluster_namespace",
+        "description",
+    )
     inlines = [PolicyInline]
 
     def get_readonly_fields(self, request, obj=None):
@@ -100,6 +107,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 description=obj.description,
                 is_production=obj.is_production,
                 admission_namespaces=obj.admission_namespaces,
+                cluster=services.cluster_settings_of(obj),
                 request=request,
             )
         else:
@@ -110,6 +118,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 description=obj.description,
                 is_production=obj.is_production,
                 admission_namespaces=obj.admission_namespaces,
+                cluster=services.cluster_settings_of(obj),
                 request=request,
             )
             self.message_user(

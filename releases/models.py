@@ -4,13 +4,14 @@ State never changes on save: the services in `releases/services/` own every tran
 """
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from portal.models import ServiceAccount, Team
 from portal.validators import SingleLine
 from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
-from releases.kubernetes import validate_namespaces
+from releases.kubernetes import validate_namespace, validate_namespaces
 from releases.states import Kind, State
 
 
@@ -34,6 +35,35 @@ class Environment(models.Model):
         help_text=(
             "Governed Kubernetes/OpenShift namespaces, separated by spaces or commas: a workload "
             "there runs only with a model label and a digest the ledger deployed here."
+        ),
+    )
+    # Rule 14 afterwards: where the runtime observation reads what really runs (issue 20).
+    cluster_api_server = models.URLField(
+        "cluster API server",
+        max_length=300,
+        blank=True,
+        help_text=(
+            "The Kubernetes/OpenShift API server read by the runtime observation, e.g. "
+            "https://api.ocp.bank.example:6443. Blank with a namespace: the cluster the portal "
+            "itself runs in (its pod's service account)."
+        ),
+    )
+    cluster_namespace = models.CharField(
+        max_length=63,
+        blank=True,
+        validators=[validate_namespace],
+        help_text=(
+            "The namespace whose workloads labelled gatehouse.io/model are compared with the "
+            "ledger. Blank: not observed."
+        ),
+    )
+    cluster_token_variable = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z_][A-Z0-9_]*\Z", "An environment variable's name.")],
+        help_text=(
+            "The environment variable of the portal's processes that holds a read-only bearer "
+            "token for that API server. The token itself is never stored."
         ),
     )
 
@@ -580,6 +610,73 @@ class BatchRun(models.Model):
         return f"Run {self.job_id} of {self.model} in {self.environment}"
 
 
+class DigestSource(models.TextChoices):
+    ANNOTATION = "annotation", "Digest annotation"
+    IMAGE = "image", "Image digest of its pods"
+    UNKNOWN = "unknown", "No digest found"
+
+
+class ClusterReading(models.Model):
+    """The runtime observation's latest look at an environment's namespace (issue 20): when it
+    last tried, when it last read the workloads, and why the last try failed. A failed read
+    keeps the observations of the last good one; the page says how old they are."""
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.PROTECT, related_name="cluster_reading"
+    )
+    namespace = models.CharField(max_length=63)
+    attempted_at = models.DateTimeField()
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # Workloads with the model label naming no registered model, as last read.
+    unknown_models = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        state = f"failing: {self.error}" if self.error else "read"
+        return f"{self.environment} cluster {state}"
+
+
+class WorkloadObservation(models.Model):
+    """A workload seen serving a model's digest in an environment's namespace, from
+    `first_seen_at` to `last_seen_at` (issue 20, rule 14): one row per workload and digest, so
+    a new digest is a new observation and an old one keeps its dates. `live_deployment` and
+    `matches_ledger` are the comparison at the last sighting."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    namespace = models.CharField(max_length=63)
+    workload = models.CharField(max_length=253, help_text="The Deployment's name.")
+    served_sha256 = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=16, choices=DigestSource.choices)
+    ready_replicas = models.PositiveIntegerField(default=0)
+    live_deployment = models.ForeignKey(
+        "Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    matches_ledger = models.BooleanField()
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["environment", "model", "workload", "-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "namespace", "workload", "model", "served_sha256"],
+                name="workload_observation_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(served_sha256="") | Q(served_sha256__regex=SHA256_HEX),
+                name="workload_observation_sha256",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["environment", "-last_seen_at"], name="workload_observation_seen")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workload} serving {self.model} in {self.environment}"
+
+
 class UnauthorisedChange(models.Model):
     """Rule 14: a live deployment reported serving an artifact digest that the ledger did not put
     there. It stays flagged until someone reviews it."""
@@ -587,12 +684,20 @@ class UnauthorisedChange(models.Model):
     deployment = models.ForeignKey(
         Deployment, on_delete=models.PROTECT, related_name="unauthorised_changes"
     )
-    # What reported the digest: a health probe or a batch run's attestation.
+    # What reported the digest: a health probe, a batch run's attestation or a workload the
+    # runtime observation found.
     health_check = models.ForeignKey(
         HealthCheck, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     batch_run = models.ForeignKey(
         BatchRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    workload_observation = models.ForeignKey(
+        "WorkloadObservation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="flags",
     )
     # Or a source above this app (integrations: an MLflow alias moved), named in words.
     observed_by = models.CharField(
@@ -628,6 +733,7 @@ class UnauthorisedChange(models.Model):
             models.CheckConstraint(
                 condition=Q(health_check__isnull=False)
                 | Q(batch_run__isnull=False)
+                | Q(workload_observation__isnull=False)
                 | ~Q(observed_by=""),
                 name="unauthorised_has_a_witness",
             ),

@@ -272,11 +272,14 @@ def deployment_unhealthy(*, deployment: Deployment, since: datetime, detail: str
 
 
 def _witness(flag: UnauthorisedChange) -> str:
-    if flag.observed_by:
-        return flag.observed_by
+    if flag.workload_observation_id:
+        observed = flag.workload_observation
+        return f"the cluster shows workload {observed.namespace}/{observed.workload} serving"
     if flag.batch_run_id:
-        return f"batch job {flag.batch_run.job_id} on {flag.batch_run.host}"
-    return "the health endpoint"
+        return f"batch job {flag.batch_run.job_id} attested"
+    if flag.observed_by:
+        return f"{flag.observed_by}, which is"
+    return "the health endpoint reports"
 
 
 def unauthorised_change(*, flag: UnauthorisedChange, escalated: bool = False) -> list:
@@ -297,7 +300,7 @@ def unauthorised_change(*, flag: UnauthorisedChange, escalated: bool = False) ->
             key=f"unauthorised:{flag.pk}:{stage}",
             subject=(f"{'STILL UNREVIEWED: ' if escalated else ''}Unauthorised change: {what}"),
             body=(
-                f"The ledger put {flag.expected_sha256[:12]}… there; {_witness(flag)} reports "
+                f"The ledger put {flag.expected_sha256[:12]}… there; {_witness(flag)} "
                 f"{flag.reported_sha256[:12]}…. An approver of {flag.environment.name} reviews "
                 "the flag on the environment page."
             ),

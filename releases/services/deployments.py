@@ -28,6 +28,7 @@ from releases.models import (
     GatePurpose,
     HealthCheck,
     UnauthorisedChange,
+    WorkloadObservation,
 )
 from releases.permissions import Action, refuse, token_reach_denial
 from releases.selectors.gate import gate_question_resolve
@@ -556,13 +557,15 @@ def unauthorised_change_raise(
     now: datetime,
     health_check: HealthCheck | None = None,
     batch_run: BatchRun | None = None,
+    workload_observation: WorkloadObservation | None = None,
     observed_by: str = "",
     request: Any = None,
 ) -> UnauthorisedChange | None:
     """Rule 14: flag `deployment` as serving `reported_sha256`, which the ledger did not put
     there, and tell people; once per digest while a flag stays unreviewed. Runs inside the
-    caller's transaction (a health probe or a batch run's attestation, the witness; or, in
-    `observed_by`, a source such as an MLflow alias moved outside Gatehouse)."""
+    caller's transaction (a health probe, a batch run's attestation or a workload seen in the
+    cluster, the witness; or, in `observed_by`, a source such as an MLflow alias moved outside
+    Gatehouse)."""
     already = UnauthorisedChange.objects.filter(
         deployment=deployment, reported_sha256=reported_sha256, reviewed_at__isnull=True
     ).exists()
@@ -573,6 +576,7 @@ def unauthorised_change_raise(
         deployment=deployment,
         health_check=health_check,
         batch_run=batch_run,
+        workload_observation=workload_observation,
         observed_by=observed_by[:300],
         environment=deployment.environment,
         model=deployment.model,
@@ -584,6 +588,12 @@ def unauthorised_change_raise(
     flag.save()
     notifications.unauthorised_change(flag=flag)
     witness = {"batch_run": batch_run.pk, "job_id": batch_run.job_id} if batch_run else {}
+    if workload_observation is not None:
+        witness = {
+            "workload_observation": workload_observation.pk,
+            "namespace": workload_observation.namespace,
+            "workload": workload_observation.workload,
+        }
     if observed_by:
         witness["observed_by"] = flag.observed_by
     audit_record(

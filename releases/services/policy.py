@@ -115,6 +115,23 @@ def _governed_namespaces(text: str, *, environment_id: int | None) -> str:
     return ", ".join(names)
 
 
+CLUSTER_FIELDS = ("cluster_api_server", "cluster_namespace", "cluster_token_variable")
+
+
+def _cluster(values: dict[str, str]) -> dict[str, str]:
+    unknown = set(values) - set(CLUSTER_FIELDS)
+    if unknown:
+        raise ValueError(f"Not a cluster setting: {', '.join(sorted(unknown))}")
+    cleaned = {name: (values.get(name) or "").strip() for name in CLUSTER_FIELDS}
+    if not cleaned["cluster_namespace"] and any(cleaned.values()):
+        raise ValidationError({"cluster_namespace": ["Name the namespace to observe."]})
+    return cleaned
+
+
+def cluster_settings_of(environment: Environment) -> dict[str, str]:
+    return {field: getattr(environment, field) for field in CLUSTER_FIELDS}
+
+
 @transaction.atomic
 def environment_create(
     *,
@@ -124,14 +141,17 @@ def environment_create(
     description: str = "",
     is_production: bool = False,
     admission_namespaces: str = "",
+    cluster: dict[str, str] | None = None,
     request=None,
 ) -> Environment:
+    """`cluster`: where its workloads are observed (`CLUSTER_FIELDS`); none by default."""
     environment = Environment(
         name=name,
         rank=rank,
         description=description,
         is_production=is_production,
         admission_namespaces=_governed_namespaces(admission_namespaces, environment_id=None),
+        **_cluster(cluster or {}),
     )
     environment.full_clean()
     environment.save()
@@ -146,6 +166,7 @@ def environment_create(
             "description": description,
             "is_production": is_production,
             "admission_namespaces": environment.admission_namespaces,
+            **cluster_settings_of(environment),
         },
         request=request,
     )
@@ -161,11 +182,13 @@ def environment_update(
     description: str,
     is_production: bool | None = None,
     admission_namespaces: str | None = None,
+    cluster: dict[str, str] | None = None,
     request=None,
 ) -> Environment:
     """Marking an environment as production is refused while its policy is under the floor:
     the mark would otherwise promise a guardrail the rules in force do not keep. Which
-    namespaces it governs is audited like the rest: it decides what the cluster lets run."""
+    namespaces it governs, and where its workloads are observed, are audited like the rest:
+    they decide what the cluster lets run and what is compared with the ledger."""
     environment = Environment.objects.select_for_update().get(pk=environment.pk)
     if is_production is None:
         is_production = environment.is_production
@@ -176,6 +199,7 @@ def environment_update(
         "description": environment.description,
         "is_production": environment.is_production,
         "admission_namespaces": environment.admission_namespaces,
+        **cluster_settings_of(environment),
     }
     if is_production and not environment.is_production:
         _refuse_weak_production_policy(environment, _current_shortfalls(environment))
@@ -184,6 +208,9 @@ def environment_update(
     environment.admission_namespaces = _governed_namespaces(
         admission_namespaces, environment_id=environment.pk
     )
+    kept = cluster_settings_of(environment) if cluster is None else cluster
+    for name, value in _cluster(kept).items():
+        setattr(environment, name, value)
     environment.full_clean()
     environment.save()
     audit_record(
@@ -198,6 +225,7 @@ def environment_update(
                 "description": description,
                 "is_production": is_production,
                 "admission_namespaces": environment.admission_namespaces,
+                **cluster_settings_of(environment),
             },
         },
         request=request,
