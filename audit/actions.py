@@ -142,3 +142,10 @@ class AuditAction(models.TextChoices):
     WEBHOOK_DEACTIVATED = "webhook.deactivated", "Webhook subscription deactivated"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook signing secret rotated"
     WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"
+
+    # The MLflow Model Registry as a source (integrations)
+    MLFLOW_VERSION_IMPORTED = "mlflow_version.imported", "Model version imported from MLflow"
+    MLFLOW_PROMOTION_UNAUTHORISED = (
+        "mlflow_promotion.unauthorised",
+        "MLflow alias or stage moved outside Gatehouse",
+    )

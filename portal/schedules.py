@@ -35,6 +35,7 @@ SCHEDULES = [
         3600,
     ),
     ("Fetch git mirrors", "registry.tasks.fetch_mirrors", 900),
+    ("Import versions from MLflow", "integrations.tasks.import_from_mlflow", 300),
     ("Refresh GitLab pipeline statuses", "registry.tasks.refresh_pipeline_statuses", 300),
     ("Remind stale sign-offs", "releases.tasks.remind_stale_sign_offs", "daily@08"),
     ("Forget old idempotency keys", "portal.tasks.prune_idempotency_keys", "daily@03"),

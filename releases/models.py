@@ -812,6 +812,10 @@ class UnauthorisedChange(models.Model):
         blank=True,
         related_name="flags",
     )
+    # Or a source above this app (integrations: an MLflow alias moved), named in words.
+    observed_by = models.CharField(
+        max_length=300, blank=True, help_text="What reported it, when not a probe or a run."
+    )
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
     expected_sha256 = models.CharField(max_length=64)
@@ -842,7 +846,8 @@ class UnauthorisedChange(models.Model):
             models.CheckConstraint(
                 condition=Q(health_check__isnull=False)
                 | Q(batch_run__isnull=False)
-                | Q(workload_observation__isnull=False),
+                | Q(workload_observation__isnull=False)
+                | ~Q(observed_by=""),
                 name="unauthorised_has_a_witness",
             ),
         ]

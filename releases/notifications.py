@@ -277,6 +277,8 @@ def _witness(flag: UnauthorisedChange) -> str:
         return f"the cluster shows workload {observed.namespace}/{observed.workload} serving"
     if flag.batch_run_id:
         return f"batch job {flag.batch_run.job_id} attested"
+    if flag.observed_by:
+        return f"{flag.observed_by}, which is"
     return "the health endpoint reports"
 
 

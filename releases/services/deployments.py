@@ -567,12 +567,14 @@ def unauthorised_change_raise(
     health_check: HealthCheck | None = None,
     batch_run: BatchRun | None = None,
     workload_observation: WorkloadObservation | None = None,
+    observed_by: str = "",
     request: Any = None,
 ) -> UnauthorisedChange | None:
     """Rule 14: flag `deployment` as serving `reported_sha256`, which the ledger did not put
     there, and tell people; once per digest while a flag stays unreviewed. Runs inside the
     caller's transaction (a health probe, a batch run's attestation or a workload seen in the
-    cluster, the witness)."""
+    cluster, the witness; or, in `observed_by`, a source such as an MLflow alias moved outside
+    Gatehouse)."""
     already = UnauthorisedChange.objects.filter(
         deployment=deployment, reported_sha256=reported_sha256, reviewed_at__isnull=True
     ).exists()
@@ -584,6 +586,7 @@ def unauthorised_change_raise(
         health_check=health_check,
         batch_run=batch_run,
         workload_observation=workload_observation,
+        observed_by=observed_by[:300],
         environment=deployment.environment,
         model=deployment.model,
         expected_sha256=expected,
@@ -600,6 +603,8 @@ def unauthorised_change_raise(
             "namespace": workload_observation.namespace,
             "workload": workload_observation.workload,
         }
+    if observed_by:
+        witness["observed_by"] = flag.observed_by
     audit_record(
         actor=actor,
         action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
