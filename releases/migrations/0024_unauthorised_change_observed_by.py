@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('registry', '0012_artifact_checks'),
-        ('releases', '0022_runtime_observation'),
+        ('releases', '0023_standard_changes_risk'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
