@@ -114,12 +114,17 @@ def standard_change_file(
     again at deployment; a template that is revoked or not approved is refused here at once."""
     template = StandardChangeTemplate.objects.select_for_update().get(pk=template.pk)
     if template.revoked_at is not None:
-        raise Conflict(f"{template.number} is revoked.", code="not_within_template")
+        raise Conflict(
+            f"{template.number} is revoked: file a normal change, or file a new template for "
+            "the environment's full approval.",
+            code="not_within_template",
+        )
     if not template.change_requests.filter(
         kind=Kind.STANDARD_TEMPLATE, state=State.APPROVED
     ).exists():
         raise RuleDenied(
-            f"{template.number} is not approved yet; its change request must be approved first.",
+            f"{template.number} is not approved yet: its change request must be approved "
+            "first (its page shows whose sign-offs it waits for); file a normal change meanwhile.",
             code="not_within_template",
         )
     change_request = change_request_create(
