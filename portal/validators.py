@@ -42,3 +42,11 @@ class PlainName(_WholeValue):
         "are refused, as in model names."
     )
     code = "not_plain_name"
+
+
+class WholeMatch(_WholeValue):
+    """A shape the whole value must have (a commit SHA, a digest, a URL), stated as is as the
+    OpenAPI schema's `pattern`."""
+
+    def __init__(self, regex: str, message: str, code: str = "invalid"):
+        super().__init__(regex=regex, message=message, code=code)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.models import ActorKind
 from audit.services import audit_record, describe_actor
-from portal.exceptions import Conflict
+from portal.exceptions import Conflict, NotFound
 from portal.models import ServiceAccount, Team
 from portal.queue import enqueue_on_commit
 from portal.validators import PlainName
@@ -240,8 +240,6 @@ def model_register(
     under a team it acts for (rule 15)."""
     errors = Errors()
     team = Team.objects.filter(slug=owner_team).first()
-    if team is None:
-        errors.add("owner_team", f"No team has the slug '{owner_team}'.")
     if not isinstance(risk_tier, int) or not 1 <= risk_tier <= 3:
         errors.add("risk_tier", "Must be 1, 2 or 3.")
     candidate = RegisteredModel(
@@ -259,6 +257,8 @@ def model_register(
             for message in messages:
                 errors.add(field, message)
     errors.raise_any()
+    if team is None:
+        raise NotFound(f"No team has the slug '{owner_team}'.", code="unknown_team")
     denied = token_team_denial(actor, team_id=team.pk, subject=f"Model {name}")
     if denied is not None:
         raise denied
@@ -364,7 +364,7 @@ def _dataset_keys(errors: Errors, datasets: Iterable[Any]) -> list[tuple[str, st
     return sorted(set(keys))
 
 
-def _known_datasets(errors: Errors, keys: list[tuple[str, str]]) -> list[DatasetVersion]:
+def _known_datasets(keys: list[tuple[str, str]]) -> list[DatasetVersion]:
     if not keys:
         return []
     names = {name for name, _ in keys}
@@ -375,10 +375,10 @@ def _known_datasets(errors: Errors, keys: list[tuple[str, str]]) -> list[Dataset
     }
     unknown = [f"{name}@{version}" for name, version in keys if (name, version) not in found]
     if unknown:
-        errors.add(
-            "datasets",
+        raise NotFound(
             f"Unknown dataset version(s): {', '.join(unknown)}. Register them first "
             "(POST /api/v1/datasets/).",
+            code="unknown_dataset",
         )
     return [found[key] for key in keys if key in found]
 
@@ -601,9 +601,7 @@ def _model_version_insert(
 ) -> tuple[ModelVersion, bool]:
     # The model row is the lock: registrations of one model (and version numbering) take turns.
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    errors = Errors()
-    dataset_rows = _known_datasets(errors, dataset_keys)
-    errors.raise_any()
+    dataset_rows = _known_datasets(dataset_keys)
     repository, _ = repository_register(actor=actor, url=repository_url, request=request)
 
     if version:

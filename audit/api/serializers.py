@@ -3,6 +3,7 @@ from rest_framework import serializers
 from audit.actions import AuditAction
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.selectors import MAX_PAGE_SIZE, PAGE_SIZE, EventFilters
+from portal.serializers import MomentField
 
 
 class EventQuerySerializer(serializers.Serializer):
@@ -22,8 +23,8 @@ class EventQuerySerializer(serializers.Serializer):
     object_type = serializers.CharField(required=False, max_length=100)
     object_id = serializers.CharField(required=False, max_length=100)
     environment = serializers.CharField(required=False, max_length=100)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")
+    until = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")
     cursor = serializers.IntegerField(required=False, min_value=1)
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=PAGE_SIZE
@@ -120,5 +121,5 @@ class VerifyStatusSerializer(serializers.Serializer):
 
 
 class ExportQuerySerializer(serializers.Serializer):
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")
+    until = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")

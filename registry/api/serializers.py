@@ -4,7 +4,7 @@ rules (formats, known datasets, teams) so every path gets the same answers."""
 from rest_framework import serializers
 
 from portal.serializers import NoUnknownFields
-from portal.validators import PlainName
+from portal.validators import PlainName, WholeMatch
 from registry.models import (
     ArtifactCheck,
     DatasetVersion,
@@ -17,16 +17,46 @@ from registry.models import (
 )
 from registry.reproducibility import reproducibility
 
+# The shapes the registry's services check (registry/services.py), stated in the schema.
+SHA1 = r"^[0-9a-f]{40}$"
+SHA256 = r"^[0-9a-f]{64}$"
+SHA256_OR_NONE = r"^(?:[0-9a-f]{64})?$"
+VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
+VERSION_OR_NONE = r"^(?:[A-Za-z0-9][A-Za-z0-9._+-]{0,99})?$"
+HTTP_URL_OR_NONE = r"^(?:https?://[^\s/?#@]+(?::[0-9]+)?(?:/[^\s]*)?)?$"
+REPOSITORY_URL = (
+    r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::[0-9]+)?/[^\s]*[^\s/]"
+    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
+)
+
+
+def shaped(pattern: str, message: str, **options) -> serializers.CharField:
+    """A text field of one exact shape, read as sent (no trimming), so that what the schema's
+    pattern refuses is refused."""
+    return serializers.CharField(
+        trim_whitespace=False, validators=[WholeMatch(pattern, message)], **options
+    )
+
+
+def sha256_field(**options) -> serializers.CharField:
+    blank = options.get("allow_blank", False)
+    return shaped(
+        SHA256_OR_NONE if blank else SHA256,
+        "Must be a sha256 digest: 64 lowercase hexadecimal characters.",
+        max_length=64,
+        **options,
+    )
+
 
 class DatasetVersionInput(NoUnknownFields):
     name = serializers.CharField(max_length=200, validators=[PlainName()])
-    version = serializers.CharField(max_length=100)
+    version = shaped(VERSION, "Letters, digits and . _ + -, starting with a letter or digit.")
     uri = serializers.CharField(max_length=1000)
-    sha256 = serializers.CharField(max_length=64)
-    rows = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    schema_sha256 = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default=""
+    sha256 = sha256_field()
+    rows = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
     )
+    schema_sha256 = sha256_field(required=False, allow_blank=True, default="")
 
 
 class DatasetVersionOutput(serializers.ModelSerializer):
@@ -36,10 +66,12 @@ class DatasetVersionOutput(serializers.ModelSerializer):
 
 
 class ModelInput(NoUnknownFields):
-    name = serializers.CharField(max_length=100)
-    owner_team = serializers.CharField(max_length=100, help_text="The owning team's slug.")
+    name = serializers.SlugField(max_length=100)
+    owner_team = serializers.SlugField(
+        max_length=100, help_text="The owning team's slug; 404 `unknown_team` if none has it."
+    )
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    risk_tier = serializers.IntegerField(required=False, default=2)
+    risk_tier = serializers.IntegerField(required=False, default=2, min_value=1, max_value=3)
 
 
 class ModelOutput(serializers.ModelSerializer):
@@ -56,20 +88,36 @@ class DatasetRef(NoUnknownFields):
 
 
 class ModelVersionInput(NoUnknownFields):
-    version = serializers.CharField(
+    version = shaped(
+        VERSION_OR_NONE,
+        "Letters, digits and . _ + -, starting with a letter or digit.",
         max_length=100,
         required=False,
         allow_blank=True,
         default="",
         help_text="Omit to number the build: the same commit and build id find the same version.",
     )
-    repository = serializers.CharField(max_length=500, help_text="The repository's URL.")
-    commit_sha = serializers.CharField(max_length=40)
+    repository = shaped(
+        REPOSITORY_URL,
+        "Must be a git repository URL: https://, http://, ssh:// or git@host:path.",
+        max_length=500,
+        help_text="The repository's URL.",
+    )
+    commit_sha = shaped(
+        SHA1, "Must be a full git commit SHA: 40 lowercase hexadecimal characters.", max_length=40
+    )
     ref = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     build_id = serializers.CharField(max_length=200)
-    build_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    build_url = shaped(
+        HTTP_URL_OR_NONE,
+        "Must be an http:// or https:// URL.",
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+    )
     artifact_uri = serializers.CharField(max_length=1000)
-    artifact_sha256 = serializers.CharField(max_length=64)
+    artifact_sha256 = sha256_field()
     framework = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     params = serializers.DictField(required=False, default=dict)
     metrics = serializers.DictField(required=False, default=dict)
@@ -80,9 +128,7 @@ class ModelVersionInput(NoUnknownFields):
         help_text="purpose, training_data, training_period, evaluation ([{metric, value, "
         "dataset}]), limitations, fairness, stability, monitoring, or a reference to a card.",
     )
-    env_lock_sha256 = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default=""
-    )
+    env_lock_sha256 = sha256_field(required=False, allow_blank=True, default="")
 
 
 class DatasetOfVersion(serializers.ModelSerializer):

@@ -11,7 +11,7 @@ from portal.authentication import TokenScopes, is_service_account
 from portal.exceptions import NotFound
 from portal.idempotency import idempotent
 from portal.models import Scope
-from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
+from portal.pagination import ReadCursor, page_of, paging_parameters, query_filters
 from registry import model_risk, selectors, services
 from registry.api import serializers as s
 from registry.models import Finding, Validation
@@ -99,12 +99,13 @@ class ModelQuery(serializers.Serializer):
 
 class ByName(ReadCursor):
     ordering = "name"
+    position_pattern = "[-a-zA-Z0-9_]{1,100}"  # a slug, as model names are
 
 
 class ModelsView(RegistryView):
     @extend_schema(
         operation_id="v1_models_list",
-        parameters=[ModelQuery, *PAGING_PARAMETERS],
+        parameters=[ModelQuery, *paging_parameters(ByName)],
         responses={200: page_of("ModelPage", s.ModelOutput(many=True))},
         examples=[
             OpenApiExample(
@@ -232,7 +233,7 @@ class InventoryView(APIView):
 
     @extend_schema(
         operation_id="v1_inventory_list",
-        parameters=[s.InventoryFilters, *PAGING_PARAMETERS],
+        parameters=[s.InventoryFilters, *paging_parameters(ByName)],
         responses={200: s.InventoryPage, 400: ERRORS[400]},
         description="Every model's inventory entry by name, cursor paging.",
     )

@@ -10,6 +10,7 @@ from releases.selectors.live import signers_of
 from releases.services.gate import GateCode
 
 SHA256 = r"^[0-9a-f]{64}$"
+CHANGE_REQUEST_NUMBER = r"^CR-[0-9]{1,18}$"
 
 
 class BuildQuestion(serializers.Serializer):
@@ -32,6 +33,7 @@ class BuildQuestion(serializers.Serializer):
     )
 
     def validate(self, attrs):
+        # The schema says it as `oneOf` (releases/api/schema.py).
         if not attrs["version"] and not attrs["artifact_sha256"]:
             raise serializers.ValidationError(
                 {"version": "Name the version or give the artifact_sha256."}
