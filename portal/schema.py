@@ -2,6 +2,7 @@
 the server refuses and the errors every operation can answer, so that the schema states exactly
 what the server accepts."""
 
+from django.core.validators import RegexValidator
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerExtension,
@@ -28,6 +29,8 @@ class GatehouseAutoSchema(AutoSchema):
             and isinstance(schema, dict)
             and schema.get("type") == "string"
             and not CONSTRAINED & schema.keys()
+            # A validator's pattern says it already (drf-spectacular adds it afterwards).
+            and not any(isinstance(v, RegexValidator) for v in field.validators)
         ):
             blank_refused = field.trim_whitespace and not field.allow_blank
             schema["pattern"] = NOT_BLANK if blank_refused else NO_NUL

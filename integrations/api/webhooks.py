@@ -65,6 +65,7 @@ class WebhooksView(WebhookView):
             403: OpenApiResponse(
                 description="`webhooks_admin_only`, `missing_scope`, `token_wrong_team`."
             ),
+            404: OpenApiResponse(description="`unknown_team`: no team has that slug."),
         },
         description=(
             "Subscribe a Teams or Slack channel's incoming webhook, or a Standard Webhooks "
@@ -81,10 +82,7 @@ class WebhooksView(WebhookView):
         if slug:
             team = Team.objects.filter(slug=slug).first()
             if team is None:
-                return Response(
-                    {"team": [f"No team has the slug '{slug}'."]},
-                    status=status.HTTP_400_BAD_REQUEST,
-                )
+                raise NotFound(f"No team has the slug '{slug}'.", code="unknown_team")
         elif is_service_account(request.user):
             team = request.user.team
         issued = services.webhook_subscription_create(

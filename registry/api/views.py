@@ -143,6 +143,7 @@ class ModelsView(RegistryView):
         responses={
             201: s.ModelOutput,
             200: OpenApiResponse(s.ModelOutput, description="Recorded before."),
+            404: OpenApiResponse(description="`unknown_team`: no team has the owner's slug."),
             **ERRORS,
         },
         description="Register a model. Idempotent on its name.",

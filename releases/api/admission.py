@@ -7,7 +7,6 @@ there is nothing to answer it with."""
 
 import json
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
@@ -16,7 +15,7 @@ from rest_framework.views import APIView
 
 from portal.authentication import BearerTokenAuthentication, TokenScopes
 from portal.models import Scope
-from releases.kubernetes import MalformedReview
+from releases.kubernetes import API_VERSION, JUDGED_OPERATIONS, MalformedReview
 from releases.services.admission import admission_review
 
 
@@ -39,17 +38,102 @@ class AdmissionReviewOutput(serializers.Serializer):
     response = AdmissionResponse()
 
 
+def _object(properties: dict | None = None, **more) -> dict:
+    """An object the review may leave out or send as null (read as empty)."""
+    return {"type": "object", "nullable": True, "properties": properties or {}, **more}
+
+
+TEXT = {"type": "string", "nullable": True, "pattern": r"^[^\u0000]*$"}
+STRINGS = _object(additionalProperties={"type": "string", "pattern": r"^[^\u0000]*$"})
+METADATA = _object(
+    {
+        "namespace": TEXT,
+        "name": TEXT,
+        "generateName": TEXT,
+        "labels": STRINGS,
+        "annotations": STRINGS,
+    }
+)
+CONTAINERS = {
+    "type": "array",
+    "nullable": True,
+    "items": {"type": "object", "properties": {"image": TEXT}},
+}
+POD = _object(
+    {
+        "metadata": METADATA,
+        "spec": _object({"containers": CONTAINERS, "initContainers": CONTAINERS}),
+    }
+)
+# Where each judged kind keeps its pod (releases.kubernetes.POD_TEMPLATE_PATHS), all at once.
+WORKLOAD = _object(
+    {
+        "metadata": METADATA,
+        "spec": _object(
+            {
+                "containers": CONTAINERS,
+                "initContainers": CONTAINERS,
+                "template": POD,
+                "jobTemplate": _object({"spec": _object({"template": POD})}),
+            }
+        ),
+    }
+)
+REVIEW_REQUEST = {
+    "type": "object",
+    "required": ["uid"],
+    "properties": {
+        "uid": {"type": "string", "minLength": 1, "pattern": r"^[^\u0000]*$"},
+        "operation": TEXT,
+        "kind": _object({"kind": TEXT}),
+        "namespace": TEXT,
+        "name": TEXT,
+        "userInfo": _object({"username": TEXT}),
+        "object": WORKLOAD,
+        "oldObject": WORKLOAD,
+        "dryRun": {},
+    },
+    # A CREATE or UPDATE is judged on its object, in its namespace.
+    "oneOf": [
+        {
+            "required": ["operation", "object", "namespace"],
+            "properties": {
+                "operation": {"enum": sorted(JUDGED_OPERATIONS)},
+                "object": {"type": "object", "minProperties": 1},
+                "namespace": {"type": "string", "minLength": 1},
+            },
+        },
+        {
+            "not": {
+                "required": ["operation"],
+                "properties": {"operation": {"enum": sorted(JUDGED_OPERATIONS)}},
+            }
+        },
+    ],
+}
+ADMISSION_REVIEW = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "request"],
+    "properties": {
+        "apiVersion": {"enum": [API_VERSION]},
+        "kind": {"enum": ["AdmissionReview"]},
+        "request": REVIEW_REQUEST,
+    },
+}
+
+
 class AdmissionView(APIView):
     authentication_classes = [BearerTokenAuthentication]
     permission_classes = [permissions.IsAuthenticated, TokenScopes]
     required_scopes = {"POST": Scope.GATE_READ}
 
     @extend_schema(
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": ADMISSION_REVIEW},
         responses={
             200: AdmissionReviewOutput,
             400: OpenApiResponse(
-                description="`{code: malformed_admission_review, detail}`: no request.uid."
+                description="`{code: malformed_admission_review, detail}`: not a review the "
+                "schema describes."
             ),
         },
         description=(

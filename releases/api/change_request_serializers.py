@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from portal.exceptions import NotFound
 from portal.models import Team
-from portal.serializers import MomentField
+from portal.serializers import MomentField, NoUnknownFields
 from portal.validators import SingleLine
 from registry.models import ModelVersion
 from releases import hooks
@@ -15,7 +15,7 @@ from releases.models import ChangeRequest, Environment, SignOff
 from releases.states import Kind
 
 
-class ChangeRequestInput(serializers.Serializer):
+class ChangeRequestInput(NoUnknownFields):
     model = serializers.CharField(max_length=100, help_text="The registered model's name.")
     version = serializers.CharField(max_length=100, help_text="The registered version.")
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")

@@ -13,7 +13,7 @@ SHA256 = r"^[0-9a-f]{64}$"
 CHANGE_REQUEST_NUMBER = r"^CR-[0-9]{1,18}$"
 
 
-class BuildQuestion(serializers.Serializer):
+class BuildQuestion(NoUnknownFields):
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
     model = serializers.CharField(max_length=100, help_text="The registered model's name.")
     version = serializers.CharField(
@@ -88,12 +88,12 @@ class DeploymentInput(BuildQuestion):
     health_url = serializers.URLField(max_length=500, required=False, default="")
 
 
-class ResultInput(serializers.Serializer):
+class ResultInput(NoUnknownFields):
     status = serializers.ChoiceField([DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED])
     detail = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class RollbackInput(serializers.Serializer):
+class RollbackInput(NoUnknownFields):
     reason = serializers.CharField(help_text="Why; kept on the rollback and in the audit trail.")
     from_version = serializers.CharField(
         max_length=100,

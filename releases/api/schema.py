@@ -58,6 +58,10 @@ def releases_schema(result, generator, request, public):
     for name in BUILD_QUESTIONS:
         if name in schemas:
             schemas[name].update(BUILD_NAMED)
+    admission = result["paths"].get("/api/v1/platforms/kubernetes/admission/", {}).get("post")
+    if admission is not None:
+        # Without a review there is nothing to answer: 400 malformed_admission_review.
+        admission["requestBody"]["required"] = True
     if "ChangeRequestInputRequest" in schemas:
         schemas["ChangeRequestInputRequest"].update(CHANGE_KINDS)
     for item in result.get("paths", {}).values():
