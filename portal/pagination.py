@@ -121,6 +121,10 @@ def query_filters(filters: type[serializers.Serializer], request: Request) -> di
         problems.update(
             {name: [str(m) for m in messages] for name, messages in checked.errors.items()}
         )
+        for name in checked.errors:
+            field = checked.fields.get(name)
+            if isinstance(field, serializers.ChoiceField):
+                problems[name].append("It takes: " + ", ".join(map(str, field.choices)) + ".")
     if problems:
         raise InvalidQuery(
             "Some filters cannot be used: " + ", ".join(sorted(problems)) + ".", fields=problems

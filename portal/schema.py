@@ -15,6 +15,8 @@ from rest_framework import serializers
 NO_NUL = r"^[^\u0000]*$"
 # DRF trims a text field before it checks it is not blank: some character must remain.
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+# Where blank is allowed drf-spectacular adds the empty string as a `oneOf` of its own.
+SOME_TEXT = r"^[^\u0000]+$"
 CONSTRAINED = {"pattern", "format", "enum"}
 
 
@@ -32,8 +34,10 @@ class GatehouseAutoSchema(AutoSchema):
             # A validator's pattern says it already (drf-spectacular adds it afterwards).
             and not any(isinstance(v, RegexValidator) for v in field.validators)
         ):
-            blank_refused = field.trim_whitespace and not field.allow_blank
-            schema["pattern"] = NOT_BLANK if blank_refused else NO_NUL
+            if field.allow_blank:
+                schema["pattern"] = SOME_TEXT
+            else:
+                schema["pattern"] = NOT_BLANK if field.trim_whitespace else NO_NUL
         return schema
 
 

@@ -42,7 +42,7 @@ class WebhookInput(NoUnknownFields):
         child=serializers.ChoiceField(WebhookEventType.choices), min_length=1, max_length=50
     )
     environments = serializers.ListField(
-        child=serializers.CharField(max_length=50),
+        child=serializers.SlugField(max_length=50),
         required=False,
         default=list,
         max_length=50,

@@ -65,7 +65,10 @@ class WebhooksView(WebhookView):
             403: OpenApiResponse(
                 description="`webhooks_admin_only`, `missing_scope`, `token_wrong_team`."
             ),
-            404: OpenApiResponse(description="`unknown_team`: no team has that slug."),
+            404: OpenApiResponse(
+                description="`unknown_team`, `unknown_environment`: a name that names nothing."
+            ),
+            409: OpenApiResponse(description="`webhook_name_taken`."),
         },
         description=(
             "Subscribe a Teams or Slack channel's incoming webhook, or a Standard Webhooks "

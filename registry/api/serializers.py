@@ -4,7 +4,7 @@ rules (formats, known datasets, teams) so every path gets the same answers."""
 from rest_framework import serializers
 
 from portal.serializers import NoUnknownFields
-from portal.validators import PlainName, WholeMatch
+from portal.validators import HTTP_URL, HTTP_URL_MESSAGE, PlainName, WholeMatch
 from registry.models import (
     ArtifactCheck,
     DatasetVersion,
@@ -20,10 +20,7 @@ from registry.reproducibility import reproducibility
 # The shapes the registry's services check (registry/services.py), stated in the schema.
 SHA1 = r"^[0-9a-f]{40}$"
 SHA256 = r"^[0-9a-f]{64}$"
-SHA256_OR_NONE = r"^(?:[0-9a-f]{64})?$"
 VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
-VERSION_OR_NONE = r"^(?:[A-Za-z0-9][A-Za-z0-9._+-]{0,99})?$"
-HTTP_URL_OR_NONE = r"^(?:https?://[^\s/?#@]+(?::[0-9]+)?(?:/[^\s]*)?)?$"
 REPOSITORY_URL = (
     r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::[0-9]+)?/[^\s]*[^\s/]"
     r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
@@ -32,16 +29,15 @@ REPOSITORY_URL = (
 
 def shaped(pattern: str, message: str, **options) -> serializers.CharField:
     """A text field of one exact shape, read as sent (no trimming), so that what the schema's
-    pattern refuses is refused."""
+    pattern refuses is refused. Where blank is allowed, "" is taken without the pattern."""
     return serializers.CharField(
         trim_whitespace=False, validators=[WholeMatch(pattern, message)], **options
     )
 
 
 def sha256_field(**options) -> serializers.CharField:
-    blank = options.get("allow_blank", False)
     return shaped(
-        SHA256_OR_NONE if blank else SHA256,
+        SHA256,
         "Must be a sha256 digest: 64 lowercase hexadecimal characters.",
         max_length=64,
         **options,
@@ -89,7 +85,7 @@ class DatasetRef(NoUnknownFields):
 
 class ModelVersionInput(NoUnknownFields):
     version = shaped(
-        VERSION_OR_NONE,
+        VERSION,
         "Letters, digits and . _ + -, starting with a letter or digit.",
         max_length=100,
         required=False,
@@ -109,8 +105,8 @@ class ModelVersionInput(NoUnknownFields):
     ref = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     build_id = serializers.CharField(max_length=200)
     build_url = shaped(
-        HTTP_URL_OR_NONE,
-        "Must be an http:// or https:// URL.",
+        HTTP_URL,
+        HTTP_URL_MESSAGE,
         max_length=500,
         required=False,
         allow_blank=True,

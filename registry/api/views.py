@@ -239,13 +239,9 @@ class InventoryView(APIView):
         description="Every model's inventory entry by name, cursor paging.",
     )
     def get(self, request: Request) -> Response:
-        filters = s.InventoryFilters(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = selectors.InventoryFilters(**query_filters(s.InventoryFilters, request))
         paginator = ByName()
-        page = paginator.paginate_queryset(
-            selectors.model_inventory(filters=selectors.InventoryFilters(**filters.validated_data)),
-            request,
-        )
+        page = paginator.paginate_queryset(selectors.model_inventory(filters=filters), request)
         return paginator.get_paginated_response(s.InventoryOutput(page, many=True).data)
 
 

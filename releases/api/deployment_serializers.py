@@ -5,6 +5,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.serializers import NoUnknownFields
+from portal.validators import HTTP_URL, HTTP_URL_MESSAGE, WholeMatch
 from releases.models import Deployment, DeploymentStatus, SignOff
 from releases.selectors.live import signers_of
 from releases.services.gate import GateCode
@@ -78,14 +79,22 @@ class GateOutput(serializers.Serializer):
     decided_at = serializers.DateTimeField()
 
 
-class DeploymentInput(BuildQuestion):
-    pipeline_url = serializers.URLField(
+def http_url_field(**options) -> serializers.CharField:
+    return serializers.CharField(
         max_length=500,
         required=False,
         default="",
-        help_text="The CD run; a retry with the same URL returns the same deployment.",
+        trim_whitespace=False,
+        validators=[WholeMatch(HTTP_URL, HTTP_URL_MESSAGE)],
+        **options,
     )
-    health_url = serializers.URLField(max_length=500, required=False, default="")
+
+
+class DeploymentInput(BuildQuestion):
+    pipeline_url = http_url_field(
+        help_text="The CD run; a retry with the same URL returns the same deployment."
+    )
+    health_url = http_url_field(help_text="Where the deployment answers its health checks.")
 
 
 class ResultInput(NoUnknownFields):

@@ -136,6 +136,10 @@ class DeploymentsView(APIView):
             200: OpenApiResponse(s.DeploymentOutput, description="A retry of the same start."),
             403: GATE_DENIED,
             400: ERRORS[400],
+            404: OpenApiResponse(
+                description="`unknown_environment`, `unknown_model`, `unknown_version`, "
+                "`unknown_change_request`: a name that names nothing."
+            ),
             409: ERRORS[409],
         },
         description=(

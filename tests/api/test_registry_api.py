@@ -91,11 +91,16 @@ def test_register_model_conflict_and_validation(writer, org):
     assert conflict.json()["code"] == "model_conflict"
     invalid = writer.post(
         "/api/v1/models/",
-        helpers.model_payload(name="other", owner_team="ghosts", risk_tier=9),
+        helpers.model_payload(name="other", owner_team="no ghosts", risk_tier=9),
         format="json",
     )
     assert invalid.status_code == 400
     assert set(invalid.json()) == {"owner_team", "risk_tier"}
+    unknown = writer.post(
+        "/api/v1/models/", helpers.model_payload(name="other", owner_team="ghosts"), format="json"
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "unknown_team"
 
 
 # POST/GET /api/v1/models/{name}/versions/
@@ -145,7 +150,6 @@ def test_register_version_conflict_409(writer, registered):
         ("env_lock_sha256", "0"),
         ("build_url", "javascript:alert(1)"),
         ("repository", "just words"),
-        ("datasets", [{"name": "loans", "version": "unknown"}]),
         ("datasets", [{"version": "2026-11-01"}]),
         ("metrics", "not an object"),
     ],
@@ -158,6 +162,17 @@ def test_register_version_400_names_the_field(writer, registered, field, value):
     )
     assert response.status_code == 400
     assert field in response.json()
+    assert ModelVersion.objects.count() == 0
+
+
+def test_register_version_naming_an_unknown_dataset_is_404(writer, registered):
+    response = writer.post(
+        "/api/v1/models/credit-scoring/versions/",
+        helpers.version_payload(datasets=[{"name": "loans", "version": "unknown"}]),
+        format="json",
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "unknown_dataset"
     assert ModelVersion.objects.count() == 0
 
 
