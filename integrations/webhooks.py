@@ -308,8 +308,8 @@ def webhook_secret_rotate(*, actor, subscription: WebhookSubscription, request=N
     if denial:
         raise denial
     if subscription.kind != WebhookKind.STANDARD:
-        raise ValidationError(
-            {"kind": "Only Standard Webhooks subscriptions have a signing secret."}
+        raise Conflict(
+            "Only Standard Webhooks subscriptions have a signing secret.", code="no_signing_secret"
         )
     now = timezone.now()
     secret = secret_generate()

@@ -111,7 +111,9 @@ class WebhookRotateView(WebhookView):
         request=None,
         responses={
             200: WebhookSecret,
-            400: OpenApiResponse(description="Teams and Slack subscriptions have no secret."),
+            409: OpenApiResponse(
+                description="`no_signing_secret`: Teams and Slack subscriptions have none."
+            ),
         },
         description=(
             "A new signing secret, shown once. The previous one goes on signing alongside it "

@@ -21,9 +21,10 @@ from registry.reproducibility import reproducibility
 SHA1 = r"^[0-9a-f]{40}$"
 SHA256 = r"^[0-9a-f]{64}$"
 VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
+# Printable ASCII, spelt out rather than `\s`, which regular expression engines read apart.
 REPOSITORY_URL = (
-    r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::[0-9]+)?/[^\s]*[^\s/]"
-    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
+    r'^(?:(?:https?|ssh|git)://(?:[!-.0-?A-~]+@)?[!"$-.0-9;->A-~]+(?::[0-9]+)?/[!-~]*[!-.0-~]'
+    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[!-.0-~][!-~]*)$"
 )
 
 
