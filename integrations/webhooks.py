@@ -189,7 +189,8 @@ def webhook_subscription_create(
     known = known_environment_names()
     unknown = sorted({name for name in environments if known is not None and name not in known})
     if unknown:
-        raise NotFound(f"No environment is named {', '.join(unknown)}.", code="unknown_environment")
+        named = ", ".join(repr(name) for name in unknown)
+        raise NotFound(f"No environment is named {named}.", code="unknown_environment")
     environments = environment_names_check(environments)
     secret = secret_generate() if kind == WebhookKind.STANDARD else ""
     person = actor if actor is not None and not is_service_account(actor) else None

@@ -1,6 +1,7 @@
 """Input and output shapes of the registry API. Inputs check types only; the services check the
 rules (formats, known datasets, teams) so every path gets the same answers."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.serializers import NoUnknownFields
@@ -43,6 +44,38 @@ def sha256_field(**options) -> serializers.CharField:
         max_length=64,
         **options,
     )
+
+
+TEXT = {"type": "string"}
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **dict.fromkeys(
+                (
+                    "purpose",
+                    "training_data",
+                    "training_period",
+                    "limitations",
+                    "fairness",
+                    "stability",
+                    "monitoring",
+                    "reference",
+                ),
+                TEXT,
+            ),
+            "evaluation": {
+                "type": "array",
+                "items": {"type": "object", "required": ["metric", "value", "dataset"]},
+            },
+        },
+    }
+)
+class ModelCardField(serializers.DictField):
+    """A model card as registry.services checks it, stated in the schema."""
 
 
 class DatasetVersionInput(NoUnknownFields):
@@ -119,7 +152,7 @@ class ModelVersionInput(NoUnknownFields):
     params = serializers.DictField(required=False, default=dict)
     metrics = serializers.DictField(required=False, default=dict)
     datasets = DatasetRef(many=True, required=False, default=list)
-    model_card = serializers.DictField(
+    model_card = ModelCardField(
         required=False,
         default=dict,
         help_text="purpose, training_data, training_period, evaluation ([{metric, value, "
