@@ -95,6 +95,20 @@ MODEL_CARD_FIELDS = {
 }
 
 
+def _holds_nul(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
 def _check_model_card(errors: Errors, card: Any) -> None:
     if card is None:
         return
@@ -440,9 +454,12 @@ def model_version_register(
         errors.add("build_id", "Must be 1-200 characters.")
     if not (artifact_uri or "").strip() or len(artifact_uri) > 1000:
         errors.add("artifact_uri", "Must be 1-1000 characters.")
-    for field, value in (("params", params), ("metrics", metrics)):
+    for field, value in (("params", params), ("metrics", metrics), ("model_card", model_card)):
         if value is not None and not isinstance(value, dict):
             errors.add(field, "Must be a JSON object.")
+        elif _holds_nul(value):
+            # PostgreSQL's JSON cannot store one, and no name or value needs it.
+            errors.add(field, "Must hold no NUL character, in a name or a value.")
     dataset_keys = _dataset_keys(errors, datasets)
     _check_model_card(errors, model_card)
     if not REPOSITORY_URL_RE.match(normalise_repository_url(repository)):

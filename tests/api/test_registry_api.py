@@ -152,6 +152,8 @@ def test_register_version_conflict_409(writer, registered):
         ("repository", "just words"),
         ("datasets", [{"version": "2026-11-01"}]),
         ("metrics", "not an object"),
+        ("metrics", {"auc\x00": 0.9}),
+        ("params", {"depth": ["\x00"]}),
     ],
 )
 def test_register_version_400_names_the_field(writer, registered, field, value):
