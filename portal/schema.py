@@ -98,6 +98,10 @@ def document_error_answers(result, generator, request, public):
             answers = {
                 "401": _error("No credentials, or a token that is unknown or revoked.", ERROR_BODY),
                 "403": _error("Not allowed: a missing scope or a rule said no.", ERROR_BODY),
+                "406": _error(
+                    "The `Accept` header asks for something else than JSON: `not_acceptable`.",
+                    ERROR_BODY,
+                ),
                 "503": _error(
                     "The database cannot be reached: `database_unavailable`.", ERROR_BODY
                 ),
