@@ -46,7 +46,7 @@ def sha256_field(**options) -> serializers.CharField:
     )
 
 
-TEXT = {"type": "string"}
+TEXT = {"type": "string", "pattern": r"^[^\u0000]*$"}
 
 
 @extend_schema_field(
