@@ -83,8 +83,9 @@ class DatasetVersionInput(NoUnknownFields):
     version = shaped(VERSION, "Letters, digits and . _ + -, starting with a letter or digit.")
     uri = serializers.CharField(max_length=1000)
     sha256 = sha256_field()
+    # The audit trail's canonical JSON (RFC 8785) holds integers up to 2**53 exactly.
     rows = serializers.IntegerField(
-        required=False, allow_null=True, min_value=0, max_value=2**63 - 1
+        required=False, allow_null=True, min_value=0, max_value=2**53 - 1
     )
     schema_sha256 = sha256_field(required=False, allow_blank=True, default="")
 
