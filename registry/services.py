@@ -19,7 +19,7 @@ from audit.services import audit_record, describe_actor
 from portal.exceptions import Conflict, NotFound
 from portal.models import ServiceAccount, Team
 from portal.queue import enqueue_on_commit
-from portal.validators import PlainName
+from portal.validators import HTTP_URL, PlainName
 from registry import git
 from registry.artifacts import ArtifactReading, artifact_read
 from registry.models import (
@@ -40,7 +40,7 @@ Record = TypeVar("Record", bound=Model)
 
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-HTTP_URL_RE = re.compile(r"^https?://[^\s/?#@]+(?::\d+)?(?:/[^\s]*)?$")
+HTTP_URL_RE = re.compile(HTTP_URL)  # the pattern the schema states
 REPOSITORY_URL_RE = re.compile(
     r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::\d+)?/[^\s]+"
     r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
@@ -77,7 +77,7 @@ def _check_sha256(errors: Errors, field: str, value: str, *, required: bool = Tr
 
 
 def _check_http_url(errors: Errors, field: str, value: str) -> None:
-    if value and not HTTP_URL_RE.match(value):
+    if value and not HTTP_URL_RE.fullmatch(value):
         errors.add(field, "Must be an http:// or https:// URL.")
 
 
