@@ -102,6 +102,11 @@ class AuditAction(models.TextChoices):
         "Retrospective review escalated",
     )
 
+    # Standard changes (issue 18)
+    STANDARD_TEMPLATE_CREATED = "standard_template.created", "Standard change template filed"
+    STANDARD_TEMPLATE_REVOKED = "standard_template.revoked", "Standard change template revoked"
+    STANDARD_TEMPLATE_USED = "standard_template.used", "Standard change template used"
+
     CHANGE_TICKET_LINKED = (
         "change_ticket.linked",
         "Change request mirrored in the ticket system",
@@ -116,6 +121,8 @@ class AuditAction(models.TextChoices):
     DEPLOYMENT_FAILED = "deployment.failed", "Deployment failed"
     DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back", "Deployment rolled back"
     BATCH_RUN_ATTESTED = "batch_run.attested", "Batch run attested its artifact"
+    WORKLOAD_OBSERVED = "workload.observed", "Cluster workload first seen serving a digest"
+    CLUSTER_UNREACHABLE = "cluster.unreachable", "Cluster namespace could not be read"
     DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED = (
         "deployment.unauthorised_change_detected",
         "Unauthorised change detected",
@@ -135,3 +142,10 @@ class AuditAction(models.TextChoices):
     WEBHOOK_DEACTIVATED = "webhook.deactivated", "Webhook subscription deactivated"
     WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated", "Webhook signing secret rotated"
     WEBHOOK_TESTED = "webhook.tested", "Webhook test message sent"
+
+    # The MLflow Model Registry as a source (integrations)
+    MLFLOW_VERSION_IMPORTED = "mlflow_version.imported", "Model version imported from MLflow"
+    MLFLOW_PROMOTION_UNAUTHORISED = (
+        "mlflow_promotion.unauthorised",
+        "MLflow alias or stage moved outside Gatehouse",
+    )

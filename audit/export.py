@@ -75,7 +75,10 @@ def verified_tree() -> tuple[MerkleTree, str]:
     # column rewritten before that checkpoint gives another root here.
     if tree.size != size or tree.root() != report.frontier.root():
         raise Conflict(
-            "The stored event hashes do not give the signed Merkle root.", code="chain_broken"
+            "The stored event hashes do not give the signed Merkle root, so nothing is signed or "
+            "exported. Run `manage.py audit_verify` to find the first bad event, and see "
+            "docs/audit.md (Verification and checkpoints).",
+            code="chain_broken",
         )
     return tree, report.tip_hash
 

@@ -46,7 +46,10 @@ def can_read_audit(user: Any) -> bool:
 
 def _require(user: Any) -> None:
     if not can_read_audit(user):
-        raise RuleDenied("Only auditors, change managers and administrators read the audit trail.")
+        raise RuleDenied(
+            "Only auditors, change managers and administrators read the audit trail; an "
+            "administrator makes a person an auditor, and grants a token 'audit:read'."
+        )
 
 
 @dataclass(frozen=True)

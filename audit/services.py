@@ -45,12 +45,15 @@ from audit.selectors import AUDITORS_GROUP
 from audit.verification import Report, verify_chain
 from audit.witness import witness_checkpoint, witnessed_heads
 from portal.exceptions import Conflict
+from portal.rows import Statement, row_insert
 
 logger = logging.getLogger(__name__)
 
 # Any constant shared by every writer; it names the chain's append lock on PostgreSQL.
 AUDIT_APPEND_LOCK_KEY = 0x6761746568
 REDACTED_KEYS = {"password", "token", "secret", "api_key"}
+# `AuditAction.values` builds its list on every call; an append asks on every event.
+AUDIT_ACTIONS = frozenset(AuditAction.values)
 
 
 def to_json_value(value: Any) -> Any:
@@ -119,13 +122,21 @@ def describe_request(request: Any) -> tuple[str, str | None, str]:
     )
 
 
+TAIL_SQL = 'SELECT "seq", "hash" FROM "audit_auditevent" ORDER BY "seq" DESC LIMIT 1'
+
+
 def _lock_tail() -> tuple[int, str]:
-    """Serialise appends and read the tail. On SQLite, BEGIN IMMEDIATE already holds the lock."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_APPEND_LOCK_KEY])
-    tail = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    return tail if tail else (0, GENESIS_HASH)
+    """Serialise appends and read the tail. On SQLite, BEGIN IMMEDIATE already holds the lock.
+    On PostgreSQL the lock and the read go in one round trip, as two statements: under READ
+    COMMITTED each statement of the string takes its own snapshot, so the read starts once the
+    lock is held and sees the previous holder's event."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT pg_advisory_xact_lock(%s); {TAIL_SQL}", [AUDIT_APPEND_LOCK_KEY])
+        else:
+            cursor.execute(TAIL_SQL)
+        tail = cursor.fetchone()
+    return tuple(tail) if tail else (0, GENESIS_HASH)
 
 
 def audit_record(
@@ -136,16 +147,18 @@ def audit_record(
     environment: Any = None,
     data: dict | None = None,
     request: Any = None,
+    then: Statement | None = None,
 ) -> AuditEvent:
     """Append one event to the chain inside the caller's transaction.
 
     Never durable on its own: the event commits or rolls back with the change it records. Call it
     last in a service so the append lock is held briefly. `action` is an `AuditAction`: a name
-    made up elsewhere would be an event no filter lists.
+    made up elsewhere would be an event no filter lists. `then` is a statement of the caller's
+    to run right after the event under the append lock (sent with it where the database allows).
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the service's transaction.")
-    if action not in AuditAction.values:
+    if action not in AUDIT_ACTIONS:
         raise ValueError(f"{action!r} is not an audit action: add it to AuditAction first.")
     who = describe_actor(actor)
     object_type, object_id, object_repr = describe_target(target)
@@ -171,8 +184,7 @@ def audit_record(
         ip=ip,
         user_agent=user_agent,
     )
-    event.save(force_insert=True)
-    return event
+    return row_insert(event, then=then)
 
 
 def chain_event(*, seq: int, prev_hash: str, occurred_at: datetime, **columns: Any) -> AuditEvent:
@@ -275,7 +287,10 @@ def proof_tree(*, size: int, root: bytes) -> ChunkedMerkleTree:
         if tree.root() == root:
             return tree
     raise Conflict(
-        "The stored event hashes do not give the signed Merkle root.", code="chain_broken"
+        "The stored event hashes do not give the signed Merkle root, so nothing is signed or "
+        "exported. Run `manage.py audit_verify` to find the first bad event, and see "
+        "docs/audit.md (Verification and checkpoints).",
+        code="chain_broken",
     )
 
 
@@ -285,7 +300,9 @@ def verified_since_latest_head() -> Report:
     report = verify_chain(after=latest_tree_head())
     if not report.ok:
         raise Conflict(
-            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}",
+            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}. "
+            "Nothing is signed over it: find who changed it (docs/audit.md, Verification and "
+            "checkpoints) before anything else.",
             code="chain_broken",
         )
     return report
@@ -304,12 +321,18 @@ def audit_checkpoint_create(*, actor: Any) -> AuditCheckpoint:
     latest = latest_tree_head()
     report = verify_chain(after=latest)
     if report.tip_seq == 0:
-        raise Conflict("The trail is empty: there is nothing to sign yet.", code="empty_trail")
+        raise Conflict(
+            "The trail is empty: there is nothing to sign yet. Checkpoint once events are "
+            "recorded.",
+            code="empty_trail",
+        )
     if report.ok and latest is not None and latest.size == report.tip_seq:
         return latest
     if not report.ok:
         raise Conflict(
-            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}",
+            f"The trail does not verify at event {report.first_bad_seq}: {report.problem}. "
+            "Nothing is signed over it: find who changed it (docs/audit.md, Verification and "
+            "checkpoints) before anything else.",
             code="chain_broken",
         )
     root = report.frontier.root().hex()
@@ -402,7 +425,11 @@ def audit_signing_key_rotate(*, actor: Any, new_key_pem: bytes | None = None) ->
     old_public, new_public = old.public_key(), new.public_key()
     old_id, new_id = keys.key_id_of(old_public), keys.key_id_of(new_public)
     if old_id == new_id or AuditKeyRotation.objects.filter(new_key_id=new_id).exists():
-        raise Conflict("That key has been the signing key before.", code="signing_key_reused")
+        raise Conflict(
+            "That key has been the signing key before, and a retired key never signs again: "
+            "generate a new one.",
+            code="signing_key_reused",
+        )
     rotated_at = timezone.now()
     message = key_rotation_message(
         old_id,

@@ -43,7 +43,10 @@ CSV_COLUMNS = [
 
 def _require_reader(request: HttpRequest) -> None:
     if not selectors.can_read_audit(request.user):
-        raise PermissionDenied("Only auditors, change managers and administrators.")
+        raise PermissionDenied(
+            "Only auditors, change managers and administrators read the audit trail. Each "
+            "change's own timeline is open from its page; an administrator makes you an auditor."
+        )
 
 
 def _filter_form(request: HttpRequest) -> tuple[EventFilterForm, EventFilters | None, int | None]:

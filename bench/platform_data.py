@@ -287,13 +287,20 @@ def _copy_value(field, value) -> str:
 
 def copy_rows(model, rows: list[dict]) -> None:
     """COPY rows (dicts keyed by column) into the model's table: the values `save()` would write,
-    without per-row SQL."""
+    without per-row SQL. A column a row leaves out gets the field's default, as `save()` would
+    give it, so fields added later need no change here."""
     if not rows:
         return
-    fields = [f for f in model._meta.local_concrete_fields if f.attname in rows[0]]
+    fields = [
+        f
+        for f in model._meta.local_concrete_fields
+        if f.attname in rows[0] or not (f.primary_key or f.null)
+    ]
+    defaults = {f.attname: f.get_default() for f in fields}
     buffer = io.StringIO()
     for row in rows:
-        buffer.write("\t".join(_copy_value(f, row[f.attname]) for f in fields) + "\n")
+        values = {**defaults, **row}
+        buffer.write("\t".join(_copy_value(f, values[f.attname]) for f in fields) + "\n")
     buffer.seek(0)
     columns = ", ".join(f'"{f.column}"' for f in fields)
     with connection.cursor() as cursor:

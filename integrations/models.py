@@ -278,3 +278,64 @@ class WebhookAttempt(models.Model):
     @property
     def succeeded(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class MlflowVersion(models.Model):
+    """The link back from a Gatehouse version to the MLflow model version it was imported from
+    (integrations/mlflow_source.py): which server, model and version, and the run that made it.
+    Its presence is what makes the next import skip that version."""
+
+    tracking_uri = models.CharField(max_length=500)
+    mlflow_model = models.CharField(max_length=256)
+    mlflow_version = models.CharField(max_length=20)
+    run_id = models.CharField(max_length=64)
+    model_version = models.OneToOneField(
+        "registry.ModelVersion", on_delete=models.PROTECT, related_name="mlflow_source"
+    )
+    url = models.URLField(max_length=1000, blank=True, help_text="The version's page in MLflow.")
+    imported_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["mlflow_model", "imported_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tracking_uri", "mlflow_model", "mlflow_version"],
+                name="mlflow_version_once",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.mlflow_model} v{self.mlflow_version} → {self.model_version}"
+
+
+class MlflowPromotion(models.Model):
+    """One observed move of an MLflow alias or stage that stands for an environment (the
+    latest row per label is where it points now). `authorised` says whether the version it
+    points at was the one live there; a move that was not raised `flag`, once."""
+
+    tracking_uri = models.CharField(max_length=500)
+    mlflow_model = models.CharField(max_length=256)
+    label = models.CharField(max_length=100, help_text="alias:champion or stage:Production")
+    mlflow_version = models.CharField(max_length=20)
+    environment = models.ForeignKey(
+        "releases.Environment", on_delete=models.PROTECT, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        "registry.ModelVersion", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    authorised = models.BooleanField()
+    flag = models.ForeignKey(
+        "releases.UnauthorisedChange",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    observed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-observed_at", "-pk"]
+        indexes = [models.Index(fields=["tracking_uri", "mlflow_model", "label", "-observed_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.mlflow_model} {self.label} → v{self.mlflow_version}"

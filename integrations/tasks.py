@@ -1,7 +1,9 @@
 """Background work of the integrations. Tasks load ids and call the services."""
 
 from celery import shared_task
+from django.conf import settings
 
+from integrations.mlflow_source import MlflowUnreachable, mlflow_import
 from integrations.tickets import change_ticket_deliver, change_tickets_claim, change_tickets_due
 from integrations.webhook_delivery import (
     deliveries_due,
@@ -55,3 +57,18 @@ def deliver_webhooks() -> int:
     for delivery_id in due:
         enqueue_on_commit(deliver_webhook, delivery_id)
     return len(due)
+
+
+@shared_task(
+    autoretry_for=(MlflowUnreachable,),
+    retry_backoff=60,
+    retry_backoff_max=900,
+    max_retries=5,
+)
+def import_from_mlflow() -> int:
+    """Every 5 minutes, when an MLflow tracking server is connected: register its new versions
+    and flag aliases and stages moved outside Gatehouse. An MLflow that does not answer is
+    retried with back-off and the failure is logged; the next run starts over."""
+    if not settings.GATEHOUSE_MLFLOW_TRACKING_URI:
+        return 0
+    return len(mlflow_import().imported)

@@ -89,6 +89,9 @@ def _summary(change: dict, limit: int) -> str:
 
 
 # ServiceNow's change states (the state model of change_request) and approvals.
+# ServiceNow's change types: a standard change (issue 18) is its "standard" type; a template's
+# approval is a normal change there.
+TICKET_TYPES = {"emergency": "emergency", "standard": "standard"}
 SERVICENOW_STATES = {
     "draft": "-5",  # New
     "in_review": "-4",  # Assess
@@ -132,7 +135,7 @@ class ServiceNow:
         fields = {
             "short_description": _summary(change, 160),
             "description": change_description(change),
-            "type": "emergency" if change["kind"] == "emergency" else "normal",
+            "type": TICKET_TYPES.get(change["kind"], "normal"),
             "state": SERVICENOW_STATES[change["state"]],
             "approval": SERVICENOW_APPROVALS.get(change["state"], "not requested"),
             "justification": change["justification"],

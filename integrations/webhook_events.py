@@ -116,7 +116,7 @@ def _and(items: list[str]) -> str:
 def waiting_for(change_request: ChangeRequest) -> list[str]:
     """Whose signature the change waits for now (approval teams by name)."""
     policy = environment_policy_current(environment=change_request.environment)
-    teams = list(policy.approval_teams.all()) if policy else []
+    teams = policy.teams_for(change_request) if policy else []
     standing = change_request.sign_offs.filter(voided_at__isnull=True).select_related("team")
     return [_slot_label(slot) for slot in open_slots(change_request, teams, list(standing))]
 

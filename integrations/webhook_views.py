@@ -24,7 +24,7 @@ def _require_manager(request: HttpRequest) -> None:
 def _get(request: HttpRequest, pk: int) -> WebhookSubscription:
     subscription = services.subscriptions_for(request.user).filter(pk=pk).first()
     if subscription is None:
-        raise Http404("No such webhook subscription.")
+        raise Http404("No such webhook subscription: the Webhooks page lists those you manage.")
     return subscription
 
 

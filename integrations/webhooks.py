@@ -41,7 +41,7 @@ from integrations.webhook_events import message_for_test, render
 from integrations.webhook_secrets import secret_generate
 from organisation.hooks import known_environment_names
 from organisation.services import environment_names_check
-from portal.authentication import is_service_account
+from portal.authentication import GRANT_SCOPE, is_service_account
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Scope, Team
 
@@ -55,7 +55,9 @@ def manage_denial(actor, *, team: Team | None) -> RuleDenied | None:
     if is_service_account(actor):
         if not actor.has_scope(Scope.WEBHOOKS_WRITE):
             return RuleDenied(
-                f"This token lacks the '{Scope.WEBHOOKS_WRITE}' scope.", code="missing_scope"
+                f"This token lacks the '{Scope.WEBHOOKS_WRITE}' scope that managing webhooks "
+                f"needs. {GRANT_SCOPE}",
+                code="missing_scope",
             )
         if team is None or not actor.acts_for_team(team.pk):
             return RuleDenied(
@@ -66,7 +68,10 @@ def manage_denial(actor, *, team: Team | None) -> RuleDenied | None:
         return None
     if getattr(actor, "is_staff", False) and actor.is_active:
         return None
-    return RuleDenied("Webhooks are managed by administrators.", code="webhooks_admin_only")
+    return RuleDenied(
+        "Webhooks are managed by administrators: ask one to add or change the subscription.",
+        code="webhooks_admin_only",
+    )
 
 
 def may_manage(actor, *, team: Team | None = None) -> bool:
@@ -190,7 +195,11 @@ def webhook_subscription_create(
     unknown = sorted({name for name in environments if known is not None and name not in known})
     if unknown:
         named = ", ".join(repr(name) for name in unknown)
-        raise NotFound(f"No environment is named {named}.", code="unknown_environment")
+        raise NotFound(
+            f"No environment is named {named}. Names are exact (dev, test, prod …): "
+            "GET /api/v1/environments/ lists them.",
+            code="unknown_environment",
+        )
     environments = environment_names_check(environments)
     secret = secret_generate() if kind == WebhookKind.STANDARD else ""
     person = actor if actor is not None and not is_service_account(actor) else None
@@ -349,7 +358,9 @@ def _test_delivery_create(*, actor, subscription: WebhookSubscription, request) 
     if denial:
         raise denial
     if not subscription.is_active:
-        raise ValidationError({"is_active": "The subscription is deactivated."})
+        raise ValidationError(
+            {"is_active": "The subscription is deactivated: activate it, then send the test."}
+        )
     now = timezone.now()
     message = message_for_test(subscription_name=subscription.name, actor=actor, at=now)
     delivery = WebhookDelivery.objects.create(

@@ -4,6 +4,7 @@ rules."""
 from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import ValidationError
 
 from portal.exceptions import DomainError
@@ -73,3 +74,16 @@ def refusal_on_form(form: forms.Form, error: DomainError | ValidationError) -> i
     for name, errors in by_field.items():
         form.add_error(name if name in form.fields else None, errors)
     return 400
+
+
+class SignInForm(AuthenticationForm):
+    """The sign-in form, with refusals that say what to do next."""
+
+    error_messages = {
+        "invalid_login": (
+            "The username or the password is not right (both are case-sensitive). Type them "
+            "again; after several wrong tries, signing in from here is locked for a while. An "
+            "administrator resets a forgotten password."
+        ),
+        "inactive": "This account is disabled: an administrator re-enables it in Admin → Users.",
+    }

@@ -217,7 +217,11 @@ def service_account_create(
     """Create a service account and its first token; the secret is returned once. Without
     grants it acts on its own team's models in every environment (rule 15)."""
     if ServiceAccount.objects.filter(name=name).exists():
-        raise Conflict(f"A service account named '{name}' exists already.", code="name_taken")
+        raise Conflict(
+            f"A service account named '{name}' exists already: choose another name, or issue "
+            "a new token for that account.",
+            code="name_taken",
+        )
     account = ServiceAccount(
         name=name,
         team=team,
@@ -702,7 +706,11 @@ def absence_set(
     today = timezone.localdate(now)
     if ends_on < starts_on:
         raise ValidationError(
-            {"ends_on": ValidationError("The absence must end on or after its first day.")}
+            {
+                "ends_on": ValidationError(
+                    "The absence must end on or after its first day: choose a later last day."
+                )
+            }
         )
     if starts_on < today:
         raise RuleDenied(
@@ -714,15 +722,19 @@ def absence_set(
     if _approver_membership(person, team) is None:
         raise RuleDenied(
             f"{name} does not hold the approver role in {team.name}: there are no approvals "
-            "to delegate.",
+            "to delegate. Choose a team in which they approve.",
             code="not_an_approver",
         )
     if delegate.pk == person.pk:
-        raise RuleDenied("Name someone else as delegate.", code="delegate_is_self")
+        raise RuleDenied(
+            "You cannot be your own delegate: name another approver of the team.",
+            code="delegate_is_self",
+        )
     if not delegate.is_active or _approver_membership(delegate, team) is None:
         raise RuleDenied(
             f"{_full_name(delegate)} does not hold the approver role in {team.name}; a delegate "
-            "must.",
+            "must. Name an approver of the team, or ask an administrator to grant the role in "
+            "Admin → Memberships.",
             code="delegate_not_an_approver",
         )
     overlapping = absences_overlapping(starts_on=starts_on, ends_on=ends_on).select_for_update()
@@ -737,7 +749,7 @@ def absence_set(
     if away is not None:
         raise Conflict(
             f"{_full_name(delegate)} is away from {_span(away)} too; a delegate does not hand "
-            "on what they were given.",
+            "on what they were given. Name another approver as delegate.",
             code="delegate_absent",
         )
     covering = overlapping.filter(delegate=person).select_related("person").first()
@@ -789,10 +801,14 @@ def absence_cancel(
         raise denial
     moment = now or timezone.now()
     if absence.cancelled_at is not None:
-        raise Conflict("This absence is cancelled already.", code="absence_cancelled")
+        raise Conflict(
+            "This absence is cancelled already; there is nothing more to do.",
+            code="absence_cancelled",
+        )
     if absence.ends_on < timezone.localdate(moment):
         raise Conflict(
-            f"This absence ended on {absence.ends_on:%Y-%m-%d}; it stays on record as it was.",
+            f"This absence ended on {absence.ends_on:%Y-%m-%d}; it stays on record as it was, "
+            "and there is nothing to cancel.",
             code="absence_over",
         )
     absence.cancelled_at = moment

@@ -9,6 +9,10 @@ from rest_framework.exceptions import APIException
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
+DATABASE_UNREACHABLE = (
+    "The database cannot be reached. Retry in a minute; if it lasts, tell an administrator."
+)
+
 
 class DomainError(Exception):
     """A rule said no. `code` is stable and machine-readable; the message is for people."""
@@ -90,7 +94,10 @@ def api_exception_handler(exc, context):
         )
     if isinstance(exc, (OperationalError, InterfaceError)) or type(exc) is DatabaseError:
         return Response(
-            {"code": "database_unavailable", "detail": "The database cannot be reached; retry."},
+            {
+                "code": "database_unavailable",
+                "detail": DATABASE_UNREACHABLE,
+            },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     response = exception_handler(exc, context)

@@ -256,7 +256,10 @@ class GatehouseCollector(Collector):
 class ReadsMetrics(permissions.BasePermission):
     """Tokens with `metrics:read` (TokenScopes checks the scope) and superusers in a browser."""
 
-    message = "Only administrators and tokens with the 'metrics:read' scope read the metrics."
+    message = (
+        "Only administrators and tokens with the 'metrics:read' scope read the metrics: scrape "
+        "them with such a token (an administrator issues one in Admin → Service accounts)."
+    )
 
     def has_permission(self, request, view) -> bool:
         return is_service_account(request.user) or request.user.is_superuser

@@ -16,6 +16,7 @@ SCHEDULES = [
     ("Deliver chat and webhook messages", "integrations.tasks.deliver_webhooks", 30),
     ("Sync change tickets (ServiceNow, Jira)", "integrations.tasks.sync_change_tickets", 30),
     ("Poll the health of live deployments", "releases.tasks.poll_health", 60),
+    ("Observe the models running in clusters", "releases.tasks.observe_runtimes", 120),
     ("Expire change requests whose window passed", "releases.tasks.expire_change_requests", 300),
     ("Escalate emergency retrospectives", "releases.tasks.escalate_retrospectives", 900),
     (
@@ -34,6 +35,7 @@ SCHEDULES = [
         3600,
     ),
     ("Fetch git mirrors", "registry.tasks.fetch_mirrors", 900),
+    ("Import versions from MLflow", "integrations.tasks.import_from_mlflow", 300),
     ("Refresh GitLab pipeline statuses", "registry.tasks.refresh_pipeline_statuses", 300),
     ("Remind stale sign-offs", "releases.tasks.remind_stale_sign_offs", "daily@08"),
     ("Forget old idempotency keys", "portal.tasks.prune_idempotency_keys", "daily@03"),

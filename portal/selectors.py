@@ -40,7 +40,8 @@ def notifications_visible_to(
             asked = Team.objects.filter(slug=filters.team).values_list("pk", flat=True).first()
             if asked not in teams:
                 raise RuleDenied(
-                    f"This token does not act for the team '{filters.team}'.",
+                    f"This token does not act for the team '{filters.team}': leave the team "
+                    "filter out, or ask an administrator to grant it that team.",
                     code="token_wrong_team",
                 )
             teams = [asked]

@@ -164,6 +164,18 @@ GATEHOUSE_ARTIFACTORY_URL = os.environ.get("GATEHOUSE_ARTIFACTORY_URL", "").rstr
 GATEHOUSE_ARTIFACT_FILE_ROOTS = env_list("GATEHOUSE_ARTIFACT_FILE_ROOTS")
 GATEHOUSE_ARTIFACT_TIMEOUT = float(os.environ.get("GATEHOUSE_ARTIFACT_TIMEOUT", "10"))
 GATEHOUSE_ARTIFACT_MAX_BYTES = int(os.environ.get("GATEHOUSE_ARTIFACT_MAX_BYTES", str(2**30)))
+# The MLflow Model Registry as a source of versions (integrations/mlflow_source.py,
+# docs/operations.md "MLflow"). The token is MLflow's own MLFLOW_TRACKING_TOKEN (or
+# MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD), read by the client from the
+# environment and never stored. Unset, nothing is imported.
+GATEHOUSE_MLFLOW_TRACKING_URI = os.environ.get("GATEHOUSE_MLFLOW_TRACKING_URI", "").rstrip("/")
+# Which MLflow aliases and stages stand for which environment, `alias:champion=prod,
+# stage:Production=prod`: a version moved there that is not live there is flagged (rule 14).
+GATEHOUSE_MLFLOW_PROMOTIONS = env_list("GATEHOUSE_MLFLOW_PROMOTIONS")
+# Runtime observation (issue 20, releases/cluster.py): each environment names its API server,
+# namespace and the variable holding its token (admin); these apply to every cluster read.
+GATEHOUSE_KUBERNETES_CA_FILE = os.environ.get("GATEHOUSE_KUBERNETES_CA_FILE", "")
+GATEHOUSE_KUBERNETES_TIMEOUT = float(os.environ.get("GATEHOUSE_KUBERNETES_TIMEOUT", "10"))
 # Conflicts (issue 18): the gate warns `signer_overloaded` when the only approver of a team is
 # needed on more changes than this whose windows start on one day.
 GATEHOUSE_SIGNER_CHANGES_PER_DAY = int(os.environ.get("GATEHOUSE_SIGNER_CHANGES_PER_DAY", "5"))

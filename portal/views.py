@@ -10,9 +10,11 @@ from django.shortcuts import redirect, render
 from django.views import defaults
 from django.views.decorators.http import require_POST, require_safe
 
+from organisation.forms import SignInForm
 from organisation.oidc import provider_enabled, provider_name
 from organisation.services import user_sessions_end
 from portal.dashboard import dashboard_panels_for
+from portal.exceptions import DATABASE_UNREACHABLE
 from portal.notifications import notifications_for, notifications_mark_read
 from portal.selectors import memberships_of
 
@@ -32,6 +34,8 @@ def dashboard(request):
 class SignInView(LoginView):
     """The sign-in page: username and password, and "Sign in with …" where single sign-on is
     configured."""
+
+    authentication_form = SignInForm
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -93,8 +97,21 @@ def sign_out_everywhere(request):
 def not_found(request, exception=None):
     """A URL that matches nothing: JSON under /api/ (tools parse it), the usual page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse({"code": "not_found", "detail": "No such API resource."}, status=404)
-    return defaults.page_not_found(request, exception)
+        return JsonResponse(
+            {
+                "code": "not_found",
+                "detail": "No such API resource: /api/docs/ lists the API's paths.",
+            },
+            status=404,
+        )
+    # A view's Http404 names what is missing; a URL that matches no route carries no sentence.
+    said = exception.args[0] if exception is not None and exception.args else None
+    return render(
+        request,
+        "404.html",
+        {"detail": said if isinstance(said, str) else "", "request_path": request.path},
+        status=404,
+    )
 
 
 def server_error(request):
@@ -102,13 +119,19 @@ def server_error(request):
     reach (the middleware met it before any view) is a 503, so a load balancer retries
     elsewhere; that answer renders no template, as templates would ask the database again."""
     if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
-        detail = "The database cannot be reached; retry."
+        detail = DATABASE_UNREACHABLE
         if request.path.startswith("/api/"):
             return JsonResponse({"code": "database_unavailable", "detail": detail}, status=503)
         return HttpResponse(detail, status=503, content_type="text/plain")
     if request.path.startswith("/api/"):
         return JsonResponse(
-            {"code": "server_error", "detail": "Something went wrong; it has been logged."},
+            {
+                "code": "server_error",
+                "detail": "Something went wrong; it has been logged, and the request may not "
+                "have been carried out. Read the resource again before retrying; if it "
+                "happens again, tell an administrator the time and this response's "
+                "X-Request-ID.",
+            },
             status=500,
         )
     return defaults.server_error(request)

@@ -4,7 +4,9 @@ store instead of taken on CI's word (DESIGN.md rule 14, issue 20).
 One reader per URI scheme: `s3://bucket/key` (the object's SHA-256 checksum, or the `sha256`
 metadata the pipeline wrote), Artifactory (`artifactory://repo/path`, or an http(s) URL under
 `GATEHOUSE_ARTIFACTORY_URL`: the storage API's `checksums.sha256`), `file://` (hashed, only under
-`GATEHOUSE_ARTIFACT_FILE_ROOTS`) and other http(s) URLs (streamed and hashed). Only the stores
+`GATEHOUSE_ARTIFACT_FILE_ROOTS`), other http(s) URLs (streamed and hashed) and MLflow's own
+artifact URIs (`mlflow-artifacts:`, `runs:`, `models:`: downloaded through the tracking server at
+`GATEHOUSE_MLFLOW_TRACKING_URI` and hashed, see `mlflow_artifact_sha256`). Only the stores
 named in `GATEHOUSE_ARTIFACT_STORES` are read; credentials come from the environment, never the
 database. A store that cannot answer makes the result "unverified", never "verified".
 
@@ -16,6 +18,7 @@ import binascii
 import hashlib
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +144,7 @@ def read_file(uri: str) -> str:
     if not any(path.is_relative_to(root) for root in roots):
         raise Unreadable(f"{path} is not under GATEHOUSE_ARTIFACT_FILE_ROOTS")
     try:
-        with path.open("rb") as handle:
-            return _hash_stream(iter(lambda: handle.read(CHUNK), b""))
+        return _file_sha256(path)
     except OSError as error:
         raise Unreadable(f"{path} cannot be read: {error.strerror}") from error
 
@@ -158,10 +160,63 @@ def read_http(uri: str) -> str:
         raise Unreadable(f"{uri} did not answer: {error}") from error
 
 
+def _file_sha256(path: Path) -> str:
+    with path.open("rb") as handle:
+        return _hash_stream(iter(lambda: handle.read(CHUNK), b""))
+
+
+def tree_sha256(root: Path) -> str:
+    """The digest of an artifact that is a directory (an MLflow model is one): the sha256 of the
+    `sha256sum` lines of its files, `<sha256>  <path relative to root>`, sorted by path; a
+    single file's digest is its own sha256. docs/operations.md ("MLflow") shows the shell line a
+    pipeline computes the same with."""
+    if root.is_file():
+        return _file_sha256(root)
+    files = sorted(path for path in root.rglob("*") if path.is_file())
+    total = sum(path.stat().st_size for path in files)
+    if total > settings.GATEHOUSE_ARTIFACT_MAX_BYTES:
+        raise Unreadable(
+            f"the artifact is larger than GATEHOUSE_ARTIFACT_MAX_BYTES "
+            f"({settings.GATEHOUSE_ARTIFACT_MAX_BYTES} bytes), so it is not hashed"
+        )
+    lines = "".join(
+        f"{_file_sha256(path)}  {path.relative_to(root).as_posix()}\n" for path in files
+    )
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def mlflow_artifact_sha256(uri: str, *, tracking_uri: str) -> str:
+    """Download the artifact at `uri` through MLflow's artifact API (the tracking server's
+    proxy, or the store it names with the client's own credentials) and hash it with
+    `tree_sha256`."""
+    import mlflow.artifacts
+    from mlflow.exceptions import MlflowException
+
+    if not tracking_uri:
+        raise Unreadable("GATEHOUSE_MLFLOW_TRACKING_URI is not set")
+    with tempfile.TemporaryDirectory(prefix="gatehouse-mlflow-") as scratch:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri, dst_path=scratch, tracking_uri=tracking_uri
+            )
+        except (MlflowException, OSError, requests.RequestException) as error:
+            raise Unreadable(f"MLflow did not hand over {uri}: {error}") from error
+        return tree_sha256(Path(local))
+
+
+def read_mlflow(uri: str) -> str:
+    return mlflow_artifact_sha256(uri, tracking_uri=settings.GATEHOUSE_MLFLOW_TRACKING_URI)
+
+
+MLFLOW_SCHEMES = {"mlflow-artifacts", "runs", "models"}
+
+
 def _store(uri: str) -> tuple[str, Callable[[str], str] | None]:
     scheme = urlsplit(uri).scheme.lower()
     if _artifactory_path(uri):
         return "artifactory", read_artifactory
+    if scheme in MLFLOW_SCHEMES:
+        return "mlflow", read_mlflow
     readers = {"s3": read_s3, "file": read_file, "http": read_http, "https": read_http}
     # A URI without a scheme (a bare path, a name) is in no store the portal can read.
     store = ("http" if scheme == "https" else scheme) or "none"

@@ -101,12 +101,18 @@ def resolve_ref(repository: Repository, ref: str) -> str:
     """The full SHA a branch, tag or abbreviated SHA points at in the mirror."""
     repo = open_mirror(repository)
     if repo is None:
-        raise NotFound(f"{repository.url} has no local mirror.", code="no_mirror")
+        raise NotFound(
+            f"{repository.url} has no local mirror: name the full 40-hex commit SHA instead, "
+            "or ask an administrator to configure a mirror (Admin → Repositories).",
+            code="no_mirror",
+        )
     try:
         return repo.git.rev_parse("--verify", "--end-of-options", f"{ref}^{{commit}}")
     except GitCommandError:
         raise NotFound(
-            f"'{ref}' names no commit in {repository.url}.", code="unknown_ref"
+            f"'{ref}' names no commit in {repository.url}: push it, or wait for the mirror to "
+            "fetch, then retry.",
+            code="unknown_ref",
         ) from None
 
 
@@ -123,6 +129,30 @@ def commits_between(
         return []
     revision = f"{base_sha}..{head_sha}" if base_sha else head_sha
     return [_info(commit) for commit in repo.iter_commits(revision, max_count=limit)]
+
+
+@dataclass(frozen=True)
+class DiffStat:
+    """What `git diff --numstat base head` counts: the paths changed and the lines added and
+    removed (a binary file counts as a path without lines)."""
+
+    paths: list[str]
+    lines: int
+
+
+def diff_stat(repository: Repository, base_sha: str, head_sha: str) -> DiffStat | None:
+    """The change from `base_sha` to `head_sha` in the mirror; None without a mirror or when
+    either commit is unknown to it (the caller says what that means)."""
+    repo = open_mirror(repository)
+    if repo is None or _commit(repo, head_sha) is None or _commit(repo, base_sha) is None:
+        return None
+    paths, lines = [], 0
+    output = repo.git.diff("--numstat", "--no-renames", base_sha, head_sha, "--")
+    for row in output.splitlines():
+        added, removed, path = row.split("\t", 2)
+        paths.append(path)
+        lines += sum(int(count) for count in (added, removed) if count.isdigit())
+    return DiffStat(paths=sorted(paths), lines=lines)
 
 
 def fetch_mirror(repository: Repository) -> MirrorFetch:

@@ -70,14 +70,17 @@ def is_model_risk(user: Any) -> bool:
 def inventory_denial(user: Any, model: RegisteredModel) -> RuleDenied | None:
     """Who writes a model's inventory entry: its owner team, Model Risk, an administrator."""
     if is_service_account(user) or user is None or not user.is_authenticated:
-        return RuleDenied("People keep the model inventory, not tokens.", code="people_only")
+        return RuleDenied(
+            "People keep the model inventory, not tokens: edit it on the model's page.",
+            code="people_only",
+        )
     if user.is_staff or is_model_risk(user):
         return None
     if Membership.objects.filter(user=user, team_id=model.owner_team_id).exists():
         return None
     return RuleDenied(
         f"Only {model.owner_team.name}, Model Risk or an administrator edit {model.name}'s "
-        "inventory entry.",
+        "inventory entry: ask one of them.",
         code="not_inventory_editor",
     )
 
@@ -92,7 +95,8 @@ def _inventory_field_denial(actor: Any, model: RegisteredModel, changes: dict) -
         theirs = [name for name in MODEL_RISK_FIELDS if name in changes]
         if theirs:
             return RuleDenied(
-                f"Only Model Risk sets {', '.join(theirs)} of a model.", code="model_risk_field"
+                f"Only Model Risk sets {', '.join(theirs)} of a model: ask Model Risk to set it.",
+                code="model_risk_field",
             )
     status = changes.get("lifecycle_status")
     if status == LifecycleStatus.RETIRED and model.lifecycle_status != LifecycleStatus.RETIRED:
@@ -106,7 +110,8 @@ def _inventory_field_denial(actor: Any, model: RegisteredModel, changes: dict) -
         LifecycleStatus.RETIRED,
     ):
         return RuleDenied(
-            f"{model.name} was retired by an approved change; it is not brought back here.",
+            f"{model.name} was retired by an approved change; it is not brought back here. "
+            "Register a successor as a new model.",
             code="model_retired",
         )
     return None
@@ -225,13 +230,14 @@ def _validator_denial(
     if not is_model_risk(validator):
         return RuleDenied(
             "Only a member of Model Risk validates a model"
-            + ("." if you else f"; {who} is not one."),
+            + (": ask Model Risk." if you else f"; {who} is not one. Name a member of Model Risk."),
             code="not_model_risk",
         )
     if Membership.objects.filter(user=validator, team_id=model.owner_team_id).exists():
         return RuleDenied(
             f"{who} {'are' if you else 'is'} a member of {model.owner_team.name}, which owns "
-            f"{model.name}: its validation must be independent.",
+            f"{model.name}: its validation must be independent. Name a validator of Model "
+            "Risk outside that team.",
             code="validator_not_independent",
         )
     email = (validator.email or "").strip().lower()
@@ -247,7 +253,7 @@ def _validator_denial(
         if email and info.author_email.strip().lower() == email:
             return RuleDenied(
                 f"{who} authored the commit of {model.name} {version.version}: its validation "
-                "must be independent.",
+                "must be independent. Name another validator of Model Risk.",
                 code="validator_authored_commit",
             )
     return None
@@ -261,12 +267,13 @@ def model_risk_work_denial(actor: Any, model: RegisteredModel) -> RuleDenied | N
         return token_model_risk_denial(actor, model=model)
     if actor is None or not actor.is_authenticated or not is_model_risk(actor):
         return RuleDenied(
-            "Only Model Risk opens validations and records their findings.", code="not_model_risk"
+            "Only Model Risk opens validations and records their findings: ask Model Risk.",
+            code="not_model_risk",
         )
     if Membership.objects.filter(user=actor, team_id=model.owner_team_id).exists():
         return RuleDenied(
             f"You are a member of {model.owner_team.name}, which owns {model.name}: its "
-            "validation must be independent.",
+            "validation must be independent. Another member of Model Risk opens it.",
             code="validator_not_independent",
         )
     return None
@@ -504,12 +511,14 @@ def validation_conclude_opened(
     model = validation.model
     if not validation.is_open:
         raise Conflict(
-            f"This validation of {model.name} is concluded already.", code="validation_concluded"
+            f"This validation of {model.name} is concluded already; a new one is opened to "
+            "validate again.",
+            code="validation_concluded",
         )
     if is_service_account(actor) or actor != validation.validator:
         name = validation.validator.get_full_name() or validation.validator.username
         raise RuleDenied(
-            f"{name} was named the validator of this validation; only they conclude it.",
+            f"{name} was named the validator of this validation; only they conclude it: ask them.",
             code="not_the_validator",
         )
     if outcome not in ValidationOutcome.values:
@@ -543,7 +552,10 @@ def validation_conclusion_refused(validation: Validation) -> RuleDenied:
 
 def _password_confirmed(actor: Any, password: str) -> None:
     if not password_confirms(actor, password):
-        raise RuleDenied("The password does not match: nothing was signed.", code="reauth_failed")
+        raise RuleDenied(
+            "The password does not match: nothing was signed. Type your sign-in password again.",
+            code="reauth_failed",
+        )
 
 
 def _sign(
@@ -635,7 +647,11 @@ def finding_close(
     if not note.strip():
         raise ValidationError({"note": "Say what was done, or why the risk is accepted."})
     if finding.status != FindingStatus.OPEN:
-        raise RuleDenied(f"This finding is {finding.status} already.", code="finding_closed")
+        raise RuleDenied(
+            f"This finding is {finding.status} already; there is nothing more to do. A new "
+            "problem is recorded as a new finding.",
+            code="finding_closed",
+        )
     model_risk_denied = model_risk_work_denial(actor, finding.validation.model)
     if is_service_account(actor):
         if model_risk_denied is not None:
@@ -650,7 +666,8 @@ def finding_close(
         status == FindingStatus.REMEDIATED and finding.owner_id == getattr(actor, "pk", None)
     ):
         raise RuleDenied(
-            "Model Risk accepts a finding; its owner or Model Risk marks it remediated.",
+            "Model Risk accepts a finding; its owner or Model Risk marks it remediated: ask "
+            "one of them.",
             code="not_allowed_to_close_finding",
         )
     finding.status, finding.closed_at = status, timezone.now()

@@ -29,7 +29,11 @@ def model_list(*, q: str = "", owner_team: str = "", risk_tier: int | None = Non
 def model_get(*, name: str) -> RegisteredModel:
     model = RegisteredModel.objects.select_related("owner_team").filter(name=name).first()
     if model is None:
-        raise NotFound(f"No model is registered as '{name}'.", code="unknown_model")
+        raise NotFound(
+            f"No model is registered as '{name}'. The Registry page lists the models; a "
+            "model is registered first (POST /api/v1/models/).",
+            code="unknown_model",
+        )
     return model
 
 
@@ -61,7 +65,11 @@ def model_versions(
 def model_version_get(*, model_name: str, version: str) -> ModelVersion:
     found = versions_with_evidence().filter(model__name=model_name, version=version).first()
     if found is None:
-        raise NotFound(f"{model_name} has no version '{version}'.", code="unknown_version")
+        raise NotFound(
+            f"{model_name} has no version '{version}'. Its page lists its versions; CI "
+            "registers each build (gatehouse_ci.py build, docs/ci.md).",
+            code="unknown_version",
+        )
     return found
 
 

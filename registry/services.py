@@ -272,7 +272,11 @@ def model_register(
                 errors.add(field, message)
     errors.raise_any()
     if team is None:
-        raise NotFound(f"No team has the slug '{owner_team}'.", code="unknown_team")
+        raise NotFound(
+            f"No team has the slug '{owner_team}'. Use an existing team's slug, such as model-risk "
+            "(Admin → Teams lists them); an administrator creates teams there.",
+            code="unknown_team",
+        )
     denied = token_team_denial(actor, team_id=team.pk, subject=f"Model {name}")
     if denied is not None:
         raise denied
@@ -290,7 +294,9 @@ def model_register(
         if changed:
             raise Conflict(
                 f"Model '{name}' is registered already with a different "
-                f"{', '.join(f.removesuffix('_id') for f in changed)}.",
+                f"{', '.join(f.removesuffix('_id') for f in changed)}. A retry must send what "
+                "was registered; an administrator changes a model's details in Admin → "
+                "Registered models.",
                 code="model_conflict",
             )
         return model, False
@@ -352,7 +358,8 @@ def dataset_version_register(
         if changed:
             raise Conflict(
                 f"Dataset {name}@{version} is registered already with a different "
-                f"{', '.join(changed)}.",
+                f"{', '.join(changed)}. A registered dataset version never changes: register "
+                "this data as a new version.",
                 code="dataset_version_conflict",
             )
         return dataset, False
@@ -469,7 +476,11 @@ def model_version_register(
         )
     registered_model = RegisteredModel.objects.filter(name=model).first()
     if registered_model is None:
-        errors.add("model", f"No model is registered as '{model}'.")
+        errors.add(
+            "model",
+            f"No model is registered as '{model}'. Check the name on the Registry page, or "
+            "register the model first (POST /api/v1/models/).",
+        )
     errors.raise_any()
     denied = token_team_denial(
         actor, team_id=registered_model.owner_team_id, subject=registered_model.name
@@ -515,7 +526,8 @@ def model_version_register(
 def _digest_mismatch(uri: str, registered: str, reading: ArtifactReading) -> Conflict:
     return Conflict(
         f"The {reading.store} store holds {uri} with sha256 {reading.observed_sha256}, not "
-        f"{registered}: the artifact is not the build CI describes.",
+        f"{registered}: the artifact is not the build CI describes. Upload the build's "
+        "artifact again, or register it with the digest its store holds.",
         code="artifact_digest_mismatch",
     )
 
@@ -599,7 +611,8 @@ def _refuse_another_build_of(artifact_sha256: str, commit_sha: str, build_id: st
         raise Conflict(
             f"Artifact digest {artifact_sha256[:12]}… is registered already as {other} "
             f"(commit {other.commit_sha[:10]}, build {other.build_id}); one digest is one "
-            "build, so it cannot be registered with another commit or build.",
+            f"build, so it cannot be registered with another commit or build. Deploy {other}, "
+            "or register a new build with its own artifact.",
             code="artifact_already_registered",
         )
 

@@ -175,7 +175,7 @@ def validation_conclude(request: HttpRequest, name: str, pk: int) -> HttpRespons
     model = _found(selectors.model_get, name=name)
     validation = model.validations.filter(pk=pk).first()
     if validation is None:
-        raise Http404("No such validation of this model.")
+        raise Http404("No such validation of this model: its page lists its validations.")
     upload = request.FILES.get("report")
     try:
         model_risk.validation_conclude_opened(
@@ -360,7 +360,7 @@ def finding_close(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     model = _found(selectors.model_get, name=name)
     finding = Finding.objects.filter(pk=pk, validation__model=model).first()
     if finding is None:
-        raise Http404("No such finding.")
+        raise Http404("No such finding of this model: its page lists its findings.")
     try:
         model_risk.finding_close(
             actor=request.user,

@@ -35,6 +35,9 @@ RULE_FIELDS = (
     "retrospective_excludes_authoriser",
     "conflicts_block",
     "required_acr",
+    "standard_changes_allowed",
+    "low_risk_approval_teams",
+    "high_risk_team",
 )
 PREVIEW_FIELDS = (
     "approval_teams",
@@ -85,7 +88,14 @@ class RefusalsAsMessages:
 
 @admin.register(Environment)
 class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
-    list_display = ("name", "rank", "is_production", "admission_namespaces", "description")
+    list_display = (
+        "name",
+        "rank",
+        "is_production",
+        "admission_namespaces",
+        "cluster_namespace",
+        "description",
+    )
     inlines = [PolicyInline]
 
     def get_readonly_fields(self, request, obj=None):
@@ -100,6 +110,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 description=obj.description,
                 is_production=obj.is_production,
                 admission_namespaces=obj.admission_namespaces,
+                cluster=services.cluster_settings_of(obj),
                 request=request,
             )
         else:
@@ -110,6 +121,7 @@ class EnvironmentAdmin(RefusalsAsMessages, ServiceBackedAdmin):
                 description=obj.description,
                 is_production=obj.is_production,
                 admission_namespaces=obj.admission_namespaces,
+                cluster=services.cluster_settings_of(obj),
                 request=request,
             )
             self.message_user(
@@ -133,7 +145,7 @@ class EnvironmentPolicyAdmin(RefusalsAsMessages, ServiceBackedAdmin):
     list_filter = ("environment",)
     fields = ("environment", *RULE_FIELDS, "version", "created_at", "created_by_name")
     readonly_fields = ("version", "created_at", "created_by_name")
-    filter_horizontal = ("approval_teams",)
+    filter_horizontal = ("approval_teams", "low_risk_approval_teams")
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "environment") if obj else self.readonly_fields

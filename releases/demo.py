@@ -13,6 +13,7 @@ from django.utils import timezone
 from organisation import services as portal_services
 from organisation.demo import DEMO_PASSWORD
 from portal.models import Scope, ServiceAccount, Team
+from registry import services as registry_services
 from registry.models import ModelVersion
 from releases.builders import Clock, deploy, sign
 from releases.builders import environments_create as seed_environments
@@ -24,7 +25,7 @@ from releases.models import (
     MaintenanceWindow,
 )
 from releases.selectors.live import live_in_environment
-from releases.services import calendar, change_requests, deployments, policy
+from releases.services import calendar, change_requests, deployments, policy, standard_changes
 from releases.states import Kind
 
 YEAR_END = "Year-end close: no normal change to production"
@@ -41,6 +42,7 @@ def seed(stdout) -> None:
     filed = seed_change_requests(environments)
     draft = seed_requester_work(environments)
     seed_retirement(environments)
+    standard = seed_standard_changes(environments)
     seed_validation_required(environments["prod"])
     stdout.write(
         f"Releases: environments {', '.join(environments)}; year-end freeze and a maintenance "
@@ -49,7 +51,8 @@ def seed(stdout) -> None:
     )
     stdout.write(
         f"Releases: emergency {emergency} with its retrospective overdue; "
-        f"draft {draft} for the requester."
+        f"draft {draft} for the requester; standard change template {standard} with a "
+        "standard change deployed under it in test."
     )
 
 
@@ -71,22 +74,21 @@ def seed_validation_required(prod: Environment) -> None:
     current = prod.policies.order_by("-version").first()
     if current.requires_validation:
         return
-    policy.environment_policy_change(
-        actor=None,
-        environment=prod,
+    _policy_with(prod, requires_validation=True)
+
+
+def _policy_with(environment: Environment, **changes) -> None:
+    """The next policy version of `environment`: the one in force with `changes`."""
+    current = environment.policies.order_by("-version").first()
+    rules = {name: getattr(current, name) for name in policy.POLICY_FIELDS}
+    rules.update(
         approval_teams=list(current.approval_teams.all()),
-        needs_change_request=current.needs_change_request,
-        needs_peer_review=current.needs_peer_review,
         soak_source=current.soak_source,
-        soak_days=current.soak_days,
-        soak_requires_healthy=current.soak_requires_healthy,
-        emergency_allowed=current.emergency_allowed,
-        requires_validation=True,
-        exclude_commit_authors=current.exclude_commit_authors,
-        retrospective_hours=current.retrospective_hours,
-        retrospective_excludes_authoriser=current.retrospective_excludes_authoriser,
-        required_acr=current.required_acr,
+        low_risk_approval_teams=list(current.low_risk_approval_teams.all()),
+        high_risk_team=current.high_risk_team,
+        **changes,
     )
+    policy.environment_policy_change(actor=None, environment=environment, **rules)
 
 
 def seed_freezes(environments: dict[str, Environment]) -> None:
@@ -393,6 +395,89 @@ def _history_health(environments: dict[str, Environment]) -> None:
                 ),
                 now=probe_at,
             )
+
+
+# Standard changes (issue 18): three weeks ago, before the team's rollback and emergency, its
+# clean record earned churn-forecast's monthly retraining a template, approved once through
+# prod's full path; a retraining on new deposits data (the same code) then went to test under it
+# with a peer review alone.
+
+TEMPLATE_TITLE = "Standard change: monthly retraining of churn-forecast on new deposits data"
+TEMPLATE_DAY = 17
+RETRAINED_VERSION = "0.1.1"
+
+
+def seed_standard_changes(environments: dict[str, Environment]) -> str:
+    existing = ChangeRequest.objects.filter(title=TEMPLATE_TITLE).first()
+    if existing is not None:
+        return f"ST-{existing.standard_template_id}"
+    base = ModelVersion.objects.filter(model__name="churn-forecast", version="0.1.0").first()
+    if base is None:
+        return "none"
+    users = {user.username: user for user in get_user_model().objects.all()}
+    start = (timezone.localtime() - timedelta(days=HISTORY_DAYS)).replace(
+        hour=9, minute=0, second=0, microsecond=0
+    )
+    filed_at = start + timedelta(days=TEMPLATE_DAY)
+    _policy_with(environments["test"], standard_changes_allowed=True)
+    _policy_with(environments["prod"], standard_changes_allowed=True)
+    approval = standard_changes.standard_template_file(
+        actor=users["requester"],
+        base_version=base,
+        environments=[environments["test"], environments["prod"]],
+        pipeline=base.build_url.rsplit("/", 1)[0] + "/",
+        allowed_paths="data/**\nconfigs/*.yaml",
+        valid_until=timezone.now() + timedelta(days=60),
+        max_uses=12,
+        title=TEMPLATE_TITLE,
+        justification="Each month churn-forecast is retrained on the new deposits snapshot with "
+        "the same code and pipeline; the full path for every retraining adds nothing.",
+        risk_impact="Scores shift for under 1% of customers a month; monitored daily.",
+        test_evidence="Twelve monthly backtests of 2025 within 0.01 of the c-index.",
+        rollback_plan="Roll back to the version live before, through the portal.",
+        now=filed_at,
+    )
+    for index, username in enumerate(PROD_SIGNERS):
+        sign(users[username], approval, now=filed_at + timedelta(hours=1 + index))
+    retrained = registry_services.model_version_register(
+        actor=None,
+        model="churn-forecast",
+        version=RETRAINED_VERSION,
+        repository=base.repository.url,
+        commit_sha=base.commit_sha,
+        ref="main",
+        build_id=f"{base.build_id}-r1",
+        build_url=f"{base.build_url}-r1",
+        artifact_uri=f"s3://bank-ml-models/churn-forecast/{RETRAINED_VERSION}/model.bin",
+        artifact_sha256=hashlib.sha256(b"churn-forecast 0.1.1 retrained").hexdigest(),
+        framework=base.framework,
+        datasets=[{"name": "deposits", "version": "2026-07"}],
+        env_lock_sha256=base.env_lock_sha256,
+    )[0]
+    moment = filed_at + timedelta(days=2)
+    change = standard_changes.standard_change_file(
+        actor=users["requester"],
+        template=approval.standard_template,
+        model_version=retrained,
+        environment=environments["test"],
+        title=f"churn-forecast {RETRAINED_VERSION}: retrained on the July deposits snapshot",
+        justification="Monthly retraining under the standard change template.",
+        rollback_plan="Roll back to 0.1.0 through the portal.",
+        window_start=moment,
+        window_end=moment + timedelta(hours=8),
+        now=moment - timedelta(hours=3),
+    )
+    sign(users["peer"], change, now=moment - timedelta(hours=2))
+    deploy(
+        actor=_history_pipeline(),
+        environment=environments["test"],
+        model_version=retrained,
+        change_request=change,
+        clock=Clock(moment + timedelta(hours=1)),
+        took=timedelta(minutes=9),
+        pipeline_url=f"{HISTORY_PIPELINES}/1999",
+    )
+    return f"ST-{approval.standard_template_id}"
 
 
 # The lived-in demo (issue 8): an emergency change whose retrospective is overdue, and a draft the

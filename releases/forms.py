@@ -95,9 +95,63 @@ class EmergencyForm(forms.Form):
     rollback_plan = forms.CharField(widget=forms.Textarea)
 
 
+class StandardTemplateForm(forms.Form):
+    """A standard change template: its build, environments, what may vary, for how long and
+    how often; and the change request text its approvers read."""
+
+    base_version = ModelVersionChoice(queryset=_versions(), label="Build it is approved with")
+    environments = forms.ModelMultipleChoiceField(
+        queryset=Environment.objects.order_by("rank"),
+        help_text="Approved once under the policy of the highest of them.",
+    )
+    pipeline = forms.CharField(
+        max_length=500,
+        validators=[SingleLine()],
+        help_text="The start of every instance's build URL, e.g. https://ci.example/retrain/.",
+    )
+    allowed_paths = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Globs, one a line: the only paths an instance's commits may touch "
+        "(data/**, configs/*.yaml).",
+    )
+    valid_until = forms.DateTimeField(widget=WindowInput(), input_formats=[WINDOW_FORMAT])
+    max_uses = forms.IntegerField(min_value=1, label="Uses at most")
+    title = forms.CharField(max_length=200, validators=[SingleLine()])
+    justification = forms.CharField(widget=forms.Textarea)
+    risk_impact = forms.CharField(widget=forms.Textarea, required=False, label="Risk and impact")
+    test_evidence = forms.CharField(widget=forms.Textarea, required=False)
+    rollback_plan = forms.CharField(widget=forms.Textarea)
+
+
+class StandardChangeForm(forms.Form):
+    """A change under a standard template: a new build of its model and one of its
+    environments, with a planned window."""
+
+    model_version = ModelVersionChoice(queryset=_versions(), label="Model and version")
+    environment = forms.ModelChoiceField(queryset=Environment.objects.order_by("rank"))
+    title = forms.CharField(max_length=200, validators=[SingleLine()])
+    justification = forms.CharField(widget=forms.Textarea)
+    test_evidence = forms.CharField(widget=forms.Textarea, required=False)
+    rollback_plan = forms.CharField(widget=forms.Textarea)
+    window_start = forms.DateTimeField(
+        widget=WindowInput(), input_formats=[WINDOW_FORMAT], label="Window starts"
+    )
+    window_end = forms.DateTimeField(
+        widget=WindowInput(), input_formats=[WINDOW_FORMAT], label="Window ends"
+    )
+
+    def __init__(self, *args, template=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if template is not None:
+            self.fields["model_version"].queryset = _versions().filter(model=template.model)
+            self.fields["environment"].queryset = template.environments.order_by("rank")
+
+
 def edit_form_class(change_request: ChangeRequest) -> type[forms.Form]:
     """The filing form of the request's kind, without the environment (which fixes the policy)."""
     base = EmergencyForm if change_request.kind == "emergency" else ChangeRequestForm
+    # A template's approval has no window: the template says how long it serves.
+    windowless = change_request.kind == "standard_template"
 
     class EditForm(base):
         def __init__(self, *args, **kwargs):
@@ -105,6 +159,9 @@ def edit_form_class(change_request: ChangeRequest) -> type[forms.Form]:
             del self.fields["environment"]
             # What a change is for is fixed when it is filed.
             self.fields.pop("retires_model", None)
+            if windowless:
+                for name in ("window_start", "window_end", "time_zone"):
+                    del self.fields[name]
 
     return EditForm
 

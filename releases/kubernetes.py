@@ -100,6 +100,11 @@ def namespaces_parse(text: str) -> list[str]:
     return names
 
 
+def validate_namespace(name: str) -> None:
+    if name and not NAMESPACE.fullmatch(name):
+        raise ValidationError(f"'{name}' is not a Kubernetes namespace name.")
+
+
 def validate_namespaces(text: str) -> None:
     try:
         namespaces_parse(text)

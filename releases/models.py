@@ -4,13 +4,14 @@ State never changes on save: the services in `releases/services/` own every tran
 """
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
 from portal.models import ServiceAccount, Team
 from portal.validators import SingleLine
 from registry.models import SHA256_HEX, ModelVersion, RegisteredModel
-from releases.kubernetes import validate_namespaces
+from releases.kubernetes import validate_namespace, validate_namespaces
 from releases.states import Kind, State
 
 
@@ -34,6 +35,35 @@ class Environment(models.Model):
         help_text=(
             "Governed Kubernetes/OpenShift namespaces, separated by spaces or commas: a workload "
             "there runs only with a model label and a digest the ledger deployed here."
+        ),
+    )
+    # Rule 14 afterwards: where the runtime observation reads what really runs (issue 20).
+    cluster_api_server = models.URLField(
+        "cluster API server",
+        max_length=300,
+        blank=True,
+        help_text=(
+            "The Kubernetes/OpenShift API server read by the runtime observation, e.g. "
+            "https://api.ocp.bank.example:6443. Blank with a namespace: the cluster the portal "
+            "itself runs in (its pod's service account)."
+        ),
+    )
+    cluster_namespace = models.CharField(
+        max_length=63,
+        blank=True,
+        validators=[validate_namespace],
+        help_text=(
+            "The namespace whose workloads labelled gatehouse.io/model are compared with the "
+            "ledger. Blank: not observed."
+        ),
+    )
+    cluster_token_variable = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z_][A-Z0-9_]*\Z", "An environment variable's name.")],
+        help_text=(
+            "The environment variable of the portal's processes that holds a read-only bearer "
+            "token for that API server. The token itself is never stored."
         ),
     )
 
@@ -92,6 +122,28 @@ class EnvironmentPolicy(models.Model):
         "authentication context class (acr), e.g. its two-factor level; a password typed again "
         "is then not enough. Blank: no requirement.",
     )
+    # Issue 18: the path a change's risk level maps to (releases/risk.py scores it).
+    standard_changes_allowed = models.BooleanField(
+        default=False,
+        help_text="Low-risk changes may be made under an approved standard change template: "
+        "a peer review and the gate's rules, no team sign-offs.",
+    )
+    low_risk_approval_teams = models.ManyToManyField(
+        Team,
+        blank=True,
+        related_name="+",
+        help_text="The approval teams a low-risk normal change needs (some of the approval "
+        "teams; never fewer than production's floor). None chosen: all of them.",
+    )
+    high_risk_team = models.ForeignKey(
+        Team,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A team whose sign-off a high-risk change needs as well, e.g. the change "
+        "advisory board.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     created_by_name = models.CharField(max_length=150)
 
@@ -106,6 +158,32 @@ class EnvironmentPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.environment.name} policy v{self.version}"
+
+    def teams_for(self, change_request: "ChangeRequest") -> list[Team]:
+        """The approval teams `change_request` needs under this policy, by its kind and the risk
+        level it was submitted with: none for a standard change (its template had them all),
+        the low-risk teams for a low-risk normal change where the policy names them, and the
+        high-risk team besides for a high-risk change."""
+        if change_request.kind == Kind.STANDARD:
+            return []
+        teams = list(self.approval_teams.all())
+        level = change_request.risk_level
+        if change_request.kind == Kind.NORMAL and level == RiskLevel.LOW:
+            fewer = {team.pk for team in self.low_risk_approval_teams.all()}
+            if fewer:
+                teams = [team for team in teams if team.pk in fewer]
+        added = self.high_risk_team_id
+        if level == RiskLevel.HIGH and added is not None and all(t.pk != added for t in teams):
+            teams.append(self.high_risk_team)
+        return teams
+
+
+class RiskLevel(models.TextChoices):
+    """Where a change's risk score falls (the thresholds: releases/risk.py)."""
+
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
 
 
 class FreezeWindow(models.Model):
@@ -166,7 +244,7 @@ class ChangeRequest(models.Model):
     """A request to put one exact model version into one environment. Its human number is
     `CR-<id>`."""
 
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.NORMAL)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.NORMAL)
     state = models.CharField(max_length=32, choices=State.choices, default=State.DRAFT)
     model_version = models.ForeignKey(
         ModelVersion, on_delete=models.PROTECT, related_name="change_requests"
@@ -191,6 +269,25 @@ class ChangeRequest(models.Model):
     )
     content_digest = models.CharField(max_length=64)
     policy = models.ForeignKey(
+        EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # Issue 18: the template a standard change is made under, or that a template's approval
+    # approves; and, for an instance, what its commits since the template's build touch
+    # outside the template's paths, read from git at submission.
+    standard_template = models.ForeignKey(
+        "StandardChangeTemplate",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="change_requests",
+    )
+    template_diff = models.JSONField(default=dict, blank=True)
+    # The risk score, its level and its factors as submitted, with the policy version it cites;
+    # written by the submission only.
+    risk_score = models.PositiveSmallIntegerField(null=True, blank=True)
+    risk_level = models.CharField(max_length=8, choices=RiskLevel.choices, blank=True)
+    risk_factors = models.JSONField(default=list, blank=True)
+    risk_policy = models.ForeignKey(
         EnvironmentPolicy, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
@@ -227,6 +324,52 @@ class ChangeRequest(models.Model):
     @property
     def number(self) -> str:
         return f"CR-{self.pk}"
+
+
+class StandardChangeTemplate(models.Model):
+    """Issue 18, rule 18: a change that may be made again and again once approved. It names the
+    model, the environments, the build it was approved with (`base_version`) and what may vary:
+    a new build from the same repository whose build URL starts with `pipeline`, and whose
+    commits since the base touch only `allowed_paths` (globs, one a line). It is approved once,
+    by its change request of kind `standard_template`, and serves until `valid_until`, for
+    `max_uses` deployments, unless revoked."""
+
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    environments = models.ManyToManyField(Environment, related_name="standard_templates")
+    base_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    pipeline = models.CharField(
+        max_length=500,
+        validators=[SingleLine()],
+        help_text="The start of the build URL of every instance's build (its CI pipeline).",
+    )
+    allowed_paths = models.TextField(
+        help_text="The paths the commits of an instance may touch: globs, one a line "
+        "(data/**, configs/*.yaml)."
+    )
+    valid_until = models.DateTimeField()
+    max_uses = models.PositiveIntegerField()
+    created_at = models.DateTimeField()
+    created_by_name = models.CharField(max_length=150)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by_name = models.CharField(max_length=150, blank=True)
+    revoke_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(max_uses__gte=1), name="standard_template_max_uses"),
+        ]
+
+    def __str__(self) -> str:
+        return f"ST-{self.pk} {self.model.name}"
+
+    @property
+    def number(self) -> str:
+        return f"ST-{self.pk}"
+
+    @property
+    def path_globs(self) -> list[str]:
+        return [line.strip() for line in self.allowed_paths.splitlines() if line.strip()]
 
 
 class SignOffKind(models.TextChoices):
@@ -580,6 +723,73 @@ class BatchRun(models.Model):
         return f"Run {self.job_id} of {self.model} in {self.environment}"
 
 
+class DigestSource(models.TextChoices):
+    ANNOTATION = "annotation", "Digest annotation"
+    IMAGE = "image", "Image digest of its pods"
+    UNKNOWN = "unknown", "No digest found"
+
+
+class ClusterReading(models.Model):
+    """The runtime observation's latest look at an environment's namespace (issue 20): when it
+    last tried, when it last read the workloads, and why the last try failed. A failed read
+    keeps the observations of the last good one; the page says how old they are."""
+
+    environment = models.OneToOneField(
+        Environment, on_delete=models.PROTECT, related_name="cluster_reading"
+    )
+    namespace = models.CharField(max_length=63)
+    attempted_at = models.DateTimeField()
+    succeeded_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    failing_since = models.DateTimeField(null=True, blank=True)
+    # Workloads with the model label naming no registered model, as last read.
+    unknown_models = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        state = f"failing: {self.error}" if self.error else "read"
+        return f"{self.environment} cluster {state}"
+
+
+class WorkloadObservation(models.Model):
+    """A workload seen serving a model's digest in an environment's namespace, from
+    `first_seen_at` to `last_seen_at` (issue 20, rule 14): one row per workload and digest, so
+    a new digest is a new observation and an old one keeps its dates. `live_deployment` and
+    `matches_ledger` are the comparison at the last sighting."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    namespace = models.CharField(max_length=63)
+    workload = models.CharField(max_length=253, help_text="The Deployment's name.")
+    served_sha256 = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=16, choices=DigestSource.choices)
+    ready_replicas = models.PositiveIntegerField(default=0)
+    live_deployment = models.ForeignKey(
+        "Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    matches_ledger = models.BooleanField()
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["environment", "model", "workload", "-last_seen_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["environment", "namespace", "workload", "model", "served_sha256"],
+                name="workload_observation_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(served_sha256="") | Q(served_sha256__regex=SHA256_HEX),
+                name="workload_observation_sha256",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["environment", "-last_seen_at"], name="workload_observation_seen")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workload} serving {self.model} in {self.environment}"
+
+
 class UnauthorisedChange(models.Model):
     """Rule 14: a live deployment reported serving an artifact digest that the ledger did not put
     there. It stays flagged until someone reviews it."""
@@ -587,12 +797,24 @@ class UnauthorisedChange(models.Model):
     deployment = models.ForeignKey(
         Deployment, on_delete=models.PROTECT, related_name="unauthorised_changes"
     )
-    # What reported the digest: a health probe or a batch run's attestation.
+    # What reported the digest: a health probe, a batch run's attestation or a workload the
+    # runtime observation found.
     health_check = models.ForeignKey(
         HealthCheck, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     batch_run = models.ForeignKey(
         BatchRun, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    workload_observation = models.ForeignKey(
+        "WorkloadObservation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="flags",
+    )
+    # Or a source above this app (integrations: an MLflow alias moved), named in words.
+    observed_by = models.CharField(
+        max_length=300, blank=True, help_text="What reported it, when not a probe or a run."
     )
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
@@ -622,7 +844,10 @@ class UnauthorisedChange(models.Model):
                 name="unauthorised_one_open_per_digest",
             ),
             models.CheckConstraint(
-                condition=Q(health_check__isnull=False) | Q(batch_run__isnull=False),
+                condition=Q(health_check__isnull=False)
+                | Q(batch_run__isnull=False)
+                | Q(workload_observation__isnull=False)
+                | ~Q(observed_by=""),
                 name="unauthorised_has_a_witness",
             ),
         ]

@@ -71,7 +71,7 @@ def _waiting_groups(cr: ChangeRequest) -> tuple[str, list[tuple[QuerySet, str]]]
         )
     )
     groups = []
-    for team in policy.approval_teams.all():
+    for team in policy.teams_for(cr):
         if team.pk in signed_teams:
             continue
         # First, so that a delegate is told why it is theirs (one notification per person).
@@ -271,6 +271,17 @@ def deployment_unhealthy(*, deployment: Deployment, since: datetime, detail: str
         )
 
 
+def _witness(flag: UnauthorisedChange) -> str:
+    if flag.workload_observation_id:
+        observed = flag.workload_observation
+        return f"the cluster shows workload {observed.namespace}/{observed.workload} serving"
+    if flag.batch_run_id:
+        return f"batch job {flag.batch_run.job_id} attested"
+    if flag.observed_by:
+        return f"{flag.observed_by}, which is"
+    return "the health endpoint reports"
+
+
 def unauthorised_change(*, flag: UnauthorisedChange, escalated: bool = False) -> list:
     """Rule 14: a digest the ledger did not put there reaches the model's owner team, the
     environment's approvers and the change managers at once, and again, escalated, while it
@@ -289,7 +300,7 @@ def unauthorised_change(*, flag: UnauthorisedChange, escalated: bool = False) ->
             key=f"unauthorised:{flag.pk}:{stage}",
             subject=(f"{'STILL UNREVIEWED: ' if escalated else ''}Unauthorised change: {what}"),
             body=(
-                f"The ledger put {flag.expected_sha256[:12]}… there; the health endpoint reports "
+                f"The ledger put {flag.expected_sha256[:12]}… there; {_witness(flag)} "
                 f"{flag.reported_sha256[:12]}…. An approver of {flag.environment.name} reviews "
                 "the flag on the environment page."
             ),

@@ -26,6 +26,7 @@ from releases.models import (
     Environment,
     SignOff,
     SignOffKind,
+    StandardChangeTemplate,
     UnauthorisedChange,
 )
 from releases.selectors.policy import environment_policy_current
@@ -43,6 +44,7 @@ class Action(StrEnum):
     REPORT_RESULT = "report_result"
     REVIEW_UNAUTHORISED_CHANGE = "review_unauthorised_change"
     MANAGE_CALENDAR_FEED = "manage_calendar_feed"
+    REVOKE_STANDARD_TEMPLATE = "revoke_standard_template"
 
 
 # The only states in which a signature is asked for, and which kind of signature that is.
@@ -108,7 +110,8 @@ def signer_denial(
     retrospective (rule 11: the review is independent of whoever let the change through)."""
     if user.pk == change_request.requester_id:
         return RuleDenied(
-            f"{change_request.number} is your own change; someone else must sign it.",
+            f"{change_request.number} is your own change, and nobody signs their own: someone "
+            "else signs it (the change's page says whom it waits for).",
             code="own_change",
         )
     sign_offs = list(sign_offs)
@@ -118,7 +121,8 @@ def signer_denial(
         through = "" if given.signer_id == user.pk else ", through your delegate"
         return RuleDenied(
             f"You already signed {change_request.number} "
-            f"({given.get_kind_display().lower()}{through}); one sign-off per person.",
+            f"({given.get_kind_display().lower()}{through}); one sign-off per person, so "
+            "another person gives this one.",
             code="already_signed",
         )
     for sign_off in sign_offs:
@@ -131,7 +135,7 @@ def signer_denial(
         if retrospective and authoriser_excluded and authorised:
             return RuleDenied(
                 f"You authorised emergency change {change_request.number}; its retrospective "
-                "review must come from someone else.",
+                "review must come from someone else: ask another approver of the team.",
                 code="authoriser_reviews",
             )
     memberships = list(memberships)
@@ -145,7 +149,8 @@ def signer_denial(
     elif slot.kind == SignOffKind.EMERGENCY_AUTHORISATION:
         if not any(m.is_emergency_approver for m in memberships):
             return RuleDenied(
-                "Only an emergency approver may authorise an emergency change.",
+                "Only an emergency approver may authorise an emergency change: ask the change "
+                "manager on duty. An administrator grants the role in Admin → Memberships.",
                 code="not_an_emergency_approver",
             )
     elif not any(m.team_id == slot.team.pk and m.is_approver for m in memberships):
@@ -207,7 +212,7 @@ def delegate_denial(
     if slot.kind != SignOffKind.APPROVAL:
         return RuleDenied(
             "A delegate gives team approvals only; a peer review, an emergency authorisation or "
-            "a retrospective is signed in one's own name.",
+            "a retrospective is signed in one's own name: sign it as yourself, if you may.",
             code="delegation_not_for_kind",
         )
     named = [
@@ -220,19 +225,22 @@ def delegate_denial(
     ]
     if not named:
         return RuleDenied(
-            f"{name} has not named you their delegate in {slot.team.name}.",
+            f"{name} has not named you their delegate in {slot.team.name}. They name one under "
+            f"My absences; meanwhile ask another approver of {slot.team.name}.",
             code="not_a_delegate",
         )
     if not any(absence.covers(today) for absence in named):
         spans = ", ".join(f"{a.starts_on:%Y-%m-%d} to {a.ends_on:%Y-%m-%d}" for a in named)
         return RuleDenied(
-            f"You stand in for {name} only while they are away ({spans}), not on {today:%Y-%m-%d}.",
+            f"You stand in for {name} only while they are away ({spans}), not on "
+            f"{today:%Y-%m-%d}. They sign themselves, or extend their absence under My "
+            "absences.",
             code="delegation_not_current",
         )
     if any(absence.person_id == user.pk and absence.covers(today) for absence in absences):
         return RuleDenied(
             "You are recorded away yourself today; a delegate does not hand on what they were "
-            "given.",
+            "given. End your absence under My absences, or ask another approver.",
             code="delegate_absent",
         )
     denial = signer_denial(
@@ -268,26 +276,28 @@ def _principal_denial(
     number, name = change_request.number, full_name(principal)
     if principal.pk == change_request.requester_id:
         return RuleDenied(
-            f"{number} is {name}'s own change; nobody signs it on their behalf.",
+            f"{number} is {name}'s own change; nobody signs it on their behalf. Another "
+            "approver of the team signs it.",
             code="principal_own_change",
         )
     if _signed_by(sign_offs, principal.pk, retrospective=False) is not None:
         return RuleDenied(
-            f"{name} already signed {number}; one sign-off per person, a delegate's included.",
+            f"{name} already signed {number}; one sign-off per person, a delegate's included. "
+            "Nothing more is needed from you for them.",
             code="principal_already_signed",
         )
     approver = any(m.team_id == slot.team.pk and m.is_approver for m in memberships)
     if not (principal.is_active and approver):
         return RuleDenied(
             f"{name} no longer holds the approver role in {slot.team.name}: their delegation "
-            "is void.",
+            f"is void. Ask another approver of {slot.team.name}.",
             code="principal_not_an_approver",
         )
     email = (getattr(principal, "email", "") or "").strip().lower()
     if commit_author_emails is not None and email and email in commit_author_emails:
         return RuleDenied(
             f"{name} authored a commit in this release; the policy excludes commit authors, "
-            "and their delegate with them.",
+            f"and their delegate with them. Ask another approver of {slot.team.name}.",
             code="principal_commit_author",
         )
     return None
@@ -323,7 +333,9 @@ def person_denial(user: Any) -> DomainError | None:
     """Rule 2: people file and sign, and answer for it; a token or the system does not."""
     if user is None or is_service_account(user) or not user.is_authenticated:
         return RuleDenied(
-            "Change requests are filed and signed by people, who answer for them.",
+            "Change requests are filed and signed by people, who answer for them: sign in "
+            "to the portal as yourself. A pipeline's token asks the gate and reports "
+            "deployments.",
             code="people_only",
         )
     return None
@@ -334,7 +346,10 @@ def _requester_denial(user, change_request: ChangeRequest) -> DomainError | None
     denial = person_denial(user)
     if denial is None and user.pk != change_request.requester_id:
         denial = RuleDenied(
-            f"Only the requester of {change_request.number} may do this.", code="not_the_requester"
+            f"Only the requester of {change_request.number}, "
+            f"{full_name(change_request.requester)}, may do this: ask them, or file a change "
+            "of your own.",
+            code="not_the_requester",
         )
     return denial
 
@@ -351,7 +366,9 @@ def _canceller_denial(user, change_request: ChangeRequest) -> DomainError | None
     denial = person_denial(user)
     if denial is None and user.pk != change_request.requester_id and not is_change_manager(user):
         denial = RuleDenied(
-            f"Only the requester of {change_request.number} or a change manager may cancel it.",
+            f"Only the requester of {change_request.number}, "
+            f"{full_name(change_request.requester)}, or a change manager may cancel it: ask "
+            "one of them.",
             code="not_allowed_to_cancel",
         )
     return denial
@@ -366,7 +383,7 @@ def _deployment_running_denial(change_request: ChangeRequest) -> DomainError | N
     if running:
         return Conflict(
             f"A deployment under {change_request.number} has not reported its result yet; "
-            "wait for it.",
+            "wait for its pipeline to report success or failure, then try again.",
             code="deployment_in_progress",
         )
     return None
@@ -382,28 +399,34 @@ def _withdrawal_denial(user, sign_off: SignOff) -> DomainError | None:
         return denial
     if user.pk != sign_off.signer_id:
         return RuleDenied(
-            f"Only the person who signed may withdraw this sign-off on {number}.",
+            f"Only the person who signed may withdraw this sign-off on {number}, "
+            f"{full_name(sign_off.signer)}: ask them.",
             code="not_the_signer",
         )
     if sign_off.kind not in WITHDRAWABLE_KINDS:
         return RuleDenied(
             "A peer review or a team approval may be withdrawn; an emergency authorisation or "
-            "a retrospective review may not.",
+            "a retrospective review may not. If the change should not go ahead, its "
+            "requester or a change manager cancels it.",
             code="not_withdrawable",
         )
     if sign_off.voided_at is not None:
         return Conflict(
-            f"This sign-off on {number} is void already: {sign_off.voided_reason}",
+            f"This sign-off on {number} is void already ({sign_off.voided_reason}); there is "
+            "nothing to withdraw.",
             code="sign_off_void",
         )
     if change_request.state in (State.DEPLOYED, State.ROLLED_BACK):
         return Conflict(
-            f"{number} is {state}: a sign-off is withdrawn only before the change is deployed.",
+            f"{number} is {state}: a sign-off is withdrawn only before the change is deployed. "
+            "If it misbehaves, roll it back.",
             code="already_deployed",
         )
     if change_request.state in FINAL:
         return Conflict(
-            f"{number} is {state}: nothing waits on its sign-offs any more.", code="change_closed"
+            f"{number} is {state}: nothing waits on its sign-offs any more, so there is "
+            "nothing to withdraw.",
+            code="change_closed",
         )
     return _deployment_running_denial(change_request)
 
@@ -413,19 +436,33 @@ def _state_denial(action: Action, change_request: ChangeRequest) -> DomainError 
     number, state = change_request.number, change_request.get_state_display().lower()
     if action == Action.EDIT and change_request.state not in EDITABLE[change_request.kind]:
         return Conflict(
-            f"{number} is {state} and can no longer be edited.", code="invalid_transition"
+            f"{number} is {state} and can no longer be edited. {_past_editing(change_request)}",
+            code="invalid_transition",
         )
     if action == Action.SUBMIT and change_request.state != State.DRAFT:
         return Conflict(
-            f"{number} is {state}; only a draft is submitted.", code="invalid_transition"
+            f"{number} is {state}; only a draft is submitted. {_past_editing(change_request)}",
+            code="invalid_transition",
         )
     if action == Action.CANCEL and not can_move(
         change_request.kind, change_request.state, State.CANCELLED
     ):
         return Conflict(
-            f"{number} is {state}; it cannot become cancelled.", code="invalid_transition"
+            f"{number} is {state}; it cannot become cancelled. {_past_editing(change_request)}",
+            code="invalid_transition",
         )
     return None
+
+
+def _past_editing(change_request: ChangeRequest) -> str:
+    """The next step for a requester whose change has moved past what they asked to do."""
+    if change_request.state in FINAL:
+        return "To change anything, file a new change request."
+    if change_request.state in (State.DEPLOYED, State.RETRO_REVIEW):
+        return "It has been deployed: roll it back if it misbehaves, or file a new change."
+    if change_request.state == State.AUTHORISED:
+        return "Its authorisation runs out 24 hours after it was given; then file a new one."
+    return "It is on its way already: its page says whom it waits for."
 
 
 def is_environment_approver(user: Any, environment: Environment) -> bool:
@@ -463,7 +500,8 @@ def token_environment_denial(actor: Any, environment: Environment) -> DomainErro
         return None
     return RuleDenied(
         f"The token of '{actor.name}' is limited to {', '.join(actor.environments)}; it may not "
-        f"act in {environment.name}.",
+        f"act in {environment.name}. Use a token for {environment.name}, or ask an "
+        "administrator to extend this one's environments in Admin → Service accounts.",
         code="token_wrong_environment",
     )
 
@@ -485,7 +523,8 @@ def _starter_denial(actor: Any, deployment: Deployment) -> DomainError | None:
         if deployment.started_by_user_id == actor.pk:
             return None
         return RuleDenied(
-            "Only the pipeline or the person who started a deployment reports its result.",
+            "Only the pipeline or the person who started a deployment reports its result: "
+            "ask them to report it.",
             code="not_allowed_to_report",
         )
     starter = deployment.started_by_service
@@ -506,7 +545,8 @@ def _starter_denial(actor: Any, deployment: Deployment) -> DomainError | None:
     return RuleDenied(
         f"Deployment {deployment.pk} was started by {deployment.started_by_name}; only "
         f"{deployment.started_by_name} or a token of {' or '.join(teams) or 'their team'} "
-        f"reports its result, not a token of {actor.team.name}.",
+        f"reports its result, not a token of {actor.team.name}. Report it with their token, "
+        "or ask an administrator to grant this one their team.",
         code="token_wrong_team",
     )
 
@@ -544,7 +584,7 @@ def denial(
             return None
         return RuleDenied(
             "Only the change's owner, an approver of this environment or the pipeline may roll "
-            f"back {obj.model.name} in {obj.environment.name}.",
+            f"back {obj.model.name} in {obj.environment.name}: ask one of them.",
             code="not_allowed_to_roll_back",
         )
     if action == Action.REPORT_RESULT:
@@ -560,12 +600,31 @@ def denial(
         ):
             return None
         return RuleDenied(
-            f"Only an approver of {flag.environment.name} may clear this flag.",
+            f"Only an approver of {flag.environment.name} may clear this flag: ask one of "
+            "them (the environment's policy names its approval teams).",
             code="not_allowed_to_review",
         )
     if action == Action.MANAGE_CALENDAR_FEED:
         return calendar_feed_owner_denial(user, obj)
+    if action == Action.REVOKE_STANDARD_TEMPLATE:
+        return _template_revoker_denial(user, obj)
     raise ValueError(f"Unknown action {action!r}")
+
+
+def _template_revoker_denial(user, template: StandardChangeTemplate) -> DomainError | None:
+    """Rule 18: a change manager, or an approver of an environment the template serves, stops
+    a standard change template; those who gave the trust may take it back."""
+    denial = person_denial(user)
+    if denial is not None:
+        return denial
+    if is_change_manager(user) or any(
+        is_environment_approver(user, environment) for environment in template.environments.all()
+    ):
+        return None
+    return RuleDenied(
+        f"Only a change manager or an approver of its environments may revoke {template.number}.",
+        code="not_allowed_to_revoke",
+    )
 
 
 def calendar_feed_owner_denial(user: Any, owner: Any) -> DomainError | None:
@@ -577,11 +636,14 @@ def calendar_feed_owner_denial(user: Any, owner: Any) -> DomainError | None:
         if Membership.objects.filter(user=user, team=owner).exists():
             return None
         return RuleDenied(
-            f"Only members of {owner.name} issue or revoke its calendar feed.",
+            f"Only members of {owner.name} issue or revoke its calendar feed: ask one of them.",
             code="not_a_team_member",
         )
     if owner.pk != user.pk:
-        return RuleDenied("A person's calendar feed is theirs alone.", code="not_your_feed")
+        return RuleDenied(
+            "A person's calendar feed is theirs alone: issue your own on the Calendar feeds page.",
+            code="not_your_feed",
+        )
     return None
 
 

@@ -28,8 +28,13 @@ from releases.models import (
     EnvironmentPolicy,
     SignOff,
     SignOffKind,
+    StandardChangeTemplate,
 )
-from releases.services.change_requests import EDITABLE_FIELDS, EMERGENCY_VALIDITY
+from releases.services.change_requests import (
+    EDITABLE_FIELDS,
+    EMERGENCY_VALIDITY,
+    template_terms,
+)
 from releases.services.policy import policy_snapshot
 from releases.states import State
 
@@ -37,6 +42,7 @@ CHANGE_REQUEST = ChangeRequest._meta.label_lower
 SIGN_OFF = SignOff._meta.label_lower
 DEPLOYMENT = Deployment._meta.label_lower
 POLICY = EnvironmentPolicy._meta.label_lower
+TEMPLATE = StandardChangeTemplate._meta.label_lower
 CONTENT_FIELDS = (*EDITABLE_FIELDS, "content_digest")
 # Events that move a change request and say where to, in `state_after`.
 MOVES = frozenset(
@@ -64,6 +70,9 @@ ACTIONS = frozenset(
         AuditAction.DEPLOYMENT_ROLLED_BACK,
         AuditAction.ENVIRONMENT_POLICY_CHANGED,
         AuditAction.SIGN_OFF_WITHDRAWN,
+        AuditAction.STANDARD_TEMPLATE_CREATED,
+        AuditAction.STANDARD_TEMPLATE_REVOKED,
+        AuditAction.STANDARD_TEMPLATE_USED,
     }
 )
 CHUNK = 2000
@@ -83,18 +92,31 @@ class ReleasesReplay:
         self.sign_offs: dict[str, Expected] = {}
         self.deployments: dict[str, Expected] = {}
         self.policies: dict[str, Expected] = {}
+        self.templates: dict[str, Expected] = {}
 
     def apply(self, event: TrailEvent) -> None:
         if event.object_type == CHANGE_REQUEST:
             self._change_request(event)
         elif event.object_type == DEPLOYMENT:
             self._deployment(event)
+        elif event.object_type == TEMPLATE:
+            self._template(event)
         elif event.object_type == POLICY:
             after = dict(event.data["after"])
             after["approval_teams"] = sorted(after["approval_teams"])
             self.policies.setdefault(event.object_id, Expected()).set(
                 event, environment=event.environment, **after
             )
+
+    def _template(self, event: TrailEvent) -> None:
+        """A template's terms are written once; its revocation is the only later change (a use
+        is recorded on the template and changes no field of it)."""
+        expected = self.templates.setdefault(event.object_id, Expected())
+        if event.action == AuditAction.STANDARD_TEMPLATE_CREATED:
+            terms = {name: value for name, value in event.data.items() if name != "id"}
+            expected.set(event, **terms, revoked_at=None)
+        elif event.action == AuditAction.STANDARD_TEMPLATE_REVOKED:
+            expected.set(event, revoked_at=event.data["revoked_at"])
 
     def _change_request(self, event: TrailEvent) -> None:
         data, action = event.data, event.action
@@ -106,6 +128,8 @@ class ReleasesReplay:
                 state=State.DRAFT,
                 requester=event.actor_id,
                 environment=event.environment,
+                # Said since standard changes (issue 18); none before.
+                standard_template=data.get("standard_template"),
                 **{name: data[name] for name in CONTENT_FIELDS},
             )
         elif action == AuditAction.CHANGE_REQUEST_EDITED:
@@ -124,6 +148,16 @@ class ReleasesReplay:
             expected.set(event, state=FINAL_MOVES[action])
         elif action in MOVES:
             expected.set(event, state=data["state_after"])
+            if action == AuditAction.CHANGE_REQUEST_SUBMITTED and "risk" in data:
+                risk = data["risk"]
+                expected.set(
+                    event,
+                    risk_score=risk["score"],
+                    risk_level=risk["level"],
+                    risk_factors=risk["factors"],
+                    risk_policy_version=risk["policy_version"],
+                    template_diff=data.get("template_diff", {}),
+                )
             if action == AuditAction.CHANGE_REQUEST_DEPLOYED:
                 expected.set(event, retrospective_due_at=data["retrospective_due_at"])
             if action == AuditAction.CHANGE_REQUEST_SIGNED:
@@ -204,13 +238,14 @@ class ReleasesReplay:
             *compare(object_type=SIGN_OFF, expected=self.sign_offs, rows=_sign_off_rows()),
             *compare(object_type=DEPLOYMENT, expected=self.deployments, rows=_deployment_rows()),
             *compare(object_type=POLICY, expected=self.policies, rows=_policy_rows()),
+            *compare(object_type=TEMPLATE, expected=self.templates, rows=_template_rows()),
         ]
 
 
 def _change_request_rows() -> Iterator[tuple[str, dict[str, Any]]]:
-    rows = ChangeRequest.objects.select_related("environment", "model_version__model").iterator(
-        chunk_size=CHUNK
-    )
+    rows = ChangeRequest.objects.select_related(
+        "environment", "model_version__model", "risk_policy"
+    ).iterator(chunk_size=CHUNK)
     for cr in rows:
         values = {name: getattr(cr, name) for name in CONTENT_FIELDS}
         values["model_version"] = str(cr.model_version)
@@ -220,6 +255,12 @@ def _change_request_rows() -> Iterator[tuple[str, dict[str, Any]]]:
             requester=str(cr.requester_id),
             environment=cr.environment.name,
             retrospective_due_at=cr.retrospective_due_at,
+            standard_template=cr.standard_template_id,
+            risk_score=cr.risk_score,
+            risk_level=cr.risk_level,
+            risk_factors=cr.risk_factors,
+            risk_policy_version=cr.risk_policy.version if cr.risk_policy else None,
+            template_diff=cr.template_diff,
         )
         yield str(cr.pk), values
 
@@ -285,6 +326,17 @@ def _policy_rows() -> Iterator[tuple[str, dict[str, Any]]]:
         values["approval_teams"] = sorted(values["approval_teams"])
         values["environment"] = policy.environment.name
         yield str(policy.pk), values
+
+
+def _template_rows() -> Iterator[tuple[str, dict[str, Any]]]:
+    rows = StandardChangeTemplate.objects.select_related(
+        "model", "base_version__repository"
+    ).prefetch_related("environments")
+    for template in rows.iterator(chunk_size=CHUNK):
+        values = template_terms(template)
+        del values["id"]
+        values["revoked_at"] = template.revoked_at
+        yield str(template.pk), values
 
 
 @contextmanager

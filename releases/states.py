@@ -7,6 +7,9 @@ from django.db import models
 class Kind(models.TextChoices):
     NORMAL = "normal", "Normal"
     EMERGENCY = "emergency", "Emergency"
+    # Issue 18: a template approved once through the full path, and a change made under it.
+    STANDARD_TEMPLATE = "standard_template", "Standard change template"
+    STANDARD = "standard", "Standard"
 
 
 class State(models.TextChoices):
@@ -40,6 +43,20 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
         ),
         S.DEPLOYED: frozenset({S.ROLLED_BACK}),
     },
+    # A template is approved like a normal change, and never deployed: it authorises instances.
+    Kind.STANDARD_TEMPLATE: {
+        S.DRAFT: frozenset({S.IN_REVIEW, S.IN_APPROVAL, S.APPROVED, S.CANCELLED}),
+        S.IN_REVIEW: frozenset({S.IN_APPROVAL, S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
+        S.IN_APPROVAL: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT, S.IN_REVIEW}),
+        S.APPROVED: frozenset({S.DRAFT, S.IN_REVIEW, S.IN_APPROVAL, S.CANCELLED}),
+    },
+    # An instance of an approved template: the peer review only, then the gate's rules.
+    Kind.STANDARD: {
+        S.DRAFT: frozenset({S.IN_REVIEW, S.CANCELLED}),
+        S.IN_REVIEW: frozenset({S.APPROVED, S.REJECTED, S.CANCELLED, S.DRAFT}),
+        S.APPROVED: frozenset({S.DEPLOYED, S.EXPIRED, S.DRAFT, S.IN_REVIEW, S.CANCELLED}),
+        S.DEPLOYED: frozenset({S.ROLLED_BACK}),
+    },
     Kind.EMERGENCY: {
         S.DRAFT: frozenset({S.AWAITING_AUTHORISATION, S.CANCELLED}),
         S.AWAITING_AUTHORISATION: frozenset({S.AUTHORISED, S.REJECTED, S.CANCELLED, S.DRAFT}),
@@ -53,6 +70,8 @@ TRANSITIONS: dict[str, dict[str, frozenset[str]]] = {
 EDITABLE = {
     Kind.NORMAL: frozenset({S.DRAFT, S.IN_REVIEW, S.IN_APPROVAL, S.APPROVED}),
     Kind.EMERGENCY: frozenset({S.DRAFT, S.AWAITING_AUTHORISATION}),
+    Kind.STANDARD_TEMPLATE: frozenset({S.DRAFT, S.IN_REVIEW, S.IN_APPROVAL, S.APPROVED}),
+    Kind.STANDARD: frozenset({S.DRAFT, S.IN_REVIEW, S.APPROVED}),
 }
 # States that no move leaves.
 FINAL = frozenset({S.ROLLED_BACK, S.CANCELLED, S.REJECTED, S.EXPIRED, S.CLOSED})

@@ -1,6 +1,7 @@
 """Periodic and follow-up work for releases. Tasks load ids and call services or selectors;
 the rules stay in the services."""
 
+import logging
 from datetime import datetime, timedelta
 
 from celery import shared_task
@@ -9,6 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from releases import notifications
+from releases.cluster import ClusterUnreachable, workloads_read
 from releases.health import probe
 from releases.models import ChangeRequest, Deployment, Environment, UnauthorisedChange
 from releases.selectors.live import live_in_environment
@@ -23,9 +25,11 @@ from releases.services.deployments import (
     unauthorised_change_escalate,
 )
 from releases.services.reconciliation import reconcile
+from releases.services.runtime import cluster_reading_failed, workloads_observed_record
 from releases.states import Kind, State
 
 HEALTH_TIMEOUT_SECONDS = float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 5))
+logger = logging.getLogger(__name__)
 
 
 @shared_task
@@ -68,6 +72,52 @@ def check_deployment_health(deployment_id: int) -> bool | None:
                 deployment=deployment, since=check.checked_at, detail=result.detail
             )
     return result.ok
+
+
+@shared_task
+def observe_runtimes() -> int:
+    """Fan out one read per environment mapped to a cluster namespace (issue 20)."""
+    ids = list(Environment.objects.exclude(cluster_namespace="").values_list("pk", flat=True))
+    for environment_id in ids:
+        observe_runtime.delay(environment_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def observe_runtime(environment_id: int) -> dict:
+    """Read the environment's namespace and compare it with the ledger; a read that fails is
+    recorded and logged as an error, never taken for an empty namespace."""
+    environment = (
+        Environment.objects.filter(pk=environment_id).exclude(cluster_namespace="").first()
+    )
+    if environment is None:
+        return {}
+    try:
+        workloads = workloads_read(environment)
+    except ClusterUnreachable as unreachable:
+        reading = cluster_reading_failed(environment=environment, error=str(unreachable))
+        logger.error(
+            "Cannot read namespace %s of %s: %s",
+            environment.cluster_namespace,
+            environment.name,
+            reading.error,
+        )
+        return {"environment": environment.name, "error": reading.error}
+    comparison = workloads_observed_record(environment=environment, workloads=workloads)
+    for deployment in comparison.not_running:
+        logger.warning(
+            "%s is live in %s per the ledger but no workload serves it in namespace %s.",
+            deployment.model.name,
+            environment.name,
+            environment.cluster_namespace,
+        )
+    return {
+        "environment": environment.name,
+        "workloads": len(comparison.observations),
+        "flagged": [flag.pk for flag in comparison.flags],
+        "not_running": [deployment.model.name for deployment in comparison.not_running],
+        "unknown_models": comparison.reading.unknown_models,
+    }
 
 
 @shared_task

@@ -1,6 +1,13 @@
 from django.urls import path
 
-from releases.views import calendar, change_requests, environments, metrics, search
+from releases.views import (
+    calendar,
+    change_requests,
+    environments,
+    metrics,
+    search,
+    standard_changes,
+)
 
 app_name = "releases"
 
@@ -82,4 +89,30 @@ urlpatterns: list = [
     ),
     path("calendar/feeds/<str:token>.ics", calendar.calendar_feed, name="calendar-feed"),
     path("cab/", calendar.cab, name="cab"),
+    # Standard change templates and their changes (releases/views/standard_changes.py)
+    path(
+        "standard-templates/",
+        standard_changes.standard_template_list,
+        name="standard-templates",
+    ),
+    path(
+        "standard-templates/new/",
+        standard_changes.standard_template_new,
+        name="standard-template-new",
+    ),
+    path(
+        "standard-templates/<int:pk>/",
+        standard_changes.standard_template_detail,
+        name="standard-template",
+    ),
+    path(
+        "standard-templates/<int:pk>/revoke/",
+        standard_changes.standard_template_revoke,
+        name="standard-template-revoke",
+    ),
+    path(
+        "standard-templates/<int:pk>/changes/new/",
+        standard_changes.standard_change_new,
+        name="standard-change-new",
+    ),
 ]

@@ -28,7 +28,11 @@ from releases.models import ChangeRequest, Environment
 from releases.services import policy
 from releases.services.change_requests import change_request_file
 
-pytest_plugins = ["tests.artifact_stores"]
+pytest_plugins = [
+    "tests.artifact_stores",
+    "tests.integrations.mlflow_server",
+    "tests.kubernetes_standin",
+]
 
 # Every app stays available (None), so template tags and content types of all apps work in
 # transactional tests; the name says what the marker is for.

@@ -41,7 +41,11 @@ class WebhookView(APIView):
     def subscription(self, request: Request, pk: int) -> WebhookSubscription:
         found = self.visible(request).filter(pk=pk).first()
         if found is None:
-            raise NotFound(f"No webhook subscription {pk} that you manage.", code="unknown_webhook")
+            raise NotFound(
+                f"No webhook subscription {pk} that you manage: GET /api/v1/webhooks/ lists "
+                "those you do.",
+                code="unknown_webhook",
+            )
         return found
 
     def visible(self, request: Request) -> QuerySet[WebhookSubscription]:

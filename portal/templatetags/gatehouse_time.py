@@ -1,7 +1,7 @@
 """Times as people read them and as auditors quote them: "3 days ago · 2026-11-23 14:02 UTC",
 the exact instant with its offset in the `datetime` attribute and, to the second, in the tooltip."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django import template
 from django.utils import timezone
@@ -49,3 +49,12 @@ def when(value: datetime | None, now: datetime | None = None) -> SafeString | st
 def is_past(value: datetime | None) -> bool:
     """`{% if change.retrospective_due_at|is_past %}`: deadlines compare with the real now."""
     return isinstance(value, datetime) and value < timezone.now()
+
+
+@register.filter
+def duration(value: timedelta | None) -> str:
+    """`{{ cooloff_timedelta|duration }}`: "15 minutes", as a person says how long to wait."""
+    if not isinstance(value, timedelta):
+        return ""
+    now = timezone.now()
+    return timesince(now - value, now)

@@ -33,7 +33,10 @@ ERRORS = {
 class RegistryWrites(permissions.BasePermission):
     """Registrations come from CI with a token; people signed in with a session read only."""
 
-    message = "Registering is done by CI with a token that has the 'registry:write' scope."
+    message = (
+        "Registering is done by CI with a token that has the 'registry:write' scope, not by a "
+        "person: run it from the pipeline (gatehouse_ci.py build, docs/ci.md)."
+    )
 
     def has_permission(self, request, view) -> bool:
         return request.method in permissions.SAFE_METHODS or is_service_account(request.user)

@@ -47,7 +47,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-VERSION = "2"
+VERSION = "3"
 USER_AGENT = f"gatehouse-ci/{VERSION}"
 RETRIES = 3
 TIMEOUT_SECONDS = 30
@@ -211,7 +211,10 @@ class Portal:
             except (urllib.error.URLError, OSError) as error:
                 last_error = str(getattr(error, "reason", error))
             time.sleep(2**attempt)
-        raise Unreachable(f"{self.url} did not answer: {last_error}")
+        raise Unreachable(
+            f"{self.url} did not answer: {last_error}. Check GATEHOUSE_URL and that this runner "
+            "reaches the portal, then rerun."
+        )
 
 
 def portal_json(response, payload):

@@ -11,7 +11,7 @@ from portal.serializers import MomentField, NoUnknownFields
 from portal.validators import SingleLine
 from registry.models import ModelVersion
 from releases import hooks
-from releases.models import ChangeRequest, Environment, SignOff
+from releases.models import ChangeRequest, Environment, RiskLevel, SignOff
 from releases.states import Kind
 
 
@@ -19,7 +19,12 @@ class ChangeRequestInput(NoUnknownFields):
     model = serializers.CharField(max_length=100, help_text="The registered model's name.")
     version = serializers.CharField(max_length=100, help_text="The registered version.")
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
-    kind = serializers.ChoiceField(Kind.choices, required=False, default=Kind.NORMAL)
+    # Standard changes and their templates are filed on their pages (issue 18).
+    kind = serializers.ChoiceField(
+        [(kind.value, kind.label) for kind in (Kind.NORMAL, Kind.EMERGENCY)],
+        required=False,
+        default=Kind.NORMAL,
+    )
     title = serializers.CharField(max_length=200, validators=[SingleLine()], trim_whitespace=False)
     justification = serializers.CharField()
     risk = serializers.CharField(required=False, allow_blank=True, default="")
@@ -76,19 +81,26 @@ class ChangeRequestInput(NoUnknownFields):
         )
         if model_version is None:
             raise NotFound(
-                f"{data['model']} has no registered version '{data['version']}'.",
+                f"{data['model']} has no registered version '{data['version']}'. CI registers "
+                "each build (gatehouse_ci.py build, docs/ci.md); name one the model lists.",
                 code="unknown_build",
             )
         environment = Environment.objects.filter(name=data["environment"]).first()
         if environment is None:
             raise NotFound(
-                f"No environment is named '{data['environment']}'.", code="unknown_environment"
+                f"No environment is named '{data['environment']}'. Names are exact (dev, test, "
+                "prod …): GET /api/v1/environments/ lists them.",
+                code="unknown_environment",
             )
         team = None
         if data["team"]:
             team = Team.objects.filter(slug=data["team"]).first()
             if team is None:
-                raise NotFound(f"No team has the slug '{data['team']}'.", code="unknown_team")
+                raise NotFound(
+                    f"No team has the slug '{data['team']}'. Leave it out to file for the "
+                    "model's owner team.",
+                    code="unknown_team",
+                )
         return {
             "model_version": model_version,
             "environment": environment,
@@ -161,6 +173,24 @@ class ExternalLinkOutput(serializers.Serializer):
     url = serializers.URLField(read_only=True)
 
 
+class RiskFactorOutput(serializers.Serializer):
+    name = serializers.CharField(read_only=True)
+    value = serializers.CharField(read_only=True, help_text="What was measured, in words.")
+    points = serializers.IntegerField(read_only=True)
+
+
+class RiskScoreOutput(serializers.Serializer):
+    """Issue 18: the score computed at submission, never changed afterwards."""
+
+    score = serializers.IntegerField(read_only=True)
+    # Plain text: the schema has another enum called "level" already.
+    level = serializers.CharField(read_only=True, help_text=", ".join(RiskLevel.values))
+    factors = RiskFactorOutput(many=True, read_only=True)
+    policy_version = serializers.IntegerField(
+        read_only=True, help_text="The policy version the score cites."
+    )
+
+
 class ChangeRequestOutput(serializers.ModelSerializer):
     """Reads the external links from the context (`external_links`, the hook's answer for a
     whole page) when the view put them there, else asks the hook for this one request."""
@@ -181,6 +211,12 @@ class ChangeRequestOutput(serializers.ModelSerializer):
     sign_offs = SignOffOutput(many=True, read_only=True)
     external_links = serializers.SerializerMethodField(
         help_text="Where else the change is recorded: its change ticket in ServiceNow or Jira."
+    )
+    risk_score = serializers.SerializerMethodField(
+        help_text="The risk score computed when it was submitted; null before."
+    )
+    standard_template = serializers.SerializerMethodField(
+        help_text="The standard change template it is made under, or that it approves (ST-7)."
     )
 
     class Meta:
@@ -215,7 +251,27 @@ class ChangeRequestOutput(serializers.ModelSerializer):
             "retrospective_due_at",
             "sign_offs",
             "external_links",
+            "risk_score",
+            "standard_template",
         ]
+
+    @extend_schema_field(RiskScoreOutput(allow_null=True))
+    def get_risk_score(self, change_request: ChangeRequest) -> dict | None:
+        if change_request.risk_score is None:
+            return None
+        return RiskScoreOutput(
+            {
+                "score": change_request.risk_score,
+                "level": change_request.risk_level,
+                "factors": change_request.risk_factors,
+                "policy_version": change_request.risk_policy.version,
+            }
+        ).data
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_standard_template(self, change_request: ChangeRequest) -> str | None:
+        template_id = change_request.standard_template_id
+        return f"ST-{template_id}" if template_id else None
 
     @extend_schema_field(ExternalLinkOutput(many=True))
     def get_external_links(self, change_request: ChangeRequest) -> list[dict]:

@@ -27,7 +27,10 @@ READ_SCOPES = (Scope.GATE_READ, Scope.AUDIT_READ)
 class ReadsReleases(permissions.BasePermission):
     """People signed in, and tokens with one of READ_SCOPES."""
 
-    message = "Searching needs a token with the 'gate:read' or 'audit:read' scope."
+    message = (
+        "Searching needs a token with the 'gate:read' or 'audit:read' scope: use such a token, "
+        "or ask an administrator to grant one in Admin → Service accounts."
+    )
 
     def has_permission(self, request, view) -> bool:
         if not is_service_account(request.user):

@@ -93,14 +93,14 @@ def _signatures(change: ChangeRequest, policy) -> list[Signature]:
         ]
         return [Signature("Emergency authorisation", next(iter(authorisations), None))]
     signatures = []
-    if policy is not None and policy.needs_peer_review:
+    if policy is not None and (policy.needs_peer_review or change.kind == Kind.STANDARD):
         signatures.append(
             Signature(
                 f"Peer review ({change.team.name})",
                 standing.get((SignOffKind.PEER_REVIEW, change.team_id)),
             )
         )
-    for team in policy.approval_teams.all() if policy is not None else []:
+    for team in policy.teams_for(change) if policy is not None else []:
         signatures.append(Signature(team.name, standing.get((SignOffKind.APPROVAL, team.pk))))
     return signatures
 
@@ -116,7 +116,7 @@ def cab_agenda(*, start: datetime, end: datetime, now: datetime | None = None) -
             window_end__gt=start,
             window_start__lt=end,
         )
-        .select_related("model_version__model", "environment", "team", "requester")
+        .select_related("model_version__model", "environment", "team", "requester", "risk_policy")
         .prefetch_related(Prefetch("sign_offs", queryset=standing, to_attr="standing"))
         .order_by("window_start", "pk")
     )

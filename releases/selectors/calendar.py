@@ -209,7 +209,8 @@ def calendar_entries(
         scope = CalendarScope(team_ids=team_ids, requester_id=None)
     entries: list[CalendarEntry] = []
 
-    change_kinds = {Kind.NORMAL} if EntryKind.CHANGE in kinds else set()
+    # A standard change has its planned window like a normal one (a template has none).
+    change_kinds = {Kind.NORMAL, Kind.STANDARD} if EntryKind.CHANGE in kinds else set()
     change_kinds |= {Kind.EMERGENCY} if EntryKind.EMERGENCY in kinds else set()
     if change_kinds:
         changes = (

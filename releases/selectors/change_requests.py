@@ -48,6 +48,7 @@ def change_requests() -> QuerySet[ChangeRequest]:
         "requester",
         "team",
         "policy",
+        "risk_policy",
     )
 
 
@@ -59,7 +60,11 @@ def change_request_get(
     queryset = change_requests() if queryset is None else queryset
     found = queryset.filter(pk=int(match.group(1))).first() if match else None
     if found is None:
-        raise NotFound(f"No change request is numbered '{number}'.", code="unknown_change_request")
+        raise NotFound(
+            f"No change request is numbered '{number}'. Numbers look like CR-42; the Change "
+            "requests page lists them.",
+            code="unknown_change_request",
+        )
     return found
 
 
@@ -320,7 +325,7 @@ def change_requests_waiting_for(*, user) -> list[WaitingItem]:
     items = []
     for change_request in candidates:
         policy = policies.get(change_request.environment_id)
-        teams = list(policy.approval_teams.all()) if policy else []
+        teams = policy.teams_for(change_request) if policy else []
         since = change_request.submitted_at or change_request.created_at
         for slot in open_slots(change_request, teams, change_request.active):
             principal = next(
@@ -422,7 +427,10 @@ def _panels(
     policy: EnvironmentPolicy | None,
     sign_offs: list[SignOff],
 ) -> list[tuple[Slot, list[SignOff]]]:
-    teams = list(policy.approval_teams.all()) if policy else []
+    if change_request.kind == Kind.EMERGENCY:
+        teams = list(policy.approval_teams.all()) if policy else []
+    else:
+        teams = policy.teams_for(change_request) if policy else []
     by_team: dict[tuple[str, int | None], list[SignOff]] = {}
     for sign_off in sign_offs:
         team_id = None if sign_off.kind == SignOffKind.EMERGENCY_AUTHORISATION else sign_off.team_id
@@ -438,7 +446,7 @@ def _panels(
         slots.append(Slot(SignOffKind.EMERGENCY_AUTHORISATION, None))
         slots += [Slot(SignOffKind.RETROSPECTIVE, team) for team in teams]
     else:
-        if (policy and policy.needs_peer_review) or (
+        if (policy and (policy.needs_peer_review or change_request.kind == Kind.STANDARD)) or (
             SignOffKind.PEER_REVIEW,
             change_request.team_id,
         ) in by_team:
@@ -469,7 +477,7 @@ def change_request_page(*, user, number: str) -> ChangeRequestPage:
     if policy is not None and policy.exclude_commit_authors:
         authors = commits.author_emails if commits.known else None
     open_now = open_slots(
-        change_request, list(policy.approval_teams.all()) if policy else [], active
+        change_request, policy.teams_for(change_request) if policy else [], active
     )
     today = timezone.localdate()
     delegations = (

@@ -8,7 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 
 from releases.models import ChangeRequest
-from releases.states import State
+from releases.states import Kind, State
 
 # In this order: the requester has a move to make, then the pipeline may go, then they wait.
 OPEN_FOR_REQUESTER = [
@@ -33,6 +33,8 @@ def my_open_changes(
     changes = (
         ChangeRequest.objects.filter(requester_id=user.pk, state__in=OPEN_FOR_REQUESTER)
         .exclude(Q(state=State.REJECTED) & Q(updated_at__lt=now - RECENT_REJECTIONS))
+        # An approved template is finished: it deploys nothing, its instances do.
+        .exclude(kind=Kind.STANDARD_TEMPLATE, state=State.APPROVED)
         .select_related("model_version__model", "environment")
     )
     return sorted(changes, key=lambda change: (order[change.state], -change.pk))[:limit]

@@ -42,5 +42,9 @@ def deployments_read(*, filters: DeploymentFilters = DeploymentFilters()) -> Que
 def deployment_get(*, pk: int) -> Deployment:
     found = deployments_read().filter(pk=pk).first()
     if found is None:
-        raise NotFound(f"No deployment has the id {pk}.", code="unknown_deployment")
+        raise NotFound(
+            f"No deployment has the id {pk}. The Environments page lists each environment's "
+            "deployments (GET /api/v1/deployments/ for a pipeline).",
+            code="unknown_deployment",
+        )
     return found

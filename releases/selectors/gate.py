@@ -15,11 +15,13 @@ registered with that digest — one digest is one build, so there is at most one
 data hold several, the newest registration wins.
 """
 
+import json
 import re
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -28,7 +30,7 @@ from django.db.models import Model
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from portal.models import Membership
+from portal.models import Membership, Team
 from registry.models import (
     ArtifactOutcome,
     FindingSeverity,
@@ -45,13 +47,19 @@ from releases.models import (
     DeploymentStatus,
     Environment,
     EnvironmentPolicy,
+    RiskLevel,
     SignOff,
     SignOffKind,
+    StandardChangeTemplate,
 )
 from releases.states import Kind, State
 
 # The states in which a change request authorises a deployment.
-USABLE_STATES = {Kind.NORMAL: State.APPROVED, Kind.EMERGENCY: State.AUTHORISED}
+USABLE_STATES = {
+    Kind.NORMAL: State.APPROVED,
+    Kind.EMERGENCY: State.AUTHORISED,
+    Kind.STANDARD: State.APPROVED,
+}
 USED_STATES = frozenset({State.DEPLOYED, State.ROLLED_BACK, State.RETRO_REVIEW, State.CLOSED})
 # States that can never become usable again; the gate looks past them when it picks a change.
 DEAD_STATES = frozenset({State.CANCELLED, State.REJECTED, State.EXPIRED})
@@ -141,6 +149,23 @@ class OverloadedSigner:
 
 
 @dataclass(frozen=True)
+class TemplateFacts:
+    """Issue 18: the standard change template a standard change is made under, as it stands:
+    what the change must match, whether the template may still serve, and how often it has."""
+
+    number: str
+    model_id: int
+    repository_id: int
+    pipeline: str
+    valid_until: datetime
+    max_uses: int
+    revoked_at: datetime | None
+    approved: bool
+    serves_environment: bool
+    uses: int
+
+
+@dataclass(frozen=True)
 class GateQuestion:
     """What the gate was asked, as asked (`asked`), and the rows and facts it resolved to. A
     missing row is None; the rules say which absence is a refusal."""
@@ -183,6 +208,8 @@ class GateQuestion:
     # Issue 20: what the newest look at the build's artifact that reached its store found
     # (verified or mismatch; None when no store has ever answered).
     artifact_outcome: str | None = None
+    # Issue 18: the template of a standard change.
+    template: TemplateFacts | None = None
 
     @property
     def change_kind(self) -> str:
@@ -208,30 +235,42 @@ def _param(moment: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(moment)
 
 
-def _instance(model: type[Model], row: dict[str, Any], prefix: str, fields: list[str]):
+@cache
+def _reading(model: type[Model], prefix: str, fields: tuple[str, ...]) -> tuple:
+    """Each field's key in the row and its type, looked up once: per call, the lookups cost
+    more than building the instances."""
+    return tuple(
+        (f"{prefix}{name}", model._meta.get_field(name).get_internal_type()) for name in fields
+    )
+
+
+def _instance(model: type[Model], row: dict[str, Any], prefix: str, fields: tuple[str, ...]):
     """A model instance from the `prefix`-named columns of a row (None when its id is NULL);
-    fields left out are loaded on first access, as with `only()`."""
+    fields left out are loaded on first access, as with `only()`. `fields` are listed in the
+    model's order, as `Model.from_db` takes them."""
     if row[f"{prefix}id"] is None:
         return None
     values = []
-    for name in fields:
-        value = row[f"{prefix}{name}"]
-        if model._meta.get_field(name).get_internal_type() == "DateTimeField":
+    for key, kind in _reading(model, prefix, fields):
+        value = row[key]
+        if kind == "DateTimeField":
             value = _moment(value)
-        elif model._meta.get_field(name).get_internal_type() == "BooleanField":
-            value = None if value is None else bool(value)
+        elif kind == "BooleanField" and value is not None:
+            value = bool(value)
+        elif kind == "JSONField" and isinstance(value, str):
+            value = json.loads(value)
         values.append(value)
     return model.from_db(connection.alias, fields, values)
 
 
-def _columns(table: str, prefix: str, fields: list[str], model: type[Model]) -> str:
+def _columns(table: str, prefix: str, fields: tuple[str, ...], model: type[Model]) -> str:
     return ", ".join(
         f'{table}."{model._meta.get_field(name).column}" AS "{prefix}{name}"' for name in fields
     )
 
 
-ENVIRONMENT_FIELDS = ["id", "name", "rank"]
-POLICY_FIELDS = [
+ENVIRONMENT_FIELDS = ("id", "name", "rank")
+POLICY_FIELDS = (
     "id",
     "environment_id",
     "version",
@@ -246,10 +285,11 @@ POLICY_FIELDS = [
     "exclude_commit_authors",
     "retrospective_hours",
     "conflicts_block",
+    "high_risk_team_id",
     "created_at",
-]
-MODEL_FIELDS = ["id", "name", "owner_team_id", "risk_tier", "lifecycle_status"]
-VERSION_FIELDS = [
+)
+MODEL_FIELDS = ("id", "name", "owner_team_id", "risk_tier", "lifecycle_status")
+VERSION_FIELDS = (
     "id",
     "model_id",
     "version",
@@ -257,12 +297,13 @@ VERSION_FIELDS = [
     "commit_sha",
     "ref",
     "build_id",
+    "build_url",
     "artifact_uri",
     "artifact_sha256",
     "created_at",
-]
-REPOSITORY_FIELDS = ["id", "url", "gitlab_url", "gitlab_project_id"]
-CHANGE_FIELDS = [
+)
+REPOSITORY_FIELDS = ("id", "url", "gitlab_url", "gitlab_project_id")
+CHANGE_FIELDS = (
     "id",
     "kind",
     "state",
@@ -276,8 +317,11 @@ CHANGE_FIELDS = [
     "incident_ref",
     "content_digest",
     "policy_id",
+    "standard_template_id",
+    "template_diff",
+    "risk_level",
     "retrospective_due_at",
-]
+)
 
 
 def _in(values) -> str:
@@ -334,7 +378,7 @@ SELECT {asked_columns}{environment_e},
          AS pipeline_status,
        (SELECT c.id FROM releases_changerequest c
          WHERE c.environment_id = e.id AND c.model_version_id = v.id
-           AND c.state NOT IN ({dead_or_draft})
+           AND c.state NOT IN ({dead_or_draft}) AND c.kind <> '{standard_template}'
          ORDER BY CASE WHEN c.state IN ({usable}) THEN 0 ELSE 1 END,
                   c.id DESC
          LIMIT 1) AS found_change_id
@@ -389,12 +433,22 @@ SELECT {build_columns}{change_c},
          AND s.kind = '{emergency_authorisation}'
          AND s.decision = '{approve}' AND s.voided_at IS NULL
          ORDER BY s.signed_at DESC LIMIT 1) AS authorised_at,
-       (SELECT COUNT(*) FROM releases_environmentpolicy_approval_teams pat
-         WHERE pat.environmentpolicy_id = {policy_id}
+       CASE WHEN c.kind = '{standard}' THEN 0 ELSE
+       (SELECT COUNT(*) FROM {teams} rt
+         WHERE ((rt.id IN (SELECT pat.team_id FROM releases_environmentpolicy_approval_teams pat
+                           WHERE pat.environmentpolicy_id = {policy_id})
+                 AND NOT (c.kind = '{normal}' AND c.risk_level = '{risk_low}'
+                          AND EXISTS (SELECT 1 FROM {low_risk_teams} lr0
+                                      WHERE lr0.environmentpolicy_id = {policy_id})
+                          AND rt.id NOT IN (SELECT lr.team_id FROM {low_risk_teams} lr
+                                            WHERE lr.environmentpolicy_id = {policy_id})))
+                OR (c.risk_level = '{risk_high}' AND rt.id = (
+                    SELECT hp.high_risk_team_id FROM releases_environmentpolicy hp
+                    WHERE hp.id = {policy_id})))
            AND NOT EXISTS (SELECT 1 FROM releases_signoff sa
-                           WHERE sa.change_request_id = c.id AND sa.team_id = pat.team_id
+                           WHERE sa.change_request_id = c.id AND sa.team_id = rt.id
                              AND sa.kind = '{approval}' AND sa.decision = '{approve}'
-                             AND sa.voided_at IS NULL)) AS missing_approval_teams,
+                             AND sa.voided_at IS NULL)) END AS missing_approval_teams,
        EXISTS (SELECT 1 FROM releases_signoff sp WHERE sp.change_request_id = c.id
                AND sp.kind = '{peer_review}' AND sp.decision = '{approve}'
                AND sp.voided_at IS NULL) AS peer_reviewed,
@@ -419,7 +473,17 @@ SELECT {build_columns}{change_c},
        EXISTS (SELECT 1 FROM {dependencies} du WHERE du.from_registeredmodel_id = cv.model_id
                AND du.to_registeredmodel_id = dxm.id) AS dependency_upstream,
        su.username AS overloaded_username, st.name AS overloaded_team,
-       {overloaded_needed} AS overloaded_elsewhere
+       {overloaded_needed} AS overloaded_elsewhere,
+       t.id AS t_id, t.model_id AS t_model_id, tv.repository_id AS t_repository_id,
+       t.pipeline AS t_pipeline, t.valid_until AS t_valid_until, t.max_uses AS t_max_uses,
+       t.revoked_at AS t_revoked_at,
+       EXISTS (SELECT 1 FROM releases_changerequest ta WHERE ta.standard_template_id = t.id
+               AND ta.kind = '{standard_template}' AND ta.state = '{approved}') AS t_approved,
+       EXISTS (SELECT 1 FROM {template_environments} te
+               WHERE te.standardchangetemplate_id = t.id
+                 AND te.environment_id = c.environment_id) AS t_serves_environment,
+       (SELECT COUNT(*) FROM releases_changerequest tu WHERE tu.standard_template_id = t.id
+         AND tu.kind = '{standard}' AND tu.id <> c.id AND tu.state IN ({used})) AS t_uses
 FROM {source} asked
 LEFT JOIN releases_changerequest c ON c.id = {change_id}
 LEFT JOIN registry_modelversion cv ON cv.id = c.model_version_id
@@ -456,6 +520,9 @@ LEFT JOIN portal_membership so ON so.id = (
     ORDER BY sm.user_id, sm.team_id LIMIT 1)
 LEFT JOIN {users} su ON su.id = so.user_id
 LEFT JOIN portal_team st ON st.id = so.team_id
+LEFT JOIN releases_standardchangetemplate t
+  ON t.id = c.standard_template_id AND c.kind = '{standard}'
+LEFT JOIN registry_modelversion tv ON tv.id = t.base_version_id
 """
 
 # How many other live changes whose window starts on the same day (in the portal's time zone)
@@ -530,6 +597,16 @@ def _statement(template: str, **parts: str) -> str:
         change_c=_columns("c", "c_", CHANGE_FIELDS, ChangeRequest),
         dead_or_draft=_in(DEAD_STATES | {State.DRAFT}),
         dead_draft_or_used=_in(DEAD_STATES | USED_STATES | {State.DRAFT}),
+        used=_in(USED_STATES),
+        approved=State.APPROVED,
+        normal=Kind.NORMAL,
+        standard=Kind.STANDARD,
+        standard_template=Kind.STANDARD_TEMPLATE,
+        risk_low=RiskLevel.LOW,
+        risk_high=RiskLevel.HIGH,
+        teams=Team._meta.db_table,
+        low_risk_teams=EnvironmentPolicy.low_risk_approval_teams.through._meta.db_table,
+        template_environments=StandardChangeTemplate.environments.through._meta.db_table,
         usable=_in(USABLE_STATES.values()),
         retrospective_pending=_in({State.DEPLOYED, State.RETRO_REVIEW}),
         rollback=DeploymentKind.ROLLBACK,
@@ -625,14 +702,17 @@ CHANGE = Statement(
 
 def _unsigned_teams(policy: EnvironmentPolicy, change: ChangeRequest) -> list[str]:
     """The names the statement counted, read only when some team is missing (a refusal)."""
-    signed = SignOff.objects.filter(
-        change_request=change,
-        kind=SignOffKind.APPROVAL,
-        decision=Decision.APPROVE,
-        voided_at__isnull=True,
-    ).values("team")
-    teams = policy.approval_teams.exclude(pk__in=signed).order_by("name")
-    return list(teams.values_list("name", flat=True))
+    if change is None:
+        return sorted(team.name for team in policy.approval_teams.all())
+    signed = set(
+        SignOff.objects.filter(
+            change_request=change,
+            kind=SignOffKind.APPROVAL,
+            decision=Decision.APPROVE,
+            voided_at__isnull=True,
+        ).values_list("team_id", flat=True)
+    )
+    return sorted(team.name for team in policy.teams_for(change) if team.pk not in signed)
 
 
 def change_request_pk(value: ChangeRequest | str | int) -> int | None:
@@ -784,7 +864,8 @@ def _question(
         authorised_at=_moment(change["authorised_at"]),
         unsigned_teams=(
             (unsigned_teams or _unsigned_teams)(policy, found_change)
-            if change["missing_approval_teams"]
+            # With no change, every team counts as missing and no rule asks which.
+            if found_change is not None and change["missing_approval_teams"]
             else []
         ),
         peer_reviewed=bool(change["peer_reviewed"]),
@@ -826,6 +907,22 @@ def _question(
         ),
         findings_overdue=build["findings_overdue"] or 0,
         artifact_outcome=build["artifact_outcome"],
+        template=(
+            TemplateFacts(
+                number=f"ST-{change['t_id']}",
+                model_id=change["t_model_id"],
+                repository_id=change["t_repository_id"],
+                pipeline=change["t_pipeline"],
+                valid_until=_moment(change["t_valid_until"]),
+                max_uses=change["t_max_uses"],
+                revoked_at=_moment(change["t_revoked_at"]),
+                approved=bool(change["t_approved"]),
+                serves_environment=bool(change["t_serves_environment"]),
+                uses=change["t_uses"],
+            )
+            if change["t_id"] is not None
+            else None
+        ),
     )
 
 
@@ -879,7 +976,11 @@ def gate_questions_for_changes(
         names = [column[0] for column in cursor.description]
         rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
     unsigned = _unsigned_teams_of(
-        {row["c_id"]: row["p_id"] for row in rows if row["missing_approval_teams"]}
+        {
+            row["c_id"]: (row["p_id"], row["c_kind"], row["c_risk_level"])
+            for row in rows
+            if row["missing_approval_teams"]
+        }
     )
     questions = {}
     for row in rows:
@@ -901,28 +1002,34 @@ def gate_questions_for_changes(
     return questions
 
 
-def _unsigned_teams_of(policy_of_change: dict[int, int]) -> dict[int, list[str]]:
-    """Change id → the approval teams of its policy in force without a standing approval on
-    it, by name: `_unsigned_teams` for many changes in two queries."""
-    if not policy_of_change:
+def _unsigned_teams_of(
+    changes: dict[int, tuple[int, str, str]],
+) -> dict[int, list[str]]:
+    """Change id (→ its policy in force, kind and risk level) → the approval teams it needs
+    there (`EnvironmentPolicy.teams_for`) without a standing approval on it, by name:
+    `_unsigned_teams` for many changes in four queries."""
+    if not changes:
         return {}
-    through = EnvironmentPolicy.approval_teams.through
-    teams: dict[int, list[tuple[int, str]]] = {}
-    for policy_id, team_id, name in through.objects.filter(
-        environmentpolicy_id__in=set(policy_of_change.values())
-    ).values_list("environmentpolicy_id", "team_id", "team__name"):
-        teams.setdefault(policy_id, []).append((team_id, name))
+    policy_ids = {policy_id for policy_id, _, _ in changes.values()}
+    policies = {
+        policy.pk: policy
+        for policy in EnvironmentPolicy.objects.filter(pk__in=policy_ids)
+        .prefetch_related("approval_teams", "low_risk_approval_teams")
+        .select_related("high_risk_team")
+    }
     signed = set(
         SignOff.objects.filter(
-            change_request_id__in=list(policy_of_change),
+            change_request_id__in=list(changes),
             kind=SignOffKind.APPROVAL,
             decision=Decision.APPROVE,
             voided_at__isnull=True,
         ).values_list("change_request_id", "team_id")
     )
-    return {
-        change_id: sorted(
-            name for team_id, name in teams.get(policy_id, []) if (change_id, team_id) not in signed
+    unsigned = {}
+    for change_id, (policy_id, kind, risk_level) in changes.items():
+        change = ChangeRequest(pk=change_id, kind=kind, risk_level=risk_level)
+        teams = policies[policy_id].teams_for(change)
+        unsigned[change_id] = sorted(
+            team.name for team in teams if (change_id, team.pk) not in signed
         )
-        for change_id, policy_id in policy_of_change.items()
-    }
+    return unsigned

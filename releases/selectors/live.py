@@ -95,6 +95,17 @@ def live_in_environment(
     return with_provenance(queryset)
 
 
+def live_per_model(environment: Environment) -> list[Deployment]:
+    """What is live now in the environment, one deployment per model with its build, for the
+    comparisons with what the runtime reports: two queries."""
+    ids = [row["live"] for row in _live_per_model(environment=environment, at=None)]
+    return list(
+        Deployment.objects.filter(pk__in=ids).select_related(
+            "environment", "model", "model_version"
+        )
+    )
+
+
 def live_in_environments(environments: Sequence[Environment]) -> dict[int, list[Deployment]]:
     """What is live now in each of `environments`, by environment id, each by model name: two
     queries whatever their number (one index probe per model and environment, then the rows)."""

@@ -12,8 +12,9 @@ from releases.selectors.live import live_in_environments
 
 
 def _with_teams(queryset: QuerySet[EnvironmentPolicy]) -> QuerySet[EnvironmentPolicy]:
-    return queryset.select_related("environment", "soak_source").prefetch_related(
-        Prefetch("approval_teams", queryset=Team.objects.order_by("name"))
+    return queryset.select_related("environment", "soak_source", "high_risk_team").prefetch_related(
+        Prefetch("approval_teams", queryset=Team.objects.order_by("name")),
+        "low_risk_approval_teams",
     )
 
 
@@ -79,7 +80,10 @@ def environments_read(*, production: bool | None = None) -> QuerySet[Environment
 def environment_read(*, name: str) -> Environment:
     found = environments_read().filter(name=name).first() if "\x00" not in name else None
     if found is None:
-        raise NotFound(f"No environment is named '{name}'.", code="unknown_environment")
+        raise NotFound(
+            f"No environment is named '{name}'. Names are exact: the Environments page lists them.",
+            code="unknown_environment",
+        )
     return found
 
 

@@ -37,7 +37,10 @@ def maintenance_window_create(
     """A planned maintenance of the environment's platform, for the calendar: changes are planned
     around it, and it refuses nothing."""
     if ends_at <= starts_at:
-        raise Conflict("A maintenance window must end after it starts.", code="window_order")
+        raise Conflict(
+            "A maintenance window must end after it starts: choose an end after the start.",
+            code="window_order",
+        )
     window = MaintenanceWindow(
         environment=environment,
         starts_at=starts_at,
@@ -65,7 +68,10 @@ def maintenance_window_cancel(
     """Call a maintenance off. The row stays, marked cancelled, as the calendar showed it."""
     window = MaintenanceWindow.objects.select_for_update().get(pk=maintenance_window.pk)
     if window.cancelled_at is not None:
-        raise Conflict("This maintenance window is already cancelled.", code="window_cancelled")
+        raise Conflict(
+            "This maintenance window is already cancelled; there is nothing more to do.",
+            code="window_cancelled",
+        )
     window.cancelled_at = timezone.now()
     window.cancelled_by_name = describe_actor(actor).name
     window.cancel_reason = reason
@@ -150,7 +156,10 @@ def calendar_feed_revoke(
     owner = feed.team or feed.user
     refuse(actor, Action.MANAGE_CALENDAR_FEED, owner)
     if feed.is_revoked:
-        raise Conflict("This calendar feed is already revoked.", code="feed_revoked")
+        raise Conflict(
+            "This calendar feed is already revoked; issue a new one if you need it.",
+            code="feed_revoked",
+        )
     _revoke(feed, actor, timezone.now())
     audit_record(
         actor=actor,

@@ -34,9 +34,11 @@ from releases.models import (
     Environment,
     EnvironmentPolicy,
     FreezeWindow,
+    RiskLevel,
     SignatureStepUp,
     SignOff,
     SignOffKind,
+    StandardChangeTemplate,
 )
 from releases.permissions import (
     SIGN_OFF_KIND_BY_STATE,
@@ -50,8 +52,11 @@ from releases.permissions import (
     signature_meaning,
     signer_denial,
 )
+from releases.risk import risk_score
 from releases.selectors.commits import release_commits
+from releases.selectors.gate import USED_STATES
 from releases.selectors.policy import environment_policy_current
+from releases.selectors.standard_changes import template_diff_read
 from releases.states import Kind, State, can_move
 
 # A window may start a few minutes before the request is filed: the form takes time to fill in.
@@ -100,11 +105,35 @@ def content_digest(change_request: ChangeRequest) -> str:
     # Said only when true, so the digests of every change filed before retirements stay valid.
     if change_request.retires_model:
         body["retires_model"] = True
-    # An emergency change's window is set by its authorisation, not written by the requester.
-    if change_request.kind == Kind.NORMAL:
+    # A standard change is signed with the template it is made under, and a template's
+    # approval with the terms it approves.
+    template = change_request.standard_template
+    if template is not None:
+        body["standard_template"] = template_terms(template)
+    # An emergency change's window is set by its authorisation, not written by the requester;
+    # a template has none.
+    if change_request.kind in WINDOWED_KINDS:
         body["window_start"] = _iso(change_request.window_start)
         body["window_end"] = _iso(change_request.window_end)
     return hashlib.sha256(rfc8785.dumps(body)).hexdigest()
+
+
+WINDOWED_KINDS = frozenset({Kind.NORMAL, Kind.STANDARD})
+
+
+def template_terms(template: StandardChangeTemplate) -> dict:
+    """What a standard change template allows, as its signers read it."""
+    return {
+        "id": template.pk,
+        "model": template.model.name,
+        "environments": sorted(template.environments.values_list("name", flat=True)),
+        "base_version": str(template.base_version),
+        "repository": template.base_version.repository.url,
+        "pipeline": template.pipeline,
+        "allowed_paths": template.path_globs,
+        "valid_until": _iso(template.valid_until),
+        "max_uses": template.max_uses,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -128,7 +157,8 @@ def _move(change_request: ChangeRequest, target: str) -> str:
     if not can_move(change_request.kind, before, target):
         raise Conflict(
             f"{change_request.number} is {change_request.get_state_display().lower()}; "
-            f"it cannot become {State(target).label.lower()}.",
+            f"it cannot become {State(target).label.lower()}. Reload its page to see what it "
+            "waits for now.",
             code="invalid_transition",
         )
     change_request.state = target
@@ -178,7 +208,8 @@ def _owner_team(actor, model_version: ModelVersion, team: Team | None) -> Team:
         )
     if not Membership.objects.filter(user=actor, team=owner).exists():
         raise RuleDenied(
-            f"Only members of {owner.name}, which owns {model.name}, file its changes.",
+            f"Only members of {owner.name}, which owns {model.name}, file its changes: ask "
+            f"one of them, or ask an administrator to add you to {owner.name}.",
             code="not_owner_team",
         )
     return owner
@@ -210,9 +241,9 @@ def _check_window(
     end: datetime | None,
     now: datetime,
 ) -> None:
-    """Rule 8: a normal change names a future window that no freeze overlaps. An emergency
-    change gets its window when it is authorised."""
-    if kind == Kind.EMERGENCY:
+    """Rule 8: a normal or standard change names a future window that no freeze overlaps. An
+    emergency change gets its window when it is authorised; a template needs none."""
+    if kind not in WINDOWED_KINDS:
         return
     if start is None or end is None:
         raise RuleDenied(
@@ -224,7 +255,8 @@ def _check_window(
         raise ValidationError(
             {
                 "window_end": ValidationError(
-                    "The window must end after it starts.", code="window_order"
+                    "The window must end after it starts: choose an end after the start.",
+                    code="window_order",
                 )
             }
         )
@@ -265,12 +297,14 @@ def _check_emergency(
     """Rule 11: an incident and a reason; none while a retrospective for the model is overdue."""
     if not policy.emergency_allowed:
         raise RuleDenied(
-            f"The {policy.environment.name} policy does not allow emergency changes.",
+            f"The {policy.environment.name} policy does not allow emergency changes: file a "
+            "normal change instead.",
             code="emergency_not_allowed",
         )
     if not incident_ref.strip() or not justification.strip():
         raise RuleDenied(
-            "An emergency change needs an incident reference and a justification.",
+            "An emergency change needs an incident reference and a justification: give both "
+            "and file it again.",
             code="incident_required",
         )
     overdue = (
@@ -286,9 +320,13 @@ def _check_emergency(
     if overdue is not None:
         raise RuleDenied(
             f"The retrospective of emergency change {overdue.number} for "
-            f"{model_version.model.name} is overdue; no new emergency change until it is done.",
+            f"{model_version.model.name} is overdue; no new emergency change until it is done. "
+            f"Each approval team signs it on the page of {overdue.number}.",
             code="retrospective_overdue",
         )
+
+
+TEMPLATED_KINDS = frozenset({Kind.STANDARD, Kind.STANDARD_TEMPLATE})
 
 
 def _check_content(
@@ -303,10 +341,15 @@ def _check_content(
             justification=change_request.justification,
             now=now,
         )
+    elif change_request.kind in TEMPLATED_KINDS and change_request.standard_template is None:
+        raise RuleDenied(
+            "A standard change, and a template's approval, name their standard change template.",
+            code="standard_template_required",
+        )
     elif not policy.needs_change_request:
         raise RuleDenied(
             f"{change_request.environment.name} needs no change request: its policy lets CI "
-            "deploy there without one.",
+            "deploy there without one, so nothing needs filing: the pipeline deploys the build.",
             code="change_request_not_needed",
         )
     _check_window(
@@ -335,6 +378,7 @@ def change_request_create(
     incident_ref: str = "",
     team: Team | None = None,
     retires_model: bool = False,
+    standard_template: StandardChangeTemplate | None = None,
     request=None,
     now: datetime | None = None,
 ) -> ChangeRequest:
@@ -349,7 +393,8 @@ def change_request_create(
         # Retiring stops the model everywhere, so it takes production's signatures, not those
         # of an environment that asks less.
         raise Conflict(
-            f"A retirement is filed for a production environment, not {environment.name}.",
+            f"A retirement is filed for a production environment, not {environment.name}: "
+            "choose the production environment.",
             code="retirement_needs_production",
         )
     change_request = ChangeRequest(
@@ -364,10 +409,11 @@ def change_request_create(
         risk_impact=risk_impact,
         test_evidence=test_evidence,
         rollback_plan=rollback_plan,
-        window_start=window_start if kind == Kind.NORMAL else None,
-        window_end=window_end if kind == Kind.NORMAL else None,
+        window_start=window_start if kind in WINDOWED_KINDS else None,
+        window_end=window_end if kind in WINDOWED_KINDS else None,
         incident_ref=incident_ref,
         retires_model=retires_model and kind == Kind.NORMAL,
+        standard_template=standard_template if kind in TEMPLATED_KINDS else None,
         policy=policy,
     )
     _check_content(change_request, policy, now)
@@ -383,6 +429,7 @@ def change_request_create(
             "kind": kind,
             "policy_version": policy.version,
             "retires_model": change_request.retires_model,
+            "standard_template": change_request.standard_template_id,
             **_content(change_request),
         },
         request=request,
@@ -451,23 +498,34 @@ def change_request_submit(
     now: datetime | None = None,
 ) -> ChangeRequest:
     """Send a draft to its first signers: the peer reviewer where the policy asks (rule 2), else
-    the approval teams, else it is approved; an emergency change goes to the emergency
-    approvers."""
+    the approval teams its risk level needs (rule 18), else it is approved; an emergency change
+    goes to the emergency approvers, a standard change to its peer reviewer alone. The risk
+    score is computed and kept here, and a standard change's commits are compared with its
+    template's paths."""
     change_request = _lock(change_request)
     refuse(actor, Action.SUBMIT, change_request)
     policy = _policy(change_request.environment)
+    now = now or timezone.now()
     _check_content(change_request, policy, now)
+    score = risk_score(change_request=change_request, policy=policy, now=now)
+    change_request.risk_score, change_request.risk_level = score.score, score.level
+    change_request.risk_factors, change_request.risk_policy = score.factors_data(), policy
+    if change_request.kind == Kind.STANDARD:
+        _check_standard_path(change_request, policy)
+        change_request.template_diff = template_diff_read(
+            template=change_request.standard_template, model_version=change_request.model_version
+        )
     if change_request.kind == Kind.EMERGENCY:
         target = State.AWAITING_AUTHORISATION
-    elif policy.needs_peer_review:
+    elif policy.needs_peer_review or change_request.kind == Kind.STANDARD:
         target = State.IN_REVIEW
-    elif policy.approval_teams.all():
+    elif policy.teams_for(change_request):
         target = State.IN_APPROVAL
     else:
         target = State.APPROVED
     state_before = _move(change_request, target)
     change_request.policy = policy
-    change_request.submitted_at = now or timezone.now()
+    change_request.submitted_at = now
     change_request.full_clean()
     change_request.save()
     notifications.change_request_waiting(change_request=change_request)
@@ -481,11 +539,40 @@ def change_request_submit(
             "state_after": change_request.state,
             "policy_version": policy.version,
             "content_digest": change_request.content_digest,
+            "risk": {
+                "score": score.score,
+                "level": score.level,
+                "factors": change_request.risk_factors,
+                "policy_version": score.policy_version,
+            },
+            **(
+                {"template_diff": change_request.template_diff}
+                if change_request.kind == Kind.STANDARD
+                else {}
+            ),
         },
         request=request,
     )
     _retire_once_approved(change_request, actor=actor, request=request)
     return change_request
+
+
+def _check_standard_path(change_request: ChangeRequest, policy: EnvironmentPolicy) -> None:
+    """Rule 18: the fast track is earned. The policy must allow standard changes, and the
+    change's risk must be low; anything else is filed as a normal change."""
+    if not policy.standard_changes_allowed:
+        raise RuleDenied(
+            f"The {policy.environment.name} policy (v{policy.version}) allows no standard "
+            "changes; file a normal change.",
+            code="standard_changes_not_allowed",
+        )
+    if change_request.risk_level != RiskLevel.LOW:
+        raise RuleDenied(
+            f"This change's risk is {change_request.risk_level} ({change_request.risk_score} "
+            "points); only a low-risk change may be made under a standard template. File a "
+            "normal change.",
+            code="risk_too_high_for_standard",
+        )
 
 
 @transaction.atomic
@@ -521,7 +608,7 @@ def _choose_slot(
         if team.pk not in policy_team_ids:
             raise RuleDenied(
                 f"{team.name} is not an approval team of the {change_request.environment.name} "
-                "policy.",
+                "policy: choose one of the teams the sign page lists.",
                 code="team_not_required",
             )
         raise Conflict(
@@ -533,7 +620,8 @@ def _choose_slot(
         mine = [s for s in slots if s.team.pk in delegated_team_ids]
         if delegated_team_ids and not mine:
             raise Conflict(
-                "The team you stand in for has already signed.", code="team_already_signed"
+                "The team you stand in for has already signed; nothing more is needed from you.",
+                code="team_already_signed",
             )
     else:
         mine = [
@@ -636,7 +724,8 @@ def _check_decision(decision: str, comment: str) -> None:
 def _check_digest(change_request: ChangeRequest, content_digest: str) -> None:
     if content_digest != change_request.content_digest:
         raise Conflict(
-            f"{change_request.number} changed since you read it; read it again before signing.",
+            f"{change_request.number} changed since you read it, and a signature binds to "
+            "what was read: read it again, then sign.",
             code="content_changed",
         )
 
@@ -690,7 +779,7 @@ def _sign(
     if kind is None:
         raise Conflict(
             f"{change_request.number} is {change_request.get_state_display().lower()}; it waits "
-            "for no signature.",
+            "for no signature, so there is nothing to sign.",
             code="invalid_transition",
         )
     _check_decision(decision, comment)
@@ -704,12 +793,13 @@ def _sign(
     policy = _policy(change_request.environment)
     _check_assurance(policy, at_provider)
     change_request.policy = policy
-    approval_teams = list(policy.approval_teams.all())
+    approval_teams = policy.teams_for(change_request)
     sign_offs = list(change_request.sign_offs.filter(voided_at__isnull=True))
     slots = open_slots(change_request, approval_teams, sign_offs)
     if not slots:
         raise Conflict(
-            f"{change_request.number} has all its signatures; nothing waits for yours.",
+            f"{change_request.number} has all its signatures; nothing waits for yours, and "
+            "there is nothing more to do.",
             code="complete",
         )
     memberships = list(Membership.objects.filter(user=actor))
@@ -741,7 +831,8 @@ def _sign(
         if not commits.known:
             raise RuleDenied(
                 f"The commits of this release cannot be read ({commits.note}); the policy "
-                "excludes their authors, so nobody can sign yet.",
+                "excludes their authors, so nobody can sign yet. An administrator fixes the "
+                "repository's mirror (Admin → Repositories); then sign again.",
                 code="commits_unknown",
             )
         commit_authors = commits.author_emails
@@ -799,7 +890,7 @@ def _sign(
         _move(change_request, State.REJECTED)
     elif kind == SignOffKind.PEER_REVIEW:
         # Approvals that stand (the peer review alone was withdrawn) are not asked again.
-        _move(change_request, _step_waited_for(policy, [*sign_offs, sign_off]))
+        _move(change_request, _step_waited_for(policy, change_request, [*sign_offs, sign_off]))
     elif kind == SignOffKind.EMERGENCY_AUTHORISATION:
         _move(change_request, State.AUTHORISED)
         change_request.window_start, change_request.window_end = now, now + EMERGENCY_VALIDITY
@@ -862,7 +953,7 @@ def change_request_step_up_begin(
     if SIGN_OFF_KIND_BY_STATE.get(change_request.state) is None:
         raise Conflict(
             f"{change_request.number} is {change_request.get_state_display().lower()}; it waits "
-            "for no signature.",
+            "for no signature, so there is nothing to sign.",
             code="invalid_transition",
         )
     _check_decision(decision, comment)
@@ -913,7 +1004,8 @@ def _step_up_take(*, actor, state: str, now: datetime) -> SignatureStepUp:
     # Someone else's pending signature is not found either: its state tells nobody anything.
     if step_up is None or step_up.signer_id != actor.pk:
         raise NotFound(
-            "No signature of yours waits for this answer of the identity provider.",
+            "No signature of yours waits for this answer of the identity provider: start "
+            "signing again from the change's page.",
             code="step_up_unknown",
         )
     if step_up.taken_at is not None:
@@ -955,7 +1047,11 @@ def _step_up_denial(
     """Whether the provider's verified claims confirm this very signature by this signer, just
     now; the confirmation to sign with if they do."""
     if step_up.taken_at is None or step_up.signer_id != actor.pk:
-        raise RuleDenied("Come back from the identity provider first.", code="step_up_not_taken")
+        raise RuleDenied(
+            "The identity provider has not answered for this signature yet: sign in there when "
+            "it asks, and come back to the portal.",
+            code="step_up_not_taken",
+        )
     if step_up.sign_off_id is not None or step_up.refusal:
         raise Conflict(
             "This answer of the identity provider was used already; sign again.",
@@ -963,21 +1059,25 @@ def _step_up_denial(
         )
     if not secrets.compare_digest(str(claims.get("nonce", "")), step_up.nonce):
         raise RuleDenied(
-            "The identity provider's answer belongs to another signature; nothing was signed.",
+            "The identity provider's answer belongs to another signature; nothing was signed. "
+            "Start signing again from the change's page.",
             code="step_up_mismatch",
         )
     if not ProviderIdentity.objects.filter(
         user=actor, issuer=claims.get("iss", ""), subject=str(claims.get("sub", ""))
     ).exists():
         raise RuleDenied(
-            "You signed in at the identity provider as someone else; nothing was signed.",
+            "You signed in at the identity provider as someone else; nothing was signed. Sign "
+            "again, and sign in at the provider as yourself.",
             code="step_up_wrong_signer",
         )
     auth_time = _auth_time(claims)
     limit = timedelta(seconds=settings.GATEHOUSE_OIDC_STEP_UP_SECONDS)
     if auth_time is None:
         raise RuleDenied(
-            "The identity provider did not say when you signed in; nothing was signed.",
+            "The identity provider did not say when you signed in; nothing was signed. Sign "
+            "again; if it keeps happening, an administrator checks that the provider sends "
+            "auth_time.",
             code="step_up_stale",
         )
     if auth_time < step_up.issued_at - STEP_UP_CLOCK_SKEW or now - auth_time > limit:
@@ -1092,13 +1192,16 @@ def _delegation_record(principal, lent: list[Absence], *, slot: Slot) -> dict:
 STEPS = (State.IN_REVIEW, State.IN_APPROVAL, State.APPROVED)
 
 
-def _step_waited_for(policy: EnvironmentPolicy, sign_offs: list[SignOff]) -> str:
-    """Where a normal change belongs given the sign-offs that stand and the policy in force:
-    peer review first where the policy asks for it, then each approval team, then approved."""
+def _step_waited_for(
+    policy: EnvironmentPolicy, change_request: ChangeRequest, sign_offs: list[SignOff]
+) -> str:
+    """Where a normal or standard change belongs given the sign-offs that stand and the policy
+    in force: peer review first where the policy asks for it (always, for a standard change),
+    then each approval team its risk needs, then approved."""
     missing, peer_missing = signatures_missing(
         sign_offs,
-        approval_teams=list(policy.approval_teams.all()),
-        needs_peer_review=policy.needs_peer_review,
+        approval_teams=policy.teams_for(change_request),
+        needs_peer_review=policy.needs_peer_review or change_request.kind == Kind.STANDARD,
     )
     if peer_missing:
         return State.IN_REVIEW
@@ -1147,7 +1250,7 @@ def sign_off_withdraw(
     sign_off.save(update_fields=["voided_at", "voided_reason", "withdrawn_by"])
     policy = _policy(change_request.environment)
     state_before = change_request.state
-    target = _step_waited_for(policy, list(change_request.sign_offs.all()))
+    target = _step_waited_for(policy, change_request, list(change_request.sign_offs.all()))
     if state_before in STEPS and STEPS.index(target) < STEPS.index(state_before):
         _move(change_request, target)
         change_request.policy = policy
@@ -1216,7 +1319,8 @@ def change_request_expire(
     change_request = _lock(change_request)
     if change_request.window_end is None or change_request.window_end > timezone.now():
         raise Conflict(
-            f"The window of {change_request.number} is not over.", code="window_not_over"
+            f"The window of {change_request.number} is not over; it expires only after its end.",
+            code="window_not_over",
         )
     state_before = _move(change_request, State.EXPIRED)
     change_request.save()
@@ -1254,16 +1358,17 @@ def change_requests_reopen_for_policy(
     lacks the peer review or an approval team the new version asks for goes back to review or
     approval, for the missing signatures only (those given stay valid), each audited, and the
     people it now waits for are told."""
-    teams = list(policy.approval_teams.all())
     reopened = []
     approved = ChangeRequest.objects.select_for_update().filter(
-        environment=policy.environment_id, kind=Kind.NORMAL, state=State.APPROVED
+        environment=policy.environment_id,
+        kind__in=[Kind.NORMAL, Kind.STANDARD],
+        state=State.APPROVED,
     )
     for change_request in approved.prefetch_related("sign_offs"):
         missing, peer_missing = signatures_missing(
             change_request.sign_offs.all(),
-            approval_teams=teams,
-            needs_peer_review=policy.needs_peer_review,
+            approval_teams=policy.teams_for(change_request),
+            needs_peer_review=policy.needs_peer_review or change_request.kind == Kind.STANDARD,
         )
         if not missing and not peer_missing:
             continue
@@ -1322,6 +1427,23 @@ def change_request_mark_deployed(
         },
         request=request,
     )
+    if change_request.kind == Kind.STANDARD:
+        template = change_request.standard_template
+        audit_record(
+            actor=actor,
+            action=AuditAction.STANDARD_TEMPLATE_USED,
+            target=template,
+            environment=change_request.environment,
+            data={
+                "change_request": change_request.number,
+                "deployment": deployment.pk,
+                "uses": template.change_requests.filter(
+                    kind=Kind.STANDARD, state__in=USED_STATES
+                ).count(),
+                "max_uses": template.max_uses,
+            },
+            request=request,
+        )
     return change_request
 
 
@@ -1364,11 +1486,13 @@ def change_request_retrospective_escalate(
     due = change_request.retrospective_due_at
     if change_request.state != State.RETRO_REVIEW or due is None:
         raise Conflict(
-            f"{change_request.number} owes no retrospective review.", code="no_retrospective_due"
+            f"{change_request.number} owes no retrospective review; there is nothing to sign.",
+            code="no_retrospective_due",
         )
     if now < due - RETROSPECTIVE_WARNING:
         raise Conflict(
-            f"The retrospective of {change_request.number} is not due before {due:%Y-%m-%d %H:%M}.",
+            f"The retrospective of {change_request.number} is not due before "
+            f"{due:%Y-%m-%d %H:%M}; wait until then.",
             code="retrospective_not_due",
         )
     overdue = due <= now

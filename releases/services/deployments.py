@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
-from portal.authentication import is_service_account
+from portal.authentication import GRANT_SCOPE, is_service_account
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Scope
 from registry.artifacts import artifact_store_connected
@@ -28,6 +28,7 @@ from releases.models import (
     GatePurpose,
     HealthCheck,
     UnauthorisedChange,
+    WorkloadObservation,
 )
 from releases.permissions import Action, refuse, token_reach_denial
 from releases.selectors.gate import gate_question_resolve
@@ -62,7 +63,10 @@ class GateDenied(RuleDenied):
 
     def __init__(self, answer: GateAnswer):
         codes = ", ".join(answer.codes())
-        super().__init__(f"The gate refused this deployment: {codes}.")
+        super().__init__(
+            f"The gate refused this deployment: {codes}. Each of `reasons` says why and what to "
+            "do next; nothing was deployed."
+        )
         self.answer = answer
         self.reasons = answer.reasons
 
@@ -78,7 +82,9 @@ def _started_by(actor: Any) -> dict[str, Any]:
 def _require_scope(actor: Any) -> None:
     if is_service_account(actor) and not actor.has_scope(Scope.DEPLOYMENTS_WRITE):
         raise RuleDenied(
-            f"This token lacks the '{Scope.DEPLOYMENTS_WRITE}' scope.", code="missing_scope"
+            f"This token lacks the '{Scope.DEPLOYMENTS_WRITE}' scope that deploying needs. "
+            f"{GRANT_SCOPE}",
+            code="missing_scope",
         )
 
 
@@ -102,7 +108,7 @@ def _may_deploy(
         return
     raise RuleDenied(
         f"Only {model.owner_team.name}, the requester of the change or the pipeline may deploy "
-        f"{model.name}.",
+        f"{model.name}: deploy it from {model.owner_team.name}'s pipeline, or ask its requester.",
         code="not_allowed_to_deploy",
     )
 
@@ -284,7 +290,8 @@ def _same_pipeline(
     )
     if not same:
         raise Conflict(
-            f"Pipeline {pipeline_url} already reported a different deployment.",
+            f"Pipeline {pipeline_url} already reported a different deployment. Each pipeline "
+            "run reports one deployment: report this one with its own pipeline URL.",
             code="pipeline_url_reused",
         )
     return existing
@@ -319,7 +326,8 @@ def deployment_record_result(
         if deployment.status == status:
             return deployment
         raise Conflict(
-            f"This deployment already ended as {deployment.get_status_display().lower()}.",
+            f"This deployment already ended as {deployment.get_status_display().lower()}; a "
+            "result is reported once. To try again, start a new deployment.",
             code="deployment_finished",
         )
     deployment.status = status
@@ -371,7 +379,7 @@ def _refuse_unless_live(environment: Environment, model: RegisteredModel, versio
         now_live = live.model_version.version if live else "nothing"
         raise Conflict(
             f"{model.name} {version} is not live in {environment.name} (live: {now_live}); "
-            "nothing was rolled back.",
+            "nothing was rolled back. Read what is live now before rolling back again.",
             code="not_live",
         )
 
@@ -394,7 +402,8 @@ def rollback_plan(
     replaced = history.order_by("-pk").first()
     if replaced is None or replaced.status == DeploymentStatus.ROLLED_BACK:
         raise Conflict(
-            f"There is nothing to roll back for {model.name} in {environment.name}.",
+            f"There is nothing to roll back for {model.name} in {environment.name}: no "
+            "deployment of it is recorded there.",
             code="nothing_to_roll_back",
         )
     earlier = history.filter(succeeded_at__isnull=False).exclude(pk=replaced.pk)
@@ -406,7 +415,8 @@ def rollback_plan(
     if target is None:
         raise Conflict(
             f"No earlier version of {model.name} was live in {environment.name}, so there is "
-            "nothing to roll back to.",
+            "nothing to roll back to. Deploy the version you want under a change request "
+            "instead.",
             code="no_previous_version",
         )
     return replaced, target
@@ -552,11 +562,15 @@ def unauthorised_change_raise(
     now: datetime,
     health_check: HealthCheck | None = None,
     batch_run: BatchRun | None = None,
+    workload_observation: WorkloadObservation | None = None,
+    observed_by: str = "",
     request: Any = None,
 ) -> UnauthorisedChange | None:
     """Rule 14: flag `deployment` as serving `reported_sha256`, which the ledger did not put
     there, and tell people; once per digest while a flag stays unreviewed. Runs inside the
-    caller's transaction (a health probe or a batch run's attestation, the witness)."""
+    caller's transaction (a health probe, a batch run's attestation or a workload seen in the
+    cluster, the witness; or, in `observed_by`, a source such as an MLflow alias moved outside
+    Gatehouse)."""
     already = UnauthorisedChange.objects.filter(
         deployment=deployment, reported_sha256=reported_sha256, reviewed_at__isnull=True
     ).exists()
@@ -567,6 +581,8 @@ def unauthorised_change_raise(
         deployment=deployment,
         health_check=health_check,
         batch_run=batch_run,
+        workload_observation=workload_observation,
+        observed_by=observed_by[:300],
         environment=deployment.environment,
         model=deployment.model,
         expected_sha256=expected,
@@ -577,6 +593,14 @@ def unauthorised_change_raise(
     flag.save()
     notifications.unauthorised_change(flag=flag)
     witness = {"batch_run": batch_run.pk, "job_id": batch_run.job_id} if batch_run else {}
+    if workload_observation is not None:
+        witness = {
+            "workload_observation": workload_observation.pk,
+            "namespace": workload_observation.namespace,
+            "workload": workload_observation.workload,
+        }
+    if observed_by:
+        witness["observed_by"] = flag.observed_by
     audit_record(
         actor=actor,
         action=AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
@@ -612,7 +636,10 @@ def unauthorised_change_review(
         .get(pk=flag.pk)
     )
     if flag.reviewed_at is not None:
-        raise Conflict("This flag has been reviewed already.", code="already_reviewed")
+        raise Conflict(
+            "This flag has been reviewed already; its review is on the environment's page.",
+            code="already_reviewed",
+        )
     note = note.strip()
     if not note:
         raise ValidationError({"note": "Say what the review found."})

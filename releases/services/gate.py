@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
+from portal.rows import Statement, row_insert
 from registry.models import ArtifactOutcome, LifecycleStatus
 from releases.models import ChangeRequest, Deployment, Environment, GateDecision, GatePurpose
 from releases.selectors.gate import (
@@ -28,11 +29,15 @@ from releases.selectors.gate import (
     gate_question_resolve,
 )
 from releases.services.change_requests import EMERGENCY_VALIDITY
-from releases.states import Kind
+from releases.states import Kind, State
 
 # The kind of deployment a rule is asked about: a change request's kind, or a rollback.
 ROLLBACK = "rollback"
 NORMAL, EMERGENCY = Kind.NORMAL.value, Kind.EMERGENCY.value
+STANDARD, STANDARD_TEMPLATE = Kind.STANDARD.value, Kind.STANDARD_TEMPLATE.value
+# A standard change meets every rule of a normal one (soak, window, freeze, validation),
+# besides matching its template.
+PLANNED = frozenset({NORMAL, STANDARD})
 
 
 class GateCode(models.TextChoices):
@@ -87,6 +92,10 @@ class GateCode(models.TextChoices):
     FINDINGS_OVERDUE = "findings_overdue", "A high validation finding is past its due date."
     ARTIFACT_CHANGED = "artifact_changed", "The artifact in its store is no longer the build's."
     ARTIFACT_UNVERIFIED = "artifact_unverified", "No store has verified the build's artifact."
+    NOT_WITHIN_TEMPLATE = (
+        "not_within_template",
+        "The standard change differs from its template, or the template may not serve.",
+    )
 
 
 @dataclass(frozen=True)
@@ -205,24 +214,46 @@ def _digest(sha256: str) -> str:
     return f"{sha256[:12]}…"
 
 
+REGISTER_BUILD = (
+    "CI registers each build (gatehouse_ci.py build, docs/ci.md); register it, or name a "
+    "version the model's page lists."
+)
+PIPELINE_REREAD = "the gate reads its status again within minutes."
+# What the requester does next when the change they named is not approved (yet).
+NOT_APPROVED_NEXT = {
+    State.DRAFT: "Its requester submits it for review on its page.",
+    State.IN_REVIEW: "It waits for its peer review; the change's page says who may give it.",
+    State.IN_APPROVAL: "It waits for team sign-offs; the change's page says whose.",
+}
+
+
 # -- the rules, in the order their reasons are listed -------------------------------------------
 
 
 def unknown_environment(q: GateQuestion) -> str | None:
     if q.environment is None:
-        return f"There is no environment named '{q.asked['environment']}'."
+        return (
+            f"There is no environment named '{q.asked['environment']}'. Names are exact "
+            "(dev, test, prod …): use one the portal's Environments page lists."
+        )
     return None
 
 
 def policy_missing(q: GateQuestion) -> str | None:
     if q.environment is not None and q.policy is None:
-        return f"{q.environment.name} has no policy yet, so nothing may be deployed there."
+        return (
+            f"{q.environment.name} has no policy yet, so nothing may be deployed there. An "
+            "administrator sets one in Admin → Environment policies."
+        )
     return None
 
 
 def unknown_model(q: GateQuestion) -> str | None:
     if q.model is None:
-        return f"There is no registered model named '{q.asked['model']}'."
+        return (
+            f"There is no registered model named '{q.asked['model']}'. Check the name on the "
+            "portal's Registry page, or register the model first (POST /api/v1/models/)."
+        )
     return None
 
 
@@ -230,11 +261,14 @@ def unknown_version(q: GateQuestion) -> str | None:
     if q.model is None or q.model_version is not None:
         return None
     if q.asked["version"]:
-        return f"{q.model.name} has no registered version '{q.asked['version']}'."
+        return f"{q.model.name} has no registered version '{q.asked['version']}'. {REGISTER_BUILD}"
     if q.asked["artifact_sha256"]:
         digest = _digest(q.asked["artifact_sha256"])
-        return f"No registered version of {q.model.name} has artifact digest {digest}."
-    return "Name the version or the artifact digest to deploy."
+        return (
+            f"No registered version of {q.model.name} has artifact digest {digest}. "
+            f"{REGISTER_BUILD}"
+        )
+    return "Name the version or the artifact digest to deploy, then ask again."
 
 
 def digest_mismatch(q: GateQuestion) -> str | None:
@@ -246,7 +280,8 @@ def digest_mismatch(q: GateQuestion) -> str | None:
     if asked and version.artifact_sha256 != asked:
         return (
             f"{version} was registered with artifact digest {_digest(version.artifact_sha256)}, "
-            f"not {_digest(asked)}."
+            f"not {_digest(asked)}. Deploy the artifact registered with {version}, or "
+            "register this build as a new version."
         )
     cr = q.change_request
     if cr is not None and cr.model_version_id != version.pk and _same_model(q):
@@ -255,14 +290,18 @@ def digest_mismatch(q: GateQuestion) -> str | None:
             return (
                 f"{cr.number} authorises {approved} with artifact digest "
                 f"{_digest(approved.artifact_sha256)}, not {version} "
-                f"({_digest(version.artifact_sha256)})."
+                f"({_digest(version.artifact_sha256)}). Deploy {approved}, or file a change "
+                f"for {version}."
             )
     return None
 
 
 def unknown_change_request(q: GateQuestion) -> str | None:
     if q.change_request_named and q.change_request is None:
-        return f"There is no change request {q.asked['change_request']}."
+        return (
+            f"There is no change request {q.asked['change_request']}. Check the number on the "
+            "portal's Change requests page (numbers look like CR-42)."
+        )
     return None
 
 
@@ -273,14 +312,20 @@ def _same_model(q: GateQuestion) -> bool:
 def wrong_environment(q: GateQuestion) -> str | None:
     cr, env = q.change_request, q.environment
     if cr is not None and env is not None and cr.environment_id != env.pk:
-        return f"{cr.number} is for {cr.environment.name}, not {env.name}."
+        return (
+            f"{cr.number} is for {cr.environment.name}, not {env.name}. Name a change filed "
+            f"for {env.name}, or file one."
+        )
     return None
 
 
 def wrong_model(q: GateQuestion) -> str | None:
     cr = q.change_request
     if cr is not None and not _same_model(q):
-        return f"{cr.number} is for {cr.model_version.model.name}, not {q.model.name}."
+        return (
+            f"{cr.number} is for {cr.model_version.model.name}, not {q.model.name}. Name a "
+            f"change filed for {q.model.name}, or file one."
+        )
     return None
 
 
@@ -290,7 +335,10 @@ def wrong_version(q: GateQuestion) -> str | None:
         return None
     if cr.model_version.artifact_sha256 != version.artifact_sha256:
         return None  # digest_mismatch says it
-    return f"{cr.number} authorises {cr.model_version}, not {version}."
+    return (
+        f"{cr.number} authorises {cr.model_version}, not {version}. Deploy "
+        f"{cr.model_version}, or file a change for {version}."
+    )
 
 
 def change_already_used(q: GateQuestion) -> str | None:
@@ -298,7 +346,10 @@ def change_already_used(q: GateQuestion) -> str | None:
     has been rolled back."""
     cr = q.change_request
     if cr is not None and (cr.state in USED_STATES or q.attempt_succeeded):
-        return f"{cr.number} has already been deployed; one change authorises one release."
+        return (
+            f"{cr.number} has already been deployed; one change authorises one release. File "
+            "a new change request to release again."
+        )
     return None
 
 
@@ -308,12 +359,72 @@ def no_approved_change(q: GateQuestion) -> str | None:
         if q.policy is not None and q.policy.needs_change_request:
             return (
                 f"{q.environment.name} needs an approved change request for this build, "
-                "and there is none."
+                "and none was named. File one on the portal (Change requests → New), and "
+                "name its number once it is approved."
             )
         return None
     if cr.state not in USED_STATES and cr.state != USABLE_STATES[Kind.NORMAL]:
-        return f"{cr.number} is {cr.get_state_display().lower()}, not approved."
+        return (
+            f"{cr.number} is {cr.get_state_display().lower()}, not approved. "
+            f"{NOT_APPROVED_NEXT.get(cr.state, 'File a new change request.')}"
+        )
     return None
+
+
+def not_within_template(q: GateQuestion) -> str | None:
+    """Issue 18, rule 18: a standard change goes only where and as its template allows: same
+    model, an environment of the template, same repository and pipeline, commits since the
+    template's build that touch only its paths (read from git at submission), while the
+    template is approved, not revoked, not expired and not used up. A template's own approval
+    authorises no deployment."""
+    cr = q.change_request
+    if cr is None:
+        return None
+    if cr.kind == STANDARD_TEMPLATE:
+        return (
+            f"{cr.number} approves standard change template ST-{cr.standard_template_id}; it "
+            "authorises standard changes made under it, not a deployment: file a standard "
+            "change under the template to deploy a build."
+        )
+    template = q.template
+    if template is None:
+        return (
+            f"{cr.number} names no standard change template: file it again under an approved "
+            "template, or as a normal change."
+        )
+    version = cr.model_version
+    differs = []
+    if not template.approved:
+        differs.append("the template is not approved")
+    if template.revoked_at is not None:
+        differs.append(f"the template was revoked at {_when(template.revoked_at)}")
+    if q.now >= template.valid_until:
+        differs.append(f"the template expired at {_when(template.valid_until)}")
+    if template.uses >= template.max_uses:
+        differs.append(f"the template has been used {template.uses} of {template.max_uses} times")
+    if version.model_id != template.model_id:
+        differs.append(f"it is for {version.model.name}, another model")
+    if not template.serves_environment:
+        differs.append(f"the template does not serve {cr.environment.name}")
+    if version.repository_id != template.repository_id:
+        differs.append("its build comes from another repository")
+    if not (version.build_url or "").startswith(template.pipeline):
+        differs.append(f"its build is not from the pipeline {template.pipeline}")
+    diff = cr.template_diff or {}
+    if not diff.get("known"):
+        differs.append(
+            f"its commits could not be compared with the template's ({diff.get('note', '')})"
+        )
+    elif diff.get("outside"):
+        shown = ", ".join(diff["outside"][:5])
+        more = f" and {len(diff['outside']) - 5} more" if len(diff["outside"]) > 5 else ""
+        differs.append(f"its commits touch {shown}{more}, outside the template's paths")
+    if not differs:
+        return None
+    return (
+        f"{cr.number} is not within {template.number}: {'; '.join(differs)}. File it as a "
+        "normal change, which takes the full sign-off path."
+    )
 
 
 def emergency_not_authorised(q: GateQuestion) -> str | None:
@@ -321,7 +432,8 @@ def emergency_not_authorised(q: GateQuestion) -> str | None:
     if cr.state not in USED_STATES and cr.state != USABLE_STATES[Kind.EMERGENCY]:
         return (
             f"Emergency change {cr.number} is {cr.get_state_display().lower()}; "
-            "an emergency approver must authorise it first."
+            "an emergency approver (the change manager on duty) must authorise it on its page "
+            "first."
         )
     return None
 
@@ -330,7 +442,7 @@ def policy_emergency_not_allowed(q: GateQuestion) -> str | None:
     if q.policy is not None and not q.policy.emergency_allowed:
         return (
             f"The {q.change_request.environment.name} policy (v{q.policy.version}) does not "
-            "allow emergency changes."
+            "allow emergency changes. File a normal change instead."
         )
     return None
 
@@ -342,7 +454,8 @@ def emergency_expired(q: GateQuestion) -> str | None:
     if cr.state == USABLE_STATES[Kind.EMERGENCY] and expired:
         return (
             f"Emergency change {cr.number} was authorised at {_when(authorised_at)} and "
-            f"was valid for {EMERGENCY_VALIDITY.total_seconds() / 3600:.0f} hours."
+            f"was valid for {EMERGENCY_VALIDITY.total_seconds() / 3600:.0f} hours. File a new "
+            "emergency change to deploy the fix."
         )
     return None
 
@@ -354,13 +467,14 @@ def policy_changed(q: GateQuestion) -> str | None:
     if cr is None or policy is None or cr.state != USABLE_STATES[Kind.NORMAL]:
         return None
     missing = list(q.unsigned_teams)
-    if policy.needs_peer_review and not q.peer_reviewed:
+    if (policy.needs_peer_review or cr.kind == STANDARD) and not q.peer_reviewed:
         missing.insert(0, "a peer review")
     if not missing:
         return None
     return (
         f"{cr.number} was approved under an earlier policy; the {q.environment.name} policy in "
-        f"force (v{policy.version}) also needs {', '.join(missing)}."
+        f"force (v{policy.version}) also needs {', '.join(missing)}. Ask for them on the "
+        "change's page; it deploys once they have signed."
     )
 
 
@@ -370,11 +484,17 @@ def outside_window(q: GateQuestion) -> str | None:
     if cr is None:
         return None
     if cr.window_start is None or cr.window_end is None:
-        return f"{cr.number} has no planned window."
-    if not cr.window_start <= q.now < cr.window_end:
+        return f"{cr.number} has no planned window. Its requester edits it to give one."
+    if q.now < cr.window_start:
         return (
             f"{cr.number} is valid from {_when(cr.window_start)} to {_when(cr.window_end)}; "
-            f"it is now {_when(q.now)}."
+            f"it is now {_when(q.now)}. Wait until {_when(cr.window_start)} to deploy."
+        )
+    if q.now >= cr.window_end:
+        return (
+            f"{cr.number} is valid from {_when(cr.window_start)} to {_when(cr.window_end)}; "
+            f"it is now {_when(q.now)}. Its window has passed: file a new change request "
+            "with a new window."
         )
     return None
 
@@ -382,14 +502,21 @@ def outside_window(q: GateQuestion) -> str | None:
 def deployment_in_progress(q: GateQuestion) -> str | None:
     cr = q.change_request
     if cr is not None and q.attempt_in_progress:
-        return f"A deployment under {cr.number} has started and not reported its result yet."
+        return (
+            f"A deployment under {cr.number} has started and not reported its result yet. "
+            "Wait for its pipeline to report success or failure, then ask again."
+        )
     return None
 
 
 def freeze_in_effect(q: GateQuestion) -> str | None:
     """Rule 8: a freeze blocks normal changes."""
     if q.freeze is not None:
-        return f"{q.environment.name} is frozen until {_when(q.freeze.ends_at)}: {q.freeze.reason}."
+        return (
+            f"{q.environment.name} is frozen until {_when(q.freeze.ends_at)}: "
+            f"{q.freeze.reason}. Wait until the freeze ends, or, for an urgent fix, file an "
+            "emergency change."
+        )
     return None
 
 
@@ -403,27 +530,32 @@ def soak_not_met(q: GateQuestion) -> str | None:
     if soak.started_at is None:
         return (
             f"{build} has not been live in {source}; {q.environment.name} needs {soak.days} "
-            f"days of it live there first."
+            f"days of it live there first. Deploy it to {source}; the soak holds {soak.days} "
+            "days after it goes live there."
         )
     if soak.rolled_back_at is not None:
         return (
             f"{build} was rolled back away from in {source} at {_when(soak.rolled_back_at)}; "
-            "its time there does not count as soak."
+            "its time there does not count as soak. Fix the build, register it as a new "
+            f"version and let it soak in {source}."
         )
     if soak.void:
         return (
             f"{soak.failed_checks} health check(s) of {build} failed in {source} during its "
-            "soak, and the policy asks for a healthy one."
+            "soak, and the policy asks for a healthy one. Find why it failed there; a new "
+            f"build soaks in {source} again."
         )
     if soak.earliest_allowed_at is None:
         return (
             f"{build} was live in {source} only from {_when(soak.started_at)} to "
             f"{_when(soak.ended_at)}, less than {soak.days} days; the soak holds only once it "
-            f"has been live there {soak.days} days in one span (not while it is not live there)."
+            f"has been live there {soak.days} days in one span (not while it is not live there). "
+            f"Deploy it to {source} again and let it stay live {soak.days} days."
         )
     return (
         f"{build} has been live in {source} since {_when(soak.started_at)}; the "
-        f"{soak.days}-day soak holds from {_when(soak.earliest_allowed_at)}."
+        f"{soak.days}-day soak holds from {_when(soak.earliest_allowed_at)}. Wait until then, "
+        "or, for an urgent fix, file an emergency change."
     )
 
 
@@ -439,8 +571,14 @@ def pipeline_not_green(q: GateQuestion) -> str | None:
     if q.pipeline_status == "success":
         return None
     if q.pipeline_status:
-        return f"The GitLab pipeline of commit {version.commit_sha[:10]} is {q.pipeline_status}."
-    return f"No GitLab pipeline result has been recorded for commit {version.commit_sha[:10]}."
+        return (
+            f"The GitLab pipeline of commit {version.commit_sha[:10]} is {q.pipeline_status}. "
+            f"Make it pass in GitLab; {PIPELINE_REREAD}"
+        )
+    return (
+        f"No GitLab pipeline result has been recorded for commit {version.commit_sha[:10]}. "
+        f"Check that its pipeline ran in GitLab; {PIPELINE_REREAD}"
+    )
 
 
 def retrospective_overdue(q: GateQuestion) -> str | None:
@@ -451,7 +589,8 @@ def retrospective_overdue(q: GateQuestion) -> str | None:
         return None
     return (
         f"The retrospective review of emergency change {overdue.number} for {q.model.name} was "
-        f"due at {_when(overdue.due_at)}."
+        f"due at {_when(overdue.due_at)}. Each approval team signs it on that change's page; "
+        "until then the model takes no new emergency change."
     )
 
 
@@ -464,7 +603,8 @@ def record_inconsistent(q: GateQuestion) -> str | None:
     what = q.change_request.number if q.change_request else f"The {q.environment.name} policy"
     return (
         f"{what} holds values the audit trail does not explain (see `manage.py "
-        "audit_reconcile`); it is not trusted until the rows match the trail again."
+        "audit_reconcile`); it is not trusted until the rows match the trail again. Ask an "
+        "administrator to find who changed the rows and restore what the trail records."
     )
 
 
@@ -475,7 +615,8 @@ def conflicting_change(q: GateQuestion) -> str | None:
         return None
     return (
         f"{q.conflicting_change} also changes {q.model.name} in {q.environment.name} in a "
-        "window that overlaps this change's."
+        "window that overlaps this change's. Agree an order with its requester and move one "
+        "of the windows."
     )
 
 
@@ -484,7 +625,10 @@ def window_touches_freeze(q: GateQuestion) -> str | None:
     refuses once it stands)."""
     if q.window_freeze_reason is None:
         return None
-    return f"A freeze ({q.window_freeze_reason}) begins inside this change's window."
+    return (
+        f"A freeze ({q.window_freeze_reason}) begins inside this change's window. Deploy "
+        "before it begins, or edit the change to end its window before the freeze."
+    )
 
 
 def dependency_conflict(q: GateQuestion) -> str | None:
@@ -500,7 +644,8 @@ def dependency_conflict(q: GateQuestion) -> str | None:
         relation = f"it depends on {q.change_request.model_version.model.name}"
     return (
         f"{conflict.number} changes {conflict.model} ({relation}) in "
-        f"{q.change_request.environment.name} in a window that overlaps this change's."
+        f"{q.change_request.environment.name} in a window that overlaps this change's. Agree "
+        "an order with its requester and move one of the windows."
     )
 
 
@@ -513,7 +658,9 @@ def signer_overloaded(q: GateQuestion) -> str | None:
     return (
         f"{signer.username} is the only approver of {signer.team} and is needed on "
         f"{signer.changes} changes whose windows start on {signer.day:%Y-%m-%d} (more than "
-        f"{settings.GATEHOUSE_SIGNER_CHANGES_PER_DAY} a day)."
+        f"{settings.GATEHOUSE_SIGNER_CHANGES_PER_DAY} a day). Spread the windows over more "
+        f"days, or ask an administrator to give a second person the approver role in "
+        f"{signer.team}."
     )
 
 
@@ -521,7 +668,10 @@ def model_retired(q: GateQuestion) -> str | None:
     """A retired model goes nowhere, rollbacks included (issue 16)."""
     if q.model is None or q.model.lifecycle_status != LifecycleStatus.RETIRED:
         return None
-    return f"{q.model.name} is retired in the model inventory; it is deployed nowhere any more."
+    return (
+        f"{q.model.name} is retired in the model inventory; it is deployed nowhere any more. "
+        "A successor is registered as a new model."
+    )
 
 
 def _validation_asked(q: GateQuestion) -> bool:
@@ -534,7 +684,8 @@ def validation_missing(q: GateQuestion) -> str | None:
         return None
     return (
         f"No Model Risk validation covers {q.model.name} {q.model_version.version}; "
-        f"{q.environment.name} takes only validated builds."
+        f"{q.environment.name} takes only validated builds. Ask Model Risk to validate it "
+        "(the model's page lists its validations)."
     )
 
 
@@ -546,7 +697,7 @@ def validation_expired(q: GateQuestion) -> str | None:
     return (
         f"The validation of {q.model.name} {q.model_version.version} concluded on "
         f"{_when(validation.concluded_at)} expired on {_when(validation.valid_until)}; "
-        "Model Risk validates it again."
+        "ask Model Risk to validate it again."
     )
 
 
@@ -556,7 +707,8 @@ def validation_rejected(q: GateQuestion) -> str | None:
         return None
     return (
         f"Model Risk rejected {q.model.name} {q.model_version.version} in its validation of "
-        f"{_when(validation.concluded_at)}."
+        f"{_when(validation.concluded_at)}. Address its findings and register a new build "
+        "for Model Risk to validate."
     )
 
 
@@ -567,7 +719,8 @@ def findings_overdue(q: GateQuestion) -> str | None:
         return None
     return (
         f"{q.findings_overdue} high finding(s) of {q.model.name}'s validation are open past "
-        "their remediation date."
+        "their remediation date. The finding's owner remediates it, or Model Risk accepts "
+        "it, on the model's page."
     )
 
 
@@ -578,7 +731,9 @@ def artifact_changed(q: GateQuestion) -> str | None:
         return None
     return (
         f"The store of {q.model_version.artifact_uri} no longer holds digest "
-        f"{_digest(q.model_version.artifact_sha256)}: the object changed since it was registered."
+        f"{_digest(q.model_version.artifact_sha256)}: the object changed since it was "
+        "registered. Find out who replaced it; restore the registered artifact, or register "
+        "the new one as a new version."
     )
 
 
@@ -591,12 +746,14 @@ def artifact_unverified(q: GateQuestion) -> str | None:
         return None
     return (
         f"No store has confirmed the digest of {q.model.name} {q.model_version.version} "
-        f"({q.model_version.artifact_uri}); {q.environment.name} takes only verified artifacts."
+        f"({q.model_version.artifact_uri}); {q.environment.name} takes only verified artifacts. "
+        "Its store is read at registration and at each deployment start; if it cannot be read, "
+        "an administrator connects it (GATEHOUSE_ARTIFACT_STORES, docs/operations.md)."
     )
 
 
-ANY = frozenset({NORMAL, EMERGENCY, ROLLBACK})
-DEPLOYS = frozenset({NORMAL, EMERGENCY})
+ANY = frozenset({NORMAL, EMERGENCY, STANDARD, ROLLBACK})
+DEPLOYS = frozenset({NORMAL, EMERGENCY, STANDARD})
 
 RULES: list[Rule] = [
     Rule(GateCode.UNKNOWN_ENVIRONMENT, unknown_environment, ANY, field="environment"),
@@ -609,54 +766,59 @@ RULES: list[Rule] = [
     Rule(GateCode.WRONG_MODEL, wrong_model, DEPLOYS),
     Rule(GateCode.WRONG_VERSION, wrong_version, DEPLOYS),
     Rule(GateCode.CHANGE_ALREADY_USED, change_already_used, DEPLOYS),
-    Rule(GateCode.NO_APPROVED_CHANGE, no_approved_change, frozenset({NORMAL})),
+    Rule(GateCode.NO_APPROVED_CHANGE, no_approved_change, PLANNED),
+    Rule(
+        GateCode.NOT_WITHIN_TEMPLATE,
+        not_within_template,
+        frozenset({STANDARD, STANDARD_TEMPLATE}),
+    ),
     Rule(GateCode.EMERGENCY_NOT_AUTHORISED, emergency_not_authorised, frozenset({EMERGENCY})),
     Rule(
         GateCode.POLICY_EMERGENCY_NOT_ALLOWED, policy_emergency_not_allowed, frozenset({EMERGENCY})
     ),
     Rule(GateCode.EMERGENCY_EXPIRED, emergency_expired, frozenset({EMERGENCY})),
-    Rule(GateCode.POLICY_CHANGED, policy_changed, frozenset({NORMAL})),
-    Rule(GateCode.OUTSIDE_WINDOW, outside_window, frozenset({NORMAL})),
+    Rule(GateCode.POLICY_CHANGED, policy_changed, PLANNED),
+    Rule(GateCode.OUTSIDE_WINDOW, outside_window, PLANNED),
     Rule(GateCode.DEPLOYMENT_IN_PROGRESS, deployment_in_progress, DEPLOYS),
-    Rule(GateCode.FREEZE_IN_EFFECT, freeze_in_effect, frozenset({NORMAL})),
-    Rule(GateCode.SOAK_NOT_MET, soak_not_met, frozenset({NORMAL})),
+    Rule(GateCode.FREEZE_IN_EFFECT, freeze_in_effect, PLANNED),
+    Rule(GateCode.SOAK_NOT_MET, soak_not_met, PLANNED),
     Rule(GateCode.PIPELINE_NOT_GREEN, pipeline_not_green, DEPLOYS),
     Rule(GateCode.RECORD_INCONSISTENT, record_inconsistent, DEPLOYS),
     Rule(GateCode.MODEL_RETIRED, model_retired, ANY),
-    Rule(GateCode.VALIDATION_MISSING, validation_missing, frozenset({NORMAL})),
-    Rule(GateCode.VALIDATION_EXPIRED, validation_expired, frozenset({NORMAL})),
-    Rule(GateCode.VALIDATION_REJECTED, validation_rejected, frozenset({NORMAL})),
-    Rule(GateCode.FINDINGS_OVERDUE, findings_overdue, frozenset({NORMAL})),
+    Rule(GateCode.VALIDATION_MISSING, validation_missing, PLANNED),
+    Rule(GateCode.VALIDATION_EXPIRED, validation_expired, PLANNED),
+    Rule(GateCode.VALIDATION_REJECTED, validation_rejected, PLANNED),
+    Rule(GateCode.FINDINGS_OVERDUE, findings_overdue, PLANNED),
     Rule(GateCode.ARTIFACT_CHANGED, artifact_changed, ANY),
     Rule(GateCode.ARTIFACT_UNVERIFIED, artifact_unverified, DEPLOYS),
     Rule(
         GateCode.RETROSPECTIVE_OVERDUE,
         retrospective_overdue,
         blocks=frozenset({EMERGENCY}),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
     ),
     # Issue 18: conflicts warn; collisions refuse where the policy says so.
     Rule(
         GateCode.CONFLICTING_CHANGE,
         conflicting_change,
         frozenset(),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
         blocks_where_policy="conflicts_block",
     ),
     Rule(
         GateCode.DEPENDENCY_CONFLICT,
         dependency_conflict,
         frozenset(),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
         blocks_where_policy="conflicts_block",
     ),
     Rule(
         GateCode.WINDOW_TOUCHES_FREEZE,
         window_touches_freeze,
         frozenset(),
-        warns=frozenset({NORMAL}),
+        warns=PLANNED,
     ),
-    Rule(GateCode.SIGNER_OVERLOADED, signer_overloaded, frozenset(), warns=frozenset({NORMAL})),
+    Rule(GateCode.SIGNER_OVERLOADED, signer_overloaded, frozenset(), warns=PLANNED),
 ]
 CONFLICT_CODES = frozenset(
     {
@@ -735,30 +897,40 @@ def gate_decision_save(
         asked_by_name=describe_actor(actor).name,
         decided_at=answer.decided_at,
     )
-    # Every value comes from rows read in this transaction a moment ago and from the rule
-    # table; validating them again would cost more than the whole judgement.
-    decision.save(force_insert=True)
-    return decision
+    # Every value comes from rows read a moment ago and from the rule table; validating them
+    # again, or compiling the ORM's INSERT, would cost more than the whole judgement.
+    return row_insert(decision)
 
 
-# Adds one to a running total, creating its row on first use (PostgreSQL and SQLite alike).
+# Adds one to running totals, creating their rows on first use (PostgreSQL and SQLite alike).
 TALLY_ADD = (
     'INSERT INTO releases_gatetally (environment, purpose, allowed, code, "count") '
-    "VALUES (%s, %s, %s, %s, 1) ON CONFLICT (environment, purpose, allowed, code) "
+    "VALUES {rows} ON CONFLICT (environment, purpose, allowed, code) "
     'DO UPDATE SET "count" = releases_gatetally."count" + 1'
 )
 
 
-def gate_decision_tally(decision: GateDecision) -> None:
-    """Add one decision to the running totals that `/metrics` reads (`GateTally`). Called after
-    the decision's audit event: that append holds the trail's lock to the end of the
-    transaction, so the totals' rows are only ever locked under it, and two transactions that
-    record several decisions cannot wait on each other's rows."""
+def gate_decision_tally_statement(decision: GateDecision) -> Statement:
+    """The statement that adds one decision to the running totals that `/metrics` reads
+    (`GateTally`): one row for the decision, one per code it was refused with, in key order."""
     environment = decision.environment.name if decision.environment else ""
     codes = sorted({reason["code"] for reason in decision.reasons})
-    keys = [(environment, decision.purpose, decision.allowed, code) for code in ["", *codes]]
+    rows = ", ".join(["(%s, %s, %s, %s, 1)"] * (len(codes) + 1))
+    params = [
+        value
+        for code in ["", *codes]
+        for value in (environment, decision.purpose, decision.allowed, code)
+    ]
+    return TALLY_ADD.format(rows=rows), params
+
+
+def gate_decision_tally(decision: GateDecision) -> None:
+    """Add one decision to the running totals. Called after the decision's audit event (or
+    sent with it, `audit_record(then=...)`): that append holds the trail's lock to the end of
+    the transaction, so the totals' rows are only ever locked under it, and two transactions
+    that record several decisions cannot wait on each other's rows."""
     with connection.cursor() as cursor:
-        cursor.executemany(TALLY_ADD, keys)
+        cursor.execute(*gate_decision_tally_statement(decision))
 
 
 def decision_data(answer: GateAnswer, decision: GateDecision) -> dict[str, Any]:
@@ -767,7 +939,6 @@ def decision_data(answer: GateAnswer, decision: GateDecision) -> dict[str, Any]:
     return {"gate_decision": decision.pk, **data}
 
 
-@transaction.atomic
 def gate_decide(
     *,
     actor: Any,
@@ -782,7 +953,12 @@ def gate_decide(
     asked_by: dict[str, Any] | None = None,
 ) -> GateAnswer:
     """The gate as CI asks it, or a platform (`purpose`, and `asked_by` naming the platform's
-    deployment): judge, then record the decision and its audit event."""
+    deployment): judge, then record the decision and its audit event.
+
+    One read resolves the question (outside any transaction of its own: it only reads, as the
+    change request page does), then one short transaction records what it answered: the
+    decision, its audit event and the running totals. The answer is the one of the moment of
+    the read, and says so (`decided_at`); a deployment start judges again under its locks."""
     answer = gate_evaluate(
         environment=environment,
         model=model,
@@ -792,16 +968,17 @@ def gate_decide(
         now=now,
     )
     question = {**answer.question.asked, **(asked_by or {})}
-    answer.decision = gate_decision_save(
-        actor=actor, answer=answer, purpose=purpose, question=question
-    )
-    audit_record(
-        actor=actor,
-        action=AuditAction.GATE_CHECKED,
-        target=answer.model_version or answer.model,
-        environment=answer.environment,
-        data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
-        request=request,
-    )
-    gate_decision_tally(answer.decision)
+    with transaction.atomic():
+        answer.decision = gate_decision_save(
+            actor=actor, answer=answer, purpose=purpose, question=question
+        )
+        audit_record(
+            actor=actor,
+            action=AuditAction.GATE_CHECKED,
+            target=answer.model_version or answer.model,
+            environment=answer.environment,
+            data={**question, "purpose": purpose, **decision_data(answer, answer.decision)},
+            request=request,
+            then=gate_decision_tally_statement(answer.decision),
+        )
     return answer

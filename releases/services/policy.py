@@ -36,6 +36,7 @@ POLICY_FIELDS = (
     "retrospective_excludes_authoriser",
     "conflicts_block",
     "required_acr",
+    "standard_changes_allowed",
 )
 
 
@@ -47,6 +48,10 @@ def policy_snapshot(policy: EnvironmentPolicy | None) -> dict | None:
     data["version"] = policy.version
     data["approval_teams"] = [team.slug for team in policy.approval_teams.all()]
     data["soak_source"] = policy.soak_source.name if policy.soak_source else None
+    data["low_risk_approval_teams"] = sorted(
+        team.slug for team in policy.low_risk_approval_teams.all()
+    )
+    data["high_risk_team"] = policy.high_risk_team.slug if policy.high_risk_team else None
     return data
 
 
@@ -57,10 +62,11 @@ def production_policy_shortfalls(
     needs_peer_review: bool,
     soak_source: Environment | None,
     soak_days: int,
+    low_risk_approval_teams: list[Team] = (),
 ) -> list[str]:
     """What these rules lack against the floor under a production policy (rule 13's guardrail),
     one sentence each; empty when they hold. A bank's production must keep its four eyes, its
-    approval teams and its soak, whoever holds the admin."""
+    approval teams and its soak, whoever holds the admin, low-risk changes included (rule 18)."""
     floor = settings.GATEHOUSE_MIN_PROD_TEAMS
     shortfalls = []
     if not needs_change_request:
@@ -74,13 +80,19 @@ def production_policy_shortfalls(
         )
     if soak_source is None or soak_days < 1:
         shortfalls.append("it must require a soak of at least one day in another environment")
+    if low_risk_approval_teams and len(low_risk_approval_teams) < floor:
+        shortfalls.append(
+            f"it lets a low-risk change through with {len(low_risk_approval_teams)} approval "
+            f"team(s) where production needs at least {floor}"
+        )
     return shortfalls
 
 
 def _refuse_weak_production_policy(environment: Environment, shortfalls: list[str]) -> None:
     if shortfalls:
         raise Conflict(
-            f"{environment.name} is a production environment: " + "; ".join(shortfalls) + ".",
+            f"{environment.name} is a production environment: {'; '.join(shortfalls)}. "
+            "Nothing was saved: keep the policy at or above that floor.",
             code="production_policy_too_weak",
         )
 
@@ -95,6 +107,7 @@ def _current_shortfalls(environment: Environment) -> list[str]:
         needs_peer_review=current.needs_peer_review,
         soak_source=current.soak_source,
         soak_days=current.soak_days,
+        low_risk_approval_teams=list(current.low_risk_approval_teams.all()),
     )
 
 
@@ -109,10 +122,29 @@ def _governed_namespaces(text: str, *, environment_id: int | None) -> str:
         taken = set(names) & set(namespaces_parse(other.admission_namespaces))
         if taken:
             raise Conflict(
-                f"Namespace {', '.join(sorted(taken))} is governed by {other.name} already.",
+                f"Namespace {', '.join(sorted(taken))} is governed by {other.name} already: "
+                f"one environment governs a namespace. Remove it from {other.name} first, or "
+                "leave it out here.",
                 code="namespace_governed_elsewhere",
             )
     return ", ".join(names)
+
+
+CLUSTER_FIELDS = ("cluster_api_server", "cluster_namespace", "cluster_token_variable")
+
+
+def _cluster(values: dict[str, str]) -> dict[str, str]:
+    unknown = set(values) - set(CLUSTER_FIELDS)
+    if unknown:
+        raise ValueError(f"Not a cluster setting: {', '.join(sorted(unknown))}")
+    cleaned = {name: (values.get(name) or "").strip() for name in CLUSTER_FIELDS}
+    if not cleaned["cluster_namespace"] and any(cleaned.values()):
+        raise ValidationError({"cluster_namespace": ["Name the namespace to observe."]})
+    return cleaned
+
+
+def cluster_settings_of(environment: Environment) -> dict[str, str]:
+    return {field: getattr(environment, field) for field in CLUSTER_FIELDS}
 
 
 @transaction.atomic
@@ -124,14 +156,17 @@ def environment_create(
     description: str = "",
     is_production: bool = False,
     admission_namespaces: str = "",
+    cluster: dict[str, str] | None = None,
     request=None,
 ) -> Environment:
+    """`cluster`: where its workloads are observed (`CLUSTER_FIELDS`); none by default."""
     environment = Environment(
         name=name,
         rank=rank,
         description=description,
         is_production=is_production,
         admission_namespaces=_governed_namespaces(admission_namespaces, environment_id=None),
+        **_cluster(cluster or {}),
     )
     environment.full_clean()
     environment.save()
@@ -146,6 +181,7 @@ def environment_create(
             "description": description,
             "is_production": is_production,
             "admission_namespaces": environment.admission_namespaces,
+            **cluster_settings_of(environment),
         },
         request=request,
     )
@@ -161,11 +197,13 @@ def environment_update(
     description: str,
     is_production: bool | None = None,
     admission_namespaces: str | None = None,
+    cluster: dict[str, str] | None = None,
     request=None,
 ) -> Environment:
     """Marking an environment as production is refused while its policy is under the floor:
     the mark would otherwise promise a guardrail the rules in force do not keep. Which
-    namespaces it governs is audited like the rest: it decides what the cluster lets run."""
+    namespaces it governs, and where its workloads are observed, are audited like the rest:
+    they decide what the cluster lets run and what is compared with the ledger."""
     environment = Environment.objects.select_for_update().get(pk=environment.pk)
     if is_production is None:
         is_production = environment.is_production
@@ -176,6 +214,7 @@ def environment_update(
         "description": environment.description,
         "is_production": environment.is_production,
         "admission_namespaces": environment.admission_namespaces,
+        **cluster_settings_of(environment),
     }
     if is_production and not environment.is_production:
         _refuse_weak_production_policy(environment, _current_shortfalls(environment))
@@ -184,6 +223,9 @@ def environment_update(
     environment.admission_namespaces = _governed_namespaces(
         admission_namespaces, environment_id=environment.pk
     )
+    kept = cluster_settings_of(environment) if cluster is None else cluster
+    for name, value in _cluster(kept).items():
+        setattr(environment, name, value)
     environment.full_clean()
     environment.save()
     audit_record(
@@ -198,6 +240,7 @@ def environment_update(
                 "description": description,
                 "is_production": is_production,
                 "admission_namespaces": environment.admission_namespaces,
+                **cluster_settings_of(environment),
             },
         },
         request=request,
@@ -224,6 +267,9 @@ def environment_policy_change(
     retrospective_excludes_authoriser: bool = True,
     conflicts_block: bool = False,
     required_acr: str = "",
+    standard_changes_allowed: bool = False,
+    low_risk_approval_teams: Iterable[Team] = (),
+    high_risk_team: Team | None = None,
     request=None,
 ) -> EnvironmentPolicy:
     """Write the next policy version of `environment`. The environment row is locked so two
@@ -237,8 +283,20 @@ def environment_policy_change(
         .first()
     )
     if soak_source is not None and soak_source.pk == environment.pk:
-        raise Conflict("An environment cannot be its own soak source.", code="soak_source_self")
+        raise Conflict(
+            "An environment cannot be its own soak source: choose the environment a build "
+            "soaks in before it comes here (test, for production).",
+            code="soak_source_self",
+        )
     approval_teams = list(approval_teams)
+    low_risk_approval_teams = list(low_risk_approval_teams)
+    strays = [team.name for team in low_risk_approval_teams if team not in approval_teams]
+    if strays:
+        raise Conflict(
+            f"The low-risk approval teams are some of the approval teams; {', '.join(strays)} "
+            "is not one.",
+            code="low_risk_team_not_approval_team",
+        )
     if environment.is_production:
         _refuse_weak_production_policy(
             environment,
@@ -248,6 +306,7 @@ def environment_policy_change(
                 needs_peer_review=needs_peer_review,
                 soak_source=soak_source,
                 soak_days=soak_days,
+                low_risk_approval_teams=low_risk_approval_teams,
             ),
         )
     policy = EnvironmentPolicy(
@@ -266,11 +325,14 @@ def environment_policy_change(
         retrospective_excludes_authoriser=retrospective_excludes_authoriser,
         conflicts_block=conflicts_block,
         required_acr=required_acr.strip(),
+        standard_changes_allowed=standard_changes_allowed,
+        high_risk_team=high_risk_team,
         created_by_name=describe_actor(actor).name,
     )
     policy.full_clean()
     policy.save()
     policy.approval_teams.set(approval_teams)
+    policy.low_risk_approval_teams.set(low_risk_approval_teams)
     audit_record(
         actor=actor,
         action=AuditAction.ENVIRONMENT_POLICY_CHANGED,
@@ -416,7 +478,10 @@ def freeze_window_create(
 ) -> FreezeWindow:
     """A period in which normal changes to `environment` are refused (rule 8)."""
     if ends_at <= starts_at:
-        raise Conflict("A freeze must end after it starts.", code="freeze_order")
+        raise Conflict(
+            "A freeze must end after it starts: choose an end after the start.",
+            code="freeze_order",
+        )
     freeze = FreezeWindow(
         environment=environment,
         starts_at=starts_at,
@@ -444,7 +509,10 @@ def freeze_window_cancel(
     """Lift a freeze. The row stays, marked cancelled, so past refusals remain explainable."""
     freeze = FreezeWindow.objects.select_for_update().get(pk=freeze_window.pk)
     if freeze.cancelled_at is not None:
-        raise Conflict("This freeze is already cancelled.", code="freeze_cancelled")
+        raise Conflict(
+            "This freeze is already cancelled; there is nothing more to do.",
+            code="freeze_cancelled",
+        )
     freeze.cancelled_at = timezone.now()
     freeze.cancelled_by_name = describe_actor(actor).name
     freeze.cancel_reason = reason

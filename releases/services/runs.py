@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
-from portal.authentication import is_service_account
+from portal.authentication import GRANT_SCOPE, is_service_account
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Scope
 from registry.models import ModelVersion, RegisteredModel
@@ -31,7 +31,9 @@ def _may_attest(actor: Any, model: RegisteredModel, environment: Environment) ->
     if is_service_account(actor):
         if not actor.has_scope(Scope.RUNS_WRITE):
             raise RuleDenied(
-                f"This token lacks the '{Scope.RUNS_WRITE}' scope.", code="missing_scope"
+                f"This token lacks the '{Scope.RUNS_WRITE}' scope that attesting runs needs. "
+                f"{GRANT_SCOPE}",
+                code="missing_scope",
             )
         denied = token_reach_denial(actor, model=model, environment=environment)
         if denied is not None:
@@ -40,7 +42,8 @@ def _may_attest(actor: Any, model: RegisteredModel, environment: Environment) ->
     if actor is None or Membership.objects.filter(user=actor, team_id=model.owner_team_id).exists():
         return
     raise RuleDenied(
-        f"Only {model.owner_team.name} or its pipelines attest runs of {model.name}.",
+        f"Only {model.owner_team.name} or its pipelines attest runs of {model.name}: attest "
+        "from its pipeline, with its token.",
         code="not_allowed_to_attest",
     )
 
@@ -54,9 +57,17 @@ def _named(environment: str, model: str) -> tuple[Environment, RegisteredModel]:
         .first()
     )
     if found_environment is None:
-        raise NotFound(f"No environment is named '{environment}'.", code="unknown_environment")
+        raise NotFound(
+            f"No environment is named '{environment}'. Names are exact (dev, test, prod …): "
+            "GET /api/v1/environments/ lists them.",
+            code="unknown_environment",
+        )
     if found_model is None:
-        raise NotFound(f"No model is registered as '{model}'.", code="unknown_model")
+        raise NotFound(
+            f"No model is registered as '{model}'. Check the name on the Registry page "
+            "(GET /api/v1/models/ lists them).",
+            code="unknown_model",
+        )
     return found_environment, found_model
 
 
@@ -90,7 +101,7 @@ def batch_run_attest(
         if existing.artifact_sha256 != artifact_sha256:
             raise Conflict(
                 f"Job {job_id} on {host} attested digest {existing.artifact_sha256[:12]}… "
-                "already; a job runs one artifact.",
+                "already; a job runs one artifact. Attest this run under a new job id.",
                 code="run_conflict",
             )
         return existing, False

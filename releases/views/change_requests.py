@@ -408,7 +408,11 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                 status = refusal_on_form(form, error)
             except ProviderError:
                 logger.exception("signature: the identity provider cannot be reached")
-                form.add_error(None, f"{provider_name()} cannot be reached; nothing was signed.")
+                form.add_error(
+                    None,
+                    f"{provider_name()} cannot be reached; nothing was signed. Try again in a "
+                    "few minutes; if it stays out of reach, tell an administrator.",
+                )
                 status = 503
         elif form.is_valid():
             try:
@@ -433,7 +437,11 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
             status = 400
     else:
         if slot is None:
-            messages.error(request, f"There is nothing for you to sign on {number}.")
+            messages.error(
+                request,
+                f"There is nothing for you to sign on {number}: it waits for no signature of "
+                "yours. Its page says whom it waits for.",
+            )
             return _detail(change_request)
         form = SignForm(
             initial={
@@ -502,7 +510,9 @@ def change_request_sign_returned(request: HttpRequest) -> HttpResponse:
     except ProviderError:
         logger.warning("signature: the identity provider's answer was refused", exc_info=True)
         messages.error(
-            request, f"{provider_name()} did not confirm your sign-in; nothing was signed."
+            request,
+            f"{provider_name()} did not confirm your sign-in; nothing was signed. Sign again, "
+            "and finish signing in there when it asks.",
         )
         return _detail(change_request)
     try:

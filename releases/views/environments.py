@@ -26,6 +26,7 @@ from releases.selectors.change_requests import retrospective_overdue
 from releases.selectors.enforcement import gate_enforcement
 from releases.selectors.policy import environment_policy_current
 from releases.selectors.rollback import rollback_options
+from releases.selectors.runtime import ledger_and_runtime
 from releases.services import deployments as services
 
 
@@ -102,6 +103,8 @@ def _environment_page(
         "overdue": {cr.pk for cr in emergencies if retrospective_overdue(cr, now=now)},
         "flags": selectors.unauthorised_changes_open(environment=environment),
         "enforcement": enforcement,
+        # The runtime is read now, never as of a past moment.
+        "runtime": None if at else ledger_and_runtime(environment=environment, live=live),
         "only_pipeline": not any(way.latest for way in enforcement if way.by_platform),
         "can_review_flags": may_review_unauthorised_change(
             request.user, environment, environment_approver=approver

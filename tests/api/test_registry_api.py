@@ -184,6 +184,11 @@ def test_register_version_of_unknown_model_404(writer, registered):
     )
     assert response.status_code == 404
     assert response.json()["code"] == "unknown_model"
+    # Where to look, and what registers it (issue 19).
+    assert response.json()["detail"] == (
+        "No model is registered as 'ghost'. The Registry page lists the models; a model is "
+        "registered first (POST /api/v1/models/)."
+    )
 
 
 def test_find_versions_by_commit(writer, registered, login, auditor):
@@ -222,7 +227,10 @@ def test_writes_without_registry_scope_are_403(service_caller, registered, url, 
     before = (DatasetVersion.objects.count(), RegisteredModel.objects.count())
     response = reader.post(url, payload, format="json")
     assert response.status_code == 403
-    assert "registry:write" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        "This token lacks the 'registry:write' scope this endpoint needs. Use a token that has "
+        "it, or ask an administrator to grant it in Admin → Service accounts."
+    )
     assert (DatasetVersion.objects.count(), RegisteredModel.objects.count()) == before
     assert reader.get("/api/v1/models/").status_code == 200
 
@@ -232,6 +240,10 @@ def test_people_read_but_do_not_register(login, requester, registered):
     assert client.get("/api/v1/models/").status_code == 200
     response = client.post("/api/v1/models/", helpers.model_payload(name="x"), format="json")
     assert response.status_code == 403
+    assert (
+        "run it from the pipeline (gatehouse_ci.py build, docs/ci.md)"
+        in (response.json()["detail"])
+    )
 
 
 def test_anonymous_is_401(client, registered):

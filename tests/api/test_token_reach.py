@@ -180,7 +180,13 @@ def test_the_starter_or_a_token_of_the_starters_team_reports_the_result(
 
 def test_a_token_limited_to_dev_deploys_there_and_nowhere_else(envs, builds, dev_only):
     assert start(dev_only, "dev").status_code == 201
-    assert_refused(start(dev_only, "test"), "token_wrong_environment", "test", "dev")
+    refused = start(dev_only, "test")
+    assert_refused(refused, "token_wrong_environment", "test", "dev")
+    # What the pipeline's owner does next (issue 19).
+    assert refused.json()["detail"].endswith(
+        "Use a token for test, or ask an administrator to extend this one's environments in "
+        "Admin → Service accounts."
+    )
     assert not Deployment.objects.filter(environment__name="test").exists()
 
 

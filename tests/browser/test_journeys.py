@@ -294,6 +294,12 @@ def test_a_failing_release_rolled_back_from_the_environment_page(
     row = live.get_by_role("row").filter(has_text="fraud-score")
     expect(row).to_contain_text("3.1")
     expect(row).to_contain_text("down")
+    # Ledger against runtime: no namespace observed here, so the page says so rather than
+    # showing the model as not running.
+    runtime = page.get_by_label("Ledger and runtime")
+    expect(runtime).to_contain_text("No cluster namespace is observed for test")
+    expect(runtime.get_by_role("row").filter(has_text="fraud-score")).to_contain_text("down")
+    expect(runtime).not_to_contain_text("not running")
     snap(page, "environment-test")
     row.get_by_label("Reason").fill("Scoring errors on every request since 3.1.")
     row.get_by_role("button", name="Roll back").click()

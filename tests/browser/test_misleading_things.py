@@ -1,9 +1,11 @@
 """Issue 19, from the user's side: the places where a person stopped, guessed or was misled."""
 
 import hashlib
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from audit.services import audit_verify, auditor_add
@@ -193,3 +195,37 @@ def test_a_person_sees_until_when_they_are_signed_in_and_signs_out_everywhere(
     laptop.goto("/releases/change-requests/")
     assert "/login/" in laptop.url
     other.close()
+
+
+def test_a_requester_reads_what_to_do_about_each_reason_the_gate_gives(
+    page, sign_in, requester, approved
+):
+    sign_in(requester)
+    page.goto(f"/releases/change-requests/{approved.number}/")
+
+    gate = page.get_by_role("region", name="Deployment gate")
+    expect(gate).to_contain_text("The gate would refuse a deployment now")
+    reasons = gate.locator("ul.gate-reasons")
+    starts = timezone.localtime(approved.window_start).strftime("%Y-%m-%d %H:%M %Z")
+    expect(reasons).to_contain_text(f"outside_window {approved.number} is valid from")
+    expect(reasons).to_contain_text(f"Wait until {starts} to deploy.")
+    expect(reasons).to_contain_text(
+        "Deploy it to test; the soak holds 7 days after it goes live there."
+    )
+
+
+def test_someone_who_may_not_edit_a_change_reads_whom_to_ask(
+    page, sign_in, peer, requester, filed_change
+):
+    sign_in(peer)
+    with page.expect_response(lambda r: r.url.endswith("/edit/")) as answer:
+        page.goto(f"/releases/change-requests/{filed_change.number}/edit/")
+
+    assert answer.value.status == 403
+    expect(page.locator("h1")).to_have_text("Not allowed")
+    expect(page.get_by_role("alert")).to_have_text(
+        f"Only the requester of {filed_change.number}, {requester.get_full_name()}, may do "
+        "this: ask them, or file a change of your own."
+    )
+    page.get_by_role("link", name="Back to the dashboard").click()
+    expect(page).to_have_url(re.compile(r"/$"))

@@ -23,7 +23,10 @@ def test_wrong_password_stays_on_the_sign_in_page(page, requester):
     page.fill("#id_username", "requester")
     page.fill("#id_password", "not-the-password")
     page.click("button[type=submit]")
-    expect(page.get_by_role("alert")).to_contain_text("did not match")
+    expect(page.get_by_role("alert")).to_contain_text("The username or the password is not right")
+    expect(page.get_by_role("alert")).to_contain_text(
+        "An administrator resets a forgotten password"
+    )
     assert re.search(r"/login/$", page.url)
 
 

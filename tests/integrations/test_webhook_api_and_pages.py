@@ -225,7 +225,7 @@ def test_a_deactivated_subscription_sends_no_test(as_admin, administrator):
     )
     response = as_admin.post(reverse("integrations:webhook-test", args=[pk]))
     [message] = [str(m) for m in get_messages(response.wsgi_request)]
-    assert message == "The subscription is deactivated."
+    assert message == "The subscription is deactivated: activate it, then send the test."
     assert not WebhookDelivery.objects.exists()
 
 

@@ -300,7 +300,8 @@ def test_nobody_else_can_take_a_pending_signature(alma, visitor, waiting):
     refused = bert.portal.get(portal_address(answer))
 
     assert _messages(refused) == [
-        "No signature of yours waits for this answer of the identity provider."
+        "No signature of yours waits for this answer of the identity provider: start signing "
+        "again from the change's page."
     ]
     assert SignatureStepUp.objects.get().taken_at is None
     signed = alma.portal.get(portal_address(answer))

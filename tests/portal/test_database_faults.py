@@ -9,6 +9,7 @@ import pytest
 from django.db import OperationalError, connection
 
 from audit.models import AuditEvent
+from portal.exceptions import DATABASE_UNREACHABLE
 from releases.models import ChangeRequest, Deployment, DeploymentStatus
 from releases.services import deployments
 from releases.states import State
@@ -45,7 +46,7 @@ def test_the_api_answers_503_json_when_the_database_is_unreachable(tmp_path):
     answers, printed = without_a_database(UNREACHABLE_CLIENT, tmp_path, DJANGO_DEBUG="false")
     page_status, page_type, page_body = answers.pop("page")
     assert (page_status, page_type) == (503, "text/plain")
-    assert page_body == "The database cannot be reached; retry."
+    assert page_body == DATABASE_UNREACHABLE
     assert set(answers) == {"token read", "token write", "gate", "session read"}
     for name, (status, content_type, body) in answers.items():
         assert status == 503, (name, status, body)
@@ -133,7 +134,7 @@ def test_a_connection_killed_mid_transaction_leaves_nothing_half_written(
     assert response.status_code == 503
     assert response.json() == {
         "code": "database_unavailable",
-        "detail": "The database cannot be reached; retry.",
+        "detail": DATABASE_UNREACHABLE,
     }
     monkeypatch.undo()
     _assert_nothing_written(deployment_under_way, start)

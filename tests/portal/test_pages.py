@@ -24,7 +24,9 @@ def test_sign_in_page_is_public_and_works(client, requester, password):
 def test_wrong_password_shows_an_error(client, requester):
     response = client.post(reverse("login"), {"username": "requester", "password": "nope"})
     assert response.status_code == 200
-    assert b"did not match" in response.content
+    page = response.content.decode()
+    assert "The username or the password is not right (both are case-sensitive)" in page
+    assert "An administrator resets a forgotten password" in page
 
 
 def test_dashboard_lists_teams_and_roles(login, model_risk_approver):

@@ -11,7 +11,11 @@ def test_sign_in_locks_after_five_failures_even_with_the_right_password(
         client.post(reverse("login"), {"username": "requester", "password": "wrong"})
     response = client.post(reverse("login"), {"username": "requester", "password": password})
     assert response.status_code == 429
-    assert b"Too many failed sign-ins" in response.content
+    page = response.content.decode()
+    assert "Too many failed sign-ins" in page
+    # How long to wait, and who helps when it was not them.
+    assert "locked for 15\xa0minutes" in page
+    assert "ask an administrator" in page
     assert "_auth_user_id" not in client.session
 
 

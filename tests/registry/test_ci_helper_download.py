@@ -26,8 +26,8 @@ def test_any_valid_token_downloads_the_helper_with_its_version_and_digest(servic
     body = b"".join(response.streaming_content)
     assert hashlib.sha256(body).hexdigest() == HELPER_SHA256
     assert response["X-Gatehouse-CI-SHA256"] == HELPER_SHA256
-    assert response["X-Gatehouse-CI-Version"] == "2"
-    assert b'VERSION = "2"' in body
+    assert response["X-Gatehouse-CI-Version"] == "3"
+    assert b'VERSION = "3"' in body
 
 
 def test_the_digest_is_published_in_sha256sum_format(service_caller, login, requester):
@@ -39,7 +39,7 @@ def test_the_digest_is_published_in_sha256sum_format(service_caller, login, requ
     for response in (by_token, by_person):
         assert response.status_code == 200
         assert response.content.decode() == f"{HELPER_SHA256}  gatehouse_ci.py\n"
-        assert response["X-Gatehouse-CI-Version"] == "2"
+        assert response["X-Gatehouse-CI-Version"] == "3"
 
 
 def test_a_wrong_or_revoked_token_gets_401_not_the_helper(service_caller, org):

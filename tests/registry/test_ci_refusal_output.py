@@ -118,4 +118,7 @@ def test_usage_and_connection_errors_exit_2():
     assert "GATEHOUSE_URL" in unconfigured.stderr
     assert unreachable.returncode == 2
     assert "did not answer" in unreachable.stderr
+    assert "Check GATEHOUSE_URL and that this runner reaches the portal, then rerun." in (
+        unreachable.stderr
+    )
     assert bad_option.returncode == 2

@@ -96,7 +96,10 @@ def test_health_polling_records_each_case_and_flags_a_foreign_digest(
     page = login(requester).get("/releases/environments/dev/").content.decode()
     assert "unauthorised digest" in page
     assert f"{checks['healthy'].latency_ms} ms" in page
-    assert page.count(">down<") == 2
+    live = page[page.index('aria-label="Live models"') : page.index('aria-label="Ledger and')]
+    assert live.count(">down<") == 2
+    runtime = page[page.index('aria-label="Ledger and runtime"') :]
+    assert runtime.count(">down<") == 2
 
     # A second round of a still-unhealthy deployment tells its people once, not twice.
     told = Notification.objects.filter(

@@ -77,7 +77,8 @@ def test_dependency_conflict_names_the_change_to_a_model_it_depends_on_both_ways
     assert [w.code for w in answer.warnings] == ["dependency_conflict"]
     assert answer.warnings[0].message == (
         f"{theirs.number} changes credit-features (fraud-score depends on it) in prod in a "
-        "window that overlaps this change's."
+        "window that overlaps this change's. Agree an order with its requester and move one "
+        "of the windows."
     )
     # The other way round: the upstream model's change hears of its dependant's.
     downstream = answer_of(theirs, clock).warnings
@@ -152,7 +153,8 @@ def test_signer_overloaded_when_the_only_approver_is_needed_on_too_many_changes_
     assert [w.code for w in answer.warnings] == ["signer_overloaded"]
     assert answer.warnings[0].message == (
         "risk is the only approver of Model Risk and is needed on 3 changes whose windows "
-        f"start on {morning.now:%Y-%m-%d} (more than 2 a day)."
+        f"start on {morning.now:%Y-%m-%d} (more than 2 a day). Spread the windows over more "
+        "days, or ask an administrator to give a second person the approver role in Model Risk."
     )
     assert warnings_of(third, clock) == ["signer_overloaded"]
 

@@ -3,6 +3,7 @@ import io
 import pytest
 from django.contrib.auth import get_user_model
 
+from audit.actions import AuditAction
 from audit.models import AuditEvent
 from registry import demo as registry_demo
 from releases import demo
@@ -12,10 +13,11 @@ from releases.models import (
     FreezeWindow,
     MaintenanceWindow,
     SignOff,
+    SignOffKind,
 )
 from releases.selectors.change_requests import change_requests_waiting_for
 from releases.selectors.policy import environment_policies_current
-from releases.states import State
+from releases.states import Kind, State
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,17 @@ def test_the_demo_gives_every_approver_something_and_is_idempotent(org, settings
     assert prod.emergency_allowed
     assert FreezeWindow.objects.filter(environment__name="prod").count() == 1
     assert MaintenanceWindow.objects.filter(environment__name="prod").count() == 1
+
+    # A standard change template, approved by prod's three teams, and a retraining deployed in
+    # test under it with its peer review alone.
+    approval = ChangeRequest.objects.get(kind=Kind.STANDARD_TEMPLATE)
+    assert approval.state == State.APPROVED
+    assert approval.sign_offs.filter(kind=SignOffKind.APPROVAL).count() == 3
+    standard = ChangeRequest.objects.get(kind=Kind.STANDARD)
+    assert standard.standard_template_id == approval.standard_template_id
+    assert (standard.state, standard.risk_level) == (State.DEPLOYED, "low")
+    assert [s.kind for s in standard.sign_offs.all()] == [SignOffKind.PEER_REVIEW]
+    assert AuditEvent.objects.filter(action=AuditAction.STANDARD_TEMPLATE_USED).count() == 1
 
     states = set(ChangeRequest.objects.values_list("state", flat=True))
     assert {

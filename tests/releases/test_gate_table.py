@@ -31,6 +31,7 @@ GATE_TESTS = [
     ROOT / "tests/releases/test_model_risk.py",
     ROOT / "tests/releases/test_artifact_gate.py",
     ROOT / "tests/releases/test_conflicts.py",
+    ROOT / "tests/releases/test_standard_changes.py",
 ]
 
 

@@ -64,7 +64,8 @@ def test_registration_refreshes_the_pipeline_and_the_gate_reads_it(
     tasks.refresh_pipeline_status(repository.pk, RED)
     answer = gate_evaluate(environment=envs["dev"], model="credit-scoring", version="1.0.1")
     assert [reason.message for reason in answer.reasons if reason.code == "pipeline_not_green"] == [
-        f"The GitLab pipeline of commit {RED[:10]} is failed."
+        f"The GitLab pipeline of commit {RED[:10]} is failed. Make it pass in GitLab; the gate "
+        "reads its status again within minutes."
     ]
 
 

@@ -10,7 +10,7 @@ from releases.states import State
 pytestmark = pytest.mark.django_db
 
 
-def test_a_refused_submit_is_403_with_the_reason_on_the_page(login, peer, filed_change):
+def test_a_refused_submit_is_403_with_the_reason_on_the_page(login, peer, requester, filed_change):
     response = login(peer).post(
         reverse("releases:change-request-submit", args=[filed_change.number])
     )
@@ -18,7 +18,8 @@ def test_a_refused_submit_is_403_with_the_reason_on_the_page(login, peer, filed_
     assert response.status_code == 403
     assert response.context["page"].change_request == filed_change
     assert [str(m) for m in response.context["messages"]] == [
-        f"Only the requester of {filed_change.number} may do this."
+        f"Only the requester of {filed_change.number}, {requester.get_full_name()}, may do "
+        "this: ask them, or file a change of your own."
     ]
 
 

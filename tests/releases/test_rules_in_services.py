@@ -24,7 +24,7 @@ from releases.states import Kind, State
 
 pytestmark = pytest.mark.django_db
 
-WINDOW_ORDER = "The window must end after it starts."
+WINDOW_ORDER = "The window must end after it starts: choose an end after the start."
 
 
 def reversed_window(version, environment, **overrides):
@@ -353,7 +353,8 @@ def test_a_page_refusal_keeps_other_fields_error_free(login, requester, envs, ve
     assert response.status_code == 403
     form = response.context["form"]
     assert form.non_field_errors() == [
-        "dev needs no change request: its policy lets CI deploy there without one."
+        "dev needs no change request: its policy lets CI deploy there without one, so nothing "
+        "needs filing: the pipeline deploys the build."
     ]
     assert all(not form[name].errors for name in form.fields)
 

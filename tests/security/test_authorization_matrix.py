@@ -27,7 +27,12 @@ from integrations.webhooks import webhook_subscription_create
 from portal.exceptions import Conflict
 from portal.models import Absence, Scope, Team
 from registry.models import Document, Finding, RegisteredModel, Validation
-from releases.models import ChangeRequest, Environment, UnauthorisedChange
+from releases.models import (
+    ChangeRequest,
+    Environment,
+    StandardChangeTemplate,
+    UnauthorisedChange,
+)
 from releases.services.calendar import calendar_feed_issue
 from releases.services.deployments import rollback_plan
 from tests.conftest import make_service_caller
@@ -111,6 +116,9 @@ PARAMETERS: dict[str, dict[str, str]] = {
     "releases/deployments/<int:pk>/": {"pk": "deployment"},
     "releases/calendar/feeds/<int:pk>/revoke/": {"pk": "calendar_feed"},
     "releases/calendar/feeds/<str:token>.ics": {"token": "feed_token"},
+    "releases/standard-templates/<int:pk>/": {"pk": "standard_template"},
+    "releases/standard-templates/<int:pk>/revoke/": {"pk": "standard_template"},
+    "releases/standard-templates/<int:pk>/changes/new/": {"pk": "standard_template"},
     "api/v1/models/<slug:name>/versions/": {"name": "model"},
     "api/v1/models/<slug:name>/findings/<int:pk>/close/": {
         "name": "finding_model",
@@ -273,6 +281,17 @@ EXPECTED: dict[str, dict[str, dict[str, int]]] = {
     "releases/calendar/feeds/<int:pk>/revoke/": {"POST": only(("requester",), status=302)},
     # The secret address is the credential: Outlook reads it without a session or a token.
     "releases/calendar/feeds/<str:token>.ics": {"GET": PUBLIC},
+    # Standard changes (issue 18): templates are read by everyone signed in; anyone may propose
+    # one or file under one (the services then ask who owns the model); a change manager or an
+    # approver of an environment the template serves revokes it (a reason is required: back to
+    # the page with the message).
+    "releases/standard-templates/": {"GET": page()},
+    "releases/standard-templates/new/": {"GET": page(), "POST": page()},
+    "releases/standard-templates/<int:pk>/": {"GET": page()},
+    "releases/standard-templates/<int:pk>/revoke/": {
+        "POST": only(("risk", "release", "platform", "changemgr"), status=302)
+    },
+    "releases/standard-templates/<int:pk>/changes/new/": {"GET": page(), "POST": page()},
     "api/v1/whoami/": {"GET": api(people=200, tokens=200)},
     "api/v1/notifications/": {"GET": READ},
     "api/v1/audit/events/": {
@@ -473,6 +492,7 @@ def demo(db) -> tuple[dict[str, str], dict[str, str]]:
         "open_validation": str(open_validation.pk),
         "open_model": open_validation.model.name,
         "webhook": str(webhook.pk),
+        "standard_template": str(StandardChangeTemplate.objects.order_by("pk").first().pk),
     }
     return tokens, values
 

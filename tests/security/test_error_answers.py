@@ -11,7 +11,10 @@ from portal import urls as root_urls
 def test_an_unknown_api_url_answers_json(client):
     response = client.get("/api/v1/no-such-thing/")
     assert response.status_code == 404
-    assert response.json() == {"code": "not_found", "detail": "No such API resource."}
+    assert response.json() == {
+        "code": "not_found",
+        "detail": "No such API resource: /api/docs/ lists the API's paths.",
+    }
 
 
 @pytest.mark.django_db

@@ -1,0 +1,89 @@
+"""Ledger against runtime for the environment page (issue 20): per model, what the ledger says
+is live, the workloads the last cluster read found, the latest batch runs and the latest
+health check, each with when it was last seen. A fixed number of queries whatever the number
+of models: the reading, the observations, the runs (a window per model)."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+
+from registry.models import RegisteredModel
+from releases.models import (
+    BatchRun,
+    ClusterReading,
+    Deployment,
+    Environment,
+    HealthCheck,
+    WorkloadObservation,
+)
+
+RUNS_SHOWN = 3
+
+
+@dataclass
+class ModelRuntime:
+    model: RegisteredModel
+    live: Deployment | None
+    health: HealthCheck | None
+    workloads: list[WorkloadObservation] = field(default_factory=list)
+    runs: list[BatchRun] = field(default_factory=list)
+    # The namespace was read and no workload serves what the ledger says is live.
+    not_running: bool = False
+
+
+@dataclass
+class LedgerAndRuntime:
+    observed: bool
+    reading: ClusterReading | None
+    models: list[ModelRuntime]
+
+
+def ledger_and_runtime(*, environment: Environment, live: Sequence[Deployment]) -> LedgerAndRuntime:
+    """`live` as `live_in_environment` gives it (with `latest_health` prefetched)."""
+    reading = ClusterReading.objects.filter(environment=environment).first()
+    read_at = reading.succeeded_at if reading else None
+    observations = (
+        list(
+            WorkloadObservation.objects.filter(environment=environment, last_seen_at=read_at)
+            .select_related("model")
+            .order_by("workload", "served_sha256")
+        )
+        if read_at
+        else []
+    )
+    rows = {
+        deployment.model_id: ModelRuntime(
+            model=deployment.model,
+            live=deployment,
+            health=deployment.latest_health[0] if deployment.latest_health else None,
+        )
+        for deployment in live
+    }
+    for observation in observations:
+        row = rows.setdefault(
+            observation.model_id, ModelRuntime(model=observation.model, live=None, health=None)
+        )
+        row.workloads.append(observation)
+    runs = (
+        BatchRun.objects.filter(environment=environment, model_id__in=list(rows))
+        .annotate(
+            recency=Window(
+                RowNumber(),
+                partition_by=[F("model_id")],
+                order_by=[F("started_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(recency__lte=RUNS_SHOWN)
+        .order_by("model_id", "recency")
+    )
+    for run in runs if rows else ():
+        rows[run.model_id].runs.append(run)
+    for row in rows.values():
+        row.not_running = bool(read_at and row.live and not row.workloads)
+    return LedgerAndRuntime(
+        observed=bool(environment.cluster_namespace),
+        reading=reading,
+        models=sorted(rows.values(), key=lambda row: row.model.name),
+    )

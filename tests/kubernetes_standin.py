@@ -1,0 +1,225 @@
+"""A stand-in Kubernetes API server, spoken to by the real `kubernetes` client code
+(releases/cluster.py): an HTTP server in a thread of the test that answers the two reads the
+runtime observation makes, with the shapes the API server gives:
+
+- `GET /apis/apps/v1/namespaces/{ns}/deployments` (a DeploymentList)
+- `GET /api/v1/namespaces/{ns}/pods` (a PodList, with `status.containerStatuses[].imageID`)
+
+both with `labelSelector` (`key`, `key=value`, `key==value`, `key!=value`, comma-separated).
+Like a token bound by a Role to one namespace, it answers 401 without the bearer token and 403
+(a `Status`) for another namespace or any other path or verb."""
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+MODEL_LABEL = "gatehouse.io/model"
+DIGEST_ANNOTATION = "gatehouse.io/artifact-sha256"
+TOKEN = "read-only-service-account-token"
+TOKEN_VARIABLE = "GATEHOUSE_TEST_CLUSTER_TOKEN"
+NAMESPACE = "models-dev"
+PATHS = re.compile(r"^/(?:apis/apps/v1|api/v1)/namespaces/([^/]+)/(deployments|pods)$")
+
+
+@dataclass
+class Workload:
+    """A Deployment and its pods: per pod, the digests of its containers' images."""
+
+    name: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    pods: list[list[str]]
+
+    def deployment(self, namespace: str) -> dict:
+        selector = {"app": self.name}
+        return {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {
+                "name": self.name,
+                "namespace": namespace,
+                "uid": f"uid-{self.name}",
+                "labels": {**self.labels, **selector},
+            },
+            "spec": {
+                "replicas": len(self.pods),
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {
+                        "labels": {**self.labels, **selector},
+                        "annotations": self.annotations,
+                    },
+                    "spec": {"containers": [{"name": "model", "image": "registry/model:latest"}]},
+                },
+            },
+            "status": {"replicas": len(self.pods), "readyReplicas": len(self.pods)},
+        }
+
+    def pod_objects(self, namespace: str) -> list[dict]:
+        return [
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{self.name}-7d9f8b-{n}",
+                    "namespace": namespace,
+                    "labels": {**self.labels, "app": self.name, "pod-template-hash": "7d9f8b"},
+                },
+                "spec": {
+                    "containers": [
+                        {"name": f"c{i}", "image": f"registry/c{i}:latest"}
+                        for i, _ in enumerate(digests)
+                    ]
+                },
+                "status": {
+                    "phase": "Running",
+                    "containerStatuses": [
+                        {
+                            "name": f"c{i}",
+                            "image": f"registry/c{i}:latest",
+                            "imageID": f"registry.bank.example/ml/c{i}@sha256:{digest}",
+                            "ready": True,
+                            "restartCount": 0,
+                        }
+                        for i, digest in enumerate(digests)
+                    ],
+                },
+            }
+            for n, digests in enumerate(self.pods)
+        ]
+
+
+@dataclass
+class Cluster:
+    namespace: str
+    url: str = ""
+    workloads: dict[str, Workload] = field(default_factory=dict)
+    requests: list[tuple[str, dict, str]] = field(default_factory=list)
+
+    def run(
+        self,
+        name: str,
+        *,
+        model: str,
+        images: list[list[str]] | None = None,
+        annotation: str = "",
+        labels: dict[str, str] | None = None,
+    ) -> Workload:
+        """Deploy (or replace) a workload labelled for `model`, its pods running `images`."""
+        self.workloads[name] = Workload(
+            name=name,
+            labels={MODEL_LABEL: model, **(labels or {})},
+            annotations={DIGEST_ANNOTATION: annotation} if annotation else {},
+            pods=images or [],
+        )
+        return self.workloads[name]
+
+    def listed(self, kind: str, selector: str) -> list[dict]:
+        objects = [
+            item
+            for workload in self.workloads.values()
+            for item in (
+                [workload.deployment(self.namespace)]
+                if kind == "deployments"
+                else workload.pod_objects(self.namespace)
+            )
+        ]
+        return [item for item in objects if _selected(item["metadata"]["labels"], selector)]
+
+
+def _selected(labels: dict[str, str], selector: str) -> bool:
+    for term in filter(None, selector.replace("==", "=").split(",")):
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            if labels.get(key) != value:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+
+
+def _handler(cluster: Cluster):
+    class KubernetesApi(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _answer(self, status: int, body: dict) -> None:
+            payload = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def do_GET(self):
+            url = urlsplit(self.path)
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            cluster.requests.append((url.path, query, self.headers.get("Authorization", "")))
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                return self._answer(401, _status(401, "Unauthorized", "Unauthorized"))
+            match = PATHS.match(url.path)
+            if not match or match.group(1) != cluster.namespace:
+                return self._answer(
+                    403, _status(403, "Forbidden", f"{url.path} is forbidden for this account")
+                )
+            kind = match.group(2)
+            items = cluster.listed(kind, query.get("labelSelector", ""))
+            list_kind = "DeploymentList" if kind == "deployments" else "PodList"
+            api_version = "apps/v1" if kind == "deployments" else "v1"
+            return self._answer(
+                200,
+                {
+                    "kind": list_kind,
+                    "apiVersion": api_version,
+                    "metadata": {"resourceVersion": "4711"},
+                    "items": items,
+                },
+            )
+
+        def do_POST(self):
+            self._answer(405, _status(405, "MethodNotAllowed", "read only"))
+
+    return KubernetesApi
+
+
+@pytest.fixture
+def kubernetes_api(monkeypatch):
+    """The stand-in, its token in the variable an operator would name on the environment.
+    `.stop()` makes it unreachable (connection refused) mid-test."""
+    cluster = Cluster(namespace=NAMESPACE)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(cluster))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    cluster.url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
+
+    def stop():
+        server.shutdown()
+        server.server_close()
+
+    cluster.stop = stop
+    yield cluster
+    if thread.is_alive():
+        stop()

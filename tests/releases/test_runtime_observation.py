@@ -1,0 +1,298 @@
+"""Issue 20, rule 14: what a cluster namespace really serves, read through the real `kubernetes`
+client from a stand-in API server, compared with what the ledger says is live. A foreign digest
+is flagged once per observation, the live digest is not; a live deployment with no workload is
+not running; an unreachable cluster is reported and leaves the last observations standing."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from audit.actions import AuditAction
+from audit.models import AuditEvent
+from registry.builders import build_register
+from registry.models import ModelVersion
+from releases.models import ClusterReading, DigestSource, UnauthorisedChange, WorkloadObservation
+from releases.services.deployments import (
+    deployment_record_result,
+    deployment_start,
+    health_check_record,
+    unauthorised_change_review,
+)
+from releases.services.policy import cluster_settings_of, environment_update
+from releases.services.runs import batch_run_attest
+from releases.tasks import observe_runtime, observe_runtimes
+from tests.kubernetes_standin import NAMESPACE, TOKEN, TOKEN_VARIABLE
+
+pytestmark = pytest.mark.django_db
+SIDECAR = "5" * 64
+
+
+@pytest.fixture
+def dev(envs, kubernetes_api):
+    """dev observed in the stand-in's namespace, its token named by variable."""
+    return environment_update(
+        actor=None,
+        environment=envs["dev"],
+        rank=envs["dev"].rank,
+        description="",
+        cluster={
+            "cluster_api_server": kubernetes_api.url,
+            "cluster_namespace": NAMESPACE,
+            "cluster_token_variable": TOKEN_VARIABLE,
+        },
+    )
+
+
+@pytest.fixture
+def live(dev, ci):
+    """fraud-score 1.0 live in dev; 1.1 and 1.2 registered, never deployed."""
+    first = build_register("fraud-score", "1.0")
+    build_register("fraud-score", "1.1")
+    build_register("fraud-score", "1.2")
+    deployment, _ = deployment_start(actor=ci.account, environment=dev, model_version=first)
+    return deployment_record_result(actor=ci.account, deployment=deployment, status="succeeded")
+
+
+def digest(version: str) -> str:
+    return ModelVersion.objects.get(model__name="fraud-score", version=version).artifact_sha256
+
+
+def events(action: AuditAction) -> list[AuditEvent]:
+    return list(AuditEvent.objects.filter(action=action).order_by("seq"))
+
+
+def test_a_workload_serving_the_live_digest_is_not_flagged(dev, live, kubernetes_api):
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0"), SIDECAR]] * 2)
+
+    report = observe_runtime(dev.pk)
+
+    assert report["flagged"] == [] and report["not_running"] == []
+    observation = WorkloadObservation.objects.get()
+    assert (observation.served_sha256, observation.source) == (digest("1.0"), DigestSource.IMAGE)
+    assert observation.matches_ledger and observation.live_deployment == live
+    assert observation.ready_replicas == 2
+    assert not UnauthorisedChange.objects.exists()
+    (seen,) = events(AuditAction.WORKLOAD_OBSERVED)
+    assert seen.data["matches_ledger"] is True and seen.actor_kind == "system"
+    # Read only, by label, with the token from the named variable.
+    paths = {path: query for path, query, _ in kubernetes_api.requests}
+    assert paths == {
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments": {
+            "labelSelector": "gatehouse.io/model"
+        },
+        f"/api/v1/namespaces/{NAMESPACE}/pods": {"labelSelector": "gatehouse.io/model"},
+    }
+    assert {auth for _, _, auth in kubernetes_api.requests} == {f"Bearer {TOKEN}"}
+
+
+def test_a_workload_serving_a_foreign_digest_is_flagged_once(
+    dev, live, kubernetes_api, administrator
+):
+    kubernetes_api.run("fraud-score", model="fraud-score", annotation=f"sha256:{digest('1.1')}")
+
+    report = observe_runtime(dev.pk)
+
+    flag = UnauthorisedChange.objects.get()
+    assert report["flagged"] == [flag.pk]
+    assert (flag.deployment, flag.expected_sha256, flag.reported_sha256) == (
+        live,
+        digest("1.0"),
+        digest("1.1"),
+    )
+    observation = flag.workload_observation
+    assert (observation.workload, observation.source) == ("fraud-score", DigestSource.ANNOTATION)
+    assert not observation.matches_ledger
+    (detected,) = events(AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED)
+    assert detected.data["workload"] == "fraud-score" and detected.data["namespace"] == NAMESPACE
+
+    # Every later poll sees it again: the dates move, nothing is flagged or audited again,
+    # not even once the flag has been reviewed.
+    first_seen = observation.first_seen_at
+    assert observe_runtime(dev.pk)["flagged"] == []
+    unauthorised_change_review(actor=administrator, flag=flag, note="Hotfix, CR to follow")
+    assert observe_runtime(dev.pk)["flagged"] == []
+    observation.refresh_from_db()
+    assert observation.first_seen_at == first_seen < observation.last_seen_at
+    assert UnauthorisedChange.objects.count() == 1
+    assert len(events(AuditAction.WORKLOAD_OBSERVED)) == 1
+
+    # Another digest in the same workload is another observation, and another flag.
+    kubernetes_api.run("fraud-score", model="fraud-score", annotation=digest("1.2"))
+    report = observe_runtime(dev.pk)
+    assert UnauthorisedChange.objects.count() == 2
+    assert UnauthorisedChange.objects.get(pk=report["flagged"][0]).reported_sha256 == digest("1.2")
+
+
+def test_pods_on_two_digests_are_two_observations_one_flagged(dev, live, kubernetes_api):
+    """A rolling update half done: each pod's image digest is read from its containerStatuses;
+    a sidecar next to the model's container is not taken for the model."""
+    kubernetes_api.run(
+        "fraud-score",
+        model="fraud-score",
+        images=[[digest("1.0"), SIDECAR], [digest("1.1"), SIDECAR]],
+    )
+
+    observe_runtime(dev.pk)
+
+    served = dict(WorkloadObservation.objects.values_list("served_sha256", "matches_ledger"))
+    assert served == {digest("1.0"): True, digest("1.1"): False}
+    assert UnauthorisedChange.objects.get().reported_sha256 == digest("1.1")
+
+
+def test_a_live_deployment_with_no_workload_is_not_running(
+    dev, live, kubernetes_api, login, auditor
+):
+    kubernetes_api.run("churn", model="churn-model", images=[[SIDECAR]])
+
+    report = observe_runtime(dev.pk)
+
+    assert report["not_running"] == ["fraud-score"]
+    assert report["unknown_models"] == [{"workload": "churn", "model": "churn-model"}]
+    assert not WorkloadObservation.objects.exists()
+    page = login(auditor).get("/releases/environments/dev/").content.decode()
+    assert "not running" in page
+    assert "churn-model" in page
+
+
+def test_a_workload_of_a_model_not_live_here_is_kept_unmatched(dev, live, kubernetes_api):
+    """Nothing of the model is live in dev per the ledger: there is no deployment to flag, so
+    the observation says it does not match and the page shows it."""
+    build_register("credit-limit", "3.0")
+    kubernetes_api.run("credit", model="credit-limit", images=[[SIDECAR]])
+
+    observe_runtime(dev.pk)
+
+    observation = WorkloadObservation.objects.get(model__name="credit-limit")
+    assert observation.live_deployment is None and not observation.matches_ledger
+    assert not UnauthorisedChange.objects.exists()
+
+
+def test_an_unreachable_cluster_keeps_the_last_observations_and_says_so(
+    dev, live, kubernetes_api, login, auditor
+):
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
+    observe_runtime(dev.pk)
+    before = WorkloadObservation.objects.get()
+    kubernetes_api.stop()
+
+    failed = observe_runtime(dev.pk)
+    observe_runtime(dev.pk)
+
+    assert "error" in failed and "flagged" not in failed
+    assert list(WorkloadObservation.objects.all()) == [before]
+    assert WorkloadObservation.objects.get().last_seen_at == before.last_seen_at
+    reading = ClusterReading.objects.get(environment=dev)
+    assert reading.error and reading.failing_since is not None
+    assert reading.succeeded_at == before.last_seen_at
+    (unreachable,) = events(AuditAction.CLUSTER_UNREACHABLE)
+    assert unreachable.data["namespace"] == NAMESPACE and unreachable.data["error"]
+    page = login(auditor).get("/releases/environments/dev/").content.decode()
+    assert "could not be read" in page
+    assert "not running" not in page
+
+
+def test_a_refused_read_is_an_error_too(dev, live, kubernetes_api, monkeypatch):
+    monkeypatch.setenv(TOKEN_VARIABLE, "an-expired-token")
+    assert "401" in observe_runtime(dev.pk)["error"]
+    monkeypatch.delenv(TOKEN_VARIABLE)
+    assert TOKEN_VARIABLE in observe_runtime(dev.pk)["error"]
+    environment_update(
+        actor=None,
+        environment=dev,
+        rank=dev.rank,
+        description="",
+        cluster={**cluster_settings_of(dev), "cluster_namespace": "models-prod"},
+    )
+    monkeypatch.setenv(TOKEN_VARIABLE, TOKEN)
+    assert "403" in observe_runtime(dev.pk)["error"]
+    assert not WorkloadObservation.objects.exists()
+    assert len(events(AuditAction.CLUSTER_UNREACHABLE)) == 1
+
+
+def test_the_periodic_task_reads_each_mapped_environment(dev, envs, live, kubernetes_api):
+    assert observe_runtimes() == 1
+
+
+def test_a_cluster_needs_a_namespace(envs):
+    with pytest.raises(ValidationError, match="namespace"):
+        environment_update(
+            actor=None,
+            environment=envs["test"],
+            rank=envs["test"].rank,
+            description="",
+            cluster={"cluster_api_server": "https://api.ocp.bank.example:6443"},
+        )
+
+
+def test_the_page_shows_ledger_and_runtime_with_when_each_was_seen(
+    dev, live, kubernetes_api, login, auditor, clock
+):
+    kubernetes_api.run("fraud-score", model="fraud-score", annotation=digest("1.1"))
+    observe_runtime(dev.pk)
+    health_check_record(deployment=live, ok=True, latency_ms=12, status_code=200)
+    batch_run_attest(
+        actor=None,
+        environment="dev",
+        model="fraud-score",
+        artifact_sha256=digest("1.0"),
+        job_id="application_0042",
+        host="worker-07",
+        now=clock.now + timedelta(minutes=1),
+    )
+
+    page = login(auditor).get("/releases/environments/dev/").content.decode()
+
+    section = page[page.index('aria-label="Ledger and runtime"') :]
+    assert "application_0042" in section
+    assert digest("1.1")[:12] in section and "not the ledger" in section
+    assert "up" in section and NAMESPACE in section
+
+
+def test_the_page_costs_the_same_with_3_and_30_observed_models(
+    dev, ci, kubernetes_api, login, auditor
+):
+    client = login(auditor)
+
+    def observe(first: int, count: int) -> int:
+        for n in range(first, first + count):
+            version = build_register(f"model-{n:02}", "1.0")
+            deployment, _ = deployment_start(
+                actor=ci.account, environment=dev, model_version=version
+            )
+            deployment_record_result(actor=ci.account, deployment=deployment, status="succeeded")
+            health_check_record(deployment=deployment, ok=True, latency_ms=n)
+            for job in ("a", "b", "c", "d"):
+                batch_run_attest(
+                    actor=None,
+                    environment="dev",
+                    model=version.model.name,
+                    artifact_sha256=version.artifact_sha256,
+                    job_id=f"job-{job}",
+                    host="worker-01",
+                )
+            images = [[version.artifact_sha256]] if n % 3 else [[SIDECAR]]
+            kubernetes_api.run(f"workload-{n:02}", model=version.model.name, images=images)
+        observe_runtime(dev.pk)
+        with CaptureQueriesContext(connection) as captured:
+            page = client.get("/releases/environments/dev/").content.decode()
+        assert page.count("last seen") == first + count
+        return len(captured.captured_queries)
+
+    few = observe(0, 3)
+    many = observe(3, 27)
+    assert few == many
+
+
+def test_the_mapping_is_audited_and_no_token_is_stored(dev, kubernetes_api):
+    (updated,) = events(AuditAction.ENVIRONMENT_UPDATED)
+    assert updated.data["before"]["cluster_namespace"] == ""
+    assert updated.data["after"] == {
+        **updated.data["after"],
+        "cluster_api_server": kubernetes_api.url,
+        "cluster_namespace": NAMESPACE,
+        "cluster_token_variable": TOKEN_VARIABLE,
+    }
+    assert TOKEN not in updated.body
