@@ -10,10 +10,12 @@ from drf_spectacular.extensions import (
 from drf_spectacular.openapi import AutoSchema
 from rest_framework import serializers
 
+from portal.serializers import NotBlank
+
 # A NUL character is refused everywhere: in the address and the query string by
 # portal.middleware.RejectNulCharactersMiddleware, in a body by DRF's text fields.
 NO_NUL = r"^[^\u0000]*$"
-# DRF trims a text field before it checks it is not blank: some character must remain.
+# A text field that may not be blank needs some character other than white space (NotBlank).
 NOT_BLANK = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 # Where blank is allowed drf-spectacular adds the empty string as a `oneOf` of its own.
 SOME_TEXT = r"^[^\u0000]+$"
@@ -37,7 +39,8 @@ class GatehouseAutoSchema(AutoSchema):
             if field.allow_blank:
                 schema["pattern"] = SOME_TEXT
             else:
-                schema["pattern"] = NOT_BLANK if field.trim_whitespace else NO_NUL
+                refuses_blank = any(isinstance(v, NotBlank) for v in field.validators)
+                schema["pattern"] = NOT_BLANK if refuses_blank else NO_NUL
         return schema
 
 

@@ -30,7 +30,38 @@ def _json_type_problem(field: serializers.Field, value) -> str | None:
     return None
 
 
-class NoUnknownFields(serializers.Serializer):
+class NotBlank:
+    """What DRF's trimming did for a text field that may not be blank: some character other
+    than white space must be there (the schema's pattern, portal.schema.NOT_BLANK)."""
+
+    def __call__(self, value: str) -> None:
+        if not value.strip():
+            raise serializers.ValidationError("This field may not be blank.", code="blank")
+
+
+def _untrimmed(field: serializers.Field) -> None:
+    if isinstance(field, serializers.CharField):
+        if field.trim_whitespace and not field.allow_blank:
+            field.validators = [*field.validators, NotBlank()]
+        field.trim_whitespace = False
+    child = getattr(field, "child", None)
+    if isinstance(child, serializers.Field):
+        _untrimmed(child)
+
+
+class Untrimmed(serializers.Serializer):
+    """Text is read as sent: DRF would strip it before `max_length`, so a name past the
+    schema's maxLength that ends in spaces would pass, and a blank one would be refused although
+    the schema allows it. Every API input, body or query, is one of these."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        for field in fields.values():
+            _untrimmed(field)
+        return fields
+
+
+class NoUnknownFields(Untrimmed):
     """A field the input does not know is an error under its own name, not silently dropped:
     a misspelt `artifact_sha265` must not register a build without its digest. A value of
     another JSON type than its field's is an error too, not converted. The OpenAPI schema says

@@ -95,6 +95,43 @@ MODEL_CARD_FIELDS = {
 }
 
 
+# The audit trail's canonical JSON (RFC 8785) holds a number exactly up to 2**53 - 1.
+JSON_SAFE_INTEGER = 2**53 - 1
+
+
+def _build_scalar_problem(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return "Must hold no NUL character, in a name or a value." if "\x00" in value else None
+    if isinstance(value, int | float):
+        if -JSON_SAFE_INTEGER <= value <= JSON_SAFE_INTEGER:
+            return None
+        return (
+            f"{value} is beyond ±{JSON_SAFE_INTEGER} (2**53 - 1), the largest number the audit "
+            "trail holds exactly: record it as a string."
+        )
+    return "Values are text, numbers, true/false or null, or a list or object of those."
+
+
+def build_record_problem(record: Any) -> str | None:
+    """What is wrong with a build's params or metrics, as its schema states them: an object
+    whose values are text, numbers within ±(2**53 - 1), true/false or null, or one list or
+    object of those; no NUL character in a name or a value (PostgreSQL cannot store one)."""
+    if not isinstance(record, dict):
+        return "Must be a JSON object."
+    for name, value in record.items():
+        inner = value.values() if isinstance(value, dict) else value
+        names = [name, *value.keys()] if isinstance(value, dict) else [name]
+        if any("\x00" in each for each in names):
+            return "Must hold no NUL character, in a name or a value."
+        for item in inner if isinstance(value, dict | list) else [value]:
+            problem = _build_scalar_problem(item)
+            if problem is not None:
+                return problem
+    return None
+
+
 def _holds_nul(value: Any) -> bool:
     pending = [value]
     while pending:
@@ -461,12 +498,15 @@ def model_version_register(
         errors.add("build_id", "Must be 1-200 characters.")
     if not (artifact_uri or "").strip() or len(artifact_uri) > 1000:
         errors.add("artifact_uri", "Must be 1-1000 characters.")
-    for field, value in (("params", params), ("metrics", metrics), ("model_card", model_card)):
-        if value is not None and not isinstance(value, dict):
-            errors.add(field, "Must be a JSON object.")
-        elif _holds_nul(value):
-            # PostgreSQL's JSON cannot store one, and no name or value needs it.
-            errors.add(field, "Must hold no NUL character, in a name or a value.")
+    for field, value in (("params", params), ("metrics", metrics)):
+        problem = build_record_problem(value) if value is not None else None
+        if problem is not None:
+            errors.add(field, problem)
+    if model_card is not None and not isinstance(model_card, dict):
+        errors.add("model_card", "Must be a JSON object.")
+    elif _holds_nul(model_card):
+        # PostgreSQL's JSON cannot store one, and no name or value needs it.
+        errors.add("model_card", "Must hold no NUL character, in a name or a value.")
     dataset_keys = _dataset_keys(errors, datasets)
     _check_model_card(errors, model_card)
     if not REPOSITORY_URL_RE.match(normalise_repository_url(repository)):

@@ -3,10 +3,10 @@ from rest_framework import serializers
 from audit.actions import AuditAction
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.selectors import MAX_PAGE_SIZE, PAGE_SIZE, EventFilters
-from portal.serializers import MomentField
+from portal.serializers import MomentField, Untrimmed
 
 
-class EventQuerySerializer(serializers.Serializer):
+class EventQuerySerializer(Untrimmed):
     """Query parameters of the event list: the auditor page's filters plus the cursor."""
 
     about = serializers.CharField(
@@ -120,6 +120,6 @@ class VerifyStatusSerializer(serializers.Serializer):
     keys = PublishedKeySerializer(many=True)
 
 
-class ExportQuerySerializer(serializers.Serializer):
+class ExportQuerySerializer(Untrimmed):
     since = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")
     until = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")

@@ -4,7 +4,7 @@ rules (formats, known datasets, teams) so every path gets the same answers."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.serializers import NoUnknownFields
+from portal.serializers import NoUnknownFields, Untrimmed
 from portal.validators import HTTP_URL, HTTP_URL_MESSAGE, PlainName, WholeMatch
 from registry.models import (
     ArtifactCheck,
@@ -17,6 +17,7 @@ from registry.models import (
     Validation,
 )
 from registry.reproducibility import reproducibility
+from registry.services import JSON_SAFE_INTEGER
 
 # The shapes the registry's services check (registry/services.py), stated in the schema.
 SHA1 = r"^[0-9a-f]{40}$"
@@ -76,6 +77,33 @@ TEXT = {"type": "string", "pattern": r"^[^\u0000]*$"}
 )
 class ModelCardField(serializers.DictField):
     """A model card as registry.services checks it, stated in the schema."""
+
+
+# What registry.services.build_record_problem accepts, stated as it checks it.
+BUILD_SCALARS = [
+    TEXT,
+    {"type": "number", "minimum": -JSON_SAFE_INTEGER, "maximum": JSON_SAFE_INTEGER},
+    {"type": "boolean", "nullable": True},
+]
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Names to text, numbers within ±(2**53 - 1), true/false or null, or one "
+        "list or object of those. No NUL character in a name or a value: PostgreSQL cannot "
+        "store one (400 on the field).",
+        "additionalProperties": {
+            "anyOf": [
+                *BUILD_SCALARS,
+                {"type": "array", "items": {"anyOf": BUILD_SCALARS}},
+                {"type": "object", "additionalProperties": {"anyOf": BUILD_SCALARS}},
+            ]
+        },
+    }
+)
+class BuildRecordField(serializers.DictField):
+    """A build's params or metrics: registry.services checks the values."""
 
 
 class DatasetVersionInput(NoUnknownFields):
@@ -150,8 +178,8 @@ class ModelVersionInput(NoUnknownFields):
     artifact_uri = serializers.CharField(max_length=1000)
     artifact_sha256 = sha256_field()
     framework = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    params = serializers.DictField(required=False, default=dict)
-    metrics = serializers.DictField(required=False, default=dict)
+    params = BuildRecordField(required=False, default=dict)
+    metrics = BuildRecordField(required=False, default=dict)
     datasets = DatasetRef(many=True, required=False, default=list)
     model_card = ModelCardField(
         required=False,
@@ -331,7 +359,7 @@ class FindingInput(NoUnknownFields):
     remediation_due = serializers.DateField()
 
 
-class InventoryFilters(serializers.Serializer):
+class InventoryFilters(Untrimmed):
     """The inventory list's query string, as the inventory page filters: a value it does not
     know is a 400, not an empty page."""
 

@@ -12,6 +12,7 @@ from portal.exceptions import NotFound
 from portal.idempotency import idempotent
 from portal.models import Scope
 from portal.pagination import ReadCursor, page_of, paging_parameters, query_filters
+from portal.serializers import Untrimmed
 from registry import model_risk, selectors, services
 from registry.api import serializers as s
 from registry.models import Finding, Validation
@@ -90,7 +91,7 @@ class DatasetVersionsView(RegistryView):
         )
 
 
-class ModelQuery(serializers.Serializer):
+class ModelQuery(Untrimmed):
     q = serializers.CharField(
         max_length=200, required=False, help_text="Search in names and descriptions."
     )

@@ -17,7 +17,7 @@ from portal.idempotency import idempotent
 from portal.models import Scope
 from portal.moments import moment_from_query
 from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
-from portal.serializers import MomentField
+from portal.serializers import MomentField, Untrimmed
 from releases.api import deployment_serializers as s
 from releases.api.deployment_serializers import CHANGE_REQUEST_NUMBER
 from releases.models import Deployment, DeploymentKind, DeploymentStatus, Environment
@@ -65,7 +65,7 @@ class GateView(APIView):
         return Response(answer.as_dict())
 
 
-class DeploymentQuery(serializers.Serializer):
+class DeploymentQuery(Untrimmed):
     """The history's query string: a value of the wrong shape is 400 `invalid_filter`."""
 
     environment = serializers.SlugField(max_length=50, required=False)

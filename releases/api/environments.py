@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from portal.authentication import TokenScopes
 from portal.models import Scope
 from portal.pagination import ReadCursor, page_of, paging_parameters, query_filters
+from portal.serializers import Untrimmed
 from releases.models import Deployment, Environment, EnvironmentPolicy, FreezeWindow
 from releases.selectors.policy import environment_read, environments_read, environments_with_live
 
@@ -97,7 +98,7 @@ class EnvironmentOutput(serializers.ModelSerializer):
         fields = ["id", "name", "rank", "description", "is_production", "policy", "freezes", "live"]
 
 
-class EnvironmentQuery(serializers.Serializer):
+class EnvironmentQuery(Untrimmed):
     production = serializers.BooleanField(
         required=False, help_text="true: production environments only; false: the others."
     )

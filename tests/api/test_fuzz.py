@@ -3,9 +3,16 @@ every operation with generated valid input (which must be accepted) and invalid 
 must be refused with a 4xx), then the schema's links followed as a state machine (a change
 request filed, then read, its sign-offs and its deployments). Called with a token that has
 every scope on the demo's data; no answer may be a server error or differ from what the schema
-documents. Bounded so that the whole run stays under about four minutes."""
+documents. Bounded so that the whole run stays under about four minutes.
+
+One narrowing, stated here and in docs/api.md: the positive cases of registering a build leave
+the NUL character out of the text they generate. Its params and metrics are objects whose names
+are free, and OpenAPI 3.0 has no `propertyNames` to say that a name holds no NUL; PostgreSQL
+cannot store one in text or jsonb, so the server refuses it with a 400 on the field (a negative
+case, and tests/api/test_registry_api.py, still send one)."""
 
 import io
+from contextlib import contextmanager
 
 import pytest
 import schemathesis
@@ -19,6 +26,9 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import CHECKS, load_all_checks
+from schemathesis.config import GenerationConfig
+from schemathesis.config._operations import OperationConfig
+from schemathesis.filters import FilterSet
 
 from portal.models import Scope, Team
 from releases.models import ChangeRequest, Deployment
@@ -35,6 +45,8 @@ EVERY_CHECK = CHECKS.get_all()
 
 # Operations only people may call (a token gets 403 before its input is read).
 AS_A_PERSON = {"POST /api/v1/change-requests/"}
+# Operations with free names in their objects, which OpenAPI 3.0 cannot keep free of NUL.
+NUL_FREE_NAMES = {"POST /api/v1/models/{name}/versions/"}
 
 
 @pytest.fixture
@@ -147,6 +159,28 @@ def test_links_between_operations_hold(schema, token, requester_session):
 
 
 def _fuzz(operation, mode: GenerationMode, headers: dict, demo_paths: dict[str, str]) -> None:
+    if mode == GenerationMode.POSITIVE and operation.label in NUL_FREE_NAMES:
+        with _nul_left_out(operation):
+            _fuzz_cases(operation, mode, headers, demo_paths)
+    else:
+        _fuzz_cases(operation, mode, headers, demo_paths)
+
+
+@contextmanager
+def _nul_left_out(operation):
+    """schemathesis's `allow_x00 = false` for this one operation while its cases are drawn."""
+    only_this = FilterSet()
+    only_this.include(lambda context: context.operation.label == operation.label)
+    narrowed = OperationConfig(filter_set=only_this, generation=GenerationConfig(allow_x00=False))
+    configured = operation.schema.config.operations.operations
+    configured.append(narrowed)
+    try:
+        yield
+    finally:
+        configured.remove(narrowed)
+
+
+def _fuzz_cases(operation, mode: GenerationMode, headers: dict, demo_paths: dict[str, str]) -> None:
     def on_demo_records(case):
         if case.path_parameters:
             case.path_parameters = {
