@@ -105,3 +105,30 @@ def test_filing_a_change_request_links_to_reading_it(schema):
     assert filed["links"]["ReadDeployments"]["parameters"] == {
         "change_request": "$response.body#/number"
     }
+
+
+def test_text_is_read_as_sent_so_max_length_counts_every_character(reader, builds, schema):
+    """DRF would trim first: a name past its maxLength that ends in spaces would pass."""
+    model = schema["components"]["schemas"]["GateInputRequest"]["properties"]["model"]
+    padded = "fraud-score".ljust(model["maxLength"] + 1)
+    question = {"environment": "dev", "model": padded, "version": "1.0"}
+    too_long = reader.post(GATE, question, format="json")
+    assert too_long.status_code == 400
+    assert "model" in too_long.json()
+    unpadded = reader.post(GATE, {**question, "model": "fraud-score "}, format="json")
+    assert unpadded.status_code == 200
+    assert "unknown_model" in [reason["code"] for reason in unpadded.json()["reasons"]]
+    blank = reader.post(GATE, {**question, "model": "   "}, format="json")
+    assert blank.status_code == 400
+    assert blank.json()["model"] == ["This field may not be blank."]
+    assert reader.get("/api/v1/models/", {"owner_team": "data-science "}).status_code == 400
+
+
+def test_a_builds_params_and_metrics_hold_what_the_schema_says(schema):
+    params = schema["components"]["schemas"]["ModelVersionInputRequest"]["properties"]["params"]
+    kinds = params["additionalProperties"]["anyOf"]
+    number = next(kind for kind in kinds if kind.get("type") == "number")
+    assert (number["minimum"], number["maximum"]) == (-(2**53 - 1), 2**53 - 1)
+    assert {"type": "boolean", "nullable": True} in kinds
+    nested = next(kind for kind in kinds if kind.get("type") == "array")
+    assert nested["items"]["anyOf"] == kinds[:3]

@@ -154,6 +154,9 @@ def test_register_version_conflict_409(writer, registered):
         ("metrics", "not an object"),
         ("metrics", {"auc\x00": 0.9}),
         ("params", {"depth": ["\x00"]}),
+        ("params", {"seed": 2**53}),
+        ("metrics", {"auc": [[0.9]]}),
+        ("metrics", {"by_segment": {"retail": {"auc": 0.9}}}),
     ],
 )
 def test_register_version_400_names_the_field(writer, registered, field, value):
@@ -165,6 +168,19 @@ def test_register_version_400_names_the_field(writer, registered, field, value):
     assert response.status_code == 400
     assert field in response.json()
     assert ModelVersion.objects.count() == 0
+
+
+def test_params_and_metrics_take_scalars_and_one_list_or_object_of_them(writer, registered):
+    params = {"layers": [64, 32], "optimiser": {"lr": 0.1, "name": "adam"}, "seed": None}
+    metrics = {"auc": 0.91, "rows": 2**53 - 1, "balanced": True}
+    response = writer.post(
+        "/api/v1/models/credit-scoring/versions/",
+        helpers.version_payload(params=params, metrics=metrics),
+        format="json",
+    )
+    assert response.status_code == 201
+    version = ModelVersion.objects.get()
+    assert (version.params, version.metrics) == (params, metrics)
 
 
 def test_register_version_naming_an_unknown_dataset_is_404(writer, registered):
