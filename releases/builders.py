@@ -282,3 +282,20 @@ def release_to_test(
     )
     clock.advance(seconds=pause.total_seconds())
     return deployment
+
+
+def policy_amended(environment: Environment, **changes) -> EnvironmentPolicy:
+    """The next policy version of `environment`: the approval teams, peer review and soak of the
+    version in force, with `changes` (any other rule takes the service's default)."""
+    current = environment.policies.order_by("-version").first()
+    return policy.environment_policy_change(
+        actor=None,
+        environment=environment,
+        **{
+            "approval_teams": list(current.approval_teams.all()),
+            "needs_peer_review": current.needs_peer_review,
+            "soak_source": current.soak_source,
+            "soak_days": current.soak_days,
+            **changes,
+        },
+    )

@@ -12,8 +12,7 @@ from playwright.sync_api import expect
 
 from organisation.demo import DEMO_PASSWORD
 from registry.builders import build_register, repository_with_mirror, training_commits
-from releases.builders import file_change
-from releases.services import policy
+from releases.builders import file_change, policy_amended
 from tests.browser.test_journeys import in_test
 from tests.conftest import TRANSACTIONAL_APPS
 
@@ -41,15 +40,7 @@ def prod_change(envs, org, ci, requester, peer, tmp_path):
     build = build_register("fraud-score", "2.0", commit_sha=sha)
     in_test(ci=ci, build=build, envs=envs, requester=requester, peer=peer, days_ago=8)
     prod = envs["prod"]
-    current = prod.policies.order_by("-version").first()
-    policy.environment_policy_change(
-        actor=None,
-        environment=prod,
-        approval_teams=list(current.approval_teams.all()),
-        soak_source=current.soak_source,
-        soak_days=current.soak_days,
-        requires_validation=True,
-    )
+    policy_amended(prod, requires_validation=True)
     return file_change(
         requester=requester,
         model_version=build,

@@ -18,10 +18,10 @@ from organisation.oidc import step_up_answer
 from organisation.services import absence_set
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Membership, ProviderIdentity
-from releases.builders import sign
+from releases.builders import policy_amended, sign
 from releases.models import EnvironmentPolicy, SignatureStepUp, SignOff
 from releases.reconciliation import discrepancies_find
-from releases.services import change_requests, policy
+from releases.services import change_requests
 from releases.states import State
 from tests.oidc.conftest import ALMA, BERT
 from tests.oidc.server import MFA_ACR, PASSWORD_ACR, portal_address
@@ -70,16 +70,7 @@ def _messages(response) -> list[str]:
 
 
 def _require_acr(environment, acr: str) -> EnvironmentPolicy:
-    current = environment.policies.order_by("-version").first()
-    return policy.environment_policy_change(
-        actor=None,
-        environment=environment,
-        approval_teams=list(current.approval_teams.all()),
-        needs_peer_review=current.needs_peer_review,
-        soak_source=current.soak_source,
-        soak_days=current.soak_days,
-        required_acr=acr,
-    )
+    return policy_amended(environment, required_acr=acr)
 
 
 def _refusal(start: int) -> AuditEvent:

@@ -11,10 +11,9 @@ from audit.models import AuditEvent
 from portal.exceptions import RuleDenied
 from registry import services as registry
 from registry.builders import AUTHORS, Commit, build_register, repository_with_mirror
-from releases.builders import APPROVAL_TEAMS, deploy, release_to_test, sign
+from releases.builders import APPROVAL_TEAMS, deploy, policy_amended, release_to_test, sign
 from releases.models import SignOffKind
 from releases.selectors.standard_changes import path_within
-from releases.services import policy
 from releases.services.gate import gate_evaluate
 from releases.services.standard_changes import (
     standard_change_file,
@@ -68,17 +67,7 @@ def churn_builds(org, tmp_path):
 
 def allow_standard_changes(environment, **rules):
     """The environment's policy in force, with standard changes allowed."""
-    current = environment.policies.order_by("-version").first()
-    return policy.environment_policy_change(
-        actor=None,
-        environment=environment,
-        approval_teams=list(current.approval_teams.all()),
-        needs_peer_review=current.needs_peer_review,
-        soak_source=current.soak_source,
-        soak_days=current.soak_days,
-        standard_changes_allowed=True,
-        **rules,
-    )
+    return policy_amended(environment, standard_changes_allowed=True, **rules)
 
 
 @pytest.fixture
@@ -304,12 +293,8 @@ def test_where_the_policy_allows_no_standard_changes_none_is_filed(
     for signer in prod_signers:
         sign(signer, approval, now=clock.now)
     current = envs["prod"].policies.order_by("-version").first()
-    policy.environment_policy_change(
-        actor=None,
-        environment=envs["prod"],
-        approval_teams=list(current.approval_teams.filter(slug__in=APPROVAL_TEAMS)),
-        soak_source=current.soak_source,
-        soak_days=current.soak_days,
+    policy_amended(
+        envs["prod"], approval_teams=list(current.approval_teams.filter(slug__in=APPROVAL_TEAMS))
     )
 
     with pytest.raises(RuleDenied) as refused:
