@@ -51,8 +51,8 @@ def _untrimmed(field: serializers.Field) -> None:
 
 class Untrimmed(serializers.Serializer):
     """Text is read as sent: DRF would strip it before `max_length`, so a name past the
-    schema's maxLength that ends in spaces would pass, and a blank one would be refused although
-    the schema allows it. Every API input, body or query, is one of these."""
+    schema's maxLength that ends in spaces would pass. A field that may not be blank still needs
+    a character other than white space (NotBlank). Every API input, body or query, is one."""
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()
