@@ -209,6 +209,9 @@ class ModelVersionOutput(serializers.ModelSerializer):
     repository = serializers.SlugRelatedField(slug_field="url", read_only=True)
     datasets = DatasetOfVersion(many=True, read_only=True)
     created_by = serializers.CharField(source="created_by_name", read_only=True)
+    # As registered, of the input's pattern (HTTP_URL): not `format: uri`, whose every RFC 3986
+    # rule the server does not check.
+    build_url = serializers.CharField(read_only=True)
     reproducible = serializers.SerializerMethodField()
     missing = serializers.SerializerMethodField()
     artifact_check = ArtifactCheckOutput(

@@ -133,6 +133,10 @@ class DeploymentOutput(serializers.ModelSerializer):
         source="change_request.number", allow_null=True, default=None
     )
     started_by = serializers.CharField(source="started_by_name")
+    # As reported, of the input's pattern (HTTP_URL): not `format: uri`, whose every RFC 3986
+    # rule the server does not check.
+    pipeline_url = serializers.CharField()
+    health_url = serializers.CharField()
 
     class Meta:
         model = Deployment
