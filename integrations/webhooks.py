@@ -39,9 +39,10 @@ from integrations.models import (
 from integrations.webhook_delivery import message_id_new, webhook_delivery_attempt
 from integrations.webhook_events import message_for_test, render
 from integrations.webhook_secrets import secret_generate
+from organisation.hooks import known_environment_names
 from organisation.services import environment_names_check
 from portal.authentication import GRANT_SCOPE, is_service_account
-from portal.exceptions import RuleDenied
+from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Scope, Team
 
 LOCAL_HOSTS = frozenset({"localhost"})
@@ -186,6 +187,20 @@ def webhook_subscription_create(
     if kind not in WebhookKind.values:
         raise ValidationError({"kind": f"One of {', '.join(WebhookKind.values)}."})
     url = url_check(url)
+    if WebhookSubscription.objects.filter(name=name.strip()).exists():
+        raise Conflict(
+            f"A webhook subscription is named '{name.strip()}' already.", code="webhook_name_taken"
+        )
+    known = known_environment_names()
+    unknown = sorted({name for name in environments if known is not None and name not in known})
+    if unknown:
+        named = ", ".join(repr(name) for name in unknown)
+        raise NotFound(
+            f"No environment is named {named}. Names are exact (dev, test, prod …): "
+            "GET /api/v1/environments/ lists them.",
+            code="unknown_environment",
+        )
+    environments = environment_names_check(environments)
     secret = secret_generate() if kind == WebhookKind.STANDARD else ""
     person = actor if actor is not None and not is_service_account(actor) else None
     subscription = WebhookSubscription(
@@ -194,7 +209,7 @@ def webhook_subscription_create(
         url=url,
         url_hint=url_hint(url),
         event_types=_event_types_check(event_types),
-        environments=environment_names_check(environments),
+        environments=environments,
         team=team,
         starts_after_seq=AuditEvent.objects.aggregate(tail=Max("seq"))["tail"] or 0,
         secret=secret,
@@ -303,8 +318,8 @@ def webhook_secret_rotate(*, actor, subscription: WebhookSubscription, request=N
     if denial:
         raise denial
     if subscription.kind != WebhookKind.STANDARD:
-        raise ValidationError(
-            {"kind": "Only Standard Webhooks subscriptions have a signing secret."}
+        raise Conflict(
+            "Only Standard Webhooks subscriptions have a signing secret.", code="no_signing_secret"
         )
     now = timezone.now()
     secret = secret_generate()

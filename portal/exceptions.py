@@ -5,6 +5,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from rest_framework import status
+from rest_framework.exceptions import APIException
 from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
@@ -99,4 +100,14 @@ def api_exception_handler(exc, context):
             },
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
-    return exception_handler(exc, context)
+    response = exception_handler(exc, context)
+    # DRF's own refusals (401, 403, 405, 415, 429) get the house's `{code, detail}` shape.
+    if (
+        response is not None
+        and isinstance(exc, APIException)
+        and not isinstance(exc, DRFValidationError)
+        and isinstance(response.data, dict)
+        and isinstance(exc.get_codes(), str)
+    ):
+        response.data = {"code": exc.get_codes(), **response.data}
+    return response

@@ -4,11 +4,14 @@ two calls is neither repeated nor skipped), and a query string that is checked, 
 A report that misspells a filter, sends a date that does not exist or a cursor that is not ours
 gets 400 with `{code, detail, fields}`, never a silently wider answer or a 404."""
 
+import re
+
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
-from rest_framework import exceptions, serializers
-from rest_framework.pagination import CursorPagination
+from rest_framework import serializers
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
+from rest_framework.utils.urls import replace_query_param
 
 from portal.exceptions import InvalidQuery
 
@@ -19,9 +22,14 @@ PAGING = {"cursor", "page_size"}
 
 class ReadCursor(CursorPagination):
     """Newest first by id (unique and never changed, so a cursor always finds its place).
-    Subclasses name another unique, unchanging ordering."""
+    Subclasses name another unique, unchanging ordering, and the characters its position takes.
+
+    A cursor is written plainly, `<offset><f|r><position>` (`0f1207`: forward from id 1207), so
+    the schema can state its exact pattern and every cursor of that pattern is one the list can
+    follow."""
 
     ordering = "-id"
+    position_pattern = "[0-9]{1,18}"
     page_size = PAGE_SIZE
     page_size_query_param = "page_size"
     max_page_size = MAX_PAGE_SIZE
@@ -42,14 +50,29 @@ class ReadCursor(CursorPagination):
             )
         return int(raw)
 
+    @classmethod
+    def cursor_pattern(cls) -> str:
+        return f"^[0-9]{{1,4}}[fr](?:{cls.position_pattern})?$"
+
+    def encode_cursor(self, cursor: Cursor) -> str:
+        position = "" if cursor.position is None else cursor.position
+        token = f"{cursor.offset}{'r' if cursor.reverse else 'f'}{position}"
+        return replace_query_param(self.base_url, self.cursor_query_param, token)
+
     def decode_cursor(self, request: Request):
-        try:
-            cursor = super().decode_cursor(request)
-        except exceptions.NotFound:
-            raise self._invalid() from None
-        if cursor is not None and cursor.position is not None:
-            self._check_position(cursor.position)
-        return cursor
+        raw = request.query_params.get(self.cursor_query_param)
+        if raw is None:
+            return None
+        if not re.fullmatch(self.cursor_pattern(), raw):
+            raise self._invalid()
+        offset, reverse, position = re.fullmatch(r"([0-9]+)([fr])(.*)", raw).groups()
+        if position:
+            self._check_position(position)
+        return Cursor(
+            offset=min(int(offset), self.offset_cutoff),
+            reverse=reverse == "r",
+            position=position or None,
+        )
 
     def _check_position(self, position: str) -> None:
         """The position is compared with the ordering's column: one that column cannot hold
@@ -98,6 +121,10 @@ def query_filters(filters: type[serializers.Serializer], request: Request) -> di
         problems.update(
             {name: [str(m) for m in messages] for name, messages in checked.errors.items()}
         )
+        for name in checked.errors:
+            field = checked.fields.get(name)
+            if isinstance(field, serializers.ChoiceField):
+                problems[name].append("It takes: " + ", ".join(map(str, field.choices)) + ".")
     if problems:
         raise InvalidQuery(
             "Some filters cannot be used: " + ", ".join(sorted(problems)) + ".", fields=problems
@@ -105,14 +132,23 @@ def query_filters(filters: type[serializers.Serializer], request: Request) -> di
     return dict(checked.validated_data)
 
 
-PAGING_PARAMETERS = [
-    OpenApiParameter(
-        "cursor", str, description="From `next` or `previous`; anything else is 400 invalid_cursor."
-    ),
-    OpenApiParameter(
-        "page_size", int, description=f"1 to {MAX_PAGE_SIZE}; {PAGE_SIZE} by default."
-    ),
-]
+def paging_parameters(paginator: type[ReadCursor] = ReadCursor) -> list[OpenApiParameter]:
+    """The query parameters of a list paged by `paginator`, with the values it takes."""
+    return [
+        OpenApiParameter(
+            "cursor",
+            {"type": "string", "pattern": paginator.cursor_pattern()},
+            description="From `next` or `previous`; anything else is 400 invalid_cursor.",
+        ),
+        OpenApiParameter(
+            "page_size",
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+            description=f"1 to {MAX_PAGE_SIZE}; {PAGE_SIZE} by default; else 400 invalid_filter.",
+        ),
+    ]
+
+
+PAGING_PARAMETERS = paging_parameters()
 
 
 def page_of(name: str, item: serializers.Serializer) -> serializers.Serializer:

@@ -42,3 +42,23 @@ class PlainName(_WholeValue):
         "are refused, as in model names."
     )
     code = "not_plain_name"
+
+
+class WholeMatch(_WholeValue):
+    """A shape the whole value must have (a commit SHA, a digest, a URL), stated as is as the
+    OpenAPI schema's `pattern`."""
+
+    def __init__(self, regex: str, message: str, code: str = "invalid"):
+        super().__init__(regex=regex, message=message, code=code)
+
+
+_LABEL = "[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+# The http(s) URLs the API takes for builds, pipelines and health checks: a host with its
+# domain, localhost or an IPv4 address, then a path of printable ASCII. Every one of them
+# passes Django's URLValidator too, which the records' URL fields apply.
+HTTP_URL = (
+    rf"^https?://(?:{_LABEL}(?:\.{_LABEL})*\.[a-z]{{2,63}}|localhost|{_OCTET}(?:\.{_OCTET}){{3}})"
+    r"(?::[0-9]{1,5})?(?:[/?#][!-~]*)?$"
+)
+HTTP_URL_MESSAGE = "Must be an http:// or https:// URL."

@@ -218,7 +218,8 @@ def _store(uri: str) -> tuple[str, Callable[[str], str] | None]:
     if scheme in MLFLOW_SCHEMES:
         return "mlflow", read_mlflow
     readers = {"s3": read_s3, "file": read_file, "http": read_http, "https": read_http}
-    store = "http" if scheme == "https" else scheme
+    # A URI without a scheme (a bare path, a name) is in no store the portal can read.
+    store = ("http" if scheme == "https" else scheme) or "none"
     return store, readers.get(scheme)
 
 

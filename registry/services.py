@@ -16,10 +16,10 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.models import ActorKind
 from audit.services import audit_record, describe_actor
-from portal.exceptions import Conflict
+from portal.exceptions import Conflict, NotFound
 from portal.models import ServiceAccount, Team
 from portal.queue import enqueue_on_commit
-from portal.validators import PlainName
+from portal.validators import HTTP_URL, PlainName
 from registry import git
 from registry.artifacts import ArtifactReading, artifact_read
 from registry.models import (
@@ -40,7 +40,7 @@ Record = TypeVar("Record", bound=Model)
 
 SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-HTTP_URL_RE = re.compile(r"^https?://[^\s/?#@]+(?::\d+)?(?:/[^\s]*)?$")
+HTTP_URL_RE = re.compile(HTTP_URL)  # the pattern the schema states
 REPOSITORY_URL_RE = re.compile(
     r"^(?:(?:https?|ssh|git)://(?:[^\s/@]+@)?[^\s/?#@:]+(?::\d+)?/[^\s]+"
     r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^\s/][^\s]*)$"
@@ -77,7 +77,7 @@ def _check_sha256(errors: Errors, field: str, value: str, *, required: bool = Tr
 
 
 def _check_http_url(errors: Errors, field: str, value: str) -> None:
-    if value and not HTTP_URL_RE.match(value):
+    if value and not HTTP_URL_RE.fullmatch(value):
         errors.add(field, "Must be an http:// or https:// URL.")
 
 
@@ -93,6 +93,57 @@ MODEL_CARD_FIELDS = {
     "monitoring": str,
     "reference": str,
 }
+
+
+# The audit trail's canonical JSON (RFC 8785) holds a number exactly up to 2**53 - 1.
+JSON_SAFE_INTEGER = 2**53 - 1
+
+
+def _build_scalar_problem(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        return "Must hold no NUL character, in a name or a value." if "\x00" in value else None
+    if isinstance(value, int | float):
+        if -JSON_SAFE_INTEGER <= value <= JSON_SAFE_INTEGER:
+            return None
+        return (
+            f"{value} is beyond ±{JSON_SAFE_INTEGER} (2**53 - 1), the largest number the audit "
+            "trail holds exactly: record it as a string."
+        )
+    return "Values are text, numbers, true/false or null, or a list or object of those."
+
+
+def build_record_problem(record: Any) -> str | None:
+    """What is wrong with a build's params or metrics, as its schema states them: an object
+    whose values are text, numbers within ±(2**53 - 1), true/false or null, or one list or
+    object of those; no NUL character in a name or a value (PostgreSQL cannot store one)."""
+    if not isinstance(record, dict):
+        return "Must be a JSON object."
+    for name, value in record.items():
+        inner = value.values() if isinstance(value, dict) else value
+        names = [name, *value.keys()] if isinstance(value, dict) else [name]
+        if any("\x00" in each for each in names):
+            return "Must hold no NUL character, in a name or a value."
+        for item in inner if isinstance(value, dict | list) else [value]:
+            problem = _build_scalar_problem(item)
+            if problem is not None:
+                return problem
+    return None
+
+
+def _holds_nul(value: Any) -> bool:
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str) and "\x00" in item:
+            return True
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
 
 
 def _check_model_card(errors: Errors, card: Any) -> None:
@@ -240,12 +291,6 @@ def model_register(
     under a team it acts for (rule 15)."""
     errors = Errors()
     team = Team.objects.filter(slug=owner_team).first()
-    if team is None:
-        errors.add(
-            "owner_team",
-            f"No team has the slug '{owner_team}'. Use an existing team's slug, such as model-risk "
-            "(Admin → Teams lists them); an administrator creates teams there.",
-        )
     if not isinstance(risk_tier, int) or not 1 <= risk_tier <= 3:
         errors.add("risk_tier", "Must be 1, 2 or 3.")
     candidate = RegisteredModel(
@@ -263,6 +308,12 @@ def model_register(
             for message in messages:
                 errors.add(field, message)
     errors.raise_any()
+    if team is None:
+        raise NotFound(
+            f"No team has the slug '{owner_team}'. Use an existing team's slug, such as model-risk "
+            "(Admin → Teams lists them); an administrator creates teams there.",
+            code="unknown_team",
+        )
     denied = token_team_denial(actor, team_id=team.pk, subject=f"Model {name}")
     if denied is not None:
         raise denied
@@ -371,7 +422,7 @@ def _dataset_keys(errors: Errors, datasets: Iterable[Any]) -> list[tuple[str, st
     return sorted(set(keys))
 
 
-def _known_datasets(errors: Errors, keys: list[tuple[str, str]]) -> list[DatasetVersion]:
+def _known_datasets(keys: list[tuple[str, str]]) -> list[DatasetVersion]:
     if not keys:
         return []
     names = {name for name, _ in keys}
@@ -382,10 +433,10 @@ def _known_datasets(errors: Errors, keys: list[tuple[str, str]]) -> list[Dataset
     }
     unknown = [f"{name}@{version}" for name, version in keys if (name, version) not in found]
     if unknown:
-        errors.add(
-            "datasets",
+        raise NotFound(
             f"Unknown dataset version(s): {', '.join(unknown)}. Register them first "
             "(POST /api/v1/datasets/).",
+            code="unknown_dataset",
         )
     return [found[key] for key in keys if key in found]
 
@@ -448,8 +499,14 @@ def model_version_register(
     if not (artifact_uri or "").strip() or len(artifact_uri) > 1000:
         errors.add("artifact_uri", "Must be 1-1000 characters.")
     for field, value in (("params", params), ("metrics", metrics)):
-        if value is not None and not isinstance(value, dict):
-            errors.add(field, "Must be a JSON object.")
+        problem = build_record_problem(value) if value is not None else None
+        if problem is not None:
+            errors.add(field, problem)
+    if model_card is not None and not isinstance(model_card, dict):
+        errors.add("model_card", "Must be a JSON object.")
+    elif _holds_nul(model_card):
+        # PostgreSQL's JSON cannot store one, and no name or value needs it.
+        errors.add("model_card", "Must hold no NUL character, in a name or a value.")
     dataset_keys = _dataset_keys(errors, datasets)
     _check_model_card(errors, model_card)
     if not REPOSITORY_URL_RE.match(normalise_repository_url(repository)):
@@ -614,9 +671,7 @@ def _model_version_insert(
 ) -> tuple[ModelVersion, bool]:
     # The model row is the lock: registrations of one model (and version numbering) take turns.
     model = RegisteredModel.objects.select_for_update().get(pk=model.pk)
-    errors = Errors()
-    dataset_rows = _known_datasets(errors, dataset_keys)
-    errors.raise_any()
+    dataset_rows = _known_datasets(dataset_keys)
     repository, _ = repository_register(actor=actor, url=repository_url, request=request)
 
     if version:

@@ -3,9 +3,10 @@ from rest_framework import serializers
 from audit.actions import AuditAction
 from audit.models import AuditCheckpoint, AuditEvent, AuditVerification
 from audit.selectors import MAX_PAGE_SIZE, PAGE_SIZE, EventFilters
+from portal.serializers import MomentField, Untrimmed
 
 
-class EventQuerySerializer(serializers.Serializer):
+class EventQuerySerializer(Untrimmed):
     """Query parameters of the event list: the auditor page's filters plus the cursor."""
 
     about = serializers.CharField(
@@ -22,8 +23,8 @@ class EventQuerySerializer(serializers.Serializer):
     object_type = serializers.CharField(required=False, max_length=100)
     object_id = serializers.CharField(required=False, max_length=100)
     environment = serializers.CharField(required=False, max_length=100)
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+    since = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")
+    until = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")
     cursor = serializers.IntegerField(required=False, min_value=1)
     limit = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_PAGE_SIZE, default=PAGE_SIZE
@@ -119,6 +120,6 @@ class VerifyStatusSerializer(serializers.Serializer):
     keys = PublishedKeySerializer(many=True)
 
 
-class ExportQuerySerializer(serializers.Serializer):
-    since = serializers.DateTimeField(required=False)
-    until = serializers.DateTimeField(required=False)
+class ExportQuerySerializer(Untrimmed):
+    since = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")
+    until = MomentField(required=False, help_text="RFC 3339, with seconds and its offset.")

@@ -69,6 +69,10 @@ class WebhooksView(WebhookView):
             403: OpenApiResponse(
                 description="`webhooks_admin_only`, `missing_scope`, `token_wrong_team`."
             ),
+            404: OpenApiResponse(
+                description="`unknown_team`, `unknown_environment`: a name that names nothing."
+            ),
+            409: OpenApiResponse(description="`webhook_name_taken`."),
         },
         description=(
             "Subscribe a Teams or Slack channel's incoming webhook, or a Standard Webhooks "
@@ -85,10 +89,7 @@ class WebhooksView(WebhookView):
         if slug:
             team = Team.objects.filter(slug=slug).first()
             if team is None:
-                return Response(
-                    {"team": [f"No team has the slug '{slug}'."]},
-                    status=status.HTTP_400_BAD_REQUEST,
-                )
+                raise NotFound(f"No team has the slug '{slug}'.", code="unknown_team")
         elif is_service_account(request.user):
             team = request.user.team
         issued = services.webhook_subscription_create(
@@ -114,7 +115,9 @@ class WebhookRotateView(WebhookView):
         request=None,
         responses={
             200: WebhookSecret,
-            400: OpenApiResponse(description="Teams and Slack subscriptions have no secret."),
+            409: OpenApiResponse(
+                description="`no_signing_secret`: Teams and Slack subscriptions have none."
+            ),
         },
         description=(
             "A new signing secret, shown once. The previous one goes on signing alongside it "

@@ -9,7 +9,7 @@ from portal.authentication import TokenScopes, is_service_account
 from portal.models import Notification, Scope
 from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
 from portal.selectors import NotificationFilters, memberships_of, notifications_visible_to
-from portal.serializers import MomentField
+from portal.serializers import MomentField, Untrimmed
 
 
 class WhoAmIView(APIView):
@@ -79,7 +79,7 @@ class NotificationOutput(serializers.ModelSerializer):
         return f"{settings.PORTAL_BASE_URL}{notification.link}" if notification.link else ""
 
 
-class NotificationQuery(serializers.Serializer):
+class NotificationQuery(Untrimmed):
     team = serializers.SlugField(
         max_length=100,
         required=False,

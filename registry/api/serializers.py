@@ -1,10 +1,11 @@
 """Input and output shapes of the registry API. Inputs check types only; the services check the
 rules (formats, known datasets, teams) so every path gets the same answers."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from portal.serializers import NoUnknownFields
-from portal.validators import PlainName
+from portal.serializers import NoUnknownFields, Untrimmed
+from portal.validators import HTTP_URL, HTTP_URL_MESSAGE, PlainName, WholeMatch
 from registry.models import (
     ArtifactCheck,
     DatasetVersion,
@@ -16,17 +17,105 @@ from registry.models import (
     Validation,
 )
 from registry.reproducibility import reproducibility
+from registry.services import JSON_SAFE_INTEGER
+
+# The shapes the registry's services check (registry/services.py), stated in the schema.
+SHA1 = r"^[0-9a-f]{40}$"
+SHA256 = r"^[0-9a-f]{64}$"
+VERSION = r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$"
+# Printable ASCII, spelt out rather than `\s`, which regular expression engines read apart.
+REPOSITORY_URL = (
+    r'^(?:(?:https?|ssh|git)://(?:[!-.0-?A-~]+@)?[!"$-.0-9;->A-~]+(?::[0-9]+)?/[!-~]*[!-.0-~]'
+    r"|[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[!-.0-~][!-~]*)$"
+)
+
+
+def shaped(pattern: str, message: str, **options) -> serializers.CharField:
+    """A text field of one exact shape, read as sent (no trimming), so that what the schema's
+    pattern refuses is refused. Where blank is allowed, "" is taken without the pattern."""
+    return serializers.CharField(
+        trim_whitespace=False, validators=[WholeMatch(pattern, message)], **options
+    )
+
+
+def sha256_field(**options) -> serializers.CharField:
+    return shaped(
+        SHA256,
+        "Must be a sha256 digest: 64 lowercase hexadecimal characters.",
+        max_length=64,
+        **options,
+    )
+
+
+TEXT = {"type": "string", "pattern": r"^[^\u0000]*$"}
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            **dict.fromkeys(
+                (
+                    "purpose",
+                    "training_data",
+                    "training_period",
+                    "limitations",
+                    "fairness",
+                    "stability",
+                    "monitoring",
+                    "reference",
+                ),
+                TEXT,
+            ),
+            "evaluation": {
+                "type": "array",
+                "items": {"type": "object", "required": ["metric", "value", "dataset"]},
+            },
+        },
+    }
+)
+class ModelCardField(serializers.DictField):
+    """A model card as registry.services checks it, stated in the schema."""
+
+
+# What registry.services.build_record_problem accepts, stated as it checks it.
+BUILD_SCALARS = [
+    TEXT,
+    {"type": "number", "minimum": -JSON_SAFE_INTEGER, "maximum": JSON_SAFE_INTEGER},
+    {"type": "boolean", "nullable": True},
+]
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": "Names to text, numbers within ±(2**53 - 1), true/false or null, or one "
+        "list or object of those. No NUL character in a name or a value: PostgreSQL cannot "
+        "store one (400 on the field).",
+        "additionalProperties": {
+            "anyOf": [
+                *BUILD_SCALARS,
+                {"type": "array", "items": {"anyOf": BUILD_SCALARS}},
+                {"type": "object", "additionalProperties": {"anyOf": BUILD_SCALARS}},
+            ]
+        },
+    }
+)
+class BuildRecordField(serializers.DictField):
+    """A build's params or metrics: registry.services checks the values."""
 
 
 class DatasetVersionInput(NoUnknownFields):
     name = serializers.CharField(max_length=200, validators=[PlainName()])
-    version = serializers.CharField(max_length=100)
+    version = shaped(VERSION, "Letters, digits and . _ + -, starting with a letter or digit.")
     uri = serializers.CharField(max_length=1000)
-    sha256 = serializers.CharField(max_length=64)
-    rows = serializers.IntegerField(required=False, allow_null=True, min_value=0)
-    schema_sha256 = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default=""
+    sha256 = sha256_field()
+    # The audit trail's canonical JSON (RFC 8785) holds integers up to 2**53 exactly.
+    rows = serializers.IntegerField(
+        required=False, allow_null=True, min_value=0, max_value=2**53 - 1
     )
+    schema_sha256 = sha256_field(required=False, allow_blank=True, default="")
 
 
 class DatasetVersionOutput(serializers.ModelSerializer):
@@ -36,10 +125,12 @@ class DatasetVersionOutput(serializers.ModelSerializer):
 
 
 class ModelInput(NoUnknownFields):
-    name = serializers.CharField(max_length=100)
-    owner_team = serializers.CharField(max_length=100, help_text="The owning team's slug.")
+    name = serializers.SlugField(max_length=100)
+    owner_team = serializers.SlugField(
+        max_length=100, help_text="The owning team's slug; 404 `unknown_team` if none has it."
+    )
     description = serializers.CharField(required=False, allow_blank=True, default="")
-    risk_tier = serializers.IntegerField(required=False, default=2)
+    risk_tier = serializers.IntegerField(required=False, default=2, min_value=1, max_value=3)
 
 
 class ModelOutput(serializers.ModelSerializer):
@@ -56,33 +147,47 @@ class DatasetRef(NoUnknownFields):
 
 
 class ModelVersionInput(NoUnknownFields):
-    version = serializers.CharField(
+    version = shaped(
+        VERSION,
+        "Letters, digits and . _ + -, starting with a letter or digit.",
         max_length=100,
         required=False,
         allow_blank=True,
         default="",
         help_text="Omit to number the build: the same commit and build id find the same version.",
     )
-    repository = serializers.CharField(max_length=500, help_text="The repository's URL.")
-    commit_sha = serializers.CharField(max_length=40)
+    repository = shaped(
+        REPOSITORY_URL,
+        "Must be a git repository URL: https://, http://, ssh:// or git@host:path.",
+        max_length=500,
+        help_text="The repository's URL.",
+    )
+    commit_sha = shaped(
+        SHA1, "Must be a full git commit SHA: 40 lowercase hexadecimal characters.", max_length=40
+    )
     ref = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
     build_id = serializers.CharField(max_length=200)
-    build_url = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+    build_url = shaped(
+        HTTP_URL,
+        HTTP_URL_MESSAGE,
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        default="",
+    )
     artifact_uri = serializers.CharField(max_length=1000)
-    artifact_sha256 = serializers.CharField(max_length=64)
+    artifact_sha256 = sha256_field()
     framework = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
-    params = serializers.DictField(required=False, default=dict)
-    metrics = serializers.DictField(required=False, default=dict)
+    params = BuildRecordField(required=False, default=dict)
+    metrics = BuildRecordField(required=False, default=dict)
     datasets = DatasetRef(many=True, required=False, default=list)
-    model_card = serializers.DictField(
+    model_card = ModelCardField(
         required=False,
         default=dict,
         help_text="purpose, training_data, training_period, evaluation ([{metric, value, "
         "dataset}]), limitations, fairness, stability, monitoring, or a reference to a card.",
     )
-    env_lock_sha256 = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default=""
-    )
+    env_lock_sha256 = sha256_field(required=False, allow_blank=True, default="")
 
 
 class DatasetOfVersion(serializers.ModelSerializer):
@@ -104,6 +209,9 @@ class ModelVersionOutput(serializers.ModelSerializer):
     repository = serializers.SlugRelatedField(slug_field="url", read_only=True)
     datasets = DatasetOfVersion(many=True, read_only=True)
     created_by = serializers.CharField(source="created_by_name", read_only=True)
+    # As registered, of the input's pattern (HTTP_URL): not `format: uri`, whose every RFC 3986
+    # rule the server does not check.
+    build_url = serializers.CharField(read_only=True)
     reproducible = serializers.SerializerMethodField()
     missing = serializers.SerializerMethodField()
     artifact_check = ArtifactCheckOutput(
@@ -254,7 +362,7 @@ class FindingInput(NoUnknownFields):
     remediation_due = serializers.DateField()
 
 
-class InventoryFilters(serializers.Serializer):
+class InventoryFilters(Untrimmed):
     """The inventory list's query string, as the inventory page filters: a value it does not
     know is a 400, not an empty page."""
 

@@ -11,7 +11,8 @@ from portal.authentication import TokenScopes, is_service_account
 from portal.exceptions import NotFound
 from portal.idempotency import idempotent
 from portal.models import Scope
-from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
+from portal.pagination import ReadCursor, page_of, paging_parameters, query_filters
+from portal.serializers import Untrimmed
 from registry import model_risk, selectors, services
 from registry.api import serializers as s
 from registry.models import Finding, Validation
@@ -90,7 +91,7 @@ class DatasetVersionsView(RegistryView):
         )
 
 
-class ModelQuery(serializers.Serializer):
+class ModelQuery(Untrimmed):
     q = serializers.CharField(
         max_length=200, required=False, help_text="Search in names and descriptions."
     )
@@ -102,12 +103,13 @@ class ModelQuery(serializers.Serializer):
 
 class ByName(ReadCursor):
     ordering = "name"
+    position_pattern = "[-a-zA-Z0-9_]{1,100}"  # a slug, as model names are
 
 
 class ModelsView(RegistryView):
     @extend_schema(
         operation_id="v1_models_list",
-        parameters=[ModelQuery, *PAGING_PARAMETERS],
+        parameters=[ModelQuery, *paging_parameters(ByName)],
         responses={200: page_of("ModelPage", s.ModelOutput(many=True))},
         examples=[
             OpenApiExample(
@@ -145,6 +147,7 @@ class ModelsView(RegistryView):
         responses={
             201: s.ModelOutput,
             200: OpenApiResponse(s.ModelOutput, description="Recorded before."),
+            404: OpenApiResponse(description="`unknown_team`: no team has the owner's slug."),
             **ERRORS,
         },
         description="Register a model. Idempotent on its name.",
@@ -235,18 +238,14 @@ class InventoryView(APIView):
 
     @extend_schema(
         operation_id="v1_inventory_list",
-        parameters=[s.InventoryFilters, *PAGING_PARAMETERS],
+        parameters=[s.InventoryFilters, *paging_parameters(ByName)],
         responses={200: s.InventoryPage, 400: ERRORS[400]},
         description="Every model's inventory entry by name, cursor paging.",
     )
     def get(self, request: Request) -> Response:
-        filters = s.InventoryFilters(data=request.query_params)
-        filters.is_valid(raise_exception=True)
+        filters = selectors.InventoryFilters(**query_filters(s.InventoryFilters, request))
         paginator = ByName()
-        page = paginator.paginate_queryset(
-            selectors.model_inventory(filters=selectors.InventoryFilters(**filters.validated_data)),
-            request,
-        )
+        page = paginator.paginate_queryset(selectors.model_inventory(filters=filters), request)
         return paginator.get_paginated_response(s.InventoryOutput(page, many=True).data)
 
 

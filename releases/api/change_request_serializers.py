@@ -5,7 +5,9 @@ services check the rules."""
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.exceptions import NotFound
 from portal.models import Team
+from portal.serializers import MomentField, NoUnknownFields
 from portal.validators import SingleLine
 from registry.models import ModelVersion
 from releases import hooks
@@ -13,7 +15,7 @@ from releases.models import ChangeRequest, Environment, RiskLevel, SignOff
 from releases.states import Kind
 
 
-class ChangeRequestInput(serializers.Serializer):
+class ChangeRequestInput(NoUnknownFields):
     model = serializers.CharField(max_length=100, help_text="The registered model's name.")
     version = serializers.CharField(max_length=100, help_text="The registered version.")
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
@@ -23,26 +25,27 @@ class ChangeRequestInput(serializers.Serializer):
         required=False,
         default=Kind.NORMAL,
     )
-    title = serializers.CharField(max_length=200, validators=[SingleLine()])
+    title = serializers.CharField(max_length=200, validators=[SingleLine()], trim_whitespace=False)
     justification = serializers.CharField()
     risk = serializers.CharField(required=False, allow_blank=True, default="")
     test_evidence = serializers.CharField(required=False, allow_blank=True, default="")
     rollback_plan = serializers.CharField()
-    window_start = serializers.DateTimeField(
+    window_start = MomentField(
         required=False, allow_null=True, default=None, help_text="Required for a normal change."
     )
-    window_end = serializers.DateTimeField(
+    window_end = MomentField(
         required=False, allow_null=True, default=None, help_text="Required for a normal change."
     )
     incident_ref = serializers.CharField(
         max_length=100,
         validators=[SingleLine()],
+        trim_whitespace=False,
         required=False,
         allow_blank=True,
         default="",
         help_text="Required for an emergency change.",
     )
-    team = serializers.CharField(
+    team = serializers.SlugField(
         max_length=100,
         required=False,
         allow_blank=True,
@@ -60,31 +63,9 @@ class ChangeRequestInput(serializers.Serializer):
     )
 
     def validate(self, data: dict) -> dict:
+        """The shape first (400, as the schema's `oneOf` says: a normal change has its window, an
+        emergency its incident), then the names: one that names nothing is 404."""
         errors: dict[str, list[str]] = {}
-        model_version = (
-            ModelVersion.objects.select_related("model")
-            .filter(model__name=data["model"], version=data["version"])
-            .first()
-        )
-        if model_version is None:
-            errors["version"] = [
-                f"{data['model']} has no registered version '{data['version']}'. CI registers "
-                "each build (gatehouse_ci.py build, docs/ci.md); name one the model lists."
-            ]
-        environment = Environment.objects.filter(name=data["environment"]).first()
-        if environment is None:
-            errors["environment"] = [
-                f"No environment is named '{data['environment']}'. Names are exact (dev, test, "
-                "prod …): GET /api/v1/environments/ lists them."
-            ]
-        team = None
-        if data["team"]:
-            team = Team.objects.filter(slug=data["team"]).first()
-            if team is None:
-                errors["team"] = [
-                    f"No team has the slug '{data['team']}'. Leave it out to file for the "
-                    "model's owner team."
-                ]
         if data["kind"] == Kind.NORMAL:
             for name in ("window_start", "window_end"):
                 if data[name] is None:
@@ -93,6 +74,33 @@ class ChangeRequestInput(serializers.Serializer):
             errors["incident_ref"] = ["Required for an emergency change."]
         if errors:
             raise serializers.ValidationError(errors)
+        model_version = (
+            ModelVersion.objects.select_related("model")
+            .filter(model__name=data["model"], version=data["version"])
+            .first()
+        )
+        if model_version is None:
+            raise NotFound(
+                f"{data['model']} has no registered version '{data['version']}'. CI registers "
+                "each build (gatehouse_ci.py build, docs/ci.md); name one the model lists.",
+                code="unknown_build",
+            )
+        environment = Environment.objects.filter(name=data["environment"]).first()
+        if environment is None:
+            raise NotFound(
+                f"No environment is named '{data['environment']}'. Names are exact (dev, test, "
+                "prod …): GET /api/v1/environments/ lists them.",
+                code="unknown_environment",
+            )
+        team = None
+        if data["team"]:
+            team = Team.objects.filter(slug=data["team"]).first()
+            if team is None:
+                raise NotFound(
+                    f"No team has the slug '{data['team']}'. Leave it out to file for the "
+                    "model's owner team.",
+                    code="unknown_team",
+                )
         return {
             "model_version": model_version,
             "environment": environment,

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from portal.authentication import TokenScopes
 from portal.models import Scope
 from portal.pagination import PAGING_PARAMETERS, OldestFirst, ReadCursor, page_of, query_filters
-from portal.serializers import MomentField
+from portal.serializers import MomentField, Untrimmed
 from releases import hooks
 from releases.api.change_request_serializers import (
     ChangeRequestInput,
@@ -45,7 +45,7 @@ class PeopleFile(permissions.BasePermission):
         return True
 
 
-class ChangeRequestQuery(serializers.Serializer):
+class ChangeRequestQuery(Untrimmed):
     """The list's query string. A value of the wrong shape is 400 `invalid_filter`; a name that
     is well formed but matches nothing gives an empty page."""
 
@@ -67,7 +67,7 @@ class ChangeRequestQuery(serializers.Serializer):
     )
 
 
-class SignOffQuery(serializers.Serializer):
+class SignOffQuery(Untrimmed):
     kind = serializers.ChoiceField(choices=SignOffKind.choices, required=False)
     voided = serializers.BooleanField(
         required=False,

@@ -5,14 +5,16 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from portal.serializers import NoUnknownFields
+from portal.validators import HTTP_URL, HTTP_URL_MESSAGE, WholeMatch
 from releases.models import Deployment, DeploymentStatus, SignOff
 from releases.selectors.live import signers_of
 from releases.services.gate import GateCode
 
 SHA256 = r"^[0-9a-f]{64}$"
+CHANGE_REQUEST_NUMBER = r"^CR-[0-9]{1,18}$"
 
 
-class BuildQuestion(serializers.Serializer):
+class BuildQuestion(NoUnknownFields):
     environment = serializers.CharField(max_length=50, help_text="dev, test, prod, …")
     model = serializers.CharField(max_length=100, help_text="The registered model's name.")
     version = serializers.CharField(
@@ -32,6 +34,7 @@ class BuildQuestion(serializers.Serializer):
     )
 
     def validate(self, attrs):
+        # The schema says it as `oneOf` (releases/api/schema.py).
         if not attrs["version"] and not attrs["artifact_sha256"]:
             raise serializers.ValidationError(
                 {"version": "Name the version or give the artifact_sha256."}
@@ -76,22 +79,30 @@ class GateOutput(serializers.Serializer):
     decided_at = serializers.DateTimeField()
 
 
-class DeploymentInput(BuildQuestion):
-    pipeline_url = serializers.URLField(
+def http_url_field(**options) -> serializers.CharField:
+    return serializers.CharField(
         max_length=500,
         required=False,
         default="",
-        help_text="The CD run; a retry with the same URL returns the same deployment.",
+        trim_whitespace=False,
+        validators=[WholeMatch(HTTP_URL, HTTP_URL_MESSAGE)],
+        **options,
     )
-    health_url = serializers.URLField(max_length=500, required=False, default="")
 
 
-class ResultInput(serializers.Serializer):
+class DeploymentInput(BuildQuestion):
+    pipeline_url = http_url_field(
+        help_text="The CD run; a retry with the same URL returns the same deployment."
+    )
+    health_url = http_url_field(help_text="Where the deployment answers its health checks.")
+
+
+class ResultInput(NoUnknownFields):
     status = serializers.ChoiceField([DeploymentStatus.SUCCEEDED, DeploymentStatus.FAILED])
     detail = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class RollbackInput(serializers.Serializer):
+class RollbackInput(NoUnknownFields):
     reason = serializers.CharField(help_text="Why; kept on the rollback and in the audit trail.")
     from_version = serializers.CharField(
         max_length=100,
@@ -122,6 +133,10 @@ class DeploymentOutput(serializers.ModelSerializer):
         source="change_request.number", allow_null=True, default=None
     )
     started_by = serializers.CharField(source="started_by_name")
+    # As reported, of the input's pattern (HTTP_URL): not `format: uri`, whose every RFC 3986
+    # rule the server does not check.
+    pipeline_url = serializers.CharField()
+    health_url = serializers.CharField()
 
     class Meta:
         model = Deployment

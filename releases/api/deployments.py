@@ -5,6 +5,7 @@ every reason. All of them call the same services as the pages."""
 
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
@@ -16,8 +17,9 @@ from portal.idempotency import idempotent
 from portal.models import Scope
 from portal.moments import moment_from_query
 from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
-from portal.serializers import MomentField
+from portal.serializers import MomentField, Untrimmed
 from releases.api import deployment_serializers as s
+from releases.api.deployment_serializers import CHANGE_REQUEST_NUMBER
 from releases.models import Deployment, DeploymentKind, DeploymentStatus, Environment
 from releases.selectors.deployments import DeploymentFilters, deployment_get, deployments_read
 from releases.selectors.live import live_in_environment
@@ -63,13 +65,19 @@ class GateView(APIView):
         return Response(answer.as_dict())
 
 
-class DeploymentQuery(serializers.Serializer):
+class DeploymentQuery(Untrimmed):
     """The history's query string: a value of the wrong shape is 400 `invalid_filter`."""
 
     environment = serializers.SlugField(max_length=50, required=False)
     model = serializers.SlugField(max_length=100, required=False, help_text="The model's name.")
     status = serializers.ChoiceField(DeploymentStatus.choices, required=False)
     kind = serializers.ChoiceField(DeploymentKind.choices, required=False)
+    change_request = serializers.RegexField(
+        CHANGE_REQUEST_NUMBER,
+        max_length=21,
+        required=False,
+        help_text="The deployments made under this change request (CR-42).",
+    )
     started_since = MomentField(required=False, help_text="ISO-8601 with its offset.")
 
 
@@ -128,6 +136,10 @@ class DeploymentsView(APIView):
             200: OpenApiResponse(s.DeploymentOutput, description="A retry of the same start."),
             403: GATE_DENIED,
             400: ERRORS[400],
+            404: OpenApiResponse(
+                description="`unknown_environment`, `unknown_model`, `unknown_version`, "
+                "`unknown_change_request`: a name that names nothing."
+            ),
             409: ERRORS[409],
         },
         description=(
@@ -236,9 +248,9 @@ class LiveView(APIView):
         parameters=[
             OpenApiParameter(
                 "at",
-                str,
-                description="ISO-8601 moment with its offset; what was live then. Default: now. "
-                "A moment that does not exist is 400 `invalid_at`.",
+                OpenApiTypes.DATETIME,
+                description="RFC 3339 moment, with seconds and its offset; what was live then. "
+                "Default: now. A moment that does not exist is 400 `invalid_at`.",
             )
         ],
         responses={200: s.LiveOutput, 400: ERRORS[400], 404: ERRORS[404]},
@@ -250,6 +262,7 @@ class LiveView(APIView):
     )
     def get(self, request: Request, environment: str) -> Response:
         env = _named(Environment, environment)
-        at = moment_from_query(request.query_params.get("at", ""), offset_required=True)
+        raw = request.query_params.get("at")
+        at = None if raw is None else moment_from_query(raw, offset_required=True)
         live = live_in_environment(environment=env, at=at)
         return Response(s.LiveOutput({"environment": env.name, "at": at, "models": live}).data)

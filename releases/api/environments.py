@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 
 from portal.authentication import TokenScopes
 from portal.models import Scope
-from portal.pagination import PAGING_PARAMETERS, ReadCursor, page_of, query_filters
+from portal.pagination import ReadCursor, page_of, paging_parameters, query_filters
+from portal.serializers import Untrimmed
 from releases.models import Deployment, Environment, EnvironmentPolicy, FreezeWindow
 from releases.selectors.policy import environment_read, environments_read, environments_with_live
 
@@ -97,7 +98,7 @@ class EnvironmentOutput(serializers.ModelSerializer):
         fields = ["id", "name", "rank", "description", "is_production", "policy", "freezes", "live"]
 
 
-class EnvironmentQuery(serializers.Serializer):
+class EnvironmentQuery(Untrimmed):
     production = serializers.BooleanField(
         required=False, help_text="true: production environments only; false: the others."
     )
@@ -108,6 +109,7 @@ class InPromotionOrder(ReadCursor):
     page; only re-ranking one between two pages of a long list could move it across them."""
 
     ordering = ("rank", "name")
+    position_pattern = "[0-9]{1,5}"
 
 
 ENVIRONMENT_EXAMPLE = {
@@ -162,7 +164,7 @@ class EnvironmentsView(APIView):
 
     @extend_schema(
         operation_id="v1_environments_list",
-        parameters=[EnvironmentQuery, *PAGING_PARAMETERS],
+        parameters=[EnvironmentQuery, *paging_parameters(InPromotionOrder)],
         responses={200: page_of("EnvironmentPage", EnvironmentOutput(many=True))},
         examples=[
             OpenApiExample(

@@ -26,6 +26,7 @@ class RunsView(APIView):
             200: OpenApiResponse(s.RunOutput, description="The same attestation again."),
             400: OpenApiResponse(description="Validation errors: field → messages."),
             403: OpenApiResponse(description="`{code, detail}`: missing_scope, token reach."),
+            404: OpenApiResponse(description="`unknown_environment`, `unknown_model`."),
             409: OpenApiResponse(description="`run_conflict`: the job attested another digest."),
         },
         description=(

@@ -164,7 +164,11 @@ class SearchView(APIView):
         parameters=[
             OpenApiParameter(
                 "q",
-                str,
+                # Two characters that are not spaces, or a change request's number alone.
+                {
+                    "type": "string",
+                    "pattern": r"^[^\u0000]*(?:[^\s\u0000][^\u0000]*[^\s\u0000]|[0-9])[^\u0000]*$",
+                },
                 required=True,
                 description="A change request number (CR-42 or 42), a model name, a commit SHA "
                 f"or a prefix of {selectors.MIN_PREFIX}+ hex characters, an artifact digest or "

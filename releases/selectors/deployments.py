@@ -16,6 +16,7 @@ class DeploymentFilters:
     model: str = ""
     status: str = ""
     kind: str = ""
+    change_request: str = ""  # its number, CR-42
     started_since: datetime | None = None
 
 
@@ -31,6 +32,8 @@ def deployments_read(*, filters: DeploymentFilters = DeploymentFilters()) -> Que
         "kind": filters.kind,
     }
     deployments = deployments.filter(**{key: value for key, value in exact.items() if value})
+    if filters.change_request:
+        deployments = deployments.filter(change_request_id=int(filters.change_request[3:]))
     if filters.started_since is not None:
         deployments = deployments.filter(started_at__gte=filters.started_since)
     return deployments.order_by("-id")

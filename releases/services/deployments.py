@@ -136,15 +136,11 @@ def _lock_history_by_name(model: RegisteredModel | str) -> None:
 
 
 def _refuse_unknown_names(answer: GateAnswer) -> None:
-    """A start that names something that does not exist is bad input (400 on that field), not a
-    gate decision: there is nothing to decide about."""
-    errors = {
-        UNKNOWN_NAME_FIELDS[reason.code]: [reason.message]
-        for reason in answer.reasons
-        if reason.code in UNKNOWN_NAME_FIELDS
-    }
-    if errors:
-        raise ValidationError(errors)
+    """A start that names something that does not exist is not a gate decision: there is
+    nothing to decide about. 404 with the first unknown name's code, every one in the detail."""
+    unknown = [reason for reason in answer.reasons if reason.code in UNKNOWN_NAME_FIELDS]
+    if unknown:
+        raise NotFound(" ".join(reason.message for reason in unknown), code=unknown[0].code)
 
 
 def _artifact_recheck(

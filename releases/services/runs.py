@@ -5,14 +5,13 @@ whether that digest is the one live in the environment, so it can refuse to run 
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from audit.actions import AuditAction
 from audit.services import audit_record, describe_actor
 from portal.authentication import GRANT_SCOPE, is_service_account
-from portal.exceptions import Conflict, RuleDenied
+from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Membership, Scope
 from registry.models import ModelVersion, RegisteredModel
 from releases.models import BatchRun, Environment
@@ -50,7 +49,7 @@ def _may_attest(actor: Any, model: RegisteredModel, environment: Environment) ->
 
 
 def _named(environment: str, model: str) -> tuple[Environment, RegisteredModel]:
-    errors: dict[str, str] = {}
+    """The environment and the model the job names; a name that names nothing is 404."""
     found_environment = Environment.objects.filter(name=environment.replace("\x00", "")).first()
     found_model = (
         RegisteredModel.objects.select_related("owner_team")
@@ -58,11 +57,17 @@ def _named(environment: str, model: str) -> tuple[Environment, RegisteredModel]:
         .first()
     )
     if found_environment is None:
-        errors["environment"] = f"No environment is named '{environment}'."
+        raise NotFound(
+            f"No environment is named '{environment}'. Names are exact (dev, test, prod …): "
+            "GET /api/v1/environments/ lists them.",
+            code="unknown_environment",
+        )
     if found_model is None:
-        errors["model"] = f"No model is registered as '{model}'."
-    if errors:
-        raise ValidationError(errors)
+        raise NotFound(
+            f"No model is registered as '{model}'. Check the name on the Registry page "
+            "(GET /api/v1/models/ lists them).",
+            code="unknown_model",
+        )
     return found_environment, found_model
 
 

@@ -65,12 +65,11 @@ def test_a_draft_when_asked(as_requester, envs, version):
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        ({"version": "9.9.9"}, "version"),
-        ({"environment": "staging"}, "environment"),
         ({"window_start": None}, "window_start"),
+        ({"window_start": "2026-11-26T09:00"}, "window_start"),
         ({"title": ""}, "title"),
         ({"rollback_plan": None}, "rollback_plan"),
-        ({"team": "no-such-team"}, "team"),
+        ({"team": "no such team"}, "team"),
         ({"kind": "emergency", "incident_ref": ""}, "incident_ref"),
         ({"kind": "sometimes"}, "kind"),
     ],
@@ -79,6 +78,20 @@ def test_field_errors_are_400(as_requester, envs, version, change, field):
     response = as_requester.post(URL, payload(**change), format="json")
     assert response.status_code == 400
     assert field in response.json()
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"version": "9.9.9"}, "unknown_build"),
+        ({"environment": "staging"}, "unknown_environment"),
+        ({"team": "no-such-team"}, "unknown_team"),
+    ],
+)
+def test_names_that_name_nothing_are_404(as_requester, envs, version, change, code):
+    response = as_requester.post(URL, payload(**change), format="json")
+    assert response.status_code == 404
+    assert response.json()["code"] == code
 
 
 def test_window_end_before_start_is_a_field_error(as_requester, envs, version):

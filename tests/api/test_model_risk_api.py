@@ -310,7 +310,8 @@ def test_the_inventory_list_is_cursor_paged_filtered_and_flat_in_queries(
         {"owner_team": "not a slug"},
     ):
         answer = client.get("/api/v1/inventory/", bad)
-        assert answer.status_code == 400 and next(iter(bad)) in answer.json()
+        assert answer.status_code == 400 and answer.json()["code"] == "invalid_filter"
+        assert next(iter(bad)) in answer.json()["fields"]
 
     def queries() -> int:
         with CaptureQueriesContext(connection) as captured:

@@ -91,11 +91,16 @@ def test_register_model_conflict_and_validation(writer, org):
     assert conflict.json()["code"] == "model_conflict"
     invalid = writer.post(
         "/api/v1/models/",
-        helpers.model_payload(name="other", owner_team="ghosts", risk_tier=9),
+        helpers.model_payload(name="other", owner_team="no ghosts", risk_tier=9),
         format="json",
     )
     assert invalid.status_code == 400
     assert set(invalid.json()) == {"owner_team", "risk_tier"}
+    unknown = writer.post(
+        "/api/v1/models/", helpers.model_payload(name="other", owner_team="ghosts"), format="json"
+    )
+    assert unknown.status_code == 404
+    assert unknown.json()["code"] == "unknown_team"
 
 
 # POST/GET /api/v1/models/{name}/versions/
@@ -145,9 +150,13 @@ def test_register_version_conflict_409(writer, registered):
         ("env_lock_sha256", "0"),
         ("build_url", "javascript:alert(1)"),
         ("repository", "just words"),
-        ("datasets", [{"name": "loans", "version": "unknown"}]),
         ("datasets", [{"version": "2026-11-01"}]),
         ("metrics", "not an object"),
+        ("metrics", {"auc\x00": 0.9}),
+        ("params", {"depth": ["\x00"]}),
+        ("params", {"seed": 2**53}),
+        ("metrics", {"auc": [[0.9]]}),
+        ("metrics", {"by_segment": {"retail": {"auc": 0.9}}}),
     ],
 )
 def test_register_version_400_names_the_field(writer, registered, field, value):
@@ -158,6 +167,30 @@ def test_register_version_400_names_the_field(writer, registered, field, value):
     )
     assert response.status_code == 400
     assert field in response.json()
+    assert ModelVersion.objects.count() == 0
+
+
+def test_params_and_metrics_take_scalars_and_one_list_or_object_of_them(writer, registered):
+    params = {"layers": [64, 32], "optimiser": {"lr": 0.1, "name": "adam"}, "seed": None}
+    metrics = {"auc": 0.91, "rows": 2**53 - 1, "balanced": True}
+    response = writer.post(
+        "/api/v1/models/credit-scoring/versions/",
+        helpers.version_payload(params=params, metrics=metrics),
+        format="json",
+    )
+    assert response.status_code == 201
+    version = ModelVersion.objects.get()
+    assert (version.params, version.metrics) == (params, metrics)
+
+
+def test_register_version_naming_an_unknown_dataset_is_404(writer, registered):
+    response = writer.post(
+        "/api/v1/models/credit-scoring/versions/",
+        helpers.version_payload(datasets=[{"name": "loans", "version": "unknown"}]),
+        format="json",
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "unknown_dataset"
     assert ModelVersion.objects.count() == 0
 
 

@@ -74,8 +74,9 @@ def test_a_chat_subscription_has_no_secret(as_admin):
     assert created.status_code == 201
     assert created.json()["secret"] is None
     rotated = as_admin.post(f"/api/v1/webhooks/{created.json()['id']}/rotate-secret/")
-    assert rotated.status_code == 400
-    assert "Only Standard Webhooks" in rotated.json()["kind"][0]
+    assert rotated.status_code == 409
+    assert rotated.json()["code"] == "no_signing_secret"
+    assert "Only Standard Webhooks" in rotated.json()["detail"]
 
 
 def test_rotation_over_the_api_returns_the_new_secret_once(as_admin):
@@ -96,14 +97,28 @@ def test_rotation_over_the_api_returns_the_new_secret_once(as_admin):
         ({"event_types": []}, "event_types"),
         ({"kind": "discord"}, "kind"),
         ({"url": "http://risk.bank.example/hook"}, "url"),
-        ({"environments": ["staging"]}, "environments"),
-        ({"team": "no-such-team"}, "team"),
+        ({"environments": ["no such environment"]}, "environments"),
+        ({"team": "not a slug"}, "team"),
     ],
 )
 def test_bad_input_is_a_400_on_its_field(as_admin, payload, field):
     response = _create(as_admin, **payload)
     assert response.status_code == 400
     assert field in response.json()
+    assert not WebhookSubscription.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        ({"environments": ["staging"]}, "unknown_environment"),
+        ({"team": "no-such-team"}, "unknown_team"),
+    ],
+)
+def test_names_that_name_nothing_are_404(as_admin, payload, code):
+    response = _create(as_admin, **payload)
+    assert response.status_code == 404
+    assert response.json()["code"] == code
     assert not WebhookSubscription.objects.exists()
 
 

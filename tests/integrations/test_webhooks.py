@@ -30,6 +30,7 @@ from integrations.webhook_delivery import (
     webhooks_fan_out,
 )
 from portal.celery import app as celery_app
+from portal.exceptions import NotFound
 from releases.builders import deploy, file_change, sign
 from releases.services.change_requests import change_request_cancel
 from releases.services.deployments import deployment_rollback, health_check_record
@@ -433,7 +434,7 @@ def test_unknown_event_types_and_environments_are_refused(administrator, envs):
             url="https://hooks.slack.com/services/T/B/x",
             event_types=["gate.checked"],
         )
-    with pytest.raises(ValidationError, match="No environment is named 'staging'"):
+    with pytest.raises(NotFound, match="No environment is named 'staging'"):
         services.webhook_subscription_create(
             actor=administrator,
             name="x",

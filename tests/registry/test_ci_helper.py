@@ -166,7 +166,7 @@ def test_registers_dataset_and_build_from_gitlab_ci(live_server, ci, run, files)
 
     unknown_data = run(*build_args[:-6], "--dataset", "loans@1999", "--version", "3", **portal)
     assert unknown_data.returncode == 1
-    assert "datasets: Unknown dataset version(s): loans@1999" in unknown_data.stderr
+    assert "unknown_dataset: Unknown dataset version(s): loans@1999" in unknown_data.stderr
 
 
 @pytest.mark.django_db(transaction=True, available_apps=TRANSACTIONAL_APPS)

@@ -2,7 +2,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from audit.models import AuditEvent
-from portal.exceptions import Conflict
+from portal.exceptions import Conflict, NotFound
 from registry import services
 from registry.builders import commit_id, digest
 from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Repository
@@ -97,12 +97,19 @@ def test_model_conflict_names_what_differs(org):
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("owner_team", "no-such-team"), ("risk_tier", 4), ("risk_tier", 0), ("name", "Not a slug")],
+    [("risk_tier", 4), ("risk_tier", 0), ("name", "Not a slug")],
 )
 def test_model_validation_names_the_field(org, field, value):
     with pytest.raises(ValidationError) as excinfo:
         services.model_register(actor=None, **helpers.model_payload(**{field: value}))
     assert field in field_errors(excinfo)
+    assert RegisteredModel.objects.count() == 0
+
+
+def test_a_model_for_an_unknown_team_is_not_found(org):
+    with pytest.raises(NotFound) as excinfo:
+        services.model_register(actor=None, **helpers.model_payload(owner_team="no-such-team"))
+    assert excinfo.value.code == "unknown_team"
     assert RegisteredModel.objects.count() == 0
 
 
@@ -268,7 +275,6 @@ def test_version_without_number_is_named_by_its_build(model, dataset):
         ("repository", "not-a-repository"),
         ("version", "has space"),
         ("params", ["not", "an", "object"]),
-        ("datasets", [{"name": "loans", "version": "1999"}]),
         ("datasets", [{"name": "loans"}]),
     ],
 )
@@ -289,13 +295,14 @@ def test_version_of_unknown_model_is_refused(org, dataset):
 
 
 def test_unknown_dataset_error_names_it(model, dataset):
-    with pytest.raises(ValidationError) as excinfo:
+    with pytest.raises(NotFound) as excinfo:
         services.model_version_register(
             actor=None,
             model="credit-scoring",
             **helpers.version_payload(datasets=[{"name": "ghost", "version": "1"}]),
         )
-    assert "ghost@1" in field_errors(excinfo)["datasets"][0]
+    assert excinfo.value.code == "unknown_dataset"
+    assert "ghost@1" in excinfo.value.detail
 
 
 def test_commit_must_be_in_the_mirror_when_there_is_one(mirrored, source_repo):

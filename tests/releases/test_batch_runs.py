@@ -121,9 +121,12 @@ def test_a_person_outside_the_owner_team_is_refused(live, auditor):
         batch_run_attest(actor=auditor, **run(live.model_version.artifact_sha256))
 
 
-def test_unknown_names_and_malformed_digests_are_400(live, job):
-    assert job.client().post(URL, run("1" * 64, environment="nope"), format="json").json() == {
-        "environment": ["No environment is named 'nope'."]
+def test_unknown_names_are_404_and_malformed_digests_400(live, job):
+    unknown = job.client().post(URL, run("1" * 64, environment="nope"), format="json")
+    assert unknown.status_code == 404
+    assert unknown.json() == {
+        "code": "unknown_environment",
+        "detail": "No environment is named 'nope'.",
     }
     bad = job.client().post(URL, run("ABC", extra="x"), format="json")
     assert bad.status_code == 400

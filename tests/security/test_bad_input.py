@@ -63,7 +63,7 @@ def test_the_environment_page_shows_why_a_moment_is_refused(login, auditor, envs
 
 
 def test_a_real_moment_still_answers(ci, login, auditor, envs):
-    answer = ci.client().get("/api/v1/environments/test/live/?at=2026-11-26T09:00Z")
+    answer = ci.client().get("/api/v1/environments/test/live/?at=2026-11-26T09:00:00Z")
     assert answer.status_code == 200
     page = login(auditor).get("/releases/environments/test/?at=2026-11-26T09:00")
     assert page.status_code == 200
