@@ -124,10 +124,9 @@ def test_a_person_outside_the_owner_team_is_refused(live, auditor):
 def test_unknown_names_are_404_and_malformed_digests_400(live, job):
     unknown = job.client().post(URL, run("1" * 64, environment="nope"), format="json")
     assert unknown.status_code == 404
-    assert unknown.json() == {
-        "code": "unknown_environment",
-        "detail": "No environment is named 'nope'.",
-    }
+    assert unknown.json()["code"] == "unknown_environment"
+    assert unknown.json()["detail"].startswith("No environment is named 'nope'.")
+    assert "GET /api/v1/environments/ lists them" in unknown.json()["detail"]
     bad = job.client().post(URL, run("ABC", extra="x"), format="json")
     assert bad.status_code == 400
     assert set(bad.json()) == {"artifact_sha256", "extra"}
