@@ -274,24 +274,8 @@ def test_an_instance_of_another_model_is_refused_naming_it(
 
 
 def test_where_the_policy_allows_no_standard_changes_none_is_filed(
-    envs, churn_builds, requester, prod_signers, clock
+    envs, churn_builds, requester, template, clock
 ):
-    allow_standard_changes(envs["prod"])
-    approval = standard_template_file(
-        actor=requester,
-        base_version=churn_builds["1.0"],
-        environments=[envs["prod"]],
-        pipeline=PIPELINE,
-        allowed_paths="data/**",
-        valid_until=clock.now + timedelta(days=30),
-        max_uses=2,
-        title="Retraining",
-        justification="Data.",
-        rollback_plan="Roll back.",
-        now=clock.now,
-    )
-    for signer in prod_signers:
-        sign(signer, approval, now=clock.now)
     current = envs["prod"].policies.order_by("-version").first()
     policy_amended(
         envs["prod"], approval_teams=list(current.approval_teams.filter(slug__in=APPROVAL_TEAMS))
@@ -300,7 +284,7 @@ def test_where_the_policy_allows_no_standard_changes_none_is_filed(
     with pytest.raises(RuleDenied) as refused:
         standard_change_file(
             actor=requester,
-            template=approval.standard_template,
+            template=template,
             model_version=churn_builds["1.1"],
             environment=envs["prod"],
             title="Retrain",
