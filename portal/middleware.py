@@ -1,10 +1,13 @@
-"""Request ids for the audit trail, and sign-in required on every page."""
+"""Request ids for the audit trail, sign-in required on every page, and pages that say what
+went wrong."""
 
 import re
 import uuid
 
 from django.contrib.auth.middleware import LoginRequiredMiddleware
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponseBadRequest, HttpResponseNotAllowed, JsonResponse
+from django.shortcuts import render
+from django.urls import Resolver404, resolve
 
 REQUEST_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -77,3 +80,50 @@ class RejectNulCharactersMiddleware:
         if request.path.startswith("/api/"):
             return JsonResponse({"code": "invalid_characters", "detail": detail}, status=400)
         return HttpResponseBadRequest(detail, content_type="text/plain")
+
+
+class MethodNotAllowedPageMiddleware:
+    """Django's `require_POST`, `require_safe` and class-based views answer a wrong method with an
+    empty 405; a person who follows a bookmark to a button's address deserves a page saying
+    what to do instead. The API keeps DRF's JSON answer; the `Allow` header is kept."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            not isinstance(response, HttpResponseNotAllowed)
+            or response.content
+            or request.path.startswith("/api/")
+        ):
+            return response
+        allowed = [method.strip() for method in response["Allow"].split(",") if method.strip()]
+        page = render(
+            request,
+            "405.html",
+            {
+                "method": request.method,
+                "allowed": allowed,
+                "readable": "GET" in allowed,
+                "page_path": request.path if "GET" in allowed else _page_above(request.path),
+            },
+            status=405,
+        )
+        page["Allow"] = response["Allow"]
+        return page
+
+
+def _page_above(path: str) -> str:
+    """The nearest address above `path` that is a page: where a button posting to `path` sits
+    (`/releases/change-requests/CR-42/submit/` belongs to `/releases/change-requests/CR-42/`)."""
+    parts = path.strip("/").split("/")[:-1]
+    while parts:
+        candidate = "/" + "".join(f"{part}/" for part in parts)
+        try:
+            resolve(candidate)
+        except Resolver404:
+            parts.pop()
+        else:
+            return candidate
+    return "/"

@@ -1,9 +1,11 @@
 """Reading what an environment's namespace really runs, through the Kubernetes API (issue 20):
-the Deployments that carry the model label, the digest their pod template's annotation names,
-and the image digests their pods run. Read only (list deployments and pods); what it means
-against the ledger, the runtime service decides (`releases.services.runtime`)."""
+the Deployments and StatefulSets that carry the model label, the digest their pod template's
+annotation names, and the image digests their pods run. Read only (list deployments,
+statefulsets and pods); what it means against the ledger, the runtime service decides
+(`releases.services.runtime`)."""
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import urllib3
@@ -14,7 +16,34 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from releases.kubernetes import DIGEST_ANNOTATION, IMAGE_DIGEST, MODEL_LABEL, SHA256
-from releases.models import Environment
+from releases.models import Environment, WorkloadKind
+
+
+@dataclass(frozen=True)
+class ObservedKind:
+    """A kind of workload observed. Each keeps its pods in `spec.template` and selects them by
+    `spec.selector`; its pods name `pod_controller` as their controller."""
+
+    kind: WorkloadKind
+    resource: str  # as a Role's rules name it
+    list_call: Callable
+    pod_controller: str
+
+
+OBSERVED_KINDS = (
+    ObservedKind(
+        WorkloadKind.DEPLOYMENT,
+        "deployments",
+        client.AppsV1Api.list_namespaced_deployment,
+        pod_controller="ReplicaSet",
+    ),
+    ObservedKind(
+        WorkloadKind.STATEFUL_SET,
+        "statefulsets",
+        client.AppsV1Api.list_namespaced_stateful_set,
+        pod_controller="StatefulSet",
+    ),
+)
 
 
 class ClusterUnreachable(Exception):
@@ -23,9 +52,10 @@ class ClusterUnreachable(Exception):
 
 @dataclass(frozen=True)
 class ObservedWorkload:
-    """One Deployment as read: its model label, the digest its annotation names (hex, or
-    empty), and per pod the digests of its containers' images, in container order."""
+    """One Deployment or StatefulSet as read: its model label, the digest its annotation names
+    (hex, or empty), and per pod the digests of its containers' images, in container order."""
 
+    kind: WorkloadKind
     name: str
     model: str
     annotation_sha256: str
@@ -64,52 +94,81 @@ def _image_digests(pod: client.V1Pod) -> tuple[str, ...]:
     return tuple(match.group(1) for match in found if match)
 
 
-def _selects(deployment: client.V1Deployment, pod: client.V1Pod) -> bool:
-    """The Deployment's `matchLabels` are a subset of the pod's labels (what the ReplicaSet
-    selects); a selector by expressions only is taken as matching by the model label alone."""
-    wanted = (deployment.spec.selector.match_labels or {}) if deployment.spec else {}
+def _selects(
+    observed: ObservedKind,
+    workload: client.V1Deployment | client.V1StatefulSet,
+    pod: client.V1Pod,
+) -> bool:
+    """The workload's `matchLabels` are a subset of the pod's labels (what its controller
+    selects), and the pod's controller, when it names one, is of the kind this workload's
+    pods have: a Deployment and a StatefulSet selecting alike keep their own pods. A selector
+    by expressions only is taken as matching by the model label alone."""
+    controllers = [ref.kind for ref in pod.metadata.owner_references or [] if ref.controller]
+    if controllers and controllers != [observed.pod_controller]:
+        return False
+    wanted = (workload.spec.selector.match_labels or {}) if workload.spec else {}
     labels = pod.metadata.labels or {}
     return all(labels.get(key) == value for key, value in wanted.items())
 
 
+def _observed(
+    observed: ObservedKind,
+    workload: client.V1Deployment | client.V1StatefulSet,
+    pods: list[client.V1Pod],
+) -> ObservedWorkload:
+    metadata = workload.metadata
+    template = workload.spec.template.metadata if workload.spec.template else None
+    annotations = {**((template.annotations if template else None) or {})}
+    annotations.update(metadata.annotations or {})
+    labels = {**((template.labels if template else None) or {}), **(metadata.labels or {})}
+    return ObservedWorkload(
+        kind=observed.kind,
+        name=metadata.name,
+        model=labels.get(MODEL_LABEL, "").strip(),
+        annotation_sha256=_digest(annotations.get(DIGEST_ANNOTATION)),
+        pod_images=tuple(
+            _image_digests(pod)
+            for pod in pods
+            if (pod.metadata.labels or {}).get(MODEL_LABEL) == labels.get(MODEL_LABEL)
+            and _selects(observed, workload, pod)
+        ),
+        ready_replicas=(workload.status.ready_replicas if workload.status else 0) or 0,
+    )
+
+
+def _labelled(resource: str, list_call: Callable, api, namespace: str) -> list:
+    """The objects of `resource` carrying the model label; a refusal names the resource, so
+    that a Role missing it is found from the error alone."""
+    try:
+        return list_call(
+            api,
+            namespace,
+            label_selector=MODEL_LABEL,
+            _request_timeout=settings.GATEHOUSE_KUBERNETES_TIMEOUT,
+        ).items
+    except ApiException as refused:
+        raise ClusterUnreachable(
+            f"The API server answered {refused.status} {refused.reason} listing {resource} in "
+            f"namespace {namespace}."
+        ) from refused
+
+
 def workloads_read(environment: Environment) -> list[ObservedWorkload]:
-    """The labelled Deployments of the environment's namespace, with their pods' images; raises
-    ClusterUnreachable with the reason when the API cannot be asked or refuses."""
-    timeout = settings.GATEHOUSE_KUBERNETES_TIMEOUT
+    """The labelled Deployments and StatefulSets of the environment's namespace, with their
+    pods' images; raises ClusterUnreachable with the reason when the API cannot be asked or
+    refuses any of the reads (a kind that cannot be listed is not an empty one)."""
     namespace = environment.cluster_namespace
     try:
         with client.ApiClient(_configuration(environment)) as api:
-            deployments = client.AppsV1Api(api).list_namespaced_deployment(
-                namespace, label_selector=MODEL_LABEL, _request_timeout=timeout
+            apps = client.AppsV1Api(api)
+            listed = [
+                (observed, workload)
+                for observed in OBSERVED_KINDS
+                for workload in _labelled(observed.resource, observed.list_call, apps, namespace)
+            ]
+            pods = _labelled(
+                "pods", client.CoreV1Api.list_namespaced_pod, client.CoreV1Api(api), namespace
             )
-            pods = client.CoreV1Api(api).list_namespaced_pod(
-                namespace, label_selector=MODEL_LABEL, _request_timeout=timeout
-            )
-    except ApiException as refused:
-        raise ClusterUnreachable(
-            f"The API server answered {refused.status} {refused.reason} for namespace {namespace}."
-        ) from refused
     except (ConfigException, urllib3.exceptions.HTTPError, OSError, ValueError) as failed:
         raise ClusterUnreachable(f"{type(failed).__name__}: {failed}"[:500]) from failed
-    workloads = []
-    for deployment in deployments.items:
-        metadata = deployment.metadata
-        template = deployment.spec.template.metadata if deployment.spec.template else None
-        annotations = {**((template.annotations if template else None) or {})}
-        annotations.update(metadata.annotations or {})
-        labels = {**((template.labels if template else None) or {}), **(metadata.labels or {})}
-        workloads.append(
-            ObservedWorkload(
-                name=metadata.name,
-                model=labels.get(MODEL_LABEL, "").strip(),
-                annotation_sha256=_digest(annotations.get(DIGEST_ANNOTATION)),
-                pod_images=tuple(
-                    _image_digests(pod)
-                    for pod in pods.items
-                    if (pod.metadata.labels or {}).get(MODEL_LABEL) == labels.get(MODEL_LABEL)
-                    and _selects(deployment, pod)
-                ),
-                ready_replicas=(deployment.status.ready_replicas if deployment.status else 0) or 0,
-            )
-        )
-    return workloads
+    return [_observed(observed, workload, pods) for observed, workload in listed]

@@ -729,6 +729,14 @@ class DigestSource(models.TextChoices):
     UNKNOWN = "unknown", "No digest found"
 
 
+class WorkloadKind(models.TextChoices):
+    """The workload kinds runtime observation reads; a Deployment and a StatefulSet may share a
+    name in one namespace and are still two workloads."""
+
+    DEPLOYMENT = "Deployment", "Deployment"
+    STATEFUL_SET = "StatefulSet", "StatefulSet"
+
+
 class ClusterReading(models.Model):
     """The runtime observation's latest look at an environment's namespace (issue 20): when it
     last tried, when it last read the workloads, and why the last try failed. A failed read
@@ -759,7 +767,8 @@ class WorkloadObservation(models.Model):
     environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
     namespace = models.CharField(max_length=63)
-    workload = models.CharField(max_length=253, help_text="The Deployment's name.")
+    kind = models.CharField(max_length=16, choices=WorkloadKind.choices)
+    workload = models.CharField(max_length=253, help_text="The Deployment's or StatefulSet's name.")
     served_sha256 = models.CharField(max_length=64, blank=True)
     source = models.CharField(max_length=16, choices=DigestSource.choices)
     ready_replicas = models.PositiveIntegerField(default=0)
@@ -774,7 +783,7 @@ class WorkloadObservation(models.Model):
         ordering = ["environment", "model", "workload", "-last_seen_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["environment", "namespace", "workload", "model", "served_sha256"],
+                fields=["environment", "namespace", "kind", "workload", "model", "served_sha256"],
                 name="workload_observation_once",
             ),
             models.CheckConstraint(
@@ -787,7 +796,7 @@ class WorkloadObservation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.workload} serving {self.model} in {self.environment}"
+        return f"{self.kind} {self.workload} serving {self.model} in {self.environment}"
 
 
 class UnauthorisedChange(models.Model):

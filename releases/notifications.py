@@ -274,7 +274,7 @@ def deployment_unhealthy(*, deployment: Deployment, since: datetime, detail: str
 def _witness(flag: UnauthorisedChange) -> str:
     if flag.workload_observation_id:
         observed = flag.workload_observation
-        return f"the cluster shows workload {observed.namespace}/{observed.workload} serving"
+        return f"the cluster shows {observed.kind} {observed.namespace}/{observed.workload} serving"
     if flag.batch_run_id:
         return f"batch job {flag.batch_run.job_id} attested"
     if flag.observed_by:

@@ -3,11 +3,13 @@
 runtime observation makes, with the shapes the API server gives:
 
 - `GET /apis/apps/v1/namespaces/{ns}/deployments` (a DeploymentList)
+- `GET /apis/apps/v1/namespaces/{ns}/statefulsets` (a StatefulSetList)
 - `GET /api/v1/namespaces/{ns}/pods` (a PodList, with `status.containerStatuses[].imageID`)
 
-both with `labelSelector` (`key`, `key=value`, `key==value`, `key!=value`, comma-separated).
+all with `labelSelector` (`key`, `key=value`, `key==value`, `key!=value`, comma-separated).
 Like a token bound by a Role to one namespace, it answers 401 without the bearer token and 403
-(a `Status`) for another namespace or any other path or verb."""
+(a `Status`) for another namespace, for a resource the Role leaves out (`Cluster.forbidden`) or
+any other path or verb."""
 
 import json
 import re
@@ -23,23 +25,32 @@ DIGEST_ANNOTATION = "gatehouse.io/artifact-sha256"
 TOKEN = "read-only-service-account-token"
 TOKEN_VARIABLE = "GATEHOUSE_TEST_CLUSTER_TOKEN"
 NAMESPACE = "models-dev"
-PATHS = re.compile(r"^/(?:apis/apps/v1|api/v1)/namespaces/([^/]+)/(deployments|pods)$")
+PATHS = re.compile(r"^(/apis/apps/v1|/api/v1)/namespaces/([^/]+)/([a-z]+)$")
+# Per resource read: its API group's path, and the apiVersion and kind of its list.
+LISTS = {
+    "deployments": ("/apis/apps/v1", "apps/v1", "DeploymentList"),
+    "statefulsets": ("/apis/apps/v1", "apps/v1", "StatefulSetList"),
+    "pods": ("/api/v1", "v1", "PodList"),
+}
+WORKLOAD_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
 
 
 @dataclass
 class Workload:
-    """A Deployment and its pods: per pod, the digests of its containers' images."""
+    """A Deployment or a StatefulSet and its pods: per pod, the digests of its containers'
+    images."""
 
     name: str
     labels: dict[str, str]
     annotations: dict[str, str]
     pods: list[list[str]]
+    kind: str = "Deployment"
 
-    def deployment(self, namespace: str) -> dict:
+    def manifest(self, namespace: str) -> dict:
         selector = {"app": self.name}
         return {
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": self.kind,
             "metadata": {
                 "name": self.name,
                 "namespace": namespace,
@@ -60,15 +71,37 @@ class Workload:
             "status": {"replicas": len(self.pods), "readyReplicas": len(self.pods)},
         }
 
+    def _pod_identity(self, n: int) -> tuple[str, dict[str, str], dict]:
+        """A pod's name, the labels its controller adds and the controller it names: a
+        Deployment's ReplicaSet, or the StatefulSet itself with the pod's ordinal name."""
+        if self.kind == "StatefulSet":
+            name, owner = f"{self.name}-{n}", ("StatefulSet", self.name)
+            labels = {
+                "controller-revision-hash": f"{self.name}-6b8d5c",
+                "statefulset.kubernetes.io/pod-name": name,
+            }
+        else:
+            name, owner = f"{self.name}-7d9f8b-{n}", ("ReplicaSet", f"{self.name}-7d9f8b")
+            labels = {"pod-template-hash": "7d9f8b"}
+        controller = {
+            "apiVersion": "apps/v1",
+            "kind": owner[0],
+            "name": owner[1],
+            "uid": f"uid-{owner[1]}",
+            "controller": True,
+        }
+        return name, labels, controller
+
     def pod_objects(self, namespace: str) -> list[dict]:
         return [
             {
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": {
-                    "name": f"{self.name}-7d9f8b-{n}",
+                    "name": name,
                     "namespace": namespace,
-                    "labels": {**self.labels, "app": self.name, "pod-template-hash": "7d9f8b"},
+                    "labels": {**self.labels, "app": self.name, **controller_labels},
+                    "ownerReferences": [controller],
                 },
                 "spec": {
                     "containers": [
@@ -91,6 +124,7 @@ class Workload:
                 },
             }
             for n, digests in enumerate(self.pods)
+            for name, controller_labels, controller in [self._pod_identity(n)]
         ]
 
 
@@ -98,8 +132,10 @@ class Workload:
 class Cluster:
     namespace: str
     url: str = ""
-    workloads: dict[str, Workload] = field(default_factory=dict)
+    workloads: dict[tuple[str, str], Workload] = field(default_factory=dict)
     requests: list[tuple[str, dict, str]] = field(default_factory=list)
+    # Resources the Role does not grant, as an older Role without statefulsets.
+    forbidden: set[str] = field(default_factory=set)
 
     def run(
         self,
@@ -109,26 +145,32 @@ class Cluster:
         images: list[list[str]] | None = None,
         annotation: str = "",
         labels: dict[str, str] | None = None,
+        kind: str = "Deployment",
     ) -> Workload:
-        """Deploy (or replace) a workload labelled for `model`, its pods running `images`."""
-        self.workloads[name] = Workload(
+        """Deploy (or replace) a workload of `kind` labelled for `model`, its pods running
+        `images`."""
+        workload = Workload(
             name=name,
             labels={MODEL_LABEL: model, **(labels or {})},
             annotations={DIGEST_ANNOTATION: annotation} if annotation else {},
             pods=images or [],
+            kind=kind,
         )
-        return self.workloads[name]
+        self.workloads[kind, name] = workload
+        return workload
 
-    def listed(self, kind: str, selector: str) -> list[dict]:
-        objects = [
-            item
-            for workload in self.workloads.values()
-            for item in (
-                [workload.deployment(self.namespace)]
-                if kind == "deployments"
-                else workload.pod_objects(self.namespace)
-            )
-        ]
+    def listed(self, resource: str, selector: str) -> list[dict]:
+        workloads = self.workloads.values()
+        if resource == "pods":
+            objects = [
+                pod for workload in workloads for pod in workload.pod_objects(self.namespace)
+            ]
+        else:
+            objects = [
+                workload.manifest(self.namespace)
+                for workload in workloads
+                if WORKLOAD_RESOURCES[workload.kind] == resource
+            ]
         return [item for item in objects if _selected(item["metadata"]["labels"], selector)]
 
 
@@ -179,14 +221,18 @@ def _handler(cluster: Cluster):
             if self.headers.get("Authorization") != f"Bearer {TOKEN}":
                 return self._answer(401, _status(401, "Unauthorized", "Unauthorized"))
             match = PATHS.match(url.path)
-            if not match or match.group(1) != cluster.namespace:
+            group, namespace, resource = match.groups() if match else ("", "", "")
+            if (
+                resource not in LISTS
+                or LISTS[resource][0] != group
+                or namespace != cluster.namespace
+                or resource in cluster.forbidden
+            ):
                 return self._answer(
                     403, _status(403, "Forbidden", f"{url.path} is forbidden for this account")
                 )
-            kind = match.group(2)
-            items = cluster.listed(kind, query.get("labelSelector", ""))
-            list_kind = "DeploymentList" if kind == "deployments" else "PodList"
-            api_version = "apps/v1" if kind == "deployments" else "v1"
+            items = cluster.listed(resource, query.get("labelSelector", ""))
+            _, api_version, list_kind = LISTS[resource]
             return self._answer(
                 200,
                 {

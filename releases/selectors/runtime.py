@@ -48,7 +48,7 @@ def ledger_and_runtime(*, environment: Environment, live: Sequence[Deployment]) 
         list(
             WorkloadObservation.objects.filter(environment=environment, last_seen_at=read_at)
             .select_related("model")
-            .order_by("workload", "served_sha256")
+            .order_by("workload", "kind", "served_sha256")
         )
         if read_at
         else []

@@ -597,6 +597,7 @@ def unauthorised_change_raise(
         witness = {
             "workload_observation": workload_observation.pk,
             "namespace": workload_observation.namespace,
+            "kind": workload_observation.kind,
             "workload": workload_observation.workload,
         }
     if observed_by:

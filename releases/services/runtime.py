@@ -75,6 +75,7 @@ def _observation_keep(
     observation = WorkloadObservation.objects.filter(
         environment=environment,
         namespace=environment.cluster_namespace,
+        kind=workload.kind,
         workload=workload.name,
         model=model,
         served_sha256=served_sha256,
@@ -85,6 +86,7 @@ def _observation_keep(
             environment=environment,
             model=model,
             namespace=environment.cluster_namespace,
+            kind=workload.kind,
             workload=workload.name,
             served_sha256=served_sha256,
             first_seen_at=now,
@@ -124,7 +126,9 @@ def workloads_observed_record(
     for workload in workloads:
         model = models.get(workload.model)
         if model is None:
-            unknown.append({"workload": workload.name, "model": workload.model})
+            unknown.append(
+                {"kind": workload.kind, "workload": workload.name, "model": workload.model}
+            )
             continue
         deployment = live.get(model.pk)
         expected = deployment.model_version.artifact_sha256 if deployment else ""
@@ -148,6 +152,7 @@ def workloads_observed_record(
                     data={
                         "model": model.name,
                         "namespace": observation.namespace,
+                        "kind": observation.kind,
                         "workload": observation.workload,
                         "served_sha256": served_sha256,
                         "source": source,

@@ -14,7 +14,13 @@ from audit.actions import AuditAction
 from audit.models import AuditEvent
 from registry.builders import build_register
 from registry.models import ModelVersion
-from releases.models import ClusterReading, DigestSource, UnauthorisedChange, WorkloadObservation
+from releases.models import (
+    ClusterReading,
+    DigestSource,
+    UnauthorisedChange,
+    WorkloadKind,
+    WorkloadObservation,
+)
 from releases.services.deployments import (
     deployment_record_result,
     deployment_start,
@@ -64,28 +70,100 @@ def events(action: AuditAction) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action=action).order_by("seq"))
 
 
-def test_a_workload_serving_the_live_digest_is_not_flagged(dev, live, kubernetes_api):
-    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0"), SIDECAR]] * 2)
+@pytest.mark.parametrize("kind", WorkloadKind.values)
+def test_a_workload_serving_the_live_digest_is_not_flagged(dev, live, kubernetes_api, kind):
+    kubernetes_api.run(
+        "fraud-score", model="fraud-score", images=[[digest("1.0"), SIDECAR]] * 2, kind=kind
+    )
 
     report = observe_runtime(dev.pk)
 
     assert report["flagged"] == [] and report["not_running"] == []
     observation = WorkloadObservation.objects.get()
+    assert (observation.kind, observation.workload) == (kind, "fraud-score")
     assert (observation.served_sha256, observation.source) == (digest("1.0"), DigestSource.IMAGE)
     assert observation.matches_ledger and observation.live_deployment == live
     assert observation.ready_replicas == 2
     assert not UnauthorisedChange.objects.exists()
     (seen,) = events(AuditAction.WORKLOAD_OBSERVED)
     assert seen.data["matches_ledger"] is True and seen.actor_kind == "system"
+    assert seen.data["kind"] == kind
     # Read only, by label, with the token from the named variable.
     paths = {path: query for path, query, _ in kubernetes_api.requests}
+    by_label = {"labelSelector": "gatehouse.io/model"}
     assert paths == {
-        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments": {
-            "labelSelector": "gatehouse.io/model"
-        },
-        f"/api/v1/namespaces/{NAMESPACE}/pods": {"labelSelector": "gatehouse.io/model"},
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments": by_label,
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets": by_label,
+        f"/api/v1/namespaces/{NAMESPACE}/pods": by_label,
     }
     assert {auth for _, _, auth in kubernetes_api.requests} == {f"Bearer {TOKEN}"}
+
+
+@pytest.mark.parametrize("kind", WorkloadKind.values)
+def test_a_workload_running_an_unregistered_image_is_flagged(
+    dev, live, kubernetes_api, login, requester, kind
+):
+    """An image no build in the registry produced, in either kind of workload."""
+    unregistered = "9" * 64
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[unregistered]], kind=kind)
+
+    report = observe_runtime(dev.pk)
+
+    flag = UnauthorisedChange.objects.get()
+    assert report["flagged"] == [flag.pk] and report["not_running"] == []
+    assert (flag.deployment, flag.reported_sha256) == (live, unregistered)
+    assert not ModelVersion.objects.filter(artifact_sha256=unregistered).exists()
+    observation = flag.workload_observation
+    assert (observation.kind, observation.source) == (kind, DigestSource.IMAGE)
+    assert not observation.matches_ledger
+    (detected,) = events(AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED)
+    assert (detected.data["kind"], detected.data["workload"]) == (kind, "fraud-score")
+    told = requester.notifications.get(key=f"unauthorised:{flag.pk}:flagged")
+    assert f"the cluster shows {kind} {NAMESPACE}/fraud-score serving" in told.body
+    page = login(requester).get("/releases/environments/dev/").content.decode()
+    section = page[page.index('aria-label="Ledger and runtime"') :]
+    assert f'{kind} <span class="mono">fraud-score</span>' in section
+
+
+def test_a_deployment_and_a_stateful_set_of_one_name_are_two_workloads(dev, live, kubernetes_api):
+    """Kubernetes keeps them apart; so does the ledger's comparison: the StatefulSet's foreign
+    digest is not hidden behind the Deployment that serves the live one."""
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
+    kubernetes_api.run(
+        "fraud-score",
+        model="fraud-score",
+        images=[[digest("1.1")], [digest("1.1")], [digest("1.1")]],
+        kind=WorkloadKind.STATEFUL_SET,
+    )
+
+    observe_runtime(dev.pk)
+
+    seen = {
+        kind: (served, ready)
+        for kind, served, ready in WorkloadObservation.objects.values_list(
+            "kind", "served_sha256", "ready_replicas"
+        )
+    }
+    assert seen == {
+        WorkloadKind.DEPLOYMENT: (digest("1.0"), 1),
+        WorkloadKind.STATEFUL_SET: (digest("1.1"), 3),
+    }
+    flag = UnauthorisedChange.objects.get()
+    assert flag.workload_observation.kind == WorkloadKind.STATEFUL_SET
+
+
+def test_a_role_without_statefulsets_is_a_failed_read_not_an_empty_one(dev, live, kubernetes_api):
+    """A Role written before StatefulSets were observed: the read fails and says which
+    resource, rather than concluding that nothing runs."""
+    kubernetes_api.forbidden.add("statefulsets")
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.1")]])
+
+    report = observe_runtime(dev.pk)
+
+    assert "403" in report["error"] and "listing statefulsets" in report["error"]
+    assert "not_running" not in report
+    assert not WorkloadObservation.objects.exists()
+    assert not UnauthorisedChange.objects.exists()
 
 
 def test_a_workload_serving_a_foreign_digest_is_flagged_once(
@@ -150,7 +228,9 @@ def test_a_live_deployment_with_no_workload_is_not_running(
     report = observe_runtime(dev.pk)
 
     assert report["not_running"] == ["fraud-score"]
-    assert report["unknown_models"] == [{"workload": "churn", "model": "churn-model"}]
+    assert report["unknown_models"] == [
+        {"kind": "Deployment", "workload": "churn", "model": "churn-model"}
+    ]
     assert not WorkloadObservation.objects.exists()
     page = login(auditor).get("/releases/environments/dev/").content.decode()
     assert "not running" in page
