@@ -163,6 +163,10 @@ def _check_model_card(errors: Errors, card: Any) -> None:
     for number, item in enumerate(card.get("evaluation") or [], start=1):
         if not (isinstance(item, dict) and {"metric", "value", "dataset"} <= set(item)):
             errors.add(f"model_card.evaluation.{number}", "Needs metric, value and dataset.")
+        elif (problem := build_record_problem(item)) is not None:
+            # The same values as a build's metrics: the audit trail's canonical JSON keeps
+            # integers exactly only up to 2**53 - 1.
+            errors.add(f"model_card.evaluation.{number}", problem)
 
 
 def _check_version(errors: Errors, field: str, value: str) -> None:

@@ -48,6 +48,19 @@ def sha256_field(**options) -> serializers.CharField:
 
 
 TEXT = {"type": "string", "pattern": r"^[^\u0000]*$"}
+# What registry.services.build_record_problem accepts of each value, stated as it checks it.
+BUILD_SCALARS = [
+    TEXT,
+    {"type": "number", "minimum": -JSON_SAFE_INTEGER, "maximum": JSON_SAFE_INTEGER},
+    {"type": "boolean", "nullable": True},
+]
+BUILD_VALUE = {
+    "anyOf": [
+        *BUILD_SCALARS,
+        {"type": "array", "items": {"anyOf": BUILD_SCALARS}},
+        {"type": "object", "additionalProperties": {"anyOf": BUILD_SCALARS}},
+    ]
+}
 
 
 @extend_schema_field(
@@ -70,7 +83,11 @@ TEXT = {"type": "string", "pattern": r"^[^\u0000]*$"}
             ),
             "evaluation": {
                 "type": "array",
-                "items": {"type": "object", "required": ["metric", "value", "dataset"]},
+                "items": {
+                    "type": "object",
+                    "required": ["metric", "value", "dataset"],
+                    "additionalProperties": BUILD_VALUE,
+                },
             },
         },
     }
@@ -79,27 +96,13 @@ class ModelCardField(serializers.DictField):
     """A model card as registry.services checks it, stated in the schema."""
 
 
-# What registry.services.build_record_problem accepts, stated as it checks it.
-BUILD_SCALARS = [
-    TEXT,
-    {"type": "number", "minimum": -JSON_SAFE_INTEGER, "maximum": JSON_SAFE_INTEGER},
-    {"type": "boolean", "nullable": True},
-]
-
-
 @extend_schema_field(
     {
         "type": "object",
         "description": "Names to text, numbers within ±(2**53 - 1), true/false or null, or one "
         "list or object of those. No NUL character in a name or a value: PostgreSQL cannot "
         "store one (400 on the field).",
-        "additionalProperties": {
-            "anyOf": [
-                *BUILD_SCALARS,
-                {"type": "array", "items": {"anyOf": BUILD_SCALARS}},
-                {"type": "object", "additionalProperties": {"anyOf": BUILD_SCALARS}},
-            ]
-        },
+        "additionalProperties": BUILD_VALUE,
     }
 )
 class BuildRecordField(serializers.DictField):

@@ -433,22 +433,12 @@ SELECT {build_columns}{change_c},
          AND s.kind = '{emergency_authorisation}'
          AND s.decision = '{approve}' AND s.voided_at IS NULL
          ORDER BY s.signed_at DESC LIMIT 1) AS authorised_at,
-       CASE WHEN c.kind = '{standard}' THEN 0 ELSE
        (SELECT COUNT(*) FROM {teams} rt
-         WHERE ((rt.id IN (SELECT pat.team_id FROM releases_environmentpolicy_approval_teams pat
-                           WHERE pat.environmentpolicy_id = {policy_id})
-                 AND NOT (c.kind = '{normal}' AND c.risk_level = '{risk_low}'
-                          AND EXISTS (SELECT 1 FROM {low_risk_teams} lr0
-                                      WHERE lr0.environmentpolicy_id = {policy_id})
-                          AND rt.id NOT IN (SELECT lr.team_id FROM {low_risk_teams} lr
-                                            WHERE lr.environmentpolicy_id = {policy_id})))
-                OR (c.risk_level = '{risk_high}' AND rt.id = (
-                    SELECT hp.high_risk_team_id FROM releases_environmentpolicy hp
-                    WHERE hp.id = {policy_id})))
+         WHERE {team_needed}
            AND NOT EXISTS (SELECT 1 FROM releases_signoff sa
                            WHERE sa.change_request_id = c.id AND sa.team_id = rt.id
                              AND sa.kind = '{approval}' AND sa.decision = '{approve}'
-                             AND sa.voided_at IS NULL)) END AS missing_approval_teams,
+                             AND sa.voided_at IS NULL)) AS missing_approval_teams,
        EXISTS (SELECT 1 FROM releases_signoff sp WHERE sp.change_request_id = c.id
                AND sp.kind = '{peer_review}' AND sp.decision = '{approve}'
                AND sp.voided_at IS NULL) AS peer_reviewed,
@@ -508,13 +498,12 @@ LEFT JOIN releases_changerequest dx ON dx.id = (
 LEFT JOIN registry_modelversion dxv ON dxv.id = dx.model_version_id
 LEFT JOIN registry_registeredmodel dxm ON dxm.id = dxv.model_id
 LEFT JOIN portal_membership so ON so.id = (
-    SELECT sm.id FROM releases_environmentpolicy_approval_teams sa
-    JOIN portal_membership sm ON sm.team_id = sa.team_id AND sm.is_approver = %(true)s
-    WHERE sa.environmentpolicy_id = {policy_id} AND c.window_start IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM portal_membership sx WHERE sx.team_id = sa.team_id
+    SELECT sm.id FROM portal_membership sm
+    WHERE sm.is_approver = %(true)s AND c.window_start IS NOT NULL AND {sole_team_needed}
+      AND NOT EXISTS (SELECT 1 FROM portal_membership sx WHERE sx.team_id = sm.team_id
                       AND sx.is_approver = %(true)s AND sx.user_id <> sm.user_id)
       AND NOT EXISTS (SELECT 1 FROM releases_signoff ss WHERE ss.change_request_id = c.id
-                      AND ss.team_id = sa.team_id AND ss.kind = '{approval}'
+                      AND ss.team_id = sm.team_id AND ss.kind = '{approval}'
                       AND ss.decision = '{approve}' AND ss.voided_at IS NULL)
       AND {sole_needed} >= %(signer_limit)s
     ORDER BY sm.user_id, sm.team_id LIMIT 1)
@@ -525,23 +514,37 @@ LEFT JOIN releases_standardchangetemplate t
 LEFT JOIN registry_modelversion tv ON tv.id = t.base_version_id
 """
 
+# Whether team `{team}` must approve change `{change}` under policy `{policy}`: the policy's
+# approval teams, only its low-risk teams for a low-risk normal change where it names some, its
+# high-risk team besides for a high-risk change, none for a standard change; with no change at
+# all, every approval team. The SQL twin of `EnvironmentPolicy.teams_for`.
+TEAM_NEEDED_SQL = """(COALESCE({change}.kind, '') <> '{standard}' AND (
+  ({team} IN (SELECT pat.team_id FROM releases_environmentpolicy_approval_teams pat
+              WHERE pat.environmentpolicy_id = {policy})
+   AND NOT ({change}.kind = '{normal}' AND {change}.risk_level = '{risk_low}'
+            AND EXISTS (SELECT 1 FROM {low_risk_teams} lr0
+                        WHERE lr0.environmentpolicy_id = {policy})
+            AND {team} NOT IN (SELECT lr.team_id FROM {low_risk_teams} lr
+                               WHERE lr.environmentpolicy_id = {policy})))
+  OR ({change}.risk_level = '{risk_high}' AND {team} = (
+      SELECT hp.high_risk_team_id FROM releases_environmentpolicy hp WHERE hp.id = {policy}))))"""
+
 # How many other live changes whose window starts on the same day (in the portal's time zone)
-# as change `c` need `{person}` to sign: as the only approver of an approval team of the
-# policy in force there that has not signed yet (issue 18, `signer_overloaded`).
+# as change `c` need `{person}` to sign: as the only approver of a team that the policy in force
+# there needs on that change and that has not signed yet (issue 18, `signer_overloaded`).
 SIGNER_NEEDED_SQL = """(SELECT COUNT(*) FROM releases_changerequest n
+  JOIN releases_environmentpolicy np ON np.environment_id = n.environment_id
+    AND np.version = (SELECT MAX(nv.version) FROM releases_environmentpolicy nv
+                      WHERE nv.environment_id = n.environment_id)
   WHERE n.id <> c.id AND n.state IN ({live}) AND n.window_start IS NOT NULL
     AND {n_day} = {c_day}
     AND EXISTS (
-      SELECT 1 FROM releases_environmentpolicy_approval_teams na
-      JOIN portal_membership nm ON nm.team_id = na.team_id AND nm.user_id = {person}
-        AND nm.is_approver = %(true)s
-      WHERE na.environmentpolicy_id = (
-          SELECT np.id FROM releases_environmentpolicy np
-          WHERE np.environment_id = n.environment_id ORDER BY np.version DESC LIMIT 1)
-        AND NOT EXISTS (SELECT 1 FROM portal_membership nx WHERE nx.team_id = na.team_id
+      SELECT 1 FROM portal_membership nm
+      WHERE nm.user_id = {person} AND nm.is_approver = %(true)s AND {team_needed}
+        AND NOT EXISTS (SELECT 1 FROM portal_membership nx WHERE nx.team_id = nm.team_id
                         AND nx.is_approver = %(true)s AND nx.user_id <> {person})
         AND NOT EXISTS (SELECT 1 FROM releases_signoff ns WHERE ns.change_request_id = n.id
-                        AND ns.team_id = na.team_id AND ns.kind = '{approval}'
+                        AND ns.team_id = nm.team_id AND ns.kind = '{approval}'
                         AND ns.decision = '{approve}' AND ns.voided_at IS NULL)))"""
 
 
@@ -567,6 +570,19 @@ ASKED_BY_PARAMETERS = {
 LIVE_STATES = frozenset(State) - DEAD_STATES - USED_STATES - {State.DRAFT}
 
 
+def _team_needed(*, team: str, change: str, policy: str) -> str:
+    return TEAM_NEEDED_SQL.format(
+        team=team,
+        change=change,
+        policy=policy,
+        standard=Kind.STANDARD,
+        normal=Kind.NORMAL,
+        risk_low=RiskLevel.LOW,
+        risk_high=RiskLevel.HIGH,
+        low_risk_teams=EnvironmentPolicy.low_risk_approval_teams.through._meta.db_table,
+    )
+
+
 def _signer_needed(person: str) -> str:
     return SIGNER_NEEDED_SQL.format(
         person=person,
@@ -575,12 +591,16 @@ def _signer_needed(person: str) -> str:
         c_day=_local_date("c.window_start"),
         approval=SignOffKind.APPROVAL,
         approve=Decision.APPROVE,
+        team_needed=_team_needed(team="nm.team_id", change="n", policy="np.id"),
     )
 
 
 def _statement(template: str, **parts: str) -> str:
+    policy = parts.get("policy_id", "")
     return template.format(
         **{**ASKED_BY_PARAMETERS, **parts},
+        team_needed=_team_needed(team="rt.id", change="c", policy=policy),
+        sole_team_needed=_team_needed(team="sm.team_id", change="c", policy=policy),
         dependencies=RegisteredModel.upstream_models.through._meta.db_table,
         users=Membership._meta.get_field("user").related_model._meta.db_table,
         live=_in(LIVE_STATES),
@@ -599,13 +619,9 @@ def _statement(template: str, **parts: str) -> str:
         dead_draft_or_used=_in(DEAD_STATES | USED_STATES | {State.DRAFT}),
         used=_in(USED_STATES),
         approved=State.APPROVED,
-        normal=Kind.NORMAL,
         standard=Kind.STANDARD,
         standard_template=Kind.STANDARD_TEMPLATE,
-        risk_low=RiskLevel.LOW,
-        risk_high=RiskLevel.HIGH,
         teams=Team._meta.db_table,
-        low_risk_teams=EnvironmentPolicy.low_risk_approval_teams.through._meta.db_table,
         template_environments=StandardChangeTemplate.environments.through._meta.db_table,
         usable=_in(USABLE_STATES.values()),
         retrospective_pending=_in({State.DEPLOYED, State.RETRO_REVIEW}),

@@ -50,6 +50,26 @@ def test_a_card_comes_with_the_build_is_checked_and_never_changes(builds, ci):
     assert thin.status_code == 400 and "model_card.evaluation.1" in thin.json()
 
 
+def test_a_card_holding_a_number_the_trail_cannot_keep_exactly_is_refused(builds, ci):
+    """An evaluation holds what a build's metrics hold: the audit trail's canonical JSON keeps
+    integers exactly up to 2**53 - 1, and a larger one was a 500 (found by the schema's
+    fuzzing)."""
+    client = ci.client()
+    for value in ({"counts": 2**60}, 2**53):
+        evaluation = [{"metric": "rows", "value": value, "dataset": "all"}]
+        refused = client.post(
+            URL, payload(builds, "3.3", {"evaluation": evaluation}), format="json"
+        )
+        assert refused.status_code == 400
+        assert "(2**53 - 1)" in refused.json()["model_card.evaluation.1"][0]
+    deeper = [{"metric": "rows", "value": {"counts": [1]}, "dataset": "all"}]
+    refused = client.post(URL, payload(builds, "3.3", {"evaluation": deeper}), format="json")
+    assert refused.status_code == 400 and "model_card.evaluation.1" in refused.json()
+    assert not builds["1.0"].model.versions.filter(version="3.3").exists()
+    exact = [{"metric": "rows", "value": {"counts": 2**53 - 1}, "dataset": "all"}]
+    kept = client.post(URL, payload(builds, "3.3", {"evaluation": exact}), format="json")
+    assert kept.status_code == 201
+
 def test_the_version_page_shows_the_card_and_its_difference_from_production(
     builds, ci, envs, login, requester
 ):

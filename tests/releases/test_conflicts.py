@@ -186,6 +186,45 @@ def test_signer_overloaded_clears_once_signed_or_shared_and_counts_one_day(
     assert warnings_of(changes[1], clock) == ["signer_overloaded"]
 
 
+def test_signer_overloaded_counts_only_the_teams_each_change_needs_by_its_risk(
+    envs, requester, peer, model_risk_approver, limit, clock, morning, org
+):
+    """test asks Model Risk and Release Management, a low-risk change only Release Management:
+    three low-risk changes on one day need Release Management's only approver three times and
+    Model Risk's not at all."""
+    policy.environment_policy_change(
+        actor=None,
+        environment=envs["test"],
+        approval_teams=[org["model-risk"], org["release-management"]],
+        low_risk_approval_teams=[org["release-management"]],
+    )
+    registry.model_register(actor=None, name="tiny", owner_team="data-science", risk_tier=3)
+    changes = [
+        file_change(
+            model_version=build_register("tiny", f"1.{index}"),
+            environment=envs["test"],
+            requester=requester,
+            signers=[peer],
+            window_start=morning.at(hours=2 * index).now,
+            hours=1,
+            now=clock.now,
+        )
+        for index in range(3)
+    ]
+    assert [(c.risk_level, c.state) for c in changes] == [("low", State.IN_APPROVAL)] * 3
+    answer = answer_of(changes[0], clock)
+    assert [w.code for w in answer.warnings] == ["signer_overloaded"]
+    assert answer.warnings[0].message.startswith(
+        "release is the only approver of Release Management and is needed on 3 changes"
+    )
+    # A second approver in Release Management: Model Risk's only approver would now be the one
+    # needed three times, were low-risk changes to need Model Risk.
+    membership_set(
+        actor=None, user=model_risk_approver, team=org["release-management"], is_approver=True
+    )
+    assert [warnings_of(change, clock) for change in changes] == [[], [], []]
+
+
 def test_a_policy_that_says_so_refuses_collisions_and_still_only_warns_of_the_rest(
     envs, builds, features, depends, requester, clock, org
 ):
