@@ -70,6 +70,7 @@ def test_a_card_holding_a_number_the_trail_cannot_keep_exactly_is_refused(builds
     kept = client.post(URL, payload(builds, "3.3", {"evaluation": exact}), format="json")
     assert kept.status_code == 201
 
+
 def test_the_version_page_shows_the_card_and_its_difference_from_production(
     builds, ci, envs, login, requester
 ):
