@@ -18,7 +18,6 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST, require_safe
 from openpyxl import Workbook
@@ -36,7 +35,6 @@ from registry.models import (
     FindingSeverity,
     FindingStatus,
     LifecycleStatus,
-    ModelVersion,
     RegisteredModel,
     ValidationOutcome,
 )
@@ -396,40 +394,24 @@ def document_download(request: HttpRequest, pk: int) -> HttpResponse:
 
 @require_safe
 def inventory(request: HttpRequest) -> HttpResponse:
-    """The model inventory a regulator asks for first, with its filters and downloads."""
+    """The model inventory a regulator asks for first, with its filters and downloads; the page
+    shows it 50 models at a time, the downloads every model the filters select."""
     filters, raw = _inventory_filters(request)
-    models = list(selectors.model_inventory(filters=filters))
-    today = timezone.localdate()
-    lapsed = [
-        model
-        for model in models
-        if model.lifecycle_status == LifecycleStatus.IN_PRODUCTION
-        and model.next_validation_due is not None
-        and model.next_validation_due < today
-    ]
-    # What runs under a lapsed validation: two queries, and only when one has lapsed.
-    versions = list(ModelVersion.objects.filter(model__in=lapsed).only("id", "model_id", "version"))
-    live = hooks.live_environments(versions)
-    live_under: dict[int, list[str]] = {}
-    for version in versions:
-        if live.get(version.pk):
-            live_under.setdefault(version.model_id, []).append(
-                f"{version.version} in {', '.join(live[version.pk])}"
-            )
-    lapsed_ids = {model.pk for model in lapsed}
-    for model in models:
-        model.lapsed = model.pk in lapsed_ids
-        model.live_under_lapse = live_under.get(model.pk, [])
+    page = selectors.model_inventory_page(
+        filters=filters,
+        after=selectors.InventoryPosition.parse(request.GET.get("after", "")),
+        before=selectors.InventoryPosition.parse(request.GET.get("before", "")),
+    )
     return render(
         request,
         "registry/inventory.html",
         {
-            "models": models,
+            "models": page.rows,
+            "page": page,
             "filters": raw,
             "teams": Team.objects.order_by("name"),
             "tiers": ["1", "2", "3"],
             "statuses": LifecycleStatus.choices,
-            "query": request.GET.urlencode(),
         },
     )
 

@@ -1,6 +1,9 @@
 """The registry tests' payloads, as CI sends them over REST (shared with tests/api), and their
 registration through the services."""
 
+import html
+import re
+
 from registry import services
 from registry.builders import commit_id, digest
 
@@ -60,3 +63,9 @@ def register_version(model: str = "credit-scoring", **overrides):
     return services.model_version_register(actor=None, model=model, **version_payload(**overrides))[
         0
     ]
+
+
+def page_link(page: str, rel: str) -> str | None:
+    """The query string of a paged list's `rel` link (next or prev), None without one."""
+    found = re.search(rf'rel="{rel}" href="([^"]+)"', page)
+    return html.unescape(found[1]) if found else None
