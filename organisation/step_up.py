@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.db.models import QuerySet
 
-from portal.exceptions import Conflict, RuleDenied
+from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import ProviderIdentity
 
 # The identity provider's clock and ours may disagree by this much about when a signer signed in.
@@ -40,6 +41,29 @@ class ProviderReauthentication:
     acr: str
 
 
+def step_up_replayed() -> Conflict:
+    return Conflict(
+        "This answer of the identity provider was used already; sign again.",
+        code="step_up_replayed",
+    )
+
+
+def pending_signature_take(pending: QuerySet, *, actor, state: str, now: datetime, unknown: str):
+    """The pending signature of `pending` (a model with `state`, `signer` and `taken_at`) that
+    the provider's answer names by its `state`, locked and taken once, before the provider is
+    asked anything more: a second answer with that state is a replay. Someone else's is not
+    found either (`unknown` says so): its state tells nobody anything. In the caller's
+    transaction."""
+    step_up = pending.select_for_update(of=("self",)).filter(state=state).first() if state else None
+    if step_up is None or step_up.signer_id != actor.pk:
+        raise NotFound(unknown, code="step_up_unknown")
+    if step_up.taken_at is not None:
+        raise step_up_replayed()
+    step_up.taken_at = now
+    step_up.save(update_fields=["taken_at"])
+    return step_up
+
+
 def _auth_time(claims: Mapping) -> datetime | None:
     value = claims.get("auth_time")
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -61,10 +85,7 @@ def provider_reauthentication(
             code="step_up_not_taken",
         )
     if pending.used:
-        raise Conflict(
-            "This answer of the identity provider was used already; sign again.",
-            code="step_up_replayed",
-        )
+        raise step_up_replayed()
     if not secrets.compare_digest(str(claims.get("nonce", "")), pending.nonce):
         raise RuleDenied(
             "The identity provider's answer belongs to another signature; nothing was signed. "

@@ -23,7 +23,9 @@ from organisation.services import memberships_follow_groups
 from organisation.step_up import (
     PendingSignature,
     ProviderReauthentication,
+    pending_signature_take,
     provider_reauthentication,
+    step_up_replayed,
 )
 from portal.exceptions import Conflict, NotFound, RuleDenied
 from portal.models import Absence, Membership, Team
@@ -986,29 +988,14 @@ def _step_up_refusal_record(*, actor, step_up: SignatureStepUp, code: str, reque
 
 @transaction.atomic
 def _step_up_take(*, actor, state: str, now: datetime) -> SignatureStepUp:
-    step_up = (
-        SignatureStepUp.objects.select_for_update(of=("self",))
-        .select_related("change_request__environment", "team")
-        .filter(state=state)
-        .first()
-        if state
-        else None
+    return pending_signature_take(
+        SignatureStepUp.objects.select_related("change_request__environment", "team"),
+        actor=actor,
+        state=state,
+        now=now,
+        unknown="No signature of yours waits for this answer of the identity provider: start "
+        "signing again from the change's page.",
     )
-    # Someone else's pending signature is not found either: its state tells nobody anything.
-    if step_up is None or step_up.signer_id != actor.pk:
-        raise NotFound(
-            "No signature of yours waits for this answer of the identity provider: start "
-            "signing again from the change's page.",
-            code="step_up_unknown",
-        )
-    if step_up.taken_at is not None:
-        raise Conflict(
-            "This answer of the identity provider was used already; sign again.",
-            code="step_up_replayed",
-        )
-    step_up.taken_at = now
-    step_up.save(update_fields=["taken_at"])
-    return step_up
 
 
 def change_request_step_up_take(
@@ -1057,10 +1044,7 @@ def _sign_at_provider(
 ) -> SignOff:
     step_up = SignatureStepUp.objects.select_for_update().get(pk=step_up.pk)
     if step_up.sign_off_id is not None or step_up.refusal:
-        raise Conflict(
-            "This answer of the identity provider was used already; sign again.",
-            code="step_up_replayed",
-        )
+        raise step_up_replayed()
     sign_off = _sign(
         actor=actor,
         change_request=step_up.change_request,
