@@ -5,6 +5,7 @@ rule as a change request's sign-off (`organisation.step_up`). Against a real pro
 (tests/oidc/provider.js); each refusal is a test, and the password route stays for password
 accounts."""
 
+from dataclasses import replace
 from datetime import datetime
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +18,7 @@ from audit.models import AuditEvent
 from organisation.demo import DEMO_PASSWORD
 from organisation.oidc import step_up_answer
 from portal.exceptions import Conflict
-from portal.models import ProviderIdentity
+from portal.models import Membership, ProviderIdentity
 from registry.model_risk import (
     validation_conclude_at_provider,
     validation_open,
@@ -257,3 +258,35 @@ def test_a_password_account_still_concludes_with_its_password(
     assert not ValidationStepUp.objects.exists()
     event = AuditEvent.objects.get(action="validation.concluded")
     assert event.data["reauthenticated_by"] == "password" and "auth_time" not in event.data
+
+
+def test_the_validator_who_left_model_risk_at_the_provider_concludes_nothing(
+    alma, opened, single_sign_on
+):
+    """The roles follow the provider's groups at the signature, as at sign-in; independence is
+    then checked again: Alma, out of Model Risk's groups since she was sent there, signs
+    nothing."""
+    single_sign_on.people(replace(ALMA, groups=[]), BERT)
+    start = _tail()
+
+    refused = alma.through_provider(_ask_to_conclude(alma, opened))
+
+    assert "Only a member of Model Risk validates a model" in _messages(refused)[-1]
+    assert Validation.objects.get(pk=opened.pk).is_open
+    assert not Membership.objects.filter(user=alma.user, team__slug="model-risk").exists()
+    assert _refusal(start).data["code"] == "not_model_risk"
+
+
+def test_an_answer_without_a_sign_in_concludes_nothing(alma, opened):
+    _ask_to_conclude(alma, opened)
+    step_up = ValidationStepUp.objects.get()
+
+    cancelled = alma.portal.get(
+        f"/releases/signature/returned/?error=access_denied&state={step_up.state}"
+    )
+
+    assert cancelled["Location"] == MODEL_PAGE
+    assert "did not confirm your sign-in; nothing was signed" in _messages(cancelled)[-1]
+    assert Validation.objects.get(pk=opened.pk).is_open
+    step_up.refresh_from_db()
+    assert step_up.taken_at is not None
