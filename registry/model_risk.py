@@ -598,6 +598,48 @@ def validation_step_up_begin(
 
 
 @transaction.atomic
+def validation_step_up_begin_new(
+    *,
+    actor: Any,
+    model: RegisteredModel,
+    versions: Iterable[ModelVersion],
+    scope: str,
+    outcome: str,
+    findings: Iterable[dict] = (),
+    report: tuple[str, bytes] | None = None,
+    request: Any = None,
+    now: datetime | None = None,
+) -> ValidationStepUp:
+    """`validation_conclude` for a validator who signs at the identity provider: what the
+    password route does at once is split at the provider's round trip. The validation is
+    opened naming the actor, with its findings, as Model Risk opens one (audited, every rule of
+    `validation_open` and `finding_record`), and its conclusion waits at the provider
+    (`validation_step_up_begin`). Should they not come back, it stays open on the model page
+    for them to sign."""
+    validation = validation_open(
+        actor=actor,
+        model=model,
+        versions=[version.version for version in versions if version.model_id == model.pk],
+        scope=scope,
+        validator=actor.get_username(),
+        request=request,
+    )
+    for finding in findings:
+        finding_record(
+            actor=actor,
+            validation=validation,
+            title=str(finding["title"]),
+            severity=finding["severity"],
+            owner=finding["owner"].get_username(),
+            remediation_due=finding["remediation_due"],
+            request=request,
+        )
+    return validation_step_up_begin(
+        actor=actor, validation=validation, outcome=outcome, report=report, now=now
+    )
+
+
+@transaction.atomic
 def _step_up_refusal_record(*, actor: Any, step_up: ValidationStepUp, code: str, request) -> None:
     ValidationStepUp.objects.filter(pk=step_up.pk).update(refusal=code)
     audit_record(

@@ -148,10 +148,40 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     return response
 
 
+def _signature_returned_uri(request: HttpRequest) -> str:
+    # The provider knows one return address for every signature; it hands validations back
+    # here (`validation_conclude_returned`).
+    return request.build_absolute_uri(reverse("releases:signature-returned"))
+
+
+def _to_provider(request: HttpRequest, step_up) -> HttpResponse:
+    """Send a validator who signs in at the identity provider there to sign in again; the
+    validation is concluded when they come back (`validation_conclude_returned`)."""
+    return redirect(
+        step_up_url(
+            redirect_uri=_signature_returned_uri(request),
+            state=step_up.state,
+            nonce=step_up.nonce,
+            code_verifier=step_up.code_verifier,
+            acr_values="",
+        )
+    )
+
+
+def _provider_unreachable(request: HttpRequest) -> None:
+    logger.exception("validation signature: the identity provider cannot be reached")
+    messages.error(
+        request,
+        f"{provider_name()} cannot be reached; nothing was signed. Try again in a few minutes; "
+        "if it stays out of reach, tell an administrator.",
+    )
+
+
 @require_POST
 def validation_new(request: HttpRequest, name: str) -> HttpResponse:
     """Model Risk concludes a validation from the model page: an electronic signature, like a
-    sign-off (the service re-checks independence and the password)."""
+    sign-off (the service re-checks independence and the password; a validator who signs in at
+    the identity provider is sent there to sign in again)."""
     model = _found(selectors.model_get, name=name)
     data = request.POST
     versions = list(model.versions.filter(pk__in=data.getlist("versions")))
@@ -168,51 +198,29 @@ def validation_new(request: HttpRequest, name: str) -> HttpResponse:
         )
     upload = request.FILES.get("report")
     report = (upload.name, upload.read()) if upload else None
+    conclusion = {
+        "actor": request.user,
+        "model": model,
+        "versions": versions,
+        "scope": data.get("scope", ""),
+        "outcome": data.get("outcome", ""),
+        "findings": findings,
+        "report": report,
+        "request": request,
+    }
     try:
-        model_risk.validation_conclude(
-            actor=request.user,
-            model=model,
-            versions=versions,
-            scope=data.get("scope", ""),
-            outcome=data.get("outcome", ""),
-            password=data.get("password", ""),
-            findings=findings,
-            report=report,
-            request=request,
-        )
+        if signs_at_provider(request.user):
+            return _to_provider(request, model_risk.validation_step_up_begin_new(**conclusion))
+        model_risk.validation_conclude(**conclusion, password=data.get("password", ""))
     except DomainError as refusal:
         messages.error(request, refusal.detail)
     except ValidationError as invalid:
         messages.error(request, " ".join(invalid.messages))
+    except ProviderError:
+        _provider_unreachable(request)
     else:
         messages.success(request, f"Validation of {model.name} concluded and signed.")
     return redirect("registry:model", name=model.name)
-
-
-def _signature_returned_uri(request: HttpRequest) -> str:
-    # The provider knows one return address for every signature; it hands validations back
-    # here (`validation_conclude_returned`).
-    return request.build_absolute_uri(reverse("releases:signature-returned"))
-
-
-def _conclude_at_provider(request: HttpRequest, validation, report) -> HttpResponse:
-    """Send a validator who signs in at the identity provider there to sign in again; the
-    validation is concluded when they come back (`validation_conclude_returned`)."""
-    step_up = model_risk.validation_step_up_begin(
-        actor=request.user,
-        validation=validation,
-        outcome=request.POST.get("outcome", ""),
-        report=report,
-    )
-    return redirect(
-        step_up_url(
-            redirect_uri=_signature_returned_uri(request),
-            state=step_up.state,
-            nonce=step_up.nonce,
-            code_verifier=step_up.code_verifier,
-            acr_values="",
-        )
-    )
 
 
 @require_POST
@@ -228,7 +236,13 @@ def validation_conclude(request: HttpRequest, name: str, pk: int) -> HttpRespons
     report = (upload.name, upload.read()) if upload else None
     try:
         if signs_at_provider(request.user):
-            return _conclude_at_provider(request, validation, report)
+            step_up = model_risk.validation_step_up_begin(
+                actor=request.user,
+                validation=validation,
+                outcome=request.POST.get("outcome", ""),
+                report=report,
+            )
+            return _to_provider(request, step_up)
         model_risk.validation_conclude_opened(
             actor=request.user,
             validation=validation,
@@ -242,12 +256,7 @@ def validation_conclude(request: HttpRequest, name: str, pk: int) -> HttpRespons
     except ValidationError as invalid:
         messages.error(request, " ".join(invalid.messages))
     except ProviderError:
-        logger.exception("validation signature: the identity provider cannot be reached")
-        messages.error(
-            request,
-            f"{provider_name()} cannot be reached; nothing was signed. Try again in a few "
-            "minutes; if it stays out of reach, tell an administrator.",
-        )
+        _provider_unreachable(request)
     else:
         messages.success(request, f"Validation of {model.name} concluded and signed.")
     return redirect("registry:model", name=model.name)

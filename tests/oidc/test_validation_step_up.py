@@ -6,7 +6,7 @@ rule as a change request's sign-off (`organisation.step_up`). Against a real pro
 accounts."""
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -70,6 +70,12 @@ def opened(alma, mirrored_builds, model_risk_approver) -> Validation:
 def _conclude_form(page) -> str:
     html = page.content.decode()
     start = html.index('data-testid="conclude-opened"')
+    return html[start : html.index("</form>", start)]
+
+
+def _one_step_form(page) -> str:
+    html = page.content.decode()
+    start = html.index(f'action="{MODEL_PAGE}validations/"')
     return html[start : html.index("</form>", start)]
 
 
@@ -290,3 +296,56 @@ def test_an_answer_without_a_sign_in_concludes_nothing(alma, opened):
     assert Validation.objects.get(pk=opened.pk).is_open
     step_up.refresh_from_db()
     assert step_up.taken_at is not None
+
+
+def test_a_validator_without_a_password_concludes_in_one_step_at_the_provider(
+    alma, mirrored_builds
+):
+    """The one-step form: the validation is opened naming Alma with its finding (audited as
+    Model Risk opens one), and concluded when the provider confirms her."""
+    form = _one_step_form(alma.portal.get(MODEL_PAGE))
+    assert 'name="password"' not in form and "Sign in again at Bank SSO" in form
+    start = _tail()
+
+    sent = alma.portal.post(
+        f"{MODEL_PAGE}validations/",
+        {
+            "versions": [mirrored_builds["2.0"].pk],
+            "scope": "Stability over 2026 Q3.",
+            "outcome": "approved",
+            "finding_title": "Drift monitor missing",
+            "finding_severity": "low",
+            "finding_owner": "requester",
+            "finding_due": (timezone.localdate() + timedelta(days=30)).isoformat(),
+        },
+    )
+
+    validation = Validation.objects.get()
+    assert validation.is_open and validation.validator == alma.user
+    assert parse_qs(urlsplit(sent["Location"]).query)["state"] == [
+        ValidationStepUp.objects.get(validation=validation).state
+    ]
+
+    returned = alma.through_provider(sent)
+
+    assert _messages(returned) == ["Validation of fraud-score concluded and signed."]
+    validation.refresh_from_db()
+    assert validation.outcome == "approved" and validation.scope == "Stability over 2026 Q3."
+    assert [finding.title for finding in validation.findings.all()] == ["Drift monitor missing"]
+    assert list(
+        AuditEvent.objects.filter(seq__gt=start).order_by("seq").values_list("action", flat=True)
+    ) == ["validation.opened", "finding.recorded", "validation.concluded"]
+    event = AuditEvent.objects.get(seq__gt=start, action="validation.concluded")
+    assert event.data["reauthenticated_by"] == "identity_provider" and event.data["auth_time"]
+
+
+def test_a_one_step_conclusion_that_breaks_a_rule_opens_nothing(alma, mirrored_builds):
+    refused = alma.portal.post(
+        f"{MODEL_PAGE}validations/",
+        {"versions": [mirrored_builds["2.0"].pk], "scope": "Q3.", "outcome": "maybe"},
+    )
+
+    assert refused["Location"] == MODEL_PAGE
+    assert "One of approved, conditions, rejected." in _messages(refused)[-1]
+    assert not Validation.objects.exists() and not ValidationStepUp.objects.exists()
+    assert not AuditEvent.objects.filter(action="validation.opened").exists()
