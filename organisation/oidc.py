@@ -1,7 +1,8 @@
 """Single sign-on at the bank's OpenID Connect provider (portal/oidc_settings.py): where its
 endpoints are, what makes an ID token trustworthy, the sign-in backend and pages
 (mozilla-django-oidc's code flow with PKCE), and the round trip that confirms an electronic
-signature there (rule 6; the signing rules themselves are in releases/services)."""
+signature there (rule 6; whether an answer confirms a signature is organisation/step_up.py, what
+is signed is releases' and registry's)."""
 
 import base64
 import hashlib
