@@ -60,6 +60,10 @@ class AuditAction(models.TextChoices):
     MODEL_RETIRED = "model.retired", "Model retired by an approved change"
     VALIDATION_OPENED = "validation.opened", "Model validation opened"
     VALIDATION_CONCLUDED = "validation.concluded", "Model validation concluded"
+    VALIDATION_STEP_UP_REFUSED = (
+        "validation.step_up_refused",
+        "Validation signature at the identity provider refused",
+    )
     FINDING_RECORDED = "finding.recorded", "Validation finding recorded"
     FINDING_CLOSED = "finding.closed", "Validation finding closed"
     MODEL_VERSION_REGISTERED = "model_version.registered", "Model version registered"

@@ -1,7 +1,8 @@
 """Single sign-on at the bank's OpenID Connect provider (portal/oidc_settings.py): where its
 endpoints are, what makes an ID token trustworthy, the sign-in backend and pages
 (mozilla-django-oidc's code flow with PKCE), and the round trip that confirms an electronic
-signature there (rule 6; the signing rules themselves are in releases/services)."""
+signature there (rule 6; whether an answer confirms a signature is organisation/step_up.py, what
+is signed is releases' and registry's)."""
 
 import base64
 import hashlib
@@ -338,3 +339,22 @@ def step_up_answer(*, code: str, code_verifier: str, redirect_uri: str) -> Provi
         raise ProviderError("The user info is about someone else than the ID token.")
     groups = groups_of(userinfo)
     return ProviderAnswer(claims=claims, groups=groups if groups is not None else groups_of(claims))
+
+
+def step_up_returned(
+    request: HttpRequest, *, code_verifier: str, redirect_uri: str
+) -> ProviderAnswer:
+    """The provider's answer the browser brought back to `redirect_uri` for a pending signature:
+    an error or no code (the signer gave up there) is refused like an untrustworthy token."""
+    if request.GET.get("error") or not request.GET.get("code"):
+        raise ProviderError(request.GET.get("error", "no code"))
+    return step_up_answer(
+        code=request.GET["code"], code_verifier=code_verifier, redirect_uri=redirect_uri
+    )
+
+
+def step_up_not_confirmed() -> str:
+    return (
+        f"{provider_name()} did not confirm your sign-in; nothing was signed. Sign again, and "
+        "finish signing in there when it asks."
+    )

@@ -9,7 +9,8 @@ model's tier (`GATEHOUSE_VALIDATION_MONTHS`). Every change here is audited in it
 
 import calendar
 import hashlib
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,14 @@ from django.utils.text import get_valid_filename
 from audit.actions import AuditAction
 from audit.services import audit_record
 from organisation.reauthentication import password_confirms
+from organisation.services import memberships_follow_groups
+from organisation.step_up import (
+    PendingSignature,
+    ProviderReauthentication,
+    pending_signature_take,
+    provider_reauthentication,
+    step_up_replayed,
+)
 from portal.authentication import is_service_account
 from portal.exceptions import Conflict, RuleDenied
 from portal.models import Membership
@@ -41,6 +50,7 @@ from registry.models import (
     RegisteredModel,
     Validation,
     ValidationOutcome,
+    ValidationStepUp,
 )
 from registry.permissions import token_model_risk_denial
 
@@ -486,23 +496,20 @@ def validation_conclude(
             remediation_due=finding["remediation_due"],
         )
     return _sign(
-        actor=actor, validation=validation, outcome=outcome, report=report, request=request, now=now
+        actor=actor,
+        validation=validation,
+        outcome=outcome,
+        report=report,
+        at_provider=None,
+        request=request,
+        now=now,
     )
 
 
-@transaction.atomic
-def validation_conclude_opened(
-    *,
-    actor: Any,
-    validation: Validation,
-    outcome: str,
-    password: str,
-    report: tuple[str, bytes] | None = None,
-    request: Any = None,
-    now: datetime | None = None,
-) -> Validation:
-    """The validator named when the validation was opened concludes it, with the findings
-    recorded while it was open, as an electronic signature; independence is checked again."""
+def _conclusion_checked(*, actor: Any, validation: Validation, outcome: str) -> Validation:
+    """The rules of concluding an opened validation, whatever confirms the signature: it is
+    still open, the actor is its named validator, the outcome is one of ours, and the validator
+    is still independent of what it covers. The validation, locked."""
     validation = (
         Validation.objects.select_for_update()
         .select_related("model__owner_team", "validator")
@@ -527,15 +534,220 @@ def validation_conclude_opened(
     denied = _validator_denial(actor, model, versions, actor=actor)
     if denied is not None:
         raise denied
+    return validation
+
+
+@transaction.atomic
+def validation_conclude_opened(
+    *,
+    actor: Any,
+    validation: Validation,
+    outcome: str,
+    password: str,
+    report: tuple[str, bytes] | None = None,
+    request: Any = None,
+    now: datetime | None = None,
+) -> Validation:
+    """The validator named when the validation was opened concludes it, with the findings
+    recorded while it was open, as an electronic signature; independence is checked again."""
+    validation = _conclusion_checked(actor=actor, validation=validation, outcome=outcome)
     _password_confirmed(actor, password)
     return _sign(
         actor=actor,
         validation=validation,
         outcome=outcome,
         report=report,
+        at_provider=None,
         request=request,
         now=now or timezone.now(),
     )
+
+
+@transaction.atomic
+def validation_step_up_begin(
+    *,
+    actor: Any,
+    validation: Validation,
+    outcome: str,
+    report: tuple[str, bytes] | None = None,
+    now: datetime | None = None,
+) -> ValidationStepUp:
+    """Rule 6 for validators who sign in at the identity provider: the conclusion chosen on the
+    form waits here, under a fresh state, nonce and PKCE verifier, while they sign in there
+    again (`organisation.oidc.step_up_url`). What can be refused already is, so nobody is sent
+    away for nothing; everything is checked again when they come back. Nothing is signed yet,
+    so nothing is audited yet."""
+    validation = _conclusion_checked(actor=actor, validation=validation, outcome=outcome)
+    problem = _document_problem(*report) if report is not None else ""
+    if problem:
+        raise ValidationError({"document": problem})
+    step_up = ValidationStepUp(
+        validation=validation,
+        signer=actor,
+        outcome=outcome,
+        report_name=report[0] if report else "",
+        report=report[1] if report else b"",
+        state=secrets.token_urlsafe(32),
+        nonce=secrets.token_urlsafe(32),
+        code_verifier=secrets.token_urlsafe(64),
+        issued_at=now or timezone.now(),
+    )
+    step_up.full_clean()
+    step_up.save()
+    return step_up
+
+
+@transaction.atomic
+def validation_step_up_begin_new(
+    *,
+    actor: Any,
+    model: RegisteredModel,
+    versions: Iterable[ModelVersion],
+    scope: str,
+    outcome: str,
+    findings: Iterable[dict] = (),
+    report: tuple[str, bytes] | None = None,
+    request: Any = None,
+    now: datetime | None = None,
+) -> ValidationStepUp:
+    """`validation_conclude` for a validator who signs at the identity provider: what the
+    password route does at once is split at the provider's round trip. The validation is
+    opened naming the actor, with its findings, as Model Risk opens one (audited, every rule of
+    `validation_open` and `finding_record`), and its conclusion waits at the provider
+    (`validation_step_up_begin`). Should they not come back, it stays open on the model page
+    for them to sign."""
+    validation = validation_open(
+        actor=actor,
+        model=model,
+        versions=[version.version for version in versions if version.model_id == model.pk],
+        scope=scope,
+        validator=actor.get_username(),
+        request=request,
+    )
+    for finding in findings:
+        finding_record(
+            actor=actor,
+            validation=validation,
+            title=str(finding["title"]),
+            severity=finding["severity"],
+            owner=finding["owner"].get_username(),
+            remediation_due=finding["remediation_due"],
+            request=request,
+        )
+    return validation_step_up_begin(
+        actor=actor, validation=validation, outcome=outcome, report=report, now=now
+    )
+
+
+@transaction.atomic
+def _step_up_refusal_record(*, actor: Any, step_up: ValidationStepUp, code: str, request) -> None:
+    ValidationStepUp.objects.filter(pk=step_up.pk).update(refusal=code)
+    audit_record(
+        actor=actor,
+        action=AuditAction.VALIDATION_STEP_UP_REFUSED,
+        target=step_up.validation.model,
+        data={"validation": step_up.validation_id, "code": code, "issued_at": step_up.issued_at},
+        request=request,
+    )
+
+
+@transaction.atomic
+def _step_up_take(*, actor: Any, state: str, now: datetime) -> ValidationStepUp:
+    return pending_signature_take(
+        ValidationStepUp.objects.select_related("validation__model"),
+        actor=actor,
+        state=state,
+        now=now,
+        unknown="No validation of yours waits for this answer of the identity provider: start "
+        "signing again from the model's page.",
+    )
+
+
+def validation_step_up_take(
+    *, actor: Any, state: str, request: Any = None, now: datetime | None = None
+) -> ValidationStepUp:
+    """The pending conclusion the provider's answer names by its `state`, taken once and before
+    the provider is asked anything more: the same answer arriving again (a replayed callback)
+    is refused and recorded. Only its validator may take it."""
+    try:
+        return _step_up_take(actor=actor, state=state, now=now or timezone.now())
+    except Conflict as error:
+        step_up = ValidationStepUp.objects.select_related("validation__model").get(state=state)
+        _step_up_refusal_record(actor=actor, step_up=step_up, code=error.code, request=request)
+        raise
+
+
+def _pending(step_up: ValidationStepUp) -> PendingSignature:
+    return PendingSignature(
+        signer_id=step_up.signer_id,
+        nonce=step_up.nonce,
+        issued_at=step_up.issued_at,
+        taken=step_up.taken_at is not None,
+        used=step_up.concluded_at is not None or bool(step_up.refusal),
+    )
+
+
+@transaction.atomic
+def _conclude_at_provider(
+    *,
+    actor: Any,
+    step_up: ValidationStepUp,
+    confirmation: ProviderReauthentication,
+    request: Any,
+    now: datetime,
+) -> Validation:
+    step_up = ValidationStepUp.objects.select_for_update().get(pk=step_up.pk)
+    if step_up.concluded_at is not None or step_up.refusal:
+        raise step_up_replayed()
+    validation = _conclusion_checked(
+        actor=actor, validation=step_up.validation, outcome=step_up.outcome
+    )
+    signed = _sign(
+        actor=actor,
+        validation=validation,
+        outcome=step_up.outcome,
+        report=(step_up.report_name, bytes(step_up.report)) if step_up.report_name else None,
+        at_provider=confirmation,
+        request=request,
+        now=now,
+    )
+    step_up.concluded_at = now
+    step_up.save(update_fields=["concluded_at"])
+    return signed
+
+
+def validation_conclude_at_provider(
+    *,
+    actor: Any,
+    step_up: ValidationStepUp,
+    claims: Mapping,
+    groups: list[str] | None = None,
+    request: Any = None,
+    now: datetime | None = None,
+) -> Validation:
+    """Rule 6 for single sign-on: conclude the validation `step_up` waited for, once the
+    identity provider confirmed its validator. `claims` are the ID token's, already checked
+    (`organisation.oidc.step_up_answer`); whether they confirm this conclusion is the rule of
+    every signature at the provider (`organisation.step_up`). The validator's team roles
+    follow the provider's `groups` first, as at sign-in; then every rule of
+    `validation_conclude_opened` applies, and `auth_time` and `acr` go into the event. A
+    refusal is recorded and uses the pending conclusion up."""
+    now = now or timezone.now()
+    step_up = ValidationStepUp.objects.select_related("validation__model").get(pk=step_up.pk)
+    try:
+        confirmation = provider_reauthentication(
+            actor=actor, pending=_pending(step_up), claims=claims, now=now
+        )
+        mapping = getattr(settings, "GATEHOUSE_OIDC_TEAM_GROUPS", [])
+        if groups is not None and mapping:
+            memberships_follow_groups(user=actor, groups=groups, mapping=mapping)
+        return _conclude_at_provider(
+            actor=actor, step_up=step_up, confirmation=confirmation, request=request, now=now
+        )
+    except (RuleDenied, Conflict) as error:
+        if error.code != "step_up_not_taken":
+            _step_up_refusal_record(actor=actor, step_up=step_up, code=error.code, request=request)
+        raise
 
 
 def validation_conclusion_refused(validation: Validation) -> RuleDenied:
@@ -564,11 +776,13 @@ def _sign(
     validation: Validation,
     outcome: str,
     report: tuple[str, bytes] | None,
+    at_provider: ProviderReauthentication | None,
     request: Any,
     now: datetime,
 ) -> Validation:
     """Conclude `validation` (open, locked by the caller) as `outcome`: the signature's
-    meaning, its validity by the model's tier, the report, the model's next validation date."""
+    meaning, its validity by the model's tier, the report, the model's next validation date,
+    and how the validator confirmed it (a password, or the provider's `at_provider`)."""
     model = validation.model
     versions = list(validation.covers.order_by("pk"))
     listed = ", ".join(version.version for version in versions)
@@ -610,6 +824,8 @@ def _sign(
             "outcome": outcome,
             "meaning": meaning,
             "reauthenticated": True,
+            "reauthenticated_by": "identity_provider" if at_provider else "password",
+            **({"auth_time": at_provider.auth_time, "acr": at_provider.acr} if at_provider else {}),
             "valid_until": validation.valid_until,
             "report": {"name": document.name, "sha256": document.sha256} if document else None,
             "findings": [

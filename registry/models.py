@@ -334,6 +334,31 @@ class Validation(models.Model):
         return self.valid_until is not None and self.valid_until <= timezone.now()
 
 
+class ValidationStepUp(models.Model):
+    """A validation's conclusion waiting while its validator signs in again at the identity
+    provider (rule 6 for single sign-on, `organisation.step_up`): the outcome and report chosen
+    on the conclude form, and the state, nonce and PKCE verifier of the request that sent them
+    there, bound to this conclusion alone. Taken once (`taken_at`) by the provider's answer,
+    then used once: by the signature (`concluded_at`) or by a refusal."""
+
+    validation = models.ForeignKey(Validation, on_delete=models.CASCADE, related_name="+")
+    signer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    outcome = models.CharField(max_length=16, choices=ValidationOutcome.choices)
+    # The report chosen on the form, attached when the signature is given.
+    report_name = models.CharField(max_length=255, blank=True)
+    report = models.BinaryField(blank=True, default=b"")
+    state = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64)
+    code_verifier = models.CharField(max_length=128)
+    issued_at = models.DateTimeField()
+    taken_at = models.DateTimeField(null=True, blank=True)
+    concluded_at = models.DateTimeField(null=True, blank=True)
+    refusal = models.CharField(max_length=50, blank=True)
+
+    def __str__(self) -> str:
+        return f"Conclusion of {self.validation} waiting at the identity provider"
+
+
 class FindingSeverity(models.TextChoices):
     HIGH = "high", "High"
     MEDIUM = "medium", "Medium"

@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from portal.exceptions import NotFound
 from registry import git, hooks
-from registry.models import DatasetVersion, LifecycleStatus, ModelVersion, RegisteredModel
+from registry.models import (
+    DatasetVersion,
+    LifecycleStatus,
+    ModelVersion,
+    RegisteredModel,
+    ValidationStepUp,
+)
 
 
 def model_list(*, q: str = "", owner_team: str = "", risk_tier: int | None = None) -> QuerySet:
@@ -45,6 +51,12 @@ def versions_with_evidence() -> QuerySet:
         Prefetch("datasets", queryset=DatasetVersion.objects.order_by("name", "version")),
         "artifact_checks",
     )
+
+
+def validation_step_up_waits(*, state: str) -> bool:
+    """Whether the provider's answer with this `state` is for a validation's conclusion: the
+    provider knows one return address for every signature (`releases:signature-returned`)."""
+    return bool(state) and ValidationStepUp.objects.filter(state=state).exists()
 
 
 def model_versions(

@@ -7,10 +7,12 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
@@ -18,12 +20,22 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_POST, require_safe
 from openpyxl import Workbook
 from rest_framework.exceptions import AuthenticationFailed
 
 from audit.models import AuditEvent
+from organisation.oidc import (
+    ProviderError,
+    form_action_to_provider,
+    provider_name,
+    signs_at_provider,
+    step_up_not_confirmed,
+    step_up_returned,
+    step_up_url,
+)
 from portal.authentication import BearerTokenAuthentication
 from portal.exceptions import DomainError, NotFound, RuleDenied
 from portal.models import Team
@@ -40,6 +52,7 @@ from registry.models import (
 )
 from registry.reproducibility import reproducibility
 
+logger = logging.getLogger(__name__)
 CI_HELPER = Path(__file__).resolve().parent / "ci" / "gatehouse_ci.py"
 
 
@@ -109,10 +122,13 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     history = AuditEvent.objects.filter(
         object_type=RegisteredModel._meta.label_lower, object_id=str(model.pk)
     ).order_by("-seq")[:50]
-    return render(
+    at_provider = signs_at_provider(request.user)
+    response = render(
         request,
         "registry/model_detail.html",
         {
+            "at_provider": at_provider,
+            "provider_name": provider_name(),
             "model": model,
             "rows": rows,
             "history": history,
@@ -123,12 +139,47 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "closing": [FindingStatus.REMEDIATED, FindingStatus.ACCEPTED],
         },
     )
+    if at_provider:
+        response["Content-Security-Policy"] = form_action_to_provider(
+            settings.CONTENT_SECURITY_POLICY
+        )
+    return response
+
+
+def _signature_returned_uri(request: HttpRequest) -> str:
+    # The provider knows one return address for every signature; it hands validations back
+    # here (`validation_conclude_returned`).
+    return request.build_absolute_uri(reverse("releases:signature-returned"))
+
+
+def _to_provider(request: HttpRequest, step_up) -> HttpResponse:
+    """Send a validator who signs in at the identity provider there to sign in again; the
+    validation is concluded when they come back (`validation_conclude_returned`)."""
+    return redirect(
+        step_up_url(
+            redirect_uri=_signature_returned_uri(request),
+            state=step_up.state,
+            nonce=step_up.nonce,
+            code_verifier=step_up.code_verifier,
+            acr_values="",
+        )
+    )
+
+
+def _provider_unreachable(request: HttpRequest) -> None:
+    logger.exception("validation signature: the identity provider cannot be reached")
+    messages.error(
+        request,
+        f"{provider_name()} cannot be reached; nothing was signed. Try again in a few minutes; "
+        "if it stays out of reach, tell an administrator.",
+    )
 
 
 @require_POST
 def validation_new(request: HttpRequest, name: str) -> HttpResponse:
     """Model Risk concludes a validation from the model page: an electronic signature, like a
-    sign-off (the service re-checks independence and the password)."""
+    sign-off (the service re-checks independence and the password; a validator who signs in at
+    the identity provider is sent there to sign in again)."""
     model = _found(selectors.model_get, name=name)
     data = request.POST
     versions = list(model.versions.filter(pk__in=data.getlist("versions")))
@@ -145,22 +196,26 @@ def validation_new(request: HttpRequest, name: str) -> HttpResponse:
         )
     upload = request.FILES.get("report")
     report = (upload.name, upload.read()) if upload else None
+    conclusion = {
+        "actor": request.user,
+        "model": model,
+        "versions": versions,
+        "scope": data.get("scope", ""),
+        "outcome": data.get("outcome", ""),
+        "findings": findings,
+        "report": report,
+        "request": request,
+    }
     try:
-        model_risk.validation_conclude(
-            actor=request.user,
-            model=model,
-            versions=versions,
-            scope=data.get("scope", ""),
-            outcome=data.get("outcome", ""),
-            password=data.get("password", ""),
-            findings=findings,
-            report=report,
-            request=request,
-        )
+        if signs_at_provider(request.user):
+            return _to_provider(request, model_risk.validation_step_up_begin_new(**conclusion))
+        model_risk.validation_conclude(**conclusion, password=data.get("password", ""))
     except DomainError as refusal:
         messages.error(request, refusal.detail)
     except ValidationError as invalid:
         messages.error(request, " ".join(invalid.messages))
+    except ProviderError:
+        _provider_unreachable(request)
     else:
         messages.success(request, f"Validation of {model.name} concluded and signed.")
     return redirect("registry:model", name=model.name)
@@ -169,19 +224,71 @@ def validation_new(request: HttpRequest, name: str) -> HttpResponse:
 @require_POST
 def validation_conclude(request: HttpRequest, name: str, pk: int) -> HttpResponse:
     """The validator named when Model Risk opened a validation concludes it here, with the
-    findings recorded since: an electronic signature (the service checks who and the password)."""
+    findings recorded since: an electronic signature (the service checks who and the password,
+    or sends a validator who signs in at the identity provider there to sign in again)."""
     model = _found(selectors.model_get, name=name)
     validation = model.validations.filter(pk=pk).first()
     if validation is None:
         raise Http404("No such validation of this model: its page lists its validations.")
     upload = request.FILES.get("report")
+    report = (upload.name, upload.read()) if upload else None
     try:
+        if signs_at_provider(request.user):
+            step_up = model_risk.validation_step_up_begin(
+                actor=request.user,
+                validation=validation,
+                outcome=request.POST.get("outcome", ""),
+                report=report,
+            )
+            return _to_provider(request, step_up)
         model_risk.validation_conclude_opened(
             actor=request.user,
             validation=validation,
             outcome=request.POST.get("outcome", ""),
             password=request.POST.get("password", ""),
-            report=(upload.name, upload.read()) if upload else None,
+            report=report,
+            request=request,
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+    except ValidationError as invalid:
+        messages.error(request, " ".join(invalid.messages))
+    except ProviderError:
+        _provider_unreachable(request)
+    else:
+        messages.success(request, f"Validation of {model.name} concluded and signed.")
+    return redirect("registry:model", name=model.name)
+
+
+def validation_conclude_returned(request: HttpRequest) -> HttpResponse:
+    """Where the identity provider's answer for a validation's conclusion arrives (through
+    `releases:signature-returned`). The pending conclusion is taken first (a replayed answer
+    goes no further), the provider's code is traded for a checked ID token, and the service
+    decides whether it confirms this signature."""
+    try:
+        step_up = model_risk.validation_step_up_take(
+            actor=request.user, state=request.GET.get("state", ""), request=request
+        )
+    except DomainError as refusal:
+        messages.error(request, refusal.detail)
+        return redirect("dashboard")
+    model = step_up.validation.model
+    try:
+        answer = step_up_returned(
+            request,
+            code_verifier=step_up.code_verifier,
+            redirect_uri=_signature_returned_uri(request),
+        )
+    except ProviderError:
+        logger.warning("validation signature: the provider's answer was refused", exc_info=True)
+        messages.error(request, step_up_not_confirmed())
+        return redirect("registry:model", name=model.name)
+    try:
+        model_risk.validation_conclude_at_provider(
+            actor=request.user,
+            step_up=step_up,
+            claims=answer.claims,
+            groups=answer.groups,
             request=request,
         )
     except DomainError as refusal:

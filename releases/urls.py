@@ -54,7 +54,7 @@ urlpatterns: list = [
     # Where the identity provider sends a signer back (register it there as a redirect URI).
     path(
         "signature/returned/",
-        change_requests.change_request_sign_returned,
+        change_requests.signature_returned,
         name="signature-returned",
     ),
     path("freezes/", change_requests.freeze_list, name="freezes"),

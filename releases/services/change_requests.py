@@ -5,8 +5,7 @@ exactly one move, and refuses with a stable code what DESIGN.md rules 1-6, 8 and
 import hashlib
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import rfc8785
 from django.conf import settings
@@ -21,8 +20,15 @@ from audit.models import ActorKind, AuditEvent
 from audit.services import audit_record
 from organisation.reauthentication import password_confirms
 from organisation.services import memberships_follow_groups
+from organisation.step_up import (
+    PendingSignature,
+    ProviderReauthentication,
+    pending_signature_take,
+    provider_reauthentication,
+    step_up_replayed,
+)
 from portal.exceptions import Conflict, NotFound, RuleDenied
-from portal.models import Absence, Membership, ProviderIdentity, Team
+from portal.models import Absence, Membership, Team
 from registry.model_risk import model_retire
 from registry.models import ModelVersion
 from releases import notifications
@@ -67,8 +73,6 @@ RETROSPECTIVE_WARNING = timedelta(hours=12)
 # Wrong passwords on the sign form count like wrong passwords at sign-in (django-axes).
 REAUTH_LIMIT = getattr(settings, "AXES_FAILURE_LIMIT", 5)
 REAUTH_COOLOFF = timedelta(hours=getattr(settings, "AXES_COOLOFF_TIME", 0.25))
-# The identity provider's clock and ours may disagree by this much about when a signer signed in.
-STEP_UP_CLOCK_SKEW = timedelta(seconds=10)
 EDITABLE_FIELDS = (
     "model_version",
     "title",
@@ -701,15 +705,6 @@ def change_request_sign(
         raise
 
 
-@dataclass(frozen=True)
-class ProviderReauthentication:
-    """How the identity provider confirmed a signer (`change_request_sign_at_provider`): when
-    they signed in there again and at which assurance (`acr`)."""
-
-    auth_time: datetime
-    acr: str
-
-
 def _check_decision(decision: str, comment: str) -> None:
     if decision not in Decision.values:
         raise RuleDenied(
@@ -993,29 +988,14 @@ def _step_up_refusal_record(*, actor, step_up: SignatureStepUp, code: str, reque
 
 @transaction.atomic
 def _step_up_take(*, actor, state: str, now: datetime) -> SignatureStepUp:
-    step_up = (
-        SignatureStepUp.objects.select_for_update(of=("self",))
-        .select_related("change_request__environment", "team")
-        .filter(state=state)
-        .first()
-        if state
-        else None
+    return pending_signature_take(
+        SignatureStepUp.objects.select_related("change_request__environment", "team"),
+        actor=actor,
+        state=state,
+        now=now,
+        unknown="No signature of yours waits for this answer of the identity provider: start "
+        "signing again from the change's page.",
     )
-    # Someone else's pending signature is not found either: its state tells nobody anything.
-    if step_up is None or step_up.signer_id != actor.pk:
-        raise NotFound(
-            "No signature of yours waits for this answer of the identity provider: start "
-            "signing again from the change's page.",
-            code="step_up_unknown",
-        )
-    if step_up.taken_at is not None:
-        raise Conflict(
-            "This answer of the identity provider was used already; sign again.",
-            code="step_up_replayed",
-        )
-    step_up.taken_at = now
-    step_up.save(update_fields=["taken_at"])
-    return step_up
 
 
 def change_request_step_up_take(
@@ -1034,59 +1014,23 @@ def change_request_step_up_take(
         raise
 
 
-def _auth_time(claims: Mapping) -> datetime | None:
-    value = claims.get("auth_time")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return datetime.fromtimestamp(value, tz=UTC)
-
-
 def _step_up_denial(
     *, actor, step_up: SignatureStepUp, claims: Mapping, now: datetime
 ) -> ProviderReauthentication:
     """Whether the provider's verified claims confirm this very signature by this signer, just
-    now; the confirmation to sign with if they do."""
-    if step_up.taken_at is None or step_up.signer_id != actor.pk:
-        raise RuleDenied(
-            "The identity provider has not answered for this signature yet: sign in there when "
-            "it asks, and come back to the portal.",
-            code="step_up_not_taken",
-        )
-    if step_up.sign_off_id is not None or step_up.refusal:
-        raise Conflict(
-            "This answer of the identity provider was used already; sign again.",
-            code="step_up_replayed",
-        )
-    if not secrets.compare_digest(str(claims.get("nonce", "")), step_up.nonce):
-        raise RuleDenied(
-            "The identity provider's answer belongs to another signature; nothing was signed. "
-            "Start signing again from the change's page.",
-            code="step_up_mismatch",
-        )
-    if not ProviderIdentity.objects.filter(
-        user=actor, issuer=claims.get("iss", ""), subject=str(claims.get("sub", ""))
-    ).exists():
-        raise RuleDenied(
-            "You signed in at the identity provider as someone else; nothing was signed. Sign "
-            "again, and sign in at the provider as yourself.",
-            code="step_up_wrong_signer",
-        )
-    auth_time = _auth_time(claims)
-    limit = timedelta(seconds=settings.GATEHOUSE_OIDC_STEP_UP_SECONDS)
-    if auth_time is None:
-        raise RuleDenied(
-            "The identity provider did not say when you signed in; nothing was signed. Sign "
-            "again; if it keeps happening, an administrator checks that the provider sends "
-            "auth_time.",
-            code="step_up_stale",
-        )
-    if auth_time < step_up.issued_at - STEP_UP_CLOCK_SKEW or now - auth_time > limit:
-        raise RuleDenied(
-            "The identity provider answered with an earlier sign-in, not a new one; nothing was "
-            "signed. Sign again and sign in at the provider when it asks.",
-            code="step_up_stale",
-        )
-    return ProviderReauthentication(auth_time=auth_time, acr=str(claims.get("acr") or ""))
+    now (`organisation.step_up`); the confirmation to sign with if they do."""
+    return provider_reauthentication(
+        actor=actor,
+        pending=PendingSignature(
+            signer_id=step_up.signer_id,
+            nonce=step_up.nonce,
+            issued_at=step_up.issued_at,
+            taken=step_up.taken_at is not None,
+            used=step_up.sign_off_id is not None or bool(step_up.refusal),
+        ),
+        claims=claims,
+        now=now,
+    )
 
 
 @transaction.atomic
@@ -1100,10 +1044,7 @@ def _sign_at_provider(
 ) -> SignOff:
     step_up = SignatureStepUp.objects.select_for_update().get(pk=step_up.pk)
     if step_up.sign_off_id is not None or step_up.refusal:
-        raise Conflict(
-            "This answer of the identity provider was used already; sign again.",
-            code="step_up_replayed",
-        )
+        raise step_up_replayed()
     sign_off = _sign(
         actor=actor,
         change_request=step_up.change_request,

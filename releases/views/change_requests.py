@@ -20,12 +20,15 @@ from organisation.oidc import (
     form_action_to_provider,
     provider_name,
     signs_at_provider,
-    step_up_answer,
+    step_up_not_confirmed,
+    step_up_returned,
     step_up_url,
 )
 from portal.exceptions import Conflict, DomainError, NotFound, RuleDenied
 from portal.models import Team
 from registry.models import ModelVersion
+from registry.selectors import validation_step_up_waits
+from registry.views import validation_conclude_returned
 from releases.evidence_pack import evidence_pack_build
 from releases.forms import (
     ChangeRequestForm,
@@ -351,7 +354,7 @@ def _sign_at_provider(
     request: HttpRequest, change_request, form: SignForm, team, principal
 ) -> HttpResponse:
     """Send a signer who signs in at the identity provider there to sign in again; the
-    signature is given when they come back (`change_request_sign_returned`)."""
+    signature is given when they come back (`signature_returned`)."""
     step_up = services.change_request_step_up_begin(
         actor=request.user,
         change_request=change_request,
@@ -487,10 +490,14 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
 
 
 @require_GET
-def change_request_sign_returned(request: HttpRequest) -> HttpResponse:
-    """Where the identity provider sends a signer back. The pending signature is taken first
-    (a replayed answer goes no further), the provider's code is traded for a checked ID token,
-    and the service decides whether it confirms this signature."""
+def signature_returned(request: HttpRequest) -> HttpResponse:
+    """Where the identity provider sends a signer back, one address for every signature: a
+    validation's conclusion goes on in the registry (`validation_conclude_returned`). For a
+    change request, the pending signature is taken first (a replayed answer goes no further),
+    the provider's code is traded for a checked ID token, and the service decides whether it
+    confirms this signature."""
+    if validation_step_up_waits(state=request.GET.get("state", "")):
+        return validation_conclude_returned(request)
     try:
         step_up = services.change_request_step_up_take(
             actor=request.user, state=request.GET.get("state", ""), request=request
@@ -500,20 +507,14 @@ def change_request_sign_returned(request: HttpRequest) -> HttpResponse:
         return redirect("dashboard")
     change_request = step_up.change_request
     try:
-        if request.GET.get("error") or not request.GET.get("code"):
-            raise ProviderError(request.GET.get("error", "no code"))
-        answer = step_up_answer(
-            code=request.GET["code"],
+        answer = step_up_returned(
+            request,
             code_verifier=step_up.code_verifier,
             redirect_uri=_signature_returned_uri(request),
         )
     except ProviderError:
         logger.warning("signature: the identity provider's answer was refused", exc_info=True)
-        messages.error(
-            request,
-            f"{provider_name()} did not confirm your sign-in; nothing was signed. Sign again, "
-            "and finish signing in there when it asks.",
-        )
+        messages.error(request, step_up_not_confirmed())
         return _detail(change_request)
     try:
         sign_off = services.change_request_sign_at_provider(
