@@ -435,6 +435,9 @@ def test_a_live_model_served_by_no_workload_is_told_once_and_again_when_it_runs(
     notice = requester.notifications.get(key__contains="not-running")
     assert notice.subject == "fraud-score is not running in dev"
     assert NAMESPACE in notice.body and digest("1.0")[:12] in notice.body
+    page = login(requester).get("/releases/environments/dev/").content.decode()
+    section = page[page.index('aria-label="Ledger and runtime"') :]
+    assert 'not running</span> <span class="muted">since ' in section
 
     # Still not running: nothing more on the trail or in anyone's inbox.
     notified = Notification.objects.count()
