@@ -127,6 +127,9 @@ class AuditAction(models.TextChoices):
     BATCH_RUN_ATTESTED = "batch_run.attested", "Batch run attested its artifact"
     WORKLOAD_OBSERVED = "workload.observed", "Cluster workload first seen serving a digest"
     CLUSTER_UNREACHABLE = "cluster.unreachable", "Cluster namespace could not be read"
+    CLUSTER_READABLE_AGAIN = "cluster.readable_again", "Cluster namespace read again"
+    RUNTIME_NOT_RUNNING = "runtime.not_running", "Live model served by no workload"
+    RUNTIME_RUNNING_AGAIN = "runtime.running_again", "Live model served again"
     DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED = (
         "deployment.unauthorised_change_detected",
         "Unauthorised change detected",

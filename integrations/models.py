@@ -146,6 +146,10 @@ class WebhookEventType(models.TextChoices):
     DEPLOYMENT_FAILED = "deployment.failed", "Deployment failed"
     DEPLOYMENT_ROLLED_BACK = "deployment.rolled_back", "Rolled back"
     UNAUTHORISED_CHANGE = "deployment.unauthorised_change", "Unauthorised change detected"
+    RUNTIME_NOT_RUNNING = "runtime.not_running", "Live model served by no workload"
+    RUNTIME_RUNNING_AGAIN = "runtime.running_again", "Live model served again"
+    CLUSTER_UNREACHABLE = "cluster.unreachable", "Cluster namespace cannot be read"
+    CLUSTER_READABLE_AGAIN = "cluster.readable_again", "Cluster namespace read again"
     EMERGENCY_SUBMITTED = "emergency.submitted", "Emergency change filed"
     RETROSPECTIVE_ESCALATED = (
         "change_request.retrospective_escalated",

@@ -19,7 +19,7 @@ from audit.actions import AuditAction
 from audit.chain import format_timestamp
 from audit.models import AuditEvent
 from integrations.models import WebhookEventType, WebhookKind
-from releases.models import ChangeRequest, Deployment, SignOff, SignOffKind
+from releases.models import ChangeRequest, ClusterReading, Deployment, SignOff, SignOffKind
 from releases.permissions import Slot, open_slots
 from releases.selectors.policy import environment_policy_current
 from releases.states import Kind, State
@@ -41,6 +41,10 @@ SOURCE_ACTIONS = frozenset(
         AuditAction.DEPLOYMENT_ROLLED_BACK,
         AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED,
         AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_ESCALATED,
+        AuditAction.RUNTIME_NOT_RUNNING,
+        AuditAction.RUNTIME_RUNNING_AGAIN,
+        AuditAction.CLUSTER_UNREACHABLE,
+        AuditAction.CLUSTER_READABLE_AGAIN,
     }
 )
 WAITING_STATES = frozenset(
@@ -76,6 +80,10 @@ def event_types(event: AuditEvent) -> list[str]:
         AuditAction.DEPLOYMENT_ROLLED_BACK: [T.DEPLOYMENT_ROLLED_BACK],
         AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_DETECTED: [T.UNAUTHORISED_CHANGE],
         AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_ESCALATED: [T.UNAUTHORISED_CHANGE],
+        AuditAction.RUNTIME_NOT_RUNNING: [T.RUNTIME_NOT_RUNNING],
+        AuditAction.RUNTIME_RUNNING_AGAIN: [T.RUNTIME_RUNNING_AGAIN],
+        AuditAction.CLUSTER_UNREACHABLE: [T.CLUSTER_UNREACHABLE],
+        AuditAction.CLUSTER_READABLE_AGAIN: [T.CLUSTER_READABLE_AGAIN],
     }.get(action, [])
 
 
@@ -234,12 +242,45 @@ def _deployment_message(event: AuditEvent, deployment: Deployment) -> tuple[str,
             f"{event.actor_name}: {data['reason']}",
             facts,
         )
+    if action == AuditAction.RUNTIME_NOT_RUNNING:
+        facts.update(namespace=data["namespace"], since=data["since"])
+        return (
+            f"{where} is not running: no workload of namespace {data['namespace']} serves "
+            f"{deployment.model_version} since {data['since']}",
+            facts,
+        )
+    if action == AuditAction.RUNTIME_RUNNING_AGAIN:
+        facts.update(namespace=data["namespace"], not_running_since=data["not_running_since"])
+        return (
+            f"{where} is running again in namespace {data['namespace']}, not running since "
+            f"{data['not_running_since']}",
+            facts,
+        )
     facts.update(expected_sha256=data.get("expected_sha256"))
     facts.update(reported_sha256=data.get("reported_sha256"))
     escalated = action == AuditAction.DEPLOYMENT_UNAUTHORISED_CHANGE_ESCALATED
     prefix = "STILL UNREVIEWED: " if escalated else ""
     reported = (data.get("reported_sha256") or "")[:12]
     return f"{prefix}Unauthorised change: {where} serves {reported}…", facts
+
+
+def _cluster_message(event: AuditEvent, common: dict) -> Message:
+    """From the event alone: the reading row has moved on since, the event says what was."""
+    data = event.data
+    where = f"The cluster namespace {data['namespace']} of {event.environment}"
+    if event.action == AuditAction.CLUSTER_UNREACHABLE:
+        text = f"{where} cannot be read: {data['error']}"
+    else:
+        text = f"{where} is read again, after failing since {data['failing_since']}"
+    link = absolute(reverse("releases:environment", kwargs={"name": event.environment}))
+    return Message(
+        text=text,
+        link=link,
+        link_label=f"Open {event.environment}",
+        occurred_at=event.occurred_at,
+        facts=[("Environment", event.environment), ("Namespace", data["namespace"])],
+        data={"summary": text, "url": link, **common, "cluster": data},
+    )
 
 
 def message_for(event: AuditEvent) -> Message | None:
@@ -275,6 +316,8 @@ def message_for(event: AuditEvent) -> Message | None:
                 "waiting_for": waits,
             },
         )
+    if event.object_type == ClusterReading._meta.label_lower:
+        return _cluster_message(event, common)
     deployment = (
         Deployment.objects.select_related(
             "model", "model_version__model", "environment", "change_request"

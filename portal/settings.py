@@ -177,6 +177,8 @@ GATEHOUSE_MLFLOW_PROMOTIONS = env_list("GATEHOUSE_MLFLOW_PROMOTIONS")
 # namespace and the variable holding its token (admin); these apply to every cluster read.
 GATEHOUSE_KUBERNETES_CA_FILE = os.environ.get("GATEHOUSE_KUBERNETES_CA_FILE", "")
 GATEHOUSE_KUBERNETES_TIMEOUT = float(os.environ.get("GATEHOUSE_KUBERNETES_TIMEOUT", "10"))
+# The team whose members hear that a cluster cannot be read, and that it can again.
+GATEHOUSE_PLATFORM_TEAM = os.environ.get("GATEHOUSE_PLATFORM_TEAM", "platform-operations")
 # Conflicts (issue 18): the gate warns `signer_overloaded` when the only approver of a team is
 # needed on more changes than this whose windows start on one day.
 GATEHOUSE_SIGNER_CHANGES_PER_DAY = int(os.environ.get("GATEHOUSE_SIGNER_CHANGES_PER_DAY", "5"))

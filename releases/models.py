@@ -758,6 +758,27 @@ class ClusterReading(models.Model):
         return f"{self.environment} cluster {state}"
 
 
+class ModelNotRunning(models.Model):
+    """A model live per the ledger that a read of the environment's namespace found served by
+    no workload, from `since` until a read finds it served again; then the row goes, and the
+    trail keeps both ends (`runtime.not_running`, `runtime.running_again`). One row per
+    environment and model: people are told once per outage, not at every poll."""
+
+    environment = models.ForeignKey(Environment, on_delete=models.PROTECT, related_name="+")
+    model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
+    # The live deployment when the outage was found.
+    deployment = models.ForeignKey("Deployment", on_delete=models.PROTECT, related_name="+")
+    since = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["environment", "model"], name="model_not_running_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} not running in {self.environment} since {self.since:%Y-%m-%d %H:%M}"
+
+
 class WorkloadObservation(models.Model):
     """A workload seen serving a model's digest in an environment's namespace, from
     `first_seen_at` to `last_seen_at` (issue 20, rule 14): one row per workload and digest, so

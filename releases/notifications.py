@@ -3,6 +3,7 @@ notification rows commit with the change, and the mails go out after commit (por
 
 from datetime import datetime
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.urls import reverse
@@ -14,7 +15,9 @@ from portal.notifications import notify
 from portal.selectors import absences_covering
 from releases.models import (
     ChangeRequest,
+    ClusterReading,
     Deployment,
+    ModelNotRunning,
     ReconciliationFinding,
     SignOff,
     SignOffKind,
@@ -269,6 +272,94 @@ def deployment_unhealthy(*, deployment: Deployment, since: datetime, detail: str
             reason=reason,
             link=link,
         )
+
+
+def _environment_link(environment) -> str:
+    return reverse("releases:environment", kwargs={"name": environment.name})
+
+
+def _outage_told(*, outage: ModelNotRunning, stage: str, subject: str, body: str) -> list:
+    told = []
+    for recipients, reason in _owner_and_approvers(outage.deployment):
+        told += notify(
+            recipients=recipients,
+            key=f"deployment:{outage.deployment_id}:{stage}:{outage.since.isoformat()}",
+            subject=subject,
+            body=body,
+            reason=reason,
+            link=_environment_link(outage.environment),
+        )
+    return told
+
+
+def model_not_running(*, outage: ModelNotRunning, namespace: str) -> list:
+    """A live model that no workload serves is an outage or a removal the ledger does not know:
+    the model's owners and the environment's approvers hear it once per outage."""
+    built = outage.deployment.model_version
+    return _outage_told(
+        outage=outage,
+        stage="not-running",
+        subject=f"{outage.model} is not running in {outage.environment}",
+        body=(
+            f"The ledger says {built} ({built.artifact_sha256[:12]}…) is live in "
+            f"{outage.environment.name}, but no workload of namespace {namespace} serves "
+            f"{outage.model} since {outage.since:%Y-%m-%d %H:%M %Z}."
+        ),
+    )
+
+
+def model_running_again(*, outage: ModelNotRunning, namespace: str, now: datetime) -> list:
+    """Those told of the outage hear that it is over."""
+    return _outage_told(
+        outage=outage,
+        stage="running-again",
+        subject=f"{outage.model} is running again in {outage.environment}",
+        body=(
+            f"A workload of namespace {namespace} serves {outage.model} again since "
+            f"{now:%Y-%m-%d %H:%M %Z}; none did from {outage.since:%Y-%m-%d %H:%M %Z}."
+        ),
+    )
+
+
+def _platform_operations_told(
+    *, reading: ClusterReading, stage: str, since: datetime, subject: str, body: str
+) -> list:
+    return notify(
+        recipients=_people(exclude=set(), team__slug=settings.GATEHOUSE_PLATFORM_TEAM),
+        key=f"cluster:{reading.pk}:{stage}:{since.isoformat()}",
+        subject=subject,
+        body=body,
+        reason="You are in Platform Operations, who run the clusters.",
+        link=_environment_link(reading.environment),
+    )
+
+
+def cluster_unreachable(*, reading: ClusterReading) -> list:
+    """Platform Operations hear once per outage that a namespace cannot be read: until it can,
+    nothing that runs there is compared with the ledger."""
+    return _platform_operations_told(
+        reading=reading,
+        stage="unreachable",
+        since=reading.failing_since,
+        subject=f"The cluster namespace of {reading.environment.name} cannot be read",
+        body=(
+            f"Reading namespace {reading.namespace} failed: {reading.error}\n"
+            "Until it is read again, what runs there is not compared with the ledger."
+        ),
+    )
+
+
+def cluster_readable_again(*, reading: ClusterReading, failing_since: datetime) -> list:
+    return _platform_operations_told(
+        reading=reading,
+        stage="readable-again",
+        since=failing_since,
+        subject=f"The cluster namespace of {reading.environment.name} is read again",
+        body=(
+            f"Namespace {reading.namespace} was read at {reading.succeeded_at:%Y-%m-%d %H:%M %Z}"
+            f" after failing since {failing_since:%Y-%m-%d %H:%M %Z}."
+        ),
+    )
 
 
 def _witness(flag: UnauthorisedChange) -> str:

@@ -1,10 +1,11 @@
 """Ledger against runtime for the environment page (issue 20): per model, what the ledger says
 is live, the workloads the last cluster read found, the latest batch runs and the latest
 health check, each with when it was last seen. A fixed number of queries whatever the number
-of models: the reading, the observations, the runs (a window per model)."""
+of models: the reading, the observations, the outages, the runs (a window per model)."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
@@ -16,6 +17,7 @@ from releases.models import (
     Deployment,
     Environment,
     HealthCheck,
+    ModelNotRunning,
     WorkloadObservation,
 )
 
@@ -31,6 +33,8 @@ class ModelRuntime:
     runs: list[BatchRun] = field(default_factory=list)
     # The namespace was read and no workload serves what the ledger says is live.
     not_running: bool = False
+    # When a read first found it so (the outage people were told of).
+    not_running_since: datetime | None = None
 
 
 @dataclass
@@ -80,8 +84,14 @@ def ledger_and_runtime(*, environment: Environment, live: Sequence[Deployment]) 
     )
     for run in runs if rows else ():
         rows[run.model_id].runs.append(run)
-    for row in rows.values():
+    outages = (
+        dict(ModelNotRunning.objects.filter(environment=environment).values_list("model", "since"))
+        if read_at
+        else {}
+    )
+    for model_id, row in rows.items():
         row.not_running = bool(read_at and row.live and not row.workloads)
+        row.not_running_since = outages.get(model_id) if row.not_running else None
     return LedgerAndRuntime(
         observed=bool(environment.cluster_namespace),
         reading=reading,

@@ -1,8 +1,9 @@
 """Runtime observation (issue 20, rule 14): what an environment's cluster namespace serves,
 compared with what the ledger says is live there. A workload serving a digest the ledger did
 not put there raises the unauthorised change flag, once per observation; a live deployment
-with no workload is not running; a namespace that cannot be read is reported as such and
-leaves the last observations standing, never read as "all fine"."""
+with no workload is not running, and its owners and approvers are told once per outage; a
+namespace that cannot be read is reported as such (Platform Operations are told once per
+outage) and leaves the last observations standing, never read as "all fine"."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,12 +15,14 @@ from django.utils import timezone
 from audit.actions import AuditAction
 from audit.services import audit_record
 from registry.models import RegisteredModel
+from releases import notifications
 from releases.cluster import ObservedWorkload
 from releases.models import (
     ClusterReading,
     Deployment,
     DigestSource,
     Environment,
+    ModelNotRunning,
     UnauthorisedChange,
     WorkloadObservation,
 )
@@ -103,6 +106,74 @@ def _observation_keep(
     return observation, created
 
 
+def _outage_data(*, deployment: Deployment, namespace: str, **data) -> dict:
+    return {
+        "model": deployment.model.name,
+        "namespace": namespace,
+        "live_deployment": deployment.pk,
+        "live_sha256": deployment.model_version.artifact_sha256,
+        **data,
+    }
+
+
+def _not_running_record(
+    *,
+    environment: Environment,
+    live: dict[int, Deployment],
+    running: set[int],
+    namespace: str,
+    now: datetime,
+) -> list[Deployment]:
+    """The live deployments no workload serves. An outage is recorded and told when a read
+    first finds it, and again when a read finds the model served; the polls in between say
+    nothing."""
+    outages = {
+        outage.model_id: outage
+        for outage in ModelNotRunning.objects.filter(environment=environment).select_related(
+            "environment", "model", "deployment__model_version", "deployment__model__owner_team"
+        )
+    }
+    for model_id, outage in outages.items():
+        if model_id in running and model_id in live:
+            outage.delete()
+            notifications.model_running_again(outage=outage, namespace=namespace, now=now)
+            audit_record(
+                actor=None,
+                action=AuditAction.RUNTIME_RUNNING_AGAIN,
+                target=live[model_id],
+                environment=environment,
+                data=_outage_data(
+                    deployment=live[model_id], namespace=namespace, not_running_since=outage.since
+                ),
+            )
+    not_running = [d for model_id, d in live.items() if model_id not in running]
+    for deployment in not_running:
+        if deployment.model_id in outages:
+            continue
+        outage = ModelNotRunning(
+            environment=environment, model=deployment.model, deployment=deployment, since=now
+        )
+        outage.full_clean()
+        outage.save()
+        notifications.model_not_running(outage=outage, namespace=namespace)
+        audit_record(
+            actor=None,
+            action=AuditAction.RUNTIME_NOT_RUNNING,
+            target=deployment,
+            environment=environment,
+            data=_outage_data(deployment=deployment, namespace=namespace, since=now),
+        )
+    return not_running
+
+
+def _cluster_data(*, reading: ClusterReading, **data) -> dict:
+    return {
+        "namespace": reading.namespace,
+        "api_server": reading.environment.cluster_api_server,
+        **data,
+    }
+
+
 @transaction.atomic
 def workloads_observed_record(
     *,
@@ -172,12 +243,27 @@ def workloads_observed_record(
                 )
                 if flag is not None:
                     comparison.flags.append(flag)
-    running = {observation.model_id for observation in comparison.observations}
-    comparison.not_running = [d for model_id, d in live.items() if model_id not in running]
+    comparison.not_running = _not_running_record(
+        environment=environment,
+        live=live,
+        running={observation.model_id for observation in comparison.observations},
+        namespace=reading.namespace,
+        now=now,
+    )
+    last_error, failing_since = reading.error, reading.failing_since
     reading.succeeded_at, reading.error, reading.failing_since = now, "", None
     reading.unknown_models = unknown
     reading.full_clean()
     reading.save()
+    if last_error:
+        notifications.cluster_readable_again(reading=reading, failing_since=failing_since)
+        audit_record(
+            actor=None,
+            action=AuditAction.CLUSTER_READABLE_AGAIN,
+            target=reading,
+            environment=environment,
+            data=_cluster_data(reading=reading, failing_since=failing_since, last_error=last_error),
+        )
     return comparison
 
 
@@ -187,7 +273,8 @@ def cluster_reading_failed(
 ) -> ClusterReading:
     """The namespace could not be read: say so, and since when. The observations of the last
     good read stay as they were. The first failure after a good read is audited (and so on the
-    trail an auditor reads); later ones only move `attempted_at`."""
+    trail an auditor reads, and Platform Operations are told); later ones only move
+    `attempted_at`."""
     now = now or timezone.now()
     reading = _reading_locked(environment, now)
     first_failure = not reading.error
@@ -196,16 +283,14 @@ def cluster_reading_failed(
     reading.full_clean()
     reading.save()
     if first_failure:
+        notifications.cluster_unreachable(reading=reading)
         audit_record(
             actor=None,
             action=AuditAction.CLUSTER_UNREACHABLE,
             target=reading,
             environment=environment,
-            data={
-                "namespace": reading.namespace,
-                "api_server": environment.cluster_api_server,
-                "error": reading.error,
-                "last_read_at": reading.succeeded_at,
-            },
+            data=_cluster_data(
+                reading=reading, error=reading.error, last_read_at=reading.succeeded_at
+            ),
         )
     return reading

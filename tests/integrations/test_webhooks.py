@@ -32,8 +32,12 @@ from integrations.webhook_delivery import (
 from portal.celery import app as celery_app
 from portal.exceptions import NotFound
 from releases.builders import deploy, file_change, sign
+from releases.cluster import ObservedWorkload
+from releases.models import WorkloadKind
 from releases.services.change_requests import change_request_cancel
 from releases.services.deployments import deployment_rollback, health_check_record
+from releases.services.policy import environment_update
+from releases.services.runtime import cluster_reading_failed, workloads_observed_record
 from releases.states import Kind
 from tests.concurrency.helpers import race
 from tests.conftest import TRANSACTIONAL_APPS
@@ -584,3 +588,57 @@ def test_workers_racing_for_one_delivery_send_it_once(subscribe, receiver, new_c
     assert len([attempt for attempt in results if attempt is not None]) == 1
     assert len(receiver.received) == 1
     assert WebhookAttempt.objects.filter(delivery=delivery).count() == 1
+
+
+def test_runtime_outages_reach_chat_once_when_they_begin_and_once_when_they_end(
+    subscribe, receiver, envs, builds, ci, clock
+):
+    dev = environment_update(
+        actor=None,
+        environment=envs["dev"],
+        rank=envs["dev"].rank,
+        description="",
+        cluster={
+            "cluster_api_server": "https://api.ocp.bank.example:6443",
+            "cluster_namespace": "models-dev",
+        },
+    )
+    live = deploy(actor=ci.account, environment=dev, model_version=builds["1.0"], clock=clock)
+    serving = ObservedWorkload(
+        kind=WorkloadKind.DEPLOYMENT,
+        name="fraud-score",
+        model="fraud-score",
+        annotation_sha256=builds["1.0"].artifact_sha256,
+        pod_images=(),
+        ready_replicas=1,
+    )
+    subscribe()
+
+    workloads_observed_record(environment=dev, workloads=[])
+    workloads_observed_record(environment=dev, workloads=[])
+    cluster_reading_failed(environment=dev, error="403 Forbidden listing pods")
+    cluster_reading_failed(environment=dev, error="403 Forbidden listing pods")
+    workloads_observed_record(environment=dev, workloads=[serving])
+    workloads_observed_record(environment=dev, workloads=[serving])
+    run()
+
+    said = [(post.json()["type"], post.json()["data"]["summary"]) for post in receiver.received]
+    assert [kind for kind, _ in said] == [
+        "runtime.not_running",
+        "cluster.unreachable",
+        "runtime.running_again",
+        "cluster.readable_again",
+    ]
+    assert said[0][1].startswith(
+        "fraud-score in dev is not running: no workload of namespace models-dev serves "
+        "fraud-score 1.0 since "
+    )
+    assert said[1][1] == (
+        "The cluster namespace models-dev of dev cannot be read: 403 Forbidden listing pods"
+    )
+    assert said[2][1].startswith("fraud-score in dev is running again in namespace models-dev")
+    assert said[3][1].startswith("The cluster namespace models-dev of dev is read again")
+    stopped = receiver.received[0].json()["data"]
+    assert stopped["deployment"]["id"] == live.pk
+    assert stopped["url"].endswith(f"/releases/deployments/{live.pk}/")
+    assert receiver.received[1].json()["data"]["url"].endswith("/releases/environments/dev/")

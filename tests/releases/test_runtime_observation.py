@@ -1,7 +1,8 @@
 """Issue 20, rule 14: what a cluster namespace really serves, read through the real `kubernetes`
 client from a stand-in API server, compared with what the ledger says is live. A foreign digest
 is flagged once per observation, the live digest is not; a live deployment with no workload is
-not running; an unreachable cluster is reported and leaves the last observations standing."""
+not running, and its owners and approvers are told once per outage; an unreachable cluster is
+reported, Platform Operations are told once per outage, and the last observations stand."""
 
 from datetime import timedelta
 
@@ -12,11 +13,14 @@ from django.test.utils import CaptureQueriesContext
 
 from audit.actions import AuditAction
 from audit.models import AuditEvent
+from audit.services import to_json_value
+from portal.models import Notification, Team
 from registry.builders import build_register
 from registry.models import ModelVersion
 from releases.models import (
     ClusterReading,
     DigestSource,
+    ModelNotRunning,
     UnauthorisedChange,
     WorkloadKind,
     WorkloadObservation,
@@ -27,7 +31,11 @@ from releases.services.deployments import (
     health_check_record,
     unauthorised_change_review,
 )
-from releases.services.policy import cluster_settings_of, environment_update
+from releases.services.policy import (
+    cluster_settings_of,
+    environment_policy_change,
+    environment_update,
+)
 from releases.services.runs import batch_run_attest
 from releases.tasks import observe_runtime, observe_runtimes
 from tests.kubernetes_standin import NAMESPACE, TOKEN, TOKEN_VARIABLE
@@ -68,6 +76,15 @@ def digest(version: str) -> str:
 
 def events(action: AuditAction) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action=action).order_by("seq"))
+
+
+def told(about: str) -> set[str]:
+    """The usernames told something whose key contains `about`."""
+    return set(
+        Notification.objects.filter(key__contains=about).values_list(
+            "recipient__username", flat=True
+        )
+    )
 
 
 @pytest.mark.parametrize("kind", WorkloadKind.values)
@@ -376,3 +393,121 @@ def test_the_mapping_is_audited_and_no_token_is_stored(dev, kubernetes_api):
         "cluster_token_variable": TOKEN_VARIABLE,
     }
     assert TOKEN not in updated.body
+
+
+@pytest.fixture
+def dev_approved_by_release_management(dev):
+    """dev's approvers are Release Management's, so that they are among those told."""
+    environment_policy_change(
+        actor=None,
+        environment=dev,
+        approval_teams=[Team.objects.get(slug="release-management")],
+        needs_change_request=False,
+        needs_peer_review=False,
+    )
+    return dev
+
+
+def test_a_live_model_served_by_no_workload_is_told_once_and_again_when_it_runs(
+    dev_approved_by_release_management, live, kubernetes_api, login, requester
+):
+    dev = dev_approved_by_release_management
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
+    observe_runtime(dev.pk)
+    assert not events(AuditAction.RUNTIME_NOT_RUNNING) and not told("not-running")
+
+    del kubernetes_api.workloads[WorkloadKind.DEPLOYMENT, "fraud-score"]
+    assert observe_runtime(dev.pk)["not_running"] == ["fraud-score"]
+
+    (stopped,) = events(AuditAction.RUNTIME_NOT_RUNNING)
+    outage = ModelNotRunning.objects.get()
+    assert (outage.environment, outage.model, outage.deployment) == (dev, live.model, live)
+    assert stopped.data == {
+        "model": "fraud-score",
+        "namespace": NAMESPACE,
+        "live_deployment": live.pk,
+        "live_sha256": digest("1.0"),
+        "since": to_json_value(outage.since),
+    }
+    assert (stopped.object_id, stopped.environment) == (str(live.pk), "dev")
+    # The owner team (data-science), dev's approvers; not the other teams, not auditors.
+    assert told("not-running") == {"requester", "peer", "release"}
+    notice = requester.notifications.get(key__contains="not-running")
+    assert notice.subject == "fraud-score is not running in dev"
+    assert NAMESPACE in notice.body and digest("1.0")[:12] in notice.body
+    page = login(requester).get("/releases/environments/dev/").content.decode()
+    section = page[page.index('aria-label="Ledger and runtime"') :]
+    assert 'not running</span> <span class="muted">since ' in section
+
+    # Still not running: nothing more on the trail or in anyone's inbox.
+    notified = Notification.objects.count()
+    assert observe_runtime(dev.pk)["not_running"] == ["fraud-score"]
+    assert len(events(AuditAction.RUNTIME_NOT_RUNNING)) == 1
+    assert Notification.objects.count() == notified
+
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
+    assert observe_runtime(dev.pk)["not_running"] == []
+
+    (again,) = events(AuditAction.RUNTIME_RUNNING_AGAIN)
+    assert again.data["model"] == "fraud-score" and again.data["live_deployment"] == live.pk
+    assert again.data["not_running_since"] == stopped.data["since"]
+    assert not ModelNotRunning.objects.exists()
+    assert told("running-again") == {"requester", "peer", "release"}
+    observe_runtime(dev.pk)
+    assert len(events(AuditAction.RUNTIME_RUNNING_AGAIN)) == 1
+
+    # A second outage is another event and another notification.
+    kubernetes_api.workloads.clear()
+    observe_runtime(dev.pk)
+    assert len(events(AuditAction.RUNTIME_NOT_RUNNING)) == 2
+    assert requester.notifications.filter(key__contains="not-running").count() == 2
+
+
+def test_a_model_never_deployed_is_never_not_running(dev, kubernetes_api):
+    build_register("credit-limit", "3.0")
+    kubernetes_api.run("churn", model="churn-model", images=[[SIDECAR]])
+
+    assert observe_runtime(dev.pk)["not_running"] == []
+    assert observe_runtime(dev.pk)["not_running"] == []
+
+    assert not ModelNotRunning.objects.exists()
+    assert not events(AuditAction.RUNTIME_NOT_RUNNING)
+    assert not told("not-running")
+
+
+def test_an_unreadable_cluster_is_told_to_platform_operations_once_per_outage(
+    dev, live, kubernetes_api, platform_approver
+):
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
+    observe_runtime(dev.pk)
+    kubernetes_api.forbidden.add("pods")
+
+    assert "error" in observe_runtime(dev.pk)
+    assert "error" in observe_runtime(dev.pk)
+
+    assert len(events(AuditAction.CLUSTER_UNREACHABLE)) == 1
+    failing_since = ClusterReading.objects.get(environment=dev).failing_since
+    assert told("unreachable") == {"platform"}
+    notice = platform_approver.notifications.get(key__contains="unreachable")
+    assert notice.subject == "The cluster namespace of dev cannot be read"
+    assert "listing pods" in notice.body
+    assert not events(AuditAction.CLUSTER_READABLE_AGAIN)
+
+    kubernetes_api.forbidden.clear()
+    observe_runtime(dev.pk)
+    observe_runtime(dev.pk)
+
+    (readable,) = events(AuditAction.CLUSTER_READABLE_AGAIN)
+    reading = ClusterReading.objects.get(environment=dev)
+    assert readable.data["namespace"] == NAMESPACE
+    assert "listing pods" in readable.data["last_error"]
+    assert readable.data["failing_since"] == to_json_value(failing_since)
+    assert not reading.error and reading.failing_since is None
+    assert told("readable-again") == {"platform"}
+    # Nothing ran differently meanwhile: no outage of the model was concluded.
+    assert not events(AuditAction.RUNTIME_NOT_RUNNING)
+
+    # The next outage is told again.
+    kubernetes_api.forbidden.add("pods")
+    observe_runtime(dev.pk)
+    assert platform_approver.notifications.filter(key__contains="unreachable").count() == 2
