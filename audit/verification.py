@@ -12,8 +12,21 @@ a database that lies must then return rows that chain up to checkpoints signed b
 
 The walk works on the raw UTF-8 bytes of each row. On PostgreSQL they stream from `COPY ... TO
 STDOUT` straight into the walk, one row per call, so the server produces the next rows while
-Python checks this one: verifying a million events costs little more than reading and hashing
-them. The rules are those of `audit.chain.ChainWalk`, which the offline verifier uses.
+Python checks this one. The rules are those of `audit.chain.ChainWalk`, which the offline
+verifier uses.
+
+The two processes share the checks of the queryable columns. Python lays the twelve text columns
+out as the canonical body does and compares bytes; PostgreSQL compares `data` (jsonb) with the
+JSON between those two stretches of the body, and sends `data` only where it finds another value
+or cannot cut it out (a body with a JSON escape). Parsing that JSON is what a row costs most on
+either side, and the server has the cycles to spare while Python hashes. Taking the server's
+word for that comparison, and never for a hash, is sound: the columns are an index over the
+hashed body, what this check catches is a copy changed without the body, and every column
+reaches the walk through the server anyway, so a server that lied here could as well lie about
+the column itself; it still could not make the hashes chain up to the signed checkpoints. Its
+word counts only for a row whose other columns Python finds laid out exactly where the server cut
+`data` from; any other row (an edited column, an edited body the server cannot parse) is read
+again with `data`, and checked here.
 """
 
 import hashlib
@@ -24,7 +37,7 @@ from binascii import hexlify
 from dataclasses import dataclass
 from json.encoder import encode_basestring
 
-from django.db import DEFAULT_DB_ALIAS, connections, router
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 
 from audit import keys
 from audit.chain import GENESIS_HASH, checkpoint_message, format_timestamp, tree_head_message
@@ -58,12 +71,6 @@ COLUMNS = (
     "seq",
 )
 OCCURRED_AT, IP, TEXT, PREV_HASH, HASH, BODY, DATA, SEQ = 8, 10, 12, 12, 13, 14, 15, 16
-POSTGRES_COPY = (
-    "COPY (SELECT action, actor_id, actor_kind, actor_name, environment, object_id, object_repr, "
-    "object_type, to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'), "
-    "request_id, coalesce(host(ip), ''), user_agent, prev_hash, hash, body, data, seq "
-    "FROM audit_auditevent WHERE seq >= {low} AND seq <= {high} ORDER BY seq) TO STDOUT"
-)
 COPY_ESCAPE = re.compile(rb"\\(.)")
 COPY_UNESCAPED = {b"t": b"\t", b"n": b"\n", b"r": b"\r", b"b": b"\b", b"f": b"\f", b"v": b"\v"}
 # A string needs JSON escapes when it holds a quote, a backslash or a control character.
@@ -73,8 +80,46 @@ BODY_SUFFIX = (
     b',"environment":"%s","object":{"id":"%s","repr":"%s","type":"%s"},"occurred_at":"%s",'
     b'"request":{"id":"%s","ip":"%s","user_agent":"%s"},"seq":%s}'
 )
+PREFIX_BYTES = len(BODY_PREFIX.replace(b"%s", b""))
+SUFFIX_BYTES = len(BODY_SUFFIX.replace(b"%s", b""))
 # The bytes of the layout around the twelve text columns, less the tabs between them in a line.
-LAYOUT = len(BODY_PREFIX.replace(b"%s", b"")) + len(BODY_SUFFIX.replace(b"%s", b"")) - (TEXT - 1)
+LAYOUT = PREFIX_BYTES + SUFFIX_BYTES - (TEXT - 1)
+# The twelve text columns as PostgreSQL gives them, in the order of `COLUMNS`.
+POSTGRES_TEXT = (
+    *COLUMNS[:OCCURRED_AT],
+    "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')",
+    "request_id",
+    "coalesce(host(ip), '')",
+    "user_agent",
+)
+
+
+def _octets(columns: tuple[str, ...]) -> str:
+    return " + ".join(f"octet_length({column})" for column in columns)
+
+
+# `data` as the body holds it, cut out where the body lays it out when every text column goes into
+# JSON as it is: after the layout of the first four columns, before that of the rest and `seq`.
+# A body without a backslash has no JSON escape, so its columns, if they are what it says, are
+# exactly that long. The time is taken to be as long as `format_timestamp` makes it, rather than
+# formatted twice; `_Walk.write` takes the server's word only for a row where it is.
+TIME_BYTES = len("2026-12-01T13:59:02.782453Z")
+BEFORE_DATA = POSTGRES_TEXT[:4]
+AFTER_DATA = POSTGRES_TEXT[4:OCCURRED_AT] + POSTGRES_TEXT[OCCURRED_AT + 1 :]
+BODY_DATA = (
+    "convert_from(substring(convert_to(body, 'UTF8') "
+    f"FROM {_octets(BEFORE_DATA)} + {PREFIX_BYTES + 1} "
+    f"FOR octet_length(body) - ({_octets(BEFORE_DATA + AFTER_DATA)}) - octet_length(seq::text) "
+    f"- {PREFIX_BYTES + TIME_BYTES + SUFFIX_BYTES}), 'UTF8')"
+)
+# `data`, or nothing when the server found the same JSON value in the body (see the module doc).
+DATA_UNLESS_IN_BODY = (
+    f"CASE WHEN strpos(body, chr(92)) = 0 AND {BODY_DATA}::jsonb = data THEN '' ELSE data::text END"
+)
+POSTGRES_COPY = (
+    "COPY (SELECT {text}, prev_hash, hash, body, {data}, seq FROM audit_auditevent "
+    "WHERE seq >= {low} AND seq <= {high} ORDER BY seq) TO STDOUT"
+)
 # What may not stand unescaped in a JSON string, except the tab between columns, as a
 # `bytes.translate` table that turns it into NUL: one pass in C, faster than a regex search.
 ESCAPED = set(b'"\\' + bytes(range(0x20))) - {ord("\t")}
@@ -108,6 +153,12 @@ class Broken(Exception):
         self.problem = problem
 
 
+class _Recheck(Exception):
+    """The server vouched for a row's `data` where the row's columns do not lay out its body:
+    its word is then about another part of the body, so the walk reads that row again with
+    `data` itself."""
+
+
 def _copy_unescape(field: bytes) -> bytes:
     return COPY_ESCAPE.sub(lambda m: COPY_UNESCAPED.get(m.group(1), m.group(1)), field)
 
@@ -130,17 +181,18 @@ def _same_json(left: bytes, right: bytes) -> bool:
     return left_end == len(left_text) and right_end == len(right_text) and left_value == right_value
 
 
-def _laid_out(body: bytes, prefix: bytes, suffix: bytes, data: bytes) -> bool:
+def _laid_out(body: bytes, prefix: bytes, suffix: bytes, data: bytes | None) -> bool:
     """Fast check that the queryable columns say what the body says: `prefix` and `suffix` are
     the columns laid out as the canonical body lays them out around `data`, compared as bytes;
-    `data` is compared as parsed JSON (PostgreSQL lays jsonb out its own way). A False here only
-    sends the row to the exact check in `_copies_problem`."""
+    `data` is compared as parsed JSON (PostgreSQL lays jsonb out its own way), unless it is None:
+    the server compared it already. A False here only sends the row to the exact check in
+    `_copies_problem`."""
     end = len(body) - len(suffix)
     return (
         len(prefix) <= end
         and body.startswith(prefix)
         and body.endswith(suffix)
-        and _same_json(body[len(prefix) : end], data)
+        and (data is None or _same_json(body[len(prefix) : end], data))
     )
 
 
@@ -278,9 +330,12 @@ class _Walk:
         # The text columns open the line, as long as their values in the layout, with tabs.
         text_end = len(prefix) + len(suffix) - len(seq_text) - LAYOUT
         if not (
-            _laid_out(body, prefix, suffix, data)
+            _laid_out(body, prefix, suffix, data or None)
             and b"\0" not in line[:text_end].translate(unescaped)
+            and (data or len(occurred_at) == TIME_BYTES)
         ):
+            if not data:
+                raise _Recheck
             fields[SEQ] = seq_text
             self._exact(seq, fields)
         self.expected, self.tip = seq + 1, stored
@@ -290,6 +345,8 @@ class _Walk:
 
     def add(self, fields: list[bytes], sha256=hashlib.sha256, hexed=hexlify) -> None:
         """Check one row whose text columns may need JSON escapes (or come from the ORM)."""
+        if not fields[DATA]:
+            raise _Recheck
         seq_text, prev_hash, stored = fields[SEQ], fields[PREV_HASH], fields[HASH]
         seq = int(seq_text)
         if seq != self.expected or prev_hash != self.tip:
@@ -370,12 +427,26 @@ class _Walk:
 
 
 def _walk_postgres(walk: _Walk, alias: str, high: int) -> None:
-    """Stream the rows into the walk by COPY, in chunks of sequence numbers."""
-    for low in range(walk.expected, high + 1, CHUNK):
-        sql = POSTGRES_COPY.format(low=int(low), high=int(min(low + CHUNK - 1, high)))
-        with connections[alias].cursor() as cursor:
-            cursor.copy_expert(sql, walk)
+    """Stream the rows into the walk by COPY, in chunks of sequence numbers, the server comparing
+    `data` with the body. Where it cannot cut `data` out of a body (an edited one: the cast
+    fails) or should not have (`_Recheck`), the rest of the chunk comes again with `data`."""
+    connection = connections[alias]
+    while walk.expected <= high:
+        last = min(walk.expected + CHUNK - 1, high)
+        try:
+            _copy(connection, walk, last, DATA_UNLESS_IN_BODY)
+        except (_Recheck, connection.Database.DatabaseError):
+            _copy(connection, walk, last, "data::text")
         walk.grow()
+
+
+def _copy(connection, walk: _Walk, last: int, data: str) -> None:
+    sql = POSTGRES_COPY.format(
+        text=", ".join(POSTGRES_TEXT), data=data, low=int(walk.expected), high=int(last)
+    )
+    # In a transaction, or a savepoint inside one, so that a COPY that fails leaves it usable.
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        cursor.copy_expert(sql, walk)
 
 
 def _walk_orm(walk: _Walk, alias: str, high: int) -> None:
