@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring
 
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from audit import keys
 from audit.chain import GENESIS_HASH, checkpoint_message, format_timestamp, tree_head_message
@@ -124,7 +125,7 @@ POSTGRES_COPY = (
 # `bytes.translate` table that turns it into NUL: one pass in C, faster than a regex search.
 ESCAPED = set(b'"\\' + bytes(range(0x20))) - {ord("\t")}
 UNESCAPED = bytes(0 if byte in ESCAPED else 1 for byte in range(256))
-_scan = json.JSONDecoder().scan_once
+_decode = json.JSONDecoder().raw_decode
 HASH_PROBLEM = "hash does not match the event's contents"
 
 
@@ -154,9 +155,9 @@ class Broken(Exception):
 
 
 class _Recheck(Exception):
-    """The server vouched for a row's `data` where the row's columns do not lay out its body:
-    its word is then about another part of the body, so the walk reads that row again with
-    `data` itself."""
+    """The server vouched for a row's `data`, but the row's columns do not lay its body out as
+    the server took them to: its word is about another part of the body, so the walk reads the
+    row again with `data` itself."""
 
 
 def _copy_unescape(field: bytes) -> bytes:
@@ -168,15 +169,13 @@ def _json_string(value: bytes) -> bytes:
 
 
 def _same_json(left: bytes, right: bytes) -> bool:
-    """Whether two texts are each exactly one JSON value, and the same value. Calls the scanner
-    itself: `json.loads` spends more time guessing the encoding and skipping blanks than parsing
-    a small object (a text that starts with a blank is then "not the same", which only sends
-    the row to the exact check)."""
+    """Whether two texts are each exactly one JSON value, and the same value. Calls the decoder
+    itself: `json.loads` spends more time guessing the encoding than parsing a small object."""
     try:
         left_text, right_text = left.decode(), right.decode()
-        left_value, left_end = _scan(left_text, 0)
-        right_value, right_end = _scan(right_text, 0)
-    except (ValueError, StopIteration):
+        left_value, left_end = _decode(left_text)
+        right_value, right_end = _decode(right_text)
+    except ValueError:
         return False
     return left_end == len(left_text) and right_end == len(right_text) and left_value == right_value
 
@@ -305,7 +304,8 @@ class _Walk:
     def write(self, line: bytes, sha256=hashlib.sha256, hexed=hexlify, unescaped=UNESCAPED) -> None:
         """One line of COPY text. Without a backslash there is no COPY escape in it, hence no
         JSON escape in the body or in `data` either, and the text columns must go into JSON as
-        they are: a quote or a control character among them sends the row to the exact check."""
+        they are: a quote or a control character among them sends the row to the exact check
+        (through `_Recheck` when the server vouched for its `data`)."""
         if b"\\" in line:
             self.add([_copy_unescape(field) for field in line[:-1].split(b"\t")])
             return
@@ -318,7 +318,7 @@ class _Walk:
         seq_text = seq_line[:-1]
         seq = int(seq_text)
         if seq != self.expected or prev_hash != self.tip:
-            self._broken_link(seq, prev_hash)
+            self._broken_link(seq)
         digest = sha256(b"\n".join((prev_hash, seq_text, occurred_at, body))).digest()
         if hexed(digest) != stored:
             raise Broken(seq, HASH_PROBLEM)
@@ -350,7 +350,7 @@ class _Walk:
         seq_text, prev_hash, stored = fields[SEQ], fields[PREV_HASH], fields[HASH]
         seq = int(seq_text)
         if seq != self.expected or prev_hash != self.tip:
-            self._broken_link(seq, prev_hash)
+            self._broken_link(seq)
         body = fields[BODY]
         digest = sha256(b"\n".join((prev_hash, seq_text, fields[OCCURRED_AT], body))).digest()
         if hexed(digest) != stored:
@@ -367,7 +367,7 @@ class _Walk:
         if seq == self.stop:
             self._stop_at(seq)
 
-    def _broken_link(self, seq: int, prev_hash: bytes) -> None:
+    def _broken_link(self, seq: int) -> None:
         expected = self.expected
         if seq > expected:
             raise Broken(expected, f"events {expected}..{seq - 1} are missing")
@@ -440,7 +440,7 @@ def _walk_postgres(walk: _Walk, alias: str, high: int) -> None:
         walk.grow()
 
 
-def _copy(connection, walk: _Walk, last: int, data: str) -> None:
+def _copy(connection: BaseDatabaseWrapper, walk: _Walk, last: int, data: str) -> None:
     sql = POSTGRES_COPY.format(
         text=", ".join(POSTGRES_TEXT), data=data, low=int(walk.expected), high=int(last)
     )
