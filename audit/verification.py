@@ -431,18 +431,18 @@ def _walk_postgres(walk: _Walk, alias: str, high: int) -> None:
     `data` with the body. Where it cannot cut `data` out of a body (an edited one: the cast
     fails) or should not have (`_Recheck`), the rest of the chunk comes again with `data`."""
     connection = connections[alias]
-    while walk.expected <= high:
-        last = min(walk.expected + CHUNK - 1, high)
+    for low in range(walk.expected, high + 1, CHUNK):
+        last = min(low + CHUNK - 1, high)
         try:
-            _copy(connection, walk, last, DATA_UNLESS_IN_BODY)
+            _copy(connection, walk, low, last, DATA_UNLESS_IN_BODY)
         except (_Recheck, connection.Database.DatabaseError):
-            _copy(connection, walk, last, "data::text")
+            _copy(connection, walk, walk.expected, last, "data::text")
         walk.grow()
 
 
-def _copy(connection: BaseDatabaseWrapper, walk: _Walk, last: int, data: str) -> None:
+def _copy(connection: BaseDatabaseWrapper, walk: _Walk, low: int, high: int, data: str) -> None:
     sql = POSTGRES_COPY.format(
-        text=", ".join(POSTGRES_TEXT), data=data, low=int(walk.expected), high=int(last)
+        text=", ".join(POSTGRES_TEXT), data=data, low=int(low), high=int(high)
     )
     # In a transaction, or a savepoint inside one, so that a COPY that fails leaves it usable.
     with transaction.atomic(using=connection.alias), connection.cursor() as cursor:

@@ -9,6 +9,7 @@ import pytest
 from django.db import connection, transaction
 from psycopg2 import DataError
 
+from audit import verification
 from audit.actions import AuditAction
 from audit.chain import event_hash, format_timestamp
 from audit.services import audit_record
@@ -149,3 +150,16 @@ def test_a_body_whose_data_is_not_json_is_named_with_its_hash_recomputed(record_
     assert report.first_bad_seq == victim.seq
     assert report.problem == "body is not a complete event"
     assert report.events == victim.seq - 1
+
+
+def test_a_gap_wider_than_a_chunk_is_named_where_it_starts(record_events, tamper, monkeypatch):
+    monkeypatch.setattr(verification, "CHUNK", 2)
+    events = record_events(8)
+    missing = [event.seq for event in events[2:5]]
+    with tamper() as cursor:
+        cursor.execute(
+            "DELETE FROM audit_auditevent WHERE seq >= %s AND seq <= %s", [missing[0], missing[-1]]
+        )
+    report = verify_chain()
+    assert report.first_bad_seq == missing[0]
+    assert report.problem == f"events {missing[0]}..{missing[-1]} are missing"
