@@ -75,6 +75,29 @@ class Frontier:
         peaks.append(leaf)
         self.size += 1
 
+    def extend(self, leaves: Sequence[bytes], sha256=hashlib.sha256) -> None:
+        """Append many leaf hashes: the same tree as `add` for each, in fewer Python steps. The
+        leaves are cut into the perfect subtrees that their positions align to, each hashed
+        level by level, and each root then joins the peaks as `add` joins a leaf."""
+        start = 0
+        while start < len(leaves):
+            height = (len(leaves) - start).bit_length() - 1
+            if self.size:
+                height = min(height, (self.size & -self.size).bit_length() - 1)
+            level = leaves[start : start + (1 << height)]
+            for _ in range(height):
+                level = [
+                    sha256(b"\x01" + left + right).digest()
+                    for left, right in zip(level[0::2], level[1::2], strict=True)
+                ]
+            root, size = level[0], self.size >> height
+            while size & 1:
+                root = sha256(b"\x01" + self.peaks.pop() + root).digest()
+                size >>= 1
+            self.peaks.append(root)
+            self.size += 1 << height
+            start += 1 << height
+
     def root(self) -> bytes:
         return _fold(self.peaks)
 

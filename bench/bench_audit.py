@@ -42,11 +42,11 @@ BULK_BATCH = 5000
 CHECKPOINT_EVERY = 250_000
 PAGE_RUNS = 100
 VERIFY_ROUNDS = 3
-# The verification figures of the last run before the verifier streamed its rows (2026-11-26,
-# 2 CPUs, 23.5 GiB), for the report to show beside the new ones.
+# The verification figures of the last run before PostgreSQL compared `data` with the body
+# (docs/benchmarks.md, 2 CPUs, load 1.4 to 3.5), for the report to show beside the new ones.
 PREVIOUS_VERIFY = (
-    "45,189 events/s `audit_verify` against 251,850 COPY + sha256 (18%) and 1,172,024 raw "
-    "sha256 (4%), run 2026-11-26 05:01 UTC on the same kind of machine"
+    "78,807 events/s `audit_verify` against 307,055 COPY + sha256 (26%) and 1,186,100 raw "
+    "sha256 (7%), run 2026-12-01 12:34 UTC on the same kind of machine"
 )
 REPORT = ROOT / "docs" / "benchmarks.md"
 
@@ -532,11 +532,16 @@ def main() -> None:
         f"same rows, built by the same code, into `bench_plain` (`LIKE audit_auditevent "
         f"INCLUDING ALL`: same columns and indexes) without the append lock, the tail read and "
         f"the link. Raw sha256 hashes the exact bytes `audit_verify` hashes, already in memory; "
-        f"`audit_verify` also reads them from the database, checks every link, the queryable "
-        f"copies against the body, and the signed checkpoints. COPY + sha256 reads only the "
-        f"four hashed columns and hashes each row as it streams in, in the same chunks as "
-        f"`audit_verify`, which checks each row of its own COPY as it streams in. The 1 million "
-        f"chain was built by "
+        f"`audit_verify` also reads them from the database with the queryable columns, checks "
+        f"every link, the columns against the body (PostgreSQL compares `data` with the body in "
+        f"the same COPY, Python the layout of the other columns), grows the Merkle tree and "
+        f"checks the signed checkpoints. COPY + sha256 reads only the four hashed columns and "
+        f"hashes each row as it streams in, in the same chunks as `audit_verify`, which checks "
+        f"each row of its own COPY as it streams in. Both processes of `audit_verify` (the server "
+        f"and Python) are busy for most of its run, so other work on the machine takes more "
+        f"from it than from COPY + sha256: with the CPUs to themselves the ratio is that of "
+        f"their slower sides, under load it falls toward that of their total CPU time. The 1 "
+        f"million chain was built by "
         f"`bulk_chain` ({build_rate:,.0f} events/s): `chain_event` under the append lock, "
         f"loaded with `COPY` while the filter indexes are dropped (they are built again "
         f"afterwards), a signed checkpoint every {CHECKPOINT_EVERY:,} events. One event in a "

@@ -124,6 +124,21 @@ def test_a_frontier_continues_from_stored_hex():
         Frontier.from_hex(12, start.to_hex())
 
 
+def test_extending_a_frontier_by_many_leaves_grows_the_tree_add_grows():
+    leaves = [leaf_hash(bytes([n])) for n in range(70)]
+    for start in range(0, 70, 3):
+        for count in range(70 - start):
+            one_by_one = Frontier.from_hex(start, MerkleTree(leaves).frontier(start).to_hex())
+            at_once = one_by_one.copy()
+            for leaf in leaves[start : start + count]:
+                one_by_one.add(leaf)
+            at_once.extend(leaves[start : start + count])
+            assert (at_once.size, at_once.peaks) == (one_by_one.size, one_by_one.peaks)
+    whole = Frontier()
+    whole.extend(leaves)
+    assert whole.root() == root_of(leaves) == MerkleTree(leaves).root()
+
+
 def test_an_event_leaf_is_its_raw_hash_with_the_leaf_prefix():
     event_hash = "ab" * 32
     assert leaf_of(event_hash) == hashlib.sha256(b"\x00" + bytes.fromhex(event_hash)).digest()
