@@ -304,6 +304,13 @@ class ChangeRequest(models.Model):
             models.Index(fields=["model_version", "environment", "state"], name="cr_version_env"),
             # The change calendar reads the windows that end after the period it shows begins.
             models.Index(fields=["window_end", "window_start"], name="cr_window"),
+            # The gate asks for a model's first overdue emergency retrospective on every check;
+            # without this it read every change request (1.4 ms of its 2.1 at 10,000 changes).
+            models.Index(
+                fields=["retrospective_due_at"],
+                condition=Q(kind=Kind.EMERGENCY),
+                name="cr_emergency_retrospective",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
