@@ -353,6 +353,13 @@ def step_up_returned(
     )
 
 
+def step_up_unreachable() -> str:
+    return (
+        f"{provider_name()} cannot be reached; nothing was signed. Try again in a few minutes; "
+        "if it stays out of reach, tell an administrator."
+    )
+
+
 def step_up_not_confirmed() -> str:
     return (
         f"{provider_name()} did not confirm your sign-in; nothing was signed. Sign again, and "

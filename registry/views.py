@@ -34,6 +34,7 @@ from organisation.oidc import (
     signs_at_provider,
     step_up_not_confirmed,
     step_up_returned,
+    step_up_unreachable,
     step_up_url,
 )
 from portal.authentication import BearerTokenAuthentication
@@ -168,11 +169,7 @@ def _to_provider(request: HttpRequest, step_up) -> HttpResponse:
 
 def _provider_unreachable(request: HttpRequest) -> None:
     logger.exception("validation signature: the identity provider cannot be reached")
-    messages.error(
-        request,
-        f"{provider_name()} cannot be reached; nothing was signed. Try again in a few minutes; "
-        "if it stays out of reach, tell an administrator.",
-    )
+    messages.error(request, step_up_unreachable())
 
 
 @require_POST

@@ -22,6 +22,7 @@ from organisation.oidc import (
     signs_at_provider,
     step_up_not_confirmed,
     step_up_returned,
+    step_up_unreachable,
     step_up_url,
 )
 from portal.exceptions import Conflict, DomainError, NotFound, RuleDenied
@@ -411,11 +412,7 @@ def change_request_sign(request: HttpRequest, number: str) -> HttpResponse:
                 status = refusal_on_form(form, error)
             except ProviderError:
                 logger.exception("signature: the identity provider cannot be reached")
-                form.add_error(
-                    None,
-                    f"{provider_name()} cannot be reached; nothing was signed. Try again in a "
-                    "few minutes; if it stays out of reach, tell an administrator.",
-                )
+                form.add_error(None, step_up_unreachable())
                 status = 503
         elif form.is_valid():
             try:
