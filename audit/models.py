@@ -2,6 +2,49 @@
 triggers reject UPDATE, DELETE and TRUNCATE (see migration 0002)."""
 
 from django.db import models
+from django.db.models import F, Func
+
+
+class BodyValue(Func):
+    """What the hashed body holds at `path` (keys from its top), as the database reads it.
+
+    The queryable columns of an event are generated from its body by the database, so none of
+    them can be changed without the body, whose hash the chain holds: the verifier checks once
+    that the columns are still generated so (`audit.verification.derivation_problems`) instead
+    of comparing every row. Text for a string; JSON for an object; the empty string read as no
+    address for an IP."""
+
+    def __init__(self, *path: str, output_field: models.Field, **extra):
+        super().__init__(F("body"), output_field=output_field, **extra)
+        self.path = path
+
+    def reads_json(self) -> bool:
+        return isinstance(self.output_field, models.JSONField)
+
+    def reads_address(self) -> bool:
+        return isinstance(self.output_field, models.GenericIPAddressField)
+
+    def as_postgresql(self, compiler, connection, **extra):
+        operator = "#>" if self.reads_json() else "#>>"
+        template = f"(%(expressions)s::jsonb {operator} '{{{','.join(self.path)}}}')"
+        if self.reads_address():
+            template = f"NULLIF({template}, '')::inet"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        template = f"json_extract(%(expressions)s, '$.{'.'.join(self.path)}')"
+        if self.reads_address():
+            template = f"NULLIF({template}, '')"
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+
+def _generated(*path: str, output_field: models.Field) -> models.GeneratedField:
+    return models.GeneratedField(
+        expression=BodyValue(*path, output_field=output_field),
+        output_field=output_field,
+        db_persist=True,
+        null=output_field.null,
+    )
 
 
 class ActorKind(models.TextChoices):
@@ -24,24 +67,27 @@ class AppendOnlyModel(models.Model):
 
 
 class AuditEvent(AppendOnlyModel):
-    """One event of the chain. `body` is the canonical JSON the hash covers; the other columns are
-    queryable copies that the verifier checks against it. No foreign keys: events outlive their
-    subjects and actors."""
+    """One event of the chain. `body` is the canonical JSON the hash covers, with `seq`,
+    `occurred_at` and `prev_hash`; the other columns are queryable copies that the database
+    generates from the body (`BodyValue`). No foreign keys: events outlive their subjects and
+    actors."""
 
     seq = models.BigIntegerField(primary_key=True)
     occurred_at = models.DateTimeField()
-    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
-    actor_id = models.CharField(max_length=64, blank=True)
-    actor_name = models.CharField(max_length=150)
-    action = models.CharField(max_length=100)
-    object_type = models.CharField(max_length=100, blank=True)
-    object_id = models.CharField(max_length=100, blank=True)
-    object_repr = models.CharField(max_length=300, blank=True)
-    environment = models.CharField(max_length=100, blank=True)
-    data = models.JSONField(default=dict)
-    request_id = models.CharField(max_length=64, blank=True)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=300, blank=True)
+    actor_kind = _generated(
+        "actor", "kind", output_field=models.CharField(max_length=16, choices=ActorKind.choices)
+    )
+    actor_id = _generated("actor", "id", output_field=models.CharField(max_length=64))
+    actor_name = _generated("actor", "name", output_field=models.CharField(max_length=150))
+    action = _generated("action", output_field=models.CharField(max_length=100))
+    object_type = _generated("object", "type", output_field=models.CharField(max_length=100))
+    object_id = _generated("object", "id", output_field=models.CharField(max_length=100))
+    object_repr = _generated("object", "repr", output_field=models.CharField(max_length=300))
+    environment = _generated("environment", output_field=models.CharField(max_length=100))
+    data = _generated("data", output_field=models.JSONField())
+    request_id = _generated("request", "id", output_field=models.CharField(max_length=64))
+    ip = _generated("request", "ip", output_field=models.GenericIPAddressField(null=True))
+    user_agent = _generated("request", "user_agent", output_field=models.CharField(max_length=300))
     body = models.TextField()
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)

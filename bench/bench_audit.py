@@ -186,23 +186,21 @@ def _copy_text(value) -> str:
 
 
 def _copy_in(events: list) -> None:
-    """COPY the events in: the same column values `save()` writes, without per-row SQL."""
+    """COPY the events in: the same column values `save()` writes, without per-row SQL (the
+    database generates the queryable columns from the body, as for an appended event)."""
     import io
-    import json
 
     from django.db import connection
 
     from audit.models import AuditEvent
 
-    fields = AuditEvent._meta.local_fields
+    fields = [field for field in AuditEvent._meta.local_fields if not field.generated]
     buffer = io.StringIO()
     for event in events:
         values = []
         for field in fields:
             value = getattr(event, field.attname)
-            if field.name == "data":
-                value = json.dumps(value, ensure_ascii=False)
-            elif field.name == "occurred_at":
+            if field.name == "occurred_at":
                 value = value.isoformat()
             values.append(_copy_text(value))
         buffer.write("\t".join(values) + "\n")

@@ -19,7 +19,9 @@ INSERT_SQL = "INSERT INTO {table} ({columns}) VALUES ({values}){returning}"
 def _insert_sql(model: type[Model], vendor: str, with_pk: bool) -> tuple[str, tuple, bool]:
     meta = model._meta
     fields = tuple(
-        field for field in meta.local_concrete_fields if with_pk or field is not meta.auto_field
+        field
+        for field in meta.local_concrete_fields
+        if (with_pk or field is not meta.auto_field) and not field.generated
     )
     quote = connection.ops.quote_name
     returning = (

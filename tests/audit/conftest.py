@@ -8,6 +8,7 @@ from django.db import connection, transaction
 
 from audit.actions import AuditAction
 from audit.services import audit_record, auditor_add
+from audit.verification import GENERATED
 
 
 @pytest.fixture
@@ -64,3 +65,37 @@ def guard_off():
 @pytest.fixture
 def tamper():
     return guard_off
+
+
+@contextmanager
+def columns_made_plain():
+    """What only someone who may alter the table can do: turn the generated columns into plain
+    ones an UPDATE can write (the append-only guard off as well). PostgreSQL drops their
+    expressions; SQLite, which cannot, gets the table copied into a plain one. Inside the test's
+    transaction, which rolls it back."""
+    with guard_off() as cursor:
+        if connection.vendor == "postgresql":
+            for column in GENERATED:
+                cursor.execute(
+                    f"ALTER TABLE audit_auditevent ALTER COLUMN {column} DROP EXPRESSION"
+                )
+        else:
+            columns = ", ".join(("seq", "occurred_at", "body", "prev_hash", "hash", *GENERATED))
+            cursor.execute(
+                'CREATE TABLE audit_plain ("seq" integer NOT NULL PRIMARY KEY, "occurred_at" '
+                'datetime NOT NULL, "body" text NOT NULL, "prev_hash" varchar(64) NOT NULL, '
+                '"hash" varchar(64) NOT NULL UNIQUE, '
+                + ", ".join(f'"{column}" text' for column in GENERATED)
+                + ")"
+            )
+            cursor.execute(
+                f"INSERT INTO audit_plain ({columns}) SELECT {columns} FROM audit_auditevent"
+            )
+            cursor.execute("DROP TABLE audit_auditevent")
+            cursor.execute("ALTER TABLE audit_plain RENAME TO audit_auditevent")
+        yield cursor
+
+
+@pytest.fixture
+def make_columns_plain():
+    return columns_made_plain

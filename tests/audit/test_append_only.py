@@ -33,7 +33,7 @@ def _rejected(sql: str, params=()):
 @pytest.mark.parametrize(
     "sql",
     [
-        "UPDATE audit_auditevent SET action = 'forged' WHERE seq = %s",
+        "UPDATE audit_auditevent SET prev_hash = 'forged' WHERE seq = %s",
         "UPDATE audit_auditevent SET hash = hash WHERE seq = %s",
         "DELETE FROM audit_auditevent WHERE seq = %s",
         "DELETE FROM audit_auditevent WHERE seq >= %s",
@@ -41,9 +41,9 @@ def _rejected(sql: str, params=()):
 )
 def test_raw_sql_update_and_delete_of_events_are_rejected(trail, sql):
     events, _checkpoint = trail
-    before = list(AuditEvent.objects.filter(seq__gte=events[0].seq).values_list("seq", "action"))
+    before = list(AuditEvent.objects.filter(seq__gte=events[0].seq).values_list("seq", "prev_hash"))
     assert "append-only" in _rejected(sql, [events[1].seq])
-    after = list(AuditEvent.objects.filter(seq__gte=events[0].seq).values_list("seq", "action"))
+    after = list(AuditEvent.objects.filter(seq__gte=events[0].seq).values_list("seq", "prev_hash"))
     assert after == before
 
 
@@ -69,9 +69,25 @@ def test_the_orm_refuses_too(trail):
     with pytest.raises(PermissionError):
         checkpoint.delete()
     with pytest.raises(DatabaseError), transaction.atomic():
-        AuditEvent.objects.filter(seq=events[0].seq).update(action="forged")
+        AuditEvent.objects.filter(seq=events[0].seq).update(prev_hash="forged")
     with pytest.raises(DatabaseError), transaction.atomic():
         AuditEvent.objects.filter(seq=events[0].seq).delete()
+
+
+@pytest.mark.parametrize("column", ["action", "actor_name", "data", "ip"])
+def test_a_queryable_column_cannot_be_written_even_with_the_guard_off(trail, tamper, column):
+    """The columns are generated from the hashed body: no statement writes them."""
+    events, _checkpoint = trail
+    with (
+        tamper() as cursor,
+        pytest.raises(DatabaseError) as caught,
+        transaction.atomic(),
+    ):
+        cursor.execute(
+            f"UPDATE audit_auditevent SET {column} = NULL WHERE seq = %s", [events[1].seq]
+        )
+    assert "generated" in str(caught.value) or "DEFAULT" in str(caught.value)
+    assert AuditEvent.objects.get(seq=events[1].seq).action == events[1].action
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's INSERT OR REPLACE")
@@ -80,10 +96,8 @@ def test_sqlite_insert_or_replace_cannot_overwrite_an_event(trail):
     target = events[1]
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
-            "INSERT OR REPLACE INTO audit_auditevent (seq, occurred_at, actor_kind, actor_id,"
-            " actor_name, action, object_type, object_id, object_repr, environment, data,"
-            " request_id, ip, user_agent, body, prev_hash, hash) VALUES (%s, %s, 'system', '',"
-            " 'system', 'forged', '', '', '', '', '{}', '', NULL, '', '{}', %s, %s)",
+            "INSERT OR REPLACE INTO audit_auditevent (seq, occurred_at, body, prev_hash, hash)"
+            ' VALUES (%s, %s, \'{"action": "forged"}\', %s, %s)',
             [target.seq, target.occurred_at, target.prev_hash, "f" * 64],
         )
     assert AuditEvent.objects.get(seq=target.seq).action == target.action
@@ -102,7 +116,7 @@ def test_truncate_is_rejected(trail):
 @pytest.mark.parametrize(
     "sql",
     [
-        "UPDATE audit_auditevent SET action = 'forged' WHERE seq = {seq}",
+        "UPDATE audit_auditevent SET prev_hash = 'forged' WHERE seq = {seq}",
         "DELETE FROM audit_auditevent WHERE seq = {seq}",
         "TRUNCATE audit_auditevent CASCADE",
         "TRUNCATE audit_auditcheckpoint CASCADE",
@@ -118,4 +132,4 @@ def test_replica_replication_role_does_not_switch_the_guard_off(trail, sql):
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(sql.format(seq=events[1].seq))
     assert "append-only" in str(caught.value)
-    assert AuditEvent.objects.get(seq=events[1].seq).action == events[1].action
+    assert AuditEvent.objects.get(seq=events[1].seq).prev_hash == events[1].prev_hash

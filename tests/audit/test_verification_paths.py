@@ -1,33 +1,50 @@
-"""The verifier's fast paths still find and name what the exact checks find: a changed `data`
-column, text columns that need JSON escapes, the first of several problems, and on PostgreSQL
-the rows where the server's comparison of `data` cannot be taken on its word."""
-
-import io
-import json
+"""The verifier's two ways through the trail: while the database generates the queryable columns
+from the hashed body it checks that once and then only hashes; where a column is not generated as
+the model says, it compares every column of every row with the body and names the first row
+that differs."""
 
 import pytest
-from django.db import connection, transaction
-from psycopg2 import DataError
+from django.db import DatabaseError, connection, transaction
 
 from audit import verification
 from audit.actions import AuditAction
 from audit.chain import event_hash, format_timestamp
 from audit.services import audit_record
-from audit.verification import (
-    DATA,
-    DATA_UNLESS_IN_BODY,
-    POSTGRES_COPY,
-    POSTGRES_TEXT,
-    verify_chain,
-)
+from audit.verification import GENERATED, derivation_problems, describe, verify_chain
 
 pytestmark = pytest.mark.django_db
-on_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's COPY")
+on_postgres = pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's catalogue")
 
 
-def test_a_changed_data_column_is_named(record_events, tamper):
+def test_the_migrated_table_generates_every_queryable_column_as_the_model_says():
+    assert len(GENERATED) == 12
+    assert derivation_problems(connection) == []
+
+
+def test_the_columns_are_what_the_body_says(record_events):
+    with transaction.atomic():
+        event = audit_record(
+            actor=None,
+            action=AuditAction.GATE_CHECKED,
+            environment='tab\there "q"',
+            data={"b": [1, {"z": None, "a": True}], "a": "x", "long key": 1.5},
+            target=None,
+        )
+    stored = type(event).objects.get(seq=event.seq)
+    assert (stored.action, stored.actor_kind, stored.actor_name) == (
+        "gate.checked",
+        "system",
+        "system",
+    )
+    assert stored.environment == 'tab\there "q"'
+    assert stored.data == {"b": [1, {"z": None, "a": True}], "a": "x", "long key": 1.5}
+    assert stored.ip is None
+    assert verify_chain().ok
+
+
+def test_a_column_made_plain_and_edited_is_named(record_events, make_columns_plain):
     victim = record_events(4)[2]
-    with tamper() as cursor:
+    with make_columns_plain() as cursor:
         cursor.execute(
             "UPDATE audit_auditevent SET data = %s WHERE seq = %s",
             ['{"number": 2, "note": "Zoë\'s test ✗"}', victim.seq],
@@ -36,27 +53,30 @@ def test_a_changed_data_column_is_named(record_events, tamper):
     assert not report.ok
     assert report.first_bad_seq == victim.seq
     assert report.problem == "columns differ from the hashed body: data"
+    assert set(report.checked_by_row) == set(GENERATED)
 
 
-def test_data_laid_out_differently_but_equal_verifies(record_events):
-    with transaction.atomic():
-        audit_record(
-            actor=None,
-            action=AuditAction.GATE_CHECKED,
-            data={"b": [1, {"z": None, "a": True}], "a": "x", "long key": 1.5},
-        )
+def test_columns_made_plain_but_unchanged_verify_row_by_row_and_say_so(
+    record_events, make_columns_plain
+):
+    events = record_events(3)
+    with make_columns_plain():
+        pass
     report = verify_chain()
     assert report.ok, report.problem
+    assert report.events == len(events)
+    assert set(report.checked_by_row) == set(GENERATED)
+    assert "checked row by row: " in describe(report)
 
 
-def test_a_quote_in_a_column_without_backslash_verifies_and_is_still_checked(record_events, tamper):
+def test_a_quote_in_a_column_verifies_and_an_edit_is_still_named(record_events, make_columns_plain):
     with transaction.atomic():
         event = audit_record(
             actor=None, action=AuditAction.GATE_CHECKED, environment='the "blue" one'
         )
     record_events(2)
     assert verify_chain().ok
-    with tamper() as cursor:
+    with make_columns_plain() as cursor:
         cursor.execute(
             "UPDATE audit_auditevent SET environment = %s WHERE seq = %s",
             ['the "green" one', event.seq],
@@ -66,9 +86,9 @@ def test_a_quote_in_a_column_without_backslash_verifies_and_is_still_checked(rec
     assert report.problem == "columns differ from the hashed body: environment"
 
 
-def test_the_first_of_two_problems_is_the_one_named(record_events, tamper):
+def test_the_first_of_two_problems_is_the_one_named(record_events, make_columns_plain):
     events = record_events(6)
-    with tamper() as cursor:
+    with make_columns_plain() as cursor:
         cursor.execute(
             "UPDATE audit_auditevent SET object_repr = 'moved' WHERE seq = %s", [events[1].seq]
         )
@@ -93,63 +113,76 @@ def test_an_event_out_of_order_is_named(record_events, tamper):
     assert report.first_bad_seq == events[1].seq
 
 
-def _server_copy(first: int, last: int) -> list[list[bytes]]:
-    """The rows as the walk's COPY reads them, with the server comparing `data` to the body."""
-    sql = POSTGRES_COPY.format(
-        text=", ".join(POSTGRES_TEXT), data=DATA_UNLESS_IN_BODY, low=first, high=last
-    )
-    copied = io.BytesIO()
-    with connection.cursor() as cursor:
-        cursor.copy_expert(sql, copied)
-    return [line.split(b"\t") for line in copied.getvalue().split(b"\n")[:-1]]
+def _rehashed_body(victim, body: str) -> list:
+    stamp = format_timestamp(victim.occurred_at)
+    return [body, event_hash(victim.prev_hash, victim.seq, stamp, body), victim.seq]
 
 
-@on_postgres
-def test_the_server_compares_data_in_bodies_without_escapes_and_sends_the_others(record_events):
-    plain = record_events(3)
-    with transaction.atomic():
-        quoted = audit_record(
-            actor=None, action=AuditAction.GATE_CHECKED, data={"note": 'the "blue" one'}
+def test_a_body_that_is_not_json_cannot_be_stored_while_the_columns_are_generated(
+    record_events, tamper
+):
+    *_before, victim = record_events(3)
+    body = victim.body.replace('"data":{', '"data":{{', 1)
+    with tamper() as cursor, pytest.raises(DatabaseError), transaction.atomic():
+        cursor.execute(
+            "UPDATE audit_auditevent SET body = %s, hash = %s WHERE seq = %s",
+            _rehashed_body(victim, body),
         )
-    rows = _server_copy(plain[0].seq, quoted.seq)
-    assert [row[DATA] for row in rows[:3]] == [b"", b"", b""]
-    assert json.loads(rows[3][DATA].replace(b"\\\\", b"\\")) == {"note": 'the "blue" one'}
     assert verify_chain().ok
 
 
-def test_a_column_edited_to_the_same_length_is_named_though_data_still_lines_up(
-    record_events, tamper
+def test_a_body_that_is_not_json_is_named_once_the_columns_are_plain(
+    record_events, make_columns_plain
 ):
-    victim = record_events(4)[1]
-    assert victim.actor_name == "system"
-    with tamper() as cursor:
-        cursor.execute(
-            "UPDATE audit_auditevent SET actor_name = 'sysadm' WHERE seq = %s", [victim.seq]
-        )
-    if connection.vendor == "postgresql":
-        # The server's cut of the body still finds `data`: its word alone must not pass the row.
-        assert _server_copy(victim.seq, victim.seq)[0][DATA] == b""
-    report = verify_chain()
-    assert report.first_bad_seq == victim.seq
-    assert report.problem == "columns differ from the hashed body: actor_name"
-
-
-def test_a_body_whose_data_is_not_json_is_named_with_its_hash_recomputed(record_events, tamper):
     *_before, victim = record_events(3)
     body = victim.body.replace('"data":{', '"data":{{', 1)
-    rehashed = event_hash(victim.prev_hash, victim.seq, format_timestamp(victim.occurred_at), body)
-    with tamper() as cursor:
+    with make_columns_plain() as cursor:
         cursor.execute(
             "UPDATE audit_auditevent SET body = %s, hash = %s WHERE seq = %s",
-            [body, rehashed, victim.seq],
+            _rehashed_body(victim, body),
         )
-    if connection.vendor == "postgresql":
-        with pytest.raises(DataError), transaction.atomic():
-            _server_copy(victim.seq, victim.seq)
     report = verify_chain()
     assert report.first_bad_seq == victim.seq
     assert report.problem == "body is not a complete event"
     assert report.events == victim.seq - 1
+
+
+@on_postgres
+def test_a_column_generated_by_another_expression_is_found_and_its_rows_checked(
+    record_events, tamper
+):
+    """A forger who may alter the table regenerates `actor_name` with an expression that lies
+    about one event: the catalogue shows the expression is not the model's, and the row-by-row
+    walk names the event."""
+    victim = record_events(4)[2]
+    forged = (
+        f"CASE WHEN seq = {victim.seq} THEN 'mallory' ELSE (body::jsonb #>> '{{actor,name}}') END"
+    )
+    with tamper() as cursor:
+        cursor.execute(
+            "ALTER TABLE audit_auditevent DROP COLUMN actor_name, ADD COLUMN actor_name "
+            f"varchar(150) GENERATED ALWAYS AS ({forged}) STORED"
+        )
+    assert type(victim).objects.get(seq=victim.seq).actor_name == "mallory"
+    assert derivation_problems(connection) == ["actor_name"]
+    report = verify_chain()
+    assert report.first_bad_seq == victim.seq
+    assert report.problem == "columns differ from the hashed body: actor_name"
+    assert report.checked_by_row == ("actor_name",)
+
+
+def test_an_intact_trail_with_generated_columns_is_not_compared_row_by_row(
+    record_events, monkeypatch
+):
+    record_events(3)
+
+    def compared(fields):
+        raise AssertionError("the columns were compared row by row")
+
+    monkeypatch.setattr(verification, "_copies_problem", compared)
+    report = verify_chain()
+    assert report.ok, report.problem
+    assert report.checked_by_row == ()
 
 
 def test_a_gap_wider_than_a_chunk_is_named_where_it_starts(record_events, tamper, monkeypatch):
