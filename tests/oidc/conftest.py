@@ -10,6 +10,7 @@ from tests.oidc.server import (
     OpenIDProvider,
     Person,
     ProviderBrowser,
+    free_port,
     portal_address,
     provider_running,
 )
@@ -51,6 +52,17 @@ def single_sign_on(settings, openid_provider, org) -> OpenIDProvider:
     openid_provider.configure(settings, OIDC_TEAM_GROUPS=TEAM_GROUPS)
     openid_provider.people(ALMA, BERT)
     return openid_provider
+
+
+@pytest.fixture
+def provider_out_of_reach(settings):
+    """The provider gone from the network after the sign-in: its issuer now names a port no one
+    listens on, and no process has read that issuer's discovery document yet."""
+
+    def gone() -> None:
+        settings.OIDC_OP_ISSUER = f"http://127.0.0.1:{free_port()}"
+
+    return gone
 
 
 class Visitor:

@@ -187,7 +187,7 @@ class OpenIDProvider:
         ]
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -200,7 +200,7 @@ def provider_running(folder: Path, portal_urls: list[str]) -> Iterator[OpenIDPro
         pytest.fail(
             "The test provider is not installed: run `npm ci` in tests/oidc (make install)."
         )
-    port = _free_port()
+    port = free_port()
     provider = OpenIDProvider(
         issuer=f"http://127.0.0.1:{port}",
         users_file=folder / "people.json",

@@ -77,6 +77,24 @@ def _refusal(start: int) -> AuditEvent:
     return AuditEvent.objects.get(seq__gt=start, action="change_request.step_up_refused")
 
 
+def test_a_provider_out_of_reach_signs_nothing_and_says_what_to_do(
+    alma, waiting, provider_out_of_reach
+):
+    provider_out_of_reach()
+    start = _tail()
+
+    answer = _ask_to_sign(alma, waiting, comment="Validated last month.")
+
+    assert answer.status_code == 503
+    assert (
+        "Bank SSO cannot be reached; nothing was signed. Try again in a few minutes; if it "
+        "stays out of reach, tell an administrator."
+    ) in answer.content.decode()
+    assert not SignOff.objects.filter(signer=alma.user).exists()
+    assert not SignatureStepUp.objects.exists()
+    assert _tail() == start
+
+
 def test_signing_asks_for_a_new_sign_in_at_the_provider_and_records_it(alma, waiting):
     page = alma.portal.get(f"/releases/change-requests/{waiting.number}/sign/?team=model-risk")
     assert page.status_code == 200

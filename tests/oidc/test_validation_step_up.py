@@ -129,6 +129,23 @@ def test_a_validator_without_a_password_concludes_at_the_provider(alma, opened):
     assert step_up.concluded_at is not None and not step_up.refusal
 
 
+def test_a_provider_out_of_reach_concludes_nothing_and_says_what_to_do(
+    alma, opened, provider_out_of_reach
+):
+    provider_out_of_reach()
+    start = _tail()
+
+    answer = _ask_to_conclude(alma, opened)
+
+    assert _messages(answer) == [
+        "Bank SSO cannot be reached; nothing was signed. Try again in a few minutes; if it "
+        "stays out of reach, tell an administrator."
+    ]
+    assert Validation.objects.get(pk=opened.pk).is_open
+    assert not ValidationStepUp.objects.exists()
+    assert _tail() == start
+
+
 @pytest.mark.parametrize(
     ("age", "why"),
     [
