@@ -1,16 +1,18 @@
 """The bank's identity provider for the single sign-on tests (tests/oidc/server.py): started
 once, its people and the portal's settings set per test."""
 
+from contextlib import ExitStack
+
 import pytest
 from django.test import Client
 
+from organisation.oidc import _discovery
 from tests.oidc.server import (
     TESTSERVER,
     LoginPage,
     OpenIDProvider,
     Person,
     ProviderBrowser,
-    free_port,
     portal_address,
     provider_running,
 )
@@ -55,14 +57,18 @@ def single_sign_on(settings, openid_provider, org) -> OpenIDProvider:
 
 
 @pytest.fixture
-def provider_out_of_reach(settings):
-    """The provider gone from the network after the sign-in: its issuer now names a port no one
-    listens on, and no process has read that issuer's discovery document yet."""
+def provider_out_of_reach(settings, openid_provider):
+    """Call it, and the provider stops answering (its process paused until the test ends) in a
+    portal process that has not read its discovery document yet: every call to it times out."""
+    with ExitStack() as stack:
 
-    def gone() -> None:
-        settings.OIDC_OP_ISSUER = f"http://127.0.0.1:{free_port()}"
+        def gone() -> None:
+            settings.OIDC_TIMEOUT = 0.5
+            _discovery.cache_clear()
+            stack.enter_context(openid_provider.paused())
 
-    return gone
+        yield gone
+    _discovery.cache_clear()
 
 
 class Visitor:

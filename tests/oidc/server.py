@@ -14,6 +14,7 @@ import json
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -123,6 +124,17 @@ class OpenIDProvider:
     issuer: str
     users_file: Path
     log: Path
+    process: subprocess.Popen | None = None
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The provider stops answering, as one that hangs does: connections are accepted by
+        the kernel and nothing comes back."""
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
     def people(self, *people: Person) -> None:
         """Who the provider knows from now on (it reads the file at every sign-in)."""
@@ -216,7 +228,7 @@ def provider_running(folder: Path, portal_urls: list[str]) -> Iterator[OpenIDPro
         "USERS_FILE": str(provider.users_file),
     }
     with provider.log.open("w") as log:
-        server = subprocess.Popen(
+        server = provider.process = subprocess.Popen(
             [NODE, str(HERE / "provider.js")],
             cwd=HERE,
             env=environment,
