@@ -1,12 +1,13 @@
 """Reading what an environment's namespace really runs, through the Kubernetes API (issue 20):
-the Deployments and StatefulSets that carry the model label, the digest their pod template's
-annotation names, and the image digests their pods run. Read only (list deployments,
-statefulsets and pods); what it means against the ledger, the runtime service decides
-(`releases.services.runtime`)."""
+the Deployments, StatefulSets and DaemonSets that carry the model label, the digest their pod
+template's annotation names, and the image digests their pods run. Read only (list
+deployments, statefulsets, daemonsets and pods); what it means against the ledger, the runtime
+service decides (`releases.services.runtime`)."""
 
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
 from django.conf import settings
@@ -19,15 +20,22 @@ from releases.kubernetes import DIGEST_ANNOTATION, IMAGE_DIGEST, MODEL_LABEL, SH
 from releases.models import Environment, WorkloadKind
 
 
+def _ready_replicas(status: Any) -> int | None:
+    return status.ready_replicas
+
+
 @dataclass(frozen=True)
 class ObservedKind:
-    """A kind of workload observed. Each keeps its pods in `spec.template` and selects them by
-    `spec.selector`; its pods name `pod_controller` as their controller."""
+    """A kind of workload observed: how it is listed, the kind of controller its pods name, and
+    how many of its pods are ready. Each keeps its pods in `spec.template` and selects them by
+    `spec.selector`."""
 
     kind: WorkloadKind
     resource: str  # as a Role's rules name it
     list_call: Callable
     pod_controller: str
+    ready: Callable[[Any], int | None] = _ready_replicas
+    api: type = client.AppsV1Api
 
 
 OBSERVED_KINDS = (
@@ -43,6 +51,14 @@ OBSERVED_KINDS = (
         client.AppsV1Api.list_namespaced_stateful_set,
         pod_controller="StatefulSet",
     ),
+    # One pod per node, controlled by the DaemonSet itself.
+    ObservedKind(
+        WorkloadKind.DAEMON_SET,
+        "daemonsets",
+        client.AppsV1Api.list_namespaced_daemon_set,
+        pod_controller="DaemonSet",
+        ready=lambda status: status.number_ready,
+    ),
 )
 
 
@@ -52,7 +68,7 @@ class ClusterUnreachable(Exception):
 
 @dataclass(frozen=True)
 class ObservedWorkload:
-    """One Deployment or StatefulSet as read: its model label, the digest its annotation names
+    """One workload as read: its model label, the digest its annotation names
     (hex, or empty), and per pod the digests of its containers' images, in container order."""
 
     kind: WorkloadKind
@@ -96,7 +112,7 @@ def _image_digests(pod: client.V1Pod) -> tuple[str, ...]:
 
 def _selects(
     observed: ObservedKind,
-    workload: client.V1Deployment | client.V1StatefulSet,
+    workload: Any,
     pod: client.V1Pod,
 ) -> bool:
     """The workload's `matchLabels` are a subset of the pod's labels (what its controller
@@ -113,7 +129,7 @@ def _selects(
 
 def _observed(
     observed: ObservedKind,
-    workload: client.V1Deployment | client.V1StatefulSet,
+    workload: Any,
     pods: list[client.V1Pod],
 ) -> ObservedWorkload:
     metadata = workload.metadata
@@ -132,11 +148,11 @@ def _observed(
             if (pod.metadata.labels or {}).get(MODEL_LABEL) == labels.get(MODEL_LABEL)
             and _selects(observed, workload, pod)
         ),
-        ready_replicas=(workload.status.ready_replicas if workload.status else 0) or 0,
+        ready_replicas=(observed.ready(workload.status) if workload.status else 0) or 0,
     )
 
 
-def _labelled(resource: str, list_call: Callable, api, namespace: str) -> list:
+def _labelled(resource: str, list_call: Callable, api: object, namespace: str) -> list:
     """The objects of `resource` carrying the model label; a refusal names the resource, so
     that a Role missing it is found from the error alone."""
     try:
@@ -154,17 +170,18 @@ def _labelled(resource: str, list_call: Callable, api, namespace: str) -> list:
 
 
 def workloads_read(environment: Environment) -> list[ObservedWorkload]:
-    """The labelled Deployments and StatefulSets of the environment's namespace, with their
+    """The labelled workloads of the environment's namespace, of each kind observed, with their
     pods' images; raises ClusterUnreachable with the reason when the API cannot be asked or
     refuses any of the reads (a kind that cannot be listed is not an empty one)."""
     namespace = environment.cluster_namespace
     try:
         with client.ApiClient(_configuration(environment)) as api:
-            apps = client.AppsV1Api(api)
             listed = [
                 (observed, workload)
                 for observed in OBSERVED_KINDS
-                for workload in _labelled(observed.resource, observed.list_call, apps, namespace)
+                for workload in _labelled(
+                    observed.resource, observed.list_call, observed.api(api), namespace
+                )
             ]
             pods = _labelled(
                 "pods", client.CoreV1Api.list_namespaced_pod, client.CoreV1Api(api), namespace

@@ -4,6 +4,7 @@ runtime observation makes, with the shapes the API server gives:
 
 - `GET /apis/apps/v1/namespaces/{ns}/deployments` (a DeploymentList)
 - `GET /apis/apps/v1/namespaces/{ns}/statefulsets` (a StatefulSetList)
+- `GET /apis/apps/v1/namespaces/{ns}/daemonsets` (a DaemonSetList)
 - `GET /api/v1/namespaces/{ns}/pods` (a PodList, with `status.containerStatuses[].imageID`)
 
 all with `labelSelector` (`key`, `key=value`, `key==value`, `key!=value`, comma-separated).
@@ -30,15 +31,20 @@ PATHS = re.compile(r"^(/apis/apps/v1|/api/v1)/namespaces/([^/]+)/([a-z]+)$")
 LISTS = {
     "deployments": ("/apis/apps/v1", "apps/v1", "DeploymentList"),
     "statefulsets": ("/apis/apps/v1", "apps/v1", "StatefulSetList"),
+    "daemonsets": ("/apis/apps/v1", "apps/v1", "DaemonSetList"),
     "pods": ("/api/v1", "v1", "PodList"),
 }
-WORKLOAD_RESOURCES = {"Deployment": "deployments", "StatefulSet": "statefulsets"}
+WORKLOAD_RESOURCES = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+}
 
 
 @dataclass
 class Workload:
-    """A Deployment or a StatefulSet and its pods: per pod, the digests of its containers'
-    images."""
+    """A Deployment, a StatefulSet or a DaemonSet and its pods: per pod, the digests of its
+    containers' images."""
 
     name: str
     labels: dict[str, str]
@@ -48,6 +54,19 @@ class Workload:
 
     def manifest(self, namespace: str) -> dict:
         selector = {"app": self.name}
+        ready = len(self.pods)
+        if self.kind == "DaemonSet":
+            # No replicas: one pod per node the DaemonSet's pods are scheduled on.
+            scale = {}
+            status = {
+                "currentNumberScheduled": ready,
+                "desiredNumberScheduled": ready,
+                "numberMisscheduled": 0,
+                "numberReady": ready,
+            }
+        else:
+            scale = {"replicas": ready}
+            status = {"replicas": ready, "readyReplicas": ready}
         return {
             "apiVersion": "apps/v1",
             "kind": self.kind,
@@ -58,7 +77,7 @@ class Workload:
                 "labels": {**self.labels, **selector},
             },
             "spec": {
-                "replicas": len(self.pods),
+                **scale,
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {
@@ -68,13 +87,17 @@ class Workload:
                     "spec": {"containers": [{"name": "model", "image": "registry/model:latest"}]},
                 },
             },
-            "status": {"replicas": len(self.pods), "readyReplicas": len(self.pods)},
+            "status": status,
         }
 
     def _pod_identity(self, n: int) -> tuple[str, dict[str, str], dict]:
         """A pod's name, the labels its controller adds and the controller it names: a
-        Deployment's ReplicaSet, or the StatefulSet itself with the pod's ordinal name."""
-        if self.kind == "StatefulSet":
+        Deployment's ReplicaSet, the StatefulSet itself with the pod's ordinal name, or the
+        DaemonSet itself."""
+        if self.kind == "DaemonSet":
+            name, owner = f"{self.name}-x{n}k2p", ("DaemonSet", self.name)
+            labels = {"controller-revision-hash": "5c9d7f", "pod-template-generation": "1"}
+        elif self.kind == "StatefulSet":
             name, owner = f"{self.name}-{n}", ("StatefulSet", self.name)
             labels = {
                 "controller-revision-hash": f"{self.name}-6b8d5c",

@@ -111,6 +111,7 @@ def test_a_workload_serving_the_live_digest_is_not_flagged(dev, live, kubernetes
     assert paths == {
         f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments": by_label,
         f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets": by_label,
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets": by_label,
         f"/api/v1/namespaces/{NAMESPACE}/pods": by_label,
     }
     assert {auth for _, _, auth in kubernetes_api.requests} == {f"Bearer {TOKEN}"}
@@ -142,15 +143,19 @@ def test_a_workload_running_an_unregistered_image_is_flagged(
     assert f'{kind} <span class="mono">fraud-score</span>' in section
 
 
-def test_a_deployment_and_a_stateful_set_of_one_name_are_two_workloads(dev, live, kubernetes_api):
-    """Kubernetes keeps them apart; so does the ledger's comparison: the StatefulSet's foreign
-    digest is not hidden behind the Deployment that serves the live one."""
+@pytest.mark.parametrize("other", [WorkloadKind.STATEFUL_SET, WorkloadKind.DAEMON_SET])
+def test_a_deployment_and_another_kind_of_one_name_are_two_workloads(
+    dev, live, kubernetes_api, other
+):
+    """Kubernetes keeps them apart; so does the ledger's comparison: the other workload's
+    foreign digest is not hidden behind the Deployment that serves the live one, though both
+    select the same labels."""
     kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
     kubernetes_api.run(
         "fraud-score",
         model="fraud-score",
         images=[[digest("1.1")], [digest("1.1")], [digest("1.1")]],
-        kind=WorkloadKind.STATEFUL_SET,
+        kind=other,
     )
 
     observe_runtime(dev.pk)
@@ -163,24 +168,73 @@ def test_a_deployment_and_a_stateful_set_of_one_name_are_two_workloads(dev, live
     }
     assert seen == {
         WorkloadKind.DEPLOYMENT: (digest("1.0"), 1),
-        WorkloadKind.STATEFUL_SET: (digest("1.1"), 3),
+        other: (digest("1.1"), 3),
     }
     flag = UnauthorisedChange.objects.get()
-    assert flag.workload_observation.kind == WorkloadKind.STATEFUL_SET
+    assert flag.workload_observation.kind == other
 
 
-def test_a_role_without_statefulsets_is_a_failed_read_not_an_empty_one(dev, live, kubernetes_api):
-    """A Role written before StatefulSets were observed: the read fails and says which
-    resource, rather than concluding that nothing runs."""
-    kubernetes_api.forbidden.add("statefulsets")
+@pytest.mark.parametrize("resource", ["statefulsets", "daemonsets"])
+def test_a_role_without_a_kind_is_a_failed_read_not_an_empty_one(
+    dev, live, kubernetes_api, resource
+):
+    """A Role written before the kind was observed: the read fails and says which resource,
+    rather than concluding that nothing runs; the last good read's observations stand."""
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
+    observe_runtime(dev.pk)
+    before = WorkloadObservation.objects.get()
+    kubernetes_api.forbidden.add(resource)
     kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.1")]])
 
     report = observe_runtime(dev.pk)
 
-    assert "403" in report["error"] and "listing statefulsets" in report["error"]
+    assert "403" in report["error"] and f"listing {resource}" in report["error"]
     assert "not_running" not in report
-    assert not WorkloadObservation.objects.exists()
+    assert list(WorkloadObservation.objects.all()) == [before]
+    assert WorkloadObservation.objects.get().last_seen_at == before.last_seen_at
     assert not UnauthorisedChange.objects.exists()
+    assert not ModelNotRunning.objects.exists()
+
+
+def test_a_model_served_only_by_a_daemon_set_is_running(dev, live, kubernetes_api):
+    """One scorer per node: the DaemonSet serves the live digest, so the model is running and
+    no outage is recorded; its ready count is the DaemonSet's `numberReady`."""
+    kubernetes_api.run(
+        "fraud-score-node",
+        model="fraud-score",
+        images=[[digest("1.0")]] * 3,
+        kind=WorkloadKind.DAEMON_SET,
+    )
+
+    assert observe_runtime(dev.pk)["not_running"] == []
+    assert observe_runtime(dev.pk)["not_running"] == []
+
+    assert not ModelNotRunning.objects.exists()
+    assert not events(AuditAction.RUNTIME_NOT_RUNNING)
+    observation = WorkloadObservation.objects.get()
+    assert (observation.kind, observation.workload) == (WorkloadKind.DAEMON_SET, "fraud-score-node")
+    assert observation.matches_ledger and observation.ready_replicas == 3
+
+
+def test_a_daemon_set_naming_another_digest_is_flagged(dev, live, kubernetes_api):
+    kubernetes_api.run(
+        "fraud-score-node",
+        model="fraud-score",
+        annotation=f"sha256:{digest('1.1')}",
+        images=[[digest("1.0")]],
+        kind=WorkloadKind.DAEMON_SET,
+    )
+
+    report = observe_runtime(dev.pk)
+
+    flag = UnauthorisedChange.objects.get()
+    assert report["flagged"] == [flag.pk] and report["not_running"] == []
+    assert (flag.deployment, flag.reported_sha256) == (live, digest("1.1"))
+    observation = flag.workload_observation
+    assert (observation.kind, observation.source) == (
+        WorkloadKind.DAEMON_SET,
+        DigestSource.ANNOTATION,
+    )
 
 
 def test_a_workload_serving_a_foreign_digest_is_flagged_once(
