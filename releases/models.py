@@ -743,6 +743,7 @@ class WorkloadKind(models.TextChoices):
     DEPLOYMENT = "Deployment", "Deployment"
     STATEFUL_SET = "StatefulSet", "StatefulSet"
     DAEMON_SET = "DaemonSet", "DaemonSet"
+    CRON_JOB = "CronJob", "CronJob"
 
 
 class ClusterReading(models.Model):
@@ -801,6 +802,9 @@ class WorkloadObservation(models.Model):
     served_sha256 = models.CharField(max_length=64, blank=True)
     source = models.CharField(max_length=16, choices=DigestSource.choices)
     ready_replicas = models.PositiveIntegerField(default=0)
+    # Whether the workload served its model at the last sighting (a suspended CronJob does
+    # not): only a serving workload keeps its model from being "not running".
+    serving = models.BooleanField(default=True)
     live_deployment = models.ForeignKey(
         "Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
