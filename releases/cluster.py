@@ -1,12 +1,14 @@
 """Reading what an environment's namespace really runs, through the Kubernetes API (issue 20):
-the Deployments and StatefulSets that carry the model label, the digest their pod template's
-annotation names, and the image digests their pods run. Read only (list deployments,
-statefulsets and pods); what it means against the ledger, the runtime service decides
+the Deployments, StatefulSets, DaemonSets and CronJobs that carry the model label, the digest
+their pod template's annotation names, and the image digests their pods run (a CronJob's are
+those of its Jobs). Read only (list deployments, statefulsets, daemonsets, cronjobs, jobs and
+pods); what it means against the ledger, the runtime service decides
 (`releases.services.runtime`)."""
 
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import urllib3
 from django.conf import settings
@@ -18,16 +20,54 @@ from kubernetes.config.config_exception import ConfigException
 from releases.kubernetes import DIGEST_ANNOTATION, IMAGE_DIGEST, MODEL_LABEL, SHA256
 from releases.models import Environment, WorkloadKind
 
+# A Job's uid → the uid of the CronJob controlling it, for the Jobs a CronJob made.
+JobOwners = dict[str, str]
+
+
+def _ready_replicas(status: Any) -> int | None:
+    return status.ready_replicas
+
+
+def _pod_template(spec: Any) -> client.V1PodTemplateSpec | None:
+    return spec.template
+
+
+def _selected_by_labels(
+    workload: Any, labels: dict[str, str], controller_uid: str, job_owners: JobOwners
+) -> bool:
+    """The workload's `matchLabels` are a subset of the pod's labels (what its controller
+    selects). A selector by expressions only is taken as matching by the model label alone."""
+    wanted = (workload.spec.selector.match_labels or {}) if workload.spec else {}
+    return all(labels.get(key) == value for key, value in wanted.items())
+
+
+def _run_by_its_jobs(
+    workload: Any, labels: dict[str, str], controller_uid: str, job_owners: JobOwners
+) -> bool:
+    """The pod's Job is one this CronJob controls, by uid: not by a name that merely starts
+    with the CronJob's, nor by labels another Job may carry too."""
+    return bool(controller_uid) and job_owners.get(controller_uid) == workload.metadata.uid
+
+
+def _serves_while_it_exists(spec: Any) -> bool:
+    return True
+
 
 @dataclass(frozen=True)
 class ObservedKind:
-    """A kind of workload observed. Each keeps its pods in `spec.template` and selects them by
-    `spec.selector`; its pods name `pod_controller` as their controller."""
+    """A kind of workload observed: how it is listed, where it keeps its pod template, the kind
+    of controller its pods name and how they are known to be its own, how many are ready, and
+    whether it serves its model at all."""
 
     kind: WorkloadKind
     resource: str  # as a Role's rules name it
     list_call: Callable
     pod_controller: str
+    ready: Callable[[Any], int | None] = _ready_replicas
+    api: type = client.AppsV1Api
+    pod_template: Callable[[Any], client.V1PodTemplateSpec | None] = _pod_template
+    owns: Callable[[Any, dict[str, str], str, JobOwners], bool] = _selected_by_labels
+    serving: Callable[[Any], bool] = _serves_while_it_exists
 
 
 OBSERVED_KINDS = (
@@ -43,6 +83,29 @@ OBSERVED_KINDS = (
         client.AppsV1Api.list_namespaced_stateful_set,
         pod_controller="StatefulSet",
     ),
+    # One pod per node, controlled by the DaemonSet itself.
+    ObservedKind(
+        WorkloadKind.DAEMON_SET,
+        "daemonsets",
+        client.AppsV1Api.list_namespaced_daemon_set,
+        pod_controller="DaemonSet",
+        ready=lambda status: status.number_ready,
+    ),
+    # Batch scoring: it serves its model between runs too, unless suspended; its pods are its
+    # Jobs', and its ready count the Jobs running now.
+    ObservedKind(
+        WorkloadKind.CRON_JOB,
+        "cronjobs",
+        client.BatchV1Api.list_namespaced_cron_job,
+        pod_controller="Job",
+        ready=lambda status: len(status.active or []),
+        api=client.BatchV1Api,
+        pod_template=lambda spec: (
+            spec.job_template.spec.template if spec.job_template.spec else None
+        ),
+        owns=_run_by_its_jobs,
+        serving=lambda spec: not spec.suspend,
+    ),
 )
 
 
@@ -52,7 +115,7 @@ class ClusterUnreachable(Exception):
 
 @dataclass(frozen=True)
 class ObservedWorkload:
-    """One Deployment or StatefulSet as read: its model label, the digest its annotation names
+    """One workload as read: its model label, the digest its annotation names
     (hex, or empty), and per pod the digests of its containers' images, in container order."""
 
     kind: WorkloadKind
@@ -61,6 +124,8 @@ class ObservedWorkload:
     annotation_sha256: str
     pod_images: tuple[tuple[str, ...], ...]
     ready_replicas: int
+    # Whether it serves its model now: a suspended CronJob does not.
+    serving: bool = True
 
 
 def _configuration(environment: Environment) -> client.Configuration:
@@ -95,29 +160,24 @@ def _image_digests(pod: client.V1Pod) -> tuple[str, ...]:
 
 
 def _selects(
-    observed: ObservedKind,
-    workload: client.V1Deployment | client.V1StatefulSet,
-    pod: client.V1Pod,
+    observed: ObservedKind, workload: Any, pod: client.V1Pod, job_owners: JobOwners
 ) -> bool:
-    """The workload's `matchLabels` are a subset of the pod's labels (what its controller
-    selects), and the pod's controller, when it names one, is of the kind this workload's
-    pods have: a Deployment and a StatefulSet selecting alike keep their own pods. A selector
-    by expressions only is taken as matching by the model label alone."""
-    controllers = [ref.kind for ref in pod.metadata.owner_references or [] if ref.controller]
-    if controllers and controllers != [observed.pod_controller]:
+    """The pod's controller, when it names one, is of the kind this workload's pods have (a
+    Deployment and a StatefulSet selecting alike keep their own pods), and the workload owns it
+    as its kind says."""
+    controllers = [ref for ref in pod.metadata.owner_references or [] if ref.controller]
+    if controllers and [ref.kind for ref in controllers] != [observed.pod_controller]:
         return False
-    wanted = (workload.spec.selector.match_labels or {}) if workload.spec else {}
-    labels = pod.metadata.labels or {}
-    return all(labels.get(key) == value for key, value in wanted.items())
+    controller_uid = controllers[0].uid if controllers else ""
+    return observed.owns(workload, pod.metadata.labels or {}, controller_uid, job_owners)
 
 
 def _observed(
-    observed: ObservedKind,
-    workload: client.V1Deployment | client.V1StatefulSet,
-    pods: list[client.V1Pod],
+    observed: ObservedKind, workload: Any, pods: list[client.V1Pod], job_owners: JobOwners
 ) -> ObservedWorkload:
     metadata = workload.metadata
-    template = workload.spec.template.metadata if workload.spec.template else None
+    pod_template = observed.pod_template(workload.spec)
+    template = pod_template.metadata if pod_template else None
     annotations = {**((template.annotations if template else None) or {})}
     annotations.update(metadata.annotations or {})
     labels = {**((template.labels if template else None) or {}), **(metadata.labels or {})}
@@ -130,20 +190,33 @@ def _observed(
             _image_digests(pod)
             for pod in pods
             if (pod.metadata.labels or {}).get(MODEL_LABEL) == labels.get(MODEL_LABEL)
-            and _selects(observed, workload, pod)
+            and _selects(observed, workload, pod, job_owners)
         ),
-        ready_replicas=(workload.status.ready_replicas if workload.status else 0) or 0,
+        ready_replicas=(observed.ready(workload.status) if workload.status else 0) or 0,
+        serving=observed.serving(workload.spec),
     )
 
 
-def _labelled(resource: str, list_call: Callable, api, namespace: str) -> list:
-    """The objects of `resource` carrying the model label; a refusal names the resource, so
-    that a Role missing it is found from the error alone."""
+def _job_owners(jobs: list[client.V1Job]) -> JobOwners:
+    return {
+        job.metadata.uid: ref.uid
+        for job in jobs
+        for ref in job.metadata.owner_references or []
+        if ref.controller and ref.kind == "CronJob"
+    }
+
+
+def _listed(
+    resource: str, list_call: Callable, api: object, namespace: str, *, labelled: bool = True
+) -> list:
+    """The objects of `resource`, those carrying the model label unless `labelled` is false; a
+    refusal names the resource, so that a Role missing it is found from the error alone."""
+    selector = {"label_selector": MODEL_LABEL} if labelled else {}
     try:
         return list_call(
             api,
             namespace,
-            label_selector=MODEL_LABEL,
+            **selector,
             _request_timeout=settings.GATEHOUSE_KUBERNETES_TIMEOUT,
         ).items
     except ApiException as refused:
@@ -154,21 +227,32 @@ def _labelled(resource: str, list_call: Callable, api, namespace: str) -> list:
 
 
 def workloads_read(environment: Environment) -> list[ObservedWorkload]:
-    """The labelled Deployments and StatefulSets of the environment's namespace, with their
+    """The labelled workloads of the environment's namespace, of each kind observed, with their
     pods' images; raises ClusterUnreachable with the reason when the API cannot be asked or
     refuses any of the reads (a kind that cannot be listed is not an empty one)."""
     namespace = environment.cluster_namespace
     try:
         with client.ApiClient(_configuration(environment)) as api:
-            apps = client.AppsV1Api(api)
             listed = [
                 (observed, workload)
                 for observed in OBSERVED_KINDS
-                for workload in _labelled(observed.resource, observed.list_call, apps, namespace)
+                for workload in _listed(
+                    observed.resource, observed.list_call, observed.api(api), namespace
+                )
             ]
-            pods = _labelled(
+            # All of them: a CronJob's Jobs carry the labels of its job template's metadata,
+            # which need not name the model, while their pods do.
+            jobs = _listed(
+                "jobs",
+                client.BatchV1Api.list_namespaced_job,
+                client.BatchV1Api(api),
+                namespace,
+                labelled=False,
+            )
+            pods = _listed(
                 "pods", client.CoreV1Api.list_namespaced_pod, client.CoreV1Api(api), namespace
             )
     except (ConfigException, urllib3.exceptions.HTTPError, OSError, ValueError) as failed:
         raise ClusterUnreachable(f"{type(failed).__name__}: {failed}"[:500]) from failed
-    return [_observed(observed, workload, pods) for observed, workload in listed]
+    job_owners = _job_owners(jobs)
+    return [_observed(observed, workload, pods, job_owners) for observed, workload in listed]

@@ -737,11 +737,13 @@ class DigestSource(models.TextChoices):
 
 
 class WorkloadKind(models.TextChoices):
-    """The workload kinds runtime observation reads; a Deployment and a StatefulSet may share a
-    name in one namespace and are still two workloads."""
+    """The workload kinds runtime observation reads; workloads of two kinds may share a name in
+    one namespace and are still two workloads."""
 
     DEPLOYMENT = "Deployment", "Deployment"
     STATEFUL_SET = "StatefulSet", "StatefulSet"
+    DAEMON_SET = "DaemonSet", "DaemonSet"
+    CRON_JOB = "CronJob", "CronJob"
 
 
 class ClusterReading(models.Model):
@@ -796,10 +798,13 @@ class WorkloadObservation(models.Model):
     model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="+")
     namespace = models.CharField(max_length=63)
     kind = models.CharField(max_length=16, choices=WorkloadKind.choices)
-    workload = models.CharField(max_length=253, help_text="The Deployment's or StatefulSet's name.")
+    workload = models.CharField(max_length=253, help_text="The workload's name.")
     served_sha256 = models.CharField(max_length=64, blank=True)
     source = models.CharField(max_length=16, choices=DigestSource.choices)
     ready_replicas = models.PositiveIntegerField(default=0)
+    # Whether the workload served its model at the last sighting (a suspended CronJob does
+    # not): only a serving workload keeps its model from being "not running".
+    serving = models.BooleanField(default=True)
     live_deployment = models.ForeignKey(
         "Deployment", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

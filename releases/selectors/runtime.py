@@ -3,7 +3,7 @@ is live, the workloads the last cluster read found, the latest batch runs and th
 health check, each with when it was last seen. A fixed number of queries whatever the number
 of models: the reading, the observations, the outages, the runs (a window per model)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -42,6 +42,12 @@ class LedgerAndRuntime:
     observed: bool
     reading: ClusterReading | None
     models: list[ModelRuntime]
+
+
+def models_running(observations: Iterable[WorkloadObservation]) -> set[int]:
+    """The models a read found served: by a workload that serves, not one merely seen (a
+    suspended CronJob serves nothing). A live model not among them is not running."""
+    return {observation.model_id for observation in observations if observation.serving}
 
 
 def ledger_and_runtime(*, environment: Environment, live: Sequence[Deployment]) -> LedgerAndRuntime:
@@ -89,8 +95,9 @@ def ledger_and_runtime(*, environment: Environment, live: Sequence[Deployment]) 
         if read_at
         else {}
     )
+    running = models_running(observations)
     for model_id, row in rows.items():
-        row.not_running = bool(read_at and row.live and not row.workloads)
+        row.not_running = bool(read_at and row.live and model_id not in running)
         row.not_running_since = outages.get(model_id) if row.not_running else None
     return LedgerAndRuntime(
         observed=bool(environment.cluster_namespace),

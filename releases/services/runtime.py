@@ -27,6 +27,7 @@ from releases.models import (
     WorkloadObservation,
 )
 from releases.selectors.live import live_per_model
+from releases.selectors.runtime import models_running
 from releases.services.deployments import unauthorised_change_raise
 
 
@@ -96,6 +97,7 @@ def _observation_keep(
         )
     observation.source = source
     observation.ready_replicas = workload.ready_replicas
+    observation.serving = workload.serving
     observation.live_deployment = live
     observation.matches_ledger = live is not None and (
         served_sha256 == live.model_version.artifact_sha256
@@ -246,7 +248,7 @@ def workloads_observed_record(
     comparison.not_running = _not_running_record(
         environment=environment,
         live=live,
-        running={observation.model_id for observation in comparison.observations},
+        running=models_running(comparison.observations),
         namespace=reading.namespace,
         now=now,
     )

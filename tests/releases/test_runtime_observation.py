@@ -78,6 +78,11 @@ def events(action: AuditAction) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action=action).order_by("seq"))
 
 
+def observed(key: str, *fields: str) -> dict:
+    """The observations by `key`, each as the tuple of its `fields`."""
+    return {row[0]: row[1:] for row in WorkloadObservation.objects.values_list(key, *fields)}
+
+
 def told(about: str) -> set[str]:
     """The usernames told something whose key contains `about`."""
     return set(
@@ -111,6 +116,10 @@ def test_a_workload_serving_the_live_digest_is_not_flagged(dev, live, kubernetes
     assert paths == {
         f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments": by_label,
         f"/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets": by_label,
+        f"/apis/apps/v1/namespaces/{NAMESPACE}/daemonsets": by_label,
+        f"/apis/batch/v1/namespaces/{NAMESPACE}/cronjobs": by_label,
+        # All Jobs: a CronJob's carry its job template's labels, which need not name the model.
+        f"/apis/batch/v1/namespaces/{NAMESPACE}/jobs": {},
         f"/api/v1/namespaces/{NAMESPACE}/pods": by_label,
     }
     assert {auth for _, _, auth in kubernetes_api.requests} == {f"Bearer {TOKEN}"}
@@ -142,45 +151,92 @@ def test_a_workload_running_an_unregistered_image_is_flagged(
     assert f'{kind} <span class="mono">fraud-score</span>' in section
 
 
-def test_a_deployment_and_a_stateful_set_of_one_name_are_two_workloads(dev, live, kubernetes_api):
-    """Kubernetes keeps them apart; so does the ledger's comparison: the StatefulSet's foreign
-    digest is not hidden behind the Deployment that serves the live one."""
+@pytest.mark.parametrize("other", [WorkloadKind.STATEFUL_SET, WorkloadKind.DAEMON_SET])
+def test_a_deployment_and_another_kind_of_one_name_are_two_workloads(
+    dev, live, kubernetes_api, other
+):
+    """Kubernetes keeps them apart; so does the ledger's comparison: the other workload's
+    foreign digest is not hidden behind the Deployment that serves the live one, though both
+    select the same labels."""
     kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
     kubernetes_api.run(
         "fraud-score",
         model="fraud-score",
         images=[[digest("1.1")], [digest("1.1")], [digest("1.1")]],
-        kind=WorkloadKind.STATEFUL_SET,
+        kind=other,
     )
 
     observe_runtime(dev.pk)
 
-    seen = {
-        kind: (served, ready)
-        for kind, served, ready in WorkloadObservation.objects.values_list(
-            "kind", "served_sha256", "ready_replicas"
-        )
-    }
-    assert seen == {
+    assert observed("kind", "served_sha256", "ready_replicas") == {
         WorkloadKind.DEPLOYMENT: (digest("1.0"), 1),
-        WorkloadKind.STATEFUL_SET: (digest("1.1"), 3),
+        other: (digest("1.1"), 3),
     }
     flag = UnauthorisedChange.objects.get()
-    assert flag.workload_observation.kind == WorkloadKind.STATEFUL_SET
+    assert flag.workload_observation.kind == other
 
 
-def test_a_role_without_statefulsets_is_a_failed_read_not_an_empty_one(dev, live, kubernetes_api):
-    """A Role written before StatefulSets were observed: the read fails and says which
-    resource, rather than concluding that nothing runs."""
-    kubernetes_api.forbidden.add("statefulsets")
+@pytest.mark.parametrize("resource", ["statefulsets", "daemonsets", "cronjobs", "jobs"])
+def test_a_role_without_a_kind_is_a_failed_read_not_an_empty_one(
+    dev, live, kubernetes_api, resource
+):
+    """A Role written before the kind was observed: the read fails and says which resource,
+    rather than concluding that nothing runs; the last good read's observations stand."""
+    kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.0")]])
+    observe_runtime(dev.pk)
+    before = WorkloadObservation.objects.get()
+    kubernetes_api.forbidden.add(resource)
     kubernetes_api.run("fraud-score", model="fraud-score", images=[[digest("1.1")]])
 
     report = observe_runtime(dev.pk)
 
-    assert "403" in report["error"] and "listing statefulsets" in report["error"]
+    assert "403" in report["error"] and f"listing {resource}" in report["error"]
     assert "not_running" not in report
-    assert not WorkloadObservation.objects.exists()
+    assert list(WorkloadObservation.objects.all()) == [before]
+    assert WorkloadObservation.objects.get().last_seen_at == before.last_seen_at
     assert not UnauthorisedChange.objects.exists()
+    assert not ModelNotRunning.objects.exists()
+
+
+def test_a_model_served_only_by_a_daemon_set_is_running(dev, live, kubernetes_api):
+    """One scorer per node: the DaemonSet serves the live digest, so the model is running and
+    no outage is recorded; its ready count is the DaemonSet's `numberReady`."""
+    kubernetes_api.run(
+        "fraud-score-node",
+        model="fraud-score",
+        images=[[digest("1.0")]] * 3,
+        kind=WorkloadKind.DAEMON_SET,
+    )
+
+    assert observe_runtime(dev.pk)["not_running"] == []
+    assert observe_runtime(dev.pk)["not_running"] == []
+
+    assert not ModelNotRunning.objects.exists()
+    assert not events(AuditAction.RUNTIME_NOT_RUNNING)
+    observation = WorkloadObservation.objects.get()
+    assert (observation.kind, observation.workload) == (WorkloadKind.DAEMON_SET, "fraud-score-node")
+    assert observation.matches_ledger and observation.ready_replicas == 3
+
+
+def test_a_daemon_set_naming_another_digest_is_flagged(dev, live, kubernetes_api):
+    kubernetes_api.run(
+        "fraud-score-node",
+        model="fraud-score",
+        annotation=f"sha256:{digest('1.1')}",
+        images=[[digest("1.0")]],
+        kind=WorkloadKind.DAEMON_SET,
+    )
+
+    report = observe_runtime(dev.pk)
+
+    flag = UnauthorisedChange.objects.get()
+    assert report["flagged"] == [flag.pk] and report["not_running"] == []
+    assert (flag.deployment, flag.reported_sha256) == (live, digest("1.1"))
+    observation = flag.workload_observation
+    assert (observation.kind, observation.source) == (
+        WorkloadKind.DAEMON_SET,
+        DigestSource.ANNOTATION,
+    )
 
 
 def test_a_workload_serving_a_foreign_digest_is_flagged_once(
@@ -235,6 +291,98 @@ def test_pods_on_two_digests_are_two_observations_one_flagged(dev, live, kuberne
     served = dict(WorkloadObservation.objects.values_list("served_sha256", "matches_ledger"))
     assert served == {digest("1.0"): True, digest("1.1"): False}
     assert UnauthorisedChange.objects.get().reported_sha256 == digest("1.1")
+
+
+def test_a_cron_job_naming_the_live_digest_keeps_the_model_running_between_runs(
+    dev, live, kubernetes_api, login, auditor
+):
+    """Batch scoring: no Job runs now, and the model is still served; suspended, it serves
+    nothing and the outage is recorded once; resumed, the model runs again."""
+    kubernetes_api.run(
+        "fraud-score-batch", model="fraud-score", annotation=digest("1.0"), kind="CronJob"
+    )
+
+    assert observe_runtime(dev.pk)["not_running"] == []
+
+    observation = WorkloadObservation.objects.get()
+    assert (observation.kind, observation.workload) == (WorkloadKind.CRON_JOB, "fraud-score-batch")
+    assert (observation.source, observation.ready_replicas) == (DigestSource.ANNOTATION, 0)
+    assert observation.matches_ledger and observation.serving
+    assert not ModelNotRunning.objects.exists()
+
+    kubernetes_api.run(
+        "fraud-score-batch",
+        model="fraud-score",
+        annotation=digest("1.0"),
+        kind="CronJob",
+        suspended=True,
+    )
+    assert observe_runtime(dev.pk)["not_running"] == ["fraud-score"]
+    assert observe_runtime(dev.pk)["not_running"] == ["fraud-score"]
+
+    assert ModelNotRunning.objects.get().deployment == live
+    assert len(events(AuditAction.RUNTIME_NOT_RUNNING)) == 1
+    observation.refresh_from_db()
+    assert not observation.serving and not UnauthorisedChange.objects.exists()
+    page = login(auditor).get("/releases/environments/dev/").content.decode()
+    section = page[page.index('aria-label="Ledger and runtime"') :]
+    assert "suspended, last seen" in section
+    assert 'not running</span> <span class="muted">since ' in section
+
+    kubernetes_api.run(
+        "fraud-score-batch", model="fraud-score", annotation=digest("1.0"), kind="CronJob"
+    )
+    assert observe_runtime(dev.pk)["not_running"] == []
+    assert len(events(AuditAction.RUNTIME_RUNNING_AGAIN)) == 1
+    assert not ModelNotRunning.objects.exists()
+
+
+def test_a_cron_job_whose_job_ran_an_unapproved_image_is_flagged_suspended_or_not(
+    dev, live, kubernetes_api
+):
+    """Its Jobs' pods stay listed after their run: what they ran is seen even once the CronJob
+    is suspended, which stops it serving but not the flag."""
+    unregistered = "9" * 64
+    kubernetes_api.run(
+        "fraud-score-batch",
+        model="fraud-score",
+        images=[[digest("1.0")], [unregistered, SIDECAR]],
+        kind="CronJob",
+        suspended=True,
+    )
+
+    report = observe_runtime(dev.pk)
+
+    flag = UnauthorisedChange.objects.get()
+    assert report["flagged"] == [flag.pk] and report["not_running"] == ["fraud-score"]
+    assert (flag.deployment, flag.reported_sha256) == (live, unregistered)
+    assert flag.workload_observation.workload == "fraud-score-batch"
+    served = dict(WorkloadObservation.objects.values_list("served_sha256", "ready_replicas"))
+    assert served == {digest("1.0"): 2, unregistered: 2}
+
+
+def test_a_cron_job_is_served_by_its_own_jobs_pods_only(dev, live, kubernetes_api):
+    """Pods are the CronJob's when their Job is one it controls, by uid: not the pods of
+    another CronJob's Jobs whose names start with its name, nor those of a Job run alone and
+    named as its would be."""
+    unregistered = "9" * 64
+    kubernetes_api.run("fraud-score", model="fraud-score", kind="CronJob")
+    kubernetes_api.run(
+        "fraud-score-nightly", model="fraud-score", images=[[digest("1.1")]], kind="CronJob"
+    )
+    kubernetes_api.run(
+        "fraud-score-29012340", model="fraud-score", images=[[unregistered]], kind="Job"
+    )
+
+    observe_runtime(dev.pk)
+
+    assert observed("workload", "served_sha256", "source") == {
+        "fraud-score": ("", DigestSource.UNKNOWN),
+        "fraud-score-nightly": (digest("1.1"), DigestSource.IMAGE),
+    }
+    flag = UnauthorisedChange.objects.get()
+    assert flag.workload_observation.workload == "fraud-score-nightly"
+    assert flag.reported_sha256 == digest("1.1")
 
 
 def test_a_live_deployment_with_no_workload_is_not_running(
